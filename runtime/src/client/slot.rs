@@ -1,0 +1,83 @@
+//! A reply slot: where the connection's reader drops the answer to one request,
+//! waking either a blocked thread or an async task.
+
+use crate::Error;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+
+/// The reply to one request: the encoded value or an error.
+pub type Reply = Result<bytes::Bytes, Error>;
+
+#[derive(Default)]
+struct State {
+    reply: Option<Reply>,
+    waker: Option<Waker>,
+}
+
+/// Shared between a waiting caller and the connection's reader.
+#[derive(Default)]
+pub struct Slot {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Slot {
+    /// A new, empty slot.
+    pub fn new() -> Arc<Slot> {
+        Arc::new(Slot::default())
+    }
+
+    /// Delivers the reply (only the first delivery counts).
+    pub fn complete(&self, reply: Reply) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.reply.is_some() {
+                return;
+            }
+            state.reply = Some(reply);
+            state.waker.take()
+        };
+        self.ready.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Blocks the calling thread until the reply arrives.
+    pub fn wait(&self) -> Reply {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(reply) = state.reply.take() {
+                return reply;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A future that resolves to the reply.
+    pub fn wait_async(self: Arc<Self>) -> SlotFuture {
+        SlotFuture { slot: self }
+    }
+}
+
+/// Future returned by [`Slot::wait_async`].
+pub struct SlotFuture {
+    slot: Arc<Slot>,
+}
+
+impl Future for SlotFuture {
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        let mut state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.reply.take() {
+            Some(reply) => Poll::Ready(reply),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Errors seen by users of proxies, cloud threads and clients.
+
+use serde::{Deserialize, Serialize};
+
+/// The result type of every remote operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong with a remote call or a cloud thread.
+///
+/// Errors are serializable so a cloud thread can return `crucial::Result<T>` and
+/// its caller sees the error that happened remotely.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum Error {
+    /// The server answered the call with an error; the connection is fine.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// No connection could be made to a node.
+    #[error("cannot connect to crucial server {addr}: {reason}")]
+    Connect {
+        /// Address tried.
+        addr: String,
+        /// What the operating system or handshake said.
+        reason: String,
+    },
+    /// The connection broke while the call was in flight (retried calls are deduplicated).
+    #[error("connection to crucial server {addr} lost: {reason}")]
+    Disconnected {
+        /// Address of the node.
+        addr: String,
+        /// What broke.
+        reason: String,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    /// A value could not be decoded (usually a client and a server built from different code).
+    #[error("cannot decode value: {0}")]
+    Decode(String),
+    /// The configuration is incomplete or invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A cloud thread failed: its function returned an error, panicked, or could not run.
+    #[error("cloud thread `{thread}` failed (attempt {attempt}): {message}")]
+    Thread {
+        /// Registered name of the cloud thread.
+        thread: String,
+        /// Which attempt failed, from 1.
+        attempt: u32,
+        /// The remote panic or error message.
+        message: String,
+    },
+    /// An operation on an object was refused by the object itself (for example a
+    /// merge on a value of another type).
+    #[error("object error: {0}")]
+    Object(String),
+}
+
+/// An error reported by a server for one request. The node keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RemoteError {
+    /// The server's registry has no type of that name.
+    #[error("unknown shared type `{type_name}`: the server binary was not built with it \
+             (does the server link the crate that defines it?)")]
+    UnknownType {
+        /// The type name that was asked for.
+        type_name: String,
+    },
+    /// The type exists but has no method of that name.
+    #[error("unknown method `{method}` on shared type `{type_name}`: client and server were \
+             built from different code")]
+    UnknownMethod {
+        /// The type.
+        type_name: String,
+        /// The method that was asked for.
+        method: String,
+    },
+    /// The method exists with a different signature.
+    #[error("incompatible method `{type_name}::{method}`: the server has `{server_signature}`; \
+             client and server were built from different versions of the type")]
+    IncompatibleMethod {
+        /// The type.
+        type_name: String,
+        /// The method.
+        method: String,
+        /// The signature the server was built with.
+        server_signature: String,
+    },
+    /// The arguments (or an initial state) did not decode as the server's types.
+    #[error("bad arguments for `{type_name}::{method}`: {reason}")]
+    BadArguments {
+        /// The type.
+        type_name: String,
+        /// The method, or `<create>` for an initial state.
+        method: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A frame did not decode as a request.
+    #[error("malformed request frame: {reason}")]
+    BadFrame {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A frame was larger than the node accepts.
+    #[error("request of {size} bytes exceeds the server's limit of {limit} bytes")]
+    FrameTooLarge {
+        /// Size of the frame.
+        size: u64,
+        /// The node's `--max-frame-size`.
+        limit: u64,
+    },
+    /// The method panicked; see the guide for the state the object is left in.
+    #[error("method `{type_name}::{method}` panicked on object `{key}`: {message}")]
+    Panicked {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The method.
+        method: String,
+        /// The panic payload, if it was a string.
+        message: String,
+    },
+    /// An earlier mutating call panicked midway, so the object's state cannot be trusted.
+    #[error("object `{type_name}`/`{key}` is poisoned: mutating method `{method}` panicked \
+             earlier ({message}); delete the object to reset it")]
+    Poisoned {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The method that panicked.
+        method: String,
+        /// Its panic message.
+        message: String,
+    },
+    /// The peer does not speak this protocol version or skipped the handshake.
+    #[error("protocol error: {reason}")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,161 @@
+//! What every generated proxy holds: which object, and which client to reach it through.
+
+use crate::client::Client;
+use crate::registry::MethodId;
+use crate::wire::{Call, ObjectRef, Request};
+use crate::{codec, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Methods every proxy has besides its type's own (import the trait to use them).
+///
+/// ```no_run
+/// use crucial::{AtomicI64, SharedProxy};
+/// let counter = AtomicI64::shared("hits");
+/// assert_eq!(counter.key(), "hits");
+/// counter.delete()?;
+/// # Ok::<(), crucial::Error>(())
+/// ```
+pub trait SharedProxy: Clone + Send + Sync + 'static {
+    #[doc(hidden)]
+    fn core(&self) -> &ProxyCore;
+
+    #[doc(hidden)]
+    fn from_core(core: ProxyCore) -> Self;
+
+    /// The object's key.
+    fn key(&self) -> &str {
+        self.core().key()
+    }
+
+    /// The object's registered type name.
+    fn type_name(&self) -> &'static str {
+        self.core().type_name()
+    }
+
+    /// Deletes the object on its server (clearing any poison). Returns whether it existed.
+    /// The next call through any proxy recreates it from `Default`.
+    fn delete(&self) -> Result<bool> {
+        let core = self.core();
+        core.client()?.delete(core.type_name, &core.key)
+    }
+}
+
+/// The object reference and client behind a proxy. Used by generated code.
+#[derive(Clone)]
+pub struct ProxyCore {
+    type_name: &'static str,
+    key: Arc<str>,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for ProxyCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("type", &self.type_name)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl ProxyCore {
+    /// A proxy core on the global client.
+    pub fn new(type_name: &'static str, key: String) -> ProxyCore {
+        ProxyCore {
+            type_name,
+            key: key.into(),
+            client: None,
+        }
+    }
+
+    /// A proxy core on a given client.
+    pub fn with_client(type_name: &'static str, key: String, client: Client) -> ProxyCore {
+        ProxyCore {
+            type_name,
+            key: key.into(),
+            client: Some(client),
+        }
+    }
+
+    /// Creates the object from an initial state unless it exists (global client).
+    pub fn create<T: Serialize>(type_name: &'static str, key: String, initial: &T) -> Result<Self> {
+        let core = ProxyCore::new(type_name, key);
+        let state = codec::encode(initial)?;
+        let client = core.client()?;
+        let object = core.object();
+        let payload = codec::encode(&Request::Create {
+            object,
+            state: &state,
+        })?;
+        let reply = client.roundtrip(client.owner(object), &payload)?;
+        let _created: bool = codec::decode(&reply)?;
+        Ok(core)
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The registered type name.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The client this proxy calls through.
+    pub fn client(&self) -> Result<&Client> {
+        match &self.client {
+            Some(client) => Ok(client),
+            None => Client::global(),
+        }
+    }
+
+    fn object(&self) -> ObjectRef<'_> {
+        ObjectRef {
+            type_name: self.type_name,
+            key: &self.key,
+        }
+    }
+
+    fn payload<A: Serialize>(&self, method: &MethodId, args: &A) -> Result<Vec<u8>> {
+        let args = codec::encode(args)?;
+        codec::encode(&Request::Call(Call {
+            object: self.object(),
+            method: method.name,
+            fingerprint: method.fingerprint,
+            args: &args,
+        }))
+    }
+
+    /// Ships a call and blocks for its result.
+    pub fn call_blocking<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &MethodId,
+        args: &A,
+    ) -> Result<R> {
+        let client = self.client()?;
+        let payload = self.payload(method, args)?;
+        let reply = client.roundtrip(client.owner(self.object()), &payload)?;
+        codec::decode(&reply)
+    }
+
+    /// Ships a call; the returned future resolves to its result. Arguments are
+    /// encoded before this returns, so the future borrows nothing.
+    pub fn call_async<A: Serialize, R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &MethodId,
+        args: &A,
+    ) -> impl Future<Output = Result<R>> + Send + 'static {
+        let prepared = self.client().cloned().and_then(|client| {
+            let node = client.owner(self.object());
+            Ok((client, node, self.payload(method, args)?))
+        });
+        async move {
+            let (client, node, payload) = prepared?;
+            let reply = client.roundtrip_async(node, payload).await?;
+            codec::decode(&reply)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Executors: where cloud threads run. Local threads today; processes and AWS
+//! Lambda implement the same trait.
+
+use crate::registry::registry;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Everything a function needs to run one cloud thread, on any machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Registered name of the cloud thread.
+    pub thread: String,
+    /// Encoded argument tuple (or `Runnable` struct).
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// Addresses of the shared-object servers the thread should use.
+    pub servers: Vec<String>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+}
+
+/// A started cloud thread.
+pub trait Execution: Send {
+    /// Waits for the thread; returns its encoded output or a failure message.
+    fn join(self: Box<Self>) -> Result<Vec<u8>, String>;
+}
+
+/// Something that runs cloud threads.
+pub trait Executor: Send + Sync + 'static {
+    /// Short name for logs and errors (`local`, `process`, `lambda`).
+    fn name(&self) -> &str;
+
+    /// Starts one invocation; never blocks for the thread to finish.
+    fn start(&self, invocation: Invocation) -> Result<Box<dyn Execution>, Error>;
+}
+
+/// Runs cloud threads on OS threads of this process, still through the encoded
+/// arguments and the registry, so what runs here runs remotely.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalExecutor;
+
+struct LocalExecution(std::thread::JoinHandle<Result<Vec<u8>, String>>);
+
+impl Execution for LocalExecution {
+    fn join(self: Box<Self>) -> Result<Vec<u8>, String> {
+        self.0
+            .join()
+            .unwrap_or_else(|_| Err("the local thread running it died".into()))
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn start(&self, invocation: Invocation) -> Result<Box<dyn Execution>, Error> {
+        let name = invocation.thread.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("cloud-thread {name}"))
+            .spawn(move || run_registered(&invocation.thread, &invocation.args))
+            .map_err(|e| Error::Thread {
+                thread: name,
+                attempt: 1,
+                message: format!("cannot start a local thread: {e}"),
+            })?;
+        Ok(Box::new(LocalExecution(handle)))
+    }
+}
+
+/// Runs a registered cloud thread in the current thread: looks it up, decodes its
+/// input, runs it catching panics, encodes its output. Function binaries call this.
+pub fn run_registered(thread: &str, args: &[u8]) -> Result<Vec<u8>, String> {
+    let Some(entry) = registry().cloud_thread(thread) else {
+        return Err(format!(
+            "no cloud thread named `{thread}` in this binary (is its crate linked, and are client \
+             and function built from the same code?)"
+        ));
+    };
+    match catch_unwind(AssertUnwindSafe(|| (entry.run)(args))) {
+        Ok(result) => result,
+        Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,115 @@
+//! The `crucial-server` command line, reusable as the `main` of an application's
+//! server binary (`pi-server` is `crucial_server::cli::main()` plus its types).
+
+use crate::config::{Flavor, NodeConfig};
+use clap::Parser;
+use crucial::registry::registry;
+use std::io::Write;
+
+/// A Crucial storage node: holds shared objects and runs their methods.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    #[arg(long, env = "CRUCIAL_LISTEN", default_value = "127.0.0.1:7000")]
+    pub listen: String,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "CRUCIAL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Runtime flavour.
+    #[arg(long, value_enum, default_value = "multi-thread")]
+    pub runtime: Flavor,
+    /// Largest request payload accepted, in bytes.
+    #[arg(long, env = "CRUCIAL_MAX_FRAME_SIZE", default_value_t = crucial::wire::DEFAULT_MAX_FRAME)]
+    pub max_frame_size: usize,
+    /// Replies remembered per client to deduplicate retries.
+    #[arg(long, default_value_t = 1024)]
+    pub dedup_window: usize,
+    /// Print the registered shared types and cloud threads, then exit.
+    #[arg(long)]
+    pub list_types: bool,
+}
+
+impl Args {
+    /// The node configuration these flags describe.
+    pub fn config(&self) -> NodeConfig {
+        let defaults = NodeConfig::default();
+        NodeConfig {
+            listen: self.listen.clone(),
+            workers: self.workers.unwrap_or(defaults.workers),
+            flavor: self.runtime,
+            max_frame: self.max_frame_size,
+            dedup_window: self.dedup_window,
+            ..defaults
+        }
+    }
+}
+
+/// Prints the registry: one line per type with its methods, then the cloud threads.
+pub fn print_types(out: &mut impl Write) -> std::io::Result<()> {
+    let registry = registry();
+    for entry in registry.shared_types() {
+        let info = entry.info();
+        writeln!(
+            out,
+            "type {}{} ({})",
+            info.name,
+            if info.persistent { " [persistent]" } else { "" },
+            info.module
+        )?;
+        for m in info.methods {
+            writeln!(
+                out,
+                "    {} {}",
+                if m.read_only { "read " } else { "write" },
+                m.signature
+            )?;
+        }
+    }
+    for thread in registry.cloud_threads() {
+        writeln!(out, "cloud_thread {}", thread.name)?;
+    }
+    Ok(())
+}
+
+/// `main` of a server binary.
+pub fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRUCIAL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(problem) = registry().check() {
+        eprintln!("error: {problem}");
+        std::process::exit(2);
+    }
+    if args.list_types {
+        let stdout = std::io::stdout();
+        if let Err(e) = print_types(&mut stdout.lock()) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let config = args.config();
+    let result = crate::node::run(config.clone(), |addr| {
+        // Tests and scripts read this line to learn the port.
+        println!("crucial-server listening on {addr}");
+        let _ = std::io::stdout().flush();
+        tracing::info!(
+            %addr,
+            workers = config.workers,
+            runtime = ?config.flavor,
+            max_frame = config.max_frame,
+            types = registry().shared_types().len(),
+            "ready"
+        );
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,44 @@
+//! Node configuration, shared by the CLI, the embedded server and tests.
+
+use crucial::wire::DEFAULT_MAX_FRAME;
+
+/// How the node's tokio runtime is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// One thread runs everything (lowest latency on small machines).
+    CurrentThread,
+    /// A work-stealing pool of `workers` threads.
+    MultiThread,
+}
+
+/// Settings of one storage node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Worker threads of the multi-thread runtime.
+    pub workers: usize,
+    /// Runtime flavour.
+    pub flavor: Flavor,
+    /// Largest request payload accepted, in bytes.
+    pub max_frame: usize,
+    /// Replies remembered per client for deduplicating retries.
+    pub dedup_window: usize,
+    /// Clients whose replies are remembered at once (least recently seen are forgotten).
+    pub dedup_clients: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            listen: "127.0.0.1:7000".into(),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            flavor: Flavor::MultiThread,
+            max_frame: DEFAULT_MAX_FRAME,
+            dedup_window: 1024,
+            dedup_clients: 65_536,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! One client connection: read frames, run requests, write replies in batches.
+//!
+//! The reader decodes every complete frame in what it read. A lone request runs
+//! inline (the sequential caller's fast path, no task hop). A batch is split into
+//! up to `workers` chunks that run as separate tasks, so calls on different
+//! objects use every core, while each chunk still answers with one write.
+//! Replies go through an [`Outbox`]: appended under a short lock and written
+//! with a non-blocking `try_write`; if the socket is full, a flusher task waits
+//! for it to drain, so a slow client never blocks a worker.
+
+use crate::dedup::Outcome;
+use crate::dispatch::{self, Session};
+use crate::node::NodeState;
+use bytes::{Buf, BytesMut};
+use crucial::codec;
+use crucial::wire::{self, Frame, FrameDecoder};
+use crucial::RemoteError;
+use std::io;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+struct OutState {
+    buf: BytesMut,
+    flushing: bool,
+    closed: bool,
+}
+
+/// The write side of a connection, shared by every task answering on it.
+pub struct Outbox {
+    stream: Arc<TcpStream>,
+    state: Mutex<OutState>,
+    backlog: Notify,
+}
+
+impl Outbox {
+    fn new(stream: Arc<TcpStream>) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            stream,
+            state: Mutex::new(OutState {
+                buf: BytesMut::with_capacity(16 * 1024),
+                flushing: false,
+                closed: false,
+            }),
+            backlog: Notify::new(),
+        })
+    }
+
+    /// Appends replies and writes as much as the socket takes without blocking.
+    fn send(&self, replies: &[(u64, Outcome)]) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed {
+            return;
+        }
+        for (id, outcome) in replies {
+            append_reply(&mut state.buf, *id, outcome);
+        }
+        if state.flushing {
+            return; // the flusher task will pick these up
+        }
+        while !state.buf.is_empty() {
+            match self.stream.try_write(&state.buf) {
+                Ok(n) => state.buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    state.flushing = true;
+                    self.backlog.notify_one();
+                    return;
+                }
+                Err(_) => {
+                    state.closed = true;
+                    state.buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the backlog whenever the socket was full.
+    async fn flusher(self: Arc<Self>) {
+        loop {
+            self.backlog.notified().await;
+            loop {
+                if self.stream.writable().await.is_err() {
+                    self.close();
+                    return;
+                }
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.closed {
+                    return;
+                }
+                match self.stream.try_write(&state.buf) {
+                    Ok(n) => state.buf.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => {
+                        state.closed = true;
+                        state.buf.clear();
+                        return;
+                    }
+                }
+                if state.buf.is_empty() {
+                    state.flushing = false;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.closed = true;
+        state.buf.clear();
+    }
+}
+
+fn append_reply(buf: &mut BytesMut, id: u64, outcome: &Outcome) {
+    let reply: Result<&serde_bytes::Bytes, &RemoteError> = match outcome {
+        Ok(bytes) => Ok(serde_bytes::Bytes::new(bytes)),
+        Err(e) => Err(e),
+    };
+    let payload = codec::encode(&reply).unwrap_or_else(|e| {
+        codec::encode(&Err::<(), _>(RemoteError::Protocol {
+            reason: format!("cannot encode reply: {e}"),
+        }))
+        .expect("an error reply encodes")
+    });
+    let mut frame = Vec::with_capacity(wire::HEADER_LEN + payload.len());
+    wire::write_frame(&mut frame, id, &payload);
+    buf.extend_from_slice(&frame);
+}
+
+/// Serves one connection until the client goes away.
+pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
+    let _ = stream.set_nodelay(true);
+    let stream = Arc::new(stream);
+    let outbox = Outbox::new(Arc::clone(&stream));
+    let flusher = tokio::spawn(Arc::clone(&outbox).flusher());
+    let mut session = Session::default();
+    let mut decoder = FrameDecoder::new(node.config.max_frame);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut batch: Vec<(u64, bytes::Bytes)> = Vec::new();
+    'read: loop {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+        let mut early = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf) {
+            match frame {
+                Frame::Complete { id, payload } => batch.push((id, payload)),
+                Frame::TooLarge { id, size } => early.push((
+                    id,
+                    Err(RemoteError::FrameTooLarge {
+                        size,
+                        limit: node.config.max_frame as u64,
+                    }),
+                )),
+            }
+        }
+        if !early.is_empty() {
+            outbox.send(&early);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if session.client_id.is_none() || batch.len() == 1 {
+            // Handshake or a lone request: run inline, in order.
+            let mut replies = Vec::with_capacity(batch.len());
+            for (id, payload) in batch.drain(..) {
+                let outcome = dispatch::handle(&node, &mut session, id, &payload).await;
+                replies.push((id, outcome));
+            }
+            outbox.send(&replies);
+            if session.client_id.is_none() {
+                break 'read; // a connection that fails its handshake is closed
+            }
+            continue;
+        }
+        let chunks = node.config.workers.clamp(1, batch.len());
+        let per_chunk = batch.len().div_ceil(chunks);
+        while !batch.is_empty() {
+            let take = per_chunk.min(batch.len());
+            let chunk: Vec<_> = batch.drain(..take).collect();
+            let node = Arc::clone(&node);
+            let outbox = Arc::clone(&outbox);
+            let mut session = session;
+            tokio::spawn(async move {
+                let mut replies = Vec::with_capacity(chunk.len());
+                for (id, payload) in chunk {
+                    let outcome = dispatch::handle(&node, &mut session, id, &payload).await;
+                    replies.push((id, outcome));
+                }
+                outbox.send(&replies);
+            });
+        }
+    }
+    outbox.close();
+    flusher.abort();
+}

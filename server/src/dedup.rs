@@ -1,0 +1,155 @@
+//! Deduplication of retried requests: a bounded memory of recent replies per client.
+//!
+//! A request is named by `(client id, request id)`. A client that lost its
+//! connection re-sends in-flight mutating calls with the same ids; the node
+//! answers them from here instead of running them again. Each client keeps its
+//! last `window` replies; at most `clients` clients are remembered, the least
+//! recently seen being forgotten first. Read-only calls are not recorded.
+
+use crucial::RemoteError;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// A reply as remembered: the encoded value or the error.
+pub type Outcome = Result<Vec<u8>, RemoteError>;
+
+/// What to do with an incoming mutating request.
+pub enum Begin {
+    /// First time seen: run it, then call [`Dedup::finish`].
+    Fresh,
+    /// Already answered: send this again.
+    Done(Outcome),
+    /// Running right now (a retry raced the original): wait, then ask again.
+    InFlight(Arc<Notify>),
+}
+
+enum Entry {
+    Running(Arc<Notify>),
+    Done(Outcome),
+}
+
+struct Window {
+    entries: HashMap<u64, Entry>,
+    order: VecDeque<u64>,
+    last_seen: u64,
+}
+
+struct Clients {
+    by_id: HashMap<u64, Window>,
+    clock: u64,
+}
+
+/// The node's deduplication table.
+pub struct Dedup {
+    clients: Mutex<Clients>,
+    window: usize,
+    max_clients: usize,
+}
+
+impl Dedup {
+    /// A table remembering `window` replies for each of at most `max_clients` clients.
+    pub fn new(window: usize, max_clients: usize) -> Dedup {
+        Dedup {
+            clients: Mutex::new(Clients {
+                by_id: HashMap::new(),
+                clock: 0,
+            }),
+            window: window.max(1),
+            max_clients: max_clients.max(1),
+        }
+    }
+
+    /// Registers a request before running it.
+    pub fn begin(&self, client: u64, request: u64) -> Begin {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.clock += 1;
+        let now = clients.clock;
+        if !clients.by_id.contains_key(&client) && clients.by_id.len() >= self.max_clients {
+            if let Some(oldest) = clients
+                .by_id
+                .iter()
+                .min_by_key(|(_, w)| w.last_seen)
+                .map(|(id, _)| *id)
+            {
+                clients.by_id.remove(&oldest);
+            }
+        }
+        let window = clients.by_id.entry(client).or_insert_with(|| Window {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            last_seen: now,
+        });
+        window.last_seen = now;
+        match window.entries.get(&request) {
+            Some(Entry::Done(outcome)) => return Begin::Done(outcome.clone()),
+            Some(Entry::Running(notify)) => return Begin::InFlight(Arc::clone(notify)),
+            None => {}
+        }
+        window
+            .entries
+            .insert(request, Entry::Running(Arc::new(Notify::new())));
+        window.order.push_back(request);
+        while window.order.len() > self.window {
+            if let Some(old) = window.order.pop_front() {
+                window.entries.remove(&old);
+            }
+        }
+        Begin::Fresh
+    }
+
+    /// Looks a request up without registering it.
+    pub fn peek(&self, client: u64, request: u64) -> Begin {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        match clients.by_id.get(&client).and_then(|w| w.entries.get(&request)) {
+            Some(Entry::Done(outcome)) => Begin::Done(outcome.clone()),
+            Some(Entry::Running(notify)) => Begin::InFlight(Arc::clone(notify)),
+            None => Begin::Fresh,
+        }
+    }
+
+    /// Records the reply of a request registered with [`Dedup::begin`].
+    pub fn finish(&self, client: u64, request: u64, outcome: &Outcome) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(window) = clients.by_id.get_mut(&client) else {
+            return;
+        };
+        if let Some(entry) = window.entries.get_mut(&request) {
+            if let Entry::Running(notify) =
+                std::mem::replace(entry, Entry::Done(outcome.clone()))
+            {
+                notify.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_a_finished_request_and_forgets_old_ones() {
+        let dedup = Dedup::new(2, 10);
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        assert!(matches!(dedup.begin(1, 1), Begin::InFlight(_)));
+        dedup.finish(1, 1, &Ok(vec![7]));
+        assert!(matches!(dedup.begin(1, 1), Begin::Done(Ok(v)) if v == vec![7]));
+        assert!(matches!(dedup.begin(1, 2), Begin::Fresh));
+        assert!(matches!(dedup.begin(1, 3), Begin::Fresh));
+        // Window of 2: request 1 is forgotten.
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        // Another client's ids are independent.
+        assert!(matches!(dedup.begin(2, 2), Begin::Fresh));
+    }
+
+    #[test]
+    fn forgets_least_recently_seen_client() {
+        let dedup = Dedup::new(4, 2);
+        let _ = dedup.begin(1, 1);
+        dedup.finish(1, 1, &Ok(vec![]));
+        let _ = dedup.begin(2, 1);
+        let _ = dedup.begin(3, 1); // evicts client 1
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+    }
+}
