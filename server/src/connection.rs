@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+/// Largest frame accepted before the `Hello` handshake.
+const HANDSHAKE_MAX_FRAME: usize = 1024;
+
 struct OutState {
     buf: BytesMut,
     flushing: bool,
@@ -135,7 +138,9 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
     let outbox = Outbox::new(Arc::clone(&stream));
     let flusher = tokio::spawn(Arc::clone(&outbox).flusher());
     let mut session = Session::default();
-    let mut decoder = FrameDecoder::new(node.config.max_frame);
+    // Until the handshake, only a Hello-sized frame is accepted, so a stray
+    // protocol (an HTTP request, say) cannot make the node wait for gigabytes.
+    let mut decoder = FrameDecoder::new(HANDSHAKE_MAX_FRAME);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut batch: Vec<(u64, bytes::Bytes)> = Vec::new();
     'read: loop {
@@ -163,6 +168,9 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
         }
         if !early.is_empty() {
             outbox.send(&early);
+            if session.client_id.is_none() {
+                break 'read;
+            }
         }
         if batch.is_empty() {
             continue;
@@ -178,6 +186,7 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
             if session.client_id.is_none() {
                 break 'read; // a connection that fails its handshake is closed
             }
+            decoder.set_limit(node.config.max_frame);
             continue;
         }
         let chunks = node.config.workers.clamp(1, batch.len());

@@ -46,6 +46,11 @@ impl FrameDecoder {
         FrameDecoder { limit, skipping: 0 }
     }
 
+    /// Changes the payload limit for the frames that follow.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Takes the next frame out of `buf`, or `None` if more bytes are needed.
     /// Oversized frames come out as [`Frame::TooLarge`] once their header is in,
     /// and their remaining bytes are dropped as they arrive.

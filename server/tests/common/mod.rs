@@ -1,0 +1,100 @@
+//! Starting real node processes for integration tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A node process, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+}
+
+impl ServerProcess {
+    /// Starts `command` (which must print `... listening on ADDR`) and waits for its address.
+    pub fn start(mut command: Command) -> ServerProcess {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server process");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("server exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "server did not start in 30 s");
+        };
+        ServerProcess { child, addr }
+    }
+
+    /// The stand-alone `crucial-server` binary on a free port.
+    pub fn crucial_server(extra: &[&str]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-server"));
+        command.args(["--listen", "127.0.0.1:0", "--workers", "2"]).args(extra);
+        ServerProcess::start(command)
+    }
+
+    /// This test binary re-executed as a node (it then knows the test's own
+    /// `#[shared]` fixture types), through the test named `child_node`.
+    pub fn this_binary(max_frame: usize) -> ServerProcess {
+        let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+        command
+            .args(["child_node", "--exact", "--nocapture", "--test-threads=1"])
+            .env("CRUCIAL_TEST_CHILD_NODE", max_frame.to_string());
+        ServerProcess::start(command)
+    }
+
+    /// A client connected to this node.
+    pub fn client(&self) -> crucial::Client {
+        crucial::Config::new()
+            .server(self.addr.clone())
+            .connect()
+            .expect("client")
+    }
+
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Body of the `child_node` test: serves forever when asked to, returns otherwise.
+pub fn child_node_main() {
+    let Ok(max_frame) = std::env::var("CRUCIAL_TEST_CHILD_NODE") else {
+        return;
+    };
+    let config = crucial_server::NodeConfig {
+        listen: "127.0.0.1:0".into(),
+        workers: 2,
+        max_frame: max_frame.parse().expect("max frame"),
+        ..Default::default()
+    };
+    crucial_server::run(config, |addr| {
+        println!("crucial-server listening on {addr}");
+    })
+    .expect("child node");
+}
