@@ -72,8 +72,10 @@ impl SharedArgs {
 /// Fails with a spanned error if an attribute that takes no arguments got some.
 pub fn expect_empty(tokens: TokenStream, what: &str) -> syn::Result<()> {
     if let Some(first) = tokens.into_iter().next() {
-        return Err(syn::Error::new(first.span(), format!("{what} takes no arguments")));
+        return Err(syn::Error::new(
+            first.span(),
+            format!("{what} takes no arguments"),
+        ));
     }
     Ok(())
 }
-

@@ -59,15 +59,19 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RemoteError {
     /// The server's registry has no type of that name.
-    #[error("unknown shared type `{type_name}`: the server binary was not built with it \
-             (does the server link the crate that defines it?)")]
+    #[error(
+        "unknown shared type `{type_name}`: the server binary was not built with it \
+             (does the server link the crate that defines it?)"
+    )]
     UnknownType {
         /// The type name that was asked for.
         type_name: String,
     },
     /// The type exists but has no method of that name.
-    #[error("unknown method `{method}` on shared type `{type_name}`: client and server were \
-             built from different code")]
+    #[error(
+        "unknown method `{method}` on shared type `{type_name}`: client and server were \
+             built from different code"
+    )]
     UnknownMethod {
         /// The type.
         type_name: String,
@@ -75,8 +79,10 @@ pub enum RemoteError {
         method: String,
     },
     /// The method exists with a different signature.
-    #[error("incompatible method `{type_name}::{method}`: the server has `{server_signature}`; \
-             client and server were built from different versions of the type")]
+    #[error(
+        "incompatible method `{type_name}::{method}`: the server has `{server_signature}`; \
+             client and server were built from different versions of the type"
+    )]
     IncompatibleMethod {
         /// The type.
         type_name: String,
@@ -122,8 +128,10 @@ pub enum RemoteError {
         message: String,
     },
     /// An earlier mutating call panicked midway, so the object's state cannot be trusted.
-    #[error("object `{type_name}`/`{key}` is poisoned: mutating method `{method}` panicked \
-             earlier ({message}); delete the object to reset it")]
+    #[error(
+        "object `{type_name}`/`{key}` is poisoned: mutating method `{method}` panicked \
+             earlier ({message}); delete the object to reset it"
+    )]
     Poisoned {
         /// The type.
         type_name: String,

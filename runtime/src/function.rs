@@ -49,7 +49,11 @@ pub fn main() {
     };
     let bytes = codec::encode(&outcome).expect("a result of bytes and a string encodes");
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(&bytes).and_then(|_| stdout.flush()).is_err() {
+    if stdout
+        .write_all(&bytes)
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
         std::process::exit(2);
     }
     let _ = Client::global; // the client, if any, closes with the process

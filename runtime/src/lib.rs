@@ -17,7 +17,7 @@
 //! cloud threads run on local threads. Set `CRUCIAL_SERVER=host:port` to use a
 //! separately started `crucial-server`.
 //!
-//! ```no_run
+//! ```
 //! use crucial::{cloud_thread, AtomicI64};
 //!
 //! #[cloud_thread]
@@ -25,12 +25,15 @@
 //!     AtomicI64::shared("total").fetch_add(n)
 //! }
 //!
-//! let handles: Vec<_> = (1..=4).map(count::spawn).collect();
-//! for h in handles {
-//!     h.join()??;
+//! fn main() -> crucial::Result<()> {
+//! #   crucial_server::link(); // the embedded server (see "Binaries and the linker")
+//!     let handles: Vec<_> = (1..=4).map(count::spawn).collect();
+//!     for h in handles {
+//!         h.join()??;
+//!     }
+//!     assert_eq!(AtomicI64::shared("total").load()?, 10);
+//!     Ok(())
 //! }
-//! assert_eq!(AtomicI64::shared("total").load()?, 10);
-//! # Ok::<(), crucial::Error>(())
 //! ```
 //!
 //! Every proxy method has a blocking form (cloud threads are threads) and an
@@ -52,7 +55,9 @@ pub mod registry;
 mod thread;
 pub mod wire;
 
-pub use builtins::atomic::{AtomicBool, AtomicBoolProxy, AtomicI32, AtomicI32Proxy, AtomicI64, AtomicI64Proxy};
+pub use builtins::atomic::{
+    AtomicBool, AtomicBoolProxy, AtomicI32, AtomicI32Proxy, AtomicI64, AtomicI64Proxy,
+};
 pub use builtins::bytes::{AtomicBytes, AtomicBytesProxy};
 pub use builtins::list::{List, ListProxy, ListState, ListStateProxy};
 pub use builtins::map::{Map, MapProxy, MapState, MapStateProxy, MergeOp, Ordered, Summable};
@@ -64,8 +69,8 @@ pub use error::{Error, RemoteError, Result};
 pub use proxy::{ProxyCore, SharedProxy};
 pub use registry::SharedType;
 pub use thread::{
-    panic_message, run_registered, CloudThread, Execution, Executor, Invocation, JoinHandle, LocalExecutor, RegisteredRunnable,
-    Runnable,
+    panic_message, run_registered, CloudThread, Execution, Executor, Invocation, JoinHandle,
+    LocalExecutor, RegisteredRunnable, Runnable,
 };
 
 /// Everything generated code needs, under one hidden path. Not a public API.

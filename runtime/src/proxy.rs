@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 /// Methods every proxy has besides its type's own (import the trait to use them).
 ///
-/// ```no_run
+/// ```
+/// # crucial_server::link();
 /// use crucial::{AtomicI64, SharedProxy};
 /// let counter = AtomicI64::shared("hits");
 /// assert_eq!(counter.key(), "hits");

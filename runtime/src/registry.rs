@@ -234,9 +234,7 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let this = object
-        .downcast_mut::<T>()
-        .ok_or(DispatchError::WrongType)?;
+    let this = object.downcast_mut::<T>().ok_or(DispatchError::WrongType)?;
     let args: A =
         crate::codec::decode(args).map_err(|e| DispatchError::BadArguments(e.to_string()))?;
     let result = method(this, args);

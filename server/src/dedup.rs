@@ -101,7 +101,11 @@ impl Dedup {
     /// Looks a request up without registering it.
     pub fn peek(&self, client: u64, request: u64) -> Begin {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        match clients.by_id.get(&client).and_then(|w| w.entries.get(&request)) {
+        match clients
+            .by_id
+            .get(&client)
+            .and_then(|w| w.entries.get(&request))
+        {
             Some(Entry::Done(outcome)) => Begin::Done(outcome.clone()),
             Some(Entry::Running(notify)) => Begin::InFlight(Arc::clone(notify)),
             None => Begin::Fresh,
@@ -115,9 +119,7 @@ impl Dedup {
             return;
         };
         if let Some(entry) = window.entries.get_mut(&request) {
-            if let Entry::Running(notify) =
-                std::mem::replace(entry, Entry::Done(outcome.clone()))
-            {
+            if let Entry::Running(notify) = std::mem::replace(entry, Entry::Done(outcome.clone())) {
                 notify.notify_waiters();
             }
         }

@@ -65,11 +65,12 @@ pub async fn handle(node: &NodeState, session: &mut Session, id: u64, payload: &
                     type_name: object.type_name.to_string(),
                 }
             })?;
-            let value = (entry.decode_state)(state).map_err(|reason| RemoteError::BadArguments {
-                type_name: entry.name.to_string(),
-                method: "<initial state>".into(),
-                reason,
-            })?;
+            let value =
+                (entry.decode_state)(state).map_err(|reason| RemoteError::BadArguments {
+                    type_name: entry.name.to_string(),
+                    method: "<initial state>".into(),
+                    reason,
+                })?;
             encode(&node.table.create(entry, object.key, value))
         }
         Request::Delete { object } => encode(&node.table.delete(object.type_name, object.key)),

@@ -7,10 +7,9 @@
 //! server binary is two lines:
 //!
 //! ```no_run
-//! fn main() {
-//!     // my_app::link(); // reference the crate that defines the shared types
-//!     crucial_server::cli::main();
-//! }
+//! // In `src/bin/my-app-server.rs`:
+//! // my_app::link(); // reference the crate that defines the shared types
+//! crucial_server::cli::main();
 //! ```
 //!
 //! Linking this crate also gives the `crucial` client its *embedded default*:

@@ -49,7 +49,13 @@ fn remote(result: Result<impl std::fmt::Debug, Error>) -> RemoteError {
     }
 }
 
-fn call_payload(type_name: &str, key: &str, method: &str, fingerprint: u64, args: &[u8]) -> Vec<u8> {
+fn call_payload(
+    type_name: &str,
+    key: &str,
+    method: &str,
+    fingerprint: u64,
+    args: &[u8],
+) -> Vec<u8> {
     codec::encode(&Request::Call(Call {
         object: ObjectRef { type_name, key },
         method,
@@ -83,7 +89,10 @@ fn concurrent_fetch_add_from_8_threads_is_linearizable() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(counter.load().unwrap(), 8000);
     let mut sorted = previous.clone();
@@ -98,7 +107,9 @@ fn async_api_matches_blocking_api() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
     let counter = client.open::<AtomicI64>("async");
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let results = rt.block_on(async {
         let futures: Vec<_> = (0..100).map(|_| counter.fetch_add_async(2)).collect();
         let mut out = Vec::new();
@@ -121,20 +132,35 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
     // Unknown type.
     let payload = call_payload("NoSuchType", "k", "get", 0, &[]);
     let e = remote(client.roundtrip_with_id(0, 1_000_001, &payload));
-    assert!(matches!(&e, RemoteError::UnknownType { type_name } if type_name == "NoSuchType"), "{e}");
+    assert!(
+        matches!(&e, RemoteError::UnknownType { type_name } if type_name == "NoSuchType"),
+        "{e}"
+    );
     assert!(e.to_string().contains("unknown shared type"), "{e}");
 
     // Unknown method.
     let payload = call_payload("Faulty", "f", "frobnicate", 0, &[]);
     let e = remote(client.roundtrip_with_id(0, 1_000_002, &payload));
-    assert!(matches!(e, RemoteError::UnknownMethod { ref method, .. } if method == "frobnicate"), "{e}");
+    assert!(
+        matches!(e, RemoteError::UnknownMethod { ref method, .. } if method == "frobnicate"),
+        "{e}"
+    );
 
     // Same name, different signature (a client built from other code).
     let fp = fingerprint_of("Faulty", "set");
-    let payload = call_payload("Faulty", "f", "set", fp ^ 1, &codec::encode(&(1i64,)).unwrap());
+    let payload = call_payload(
+        "Faulty",
+        "f",
+        "set",
+        fp ^ 1,
+        &codec::encode(&(1i64,)).unwrap(),
+    );
     let e = remote(client.roundtrip_with_id(0, 1_000_003, &payload));
     assert!(matches!(e, RemoteError::IncompatibleMethod { .. }), "{e}");
-    assert!(e.to_string().contains("fn set(&mut self, value: i64)"), "{e}");
+    assert!(
+        e.to_string().contains("fn set(&mut self, value: i64)"),
+        "{e}"
+    );
 
     // Arguments that do not decode as the method's parameters.
     let payload = call_payload("Faulty", "f", "set", fp, &[0xff, 0xff, 0xff]);
@@ -157,15 +183,28 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
 
     // A read-only method that panics: error, object intact and not poisoned.
     let e = remote(faulty.read_panic());
-    assert!(matches!(e, RemoteError::Panicked { ref message, .. } if message == "read-only boom"), "{e}");
+    assert!(
+        matches!(e, RemoteError::Panicked { ref message, .. } if message == "read-only boom"),
+        "{e}"
+    );
     assert_eq!(faulty.get().unwrap(), 5);
 
     // A mutating method that panics midway: error, then the object is poisoned.
     let e = remote(faulty.set_then_panic(9));
-    assert!(matches!(e, RemoteError::Panicked { ref message, .. } if message.contains("boom after setting 9")), "{e}");
+    assert!(
+        matches!(e, RemoteError::Panicked { ref message, .. } if message.contains("boom after setting 9")),
+        "{e}"
+    );
     let e = remote(faulty.get());
-    assert!(matches!(e, RemoteError::Poisoned { ref method, .. } if method == "set_then_panic"), "{e}");
-    assert!(client.list_objects().unwrap().iter().any(|o| o.key == "f" && o.poisoned));
+    assert!(
+        matches!(e, RemoteError::Poisoned { ref method, .. } if method == "set_then_panic"),
+        "{e}"
+    );
+    assert!(client
+        .list_objects()
+        .unwrap()
+        .iter()
+        .any(|o| o.key == "f" && o.poisoned));
     // Other objects of the same type are unaffected, and delete resets the poisoned one.
     client.open::<Faulty>("g").set(1).unwrap();
     assert!(faulty.delete().unwrap());
@@ -188,7 +227,8 @@ fn garbage_connections_and_dead_clients_do_not_hurt_the_node() {
     let mut raw = std::net::TcpStream::connect(&server.addr).unwrap();
     raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut sink = Vec::new();
-    raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let _ = raw.read_to_end(&mut sink);
 
     // A call before Hello is refused with a protocol error.
@@ -197,16 +237,21 @@ fn garbage_connections_and_dead_clients_do_not_hurt_the_node() {
     wire::write_frame(&mut frame, 5, &codec::encode(&Request::Ping).unwrap());
     raw.write_all(&frame).unwrap();
     let mut reply = Vec::new();
-    raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let _ = raw.read_to_end(&mut reply);
     assert!(reply.len() > wire::HEADER_LEN);
     let decoded: Result<serde_bytes::ByteBuf, RemoteError> =
         codec::decode(&reply[wire::HEADER_LEN..]).unwrap();
-    assert!(matches!(decoded, Err(RemoteError::Protocol { .. })), "{decoded:?}");
+    assert!(
+        matches!(decoded, Err(RemoteError::Protocol { .. })),
+        "{decoded:?}"
+    );
 
     // A client that dies halfway through a frame.
     let mut raw = std::net::TcpStream::connect(&server.addr).unwrap();
-    raw.write_all(&[0, 0, 3, 232, 0, 0, 0, 0, 0, 0, 0, 1, 42]).unwrap();
+    raw.write_all(&[0, 0, 3, 232, 0, 0, 0, 0, 0, 0, 0, 1, 42])
+        .unwrap();
     drop(raw);
 
     // Many clients that connect and vanish.
@@ -224,7 +269,13 @@ fn a_retried_request_is_applied_once() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
     let fp = fingerprint_of("crucial::AtomicI64", "fetch_add");
-    let payload = call_payload("crucial::AtomicI64", "once", "fetch_add", fp, &codec::encode(&(10i64,)).unwrap());
+    let payload = call_payload(
+        "crucial::AtomicI64",
+        "once",
+        "fetch_add",
+        fp,
+        &codec::encode(&(10i64,)).unwrap(),
+    );
     let first: i64 = codec::decode(&client.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
     // The same (client id, sequence) again on the same connection...
     let second: i64 = codec::decode(&client.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
@@ -249,10 +300,16 @@ fn objects_are_created_listed_and_deleted() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
     assert!(client.create("a", &AtomicI64::new(41)).unwrap());
-    assert!(!client.create("a", &AtomicI64::new(0)).unwrap(), "existing object kept");
+    assert!(
+        !client.create("a", &AtomicI64::new(0)).unwrap(),
+        "existing object kept"
+    );
     let a = client.open::<AtomicI64>("a");
     assert_eq!(a.add_and_get(1).unwrap(), 42);
-    client.open::<AtomicBytes>("b").set(Bytes::from_static(b"xyz")).unwrap();
+    client
+        .open::<AtomicBytes>("b")
+        .set(Bytes::from_static(b"xyz"))
+        .unwrap();
     let listed: Vec<(String, String)> = client
         .list_objects()
         .unwrap()
@@ -271,19 +328,19 @@ fn objects_are_created_listed_and_deleted() {
     assert_eq!(a.load().unwrap(), 0, "recreated from Default");
     let types = client.list_types().unwrap();
     assert!(types.iter().any(|t| t.name == "crucial::Map"));
-    assert_eq!(client.server_info(0).unwrap().protocol, wire::PROTOCOL_VERSION);
+    assert_eq!(
+        client.server_info(0).unwrap().protocol,
+        wire::PROTOCOL_VERSION
+    );
 }
 
 #[test]
 fn collections_and_server_side_merges() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
-    let list: crucial::ListProxy<String> =
-        crucial::ListProxy::from_core(crucial::ProxyCore::with_client(
-            "crucial::List",
-            "names".into(),
-            client.clone(),
-        ));
+    let list: crucial::ListProxy<String> = crucial::ListProxy::from_core(
+        crucial::ProxyCore::with_client("crucial::List", "names".into(), client.clone()),
+    );
     list.push(&"ada".into()).unwrap();
     list.extend(&["bob".to_string(), "cy".to_string()]).unwrap();
     assert_eq!(list.len().unwrap(), 3);
@@ -294,12 +351,9 @@ fn collections_and_server_side_merges() {
     assert_eq!(list.to_vec().unwrap(), vec!["bo".to_string()]);
     assert_eq!(list.get(10).unwrap(), None);
 
-    let sums: crucial::MapProxy<String, Vec<f64>> =
-        crucial::MapProxy::from_core(crucial::ProxyCore::with_client(
-            "crucial::Map",
-            "sums".into(),
-            client.clone(),
-        ));
+    let sums: crucial::MapProxy<String, Vec<f64>> = crucial::MapProxy::from_core(
+        crucial::ProxyCore::with_client("crucial::Map", "sums".into(), client.clone()),
+    );
     let threads: Vec<_> = (0..4)
         .map(|i| {
             let sums = sums.clone();
@@ -321,25 +375,25 @@ fn collections_and_server_side_merges() {
     assert_eq!(sums.remove(&"w".into()).unwrap(), Some(vec![]));
 
     // A merge of the wrong type is refused by the object and changes nothing.
-    let mixed: crucial::MapProxy<String, i64> =
-        crucial::MapProxy::from_core(crucial::ProxyCore::with_client(
-            "crucial::Map",
-            "sums".into(),
-            client.clone(),
-        ));
-    assert!(matches!(mixed.merge_add(&"v".into(), &1), Err(Error::Object(_))));
+    let mixed: crucial::MapProxy<String, i64> = crucial::MapProxy::from_core(
+        crucial::ProxyCore::with_client("crucial::Map", "sums".into(), client.clone()),
+    );
+    assert!(matches!(
+        mixed.merge_add(&"v".into(), &1),
+        Err(Error::Object(_))
+    ));
     assert_eq!(sums.get(&"v".into()).unwrap(), Some(vec![200.0, 300.0]));
-    let maxes: crucial::MapProxy<u32, i64> =
-        crucial::MapProxy::from_core(crucial::ProxyCore::with_client(
-            "crucial::Map",
-            "max".into(),
-            client,
-        ));
+    let maxes: crucial::MapProxy<u32, i64> = crucial::MapProxy::from_core(
+        crucial::ProxyCore::with_client("crucial::Map", "max".into(), client),
+    );
     for v in [3, 9, -2] {
         maxes.merge_max(&1, &v).unwrap();
         maxes.merge_min(&2, &v).unwrap();
     }
-    assert_eq!(maxes.to_map().unwrap(), [(1, 9), (2, -2)].into_iter().collect());
+    assert_eq!(
+        maxes.to_map().unwrap(),
+        [(1, 9), (2, -2)].into_iter().collect()
+    );
 }
 
 #[test]

@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = threads * points;
     let estimate = 4.0 * counter.load()? as f64 / total as f64;
 
-    println!("pi ~= {estimate:.6} (error {:.6})", (estimate - std::f64::consts::PI).abs());
+    println!(
+        "pi ~= {estimate:.6} (error {:.6})",
+        (estimate - std::f64::consts::PI).abs()
+    );
     println!(
         "server-side tally: {:.6} from {} threads",
         tally.estimate()?,

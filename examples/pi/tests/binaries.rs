@@ -39,7 +39,10 @@ fn server_binary_lists_example_and_builtin_types() {
         "type crucial::Map",
         "cloud_thread pi::estimate",
     ] {
-        assert!(listing.contains(expected), "missing `{expected}` in:\n{listing}");
+        assert!(
+            listing.contains(expected),
+            "missing `{expected}` in:\n{listing}"
+        );
     }
 }
 
@@ -54,7 +57,10 @@ fn client_runs_on_the_embedded_default() {
     let out = run(Command::new(env!("CARGO_BIN_EXE_pi"))
         .args(["4", "2000000"])
         .env_remove("CRUCIAL_SERVER"));
-    assert!((estimate(&out) - std::f64::consts::PI).abs() < 0.01, "{out}");
+    assert!(
+        (estimate(&out) - std::f64::consts::PI).abs() < 0.01,
+        "{out}"
+    );
     assert!(out.contains("from 4 threads"), "{out}");
     assert!(out.contains("embedded at 127.0.0.1:"), "{out}");
 }
@@ -92,7 +98,10 @@ fn client_runs_against_a_separate_server_twice() {
         let out = run(Command::new(env!("CARGO_BIN_EXE_pi"))
             .args(["4", "1000000"])
             .env("CRUCIAL_SERVER", &server.1));
-        assert!((estimate(&out) - std::f64::consts::PI).abs() < 0.01, "{out}");
+        assert!(
+            (estimate(&out) - std::f64::consts::PI).abs() < 0.01,
+            "{out}"
+        );
         assert!(out.contains(&format!("server: {}", server.1)), "{out}");
         assert!(out.contains("from 4 threads"), "{out}");
     }
@@ -124,12 +133,18 @@ fn function_binary_runs_an_invocation_against_the_server() {
     let outcome: Result<Vec<u8>, String> = crucial::codec::decode(&out.stdout).unwrap();
     let inside: crucial::Result<u64> = crucial::codec::decode(&outcome.unwrap()).unwrap();
     assert_eq!(inside.unwrap(), pi::count_inside(100_000, 7));
-    let client = crucial::Config::new().server(server.1.clone()).connect().unwrap();
+    let client = crucial::Config::new()
+        .server(server.1.clone())
+        .connect()
+        .unwrap();
     let tally = client.open::<pi::Tally>(pi::TALLY);
     assert_eq!(tally.threads().unwrap(), 1);
 
     // An unknown thread name is a clear error, not a crash.
-    let bad = crucial::Invocation { thread: "pi::nope".into(), ..invocation };
+    let bad = crucial::Invocation {
+        thread: "pi::nope".into(),
+        ..invocation
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_pi-function"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -143,5 +158,7 @@ fn function_binary_runs_an_invocation_against_the_server() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let outcome: Result<Vec<u8>, String> = crucial::codec::decode(&out.stdout).unwrap();
-    assert!(outcome.unwrap_err().contains("no cloud thread named `pi::nope`"));
+    assert!(outcome
+        .unwrap_err()
+        .contains("no cloud thread named `pi::nope`"));
 }

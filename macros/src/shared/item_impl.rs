@@ -85,15 +85,14 @@ fn parse(item: ItemImpl) -> syn::Result<SharedImpl> {
 
 /// `Counter` -> `CounterProxy`, `super::Counter` -> `super::CounterProxy`.
 fn proxy_path(self_ty: &Type) -> syn::Result<TokenStream> {
-    let path = match self_ty {
-        Type::Path(p) if p.qself.is_none() => &p.path,
-        other => {
-            return Err(syn::Error::new(
+    let path =
+        match self_ty {
+            Type::Path(p) if p.qself.is_none() => &p.path,
+            other => return Err(syn::Error::new(
                 other.span(),
                 "#[shared] impl blocks must name the struct by path, e.g. `impl Counter { ... }`",
-            ))
-        }
-    };
+            )),
+        };
     let mut path = path.clone();
     let last = path.segments.last_mut().expect("a path has a segment");
     if !last.arguments.is_empty() {
@@ -142,7 +141,10 @@ fn parse_method(method: &ImplItemFn) -> syn::Result<Option<ShippedMethod>> {
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(variadic.span(), "variadic methods cannot be shipped"));
+        return Err(syn::Error::new(
+            variadic.span(),
+            "variadic methods cannot be shipped",
+        ));
     }
     let mut args = Vec::new();
     for (index, input) in sig.inputs.iter().skip(1).enumerate() {
@@ -335,6 +337,7 @@ fn generate(model: &SharedImpl) -> TokenStream {
                     ::crucial::__private::module_path!(),
                 );
 
+            #[allow(clippy::all)]
             impl #proxy {
                 #(#proxy_methods)*
             }

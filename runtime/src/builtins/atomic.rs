@@ -10,7 +10,8 @@ macro_rules! atomic_int {
         ///
         /// Arithmetic wraps on overflow, as in `std`.
         ///
-        /// ```no_run
+        /// ```
+/// # crucial_server::link();
         #[doc = concat!("let counter = crucial::", stringify!($name), "::shared(\"hits\");")]
         /// counter.store(40)?;
         /// assert_eq!(counter.fetch_add(2)?, 40);
@@ -105,7 +106,8 @@ atomic_int!(AtomicI64, "crucial::AtomicI64", i64);
 
 /// A shared `bool`, like `std::sync::atomic::AtomicBool`.
 ///
-/// ```no_run
+/// ```
+/// # crucial_server::link();
 /// let done = crucial::AtomicBool::shared("done");
 /// assert_eq!(done.compare_exchange(false, true)?, Ok(false));
 /// assert!(done.load()?);

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// A shared byte string, replaced and read as a whole.
 ///
-/// ```no_run
+/// ```
+/// # crucial_server::link();
 /// use crucial::{AtomicBytes, Bytes};
 /// let blob = AtomicBytes::shared("blob");
 /// blob.set(Bytes::from(vec![7u8; 1024]))?;

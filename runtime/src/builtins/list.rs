@@ -57,6 +57,11 @@ impl ListState {
         self.items.len() as u64
     }
 
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Removes every element.
     pub fn clear(&mut self) {
         self.items.clear();
@@ -70,7 +75,8 @@ impl ListState {
 
 /// A shared, linearizable list of `T`, like `Vec<T>` behind a lock.
 ///
-/// ```no_run
+/// ```
+/// # crucial_server::link();
 /// let list = crucial::List::<String>::shared("names");
 /// list.push(&"ada".to_string())?;
 /// assert_eq!(list.get(0)?, Some("ada".to_string()));
@@ -163,7 +169,7 @@ impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
+        self.raw.is_empty()
     }
 
     /// Removes every element.

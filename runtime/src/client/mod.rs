@@ -262,7 +262,13 @@ impl Client {
             type_name: T::NAME,
             key,
         };
-        self.request_decoded(self.owner(object), &Request::Create { object, state: &state })
+        self.request_decoded(
+            self.owner(object),
+            &Request::Create {
+                object,
+                state: &state,
+            },
+        )
     }
 
     /// Deletes an object; returns whether it existed.

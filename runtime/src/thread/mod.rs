@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 /// A cloud thread's body in the paper's style: a serializable struct whose `run`
 /// is the thread. Put `#[cloud_thread]` on the struct.
 ///
-/// ```no_run
+/// ```
 /// use crucial::{cloud_thread, CloudThread, Runnable};
 /// use serde::{Deserialize, Serialize};
 ///
@@ -26,9 +26,12 @@ use std::marker::PhantomData;
 ///     fn run(self) -> String { format!("hello, {}", self.name) }
 /// }
 ///
-/// let greeting = CloudThread::spawn(Hello { name: "cloud".into() }).join()?;
-/// assert_eq!(greeting, "hello, cloud");
-/// # Ok::<(), crucial::Error>(())
+/// fn main() -> crucial::Result<()> {
+/// #   crucial_server::link();
+///     let greeting = CloudThread::spawn(Hello { name: "cloud".into() }).join()?;
+///     assert_eq!(greeting, "hello, cloud");
+///     Ok(())
+/// }
 /// ```
 pub trait Runnable: Serialize + DeserializeOwned + Send + 'static {
     /// What the thread returns to `join`.
@@ -85,14 +88,11 @@ impl<T: DeserializeOwned> JoinHandle<T> {
     /// Waits for the thread. A remote panic or error comes back as
     /// [`Error::Thread`] with the thread's name, the attempt and the message.
     pub fn join(self) -> Result<T> {
-        let output = self
-            .execution?
-            .join()
-            .map_err(|message| Error::Thread {
-                thread: self.thread.to_string(),
-                attempt: self.attempt,
-                message,
-            })?;
+        let output = self.execution?.join().map_err(|message| Error::Thread {
+            thread: self.thread.to_string(),
+            attempt: self.attempt,
+            message,
+        })?;
         codec::decode(&output).map_err(|e| Error::Thread {
             thread: self.thread.to_string(),
             attempt: self.attempt,

@@ -121,9 +121,18 @@ mod tests {
             assert_eq!(got.len(), 3, "chunk {chunk}");
             assert_eq!(
                 got[0],
-                Frame::Complete { id: 1, payload: Bytes::from_static(b"hello") }
+                Frame::Complete {
+                    id: 1,
+                    payload: Bytes::from_static(b"hello")
+                }
             );
-            assert_eq!(got[1], Frame::Complete { id: 2, payload: Bytes::new() });
+            assert_eq!(
+                got[1],
+                Frame::Complete {
+                    id: 2,
+                    payload: Bytes::new()
+                }
+            );
         }
     }
 
@@ -138,7 +147,10 @@ mod tests {
                 got,
                 vec![
                     Frame::TooLarge { id: 7, size: 5000 },
-                    Frame::Complete { id: 8, payload: Bytes::from_static(b"ok") }
+                    Frame::Complete {
+                        id: 8,
+                        payload: Bytes::from_static(b"ok")
+                    }
                 ]
             );
         }

@@ -47,7 +47,9 @@ impl ServerProcess {
     /// The stand-alone `crucial-server` binary on a free port.
     pub fn crucial_server(extra: &[&str]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-server"));
-        command.args(["--listen", "127.0.0.1:0", "--workers", "2"]).args(extra);
+        command
+            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(extra);
         ServerProcess::start(command)
     }
 

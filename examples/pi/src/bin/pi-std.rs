@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = threads * points;
     let estimate = 4.0 * counter.load(Ordering::SeqCst) as f64 / total as f64;
 
-    println!("pi ~= {estimate:.6} (error {:.6})", (estimate - std::f64::consts::PI).abs());
+    println!(
+        "pi ~= {estimate:.6} (error {:.6})",
+        (estimate - std::f64::consts::PI).abs()
+    );
     println!(
         "{total} points in {threads} threads, {elapsed:.3} s, {:.1} M points/s",
         total as f64 / elapsed / 1e6

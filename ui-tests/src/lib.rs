@@ -1,0 +1,1 @@
+//! Holds the trybuild tests of the Crucial macros in `tests/`; no library code.

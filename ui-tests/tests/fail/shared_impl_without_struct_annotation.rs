@@ -1,0 +1,15 @@
+use serde::{Deserialize, Serialize};
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Counter {
+    n: i64,
+}
+
+#[crucial::shared]
+impl Counter {
+    pub fn get(&self) -> i64 {
+        self.n
+    }
+}
+
+fn main() {}

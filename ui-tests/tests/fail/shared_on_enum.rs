@@ -1,0 +1,7 @@
+#[crucial::shared]
+pub enum State {
+    On,
+    Off,
+}
+
+fn main() {}

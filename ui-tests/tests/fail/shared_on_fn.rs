@@ -1,0 +1,6 @@
+#[crucial::shared]
+pub fn counter() -> i64 {
+    0
+}
+
+fn main() {}
