@@ -1,10 +1,12 @@
 //! One long-lived, multiplexed connection to a node, shared by every thread of a process.
 //!
-//! Callers write their frames themselves (no hop through a writer thread): the
-//! first caller to find the socket idle becomes the writer and flushes whatever
-//! other callers appended meanwhile, so concurrent calls are batched into one
-//! `write` without a timer. One reader thread per connection decodes replies and
-//! completes the matching [`Slot`], waking the blocked thread or async task.
+//! A request that is alone on the connection is written by its caller at once
+//! (the sequential fast path: no hop through another thread). When other
+//! requests are in flight, the caller only appends its frame and a flusher
+//! thread writes everything appended since its last write in one `write`, so
+//! concurrent callers are batched without a timer. One reader thread per
+//! connection decodes replies and completes the matching [`Slot`], waking the
+//! blocked thread or async task.
 
 use super::slot::{Reply, Slot};
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
@@ -13,13 +15,14 @@ use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 #[derive(Default)]
 struct WriteState {
     buf: Vec<u8>,
     writing: bool,
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -33,6 +36,7 @@ pub struct Connection {
     addr: String,
     stream: TcpStream,
     write: Mutex<WriteState>,
+    flush: Condvar,
     pending: Mutex<Pending>,
     server: ServerInfo,
 }
@@ -120,6 +124,7 @@ impl Connection {
             addr: addr.to_string(),
             stream,
             write: Mutex::default(),
+            flush: Condvar::new(),
             pending: Mutex::default(),
             server,
         });
@@ -128,6 +133,11 @@ impl Connection {
             .name(format!("crucial-reader-{addr}"))
             .spawn(move || for_reader.read_loop(reader, decoder, buf, max_frame))
             .map_err(|e| fail(format!("cannot start reader thread: {e}")))?;
+        let for_flusher = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name(format!("crucial-flusher-{addr}"))
+            .spawn(move || for_flusher.flush_loop())
+            .map_err(|e| fail(format!("cannot start flusher thread: {e}")))?;
         Ok(conn)
     }
 
@@ -141,30 +151,44 @@ impl Connection {
         lock(&self.pending).dead.is_some()
     }
 
-    /// Sends a request and returns the slot its reply will land in.
-    pub fn start(&self, id: u64, payload: &[u8]) -> Result<Arc<Slot>, Error> {
+    /// Sends a request and returns the slot its reply will land in, and whether
+    /// it was the only request in flight on this connection.
+    pub fn start(&self, id: u64, payload: &[u8]) -> Result<(Arc<Slot>, bool), Error> {
         let slot = Slot::new();
-        {
+        let alone = {
             let mut pending = lock(&self.pending);
             if let Some(reason) = &pending.dead {
                 return Err(self.disconnected(reason));
             }
             pending.slots.insert(id, Arc::clone(&slot));
-        }
-        if let Err(e) = self.send(id, payload) {
+            pending.slots.len() == 1
+        };
+        if let Err(e) = self.send(id, payload, alone) {
             self.fail_all(&format!("write failed: {e}"));
         }
-        Ok(slot)
+        Ok((slot, alone))
     }
 
-    /// Appends a frame; if nobody is writing, becomes the writer and flushes
-    /// everything appended until the buffer stays empty.
-    fn send(&self, id: u64, payload: &[u8]) -> std::io::Result<()> {
+    /// Appends a frame. A lone request is written now by its caller; otherwise
+    /// the flusher (or whoever is writing) sends it with the others.
+    fn send(&self, id: u64, payload: &[u8], alone: bool) -> std::io::Result<()> {
         let mut state = lock(&self.write);
         wire::write_frame(&mut state.buf, id, payload);
         if state.writing {
+            return Ok(()); // the active writer loops until the buffer is empty
+        }
+        if !alone {
+            self.flush.notify_one();
             return Ok(());
         }
+        self.write_out(state).map(|_| ())
+    }
+
+    /// Writes the buffer until it stays empty. Only one writer at a time.
+    fn write_out<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, WriteState>,
+    ) -> std::io::Result<MutexGuard<'a, WriteState>> {
         state.writing = true;
         let mut spare = Vec::new();
         loop {
@@ -179,7 +203,27 @@ impl Connection {
                 if state.buf.capacity() < spare.capacity() {
                     state.buf = spare;
                 }
-                return result;
+                return result.map(|_| state);
+            }
+        }
+    }
+
+    /// The flusher thread: writes what concurrent callers appended.
+    fn flush_loop(self: Arc<Self>) {
+        let mut state = lock(&self.write);
+        loop {
+            while (state.buf.is_empty() || state.writing) && !state.closed {
+                state = self.flush.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.closed {
+                return;
+            }
+            match self.write_out(state) {
+                Ok(next) => state = next,
+                Err(e) => {
+                    self.fail_all(&format!("write failed: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -203,6 +247,12 @@ impl Connection {
         for slot in slots {
             slot.complete(Err(self.disconnected(reason)));
         }
+        {
+            let mut write = lock(&self.write);
+            write.closed = true;
+            write.buf.clear();
+        }
+        self.flush.notify_all();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 

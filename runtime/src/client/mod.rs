@@ -20,6 +20,9 @@ use std::time::Duration;
 /// Unset means *embedded*: an in-process server on a loopback port.
 pub const ENV_SERVER: &str = "CRUCIAL_SERVER";
 
+/// Default busy-wait of a lone blocking call, in microseconds.
+const DEFAULT_SPIN_MICROS: u64 = 200;
+
 /// How a client finds its servers and runs cloud threads.
 ///
 /// ```
@@ -34,6 +37,7 @@ pub struct Config {
     max_frame: usize,
     connect_timeout: Duration,
     retries: u32,
+    spin: Duration,
     executor: Option<Arc<dyn Executor>>,
 }
 
@@ -44,6 +48,7 @@ impl std::fmt::Debug for Config {
             .field("max_frame", &self.max_frame)
             .field("connect_timeout", &self.connect_timeout)
             .field("retries", &self.retries)
+            .field("spin", &self.spin)
             .field("executor", &self.executor.as_ref().map(|e| e.name()))
             .finish()
     }
@@ -63,6 +68,7 @@ impl Config {
             max_frame: DEFAULT_MAX_FRAME,
             connect_timeout: Duration::from_secs(5),
             retries: 1,
+            spin: Duration::from_micros(DEFAULT_SPIN_MICROS),
             executor: None,
         }
     }
@@ -70,6 +76,12 @@ impl Config {
     /// Defaults overridden by the environment (`CRUCIAL_SERVER`).
     pub fn from_env() -> Config {
         let mut config = Config::new();
+        if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.spin = Duration::from_micros(micros);
+        }
         if let Ok(list) = std::env::var(ENV_SERVER) {
             for addr in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 config = config.server(addr);
@@ -105,6 +117,14 @@ impl Config {
     /// its connection broke.
     pub fn retries(mut self, retries: u32) -> Config {
         self.retries = retries;
+        self
+    }
+
+    /// How long a blocking call that is alone on its connection busy-waits for its
+    /// reply before sleeping (default 200 µs; zero never spins). Also set by
+    /// `CRUCIAL_SPIN_MICROS`.
+    pub fn spin(mut self, spin: Duration) -> Config {
+        self.spin = spin;
         self
     }
 
@@ -354,10 +374,13 @@ impl Client {
         let id = self.next_id();
         let mut attempt = 0;
         loop {
+            let spin = self.inner.config.spin;
             let result = self
                 .connection(node)
                 .and_then(|conn| conn.start(id, payload))
-                .and_then(|slot| slot.wait());
+                .and_then(|(slot, alone)| {
+                    slot.wait_spinning(if alone { spin } else { Duration::ZERO })
+                });
             match result {
                 Err(Error::Disconnected { .. }) | Err(Error::Connect { .. })
                     if attempt < self.inner.config.retries =>
@@ -379,7 +402,7 @@ impl Client {
                 .connection(node)
                 .and_then(|conn| conn.start(id, &payload));
             let result = match started {
-                Ok(slot) => slot.wait_async().await,
+                Ok((slot, _)) => slot.wait_async().await,
                 Err(e) => Err(e),
             };
             match result {
@@ -396,7 +419,7 @@ impl Client {
     /// Sends raw request bytes with an explicit id, for tests of deduplication.
     #[doc(hidden)]
     pub fn roundtrip_with_id(&self, node: usize, id: u64, payload: &[u8]) -> Result<bytes::Bytes> {
-        self.connection(node)?.start(id, payload)?.wait()
+        self.connection(node)?.start(id, payload)?.0.wait()
     }
 
     /// Closes the connection to a node (the next call reconnects), for tests.

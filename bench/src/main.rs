@@ -1,0 +1,196 @@
+//! `bench`: latency and throughput of Crucial shared objects against Redis, in one run.
+//!
+//! Starts the Crucial node as a separate process (this binary re-executed with
+//! `--serve`) and `redis-server` on a free loopback port, then measures:
+//! sequential `AtomicI64::fetch_add` vs `INCR`, 1 KiB `AtomicBytes` set/get vs
+//! `SET`/`GET` (one caller: p50, p99, mean), and throughput with many concurrent
+//! callers (ours: one shared connection per process; Redis: one connection per
+//! caller, no pipelining). Prints a table with our/Redis ratios.
+//!
+//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--runtime multi-thread|current-thread]`
+
+mod stats;
+mod systems;
+
+use stats::{Latencies, Throughput};
+use std::time::Duration;
+use systems::{Crucial, Redis, System};
+
+struct Options {
+    ops: usize,
+    callers: usize,
+    seconds: f64,
+    runtime: String,
+}
+
+fn parse_options() -> Options {
+    let mut options = Options {
+        ops: 20_000,
+        callers: 64,
+        seconds: 3.0,
+        runtime: "multi-thread".into(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--ops" => options.ops = value.parse().expect("--ops N"),
+            "--callers" => options.callers = value.parse().expect("--callers N"),
+            "--seconds" => options.seconds = value.parse().expect("--seconds S"),
+            "--runtime" => options.runtime = value,
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    options
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--serve") {
+        systems::serve_node();
+        return;
+    }
+    let options = parse_options();
+    let duration = Duration::from_secs_f64(options.seconds);
+    println!(
+        "# crucial vs redis, {} sequential ops per row, {} callers for {:.1} s; {} cores",
+        options.ops,
+        options.callers,
+        options.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let crucial = Crucial::start(&options.runtime);
+    let redis = Redis::start();
+    match &redis {
+        Ok(_) => {}
+        Err(e) => println!("# redis not measured: {e}"),
+    }
+    let mut systems: Vec<&dyn System> = vec![&crucial];
+    if let Ok(redis) = &redis {
+        systems.push(redis);
+    }
+
+    let payload = vec![0xabu8; 1024];
+    let mut rows: Vec<(String, Vec<Latencies>)> = Vec::new();
+    for (label, op) in [
+        ("incr (fetch_add / INCR)", systems::Op::Incr),
+        ("set 1 KiB", systems::Op::Set),
+        ("get 1 KiB", systems::Op::Get),
+    ] {
+        let results = systems
+            .iter()
+            .map(|s| s.sequential(op, options.ops, &payload))
+            .collect();
+        rows.push((label.to_string(), results));
+    }
+    let mut throughput: Vec<(String, Vec<Throughput>)> = Vec::new();
+    for (label, op) in [("incr", systems::Op::Incr), ("get 1 KiB", systems::Op::Get)] {
+        let results = systems
+            .iter()
+            .map(|s| s.concurrent(op, options.callers, duration, &payload))
+            .collect();
+        throughput.push((label.to_string(), results));
+    }
+
+    let mut async_rows = Vec::new();
+    for (label, op) in [("incr", systems::Op::Incr), ("get 1 KiB", systems::Op::Get)] {
+        if let Some(t) = crucial.concurrent_async(op, options.callers, duration) {
+            async_rows.push((label, t));
+        }
+    }
+
+    let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
+    println!();
+    println!("## Sequential latency, one caller (microseconds)");
+    println!();
+    print!("| operation |");
+    for n in &names {
+        print!(" {n} p50 | {n} p99 | {n} mean |");
+    }
+    if names.len() > 1 {
+        print!(" p50 ratio (ours/redis) | mean ratio |");
+    }
+    println!();
+    print!("|---|");
+    for _ in &names {
+        print!("---|---|---|");
+    }
+    if names.len() > 1 {
+        print!("---|---|");
+    }
+    println!();
+    for (label, results) in &rows {
+        print!("| {label} |");
+        for r in results {
+            print!(" {:.1} | {:.1} | {:.1} |", r.p50(), r.p99(), r.mean());
+        }
+        if results.len() > 1 {
+            print!(
+                " {:.2} | {:.2} |",
+                results[0].p50() / results[1].p50(),
+                results[0].mean() / results[1].mean()
+            );
+        }
+        println!();
+    }
+    println!();
+    println!(
+        "## Throughput, {} concurrent callers (operations per second)",
+        options.callers
+    );
+    println!();
+    print!("| operation |");
+    for n in &names {
+        print!(" {n} |");
+    }
+    if names.len() > 1 {
+        print!(" ratio (ours/redis) |");
+    }
+    println!();
+    print!("|---|");
+    for _ in &names {
+        print!("---|");
+    }
+    if names.len() > 1 {
+        print!("---|");
+    }
+    println!();
+    for (label, results) in &throughput {
+        print!("| {label} |");
+        for r in results {
+            print!(" {:.0} |", r.per_second());
+        }
+        if results.len() > 1 {
+            print!(
+                " {:.2} |",
+                results[0].per_second() / results[1].per_second()
+            );
+        }
+        println!();
+    }
+    println!();
+    println!(
+        "## Throughput, {} async tasks on one tokio worker (operations per second)",
+        options.callers
+    );
+    println!();
+    println!("| operation | crucial (async) | redis (threads) | ratio (ours/redis) |");
+    println!("|---|---|---|---|");
+    for (i, (label, t)) in async_rows.iter().enumerate() {
+        let redis = throughput[i].1.get(1).map(|r| r.per_second());
+        println!(
+            "| {label} | {:.0} | {} | {} |",
+            t.per_second(),
+            redis.map_or("-".into(), |r| format!("{r:.0}")),
+            redis.map_or("-".into(), |r| format!("{:.2}", t.per_second() / r)),
+        );
+    }
+    println!();
+    println!(
+        "# crucial node: separate process, runtime {}, one connection shared by all callers; \
+         redis: one connection per caller, no pipelining",
+        options.runtime
+    );
+}

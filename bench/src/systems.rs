@@ -1,0 +1,386 @@
+//! The systems under test, each started as its own process on loopback.
+
+use crate::stats::{Latencies, Throughput};
+use crucial::{AtomicBytes, AtomicI64, Bytes, Client};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// What is measured.
+#[derive(Clone, Copy)]
+pub enum Op {
+    /// Increment a counter.
+    Incr,
+    /// Store 1 KiB.
+    Set,
+    /// Read 1 KiB.
+    Get,
+}
+
+/// A store under test.
+pub trait System: Sync {
+    /// Row label.
+    fn name(&self) -> &str;
+    /// One caller, `ops` operations, each timed.
+    fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies;
+    /// `callers` threads for `duration`.
+    fn concurrent(&self, op: Op, callers: usize, duration: Duration, payload: &[u8]) -> Throughput;
+    /// `callers` async tasks for `duration` (systems without an async client return `None`).
+    fn concurrent_async(
+        &self,
+        _op: Op,
+        _callers: usize,
+        _duration: Duration,
+    ) -> Option<Throughput> {
+        None
+    }
+}
+
+fn time_each(ops: usize, mut f: impl FnMut()) -> Latencies {
+    for _ in 0..ops / 10 {
+        f(); // warm-up
+    }
+    let mut samples = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let start = Instant::now();
+        f();
+        samples.push(start.elapsed());
+    }
+    Latencies::new(samples)
+}
+
+fn run_callers<S: Send + 'static>(
+    callers: usize,
+    duration: Duration,
+    setup: impl Fn() -> S,
+    op: impl Fn(&mut S) + Send + Sync + 'static,
+) -> Throughput {
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(Barrier::new(callers + 1));
+    let handles: Vec<_> = (0..callers)
+        .map(|_| {
+            let mut state = setup();
+            let (op, stop, done, barrier) = (
+                Arc::clone(&op),
+                Arc::clone(&stop),
+                Arc::clone(&done),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    op(&mut state);
+                    n += 1;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("caller thread");
+    }
+    Throughput {
+        ops: done.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Crucial node in a child process, and a client connected to it.
+pub struct Crucial {
+    _process: Process,
+    client: Client,
+}
+
+/// Body of the `--serve` child: a node on a free port that prints its address.
+pub fn serve_node() {
+    let runtime = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "multi-thread".into());
+    let config = crucial_server::NodeConfig {
+        listen: "127.0.0.1:0".into(),
+        flavor: if runtime == "current-thread" {
+            crucial_server::Flavor::CurrentThread
+        } else {
+            crucial_server::Flavor::MultiThread
+        },
+        ..Default::default()
+    };
+    crucial_server::run(config, |addr| println!("listening on {addr}")).expect("node");
+}
+
+fn read_addr(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("node printed its address")
+            .expect("read");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            return addr.trim().to_string();
+        }
+    }
+}
+
+impl Crucial {
+    /// Starts the node process and connects.
+    pub fn start(runtime: &str) -> Crucial {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--serve", runtime])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start node");
+        let addr = read_addr(&mut child);
+        let client = crucial::Config::new()
+            .server(addr)
+            .connect()
+            .expect("connect");
+        client.ping().expect("ping");
+        Crucial {
+            _process: Process(child),
+            client,
+        }
+    }
+}
+
+impl System for Crucial {
+    fn name(&self) -> &str {
+        "crucial"
+    }
+
+    fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies {
+        let counter = self.client.open::<AtomicI64>("bench/counter");
+        let blob = self.client.open::<AtomicBytes>("bench/blob");
+        let value = Bytes::copy_from_slice(payload);
+        blob.set(value.clone()).expect("set");
+        match op {
+            Op::Incr => time_each(ops, || {
+                counter.fetch_add(1).expect("fetch_add");
+            }),
+            Op::Set => time_each(ops, || blob.set(value.clone()).expect("set")),
+            Op::Get => time_each(ops, || {
+                assert_eq!(blob.get().expect("get").len(), 1024);
+            }),
+        }
+    }
+
+    fn concurrent_async(&self, op: Op, callers: usize, duration: Duration) -> Option<Throughput> {
+        Some(self.async_callers(op, callers, duration))
+    }
+
+    fn concurrent(&self, op: Op, callers: usize, duration: Duration, payload: &[u8]) -> Throughput {
+        let client = self.client.clone();
+        let value = Bytes::copy_from_slice(payload);
+        client
+            .open::<AtomicBytes>("bench/blob")
+            .set(value)
+            .expect("set");
+        run_callers(
+            callers,
+            duration,
+            || {
+                (
+                    client.open::<AtomicI64>("bench/counter"),
+                    client.open::<AtomicBytes>("bench/blob"),
+                )
+            },
+            move |(counter, blob)| match op {
+                Op::Incr => {
+                    counter.fetch_add(1).expect("fetch_add");
+                }
+                Op::Get | Op::Set => {
+                    assert_eq!(blob.get().expect("get").len(), 1024);
+                }
+            },
+        )
+    }
+}
+
+impl Crucial {
+    fn async_callers(&self, op: Op, callers: usize, duration: Duration) -> Throughput {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let counter = self.client.open::<AtomicI64>("bench/counter");
+        let blob = self.client.open::<AtomicBytes>("bench/blob");
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (counter, blob, stop, done) = (
+                    counter.clone(),
+                    blob.clone(),
+                    Arc::clone(&stop),
+                    Arc::clone(&done),
+                );
+                rt.spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        match op {
+                            Op::Incr => {
+                                counter.fetch_add_async(1).await.expect("fetch_add");
+                            }
+                            Op::Get | Op::Set => {
+                                assert_eq!(blob.get_async().await.expect("get").len(), 1024);
+                            }
+                        }
+                        n += 1;
+                    }
+                    done.fetch_add(n, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        rt.block_on(async {
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+        Throughput {
+            ops: done.load(Ordering::Relaxed),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+/// `redis-server` in a child process.
+pub struct Redis {
+    _process: Process,
+    url: String,
+}
+
+impl Redis {
+    /// Starts `redis-server` on a free loopback port, without persistence.
+    pub fn start() -> Result<Redis, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server ({e}); install it with `apt-get install redis-server`"))?;
+        let process = Process(child);
+        let url = format!("redis://127.0.0.1:{port}/");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if ready.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("redis-server did not answer within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Redis {
+            _process: process,
+            url,
+        })
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+}
+
+impl System for Redis {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies {
+        let mut con = self.connection();
+        redis::cmd("SET")
+            .arg("bench/blob")
+            .arg(payload)
+            .query::<()>(&mut con)
+            .expect("SET");
+        match op {
+            Op::Incr => time_each(ops, || {
+                redis::cmd("INCR")
+                    .arg("bench/counter")
+                    .query::<i64>(&mut con)
+                    .expect("INCR");
+            }),
+            Op::Set => time_each(ops, || {
+                redis::cmd("SET")
+                    .arg("bench/blob")
+                    .arg(payload)
+                    .query::<()>(&mut con)
+                    .expect("SET");
+            }),
+            Op::Get => time_each(ops, || {
+                let v: Vec<u8> = redis::cmd("GET")
+                    .arg("bench/blob")
+                    .query(&mut con)
+                    .expect("GET");
+                assert_eq!(v.len(), 1024);
+            }),
+        }
+    }
+
+    fn concurrent(
+        &self,
+        op: Op,
+        callers: usize,
+        duration: Duration,
+        _payload: &[u8],
+    ) -> Throughput {
+        run_callers(
+            callers,
+            duration,
+            || self.connection(),
+            move |con| match op {
+                Op::Incr => {
+                    redis::cmd("INCR")
+                        .arg("bench/counter")
+                        .query::<i64>(con)
+                        .expect("INCR");
+                }
+                Op::Get | Op::Set => {
+                    let v: Vec<u8> = redis::cmd("GET").arg("bench/blob").query(con).expect("GET");
+                    assert_eq!(v.len(), 1024);
+                }
+            },
+        )
+    }
+}
