@@ -7,7 +7,7 @@
 //! callers (ours: one shared connection per process; Redis: one connection per
 //! caller, no pipelining). Prints a table with our/Redis ratios.
 //!
-//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--runtime multi-thread|current-thread]`
+//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread]`
 
 mod stats;
 mod systems;
@@ -20,6 +20,7 @@ struct Options {
     ops: usize,
     callers: usize,
     seconds: f64,
+    trials: usize,
     runtime: String,
 }
 
@@ -27,7 +28,8 @@ fn parse_options() -> Options {
     let mut options = Options {
         ops: 20_000,
         callers: 64,
-        seconds: 3.0,
+        seconds: 2.0,
+        trials: 3,
         runtime: "multi-thread".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +40,7 @@ fn parse_options() -> Options {
             "--ops" => options.ops = value.parse().expect("--ops N"),
             "--callers" => options.callers = value.parse().expect("--callers N"),
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
+            "--trials" => options.trials = value.parse().expect("--trials N"),
             "--runtime" => options.runtime = value,
             other => panic!("unknown option {other}"),
         }
@@ -54,10 +57,11 @@ fn main() {
     let options = parse_options();
     let duration = Duration::from_secs_f64(options.seconds);
     println!(
-        "# crucial vs redis, {} sequential ops per row, {} callers for {:.1} s; {} cores",
+        "# crucial vs redis, {} sequential ops per row, {} callers for {:.1} s (median of {} trials); {} cores",
         options.ops,
         options.callers,
         options.seconds,
+        options.trials,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
@@ -89,15 +93,24 @@ fn main() {
     for (label, op) in [("incr", systems::Op::Incr), ("get 1 KiB", systems::Op::Get)] {
         let results = systems
             .iter()
-            .map(|s| s.concurrent(op, options.callers, duration, &payload))
+            .map(|s| {
+                Throughput::median(
+                    (0..options.trials)
+                        .map(|_| s.concurrent(op, options.callers, duration, &payload))
+                        .collect(),
+                )
+            })
             .collect();
         throughput.push((label.to_string(), results));
     }
 
     let mut async_rows = Vec::new();
     for (label, op) in [("incr", systems::Op::Incr), ("get 1 KiB", systems::Op::Get)] {
-        if let Some(t) = crucial.concurrent_async(op, options.callers, duration) {
-            async_rows.push((label, t));
+        let trials: Vec<_> = (0..options.trials)
+            .filter_map(|_| crucial.concurrent_async(op, options.callers, duration))
+            .collect();
+        if !trials.is_empty() {
+            async_rows.push((label, Throughput::median(trials)));
         }
     }
 

@@ -46,6 +46,12 @@ pub struct Throughput {
 }
 
 impl Throughput {
+    /// The trial with the median rate.
+    pub fn median(mut trials: Vec<Throughput>) -> Throughput {
+        trials.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
+        trials.swap_remove(trials.len() / 2)
+    }
+
     /// Operations per second.
     pub fn per_second(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()

@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub dedup_window: usize,
     /// Clients whose replies are remembered at once (least recently seen are forgotten).
     pub dedup_clients: usize,
+    /// Batches of at most this many requests read from one connection run inline
+    /// on the reading task; larger ones are split across worker threads.
+    pub inline_batch: usize,
 }
 
 impl Default for NodeConfig {
@@ -39,6 +42,10 @@ impl Default for NodeConfig {
             max_frame: DEFAULT_MAX_FRAME,
             dedup_window: 1024,
             dedup_clients: 65_536,
+            inline_batch: std::env::var("CRUCIAL_INLINE_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
         }
     }
 }

@@ -25,7 +25,8 @@ pub enum Begin {
 }
 
 enum Entry {
-    Running(Arc<Notify>),
+    /// Running; the notifier is created only if a retry comes to wait for it.
+    Running(Option<Arc<Notify>>),
     Done(Outcome),
 }
 
@@ -81,14 +82,16 @@ impl Dedup {
             last_seen: now,
         });
         window.last_seen = now;
-        match window.entries.get(&request) {
+        match window.entries.get_mut(&request) {
             Some(Entry::Done(outcome)) => return Begin::Done(outcome.clone()),
-            Some(Entry::Running(notify)) => return Begin::InFlight(Arc::clone(notify)),
+            Some(Entry::Running(notify)) => {
+                return Begin::InFlight(Arc::clone(
+                    notify.get_or_insert_with(|| Arc::new(Notify::new())),
+                ))
+            }
             None => {}
         }
-        window
-            .entries
-            .insert(request, Entry::Running(Arc::new(Notify::new())));
+        window.entries.insert(request, Entry::Running(None));
         window.order.push_back(request);
         while window.order.len() > self.window {
             if let Some(old) = window.order.pop_front() {
@@ -100,14 +103,16 @@ impl Dedup {
 
     /// Looks a request up without registering it.
     pub fn peek(&self, client: u64, request: u64) -> Begin {
-        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         match clients
             .by_id
-            .get(&client)
-            .and_then(|w| w.entries.get(&request))
+            .get_mut(&client)
+            .and_then(|w| w.entries.get_mut(&request))
         {
             Some(Entry::Done(outcome)) => Begin::Done(outcome.clone()),
-            Some(Entry::Running(notify)) => Begin::InFlight(Arc::clone(notify)),
+            Some(Entry::Running(notify)) => Begin::InFlight(Arc::clone(
+                notify.get_or_insert_with(|| Arc::new(Notify::new())),
+            )),
             None => Begin::Fresh,
         }
     }
@@ -119,7 +124,9 @@ impl Dedup {
             return;
         };
         if let Some(entry) = window.entries.get_mut(&request) {
-            if let Entry::Running(notify) = std::mem::replace(entry, Entry::Done(outcome.clone())) {
+            if let Entry::Running(Some(notify)) =
+                std::mem::replace(entry, Entry::Done(outcome.clone()))
+            {
                 notify.notify_waiters();
             }
         }

@@ -23,6 +23,8 @@ struct WriteState {
     buf: Vec<u8>,
     writing: bool,
     closed: bool,
+    /// The flusher sleeps on its condvar (so a notify, a syscall, is needed).
+    flusher_idle: bool,
 }
 
 #[derive(Default)]
@@ -178,7 +180,10 @@ impl Connection {
             return Ok(()); // the active writer loops until the buffer is empty
         }
         if !alone {
-            self.flush.notify_one();
+            if state.flusher_idle {
+                state.flusher_idle = false;
+                self.flush.notify_one();
+            }
             return Ok(());
         }
         self.write_out(state).map(|_| ())
@@ -213,8 +218,10 @@ impl Connection {
         let mut state = lock(&self.write);
         loop {
             while (state.buf.is_empty() || state.writing) && !state.closed {
+                state.flusher_idle = true;
                 state = self.flush.wait(state).unwrap_or_else(|e| e.into_inner());
             }
+            state.flusher_idle = false;
             if state.closed {
                 return;
             }

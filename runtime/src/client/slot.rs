@@ -16,6 +16,8 @@ pub type Reply = Result<bytes::Bytes, Error>;
 struct State {
     reply: Option<Reply>,
     waker: Option<Waker>,
+    /// A thread sleeps on the condvar (so a notify, a syscall, is needed).
+    sleeping: bool,
 }
 
 /// Shared between a waiting caller and the connection's reader.
@@ -34,16 +36,18 @@ impl Slot {
 
     /// Delivers the reply (only the first delivery counts).
     pub fn complete(&self, reply: Reply) {
-        let waker = {
+        let (waker, sleeping) = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if state.reply.is_some() {
                 return;
             }
             state.reply = Some(reply);
             self.done.store(true, Ordering::Release);
-            state.waker.take()
+            (state.waker.take(), state.sleeping)
         };
-        self.ready.notify_one();
+        if sleeping {
+            self.ready.notify_one();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -75,7 +79,9 @@ impl Slot {
             if let Some(reply) = state.reply.take() {
                 return reply;
             }
+            state.sleeping = true;
             state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.sleeping = false;
         }
     }
 
