@@ -15,3 +15,8 @@ pub fn async_method(method: &Ident) -> Ident {
 
 /// Associated functions the `#[shared]` struct expansion adds to the user's type.
 pub const TYPE_CONSTRUCTORS: &[&str] = &["shared", "shared_with"];
+
+/// The timeout twin of a blocking proxy method: `acquire` -> `acquire_timeout`.
+pub fn timeout_method(method: &Ident) -> Ident {
+    format_ident!("{}_timeout", method, span = method.span())
+}

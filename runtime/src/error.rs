@@ -142,6 +142,26 @@ pub enum RemoteError {
         /// Its panic message.
         message: String,
     },
+    /// A blocking method was still pending when its timeout expired.
+    #[error("timed out after {waited_ms} ms waiting in `{type_name}::{method}` on object `{key}`")]
+    Timeout {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The method.
+        method: String,
+        /// The timeout that expired.
+        waited_ms: u64,
+    },
+    /// The object was deleted while the call was parked on it.
+    #[error("object `{type_name}`/`{key}` was deleted while the call waited on it")]
+    Deleted {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+    },
     /// The peer does not speak this protocol version or skipped the handshake.
     #[error("protocol error: {reason}")]
     Protocol {

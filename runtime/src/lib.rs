@@ -61,6 +61,10 @@ pub use builtins::atomic::{
 pub use builtins::bytes::{AtomicBytes, AtomicBytesProxy};
 pub use builtins::list::{List, ListProxy, ListState, ListStateProxy};
 pub use builtins::map::{Map, MapProxy, MapState, MapStateProxy, MergeOp, Ordered, Summable};
+pub use builtins::sync::{
+    ticket, Barrier, BarrierProxy, BarrierWaitResult, CountDownLatch, CountDownLatchProxy, Future,
+    FutureProxy, FutureState, FutureStateProxy, Semaphore, SemaphoreProxy,
+};
 pub use bytes::Bytes;
 pub use client::{Client, Config, Membership, Ring, ENV_SERVER};
 pub use crucial_macros::{cloud_thread, shared};
@@ -78,8 +82,8 @@ pub use thread::{
 pub mod __private {
     pub use crate::proxy::{ProxyCore, SharedProxy};
     pub use crate::registry::{
-        dispatch_mut, dispatch_ref, CloudThreadEntry, MethodEntry, MethodId, SharedType,
-        SharedTypeEntry, CLOUD_THREADS, SHARED_TYPES,
+        dispatch_mut, dispatch_poll_mut, dispatch_poll_ref, dispatch_ref, CloudThreadEntry,
+        MethodEntry, MethodId, SharedType, SharedTypeEntry, CLOUD_THREADS, SHARED_TYPES,
     };
     pub use crate::thread::{run_runnable, run_thread, spawn_thread, RegisteredRunnable};
     pub use core::clone::Clone;
@@ -88,6 +92,7 @@ pub mod __private {
     pub use core::future::Future;
     pub use core::marker::Send;
     pub use core::result::Result;
+    pub use core::time::Duration;
     pub use core::{concat, module_path};
     pub use linkme;
     pub use std::string::String;

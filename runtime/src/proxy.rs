@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Methods every proxy has besides its type's own (import the trait to use them).
 ///
@@ -120,13 +121,19 @@ impl ProxyCore {
         }
     }
 
-    fn payload<A: Serialize>(&self, method: &MethodId, args: &A) -> Result<Vec<u8>> {
+    fn payload<A: Serialize>(
+        &self,
+        method: &MethodId,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
         let args = codec::encode(args)?;
         codec::encode(&Request::Call(Call {
             object: self.object(),
             method: method.name,
             fingerprint: method.fingerprint,
             args: &args,
+            timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
         }))
     }
 
@@ -136,8 +143,19 @@ impl ProxyCore {
         method: &MethodId,
         args: &A,
     ) -> Result<R> {
+        self.call_waiting(method, args, Duration::ZERO)
+    }
+
+    /// Ships a call to a blocking method and blocks for its result, which the
+    /// node turns into `RemoteError::Timeout` after `timeout` (zero: no limit).
+    pub fn call_waiting<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &MethodId,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R> {
         let client = self.client()?;
-        let payload = self.payload(method, args)?;
+        let payload = self.payload(method, args, timeout)?;
         let reply = client.roundtrip(client.owner(self.object()), &payload)?;
         codec::decode(&reply)
     }
@@ -151,7 +169,7 @@ impl ProxyCore {
     ) -> impl Future<Output = Result<R>> + Send + 'static {
         let prepared = self.client().cloned().and_then(|client| {
             let node = client.owner(self.object());
-            Ok((client, node, self.payload(method, args)?))
+            Ok((client, node, self.payload(method, args, Duration::ZERO)?))
         });
         async move {
             let (client, node, payload) = prepared?;

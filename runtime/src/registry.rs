@@ -24,7 +24,17 @@ pub static CLOUD_THREADS: [CloudThreadEntry];
 pub type ObjectBox = Box<dyn Any + Send>;
 
 /// Decodes arguments, runs one method on an object, encodes the result.
-pub type Invoke = fn(&mut (dyn Any + Send), &[u8]) -> Result<Vec<u8>, DispatchError>;
+pub type Invoke = fn(&mut (dyn Any + Send), &[u8]) -> Result<Invoked, DispatchError>;
+
+/// What running a method produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invoked {
+    /// The encoded return value.
+    Ready(Vec<u8>),
+    /// A blocking method said "not yet": park the call and run it again after
+    /// the object next changes.
+    Pending,
+}
 
 /// Why a dispatch failed before or after the user's method ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +56,8 @@ pub struct MethodId {
     pub fingerprint: u64,
     /// `&self` methods are read-only (replication and deduplication skip them).
     pub read_only: bool,
+    /// Returns `std::task::Poll<T>`: the node parks the call while it is pending.
+    pub blocking: bool,
 }
 
 /// One row of a type's dispatch table.
@@ -228,7 +240,7 @@ pub fn dispatch_mut<T, A, R>(
     object: &mut (dyn Any + Send),
     args: &[u8],
     method: impl FnOnce(&mut T, A) -> R,
-) -> Result<Vec<u8>, DispatchError>
+) -> Result<Invoked, DispatchError>
 where
     T: 'static,
     A: DeserializeOwned,
@@ -238,7 +250,45 @@ where
     let args: A =
         crate::codec::decode(args).map_err(|e| DispatchError::BadArguments(e.to_string()))?;
     let result = method(this, args);
-    crate::codec::encode(&result).map_err(|e| DispatchError::BadResult(e.to_string()))
+    crate::codec::encode(&result)
+        .map(Invoked::Ready)
+        .map_err(|e| DispatchError::BadResult(e.to_string()))
+}
+
+/// Generated dispatch for a blocking `&mut self` method (returning `Poll<R>`).
+pub fn dispatch_poll_mut<T, A, R>(
+    object: &mut (dyn Any + Send),
+    args: &[u8],
+    method: impl FnOnce(&mut T, A) -> std::task::Poll<R>,
+) -> Result<Invoked, DispatchError>
+where
+    T: 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let this = object.downcast_mut::<T>().ok_or(DispatchError::WrongType)?;
+    let args: A =
+        crate::codec::decode(args).map_err(|e| DispatchError::BadArguments(e.to_string()))?;
+    match method(this, args) {
+        std::task::Poll::Ready(result) => crate::codec::encode(&result)
+            .map(Invoked::Ready)
+            .map_err(|e| DispatchError::BadResult(e.to_string())),
+        std::task::Poll::Pending => Ok(Invoked::Pending),
+    }
+}
+
+/// Generated dispatch for a blocking `&self` method (returning `Poll<R>`).
+pub fn dispatch_poll_ref<T, A, R>(
+    object: &mut (dyn Any + Send),
+    args: &[u8],
+    method: impl FnOnce(&T, A) -> std::task::Poll<R>,
+) -> Result<Invoked, DispatchError>
+where
+    T: 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    dispatch_poll_mut(object, args, |this: &mut T, args| method(this, args))
 }
 
 /// Generated dispatch for a `&self` method.
@@ -246,7 +296,7 @@ pub fn dispatch_ref<T, A, R>(
     object: &mut (dyn Any + Send),
     args: &[u8],
     method: impl FnOnce(&T, A) -> R,
-) -> Result<Vec<u8>, DispatchError>
+) -> Result<Invoked, DispatchError>
 where
     T: 'static,
     A: DeserializeOwned,

@@ -50,7 +50,7 @@ impl Outbox {
     }
 
     /// Appends replies and writes as much as the socket takes without blocking.
-    fn send(&self, replies: &[(u64, Outcome)]) {
+    pub(crate) fn send(&self, replies: &[(u64, Outcome)]) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.closed {
             return;
@@ -106,6 +106,11 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Whether the client is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
     }
 
     fn close(&self) {
@@ -204,8 +209,11 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
             // Handshake or a lone request: run inline, in order.
             let mut replies = Vec::with_capacity(batch.len());
             for (id, payload) in batch.drain(..) {
-                let outcome = dispatch::handle(&node, &mut session, id, &payload).await;
-                replies.push((id, outcome));
+                if let Some(outcome) =
+                    dispatch::handle(&node, &mut session, &outbox, id, &payload).await
+                {
+                    replies.push((id, outcome));
+                }
             }
             outbox.send(&replies);
             if session.client_id.is_none() {
@@ -225,8 +233,11 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
             tokio::spawn(async move {
                 let mut replies = Vec::with_capacity(chunk.len());
                 for (id, payload) in chunk {
-                    let outcome = dispatch::handle(&node, &mut session, id, &payload).await;
-                    replies.push((id, outcome));
+                    if let Some(outcome) =
+                        dispatch::handle(&node, &mut session, &outbox, id, &payload).await
+                    {
+                        replies.push((id, outcome));
+                    }
                 }
                 outbox.send(&replies);
             });

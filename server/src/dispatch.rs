@@ -1,12 +1,15 @@
 //! Turning one request into one reply: registry lookup, dedup, lock, call.
 
+use crate::connection::Outbox;
 use crate::dedup::{Begin, Outcome};
 use crate::node::NodeState;
-use crate::table::Poison;
-use crucial::registry::DispatchError;
+use crate::parking::{self, Parked};
+use bytes::Bytes;
 use crucial::wire::{Call, Request, ServerInfo, PROTOCOL_VERSION};
-use crucial::{codec, panic_message, RemoteError};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crucial::{codec, RemoteError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What a connection knows about its client.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,15 +26,34 @@ fn encode<T: serde::Serialize>(value: &T) -> Outcome {
 
 /// Handles one request frame. Never panics on bad input: every problem becomes
 /// an error for this caller only.
-pub async fn handle(node: &NodeState, session: &mut Session, id: u64, payload: &[u8]) -> Outcome {
+/// `None` means the call was parked (or already answered on `outbox`).
+pub async fn handle(
+    node: &NodeState,
+    session: &mut Session,
+    outbox: &Arc<Outbox>,
+    id: u64,
+    payload: &[u8],
+) -> Option<Outcome> {
     let request: Request<'_> = match codec::decode_borrowed(payload) {
         Ok(r) => r,
         Err(e) => {
-            return Err(RemoteError::BadFrame {
+            return Some(Err(RemoteError::BadFrame {
                 reason: e.to_string(),
-            })
+            }))
         }
     };
+    if let Request::Call(call) = request {
+        let Some(client) = session.client_id else {
+            return Some(Err(RemoteError::Protocol {
+                reason: "the first request on a connection must be Hello".into(),
+            }));
+        };
+        return call_method(node, client, outbox, id, call).await;
+    }
+    Some(handle_control(node, session, request))
+}
+
+fn handle_control(node: &NodeState, session: &mut Session, request: Request<'_>) -> Outcome {
     match request {
         Request::Hello {
             protocol,
@@ -55,10 +77,7 @@ pub async fn handle(node: &NodeState, session: &mut Session, id: u64, payload: &
         _ if session.client_id.is_none() => Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
         }),
-        Request::Call(call) => {
-            let client = session.client_id.unwrap_or_default();
-            call_method(node, client, id, call).await
-        }
+        Request::Call(_) => unreachable!("calls are handled before control requests"),
         Request::Create { object, state } => {
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
@@ -87,33 +106,41 @@ pub async fn handle(node: &NodeState, session: &mut Session, id: u64, payload: &
     }
 }
 
-async fn call_method(node: &NodeState, client: u64, id: u64, call: Call<'_>) -> Outcome {
+async fn call_method(
+    node: &NodeState,
+    client: u64,
+    outbox: &Arc<Outbox>,
+    id: u64,
+    call: Call<'_>,
+) -> Option<Outcome> {
     let type_name = call.object.type_name;
-    let entry = node
-        .registry
-        .shared_type(type_name)
-        .ok_or_else(|| RemoteError::UnknownType {
+    let key = call.object.key;
+    let Some(entry) = node.registry.shared_type(type_name) else {
+        return Some(Err(RemoteError::UnknownType {
             type_name: type_name.to_string(),
-        })?;
-    let method = entry
-        .method(call.method)
-        .ok_or_else(|| RemoteError::UnknownMethod {
+        }));
+    };
+    let Some(method) = entry.method(call.method) else {
+        return Some(Err(RemoteError::UnknownMethod {
             type_name: type_name.to_string(),
             method: call.method.to_string(),
-        })?;
+        }));
+    };
     if method.id.fingerprint != call.fingerprint {
-        return Err(RemoteError::IncompatibleMethod {
+        return Some(Err(RemoteError::IncompatibleMethod {
             type_name: type_name.to_string(),
             method: call.method.to_string(),
             server_signature: method.signature.to_string(),
-        });
+        }));
     }
-    let dedup = !method.id.read_only;
+    // Blocking calls are not deduplicated: a parked call of a lost connection is
+    // dropped without running, so re-sending it is safe.
+    let dedup = !method.id.read_only && !method.id.blocking;
     if dedup {
         loop {
             match node.dedup.begin(client, id) {
                 Begin::Fresh => break,
-                Begin::Done(outcome) => return outcome,
+                Begin::Done(outcome) => return Some(outcome),
                 Begin::InFlight(notify) => {
                     // Register interest, then re-check: the original may have
                     // finished between `begin` and here.
@@ -121,59 +148,67 @@ async fn call_method(node: &NodeState, client: u64, id: u64, call: Call<'_>) -> 
                     tokio::pin!(notified);
                     notified.as_mut().enable();
                     if let Begin::Done(outcome) = node.dedup.peek(client, id) {
-                        return outcome;
+                        return Some(outcome);
                     }
                     notified.await;
                 }
             }
         }
     }
-    let cell = node.table.get_or_default(entry, call.object.key);
+    let cell = node.table.get_or_default(entry, key);
     let outcome = {
         let mut state = cell.lock();
         if let Some(poison) = &state.poison {
-            Err(RemoteError::Poisoned {
+            Some(Err(RemoteError::Poisoned {
                 type_name: type_name.to_string(),
-                key: call.object.key.to_string(),
+                key: key.to_string(),
                 method: poison.method.clone(),
                 message: poison.message.clone(),
-            })
+            }))
         } else {
-            match catch_unwind(AssertUnwindSafe(|| {
-                (method.invoke)(&mut *state.value, call.args)
-            })) {
-                Ok(Ok(bytes)) => Ok(bytes),
-                Ok(Err(DispatchError::BadArguments(reason))) => Err(RemoteError::BadArguments {
-                    type_name: type_name.to_string(),
-                    method: call.method.to_string(),
-                    reason,
-                }),
-                Ok(Err(DispatchError::BadResult(reason))) => Err(RemoteError::Protocol {
-                    reason: format!("cannot encode the result of {}: {reason}", call.method),
-                }),
-                Ok(Err(DispatchError::WrongType)) => Err(RemoteError::Protocol {
-                    reason: format!("object `{}` is not a `{type_name}`", call.object.key),
-                }),
-                Err(panic) => {
-                    let message = panic_message(&*panic);
-                    if !method.id.read_only {
-                        state.poison = Some(Poison {
-                            method: call.method.to_string(),
-                            message: message.clone(),
-                        });
-                    }
-                    Err(RemoteError::Panicked {
-                        type_name: type_name.to_string(),
-                        key: call.object.key.to_string(),
-                        method: call.method.to_string(),
-                        message,
-                    })
+            let result = parking::invoke(&mut state, method, call.args);
+            let outcome = parking::settle(&mut state, &cell, key, method, result);
+            if outcome.is_none() {
+                let token = node.next_token.fetch_add(1, Ordering::Relaxed);
+                state.parked.push(Parked {
+                    token,
+                    method,
+                    args: Bytes::copy_from_slice(call.args),
+                    id,
+                    outbox: Arc::clone(outbox),
+                });
+                if call.timeout_ms > 0 {
+                    parking::expire_after(
+                        Arc::clone(&cell),
+                        key.to_string(),
+                        token,
+                        Duration::from_millis(call.timeout_ms),
+                    );
                 }
             }
+            // Only a mutating call that completed can release parked calls: by
+            // contract, what a pending call changes (say, registering its ticket)
+            // never releases anyone, so it does not cost a pass over the parked.
+            if !method.id.read_only && outcome.is_some() && !state.parked.is_empty() {
+                // Reply to this call first, then to the calls it released.
+                if let Some(outcome) = &outcome {
+                    outbox.send(&[(id, outcome.clone())]);
+                }
+                parking::wake(&mut state, &cell, key);
+                if dedup {
+                    if let Some(outcome) = &outcome {
+                        node.dedup.finish(client, id, outcome);
+                    }
+                }
+                return None;
+            }
+            outcome
         }
     };
     if dedup {
-        node.dedup.finish(client, id, &outcome);
+        if let Some(outcome) = &outcome {
+            node.dedup.finish(client, id, outcome);
+        }
     }
     outcome
 }

@@ -25,6 +25,7 @@ pub mod dedup;
 mod dispatch;
 mod embedded;
 mod node;
+mod parking;
 pub mod table;
 
 pub use config::{Flavor, NodeConfig};

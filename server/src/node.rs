@@ -20,6 +20,8 @@ pub struct NodeState {
     pub table: ObjectTable,
     /// Remembered replies for retried requests.
     pub dedup: Dedup,
+    /// Source of parked-call tokens.
+    pub next_token: std::sync::atomic::AtomicU64,
 }
 
 impl NodeState {
@@ -32,6 +34,7 @@ impl NodeState {
         Ok(Arc::new(NodeState {
             dedup: Dedup::new(config.dedup_window, config.dedup_clients),
             table: ObjectTable::default(),
+            next_token: std::sync::atomic::AtomicU64::new(1),
             registry,
             config,
         }))

@@ -28,6 +28,8 @@ pub struct ObjectState {
     pub value: ObjectBox,
     /// Set when a mutating method panicked midway.
     pub poison: Option<Poison>,
+    /// Blocking calls waiting for the object to change.
+    pub parked: Vec<crate::parking::Parked>,
 }
 
 /// One object.
@@ -90,6 +92,7 @@ impl ObjectTable {
                     state: Mutex::new(ObjectState {
                         value: (entry.create_default)(),
                         poison: None,
+                        parked: Vec::new(),
                     }),
                 })
             });
@@ -113,6 +116,7 @@ impl ObjectTable {
                 state: Mutex::new(ObjectState {
                     value,
                     poison: None,
+                    parked: Vec::new(),
                 }),
             }),
         );
@@ -120,16 +124,24 @@ impl ObjectTable {
     }
 
     /// Removes an object; returns whether it existed. Calls already holding the
-    /// object finish on the removed copy.
+    /// object finish on the removed copy; calls parked on it get `Deleted`.
     pub fn delete(&self, type_name: &str, key: &str) -> bool {
-        let mut shard = self
-            .shard(type_name, key)
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        shard
-            .get_mut(type_name)
-            .and_then(|objects| objects.remove(key))
-            .is_some()
+        let removed = {
+            let mut shard = self
+                .shard(type_name, key)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            shard
+                .get_mut(type_name)
+                .and_then(|objects| objects.remove(key))
+        };
+        match removed {
+            Some(cell) => {
+                crate::parking::fail_all(&mut cell.lock(), &cell, key);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every object, sorted.

@@ -61,6 +61,7 @@ fn call_payload(
         method,
         fingerprint,
         args,
+        timeout_ms: 0,
     }))
     .unwrap()
 }

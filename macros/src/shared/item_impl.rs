@@ -10,7 +10,6 @@ use crate::fingerprint::{canonical, fnv1a};
 use crate::names;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use std::collections::HashMap;
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility};
 
@@ -29,8 +28,26 @@ struct ShippedMethod {
     mutable: bool,
     args: Vec<(Ident, Type)>,
     output: Option<Type>,
+    /// `Some(T)` when the method returns `Poll<T>` (a blocking method).
+    poll_of: Option<Type>,
     docs: Vec<syn::Attribute>,
     signature: String,
+}
+
+/// `Poll<T>` (by its last path segment, as `std::task::Poll<T>` or an import) -> `T`.
+fn poll_inner(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Poll" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (args.args.len(), args.args.first()) {
+        (1, Some(syn::GenericArgument::Type(inner))) => Some(inner.clone()),
+        _ => None,
+    }
 }
 
 pub fn expand(attr: TokenStream, item: ItemImpl) -> syn::Result<TokenStream> {
@@ -184,12 +201,14 @@ fn parse_method(method: &ImplItemFn) -> syn::Result<Option<ShippedMethod>> {
         .filter(|a| a.path().is_ident("doc"))
         .cloned()
         .collect();
+    let poll_of = output.as_ref().and_then(poll_inner);
     Ok(Some(ShippedMethod {
         ident: sig.ident.clone(),
         vis: method.vis.clone(),
         mutable,
         args,
         output,
+        poll_of,
         docs,
         signature,
     }))
@@ -215,10 +234,6 @@ fn reject_references(ty: &Type, what: &str) -> syn::Result<()> {
 }
 
 fn validate_names(model: &SharedImpl) -> syn::Result<()> {
-    let mut seen: HashMap<String, &Ident> = HashMap::new();
-    for m in &model.methods {
-        seen.insert(m.ident.to_string(), &m.ident);
-    }
     for m in &model.methods {
         let name = m.ident.to_string();
         if names::TYPE_CONSTRUCTORS.contains(&name.as_str()) {
@@ -230,12 +245,24 @@ fn validate_names(model: &SharedImpl) -> syn::Result<()> {
                 ),
             ));
         }
-        if let Some(base) = name.strip_suffix("_async") {
-            if seen.contains_key(base) {
+        for suffix in ["_async", "_timeout"] {
+            let Some(base) = name.strip_suffix(suffix) else {
+                continue;
+            };
+            let twin_exists = model
+                .methods
+                .iter()
+                .any(|o| o.ident == base && (suffix == "_async" || o.poll_of.is_some()));
+            if twin_exists {
+                let twin = if suffix == "_async" {
+                    "async"
+                } else {
+                    "timeout"
+                };
                 return Err(syn::Error::new(
                     m.ident.span(),
                     format!(
-                        "`{name}` clashes with the async twin that #[shared] generates for \
+                        "`{name}` clashes with the {twin} twin that #[shared] generates for \
                          `{base}`; rename one of the two methods"
                     ),
                 ));
@@ -259,30 +286,38 @@ fn generate(model: &SharedImpl) -> TokenStream {
         let id_const = format_ident!("__CRUCIAL_METHOD_{}", index);
         let fingerprint = fnv1a(&m.signature);
         let read_only = !m.mutable;
+        let blocking = m.poll_of.is_some();
         let signature = &m.signature;
         consts.push(quote! {
             const #id_const: ::crucial::__private::MethodId = ::crucial::__private::MethodId {
                 name: #name,
                 fingerprint: #fingerprint,
                 read_only: #read_only,
+                blocking: #blocking,
             };
         });
         let arg_names: Vec<&Ident> = m.args.iter().map(|(n, _)| n).collect();
         let arg_types: Vec<&Type> = m.args.iter().map(|(_, t)| t).collect();
-        for ty in arg_types.iter().copied().chain(m.output.iter()) {
+        for ty in arg_types
+            .iter()
+            .copied()
+            .chain(m.poll_of.as_ref().or(m.output.as_ref()))
+        {
             asserts.push(quote_spanned! {ty.span()=>
                 ::crucial::__private::assert_wire::<#ty>();
             });
         }
-        let output = match &m.output {
-            Some(t) => quote!(#t),
-            None => quote!(()),
+        // What the caller receives: `T` of `Poll<T>` for blocking methods.
+        let output = match (&m.poll_of, &m.output) {
+            (Some(t), _) | (None, Some(t)) => quote!(#t),
+            (None, None) => quote!(()),
         };
         let closure_output = m.output.as_ref().map(|t| quote!(-> #t));
-        let (receiver, dispatch) = if m.mutable {
-            (quote!(&mut #self_ty), quote!(dispatch_mut))
-        } else {
-            (quote!(&#self_ty), quote!(dispatch_ref))
+        let (receiver, dispatch) = match (m.mutable, blocking) {
+            (true, false) => (quote!(&mut #self_ty), quote!(dispatch_mut)),
+            (false, false) => (quote!(&#self_ty), quote!(dispatch_ref)),
+            (true, true) => (quote!(&mut #self_ty), quote!(dispatch_poll_mut)),
+            (false, true) => (quote!(&#self_ty), quote!(dispatch_poll_ref)),
         };
         entries.push(quote! {
             ::crucial::__private::MethodEntry {
@@ -303,6 +338,22 @@ fn generate(model: &SharedImpl) -> TokenStream {
         let docs = &m.docs;
         let async_ident = names::async_method(ident);
         let async_doc = format!("Async twin of [`Self::{name}`]: same call, awaited.");
+        if blocking {
+            let timeout_ident = names::timeout_method(ident);
+            let timeout_doc = format!(
+                "[`Self::{name}`] that gives up after `timeout` with `RemoteError::Timeout`."
+            );
+            proxy_methods.push(quote! {
+                #[doc = #timeout_doc]
+                #vis fn #timeout_ident(
+                    &self,
+                    #(#arg_names: #arg_types,)*
+                    timeout: ::crucial::__private::Duration,
+                ) -> ::crucial::Result<#output> {
+                    self.core.call_waiting(&#id_const, &(#(#arg_names,)*), timeout)
+                }
+            });
+        }
         proxy_methods.push(quote! {
             #(#docs)*
             #vis fn #ident(&self, #(#arg_names: #arg_types),*) -> ::crucial::Result<#output> {

@@ -8,3 +8,4 @@ pub mod atomic;
 pub mod bytes;
 pub mod list;
 pub mod map;
+pub mod sync;

@@ -27,6 +27,8 @@ pub struct Call<'a> {
     /// Encoded argument tuple.
     #[serde(with = "serde_bytes")]
     pub args: &'a [u8],
+    /// For blocking methods: give up after this many milliseconds (0: wait forever).
+    pub timeout_ms: u64,
 }
 
 /// Everything a client can ask a node. The reply to each is a postcard
