@@ -1,0 +1,255 @@
+//! k-means clustering with Crucial: the paper's Listing 2.
+//!
+//! Each cloud thread owns a fragment of the points. Per iteration it reads the
+//! current centroids, assigns its points, ships its partial sums to the shared
+//! [`Centroids`] aggregate (method shipping: the reduction runs on the server,
+//! no thread ever sees another's data), and waits on a [`crucial::Barrier`]. A
+//! shared iteration counter lets a re-executed thread resume at the right
+//! iteration, as in the paper.
+
+pub mod data;
+pub mod model;
+
+use crucial::{cloud_thread, shared, AtomicI64, Barrier};
+use data::Shape;
+use model::Partial;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Everything a worker needs; travels as the cloud thread's argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// The data set.
+    pub shape: Shape,
+    /// Number of clusters.
+    pub k: usize,
+    /// Iterations to run.
+    pub iterations: u32,
+    /// Number of worker threads.
+    pub threads: usize,
+    /// Read points from this `.npy` file instead of generating them.
+    pub data: Option<String>,
+    /// Prefix of the shared objects' keys (one run's namespace).
+    pub run: String,
+    /// Fault injection for tests: worker `.0` panics once when it starts iteration `.1`.
+    pub fail_once_at: Option<(usize, u32)>,
+}
+
+impl Params {
+    /// Key of one of this run's shared objects.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.run)
+    }
+
+    /// The initial centroids: `k` pseudo-randomly chosen points (Forgy).
+    pub fn initial_centroids(&self) -> Vec<f64> {
+        (0..self.k)
+            .flat_map(|j| {
+                let i = self.shape.sample_index(j);
+                self.shape.generate(i..i + 1)
+            })
+            .collect()
+    }
+
+    /// The points of worker `thread`.
+    pub fn fragment(&self, thread: usize) -> std::io::Result<Vec<f64>> {
+        let range = self.shape.fragment(thread, self.threads);
+        match &self.data {
+            None => Ok(self.shape.generate(range)),
+            Some(path) => data::read_npy_rows(std::path::Path::new(path), range).map(|(_, d)| d),
+        }
+    }
+}
+
+/// The shared centroid aggregate: per-iteration partials in, centroids out.
+#[shared]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Centroids {
+    k: usize,
+    dims: usize,
+    threads: usize,
+    /// Centroids at the start of each recent iteration.
+    at: BTreeMap<u32, Vec<f64>>,
+    /// Partials of recent iterations, indexed by thread.
+    partials: BTreeMap<u32, Vec<Option<Partial>>>,
+    /// Cost and centroid movement of each completed iteration.
+    history: Vec<(f64, f64)>,
+}
+
+impl Centroids {
+    /// The aggregate before the first iteration.
+    pub fn new(initial: Vec<f64>, k: usize, dims: usize, threads: usize) -> Centroids {
+        Centroids {
+            k,
+            dims,
+            threads,
+            at: BTreeMap::from([(0, initial)]),
+            ..Centroids::default()
+        }
+    }
+}
+
+#[shared]
+impl Centroids {
+    /// The centroids to use in iteration `iteration` (`None` until every thread
+    /// contributed to the previous one).
+    pub fn get(&self, iteration: u32) -> Option<Vec<f64>> {
+        self.at.get(&iteration).cloned()
+    }
+
+    /// Records `thread`'s partial of `iteration`; the last one computes the next
+    /// centroids. A repeated update (a re-executed thread) replaces the first.
+    pub fn update(&mut self, iteration: u32, thread: usize, partial: Partial) {
+        let slots = self
+            .partials
+            .entry(iteration)
+            .or_insert_with(|| vec![None; self.threads]);
+        slots[thread] = Some(partial);
+        if slots.iter().all(Option::is_some) && !self.at.contains_key(&(iteration + 1)) {
+            let all: Vec<Partial> = slots.iter().flatten().cloned().collect();
+            let (next, delta) = model::reduce(&all, &self.at[&iteration], self.k, self.dims);
+            let cost = all.iter().map(|p| p.cost).sum();
+            self.history.push((cost, delta));
+            self.at.insert(iteration + 1, next);
+            // Keep two iterations: slow threads may still read the previous one.
+            self.at.retain(|i, _| i + 2 > iteration + 1);
+            self.partials.retain(|i, _| i + 1 > iteration);
+        }
+    }
+
+    /// `(cost, centroid movement)` of every completed iteration.
+    pub fn history(&self) -> Vec<(f64, f64)> {
+        self.history.clone()
+    }
+}
+
+/// Time spent by one worker in one iteration, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Assigning points.
+    pub compute: f64,
+    /// Reading centroids and shipping the partial.
+    pub update: f64,
+    /// Waiting at the barrier.
+    pub barrier: f64,
+}
+
+/// One k-means worker: runs from the shared iteration counter to the end.
+#[cloud_thread]
+pub fn worker(params: Params, thread: usize) -> crucial::Result<Vec<Timing>> {
+    let points = params
+        .fragment(thread)
+        .map_err(|e| crucial::Error::Object(format!("cannot load points: {e}")))?;
+    let centroids = Centroids::shared(params.key("centroids"));
+    let barrier = Barrier::shared(params.key("barrier"));
+    let iterations = AtomicI64::shared(params.key("iterations"));
+    let (k, dims) = (params.k, params.shape.dims);
+    let mut timings = Vec::new();
+    let mut iteration = iterations.load()? as u32;
+    while iteration < params.iterations {
+        if params.fail_once_at == Some((thread, iteration))
+            && !crucial::AtomicBool::shared(params.key("failed")).swap(true)?
+        {
+            panic!("injected failure of worker {thread} in iteration {iteration}");
+        }
+        let start = Instant::now();
+        let current = centroids
+            .get(iteration)?
+            .ok_or_else(|| crucial::Error::Object(format!("no centroids for {iteration}")))?;
+        let fetched = Instant::now();
+        let partial = model::assign(&points, &current, k, dims);
+        let computed = Instant::now();
+        centroids.update(iteration, thread, partial)?;
+        let updated = Instant::now();
+        barrier.wait()?;
+        let passed = Instant::now();
+        // Whoever gets here first moves the counter; the others find it moved.
+        let _ = iterations.compare_exchange(i64::from(iteration), i64::from(iteration) + 1)?;
+        iteration += 1;
+        timings.push(Timing {
+            compute: (computed - fetched).as_secs_f64(),
+            update: (fetched - start + (updated - computed)).as_secs_f64(),
+            barrier: (passed - updated).as_secs_f64(),
+        });
+    }
+    Ok(timings)
+}
+
+/// Resets the run's shared objects and creates them for `params`.
+pub fn prepare(params: &Params) -> crucial::Result<()> {
+    use crucial::SharedProxy;
+    Centroids::shared(params.key("centroids")).delete()?;
+    Barrier::shared(params.key("barrier")).delete()?;
+    AtomicI64::shared(params.key("iterations")).delete()?;
+    crucial::AtomicBool::shared(params.key("failed")).delete()?;
+    let initial = params.initial_centroids();
+    Centroids::shared_with(
+        params.key("centroids"),
+        Centroids::new(initial, params.k, params.shape.dims, params.threads),
+    )?;
+    Barrier::shared_with(params.key("barrier"), Barrier::new(params.threads as u32))?;
+    Ok(())
+}
+
+/// Referenced from each binary's `main` so the linker keeps the registrations.
+#[inline(never)]
+pub fn link() {
+    crucial_server::link();
+}
+
+/// Command-line options shared by `kmeans` and `kmeans-std`.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
+    let mut params = Params {
+        shape: Shape {
+            points: 200_000,
+            dims: 100,
+            blobs: 25,
+            seed: 42,
+        },
+        k: 25,
+        iterations: 10,
+        threads: 2,
+        data: None,
+        run: "kmeans".into(),
+        fail_once_at: None,
+    };
+    let mut write = None;
+    let args: Vec<String> = args.collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args
+            .get(i + 1)
+            .cloned()
+            .ok_or(format!("{} needs a value", args[i]))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| format!("{}: {e}", args[i]))
+        };
+        match args[i].as_str() {
+            "--points" => params.shape.points = number()?,
+            "--dims" => params.shape.dims = number()?,
+            "--k" => {
+                params.k = number()?;
+                params.shape.blobs = params.k;
+            }
+            "--iterations" => params.iterations = number()? as u32,
+            "--threads" => params.threads = number()?,
+            "--seed" => params.shape.seed = number()? as u64,
+            "--data" => params.data = Some(value),
+            "--write-data" => write = Some(value),
+            other => {
+                return Err(format!(
+                    "unknown option {other}; options: --points N --dims D --k K --iterations I \
+                     --threads T --seed S --data FILE.npy --write-data FILE.npy"
+                ))
+            }
+        }
+        i += 2;
+    }
+    if params.k > params.shape.points || params.threads == 0 {
+        return Err("need k <= points and at least one thread".into());
+    }
+    Ok((params, write))
+}
