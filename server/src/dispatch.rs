@@ -186,10 +186,9 @@ async fn call_method(
                     );
                 }
             }
-            // Only a mutating call that completed can release parked calls: by
-            // contract, what a pending call changes (say, registering its ticket)
-            // never releases anyone, so it does not cost a pass over the parked.
-            if !method.id.read_only && outcome.is_some() && !state.parked.is_empty() {
+            // Any mutating call may release parked calls, even one that is itself
+            // pending: a reindeer that registers and waits is what wakes Santa.
+            if !method.id.read_only && !state.parked.is_empty() {
                 // Reply to this call first, then to the calls it released.
                 if let Some(outcome) = &outcome {
                     outbox.send(&[(id, outcome.clone())]);
