@@ -7,8 +7,9 @@
 //! shared iteration counter lets a re-executed thread resume at the right
 //! iteration, as in the paper.
 
-pub mod data;
 pub mod model;
+
+pub use datasets as data;
 
 use crucial::{cloud_thread, shared, AtomicI64, Barrier};
 use data::Shape;

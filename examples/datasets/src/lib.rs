@@ -1,9 +1,12 @@
-//! The input: synthetic points in Gaussian blobs from a seeded generator, and
-//! `.npy` files to exchange them with other systems (numpy, Spark via numpy).
+//! Synthetic data sets from a seeded generator, and `.npy` files to exchange them
+//! with other systems (numpy, and Spark through numpy).
 //!
 //! Point `i` depends only on `(seed, i)`, so any thread (or function instance)
 //! can generate its own fragment without reading anything, and every run with
 //! the same seed sees the same data.
+//!
+//! * [`Shape`]: points in Gaussian blobs (k-means).
+//! * [`Labeled`]: points with a 0/1 label from a noisy linear rule (logistic regression).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -92,6 +95,52 @@ impl Shape {
         let start = self.points * part / parts;
         let end = self.points * (part + 1) / parts;
         start..end
+    }
+}
+
+/// Labeled points: features `x ~ N(0, 1)^dims` and label `1` when
+/// `w·x + noise > 0`, for a hidden `w` drawn from the seed.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Labeled {
+    /// Number of points.
+    pub points: usize,
+    /// Number of features.
+    pub dims: usize,
+    /// Standard deviation of the label noise.
+    pub noise: f64,
+    /// Generator seed.
+    pub seed: u64,
+}
+
+impl Labeled {
+    /// The hidden weights.
+    pub fn truth(&self) -> Vec<f64> {
+        let mut rng = Rng::new(&[self.seed, 0x7e57]);
+        (0..self.dims).map(|_| rng.normal()).collect()
+    }
+
+    /// Features (row-major) and labels of points `range`.
+    pub fn generate(&self, range: std::ops::Range<usize>) -> (Vec<f64>, Vec<f64>) {
+        let truth = self.truth();
+        let mut x = Vec::with_capacity(range.len() * self.dims);
+        let mut y = Vec::with_capacity(range.len());
+        for i in range {
+            let mut rng = Rng::new(&[self.seed, 0x1abe1, i as u64]);
+            let start = x.len();
+            x.extend((0..self.dims).map(|_| rng.normal()));
+            let score: f64 = x[start..].iter().zip(&truth).map(|(a, b)| a * b).sum();
+            y.push(if score + self.noise * rng.normal() > 0.0 {
+                1.0
+            } else {
+                0.0
+            });
+        }
+        (x, y)
+    }
+
+    /// The points of `part` out of `parts` equal fragments.
+    pub fn fragment(&self, part: usize, parts: usize) -> std::ops::Range<usize> {
+        self.points * part / parts..self.points * (part + 1) / parts
     }
 }
 

@@ -1,0 +1,235 @@
+//! Logistic regression by full-batch gradient descent with Crucial.
+//!
+//! Each cloud thread holds a fragment of the labeled points. Per iteration it
+//! reads the weights, computes its gradient and loss, and ships them to the
+//! shared [`Weights`] object, which sums all threads' gradients in thread order
+//! and takes the step on the server; a barrier separates iterations.
+
+pub use datasets::Labeled;
+
+use crucial::{cloud_thread, shared, Barrier, SharedProxy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Everything a worker needs; travels as the cloud thread's argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// The data set.
+    pub data: Labeled,
+    /// Gradient-descent iterations.
+    pub iterations: u32,
+    /// Step size.
+    pub learning_rate: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Prefix of the shared objects' keys.
+    pub run: String,
+}
+
+impl Params {
+    /// Key of one of this run's shared objects.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.run)
+    }
+}
+
+/// One thread's contribution to an iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Sum over its points of `(σ(w·x) - y) x`.
+    pub gradient: Vec<f64>,
+    /// Sum of the log losses.
+    pub loss: f64,
+    /// Points classified right.
+    pub correct: u64,
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Gradient, loss and accuracy of `weights` over a fragment.
+pub fn partial(x: &[f64], y: &[f64], weights: &[f64]) -> Partial {
+    let dims = weights.len();
+    let mut gradient = vec![0.0; dims];
+    let (mut loss, mut correct) = (0.0, 0);
+    for (row, &label) in x.chunks_exact(dims).zip(y) {
+        let z: f64 = row.iter().zip(weights).map(|(a, b)| a * b).sum();
+        let p = sigmoid(z);
+        let eps = 1e-12;
+        loss -= label * (p + eps).ln() + (1.0 - label) * (1.0 - p + eps).ln();
+        if (p > 0.5) == (label > 0.5) {
+            correct += 1;
+        }
+        for (g, a) in gradient.iter_mut().zip(row) {
+            *g += (p - label) * a;
+        }
+    }
+    Partial {
+        gradient,
+        loss,
+        correct,
+    }
+}
+
+/// The shared model: weights per iteration, gradients summed in thread order.
+#[shared]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Weights {
+    threads: usize,
+    points: usize,
+    learning_rate: f64,
+    at: BTreeMap<u32, Vec<f64>>,
+    partials: BTreeMap<u32, Vec<Option<Partial>>>,
+    /// (mean loss, accuracy) of each completed iteration.
+    history: Vec<(f64, f64)>,
+}
+
+impl Weights {
+    /// Zero weights before the first iteration.
+    pub fn new(params: &Params) -> Weights {
+        Weights {
+            threads: params.threads,
+            points: params.data.points,
+            learning_rate: params.learning_rate,
+            at: BTreeMap::from([(0, vec![0.0; params.data.dims])]),
+            ..Weights::default()
+        }
+    }
+}
+
+#[shared]
+impl Weights {
+    /// The weights to use in `iteration` (`None` until the previous one completed).
+    pub fn get(&self, iteration: u32) -> Option<Vec<f64>> {
+        self.at.get(&iteration).cloned()
+    }
+
+    /// Records a thread's partial; the last one takes the gradient step.
+    pub fn update(&mut self, iteration: u32, thread: usize, partial: Partial) {
+        let slots = self
+            .partials
+            .entry(iteration)
+            .or_insert_with(|| vec![None; self.threads]);
+        slots[thread] = Some(partial);
+        if slots.iter().all(Option::is_some) && !self.at.contains_key(&(iteration + 1)) {
+            let all: Vec<&Partial> = slots.iter().flatten().collect();
+            let n = self.points as f64;
+            let mut next = self.at[&iteration].clone();
+            for (d, w) in next.iter_mut().enumerate() {
+                let g: f64 = all.iter().map(|p| p.gradient[d]).sum();
+                *w -= self.learning_rate * g / n;
+            }
+            let loss = all.iter().map(|p| p.loss).sum::<f64>() / n;
+            let accuracy = all.iter().map(|p| p.correct).sum::<u64>() as f64 / n;
+            self.history.push((loss, accuracy));
+            self.at.insert(iteration + 1, next);
+            self.at.retain(|i, _| i + 2 > iteration + 1);
+            self.partials.retain(|i, _| i + 1 > iteration);
+        }
+    }
+
+    /// `(mean loss, accuracy)` per completed iteration.
+    pub fn history(&self) -> Vec<(f64, f64)> {
+        self.history.clone()
+    }
+}
+
+/// One worker: runs every iteration on its fragment. Returns seconds per iteration.
+#[cloud_thread]
+pub fn worker(params: Params, thread: usize) -> crucial::Result<Vec<f64>> {
+    let (x, y) = params
+        .data
+        .generate(params.data.fragment(thread, params.threads));
+    let weights = Weights::shared(params.key("weights"));
+    let barrier = Barrier::shared(params.key("barrier"));
+    let mut times = Vec::new();
+    for iteration in 0..params.iterations {
+        let start = Instant::now();
+        let w = weights
+            .get(iteration)?
+            .ok_or_else(|| crucial::Error::Object(format!("no weights for {iteration}")))?;
+        weights.update(iteration, thread, partial(&x, &y, &w))?;
+        barrier.wait()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}
+
+/// Resets and creates the run's shared objects.
+pub fn prepare(params: &Params) -> crucial::Result<()> {
+    Weights::shared(params.key("weights")).delete()?;
+    Barrier::shared(params.key("barrier")).delete()?;
+    Weights::shared_with(params.key("weights"), Weights::new(params))?;
+    Barrier::shared_with(params.key("barrier"), Barrier::new(params.threads as u32))?;
+    Ok(())
+}
+
+/// Command-line options shared by `logreg` and `logreg-std`.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
+    let mut params = Params {
+        data: Labeled {
+            points: 100_000,
+            dims: 50,
+            noise: 0.5,
+            seed: 42,
+        },
+        iterations: 100,
+        learning_rate: 1.0,
+        threads: 2,
+        run: "logreg".into(),
+    };
+    let args: Vec<String> = args.collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).ok_or(format!("{} needs a value", pair[0]))?;
+        let bad = |e: std::num::ParseIntError| format!("{}: {e}", pair[0]);
+        match pair[0].as_str() {
+            "--points" => params.data.points = value.parse().map_err(bad)?,
+            "--dims" => params.data.dims = value.parse().map_err(bad)?,
+            "--iterations" => params.iterations = value.parse().map_err(bad)?,
+            "--threads" => params.threads = value.parse().map_err(bad)?,
+            "--seed" => params.data.seed = value.parse().map_err(bad)?,
+            "--learning-rate" => {
+                params.learning_rate = value.parse().map_err(|e| format!("{e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown option {other}; options: --points N --dims D --iterations I \
+                     --threads T --seed S --learning-rate R"
+                ))
+            }
+        }
+    }
+    if params.threads == 0 || params.data.points < params.threads {
+        return Err("need at least one thread and one point per thread".into());
+    }
+    Ok(params)
+}
+
+/// Prints the loss table and a summary; shared by both binaries.
+pub fn report(history: &[(f64, f64)], times: &[Vec<f64>], elapsed: f64) {
+    println!("| iteration | loss | accuracy | time (ms) |");
+    println!("|---|---|---|---|");
+    for (i, (loss, accuracy)) in history.iter().enumerate() {
+        let t = times
+            .iter()
+            .filter_map(|ts| ts.get(i))
+            .fold(0.0f64, |a, b| a.max(*b));
+        println!("| {i} | {loss:.6} | {:.4} | {:.2} |", accuracy, t * 1e3);
+    }
+    if let Some((loss, accuracy)) = history.last() {
+        println!("final loss: {loss:.12}");
+        println!("final accuracy: {accuracy:.4}");
+    }
+    println!(
+        "total: {elapsed:.3} s, {:.2} ms per iteration",
+        elapsed * 1e3 / history.len().max(1) as f64
+    );
+}
+
+/// Referenced from each binary's `main` so the linker keeps the registrations.
+#[inline(never)]
+pub fn link() {
+    crucial_server::link();
+}
