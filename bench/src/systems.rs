@@ -106,7 +106,8 @@ impl Drop for Process {
 /// The Crucial node in a child process, and a client connected to it.
 pub struct Crucial {
     _process: Process,
-    client: Client,
+    /// A client connected to the node.
+    pub client: Client,
 }
 
 /// Body of the `--serve` child: a node on a free port that prints its address.
@@ -269,6 +270,13 @@ impl Crucial {
 pub struct Redis {
     _process: Process,
     url: String,
+}
+
+impl Redis {
+    /// A new connection to the server.
+    pub fn connect(&self) -> redis::Connection {
+        self.connection()
+    }
 }
 
 impl Redis {

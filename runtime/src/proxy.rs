@@ -156,7 +156,8 @@ impl ProxyCore {
     ) -> Result<R> {
         let client = self.client()?;
         let payload = self.payload(method, args, timeout)?;
-        let reply = client.roundtrip(client.owner(self.object()), &payload)?;
+        let reply =
+            client.roundtrip_spinning(client.owner(self.object()), &payload, !method.blocking)?;
         codec::decode(&reply)
     }
 

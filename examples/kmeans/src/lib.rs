@@ -193,6 +193,106 @@ pub fn prepare(params: &Params) -> crucial::Result<()> {
     Ok(())
 }
 
+/// The plain-threads version (no Crucial): the same [`Centroids`] behind a
+/// `Mutex`, a `std::sync::Barrier`, an `AtomicU32` iteration counter. Returns the
+/// aggregate's history and each thread's timings.
+pub fn run_std(params: &Params) -> (Vec<(f64, f64)>, Vec<Vec<Timing>>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Barrier as StdBarrier, Mutex};
+    let centroids = Arc::new(Mutex::new(Centroids::new(
+        params.initial_centroids(),
+        params.k,
+        params.shape.dims,
+        params.threads,
+    )));
+    let barrier = Arc::new(StdBarrier::new(params.threads));
+    let iterations = Arc::new(AtomicU32::new(0));
+    let handles: Vec<_> = (0..params.threads)
+        .map(|thread| {
+            let (params, centroids, barrier, iterations) = (
+                params.clone(),
+                Arc::clone(&centroids),
+                Arc::clone(&barrier),
+                Arc::clone(&iterations),
+            );
+            std::thread::spawn(move || {
+                let points = params.fragment(thread).expect("points");
+                let (k, dims) = (params.k, params.shape.dims);
+                let mut timings = Vec::new();
+                let mut iteration = iterations.load(Ordering::SeqCst);
+                while iteration < params.iterations {
+                    let start = Instant::now();
+                    let current = centroids.lock().unwrap().get(iteration).expect("centroids");
+                    let fetched = Instant::now();
+                    let partial = model::assign(&points, &current, k, dims);
+                    let computed = Instant::now();
+                    centroids.lock().unwrap().update(iteration, thread, partial);
+                    let updated = Instant::now();
+                    barrier.wait();
+                    let passed = Instant::now();
+                    let _ = iterations.compare_exchange(
+                        iteration,
+                        iteration + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    iteration += 1;
+                    timings.push(Timing {
+                        compute: (computed - fetched).as_secs_f64(),
+                        update: (fetched - start + (updated - computed)).as_secs_f64(),
+                        barrier: (passed - updated).as_secs_f64(),
+                    });
+                }
+                timings
+            })
+        })
+        .collect();
+    let timings: Vec<Vec<Timing>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let history = centroids.lock().unwrap().history();
+    (history, timings)
+}
+
+/// Prints the per-iteration table and the final cost; shared by both binaries.
+pub fn report(history: &[(f64, f64)], timings: &[Vec<Timing>], elapsed: f64) {
+    println!("| iteration | time (s) | compute | update | barrier | cost | centroid shift |");
+    println!("|---|---|---|---|---|---|---|");
+    for (i, (cost, shift)) in history.iter().enumerate() {
+        // The slowest thread's view of the iteration.
+        let t = timings
+            .iter()
+            .filter_map(|ts| ts.get(i))
+            .max_by(|a, b| (a.compute + a.update).total_cmp(&(b.compute + b.update)))
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "| {i} | {:.3} | {:.3} | {:.3} | {:.3} | {cost:.6e} | {shift:.4} |",
+            t.compute + t.update + t.barrier,
+            t.compute,
+            t.update,
+            t.barrier
+        );
+    }
+    let cost = history.last().map(|h| h.0).unwrap_or(f64::NAN);
+    println!("final cost: {cost:.10e}");
+    println!("total: {elapsed:.3} s");
+}
+
+/// Runs the Crucial version on the configured client and executor.
+pub fn run_crucial(params: &Params) -> crucial::Result<(Vec<(f64, f64)>, Vec<Vec<Timing>>)> {
+    prepare(params)?;
+    let handles: Vec<_> = (0..params.threads)
+        .map(|t| worker::spawn(params.clone(), t))
+        .collect();
+    let mut timings = Vec::new();
+    for h in handles {
+        timings.push(h.join()??);
+    }
+    Ok((
+        Centroids::shared(params.key("centroids")).history()?,
+        timings,
+    ))
+}
+
 /// Referenced from each binary's `main` so the linker keeps the registrations.
 #[inline(never)]
 pub fn link() {

@@ -228,6 +228,51 @@ pub fn report(history: &[(f64, f64)], times: &[Vec<f64>], elapsed: f64) {
     );
 }
 
+/// The plain-threads version (no Crucial): the same [`Weights`] behind a `Mutex`
+/// and a `std::sync::Barrier`. Returns the history and each thread's iteration times.
+pub fn run_std(params: &Params) -> (Vec<(f64, f64)>, Vec<Vec<f64>>) {
+    use std::sync::{Arc, Barrier as StdBarrier, Mutex};
+    let weights = Arc::new(Mutex::new(Weights::new(params)));
+    let barrier = Arc::new(StdBarrier::new(params.threads));
+    let handles: Vec<_> = (0..params.threads)
+        .map(|thread| {
+            let (params, weights, barrier) =
+                (params.clone(), Arc::clone(&weights), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let (x, y) = params
+                    .data
+                    .generate(params.data.fragment(thread, params.threads));
+                let mut times = Vec::new();
+                for iteration in 0..params.iterations {
+                    let start = Instant::now();
+                    let w = weights.lock().unwrap().get(iteration).expect("weights");
+                    let p = partial(&x, &y, &w);
+                    weights.lock().unwrap().update(iteration, thread, p);
+                    barrier.wait();
+                    times.push(start.elapsed().as_secs_f64());
+                }
+                times
+            })
+        })
+        .collect();
+    let times: Vec<Vec<f64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let history = weights.lock().unwrap().history();
+    (history, times)
+}
+
+/// Runs the Crucial version on the configured client and executor.
+pub fn run_crucial(params: &Params) -> crucial::Result<(Vec<(f64, f64)>, Vec<Vec<f64>>)> {
+    prepare(params)?;
+    let handles: Vec<_> = (0..params.threads)
+        .map(|t| worker::spawn(params.clone(), t))
+        .collect();
+    let mut times = Vec::new();
+    for h in handles {
+        times.push(h.join()??);
+    }
+    Ok((Weights::shared(params.key("weights")).history()?, times))
+}
+
 /// Referenced from each binary's `main` so the linker keeps the registrations.
 #[inline(never)]
 pub fn link() {

@@ -1,6 +1,6 @@
 //! `logreg`: the client. Prints loss and accuracy per iteration and the time.
 
-use logreg::{parse_args, prepare, report, worker, Weights};
+use logreg::{parse_args, report, run_crucial};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,20 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "logistic regression: {} points x {} features, {} iterations, {} cloud threads",
         params.data.points, params.data.dims, params.iterations, params.threads
     );
-    prepare(&params)?;
     let start = Instant::now();
-    let handles: Vec<_> = (0..params.threads)
-        .map(|t| worker::spawn(params.clone(), t))
-        .collect();
-    let mut times = Vec::new();
-    for h in handles {
-        times.push(h.join()??);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    report(
-        &Weights::shared(params.key("weights")).history()?,
-        &times,
-        elapsed,
-    );
+    let (history, times) = run_crucial(&params)?;
+    report(&history, &times, start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -371,10 +371,21 @@ impl Client {
     /// Sends a request payload and blocks for its reply, re-sending it with the same
     /// id on a fresh connection if the connection breaks (the node deduplicates).
     pub(crate) fn roundtrip(&self, node: usize, payload: &[u8]) -> Reply {
+        self.roundtrip_spinning(node, payload, true)
+    }
+
+    /// [`Client::roundtrip`]; `may_spin: false` sleeps at once (for blocking
+    /// methods, whose reply waits for other callers: spinning would only take the
+    /// CPU they need).
+    pub(crate) fn roundtrip_spinning(&self, node: usize, payload: &[u8], may_spin: bool) -> Reply {
         let id = self.next_id();
         let mut attempt = 0;
         loop {
-            let spin = self.inner.config.spin;
+            let spin = if may_spin {
+                self.inner.config.spin
+            } else {
+                Duration::ZERO
+            };
             let result = self
                 .connection(node)
                 .and_then(|conn| conn.start(id, payload))

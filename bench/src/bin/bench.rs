@@ -9,12 +9,9 @@
 //!
 //! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread]`
 
-mod stats;
-mod systems;
-
-use stats::{Latencies, Throughput};
+use crucial_bench::stats::{Latencies, Throughput};
+use crucial_bench::systems::{self, Crucial, Redis, System};
 use std::time::Duration;
-use systems::{Crucial, Redis, System};
 
 struct Options {
     ops: usize,
@@ -50,8 +47,7 @@ fn parse_options() -> Options {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--serve") {
-        systems::serve_node();
+    if crucial_bench::serve_if_asked() {
         return;
     }
     let options = parse_options();
