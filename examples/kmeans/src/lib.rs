@@ -193,10 +193,13 @@ pub fn prepare(params: &Params) -> crucial::Result<()> {
     Ok(())
 }
 
+/// A run's outcome: the shared object's history and each thread's timings.
+pub type Run = (Vec<(f64, f64)>, Vec<Vec<Timing>>);
+
 /// The plain-threads version (no Crucial): the same [`Centroids`] behind a
 /// `Mutex`, a `std::sync::Barrier`, an `AtomicU32` iteration counter. Returns the
 /// aggregate's history and each thread's timings.
-pub fn run_std(params: &Params) -> (Vec<(f64, f64)>, Vec<Vec<Timing>>) {
+pub fn run_std(params: &Params) -> Run {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Barrier as StdBarrier, Mutex};
     let centroids = Arc::new(Mutex::new(Centroids::new(
@@ -278,7 +281,7 @@ pub fn report(history: &[(f64, f64)], timings: &[Vec<Timing>], elapsed: f64) {
 }
 
 /// Runs the Crucial version on the configured client and executor.
-pub fn run_crucial(params: &Params) -> crucial::Result<(Vec<(f64, f64)>, Vec<Vec<Timing>>)> {
+pub fn run_crucial(params: &Params) -> crucial::Result<Run> {
     prepare(params)?;
     let handles: Vec<_> = (0..params.threads)
         .map(|t| worker::spawn(params.clone(), t))

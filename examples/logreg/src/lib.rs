@@ -228,9 +228,12 @@ pub fn report(history: &[(f64, f64)], times: &[Vec<f64>], elapsed: f64) {
     );
 }
 
+/// A run's outcome: the shared object's history and each thread's timings.
+pub type Run = (Vec<(f64, f64)>, Vec<Vec<f64>>);
+
 /// The plain-threads version (no Crucial): the same [`Weights`] behind a `Mutex`
 /// and a `std::sync::Barrier`. Returns the history and each thread's iteration times.
-pub fn run_std(params: &Params) -> (Vec<(f64, f64)>, Vec<Vec<f64>>) {
+pub fn run_std(params: &Params) -> Run {
     use std::sync::{Arc, Barrier as StdBarrier, Mutex};
     let weights = Arc::new(Mutex::new(Weights::new(params)));
     let barrier = Arc::new(StdBarrier::new(params.threads));
@@ -261,7 +264,7 @@ pub fn run_std(params: &Params) -> (Vec<(f64, f64)>, Vec<Vec<f64>>) {
 }
 
 /// Runs the Crucial version on the configured client and executor.
-pub fn run_crucial(params: &Params) -> crucial::Result<(Vec<(f64, f64)>, Vec<Vec<f64>>)> {
+pub fn run_crucial(params: &Params) -> crucial::Result<Run> {
     prepare(params)?;
     let handles: Vec<_> = (0..params.threads)
         .map(|t| worker::spawn(params.clone(), t))
