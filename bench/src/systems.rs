@@ -150,10 +150,14 @@ impl Crucial {
             .spawn()
             .expect("start node");
         let addr = read_addr(&mut child);
-        let client = crucial::Config::new()
-            .server(addr)
-            .connect()
-            .expect("connect");
+        let mut config = crucial::Config::new().server(addr);
+        if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config = config.spin(Duration::from_micros(micros));
+        }
+        let client = config.connect().expect("connect");
         client.ping().expect("ping");
         Crucial {
             _process: Process(child),
