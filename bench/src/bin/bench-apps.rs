@@ -58,7 +58,7 @@ fn logreg_rows(quick: bool) {
     } else {
         Vec::new() // 100k x 50, 100 iterations
     };
-    let base = logreg::parse_args(args.into_iter()).expect("args");
+    let (base, _) = logreg::parse_args(args.into_iter()).expect("args");
     println!(
         "## logistic regression, {} points x {} features, {} iterations",
         base.data.points, base.data.dims, base.iterations

@@ -25,9 +25,38 @@ pub struct Params {
     pub threads: usize,
     /// Prefix of the shared objects' keys.
     pub run: String,
+    /// Read points from `FILE-x.npy` and `FILE-y.npy` instead of generating them.
+    pub files: Option<String>,
 }
 
 impl Params {
+    /// Features (row-major) and labels of worker `thread`'s fragment.
+    pub fn fragment(&self, thread: usize) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+        let range = self.data.fragment(thread, self.threads);
+        match &self.files {
+            None => Ok(self.data.generate(range)),
+            Some(prefix) => {
+                let (_, x) =
+                    datasets::read_npy_rows(format!("{prefix}-x.npy").as_ref(), range.clone())?;
+                let (_, y) = datasets::read_npy_rows(format!("{prefix}-y.npy").as_ref(), range)?;
+                Ok((x, y))
+            }
+        }
+    }
+
+    /// Writes the whole data set as `PREFIX-x.npy` (points x dims) and
+    /// `PREFIX-y.npy` (points x 1).
+    pub fn write_files(&self, prefix: &str) -> std::io::Result<()> {
+        let (x, y) = self.data.generate(0..self.data.points);
+        datasets::write_npy(
+            format!("{prefix}-x.npy").as_ref(),
+            self.data.points,
+            self.data.dims,
+            &x,
+        )?;
+        datasets::write_npy(format!("{prefix}-y.npy").as_ref(), self.data.points, 1, &y)
+    }
+
     /// Key of one of this run's shared objects.
     pub fn key(&self, name: &str) -> String {
         format!("{}/{name}", self.run)
@@ -140,8 +169,8 @@ impl Weights {
 #[cloud_thread]
 pub fn worker(params: Params, thread: usize) -> crucial::Result<Vec<f64>> {
     let (x, y) = params
-        .data
-        .generate(params.data.fragment(thread, params.threads));
+        .fragment(thread)
+        .map_err(|e| crucial::Error::Object(format!("cannot load points: {e}")))?;
     let weights = Weights::shared(params.key("weights"));
     let barrier = Barrier::shared(params.key("barrier"));
     let mut times = Vec::new();
@@ -166,8 +195,9 @@ pub fn prepare(params: &Params) -> crucial::Result<()> {
     Ok(())
 }
 
-/// Command-line options shared by `logreg` and `logreg-std`.
-pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> {
+/// Command-line options shared by `logreg` and `logreg-std`; the second value is
+/// `--write-data PREFIX`.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
     let mut params = Params {
         data: Labeled {
             points: 100_000,
@@ -179,7 +209,9 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> 
         learning_rate: 1.0,
         threads: 2,
         run: "logreg".into(),
+        files: None,
     };
+    let mut write = None;
     let args: Vec<String> = args.collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).ok_or(format!("{} needs a value", pair[0]))?;
@@ -190,13 +222,15 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> 
             "--iterations" => params.iterations = value.parse().map_err(bad)?,
             "--threads" => params.threads = value.parse().map_err(bad)?,
             "--seed" => params.data.seed = value.parse().map_err(bad)?,
+            "--data" => params.files = Some(value.clone()),
+            "--write-data" => write = Some(value.clone()),
             "--learning-rate" => {
                 params.learning_rate = value.parse().map_err(|e| format!("{e}"))?
             }
             other => {
                 return Err(format!(
                     "unknown option {other}; options: --points N --dims D --iterations I \
-                     --threads T --seed S --learning-rate R"
+                     --threads T --seed S --learning-rate R --data PREFIX --write-data PREFIX"
                 ))
             }
         }
@@ -204,7 +238,7 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Params, String> 
     if params.threads == 0 || params.data.points < params.threads {
         return Err("need at least one thread and one point per thread".into());
     }
-    Ok(params)
+    Ok((params, write))
 }
 
 /// Prints the loss table and a summary; shared by both binaries.
@@ -242,9 +276,7 @@ pub fn run_std(params: &Params) -> Run {
             let (params, weights, barrier) =
                 (params.clone(), Arc::clone(&weights), Arc::clone(&barrier));
             std::thread::spawn(move || {
-                let (x, y) = params
-                    .data
-                    .generate(params.data.fragment(thread, params.threads));
+                let (x, y) = params.fragment(thread).expect("points");
                 let mut times = Vec::new();
                 for iteration in 0..params.iterations {
                     let start = Instant::now();

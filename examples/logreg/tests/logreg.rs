@@ -41,3 +41,26 @@ fn learns_and_matches_plain_threads() {
     let last: f64 = line(&crucial, "final loss: ").parse().unwrap();
     assert!(last < first * 0.8, "loss went from {first} to {last}");
 }
+
+#[test]
+fn points_written_to_npy_give_the_same_result() {
+    let dir = std::env::temp_dir().join(format!("logreg-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("points");
+    let prefix = prefix.to_str().unwrap();
+    let generated = Command::new(env!("CARGO_BIN_EXE_logreg-std"))
+        .args(SMALL)
+        .args(["--write-data", prefix])
+        .output()
+        .unwrap();
+    let from_files = Command::new(env!("CARGO_BIN_EXE_logreg"))
+        .args(SMALL)
+        .args(["--data", prefix])
+        .output()
+        .unwrap();
+    assert_eq!(
+        line(&generated, "final loss: "),
+        line(&from_files, "final loss: ")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
