@@ -1,6 +1,6 @@
 //! Names of generated items, in one place so the docs and the clash checks agree.
 
-use proc_macro2::Ident;
+use proc_macro2::{Ident, Span};
 use quote::format_ident;
 
 /// The proxy type generated for a `#[shared]` struct: `Counter` -> `CounterProxy`.
@@ -19,4 +19,20 @@ pub const TYPE_CONSTRUCTORS: &[&str] = &["shared", "shared_with"];
 /// The timeout twin of a blocking proxy method: `acquire` -> `acquire_timeout`.
 pub fn timeout_method(method: &Ident) -> Ident {
     format_ident!("{}_timeout", method, span = method.span())
+}
+
+/// The name a generated function gives a parameter: the user's own name when
+/// the pattern is a plain identifier (so docs and errors read naturally),
+/// `argN` for any other pattern.
+pub fn parameter(pat: &syn::Pat, index: usize) -> Ident {
+    match pat {
+        syn::Pat::Ident(p) => Ident::new(&p.ident.to_string(), p.ident.span()),
+        _ => format_ident!("arg{}", index),
+    }
+}
+
+/// The `timeout` parameter of generated `_timeout` twins, hygienic so that it
+/// never clashes with a user parameter of the same name.
+pub fn timeout_parameter() -> Ident {
+    Ident::new("timeout", Span::mixed_site())
 }

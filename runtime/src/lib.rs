@@ -52,6 +52,7 @@ mod error;
 pub mod function;
 mod proxy;
 pub mod registry;
+mod rounds;
 mod thread;
 pub mod wire;
 
@@ -72,6 +73,7 @@ pub use embedded::{EmbeddedServer, EMBEDDED_SERVERS};
 pub use error::{Error, RemoteError, Result};
 pub use proxy::{ProxyCore, SharedProxy};
 pub use registry::SharedType;
+pub use rounds::Rounds;
 pub use thread::{
     panic_message, run_registered, CloudThread, Execution, Executor, Invocation, JoinHandle,
     LocalExecutor, RegisteredRunnable, Runnable,

@@ -246,13 +246,9 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let this = object.downcast_mut::<T>().ok_or(DispatchError::WrongType)?;
-    let args: A =
-        crate::codec::decode(args).map_err(|e| DispatchError::BadArguments(e.to_string()))?;
-    let result = method(this, args);
-    crate::codec::encode(&result)
-        .map(Invoked::Ready)
-        .map_err(|e| DispatchError::BadResult(e.to_string()))
+    dispatch_poll_mut(object, args, |this: &mut T, args| {
+        std::task::Poll::Ready(method(this, args))
+    })
 }
 
 /// Generated dispatch for a blocking `&mut self` method (returning `Poll<R>`).

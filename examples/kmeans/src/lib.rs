@@ -69,11 +69,10 @@ impl Params {
 pub struct Centroids {
     k: usize,
     dims: usize,
-    threads: usize,
     /// Centroids at the start of each recent iteration.
     at: BTreeMap<u32, Vec<f64>>,
-    /// Partials of recent iterations, indexed by thread.
-    partials: BTreeMap<u32, Vec<Option<Partial>>>,
+    /// Partials of the iteration in progress, by thread.
+    partials: crucial::Rounds<Partial>,
     /// Cost and centroid movement of each completed iteration.
     history: Vec<(f64, f64)>,
 }
@@ -84,8 +83,8 @@ impl Centroids {
         Centroids {
             k,
             dims,
-            threads,
             at: BTreeMap::from([(0, initial)]),
+            partials: crucial::Rounds::new(threads),
             ..Centroids::default()
         }
     }
@@ -102,20 +101,12 @@ impl Centroids {
     /// Records `thread`'s partial of `iteration`; the last one computes the next
     /// centroids. A repeated update (a re-executed thread) replaces the first.
     pub fn update(&mut self, iteration: u32, thread: usize, partial: Partial) {
-        let slots = self
-            .partials
-            .entry(iteration)
-            .or_insert_with(|| vec![None; self.threads]);
-        slots[thread] = Some(partial);
-        if slots.iter().all(Option::is_some) && !self.at.contains_key(&(iteration + 1)) {
-            let all: Vec<Partial> = slots.iter().flatten().cloned().collect();
+        if let Some(all) = self.partials.add(iteration, thread, partial) {
             let (next, delta) = model::reduce(&all, &self.at[&iteration], self.k, self.dims);
-            let cost = all.iter().map(|p| p.cost).sum();
-            self.history.push((cost, delta));
+            self.history.push((all.iter().map(|p| p.cost).sum(), delta));
             self.at.insert(iteration + 1, next);
             // Keep two iterations: slow threads may still read the previous one.
             self.at.retain(|i, _| i + 2 > iteration + 1);
-            self.partials.retain(|i, _| i + 1 > iteration);
         }
     }
 

@@ -106,11 +106,10 @@ pub fn partial(x: &[f64], y: &[f64], weights: &[f64]) -> Partial {
 #[shared]
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Weights {
-    threads: usize,
     points: usize,
     learning_rate: f64,
     at: BTreeMap<u32, Vec<f64>>,
-    partials: BTreeMap<u32, Vec<Option<Partial>>>,
+    partials: crucial::Rounds<Partial>,
     /// (mean loss, accuracy) of each completed iteration.
     history: Vec<(f64, f64)>,
 }
@@ -119,10 +118,10 @@ impl Weights {
     /// Zero weights before the first iteration.
     pub fn new(params: &Params) -> Weights {
         Weights {
-            threads: params.threads,
             points: params.data.points,
             learning_rate: params.learning_rate,
             at: BTreeMap::from([(0, vec![0.0; params.data.dims])]),
+            partials: crucial::Rounds::new(params.threads),
             ..Weights::default()
         }
     }
@@ -137,13 +136,7 @@ impl Weights {
 
     /// Records a thread's partial; the last one takes the gradient step.
     pub fn update(&mut self, iteration: u32, thread: usize, partial: Partial) {
-        let slots = self
-            .partials
-            .entry(iteration)
-            .or_insert_with(|| vec![None; self.threads]);
-        slots[thread] = Some(partial);
-        if slots.iter().all(Option::is_some) && !self.at.contains_key(&(iteration + 1)) {
-            let all: Vec<&Partial> = slots.iter().flatten().collect();
+        if let Some(all) = self.partials.add(iteration, thread, partial) {
             let n = self.points as f64;
             let mut next = self.at[&iteration].clone();
             for (d, w) in next.iter_mut().enumerate() {
@@ -155,7 +148,6 @@ impl Weights {
             self.history.push((loss, accuracy));
             self.at.insert(iteration + 1, next);
             self.at.retain(|i, _| i + 2 > iteration + 1);
-            self.partials.retain(|i, _| i + 1 > iteration);
         }
     }
 

@@ -4,10 +4,11 @@
 //! live in different namespaces) holding the typed `spawn(a, b) -> JoinHandle<R>`,
 //! the thread's registered `NAME`, and its registry entry.
 
+use crate::names;
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
+use syn::{FnArg, ItemFn, ReturnType, Type};
 
 struct CloudFn {
     item: ItemFn,
@@ -61,11 +62,10 @@ fn parse(item: ItemFn) -> syn::Result<CloudFn> {
                  machine by copy; take an owned type (`String` for `&str`, `Vec<T>` for `&[T]`)",
             ));
         }
-        let name = match &*pat_type.pat {
-            Pat::Ident(p) => Ident::new(&p.ident.to_string(), p.ident.span()),
-            _ => format_ident!("arg{}", index),
-        };
-        args.push((name, (*pat_type.ty).clone()));
+        args.push((
+            names::parameter(&pat_type.pat, index),
+            (*pat_type.ty).clone(),
+        ));
     }
     let output = match &sig.output {
         ReturnType::Default => None,

@@ -11,7 +11,7 @@ use crate::names;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility};
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type, Visibility};
 
 /// The validated model of a shared impl block.
 struct SharedImpl {
@@ -169,11 +169,10 @@ fn parse_method(method: &ImplItemFn) -> syn::Result<Option<ShippedMethod>> {
             continue;
         };
         reject_references(&pat_type.ty, "argument")?;
-        let name = match &*pat_type.pat {
-            Pat::Ident(p) => Ident::new(&p.ident.to_string(), p.ident.span()),
-            _ => format_ident!("arg{}", index),
-        };
-        args.push((name, (*pat_type.ty).clone()));
+        args.push((
+            names::parameter(&pat_type.pat, index),
+            (*pat_type.ty).clone(),
+        ));
     }
     let output = match &sig.output {
         ReturnType::Default => None,
@@ -340,6 +339,7 @@ fn generate(model: &SharedImpl) -> TokenStream {
         let async_doc = format!("Async twin of [`Self::{name}`]: same call, awaited.");
         if blocking {
             let timeout_ident = names::timeout_method(ident);
+            let timeout = names::timeout_parameter();
             let timeout_doc = format!(
                 "[`Self::{name}`] that gives up after `timeout` with `RemoteError::Timeout`."
             );
@@ -348,9 +348,9 @@ fn generate(model: &SharedImpl) -> TokenStream {
                 #vis fn #timeout_ident(
                     &self,
                     #(#arg_names: #arg_types,)*
-                    timeout: ::crucial::__private::Duration,
+                    #timeout: ::crucial::__private::Duration,
                 ) -> ::crucial::Result<#output> {
-                    self.core.call_waiting(&#id_const, &(#(#arg_names,)*), timeout)
+                    self.core.call_waiting(&#id_const, &(#(#arg_names,)*), #timeout)
                 }
             });
         }

@@ -25,6 +25,15 @@ impl Room {
     pub fn leave(&mut self) {
         self.inside -= 1;
     }
+
+    /// A parameter named like the generated twin's own `timeout` parameter.
+    pub fn wait_longer(&self, timeout: u64) -> Poll<u64> {
+        if self.inside == 0 {
+            Poll::Ready(timeout)
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 fn main() {
@@ -32,6 +41,7 @@ fn main() {
     let _blocking: fn(&RoomProxy) -> crucial::Result<u32> = RoomProxy::enter;
     let _bounded = |r: &RoomProxy| r.enter_timeout(Duration::from_millis(10));
     let _future = room.enter_async();
+    let _both = |r: &RoomProxy| r.wait_longer_timeout(5, Duration::from_millis(10));
     let entry = crucial::registry::registry().shared_type("Room").unwrap();
     assert!(entry.method("enter").unwrap().id.blocking);
     assert!(!entry.method("leave").unwrap().id.blocking);
