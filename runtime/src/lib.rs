@@ -44,6 +44,7 @@
 
 extern crate self as crucial;
 
+mod aws;
 mod builtins;
 mod client;
 pub mod codec;
@@ -74,9 +75,12 @@ pub use error::{Error, RemoteError, Result};
 pub use proxy::{ProxyCore, SharedProxy};
 pub use registry::SharedType;
 pub use rounds::Rounds;
+#[cfg(feature = "aws")]
+pub use thread::LambdaExecutor;
 pub use thread::{
-    panic_message, run_registered, CloudThread, Execution, Executor, Invocation, JoinHandle,
-    LocalExecutor, RegisteredRunnable, Runnable,
+    interpret_lambda_response, invoke_http, panic_message, run_registered, spawn_by_name,
+    CloudThread, Execution, Executor, Invocation, JoinHandle, LocalExecutor, ProcessExecutor,
+    RegisteredRunnable, Runnable, SpawnOptions,
 };
 
 /// Everything generated code needs, under one hidden path. Not a public API.
@@ -93,6 +97,7 @@ pub mod __private {
     pub use core::fmt::{Debug, Formatter, Result as FmtResult};
     pub use core::future::Future;
     pub use core::marker::Send;
+    pub use core::option::Option;
     pub use core::result::Result;
     pub use core::time::Duration;
     pub use core::{concat, module_path};

@@ -162,3 +162,44 @@ fn function_binary_runs_an_invocation_against_the_server() {
         .unwrap_err()
         .contains("no cloud thread named `pi::nope`"));
 }
+
+#[test]
+fn client_runs_with_the_process_executor() {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_pi"))
+        .args(["4", "1000000"])
+        .env_remove("CRUCIAL_SERVER")
+        .env("CRUCIAL_EXECUTOR", "process")
+        .env("CRUCIAL_FUNCTION_BINARY", env!("CARGO_BIN_EXE_pi-function")));
+    assert!(
+        (estimate(&out) - std::f64::consts::PI).abs() < 0.01,
+        "{out}"
+    );
+    assert!(out.contains("executor: process"), "{out}");
+    assert!(out.contains("from 4 threads"), "{out}");
+}
+
+/// The `lambda` executor (AWS SDK) against the local Lambda host serving the
+/// real `pi-function` binary.
+#[cfg(feature = "aws")]
+#[test]
+fn client_runs_with_the_lambda_executor_against_the_local_host() {
+    use crucial_lambda_host::{FunctionSpec, LambdaHost};
+    let mut spec = FunctionSpec::new("pi", env!("CARGO_BIN_EXE_pi-function"));
+    spec.timeout = std::time::Duration::from_secs(60);
+    let host = LambdaHost::start("127.0.0.1:0", vec![spec]).unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_pi"))
+        .args(["4", "1000000"])
+        .env_remove("CRUCIAL_SERVER")
+        .env("CRUCIAL_EXECUTOR", "lambda")
+        .env("CRUCIAL_LAMBDA_FUNCTION", "pi")
+        .env("CRUCIAL_LAMBDA_ENDPOINT", format!("http://{}", host.addr))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local"));
+    assert!(
+        (estimate(&out) - std::f64::consts::PI).abs() < 0.01,
+        "{out}"
+    );
+    assert!(out.contains("executor: lambda"), "{out}");
+    assert!(host.cold_starts("pi") >= 1);
+}

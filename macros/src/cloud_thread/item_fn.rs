@@ -115,7 +115,15 @@ fn generate(model: &CloudFn) -> TokenStream {
 
             #[doc = #spawn_doc]
             pub fn spawn(#(#arg_names: #arg_types),*) -> ::crucial::JoinHandle<#output> {
-                ::crucial::__private::spawn_thread(NAME, &(#(#arg_names,)*))
+                ::crucial::__private::spawn_thread(NAME, &(#(#arg_names,)*), ::crucial::__private::Option::None)
+            }
+
+            /// [`spawn`] with explicit retries and time limit.
+            pub fn spawn_with(
+                options: &::crucial::SpawnOptions,
+                #(#arg_names: #arg_types),*
+            ) -> ::crucial::JoinHandle<#output> {
+                ::crucial::__private::spawn_thread(NAME, &(#(#arg_names,)*), ::crucial::__private::Option::Some(options))
             }
 
             #[allow(dead_code)]

@@ -7,7 +7,7 @@ mod slot;
 pub use placement::{Membership, Ring};
 
 use crate::registry::SharedType;
-use crate::thread::{Executor, LocalExecutor};
+use crate::thread::{Executor, LocalExecutor, ProcessExecutor, SpawnOptions};
 use crate::wire::{ObjectInfo, ObjectRef, Request, TypeInfo, DEFAULT_MAX_FRAME};
 use crate::{codec, Error, Result, SharedProxy};
 use connection::Connection;
@@ -39,6 +39,9 @@ pub struct Config {
     retries: u32,
     spin: Duration,
     executor: Option<Arc<dyn Executor>>,
+    executor_kind: Option<String>,
+    function_binary: Option<std::path::PathBuf>,
+    spawn: SpawnOptions,
 }
 
 impl std::fmt::Debug for Config {
@@ -50,6 +53,8 @@ impl std::fmt::Debug for Config {
             .field("retries", &self.retries)
             .field("spin", &self.spin)
             .field("executor", &self.executor.as_ref().map(|e| e.name()))
+            .field("executor_kind", &self.executor_kind)
+            .field("spawn", &self.spawn)
             .finish()
     }
 }
@@ -70,12 +75,23 @@ impl Config {
             retries: 1,
             spin: Duration::from_micros(DEFAULT_SPIN_MICROS),
             executor: None,
+            executor_kind: None,
+            function_binary: None,
+            spawn: SpawnOptions::default(),
         }
     }
 
-    /// Defaults overridden by the environment (`CRUCIAL_SERVER`).
+    /// Defaults overridden by the environment: `CRUCIAL_SERVER`,
+    /// `CRUCIAL_EXECUTOR` (`local`, `process`, `lambda`), `CRUCIAL_FUNCTION_BINARY`,
+    /// `CRUCIAL_ATTEMPTS`, `CRUCIAL_BACKOFF_MS`, `CRUCIAL_TIMEOUT_MS`,
+    /// `CRUCIAL_SPIN_MICROS`.
     pub fn from_env() -> Config {
         let mut config = Config::new();
+        config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
+            .ok()
+            .filter(|v| !v.is_empty());
+        config.function_binary = std::env::var_os("CRUCIAL_FUNCTION_BINARY").map(Into::into);
+        config.spawn = SpawnOptions::from_env();
         if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -132,6 +148,50 @@ impl Config {
     pub fn executor(mut self, executor: impl Executor) -> Config {
         self.executor = Some(Arc::new(executor));
         self
+    }
+
+    /// Chooses an executor by name, built when the client connects: `local`,
+    /// `process` (the function binary as processes under a local Lambda host) or
+    /// `lambda` (AWS Lambda; needs the `aws` feature).
+    pub fn executor_kind(mut self, kind: impl Into<String>) -> Config {
+        self.executor_kind = Some(kind.into());
+        self
+    }
+
+    /// The function binary of the `process` executor (default: the running
+    /// program's name plus `-function`, in its directory).
+    pub fn function_binary(mut self, path: impl Into<std::path::PathBuf>) -> Config {
+        self.function_binary = Some(path.into());
+        self
+    }
+
+    /// Default retries and time limit of cloud threads.
+    pub fn spawn_options(mut self, options: SpawnOptions) -> Config {
+        self.spawn = options;
+        self
+    }
+
+    fn build_executor(&self) -> Result<Arc<dyn Executor>> {
+        if let Some(executor) = &self.executor {
+            return Ok(Arc::clone(executor));
+        }
+        match self.executor_kind.as_deref() {
+            None | Some("local") => Ok(Arc::new(LocalExecutor)),
+            Some("process") => {
+                let binary = self
+                    .function_binary
+                    .clone()
+                    .or_else(ProcessExecutor::sibling_binary)
+                    .ok_or_else(|| {
+                        Error::Config("no function binary: set CRUCIAL_FUNCTION_BINARY".into())
+                    })?;
+                Ok(Arc::new(ProcessExecutor::new(binary)?))
+            }
+            Some("lambda") => crate::aws::executor_from_env(),
+            Some(other) => Err(Error::Config(format!(
+                "unknown executor `{other}`; expected local, process or lambda"
+            ))),
+        }
     }
 
     /// Builds a client. With no server configured, starts the embedded server.
@@ -205,10 +265,7 @@ impl Client {
             version: 1,
             nodes: config.servers.clone(),
         };
-        let executor = config
-            .executor
-            .clone()
-            .unwrap_or_else(|| Arc::new(LocalExecutor));
+        let executor = config.build_executor()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 id: random_id(),
@@ -264,6 +321,11 @@ impl Client {
     /// The executor cloud threads run on.
     pub fn executor(&self) -> &Arc<dyn Executor> {
         &self.inner.executor
+    }
+
+    /// Default retries and time limit of cloud threads.
+    pub fn spawn_options(&self) -> &SpawnOptions {
+        &self.inner.config.spawn
     }
 
     /// Opens a proxy on this client (rather than the global one).

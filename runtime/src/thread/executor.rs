@@ -1,10 +1,12 @@
-//! Executors: where cloud threads run. Local threads today; processes and AWS
-//! Lambda implement the same trait.
+//! Executors: where cloud threads run. `local` threads of this process,
+//! `process`es of the function binary under the local Lambda host, and AWS
+//! `lambda` (feature `aws`) implement one trait.
 
 use crate::registry::registry;
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 /// Everything a function needs to run one cloud thread, on any machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +33,13 @@ pub trait Executor: Send + Sync + 'static {
     /// Short name for logs and errors (`local`, `process`, `lambda`).
     fn name(&self) -> &str;
 
-    /// Starts one invocation; never blocks for the thread to finish.
-    fn start(&self, invocation: Invocation) -> Result<Box<dyn Execution>, Error>;
+    /// Starts one invocation; never blocks for the thread to finish. `timeout`
+    /// bounds the wait in `join` (the executor's own limit applies too).
+    fn start(
+        &self,
+        invocation: Invocation,
+        timeout: Option<Duration>,
+    ) -> Result<Box<dyn Execution>, Error>;
 }
 
 /// Runs cloud threads on OS threads of this process, still through the encoded
@@ -40,13 +47,29 @@ pub trait Executor: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalExecutor;
 
-struct LocalExecution(std::thread::JoinHandle<Result<Vec<u8>, String>>);
+struct LocalExecution {
+    done: std::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+    timeout: Option<Duration>,
+}
 
 impl Execution for LocalExecution {
     fn join(self: Box<Self>) -> Result<Vec<u8>, String> {
-        self.0
-            .join()
-            .unwrap_or_else(|_| Err("the local thread running it died".into()))
+        let received = match self.timeout {
+            Some(limit) => self.done.recv_timeout(limit).map_err(|e| match e {
+                std::sync::mpsc::RecvTimeoutError::Timeout => format!(
+                    "timed out after {limit:?} (a local thread cannot be stopped; it runs on \
+                     in the background)"
+                ),
+                std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                    "the local thread running it died".to_string()
+                }
+            }),
+            None => self
+                .done
+                .recv()
+                .map_err(|_| "the local thread running it died".to_string()),
+        };
+        received?
     }
 }
 
@@ -55,17 +78,24 @@ impl Executor for LocalExecutor {
         "local"
     }
 
-    fn start(&self, invocation: Invocation) -> Result<Box<dyn Execution>, Error> {
-        let name = invocation.thread.clone();
-        let handle = std::thread::Builder::new()
+    fn start(
+        &self,
+        invocation: Invocation,
+        timeout: Option<Duration>,
+    ) -> Result<Box<dyn Execution>, Error> {
+        let (name, attempt) = (invocation.thread.clone(), invocation.attempt);
+        let (tx, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
             .name(format!("cloud-thread {name}"))
-            .spawn(move || run_registered(&invocation.thread, &invocation.args))
+            .spawn(move || {
+                let _ = tx.send(run_registered(&invocation.thread, &invocation.args));
+            })
             .map_err(|e| Error::Thread {
                 thread: name,
-                attempt: 1,
+                attempt,
                 message: format!("cannot start a local thread: {e}"),
             })?;
-        Ok(Box::new(LocalExecution(handle)))
+        Ok(Box::new(LocalExecution { done, timeout }))
     }
 }
 
