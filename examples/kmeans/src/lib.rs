@@ -33,8 +33,11 @@ pub struct Params {
     pub data: Option<String>,
     /// Prefix of the shared objects' keys (one run's namespace).
     pub run: String,
-    /// Fault injection for tests: worker `.0` panics once when it starts iteration `.1`.
+    /// Fault injection: worker `.0` panics once when it starts iteration `.1`.
     pub fail_once_at: Option<(usize, u32)>,
+    /// Attempts per worker: a failed worker is re-executed with the same input
+    /// and resumes at the shared iteration counter.
+    pub attempts: u32,
 }
 
 impl Params {
@@ -274,12 +277,33 @@ pub fn report(history: &[(f64, f64)], timings: &[Vec<Timing>], elapsed: f64) {
 /// Runs the Crucial version on the configured client and executor.
 pub fn run_crucial(params: &Params) -> crucial::Result<Run> {
     prepare(params)?;
-    let handles: Vec<_> = (0..params.threads)
-        .map(|t| worker::spawn(params.clone(), t))
-        .collect();
-    let mut timings = Vec::new();
-    for h in handles {
-        timings.push(h.join()??);
+    let options = crucial::SpawnOptions::default().attempts(params.attempts);
+    // Join the workers as they finish; when one fails for good, delete the
+    // barrier so the others, parked at it, fail at once instead of waiting forever.
+    let (tx, done) = std::sync::mpsc::channel();
+    for t in 0..params.threads {
+        let handle = worker::spawn_with(&options, params.clone(), t);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((t, handle.join().and_then(|r| r)));
+        });
+    }
+    drop(tx);
+    let mut timings = vec![Vec::new(); params.threads];
+    let mut failure = None;
+    for (t, result) in done {
+        match result {
+            Ok(ts) => timings[t] = ts,
+            Err(e) if failure.is_none() => {
+                use crucial::SharedProxy;
+                Barrier::shared(params.key("barrier")).delete()?;
+                failure = Some(e);
+            }
+            Err(_) => {}
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     Ok((
         Centroids::shared(params.key("centroids")).history()?,
@@ -308,6 +332,7 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<
         data: None,
         run: "kmeans".into(),
         fail_once_at: None,
+        attempts: 1,
     };
     let mut write = None;
     let args: Vec<String> = args.collect();
@@ -334,10 +359,21 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<
             "--seed" => params.shape.seed = number()? as u64,
             "--data" => params.data = Some(value),
             "--write-data" => write = Some(value),
+            "--attempts" => params.attempts = number()?.max(1) as u32,
+            "--fail-once-at" => {
+                let (t, i) = value
+                    .split_once(':')
+                    .ok_or("--fail-once-at takes WORKER:ITERATION")?;
+                params.fail_once_at = Some((
+                    t.parse().map_err(|e| format!("--fail-once-at: {e}"))?,
+                    i.parse().map_err(|e| format!("--fail-once-at: {e}"))?,
+                ));
+            }
             other => {
                 return Err(format!(
                     "unknown option {other}; options: --points N --dims D --k K --iterations I \
-                     --threads T --seed S --data FILE.npy --write-data FILE.npy"
+                     --threads T --seed S --data FILE.npy --write-data FILE.npy --attempts N \
+                     --fail-once-at WORKER:ITERATION"
                 ))
             }
         }

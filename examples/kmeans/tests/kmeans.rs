@@ -86,7 +86,7 @@ fn a_failed_worker_reexecuted_resumes_at_the_shared_iteration() {
         failure.contains("injected failure of worker 0 in iteration 3"),
         "{failure}"
     );
-    // Re-execute worker 0 with the same input, as a retrying executor would.
+    // Re-execute worker 0 with the same input, as a retrying executor does.
     let retried = worker::spawn(params.clone(), 0).join().unwrap().unwrap();
     assert_eq!(retried.len(), 3, "resumed at iteration 3 of 6");
     assert_eq!(other.join().unwrap().unwrap().len(), 6);
@@ -100,4 +100,32 @@ fn a_failed_worker_reexecuted_resumes_at_the_shared_iteration() {
         .output()
         .unwrap();
     assert_eq!(format!("{:.10e}", history[5].0), final_cost(&std));
+}
+
+#[test]
+fn with_retries_a_worker_failing_once_still_gives_the_right_cost() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmeans"))
+        .args(SMALL)
+        .args(["--fail-once-at", "1:2", "--attempts", "2"])
+        .env_remove("CRUCIAL_SERVER")
+        .output()
+        .unwrap();
+    let std = Command::new(env!("CARGO_BIN_EXE_kmeans-std"))
+        .args(SMALL)
+        .output()
+        .unwrap();
+    assert_eq!(final_cost(&out), final_cost(&std));
+    // Without a retry the run fails and says which worker and why.
+    let out = Command::new(env!("CARGO_BIN_EXE_kmeans"))
+        .args(SMALL)
+        .args(["--fail-once-at", "1:2"])
+        .env_remove("CRUCIAL_SERVER")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kmeans::worker") && stderr.contains("injected failure"),
+        "{stderr}"
+    );
 }
