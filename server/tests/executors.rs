@@ -66,6 +66,45 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     crucial::codec::encode(value).unwrap()
 }
 
+/// A cloud thread of this test binary, for calling the function side directly.
+#[crucial::cloud_thread]
+fn triple(n: u64) -> u64 {
+    n * 3
+}
+
+#[test]
+fn the_function_dispatch_is_a_plain_async_fn() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ok = rt.block_on(crucial::function::dispatch(Invocation {
+        thread: triple::NAME.to_string(),
+        args: encode(&(5u64,)),
+        servers: vec![],
+        attempt: 1,
+    }));
+    assert_eq!(crucial::codec::decode::<u64>(&ok.unwrap()).unwrap(), 15);
+    let bad = rt.block_on(crucial::function::dispatch(Invocation {
+        thread: triple::NAME.to_string(),
+        args: vec![0xff],
+        servers: vec![],
+        attempt: 1,
+    }));
+    assert!(bad.unwrap_err().contains("cannot decode arguments"));
+    // The Lambda event round-trips through JSON and base64.
+    let event = crucial::function::LambdaPayload::from_invocation(&Invocation {
+        thread: "t".into(),
+        args: vec![1, 2, 255],
+        servers: vec!["127.0.0.1:1".into()],
+        attempt: 2,
+    });
+    let json = serde_json::to_string(&event).unwrap();
+    assert!(json.contains("\"args\":\"AQL/\""), "{json}");
+    let back: crucial::function::LambdaPayload = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.into_invocation().unwrap().args, vec![1, 2, 255]);
+}
+
 #[test]
 fn values_and_error_values_come_back_and_environments_are_reused() {
     let server = ServerProcess::crucial_server(&[]);

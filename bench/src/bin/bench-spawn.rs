@@ -38,7 +38,11 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
             servers: servers.clone(),
             attempt: 1,
         };
-        let out = executor.start(invocation, None).expect("start").join().expect("join");
+        let out = executor
+            .start(invocation, None)
+            .expect("start")
+            .join()
+            .expect("join");
         assert_eq!(crucial::codec::decode::<u64>(&out).expect("decode"), i);
     })
 }
@@ -116,7 +120,10 @@ fn main() {
         servers,
         attempt: 1,
     };
-    cold.start(invocation, None).expect("start").join().expect("join");
+    cold.start(invocation, None)
+        .expect("start")
+        .join()
+        .expect("join");
     println!();
     println!(
         "cold start (process executor, first invocation, new process): {:.1} ms",
