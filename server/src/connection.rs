@@ -11,12 +11,14 @@
 use crate::dedup::Outcome;
 use crate::dispatch::{self, Session};
 use crate::node::NodeState;
+use crate::table::ObjectCell;
 use bytes::{Buf, BytesMut};
 use crucial::codec;
 use crucial::wire::{self, Frame, FrameDecoder};
 use crucial::RemoteError;
+use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -34,6 +36,9 @@ pub struct Outbox {
     stream: Arc<TcpStream>,
     state: Mutex<OutState>,
     backlog: Notify,
+    /// Calls of this connection parked on objects, by token, so they can be
+    /// removed when the client goes away.
+    parked: Mutex<HashMap<u64, Weak<ObjectCell>>>,
 }
 
 impl Outbox {
@@ -46,6 +51,7 @@ impl Outbox {
                 closed: false,
             }),
             backlog: Notify::new(),
+            parked: Mutex::new(HashMap::new()),
         })
     }
 
@@ -104,6 +110,33 @@ impl Outbox {
                     state.flushing = false;
                     break;
                 }
+            }
+        }
+    }
+
+    /// Records a call of this connection parked on `cell`.
+    pub(crate) fn track(&self, token: u64, cell: Weak<ObjectCell>) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, cell);
+    }
+
+    /// Forgets a parked call that was answered.
+    pub(crate) fn untrack(&self, token: u64) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+    }
+
+    /// Removes this connection's parked calls from their objects: a client that
+    /// is gone must not take anything, and its calls must not cost memory.
+    fn purge_parked(&self) {
+        let parked = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
+        for (token, cell) in parked {
+            if let Some(cell) = cell.upgrade() {
+                cell.lock().parked.retain(|p| p.token != token);
             }
         }
     }
@@ -244,6 +277,7 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
         }
     }
     outbox.close();
+    outbox.purge_parked();
     flusher.abort();
 }
 

@@ -170,6 +170,7 @@ async fn call_method(
             let outcome = parking::settle(&mut state, &cell, key, method, result);
             if outcome.is_none() {
                 let token = node.next_token.fetch_add(1, Ordering::Relaxed);
+                outbox.track(token, Arc::downgrade(&cell));
                 state.parked.push(Parked {
                     token,
                     method,

@@ -33,6 +33,7 @@ pub struct Parked {
 
 impl Parked {
     fn reply(self, outcome: Outcome) {
+        self.outbox.untrack(self.token);
         self.outbox.send(&[(self.id, outcome)]);
     }
 }
@@ -108,6 +109,7 @@ pub fn wake(state: &mut ObjectState, cell: &ObjectCell, key: &str) {
                 continue;
             }
             if state.parked[i].outbox.is_closed() {
+                // (Normally already purged when its connection closed.)
                 // Its client is gone: it must not take anything on their behalf.
                 state.parked.remove(i);
                 continue;

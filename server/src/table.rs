@@ -151,10 +151,12 @@ impl ObjectTable {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
             for (type_name, objects) in shard.iter() {
                 for (key, cell) in objects {
+                    let state = cell.lock();
                     all.push(ObjectInfo {
                         type_name: type_name.to_string(),
                         key: key.to_string(),
-                        poisoned: cell.lock().poison.is_some(),
+                        poisoned: state.poison.is_some(),
+                        parked: state.parked.len() as u32,
                     });
                 }
             }

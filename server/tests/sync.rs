@@ -209,10 +209,33 @@ fn a_parked_call_of_a_killed_client_disappears_and_blocks_nobody() {
             break;
         }
     }
-    std::thread::sleep(Duration::from_millis(200)); // let the call park
+    let parked = |client: &crucial::Client| {
+        client
+            .list_objects()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.key == "gate")
+            .map_or(0, |o| o.parked)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while parked(&client) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the child's acquire never parked"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200)); // let the node see the EOF
+    // The node drops the dead client's parked call as soon as it sees the
+    // connection close, before anything else happens to the object.
+    while parked(&client) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead client's call stayed parked"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let semaphore = client.open::<Semaphore>("gate");
     semaphore.release(1).unwrap();
     // The dead client's parked acquire must not have taken the permit.

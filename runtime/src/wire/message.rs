@@ -86,6 +86,8 @@ pub struct ObjectInfo {
     pub key: String,
     /// Whether a mutating method panicked on it.
     pub poisoned: bool,
+    /// Blocking calls parked on it.
+    pub parked: u32,
 }
 
 /// One registered shared type.
