@@ -51,6 +51,7 @@ pub mod codec;
 mod embedded;
 mod error;
 pub mod function;
+pub mod lambda;
 mod proxy;
 pub mod registry;
 mod rounds;
@@ -75,7 +76,7 @@ pub use error::{Error, RemoteError, Result};
 pub use proxy::{ProxyCore, SharedProxy};
 pub use registry::SharedType;
 pub use rounds::Rounds;
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 pub use thread::LambdaExecutor;
 pub use thread::{
     interpret_lambda_response, invoke_http, panic_message, run_registered, spawn_by_name,

@@ -264,7 +264,7 @@ fn a_thread_failing_its_first_attempt_is_retried_with_the_same_input() {
 }
 
 /// The same failures through the AWS SDK's `Invoke` against the local host.
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 mod lambda {
     use super::*;
     use crucial::LambdaExecutor;

@@ -4,7 +4,7 @@
 //! This binary is also its own function binary: under the local Lambda host
 //! (`AWS_LAMBDA_RUNTIME_API` set) its `main` serves the `noop` cloud thread.
 //!
-//! Usage: `bench-spawn [--spawns N]`; the `lambda` row needs `--features aws`.
+//! Usage: `bench-spawn [--spawns N]`; the `lambda` row needs `--features lambda`.
 
 use crucial::{cloud_thread, Executor, Invocation};
 use crucial_bench::stats::Latencies;
@@ -82,7 +82,7 @@ fn main() {
         "process (local Lambda host, warm)".into(),
         through(Arc::new(process), servers.clone(), spawns),
     ));
-    #[cfg(feature = "aws")]
+    #[cfg(feature = "lambda")]
     {
         let mut spec = crucial_lambda_host::FunctionSpec::new("noop", &me);
         spec.timeout = std::time::Duration::from_secs(30);

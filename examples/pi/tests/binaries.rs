@@ -180,7 +180,7 @@ fn client_runs_with_the_process_executor() {
 
 /// The `lambda` executor (AWS SDK) against the local Lambda host serving the
 /// real `pi-function` binary.
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 #[test]
 fn client_runs_with_the_lambda_executor_against_the_local_host() {
     use crucial_lambda_host::{FunctionSpec, LambdaHost};

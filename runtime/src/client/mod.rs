@@ -152,7 +152,7 @@ impl Config {
 
     /// Chooses an executor by name, built when the client connects: `local`,
     /// `process` (the function binary as processes under a local Lambda host) or
-    /// `lambda` (AWS Lambda; needs the `aws` feature).
+    /// `lambda` (AWS Lambda; needs the `lambda` feature).
     pub fn executor_kind(mut self, kind: impl Into<String>) -> Config {
         self.executor_kind = Some(kind.into());
         self

@@ -1,6 +1,6 @@
 //! Executors: where cloud threads run. `local` threads of this process,
 //! `process`es of the function binary under the local Lambda host, and AWS
-//! `lambda` (feature `aws`) implement one trait.
+//! `lambda` (feature `lambda`) implement one trait.
 
 use crate::registry::registry;
 use crate::Error;

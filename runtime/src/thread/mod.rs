@@ -2,13 +2,13 @@
 
 mod executor;
 mod http;
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 mod lambda;
 mod options;
 mod process;
 
 pub use executor::{panic_message, run_registered, Execution, Executor, Invocation, LocalExecutor};
-#[cfg(feature = "aws")]
+#[cfg(feature = "lambda")]
 pub use lambda::LambdaExecutor;
 pub use options::SpawnOptions;
 pub use process::{interpret as interpret_lambda_response, invoke_http, ProcessExecutor};

@@ -1,5 +1,5 @@
 //! `kmeans-function`: the function binary that runs the example's cloud threads.
 fn main() {
     kmeans::link();
-    crucial::function::main();
+    crucial::lambda::run();
 }

@@ -1,5 +1,5 @@
 //! `logreg-function`: the function binary that runs the example's cloud threads.
 fn main() {
     logreg::link();
-    crucial::function::main();
+    crucial::lambda::run();
 }

@@ -1,5 +1,5 @@
 //! `mapsync-function`: the function binary that runs the example's cloud threads.
 fn main() {
     mapsync::link();
-    crucial::function::main();
+    crucial::lambda::run();
 }

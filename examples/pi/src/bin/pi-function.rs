@@ -1,5 +1,5 @@
 //! `pi-function`: the function binary that runs the example's cloud threads.
 fn main() {
     pi::link();
-    crucial::function::main();
+    crucial::lambda::run();
 }

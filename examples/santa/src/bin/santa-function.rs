@@ -1,5 +1,5 @@
 //! `santa-function`: the function binary that runs the example's cloud threads.
 fn main() {
     santa::link();
-    crucial::function::main();
+    crucial::lambda::run();
 }
