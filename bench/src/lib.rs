@@ -3,7 +3,10 @@
 //!
 //! * `bench`: call latency and throughput against Redis;
 //! * `bench-barrier`: barrier rounds against a polling barrier on Redis;
-//! * `bench-apps`: k-means, logistic regression and Santa Claus against plain threads.
+//! * `bench-apps`: k-means, logistic regression and Santa Claus against plain threads;
+//! * `bench-spawn`: spawn + join of an empty cloud thread on each executor.
+//!
+//! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
 pub mod stats;
 pub mod systems;

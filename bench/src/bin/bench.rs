@@ -7,7 +7,10 @@
 //! callers (ours: one shared connection per process; Redis: one connection per
 //! caller, no pipelining). Prints a table with our/Redis ratios.
 //!
-//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread]`
+//! With `--sweep 1,4,16,64` it also measures `incr` throughput at each number
+//! of callers (blocking threads, async tasks, Redis), for a scaling table.
+//!
+//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..]`
 
 use crucial_bench::stats::{Latencies, Throughput};
 use crucial_bench::systems::{self, Crucial, Redis, System};
@@ -19,6 +22,7 @@ struct Options {
     seconds: f64,
     trials: usize,
     runtime: String,
+    sweep: Vec<usize>,
 }
 
 fn parse_options() -> Options {
@@ -28,6 +32,7 @@ fn parse_options() -> Options {
         seconds: 2.0,
         trials: 3,
         runtime: "multi-thread".into(),
+        sweep: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -39,6 +44,12 @@ fn parse_options() -> Options {
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--trials" => options.trials = value.parse().expect("--trials N"),
             "--runtime" => options.runtime = value,
+            "--sweep" => {
+                options.sweep = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--sweep 1,4,16"))
+                    .collect()
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -196,10 +207,50 @@ fn main() {
             redis.map_or("-".into(), |r| format!("{:.2}", t.per_second() / r)),
         );
     }
+    if !options.sweep.is_empty() {
+        print_sweep(&options, &crucial, redis.as_ref().ok(), duration);
+    }
     println!();
     println!(
         "# crucial node: separate process, runtime {}, one connection shared by all callers; \
          redis: one connection per caller, no pipelining",
         options.runtime
     );
+}
+
+/// `incr` throughput against the number of callers: blocking threads and async
+/// tasks on Crucial, threads with a connection each on Redis.
+fn print_sweep(options: &Options, crucial: &Crucial, redis: Option<&Redis>, duration: Duration) {
+    let payload = [];
+    let median = |run: &dyn Fn() -> Option<Throughput>| {
+        let trials: Vec<_> = (0..options.trials).filter_map(|_| run()).collect();
+        (!trials.is_empty()).then(|| Throughput::median(trials).per_second())
+    };
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    };
+    println!();
+    println!("## incr throughput against callers (operations per second)");
+    println!();
+    println!(
+        "| callers | crucial threads | crucial async | redis threads | threads ratio | async ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for &callers in &options.sweep {
+        let op = systems::Op::Incr;
+        let threads = median(&|| Some(crucial.concurrent(op, callers, duration, &payload)));
+        let tasks = median(&|| crucial.concurrent_async(op, callers, duration));
+        let theirs =
+            redis.and_then(|r| median(&|| Some(r.concurrent(op, callers, duration, &payload))));
+        println!(
+            "| {callers} | {} | {} | {} | {} | {} |",
+            cell(threads),
+            cell(tasks),
+            cell(theirs),
+            ratio(threads, theirs),
+            ratio(tasks, theirs),
+        );
+    }
 }
