@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Draws the guide's benchmark plots from the tables the bench programs print.
+
+The bench binaries print Markdown tables; save their output under
+bench/results/ and run this script (it needs matplotlib):
+
+    cargo run --release -p crucial-bench --bin bench -- --sweep 1,2,4,8,16,32,64 > bench/results/bench.txt
+    cargo run --release -p crucial-bench --bin bench-barrier > bench/results/barrier.txt
+    cargo run --release -p crucial-bench --bin bench-apps > bench/results/apps.txt
+    cargo run --release -p crucial-bench --features lambda --bin bench-spawn > bench/results/spawn.txt
+    python3 bench/plot.py            # writes guide/src/img/*.svg
+
+Nothing is typed in by hand: every point comes from a saved run.
+"""
+
+import pathlib
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "guide" / "src" / "img"
+OURS, PEER, THIRD = "#1f6fb4", "#c0392b", "#27ae60"
+
+
+def tables(path):
+    """Every Markdown table of a saved run: (heading above it, rows as dicts)."""
+    found, heading, block = [], "", []
+    for line in path.read_text().splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if block:
+            header, rows = block[0], block[2:]
+            found.append((heading, [dict(zip(header, r)) for r in rows]))
+            block = []
+        if line.startswith("#"):
+            heading = line.lstrip("# ").strip()
+    return found
+
+
+def table(path, heading_part):
+    for heading, rows in tables(path):
+        if heading_part in heading:
+            return rows
+    sys.exit(f"{path}: no table under a heading containing {heading_part!r}")
+
+
+def number(cell):
+    return float(cell.rstrip("x").replace(",", "")) if cell not in ("", "-") else None
+
+
+def save(fig, name):
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(OUT / name, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    print(f"wrote {OUT / name}")
+
+
+def latency():
+    rows = table(RESULTS / "bench.txt", "Sequential latency")
+    ops = [r["operation"].split(" (")[0] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = 0.2
+    for i, (system, color) in enumerate([("crucial", OURS), ("redis", PEER)]):
+        for j, (stat, hatch) in enumerate([("p50", None), ("p99", "//")]):
+            xs = [k + (2 * i + j - 1.5) * width for k in range(len(ops))]
+            ax.bar(xs, [number(r[f"{system} {stat}"]) for r in rows], width,
+                   color=color, alpha=1.0 if stat == "p50" else 0.55, hatch=hatch,
+                   label=f"{system} {stat}")
+    ax.set_xticks(range(len(ops)), ops)
+    ax.set_ylabel("latency (µs)")
+    ax.set_title("One caller, sequential calls (lower is better)")
+    ax.legend(ncol=2, fontsize=8)
+    save(fig, "latency.svg")
+
+
+def sweep():
+    rows = table(RESULTS / "bench.txt", "against callers")
+    callers = [int(r["callers"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for column, color, style in [("crucial async", OURS, "-o"), ("crucial threads", THIRD, "-s"),
+                                 ("redis threads", PEER, "-^")]:
+        ax.plot(callers, [number(r[column]) / 1000 for r in rows], style, color=color, label=column)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(callers, [str(c) for c in callers])
+    ax.set_xlabel("concurrent callers")
+    ax.set_ylabel("incr throughput (k ops/s)")
+    ax.set_title("Throughput against callers (higher is better)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    save(fig, "throughput.svg")
+
+
+def barrier():
+    rows = table(RESULTS / "barrier.txt", "barrier round time")
+    parties = [int(r["parties"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(parties, [number(r["crucial Barrier (us/round)"]) for r in rows], "-o", color=OURS,
+            label="Crucial Barrier (parked on the node)")
+    ax.plot(parties, [number(r["redis polling (us/round)"]) for r in rows], "-^", color=PEER,
+            label="Redis INCR + GET polling")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(parties, [str(p) for p in parties])
+    ax.set_xlabel("parties (one thread each)")
+    ax.set_ylabel("time per round (µs)")
+    ax.set_title("Barrier round time (lower is better)")
+    ax.legend(fontsize=8)
+    save(fig, "barrier.svg")
+
+
+def apps():
+    path = RESULTS / "apps.txt"
+    groups = []
+    for app, heading in [("k-means", "k-means"), ("logreg", "logistic regression")]:
+        for r in table(path, heading):
+            groups.append((f"{app}\n{r['threads']} thr", number(r["crucial (ms/iteration)"]),
+                           number(r["std threads (ms/iteration)"])))
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
+    for ax, part in zip(axes, [groups[:2], groups[2:]]):
+        xs = range(len(part))
+        ax.bar([x - 0.2 for x in xs], [g[1] for g in part], 0.4, color=OURS, label="Crucial")
+        ax.bar([x + 0.2 for x in xs], [g[2] for g in part], 0.4, color=PEER, label="std threads")
+        ax.set_xticks(list(xs), [g[0] for g in part])
+        ax.set_ylabel("ms per iteration")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Applications against plain threads (lower is better)")
+    save(fig, "apps.svg")
+
+
+def spawn():
+    rows = table(RESULTS / "spawn.txt", "spawn + join")
+    names = [r["executor"].split(" (")[0] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    ys = range(len(rows))
+    ax.barh([y - 0.2 for y in ys], [number(r["p50 (us)"]) for r in rows], 0.4, color=OURS, label="p50")
+    ax.barh([y + 0.2 for y in ys], [number(r["p99 (us)"]) for r in rows], 0.4, color=OURS, alpha=0.5,
+            label="p99")
+    ax.set_yticks(list(ys), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("spawn + join of an empty cloud thread (µs)")
+    ax.set_title("Spawn overhead per executor (lower is better)")
+    ax.legend(fontsize=8)
+    save(fig, "spawn.svg")
+
+
+if __name__ == "__main__":
+    plt.rcParams.update({"svg.hashsalt": "crucial", "font.size": 9})
+    for plot in (latency, sweep, barrier, apps, spawn):
+        plot()
