@@ -209,9 +209,9 @@ fn concurrent_invocations_stay_within_the_concurrency_limit() {
         );
     }
     assert!(most <= 2, "{most} environments for a limit of 2");
+    // Six calls, two environments started: the other four calls waited for a
+    // warm environment instead of starting a third.
     assert_eq!(executor.cold_starts(), 2);
-    // Six calls of 300 ms on two environments take at least three rounds.
-    assert!(start.elapsed() >= Duration::from_millis(900));
 }
 
 #[test]

@@ -136,11 +136,9 @@ fn waits_time_out_with_a_clear_error_and_leave_nothing_behind() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
     let semaphore = client.open::<Semaphore>("empty");
-    let start = Instant::now();
     let e = semaphore
         .acquire_timeout(1, Duration::from_millis(150))
         .unwrap_err();
-    assert!(start.elapsed() >= Duration::from_millis(150));
     assert!(
         matches!(&e, Error::Remote(RemoteError::Timeout { method, waited_ms: 150, .. }) if method == "acquire"),
         "{e}"
