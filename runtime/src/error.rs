@@ -169,3 +169,43 @@ pub enum RemoteError {
         reason: String,
     },
 }
+
+impl RemoteError {
+    /// Every [`RemoteError::kind`], in declaration order.
+    pub const KINDS: [&'static str; 11] = [
+        "UnknownType",
+        "UnknownMethod",
+        "IncompatibleMethod",
+        "BadArguments",
+        "BadFrame",
+        "FrameTooLarge",
+        "Panicked",
+        "Poisoned",
+        "Timeout",
+        "Deleted",
+        "Protocol",
+    ];
+
+    /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
+    ///
+    /// ```
+    /// let e = crucial::RemoteError::BadFrame { reason: "eof".into() };
+    /// assert_eq!(e.kind(), "BadFrame");
+    /// assert!(crucial::RemoteError::KINDS.contains(&e.kind()));
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RemoteError::UnknownType { .. } => "UnknownType",
+            RemoteError::UnknownMethod { .. } => "UnknownMethod",
+            RemoteError::IncompatibleMethod { .. } => "IncompatibleMethod",
+            RemoteError::BadArguments { .. } => "BadArguments",
+            RemoteError::BadFrame { .. } => "BadFrame",
+            RemoteError::FrameTooLarge { .. } => "FrameTooLarge",
+            RemoteError::Panicked { .. } => "Panicked",
+            RemoteError::Poisoned { .. } => "Poisoned",
+            RemoteError::Timeout { .. } => "Timeout",
+            RemoteError::Deleted { .. } => "Deleted",
+            RemoteError::Protocol { .. } => "Protocol",
+        }
+    }
+}
