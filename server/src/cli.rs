@@ -25,6 +25,9 @@ pub struct Args {
     /// Replies remembered per client to deduplicate retries.
     #[arg(long, default_value_t = 1024)]
     pub dedup_window: usize,
+    /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. `127.0.0.1:9100`.
+    #[arg(long, env = "CRUCIAL_METRICS")]
+    pub metrics: Option<String>,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
@@ -40,6 +43,7 @@ impl Args {
             flavor: self.runtime,
             max_frame: self.max_frame_size,
             dedup_window: self.dedup_window,
+            metrics: self.metrics.clone(),
             ..defaults
         }
     }
@@ -95,7 +99,11 @@ pub fn main() {
         return;
     }
     let config = args.config();
-    let result = crate::node::run(config.clone(), |addr| {
+    let result = crate::node::run_bound(config.clone(), |bound| {
+        let addr = bound.addr;
+        if let Some(metrics) = bound.metrics {
+            println!("crucial-server metrics at http://{metrics}/metrics");
+        }
         // Tests and scripts read this line to learn the port.
         println!("crucial-server listening on {addr}");
         let _ = std::io::stdout().flush();

@@ -29,6 +29,8 @@ pub struct NodeConfig {
     /// Batches of at most this many requests read from one connection run inline
     /// on the reading task; larger ones are split across worker threads.
     pub inline_batch: usize,
+    /// Address of the `GET /metrics` endpoint (Prometheus text format); none by default.
+    pub metrics: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -46,6 +48,7 @@ impl Default for NodeConfig {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
+            metrics: None,
         }
     }
 }

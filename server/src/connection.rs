@@ -10,6 +10,7 @@
 
 use crate::dedup::Outcome;
 use crate::dispatch::{self, Session};
+use crate::metrics::Metrics;
 use crate::node::NodeState;
 use crate::table::ObjectCell;
 use bytes::{Buf, BytesMut};
@@ -39,10 +40,12 @@ pub struct Outbox {
     /// Calls of this connection parked on objects, by token, so they can be
     /// removed when the client goes away.
     parked: Mutex<HashMap<u64, Weak<ObjectCell>>>,
+    /// Every reply passes here, so error replies are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl Outbox {
-    fn new(stream: Arc<TcpStream>) -> Arc<Outbox> {
+    fn new(stream: Arc<TcpStream>, metrics: Arc<Metrics>) -> Arc<Outbox> {
         Arc::new(Outbox {
             stream,
             state: Mutex::new(OutState {
@@ -52,6 +55,7 @@ impl Outbox {
             }),
             backlog: Notify::new(),
             parked: Mutex::new(HashMap::new()),
+            metrics,
         })
     }
 
@@ -62,6 +66,9 @@ impl Outbox {
             return;
         }
         for (id, outcome) in replies {
+            if let Err(error) = outcome {
+                self.metrics.error(error);
+            }
             append_reply(&mut state.buf, *id, outcome);
         }
         if state.flushing {
@@ -141,6 +148,11 @@ impl Outbox {
         }
     }
 
+    /// The node's counters.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Whether the client is gone.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
@@ -198,7 +210,8 @@ fn append_reply(buf: &mut BytesMut, id: u64, outcome: &Outcome) {
 pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
     let _ = stream.set_nodelay(true);
     let stream = Arc::new(stream);
-    let outbox = Outbox::new(Arc::clone(&stream));
+    let outbox = Outbox::new(Arc::clone(&stream), Arc::clone(&node.metrics));
+    node.metrics.connection_opened();
     let flusher = tokio::spawn(Arc::clone(&outbox).flusher());
     let mut session = Session::default();
     // Until the handshake, only a Hello-sized frame is accepted, so a stray
@@ -218,6 +231,7 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
         }
         let mut early = Vec::new();
         while let Some(frame) = decoder.decode(&mut buf) {
+            node.metrics.request();
             match frame {
                 Frame::Complete { id, payload } => batch.push((id, payload)),
                 Frame::TooLarge { id, size } => early.push((
@@ -279,6 +293,7 @@ pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
     outbox.close();
     outbox.purge_parked();
     flusher.abort();
+    node.metrics.connection_closed();
 }
 
 #[cfg(test)]

@@ -113,6 +113,7 @@ async fn call_method(
     id: u64,
     call: Call<'_>,
 ) -> Option<Outcome> {
+    let start = std::time::Instant::now();
     let type_name = call.object.type_name;
     let key = call.object.key;
     let Some(entry) = node.registry.shared_type(type_name) else {
@@ -140,7 +141,10 @@ async fn call_method(
         loop {
             match node.dedup.begin(client, id) {
                 Begin::Fresh => break,
-                Begin::Done(outcome) => return Some(outcome),
+                Begin::Done(outcome) => {
+                    node.metrics.replayed();
+                    return Some(outcome);
+                }
                 Begin::InFlight(notify) => {
                     // Register interest, then re-check: the original may have
                     // finished between `begin` and here.
@@ -148,6 +152,7 @@ async fn call_method(
                     tokio::pin!(notified);
                     notified.as_mut().enable();
                     if let Begin::Done(outcome) = node.dedup.peek(client, id) {
+                        node.metrics.replayed();
                         return Some(outcome);
                     }
                     notified.await;
@@ -168,7 +173,11 @@ async fn call_method(
         } else {
             let result = parking::invoke(&mut state, method, call.args);
             let outcome = parking::settle(&mut state, &cell, key, method, result);
-            if outcome.is_none() {
+            if outcome.is_some() {
+                node.metrics
+                    .call(entry.name, method.id.name, start.elapsed());
+            } else {
+                node.metrics.parked();
                 let token = node.next_token.fetch_add(1, Ordering::Relaxed);
                 outbox.track(token, Arc::downgrade(&cell));
                 state.parked.push(Parked {

@@ -24,12 +24,13 @@ mod connection;
 pub mod dedup;
 mod dispatch;
 mod embedded;
+pub mod metrics;
 mod node;
 mod parking;
 pub mod table;
 
 pub use config::{Flavor, NodeConfig};
-pub use node::{run, runtime, serve, spawn, NodeState};
+pub use node::{run, run_bound, runtime, serve, spawn, Bound, NodeState};
 
 /// Makes sure the linker keeps this crate (and so the embedded server
 /// registration) in a binary that otherwise only names it in `Cargo.toml`.

@@ -3,6 +3,7 @@
 use crate::config::{Flavor, NodeConfig};
 use crate::connection;
 use crate::dedup::Dedup;
+use crate::metrics::Metrics;
 use crate::table::ObjectTable;
 use crucial::registry::{registry, Registry};
 use std::io;
@@ -22,6 +23,8 @@ pub struct NodeState {
     pub dedup: Dedup,
     /// Source of parked-call tokens.
     pub next_token: std::sync::atomic::AtomicU64,
+    /// Counters for the `/metrics` page (shared with every connection's outbox).
+    pub metrics: Arc<Metrics>,
 }
 
 impl NodeState {
@@ -35,6 +38,7 @@ impl NodeState {
             dedup: Dedup::new(config.dedup_window, config.dedup_clients),
             table: ObjectTable::default(),
             next_token: std::sync::atomic::AtomicU64::new(1),
+            metrics: Arc::new(Metrics::new(registry)),
             registry,
             config,
         }))
@@ -72,13 +76,44 @@ pub fn runtime(config: &NodeConfig) -> io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// The addresses a node bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, if [`NodeConfig::metrics`] asked for it.
+    pub metrics: Option<SocketAddr>,
+}
+
 /// Runs a node in the current thread until it fails. `on_ready` gets the bound address.
 pub fn run(config: NodeConfig, on_ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
+    run_bound(config, |bound| on_ready(bound.addr))
+}
+
+/// [`run`], telling `on_ready` every address bound (clients and metrics).
+pub fn run_bound(config: NodeConfig, on_ready: impl FnOnce(Bound)) -> io::Result<()> {
     let rt = runtime(&config)?;
     rt.block_on(async {
         let listener = TcpListener::bind(&config.listen).await?;
-        on_ready(listener.local_addr()?);
-        serve(listener, NodeState::new(config)?).await
+        let metrics = match &config.metrics {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let bound = Bound {
+            addr: listener.local_addr()?,
+            metrics: metrics.as_ref().map(|l| l.local_addr()).transpose()?,
+        };
+        let node = NodeState::new(config)?;
+        if let Some(metrics) = metrics {
+            let node = Arc::clone(&node);
+            tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(metrics, node).await {
+                    tracing::warn!("the metrics endpoint stopped: {e}");
+                }
+            });
+        }
+        on_ready(bound);
+        serve(listener, node).await
     })
 }
 

@@ -121,7 +121,12 @@ pub fn wake(state: &mut ObjectState, cell: &ObjectCell, key: &str) {
                 None => i += 1,
                 Some(outcome) => {
                     changed |= !method.id.read_only;
-                    state.parked.remove(i).reply(outcome);
+                    let parked = state.parked.remove(i);
+                    parked
+                        .outbox
+                        .metrics()
+                        .count_call(cell.entry.name, method.id.name);
+                    parked.reply(outcome);
                 }
             }
         }

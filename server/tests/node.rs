@@ -415,3 +415,121 @@ fn a_killed_server_surfaces_as_an_error_not_a_hang() {
     );
     let _ = Arc::new(());
 }
+
+/// `GET` over a plain socket: the status line and the body.
+fn http_get(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to metrics");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// The value of one sample line (`name{labels} value`) of a metrics page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in:\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_metrics_page_counts_calls_errors_replays_and_parked_calls() {
+    let server = ServerProcess::crucial_server(&["--metrics", "127.0.0.1:0"]);
+    let url = server.metrics.clone().expect("metrics address printed");
+    let client = server.client();
+    let counter = client.open::<AtomicI64>("metered");
+    for _ in 0..5 {
+        counter.fetch_add(1).unwrap();
+    }
+    assert_eq!(counter.load().unwrap(), 5);
+    // An unknown method and undecodable arguments: two error replies.
+    let unknown = call_payload("crucial::AtomicI64", "metered", "no_such", 1, &[]);
+    assert!(client.roundtrip_with_id(0, 9_001, &unknown).is_err());
+    let fp = fingerprint_of("crucial::AtomicI64", "fetch_add");
+    let garbage = call_payload("crucial::AtomicI64", "metered", "fetch_add", fp, &[0xff; 3]);
+    assert!(client.roundtrip_with_id(0, 9_002, &garbage).is_err());
+    // A retried request is answered from the dedup table.
+    let add = call_payload(
+        "crucial::AtomicI64",
+        "metered",
+        "fetch_add",
+        fp,
+        &codec::encode(&(1i64,)).unwrap(),
+    );
+    client.roundtrip_with_id(0, 9_003, &add).unwrap();
+    client.roundtrip_with_id(0, 9_003, &add).unwrap();
+    // A call that parks, released by another: parked once, completed once.
+    let semaphore = client.open::<crucial::Semaphore>("metered");
+    let waiter = std::thread::spawn(move || semaphore.acquire(1));
+    let releaser = client.open::<crucial::Semaphore>("metered");
+    let page = loop {
+        let (_, page) = http_get(&url);
+        if sample(&page, "crucial_parked_calls") == 1.0 {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(sample(&page, "crucial_parked_total"), 1.0);
+    releaser.release(1).unwrap();
+    waiter.join().unwrap().unwrap();
+
+    let (status, page) = http_get(&url);
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        page.contains("# TYPE crucial_calls_total counter"),
+        "{page}"
+    );
+    let calls = |method: &str| {
+        sample(
+            &page,
+            &format!("crucial_calls_total{{type=\"crucial::AtomicI64\",method=\"{method}\"}}"),
+        )
+    };
+    assert_eq!(
+        calls("fetch_add"),
+        7.0,
+        "5 + the undecodable one + 1 (its replay did not run again)"
+    );
+    assert_eq!(calls("load"), 1.0);
+    assert_eq!(
+        sample(
+            &page,
+            "crucial_calls_total{type=\"crucial::Semaphore\",method=\"acquire\"}"
+        ),
+        1.0,
+        "the parked acquire counts once, when it completes"
+    );
+    assert_eq!(
+        sample(&page, "crucial_errors_total{kind=\"UnknownMethod\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&page, "crucial_errors_total{kind=\"BadArguments\"}"),
+        1.0
+    );
+    assert_eq!(sample(&page, "crucial_replayed_total"), 1.0);
+    assert_eq!(sample(&page, "crucial_parked_calls"), 0.0);
+    assert_eq!(sample(&page, "crucial_objects"), 2.0);
+    assert_eq!(sample(&page, "crucial_connections_open"), 1.0);
+    // Every call answered at once has a duration sample: 7 fetch_add + 1 load
+    // + 1 release (the parked acquire has none).
+    assert_eq!(
+        sample(&page, "crucial_call_duration_seconds_bucket{le=\"+Inf\"}"),
+        9.0
+    );
+    assert_eq!(sample(&page, "crucial_call_duration_seconds_count"), 9.0);
+    let (status, _) = http_get(&url.replace("/metrics", "/nothing"));
+    assert!(status.contains("404"), "{status}");
+}

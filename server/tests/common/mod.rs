@@ -11,6 +11,8 @@ pub struct ServerProcess {
     child: Child,
     /// `host:port` it listens on.
     pub addr: String,
+    /// `http://host:port/metrics`, when started with `--metrics`.
+    pub metrics: Option<String>,
 }
 
 impl ServerProcess {
@@ -26,22 +28,33 @@ impl ServerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                // The metrics line, if any, comes first.
+                if let Some(url) = line.split("metrics at ").nth(1) {
+                    let _ = tx.send((true, url.trim().to_string()));
+                }
                 if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                    let _ = tx.send((false, addr.trim().to_string()));
                 }
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut metrics = None;
         let addr = loop {
-            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
-                break addr;
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((true, url)) => metrics = Some(url),
+                Ok((false, addr)) => break addr,
+                Err(_) => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("server exited before listening: {status}");
             }
             assert!(Instant::now() < deadline, "server did not start in 30 s");
         };
-        ServerProcess { child, addr }
+        ServerProcess {
+            child,
+            addr,
+            metrics,
+        }
     }
 
     /// The stand-alone `crucial-server` binary on a free port.
