@@ -111,94 +111,52 @@ impl Metrics {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
     }
+}
 
-    /// Method calls counted for `type_name::method` so far.
-    pub fn calls_of(&self, type_name: &str, method: &str) -> u64 {
-        self.calls
-            .iter()
-            .find(|((t, m), _)| *t == type_name && *m == method)
-            .map_or(0, |(_, c)| c.load(Ordering::Relaxed))
-    }
-
-    /// Error replies of one [`RemoteError::kind`] so far.
-    pub fn errors_of(&self, kind: &str) -> u64 {
-        RemoteError::KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
-    }
+/// Writes the `# HELP` and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// The node's metrics page, in Prometheus' text exposition format (0.0.4).
 pub fn render(node: &NodeState) -> String {
     let m = &node.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP crucial_uptime_seconds Seconds since the node started.\n\
-         # TYPE crucial_uptime_seconds gauge\n\
-         crucial_uptime_seconds {:.3}",
-        m.started.elapsed().as_secs_f64()
-    );
     let objects = node.table.list();
     let parked_now: u64 = objects.iter().map(|o| o.parked as u64).sum();
-    let simple: [(&str, &str, &str, u64); 7] = [
-        (
-            "crucial_connections_open",
-            "gauge",
-            "Client connections open now.",
-            load(&m.connections_open),
-        ),
-        (
-            "crucial_connections_total",
-            "counter",
-            "Client connections accepted.",
-            load(&m.connections_total),
-        ),
-        (
-            "crucial_requests_total",
-            "counter",
-            "Request frames received (calls and control requests).",
-            load(&m.requests_total),
-        ),
-        (
-            "crucial_replayed_total",
-            "counter",
-            "Retried requests answered from the dedup table without running again.",
-            load(&m.replayed_total),
-        ),
-        (
-            "crucial_parked_total",
-            "counter",
-            "Blocking calls that parked on their object.",
-            load(&m.parked_total),
-        ),
-        (
-            "crucial_parked_calls",
-            "gauge",
-            "Blocking calls parked now.",
-            parked_now,
-        ),
-        (
-            "crucial_objects",
-            "gauge",
-            "Shared objects held now.",
-            objects.len() as u64,
-        ),
-    ];
-    for (name, kind, help, value) in simple {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
+    let mut out = String::new();
 
+    family(
+        &mut out,
+        "crucial_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+    );
     let _ = writeln!(
         out,
-        "# HELP crucial_calls_total Method calls answered (errors included; a parked call \
-         when it completes), by type and method.\n\
-         # TYPE crucial_calls_total counter"
+        "crucial_uptime_seconds {:.3}",
+        m.started.elapsed().as_secs_f64()
+    );
+    #[rustfmt::skip]
+    let single: [(&str, &str, &str, u64); 7] = [
+        ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
+        ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
+        ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
+        ("crucial_replayed_total", "counter", "Retried requests answered from the dedup table without running again.", load(&m.replayed_total)),
+        ("crucial_parked_total", "counter", "Blocking calls that parked on their object.", load(&m.parked_total)),
+        ("crucial_parked_calls", "gauge", "Blocking calls parked now.", parked_now),
+        ("crucial_objects", "gauge", "Shared objects held now.", objects.len() as u64),
+    ];
+    for (name, kind, help, value) in single {
+        family(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+
+    family(
+        &mut out,
+        "crucial_calls_total",
+        "counter",
+        "Method calls answered (errors included; a parked call when it completes), by type and method.",
     );
     let mut calls: Vec<_> = m.calls.iter().collect();
     calls.sort_by_key(|(key, _)| **key);
@@ -212,9 +170,11 @@ pub fn render(node: &NodeState) -> String {
         );
     }
 
-    let _ = writeln!(
-        out,
-        "# HELP crucial_errors_total Error replies, by kind.\n# TYPE crucial_errors_total counter"
+    family(
+        &mut out,
+        "crucial_errors_total",
+        "counter",
+        "Error replies, by kind.",
     );
     for (kind, count) in RemoteError::KINDS.iter().zip(&m.errors) {
         let _ = writeln!(
@@ -224,29 +184,23 @@ pub fn render(node: &NodeState) -> String {
         );
     }
 
-    let _ = writeln!(
-        out,
-        "# HELP crucial_call_duration_seconds Time from lookup to outcome of calls answered at once \
-         (lock wait included, parked time not).\n\
-         # TYPE crucial_call_duration_seconds histogram"
+    let name = "crucial_call_duration_seconds";
+    family(
+        &mut out,
+        name,
+        "histogram",
+        "Time from lookup to outcome of calls answered at once (lock wait included, parked time not).",
     );
     let mut cumulative = 0;
     for (i, bound) in BUCKETS_MICROS.iter().enumerate() {
         cumulative += load(&m.duration_buckets[i]);
-        let _ = writeln!(
-            out,
-            "crucial_call_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            *bound as f64 / 1e6
-        );
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
     }
     cumulative += load(&m.duration_buckets[BUCKETS_MICROS.len()]);
-    let _ = writeln!(
-        out,
-        "crucial_call_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
-         crucial_call_duration_seconds_sum {}\n\
-         crucial_call_duration_seconds_count {cumulative}",
-        load(&m.duration_sum_nanos) as f64 / 1e9
-    );
+    let sum = load(&m.duration_sum_nanos) as f64 / 1e9;
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
     out
 }
 
