@@ -218,3 +218,89 @@ fn the_checker_rejects_a_history_with_a_lost_update() {
     tester.on_return(0, Ret::Value(4)).unwrap();
     assert!(tester.serialized_history().is_none());
 }
+
+/// A user type whose methods run on the node: money moves between accounts.
+#[crucial::shared]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Bank {
+    accounts: Vec<i64>,
+    calls: u64,
+}
+
+#[crucial::shared]
+impl Bank {
+    /// Opens `n` accounts of `each` unless already open.
+    pub fn open(&mut self, n: usize, each: i64) {
+        if self.accounts.is_empty() {
+            self.accounts = vec![each; n];
+        }
+    }
+
+    /// Moves `amount` if `from` holds it; every call is counted.
+    pub fn transfer(&mut self, from: usize, to: usize, amount: i64) -> bool {
+        self.calls += 1;
+        if self.accounts[from] < amount {
+            return false;
+        }
+        self.accounts[from] -= amount;
+        self.accounts[to] += amount;
+        true
+    }
+
+    /// The sum of all balances and the number of transfer calls applied.
+    pub fn audit(&self) -> (i64, u64) {
+        (self.accounts.iter().sum(), self.calls)
+    }
+}
+
+#[test]
+fn child_node() {
+    common::child_node_main();
+}
+
+/// Method shipping under the same faults: a bank's total never changes and
+/// every transfer call is applied exactly once (the node counts them).
+#[test]
+fn a_bank_keeps_its_total_and_applies_each_transfer_once_while_connections_are_cut() {
+    const ACCOUNTS: usize = 8;
+    const EACH: i64 = 1_000;
+    let server = ServerProcess::this_binary(crucial::wire::DEFAULT_MAX_FRAME);
+    let client = crucial::Config::new()
+        .server(server.addr.clone())
+        .retries(8)
+        .connect()
+        .unwrap();
+    let bank = client.open::<Bank>("bank");
+    bank.open(ACCOUNTS, EACH).unwrap();
+    let done = AtomicBool::new(false);
+    let calls: u64 = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..25 {
+                std::thread::sleep(Duration::from_millis(4));
+                client.drop_connection(0);
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let tellers: Vec<_> = (0..4u64)
+            .map(|teller| {
+                let (bank, done) = (bank.clone(), &done);
+                s.spawn(move || {
+                    let mut rng = Lcg(teller + 11);
+                    let mut calls = 0u64;
+                    while !(done.load(Ordering::Relaxed) && calls >= 20) {
+                        let from = (rng.next() % ACCOUNTS as u64) as usize;
+                        let to = (rng.next() % ACCOUNTS as u64) as usize;
+                        bank.transfer(from, to, 1 + (rng.next() % 300) as i64)
+                            .expect("transfer");
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        tellers.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    let (total, applied) = bank.audit().unwrap();
+    assert_eq!(total, ACCOUNTS as i64 * EACH, "money was created or lost");
+    assert_eq!(applied, calls, "{calls} transfer calls, {applied} applied");
+}
