@@ -191,21 +191,86 @@ impl RemoteError {
     /// ```
     /// let e = crucial::RemoteError::BadFrame { reason: "eof".into() };
     /// assert_eq!(e.kind(), "BadFrame");
-    /// assert!(crucial::RemoteError::KINDS.contains(&e.kind()));
+    /// assert_eq!(crucial::RemoteError::KINDS[e.kind_index()], "BadFrame");
     /// ```
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// Position of [`RemoteError::kind`] in [`RemoteError::KINDS`] (for counters kept in an array).
+    pub fn kind_index(&self) -> usize {
         match self {
-            RemoteError::UnknownType { .. } => "UnknownType",
-            RemoteError::UnknownMethod { .. } => "UnknownMethod",
-            RemoteError::IncompatibleMethod { .. } => "IncompatibleMethod",
-            RemoteError::BadArguments { .. } => "BadArguments",
-            RemoteError::BadFrame { .. } => "BadFrame",
-            RemoteError::FrameTooLarge { .. } => "FrameTooLarge",
-            RemoteError::Panicked { .. } => "Panicked",
-            RemoteError::Poisoned { .. } => "Poisoned",
-            RemoteError::Timeout { .. } => "Timeout",
-            RemoteError::Deleted { .. } => "Deleted",
-            RemoteError::Protocol { .. } => "Protocol",
+            RemoteError::UnknownType { .. } => 0,
+            RemoteError::UnknownMethod { .. } => 1,
+            RemoteError::IncompatibleMethod { .. } => 2,
+            RemoteError::BadArguments { .. } => 3,
+            RemoteError::BadFrame { .. } => 4,
+            RemoteError::FrameTooLarge { .. } => 5,
+            RemoteError::Panicked { .. } => 6,
+            RemoteError::Poisoned { .. } => 7,
+            RemoteError::Timeout { .. } => 8,
+            RemoteError::Deleted { .. } => 9,
+            RemoteError::Protocol { .. } => 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemoteError;
+
+    #[test]
+    fn every_kind_names_its_variant() {
+        let s = String::new;
+        let all = [
+            RemoteError::UnknownType { type_name: s() },
+            RemoteError::UnknownMethod {
+                type_name: s(),
+                method: s(),
+            },
+            RemoteError::IncompatibleMethod {
+                type_name: s(),
+                method: s(),
+                server_signature: s(),
+            },
+            RemoteError::BadArguments {
+                type_name: s(),
+                method: s(),
+                reason: s(),
+            },
+            RemoteError::BadFrame { reason: s() },
+            RemoteError::FrameTooLarge { size: 0, limit: 0 },
+            RemoteError::Panicked {
+                type_name: s(),
+                key: s(),
+                method: s(),
+                message: s(),
+            },
+            RemoteError::Poisoned {
+                type_name: s(),
+                key: s(),
+                method: s(),
+                message: s(),
+            },
+            RemoteError::Timeout {
+                type_name: s(),
+                key: s(),
+                method: s(),
+                waited_ms: 0,
+            },
+            RemoteError::Deleted {
+                type_name: s(),
+                key: s(),
+            },
+            RemoteError::Protocol { reason: s() },
+        ];
+        assert_eq!(all.len(), RemoteError::KINDS.len());
+        for (i, error) in all.iter().enumerate() {
+            assert_eq!(error.kind_index(), i);
+            assert!(
+                format!("{error:?}").starts_with(&format!("{} ", error.kind())),
+                "{error:?}"
+            );
         }
     }
 }
