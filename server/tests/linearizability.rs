@@ -16,8 +16,7 @@ mod common;
 use common::ServerProcess;
 use consistency_model::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use crucial::AtomicI64;
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -102,22 +101,22 @@ impl Lcg {
     }
 }
 
+/// Cuts the client's connection to node 0 `cuts` times, 4 ms apart, then sets
+/// `done`; returns how many cuts it made.
+fn cut_connections(client: &crucial::Client, cuts: u64, done: &AtomicBool) -> u64 {
+    let mut made = 0;
+    for _ in 0..cuts {
+        std::thread::sleep(Duration::from_millis(4));
+        client.drop_connection(0);
+        made += 1;
+    }
+    done.store(true, Ordering::Relaxed);
+    made
+}
+
+/// The value of one series on the node's metrics page.
 fn metric(url: &str, series: &str) -> f64 {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut page = String::new();
-    stream.read_to_string(&mut page).unwrap();
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series}"))
-        .parse()
-        .unwrap()
+    common::sample(&common::http_get(url).1, series)
 }
 
 #[test]
@@ -134,16 +133,8 @@ fn an_atomic_stays_linearizable_while_connections_are_cut() {
     let counter = client.open::<AtomicI64>("linearizable");
     let tester = Mutex::new(Tester::new(Counter(0)));
     let done = AtomicBool::new(false);
-    let cuts = AtomicU64::new(0);
-    let ops = std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..CUTS {
-                std::thread::sleep(Duration::from_millis(4));
-                client.drop_connection(0);
-                cuts.fetch_add(1, Ordering::Relaxed);
-            }
-            done.store(true, Ordering::Relaxed);
-        });
+    let (ops, cuts) = std::thread::scope(|s| {
+        let cutter = s.spawn(|| cut_connections(&client, CUTS, &done));
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
                 let (tester, done, counter) = (&tester, &done, counter.clone());
@@ -168,10 +159,11 @@ fn an_atomic_stays_linearizable_while_connections_are_cut() {
                 })
             })
             .collect();
-        workers
+        let ops = workers
             .into_iter()
             .map(|w| w.join().unwrap())
-            .sum::<usize>()
+            .sum::<usize>();
+        (ops, cutter.join().unwrap())
     });
     // A final read after every thread finished must see the end state.
     run(&tester, THREADS, &counter, Op::Load);
@@ -183,7 +175,7 @@ fn an_atomic_stays_linearizable_while_connections_are_cut() {
         "not linearizable: {ops} operations, history {tester:?}"
     );
     assert_eq!(order.unwrap().len(), ops + 1);
-    assert_eq!(cuts.load(Ordering::Relaxed), CUTS);
+    assert_eq!(cuts, CUTS);
     let url = server.metrics.as_ref().unwrap();
     let connections = metric(url, "crucial_connections_total");
     let replayed = metric(url, "crucial_replayed_total");
@@ -274,13 +266,7 @@ fn a_bank_keeps_its_total_and_applies_each_transfer_once_while_connections_are_c
     bank.open(ACCOUNTS, EACH).unwrap();
     let done = AtomicBool::new(false);
     let calls: u64 = std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..25 {
-                std::thread::sleep(Duration::from_millis(4));
-                client.drop_connection(0);
-            }
-            done.store(true, Ordering::Relaxed);
-        });
+        s.spawn(|| cut_connections(&client, 25, &done));
         let tellers: Vec<_> = (0..4u64)
             .map(|teller| {
                 let (bank, done) = (bank.clone(), &done);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::ServerProcess;
+use common::{http_get, sample, ServerProcess};
 use crucial::wire::{self, Call, ObjectRef, Request};
 use crucial::{codec, AtomicBytes, AtomicI64, Bytes, Error, RemoteError, SharedProxy};
 use serde::{Deserialize, Serialize};
@@ -414,34 +414,6 @@ fn a_killed_server_surfaces_as_an_error_not_a_hang() {
         "{e}"
     );
     let _ = Arc::new(());
-}
-
-/// `GET` over a plain socket: the status line and the body.
-fn http_get(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect to metrics");
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
-}
-
-/// The value of one sample line (`name{labels} value`) of a metrics page.
-fn sample(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no `{series}` in:\n{page}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]
