@@ -1,34 +1,33 @@
-//! The embedded default: with no server configured, the client starts an
-//! in-process server on a loopback port.
+//! The hook of the embedded default: with no server configured, the client
+//! starts an in-process node on a loopback port.
 //!
-//! The server lives in the `crucial-server` crate, which depends on this one, so
-//! it registers its starter here through a link-time slice. A binary that links
-//! `crucial-server` (every example does) gets the embedded default for free.
+//! The node lives in the `crucial-server` crate, which depends on this one, so it
+//! registers its starter in [`EMBEDDED_SERVERS`] through a link-time slice. A
+//! binary that links `crucial-server` (every example does) gets the embedded
+//! default for free.
 
-use crate::Error;
 use linkme::distributed_slice;
 
-/// A way to start an in-process server. Registered by `crucial-server`.
+/// A way to start an in-process node. Registered by `crucial-server`.
 #[derive(Debug)]
 pub struct EmbeddedServer {
-    /// Starts the server on a loopback port and returns its `host:port`.
+    /// Starts the node on a loopback port and returns its `host:port`.
     pub start: fn() -> Result<String, String>,
 }
 
-/// Embedded server starters linked into this binary (zero or one).
+/// Embedded node starters linked into this binary (zero or one).
 #[distributed_slice]
 pub static EMBEDDED_SERVERS: [EmbeddedServer];
 
-/// Starts the embedded server.
-pub fn start() -> Result<String, Error> {
+/// Starts the embedded node; the error says why there is none.
+pub(crate) fn start() -> Result<String, String> {
     let Some(server) = EMBEDDED_SERVERS.first() else {
-        return Err(Error::Config(format!(
-            "{} is not set and no embedded server is linked into this binary: set {}=host:port, \
-             or depend on `crucial-server` and reference it (`use crucial_server as _;` is not \
-             enough for the linker; call `crucial_server::link()` in main)",
-            crate::client::ENV_SERVER,
-            crate::client::ENV_SERVER
-        )));
+        return Err(
+            "no embedded server is linked into this binary: set it to host:port, or \
+                    depend on `crucial-server` and reference it (`use crucial_server as _;` is \
+                    not enough for the linker; call `crucial_server::link()` in main)"
+                .into(),
+        );
     };
-    (server.start)().map_err(|e| Error::Config(format!("cannot start the embedded server: {e}")))
+    (server.start)().map_err(|e| format!("the embedded server did not start: {e}"))
 }

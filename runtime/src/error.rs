@@ -168,11 +168,25 @@ pub enum RemoteError {
         /// What was wrong.
         reason: String,
     },
+    /// The node is stopping: the call was not applied (a parked call gave up its
+    /// wait); retry it against the node once it is back, or another node.
+    #[error(
+        "the node is shutting down: `{type_name}::{method}` on object `{key}` was not applied; \
+         retry it once the node is back"
+    )]
+    ShuttingDown {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The method.
+        method: String,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -184,6 +198,7 @@ impl RemoteError {
         "Timeout",
         "Deleted",
         "Protocol",
+        "ShuttingDown",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -211,6 +226,7 @@ impl RemoteError {
             RemoteError::Timeout { .. } => 8,
             RemoteError::Deleted { .. } => 9,
             RemoteError::Protocol { .. } => 10,
+            RemoteError::ShuttingDown { .. } => 11,
         }
     }
 }
@@ -263,6 +279,11 @@ mod tests {
                 key: s(),
             },
             RemoteError::Protocol { reason: s() },
+            RemoteError::ShuttingDown {
+                type_name: s(),
+                key: s(),
+                method: s(),
+            },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());
         for (i, error) in all.iter().enumerate() {

@@ -15,7 +15,7 @@
 //! With no configuration the program is a complete system: the first proxy call
 //! starts an in-process server on a loopback port (the *embedded default*) and
 //! cloud threads run on local threads. Set `CRUCIAL_SERVER=host:port` to use a
-//! separately started `crucial-server`.
+//! separately started `crucial-server`; [`Config`] and [`Context`] say the rest.
 //!
 //! ```
 //! use crucial::{cloud_thread, AtomicI64};
@@ -44,19 +44,21 @@
 
 extern crate self as crucial;
 
-mod aws;
+pub mod __private;
 mod builtins;
 mod client;
-pub mod codec;
+mod codec;
+mod config;
+mod context;
 mod embedded;
 mod error;
-pub mod function;
-pub mod lambda;
+mod function;
+mod placement;
 mod proxy;
-pub mod registry;
+mod registry;
 mod rounds;
 mod thread;
-pub mod wire;
+mod wire;
 
 pub use builtins::atomic::{
     AtomicBool, AtomicBoolProxy, AtomicI32, AtomicI32Proxy, AtomicI64, AtomicI64Proxy,
@@ -69,56 +71,33 @@ pub use builtins::sync::{
     FutureProxy, FutureState, FutureStateProxy, Semaphore, SemaphoreProxy,
 };
 pub use bytes::Bytes;
-pub use client::{Client, Config, Membership, Ring, ENV_SERVER};
+pub use client::Client;
+pub use config::{Config, ENV_SERVER};
+pub use context::Context;
 pub use crucial_macros::{cloud_thread, shared};
-pub use embedded::{EmbeddedServer, EMBEDDED_SERVERS};
 pub use error::{Error, RemoteError, Result};
-pub use proxy::{ProxyCore, SharedProxy};
+pub use proxy::SharedProxy;
 pub use registry::SharedType;
 pub use rounds::Rounds;
 #[cfg(feature = "lambda")]
-pub use thread::LambdaExecutor;
-pub use thread::{
-    interpret_lambda_response, invoke_http, panic_message, run_registered, spawn_by_name,
-    CloudThread, Execution, Executor, Invocation, JoinHandle, LocalExecutor, ProcessExecutor,
-    RegisteredRunnable, Runnable, SpawnOptions,
-};
+pub use thread::executor::LambdaExecutor;
+pub use thread::executor::{Execution, Executor, Invocation, LocalExecutor, ProcessExecutor};
+pub use thread::options::SpawnOptions;
+pub use thread::runnable::{RegisteredRunnable, Runnable};
+pub use thread::{spawn_by_name, CloudThread, JoinHandle};
+pub use wire::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo};
 
-/// Everything generated code needs, under one hidden path. Not a public API.
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::proxy::{ProxyCore, SharedProxy};
-    pub use crate::registry::{
-        dispatch_mut, dispatch_poll_mut, dispatch_poll_ref, dispatch_ref, CloudThreadEntry,
-        MethodEntry, MethodId, SharedType, SharedTypeEntry, CLOUD_THREADS, SHARED_TYPES,
-    };
-    pub use crate::thread::{run_runnable, run_thread, spawn_thread, RegisteredRunnable};
-    pub use core::clone::Clone;
-    pub use core::convert::Into;
-    pub use core::fmt::{Debug, Formatter, Result as FmtResult};
-    pub use core::future::Future;
-    pub use core::marker::Send;
-    pub use core::option::Option;
-    pub use core::result::Result;
-    pub use core::time::Duration;
-    pub use core::{concat, module_path};
-    pub use linkme;
-    pub use std::string::String;
-
-    /// Compile-time check that a `#[shared]` struct can live on a server.
-    pub fn assert_shared_state<T>()
-    where
-        T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-    {
-    }
-
-    /// Compile-time check that a value can cross the wire.
-    pub fn assert_wire<T>()
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-    {
-    }
-
-    /// Compile-time check that a `#[cloud_thread]` struct is runnable.
-    pub fn assert_runnable<T: crate::Runnable>() {}
+/// The entry point of a function binary (deployed to AWS Lambda, run under the
+/// local Lambda host or `cargo lambda watch`, or one-shot by the `process`
+/// executor). The body of the binary's `main`:
+///
+/// ```no_run
+/// // my_app::link(); // first keep the crate's #[cloud_thread] registrations
+/// crucial::lambda::run();
+/// ```
+///
+/// It serves the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is set; otherwise
+/// it reads one invocation from stdin and writes its outcome to stdout.
+pub mod lambda {
+    pub use crate::function::run;
 }

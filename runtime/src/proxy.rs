@@ -1,7 +1,8 @@
 //! What every generated proxy holds: which object, and which client to reach it through.
 
 use crate::client::Client;
-use crate::registry::MethodId;
+use crate::context::Context;
+use crate::registry::{MethodId, SharedType};
 use crate::wire::{Call, ObjectRef, Request};
 use crate::{codec, Result};
 use serde::de::DeserializeOwned;
@@ -45,6 +46,13 @@ pub trait SharedProxy: Clone + Send + Sync + 'static {
     }
 }
 
+impl Client {
+    /// Opens a proxy on this client (rather than the global one).
+    pub fn open<T: SharedType>(&self, key: impl Into<String>) -> T::Proxy {
+        T::Proxy::from_core(ProxyCore::with_client(T::NAME, key.into(), self.clone()))
+    }
+}
+
 /// The object reference and client behind a proxy. Used by generated code.
 #[derive(Clone)]
 pub struct ProxyCore {
@@ -85,13 +93,13 @@ impl ProxyCore {
     pub fn create<T: Serialize>(type_name: &'static str, key: String, initial: &T) -> Result<Self> {
         let core = ProxyCore::new(type_name, key);
         let state = codec::encode(initial)?;
-        let client = core.client()?;
         let object = core.object();
-        let payload = codec::encode(&Request::Create {
+        let payload = Request::Create {
             object,
             state: &state,
-        })?;
-        let reply = client.roundtrip(client.owner(object), &payload)?;
+        }
+        .encode()?;
+        let reply = core.client()?.call(object, &payload, true)?;
         let _created: bool = codec::decode(&reply)?;
         Ok(core)
     }
@@ -110,7 +118,7 @@ impl ProxyCore {
     pub fn client(&self) -> Result<&Client> {
         match &self.client {
             Some(client) => Ok(client),
-            None => Client::global(),
+            None => Context::global().map(Context::client),
         }
     }
 
@@ -128,13 +136,14 @@ impl ProxyCore {
         timeout: Duration,
     ) -> Result<Vec<u8>> {
         let args = codec::encode(args)?;
-        codec::encode(&Request::Call(Call {
+        Request::Call(Call {
             object: self.object(),
             method: method.name,
             fingerprint: method.fingerprint,
             args: &args,
             timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
-        }))
+        })
+        .encode()
     }
 
     /// Ships a call and blocks for its result.
@@ -154,10 +163,10 @@ impl ProxyCore {
         args: &A,
         timeout: Duration,
     ) -> Result<R> {
-        let client = self.client()?;
         let payload = self.payload(method, args, timeout)?;
-        let reply =
-            client.roundtrip_spinning(client.owner(self.object()), &payload, !method.blocking)?;
+        let reply = self
+            .client()?
+            .call(self.object(), &payload, !method.blocking)?;
         codec::decode(&reply)
     }
 
@@ -168,13 +177,12 @@ impl ProxyCore {
         method: &MethodId,
         args: &A,
     ) -> impl Future<Output = Result<R>> + Send + 'static {
-        let prepared = self.client().cloned().and_then(|client| {
-            let node = client.owner(self.object());
-            Ok((client, node, self.payload(method, args, Duration::ZERO)?))
+        let call = self.client().and_then(|client| {
+            let payload = self.payload(method, args, Duration::ZERO)?;
+            Ok(client.call_async(self.object(), payload))
         });
         async move {
-            let (client, node, payload) = prepared?;
-            let reply = client.roundtrip_async(node, payload).await?;
+            let reply = call?.await?;
             codec::decode(&reply)
         }
     }

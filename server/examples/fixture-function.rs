@@ -46,5 +46,5 @@ pub fn flaky(key: String) -> crucial::Result<u64> {
 }
 
 fn main() {
-    crucial::function::main();
+    crucial::lambda::run();
 }

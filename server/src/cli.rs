@@ -3,7 +3,7 @@
 
 use crate::config::{Flavor, NodeConfig};
 use clap::Parser;
-use crucial::registry::registry;
+use crucial::__private::registry::registry;
 use std::io::Write;
 
 /// A Crucial storage node: holds shared objects and runs their methods.
@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "multi-thread")]
     pub runtime: Flavor,
     /// Largest request payload accepted, in bytes.
-    #[arg(long, env = "CRUCIAL_MAX_FRAME_SIZE", default_value_t = crucial::wire::DEFAULT_MAX_FRAME)]
+    #[arg(long, env = "CRUCIAL_MAX_FRAME_SIZE", default_value_t = crucial::__private::wire::DEFAULT_MAX_FRAME)]
     pub max_frame_size: usize,
     /// Replies remembered per client to deduplicate retries.
     #[arg(long, default_value_t = 1024)]
@@ -28,6 +28,13 @@ pub struct Args {
     /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. `127.0.0.1:9100`.
     #[arg(long, env = "CRUCIAL_METRICS")]
     pub metrics: Option<String>,
+    /// Unwritten reply bytes of one connection past which its requests are no
+    /// longer read until the client reads its replies (backpressure).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_backlog: usize,
+    /// Close a connection whose client stays stuck past the backlog bound this long (seconds).
+    #[arg(long, default_value_t = 30.0)]
+    pub stall_timeout: f64,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
@@ -44,6 +51,8 @@ impl Args {
             max_frame: self.max_frame_size,
             dedup_window: self.dedup_window,
             metrics: self.metrics.clone(),
+            max_backlog: self.max_backlog,
+            stall_timeout: std::time::Duration::from_secs_f64(self.stall_timeout.max(0.001)),
             ..defaults
         }
     }
@@ -99,25 +108,54 @@ pub fn main() {
         return;
     }
     let config = args.config();
-    let result = crate::node::run_bound(config.clone(), |bound| {
-        let addr = bound.addr;
-        if let Some(metrics) = bound.metrics {
-            println!("crucial-server metrics at http://{metrics}/metrics");
-        }
-        // Tests and scripts read this line to learn the port.
-        println!("crucial-server listening on {addr}");
-        let _ = std::io::stdout().flush();
-        tracing::info!(
-            %addr,
-            workers = config.workers,
-            runtime = ?config.flavor,
-            max_frame = config.max_frame,
-            types = registry().shared_types().len(),
-            "ready"
-        );
-    });
+    let result = crate::node::run_until(
+        config.clone(),
+        |bound| {
+            let addr = bound.addr;
+            if let Some(metrics) = bound.metrics {
+                println!("crucial-server metrics at http://{metrics}/metrics");
+            }
+            // Tests and scripts read this line to learn the port.
+            println!("crucial-server listening on {addr}");
+            let _ = std::io::stdout().flush();
+            tracing::info!(
+                %addr,
+                workers = config.workers,
+                runtime = ?config.flavor,
+                max_frame = config.max_frame,
+                types = registry().shared_types().len(),
+                "ready"
+            );
+        },
+        stop_signal(),
+    );
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    println!("crucial-server stopped");
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT): the signals that ask a node to stop cleanly.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("stop requested: finishing in-flight calls");
 }

@@ -1,6 +1,7 @@
 //! Node configuration, shared by the CLI, the embedded server and tests.
 
-use crucial::wire::DEFAULT_MAX_FRAME;
+use crucial::__private::wire::DEFAULT_MAX_FRAME;
+use std::time::Duration;
 
 /// How the node's tokio runtime is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +32,13 @@ pub struct NodeConfig {
     pub inline_batch: usize,
     /// Address of the `GET /metrics` endpoint (Prometheus text format); none by default.
     pub metrics: Option<String>,
+    /// Unwritten reply bytes of one connection past which the node stops reading
+    /// that connection's requests until its client reads (backpressure).
+    pub max_backlog: usize,
+    /// A connection stuck past the backlog bound this long is closed.
+    pub stall_timeout: Duration,
+    /// How long a clean stop waits for in-flight calls and unwritten replies.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for NodeConfig {
@@ -49,6 +57,9 @@ impl Default for NodeConfig {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
             metrics: None,
+            max_backlog: 4 << 20,
+            stall_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }

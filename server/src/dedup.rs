@@ -6,13 +6,10 @@
 //! last `window` replies; at most `clients` clients are remembered, the least
 //! recently seen being forgotten first. Read-only calls are not recorded.
 
-use crucial::RemoteError;
+use crucial::__private::wire::Outcome;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
-
-/// A reply as remembered: the encoded value or the error.
-pub type Outcome = Result<Vec<u8>, RemoteError>;
 
 /// What to do with an incoming mutating request.
 pub enum Begin {

@@ -15,26 +15,31 @@
 //! Linking this crate also gives the `crucial` client its *embedded default*:
 //! with `CRUCIAL_SERVER` unset, the first call starts a node on a loopback port
 //! inside the process.
+//!
+//! The path of one call: `net/connection.rs` reads a frame, `request::apply`
+//! turns it into an outcome (running it on its object in `objects/`), and the
+//! connection's outbox (`net/outbox.rs`), the node's one reply sink, writes the
+//! reply. The guide's *Architecture* chapter walks through it.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 mod config;
-mod connection;
-pub mod dedup;
-mod dispatch;
-mod embedded;
-pub mod metrics;
+mod dedup;
+mod embedded_node;
+mod metrics;
+mod net;
 mod node;
-mod parking;
-pub mod table;
+mod objects;
+mod request;
+mod state;
 
 pub use config::{Flavor, NodeConfig};
-pub use node::{run, run_bound, runtime, serve, spawn, Bound, NodeState};
+pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};
 
 /// Makes sure the linker keeps this crate (and so the embedded server
 /// registration) in a binary that otherwise only names it in `Cargo.toml`.
 #[inline(never)]
 pub fn link() {
-    std::hint::black_box(&embedded::LINKED);
+    std::hint::black_box(&embedded_node::LINKED);
 }

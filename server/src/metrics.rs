@@ -2,17 +2,15 @@
 //!
 //! Counters are plain atomics bumped on the request path (a relaxed add each);
 //! the per-method call counters live in a map built once from the registry, so
-//! no lock is taken to count. Gauges (objects held, calls parked) are read from
-//! the object table when the page is scraped. `crucial-server --metrics ADDR`
-//! serves the page.
+//! no lock is taken to count. Gauges of the object table (objects held, calls
+//! parked) are read when the page is scraped and handed to [`Metrics::render`];
+//! `crucial-server --metrics ADDR` serves the page (`net/metrics_http.rs`).
 
-use crate::node::NodeState;
-use crucial::registry::Registry;
+use crucial::__private::registry::Registry;
 use crucial::RemoteError;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Upper bounds of the call-duration histogram's buckets, in microseconds.
@@ -29,6 +27,9 @@ pub struct Metrics {
     calls: HashMap<(&'static str, &'static str), AtomicU64>,
     replayed_total: AtomicU64,
     parked_total: AtomicU64,
+    backlog_bytes: AtomicI64,
+    paused_total: AtomicU64,
+    stalled_total: AtomicU64,
     errors: [AtomicU64; RemoteError::KINDS.len()],
     /// Cumulative per bucket when rendered; stored per bucket (last = over the top).
     duration_buckets: [AtomicU64; BUCKETS_MICROS.len() + 1],
@@ -52,6 +53,9 @@ impl Metrics {
             calls,
             replayed_total: AtomicU64::new(0),
             parked_total: AtomicU64::new(0),
+            backlog_bytes: AtomicI64::new(0),
+            paused_total: AtomicU64::new(0),
+            stalled_total: AtomicU64::new(0),
             errors: Default::default(),
             duration_buckets: Default::default(),
             duration_sum_nanos: AtomicU64::new(0),
@@ -105,10 +109,34 @@ impl Metrics {
         self.parked_total.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Replies waiting to be written grew (or shrank, when negative) by `delta` bytes.
+    pub fn backlog(&self, delta: i64) {
+        self.backlog_bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A connection stopped being read because its client does not read its replies.
+    pub fn paused(&self) {
+        self.paused_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed because its client stayed stuck past the stall timeout.
+    pub fn stalled(&self) {
+        self.stalled_total.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An error reply was sent.
     pub fn error(&self, error: &RemoteError) {
         self.errors[error.kind_index()].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// What the object table holds when the page is scraped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableGauges {
+    /// Objects held now.
+    pub objects: u64,
+    /// Calls parked now.
+    pub parked: u64,
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of a metric family.
@@ -116,90 +144,105 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// The node's metrics page, in Prometheus' text exposition format (0.0.4).
-pub fn render(node: &NodeState) -> String {
-    let m = &node.metrics;
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let objects = node.table.list();
-    let parked_now: u64 = objects.iter().map(|o| o.parked as u64).sum();
-    let mut out = String::new();
+/// Resident memory of this process in bytes, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
 
-    family(
-        &mut out,
-        "crucial_uptime_seconds",
-        "gauge",
-        "Seconds since the node started.",
-    );
-    let _ = writeln!(
-        out,
-        "crucial_uptime_seconds {:.3}",
-        m.started.elapsed().as_secs_f64()
-    );
-    #[rustfmt::skip]
-    let single: [(&str, &str, &str, u64); 7] = [
-        ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
-        ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
-        ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
-        ("crucial_replayed_total", "counter", "Retried requests answered from the dedup table without running again.", load(&m.replayed_total)),
-        ("crucial_parked_total", "counter", "Blocking calls that parked on their object.", load(&m.parked_total)),
-        ("crucial_parked_calls", "gauge", "Blocking calls parked now.", parked_now),
-        ("crucial_objects", "gauge", "Shared objects held now.", objects.len() as u64),
-    ];
-    for (name, kind, help, value) in single {
-        family(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
-    }
+impl Metrics {
+    /// The node's metrics page, in Prometheus' text exposition format (0.0.4).
+    pub fn render(&self, table: TableGauges) -> String {
+        let m = self;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
 
-    family(
-        &mut out,
-        "crucial_calls_total",
-        "counter",
-        "Method calls answered (errors included; a parked call when it completes), by type and method.",
-    );
-    let mut calls: Vec<_> = m.calls.iter().collect();
-    calls.sort_by_key(|(key, _)| **key);
-    for ((type_name, method), count) in calls {
+        family(
+            &mut out,
+            "crucial_uptime_seconds",
+            "gauge",
+            "Seconds since the node started.",
+        );
         let _ = writeln!(
             out,
-            "crucial_calls_total{{type=\"{}\",method=\"{}\"}} {}",
-            escape(type_name),
-            escape(method),
-            load(count)
+            "crucial_uptime_seconds {:.3}",
+            m.started.elapsed().as_secs_f64()
         );
-    }
-
-    family(
-        &mut out,
-        "crucial_errors_total",
-        "counter",
-        "Error replies, by kind.",
-    );
-    for (kind, count) in RemoteError::KINDS.iter().zip(&m.errors) {
-        let _ = writeln!(
-            out,
-            "crucial_errors_total{{kind=\"{kind}\"}} {}",
-            load(count)
+        let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
+        #[rustfmt::skip]
+        let single: [(&str, &str, &str, u64); 10] = [
+            ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
+            ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
+            ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
+            ("crucial_replayed_total", "counter", "Retried requests answered from the dedup table without running again.", load(&m.replayed_total)),
+            ("crucial_parked_total", "counter", "Blocking calls that parked on their object.", load(&m.parked_total)),
+            ("crucial_parked_calls", "gauge", "Blocking calls parked now.", table.parked),
+            ("crucial_objects", "gauge", "Shared objects held now.", table.objects),
+            ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
+            ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
+            ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),
+        ];
+        for (name, kind, help, value) in single {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        if let Some(bytes) = resident_bytes() {
+            let name = "process_resident_memory_bytes";
+            family(&mut out, name, "gauge", "Resident memory size in bytes.");
+            let _ = writeln!(out, "{name} {bytes}");
+        }
+        family(
+            &mut out,
+            "crucial_calls_total",
+            "counter",
+            "Method calls answered (errors included; a parked call when it completes), by type and method.",
         );
-    }
+        let mut calls: Vec<_> = m.calls.iter().collect();
+        calls.sort_by_key(|(key, _)| **key);
+        for ((type_name, method), count) in calls {
+            let _ = writeln!(
+                out,
+                "crucial_calls_total{{type=\"{}\",method=\"{}\"}} {}",
+                escape(type_name),
+                escape(method),
+                load(count)
+            );
+        }
 
-    let name = "crucial_call_duration_seconds";
-    family(
-        &mut out,
-        name,
-        "histogram",
-        "Time from lookup to outcome of calls answered at once (lock wait included, parked time not).",
-    );
-    let mut cumulative = 0;
-    for (i, bound) in BUCKETS_MICROS.iter().enumerate() {
-        cumulative += load(&m.duration_buckets[i]);
-        let le = *bound as f64 / 1e6;
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        family(
+            &mut out,
+            "crucial_errors_total",
+            "counter",
+            "Error replies, by kind.",
+        );
+        for (kind, count) in RemoteError::KINDS.iter().zip(&m.errors) {
+            let _ = writeln!(
+                out,
+                "crucial_errors_total{{kind=\"{kind}\"}} {}",
+                load(count)
+            );
+        }
+
+        let name = "crucial_call_duration_seconds";
+        family(
+            &mut out,
+            name,
+            "histogram",
+            "Time from lookup to outcome of calls answered at once (lock wait included, parked time not).",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_MICROS.iter().enumerate() {
+            cumulative += load(&m.duration_buckets[i]);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += load(&m.duration_buckets[BUCKETS_MICROS.len()]);
+        let sum = load(&m.duration_sum_nanos) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        out
     }
-    cumulative += load(&m.duration_buckets[BUCKETS_MICROS.len()]);
-    let sum = load(&m.duration_sum_nanos) as f64 / 1e9;
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
-    out
 }
 
 /// Escapes a label value (`\`, `"` and newlines).
@@ -208,28 +251,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Serves `GET /metrics` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, node: Arc<NodeState>) -> std::io::Result<()> {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(node): axum::extract::State<Arc<NodeState>>| async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        render(&node),
-                    )
-                },
-            ),
-        )
-        .with_state(node);
-    axum::serve(listener, app).await
 }
 
 #[cfg(test)]
@@ -244,7 +265,7 @@ mod tests {
 
     #[test]
     fn durations_land_in_the_first_bucket_that_holds_them() {
-        let m = Metrics::new(crucial::registry::registry());
+        let m = Metrics::new(crucial::__private::registry::registry());
         m.call("t", "m", Duration::from_micros(3));
         m.call("t", "m", Duration::from_micros(10));
         m.call("t", "m", Duration::from_secs(5));

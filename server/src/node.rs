@@ -1,66 +1,18 @@
-//! A storage node: the listener, the shared state, and ways to run it.
+//! Running a node: build its runtime, bind, serve until told to stop, stop cleanly.
+//!
+//! A clean stop (SIGTERM/Ctrl-C for `crucial-server`, [`NodeHandle::shutdown`]
+//! in process) stops accepting connections and reading requests, lets the calls
+//! already read finish, answers every parked call with
+//! `RemoteError::ShuttingDown`, writes the pending replies, and returns.
 
 use crate::config::{Flavor, NodeConfig};
-use crate::connection;
-use crate::dedup::Dedup;
-use crate::metrics::Metrics;
-use crate::table::ObjectTable;
-use crucial::registry::{registry, Registry};
+use crate::net;
+use crate::state::NodeState;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// Everything the connections of a node share.
-pub struct NodeState {
-    /// The node's settings.
-    pub config: NodeConfig,
-    /// The link-time registry of this binary.
-    pub registry: &'static Registry,
-    /// The objects.
-    pub table: ObjectTable,
-    /// Remembered replies for retried requests.
-    pub dedup: Dedup,
-    /// Source of parked-call tokens.
-    pub next_token: std::sync::atomic::AtomicU64,
-    /// Counters for the `/metrics` page (shared with every connection's outbox).
-    pub metrics: Arc<Metrics>,
-}
-
-impl NodeState {
-    /// Fresh state for a node; fails if the registry has duplicate names.
-    pub fn new(config: NodeConfig) -> io::Result<Arc<NodeState>> {
-        let registry = registry();
-        registry
-            .check()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Ok(Arc::new(NodeState {
-            dedup: Dedup::new(config.dedup_window, config.dedup_clients),
-            table: ObjectTable::default(),
-            next_token: std::sync::atomic::AtomicU64::new(1),
-            metrics: Arc::new(Metrics::new(registry)),
-            registry,
-            config,
-        }))
-    }
-}
-
-/// Accepts connections forever, serving each on its own task.
-pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()> {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Running out of descriptors must not kill the node.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        tracing::debug!(%peer, "client connected");
-        tokio::spawn(connection::serve(stream, Arc::clone(&node)));
-    }
-}
 
 /// Builds the tokio runtime a node's config asks for.
 pub fn runtime(config: &NodeConfig) -> io::Result<tokio::runtime::Runtime> {
@@ -87,11 +39,21 @@ pub struct Bound {
 
 /// Runs a node in the current thread until it fails. `on_ready` gets the bound address.
 pub fn run(config: NodeConfig, on_ready: impl FnOnce(SocketAddr)) -> io::Result<()> {
-    run_bound(config, |bound| on_ready(bound.addr))
+    run_until(config, |bound| on_ready(bound.addr), std::future::pending())
 }
 
 /// [`run`], telling `on_ready` every address bound (clients and metrics).
 pub fn run_bound(config: NodeConfig, on_ready: impl FnOnce(Bound)) -> io::Result<()> {
+    run_until(config, on_ready, std::future::pending())
+}
+
+/// Runs a node in the current thread until `stop` resolves, then stops it
+/// cleanly and returns.
+pub fn run_until(
+    config: NodeConfig,
+    on_ready: impl FnOnce(Bound),
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
     let rt = runtime(&config)?;
     rt.block_on(async {
         let listener = TcpListener::bind(&config.listen).await?;
@@ -107,29 +69,111 @@ pub fn run_bound(config: NodeConfig, on_ready: impl FnOnce(Bound)) -> io::Result
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);
             tokio::spawn(async move {
-                if let Err(e) = crate::metrics::serve(metrics, node).await {
+                if let Err(e) = net::serve_metrics(metrics, node).await {
                     tracing::warn!("the metrics endpoint stopped: {e}");
                 }
             });
         }
         on_ready(bound);
-        serve(listener, node).await
+        let serving = net::serve(listener, Arc::clone(&node));
+        tokio::pin!(serving);
+        tokio::select! {
+            served = &mut serving => return served,
+            () = stop => {}
+        }
+        node.stop();
+        serving.await
     })
 }
 
-/// Starts a node on a background thread; returns once it is listening.
+/// A node running on a background thread.
+#[derive(Debug)]
+pub struct NodeHandle {
+    bound: Bound,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl NodeHandle {
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.bound.addr
+    }
+
+    /// Every address the node bound.
+    pub fn bound(&self) -> Bound {
+        self.bound
+    }
+
+    /// Stops the node cleanly and waits until it has stopped.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("the node thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Starts a node on a background thread; returns once it is listening. The node
+/// stops when the handle is shut down or dropped.
+pub fn start(config: NodeConfig) -> io::Result<NodeHandle> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (bound, thread) = start_thread(config, async move {
+        let _ = stop_rx.await;
+    })?;
+    Ok(NodeHandle {
+        bound,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// Starts a node on a background thread that lives as long as the process (the
+/// embedded default); returns once it is listening.
 pub fn spawn(config: NodeConfig) -> io::Result<SocketAddr> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let fail = tx.clone();
-    std::thread::Builder::new()
+    let (bound, _detached) = start_thread(config, std::future::pending())?;
+    Ok(bound.addr)
+}
+
+type NodeThread = std::thread::JoinHandle<io::Result<()>>;
+
+fn start_thread(
+    config: NodeConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<(Bound, NodeThread)> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
         .name("crucial-node".into())
         .spawn(move || {
-            if let Err(e) = run(config, |addr| {
-                let _ = tx.send(Ok(addr));
-            }) {
-                let _ = fail.send(Err(e));
-            }
+            run_until(
+                config,
+                |bound| {
+                    let _ = ready_tx.send(bound);
+                },
+                stop,
+            )
         })?;
-    rx.recv()
-        .map_err(|_| io::Error::other("the node thread ended before listening"))?
+    match ready_rx.recv() {
+        Ok(bound) => Ok((bound, thread)),
+        Err(_) => Err(thread
+            .join()
+            .map_err(|_| io::Error::other("the node thread panicked"))?
+            .err()
+            .unwrap_or_else(|| io::Error::other("the node thread ended before listening"))),
+    }
 }

@@ -63,7 +63,7 @@ fn run(executor: &ProcessExecutor, invocation: Invocation) -> Result<Vec<u8>, St
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    crucial::codec::encode(value).unwrap()
+    crucial::__private::codec::encode(value).unwrap()
 }
 
 /// A cloud thread of this test binary, for calling the function side directly.
@@ -78,14 +78,17 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         .enable_all()
         .build()
         .unwrap();
-    let ok = rt.block_on(crucial::function::dispatch(Invocation {
+    let ok = rt.block_on(crucial::__private::function::dispatch(Invocation {
         thread: triple::NAME.to_string(),
         args: encode(&(5u64,)),
         servers: vec![],
         attempt: 1,
     }));
-    assert_eq!(crucial::codec::decode::<u64>(&ok.unwrap()).unwrap(), 15);
-    let bad = rt.block_on(crucial::function::dispatch(Invocation {
+    assert_eq!(
+        crucial::__private::codec::decode::<u64>(&ok.unwrap()).unwrap(),
+        15
+    );
+    let bad = rt.block_on(crucial::__private::function::dispatch(Invocation {
         thread: triple::NAME.to_string(),
         args: vec![0xff],
         servers: vec![],
@@ -93,7 +96,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
     }));
     assert!(bad.unwrap_err().contains("cannot decode arguments"));
     // The Lambda event round-trips through JSON and base64.
-    let event = crucial::function::LambdaPayload::from_invocation(&Invocation {
+    let event = crucial::__private::function::LambdaPayload::from_invocation(&Invocation {
         thread: "t".into(),
         args: vec![1, 2, 255],
         servers: vec!["127.0.0.1:1".into()],
@@ -101,7 +104,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
     });
     let json = serde_json::to_string(&event).unwrap();
     assert!(json.contains("\"args\":\"AQL/\""), "{json}");
-    let back: crucial::function::LambdaPayload = serde_json::from_str(&json).unwrap();
+    let back: crucial::__private::function::LambdaPayload = serde_json::from_str(&json).unwrap();
     assert_eq!(back.into_invocation().unwrap().args, vec![1, 2, 255]);
 }
 
@@ -111,7 +114,10 @@ fn values_and_error_values_come_back_and_environments_are_reused() {
     let executor = executor(Duration::from_secs(10), 4);
     for n in 0..5u64 {
         let out = run(&executor, invocation("double", encode(&(n,)), &server)).unwrap();
-        assert_eq!(crucial::codec::decode::<u64>(&out).unwrap(), 2 * n);
+        assert_eq!(
+            crucial::__private::codec::decode::<u64>(&out).unwrap(),
+            2 * n
+        );
     }
     assert_eq!(
         executor.cold_starts(),
@@ -124,7 +130,7 @@ fn values_and_error_values_come_back_and_environments_are_reused() {
     )
     .unwrap();
     assert_eq!(
-        crucial::codec::decode::<Result<u64, String>>(&out).unwrap(),
+        crucial::__private::codec::decode::<Result<u64, String>>(&out).unwrap(),
         Err("no".to_string())
     );
     let e = run(&executor, invocation("nope", encode(&()), &server)).unwrap_err();
@@ -177,7 +183,7 @@ fn an_overrun_is_sandbox_timedout_and_kills_the_environment() {
         "{e}"
     );
     let out = run(&executor, invocation("sleep", encode(&(10u64,)), &server)).unwrap();
-    assert_eq!(crucial::codec::decode::<u64>(&out).unwrap(), 10);
+    assert_eq!(crucial::__private::codec::decode::<u64>(&out).unwrap(), 10);
     assert_eq!(
         executor.cold_starts(),
         2,
@@ -204,7 +210,7 @@ fn concurrent_invocations_stay_within_the_concurrency_limit() {
     }
     for r in running {
         assert_eq!(
-            crucial::codec::decode::<u64>(&r.join().unwrap()).unwrap(),
+            crucial::__private::codec::decode::<u64>(&r.join().unwrap()).unwrap(),
             300
         );
     }
@@ -217,13 +223,14 @@ fn concurrent_invocations_stay_within_the_concurrency_limit() {
 #[test]
 fn a_thread_failing_its_first_attempt_is_retried_with_the_same_input() {
     let server = ServerProcess::crucial_server(&[]);
-    crucial::Config::new()
-        .server(server.addr.clone())
-        .executor(executor(Duration::from_secs(10), 2))
-        .connect()
-        .unwrap()
-        .install()
-        .unwrap();
+    crucial::Context::new(
+        crucial::Config::new()
+            .server(server.addr.clone())
+            .executor(executor(Duration::from_secs(10), 2)),
+    )
+    .unwrap()
+    .install()
+    .unwrap();
     let retried = SpawnOptions::default()
         .attempts(2)
         .backoff(Duration::from_millis(10));
@@ -295,7 +302,7 @@ mod lambda {
         let server = ServerProcess::crucial_server(&[]);
         let (host, executor) = rig(Duration::from_millis(800), 4);
         let out = call(&executor, invocation("double", encode(&(21u64,)), &server)).unwrap();
-        assert_eq!(crucial::codec::decode::<u64>(&out).unwrap(), 42);
+        assert_eq!(crucial::__private::codec::decode::<u64>(&out).unwrap(), 42);
         let e = call(&executor, invocation("boom", encode(&()), &server)).unwrap_err();
         assert!(
             e.contains("CloudThreadFailed") && e.contains("panicked: boom"),

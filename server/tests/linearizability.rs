@@ -107,7 +107,7 @@ fn cut_connections(client: &crucial::Client, cuts: u64, done: &AtomicBool) -> u6
     let mut made = 0;
     for _ in 0..cuts {
         std::thread::sleep(Duration::from_millis(4));
-        client.drop_connection(0);
+        crucial::__private::testing::drop_connection(client, 0);
         made += 1;
     }
     done.store(true, Ordering::Relaxed);
@@ -256,7 +256,7 @@ fn child_node() {
 fn a_bank_keeps_its_total_and_applies_each_transfer_once_while_connections_are_cut() {
     const ACCOUNTS: usize = 8;
     const EACH: i64 = 1_000;
-    let server = ServerProcess::this_binary(crucial::wire::DEFAULT_MAX_FRAME);
+    let server = ServerProcess::this_binary(crucial::__private::wire::DEFAULT_MAX_FRAME);
     let client = crucial::Config::new()
         .server(server.addr.clone())
         .retries(8)

@@ -3,8 +3,10 @@
 mod common;
 
 use common::{http_get, sample, ServerProcess};
-use crucial::wire::{self, Call, ObjectRef, Request};
-use crucial::{codec, AtomicBytes, AtomicI64, Bytes, Error, RemoteError, SharedProxy};
+use crucial::__private::codec;
+use crucial::__private::testing::{drop_connection, roundtrip_with_id};
+use crucial::__private::wire::{self, Call, ObjectRef, Request};
+use crucial::{AtomicBytes, AtomicI64, Bytes, Error, RemoteError, SharedProxy};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -67,7 +69,7 @@ fn call_payload(
 }
 
 fn fingerprint_of(type_name: &str, method: &str) -> u64 {
-    crucial::registry::registry()
+    crucial::__private::registry::registry()
         .shared_type(type_name)
         .and_then(|t| t.method(method))
         .map(|m| m.id.fingerprint)
@@ -132,7 +134,7 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
 
     // Unknown type.
     let payload = call_payload("NoSuchType", "k", "get", 0, &[]);
-    let e = remote(client.roundtrip_with_id(0, 1_000_001, &payload));
+    let e = remote(roundtrip_with_id(&client, 0, 1_000_001, &payload));
     assert!(
         matches!(&e, RemoteError::UnknownType { type_name } if type_name == "NoSuchType"),
         "{e}"
@@ -141,7 +143,7 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
 
     // Unknown method.
     let payload = call_payload("Faulty", "f", "frobnicate", 0, &[]);
-    let e = remote(client.roundtrip_with_id(0, 1_000_002, &payload));
+    let e = remote(roundtrip_with_id(&client, 0, 1_000_002, &payload));
     assert!(
         matches!(e, RemoteError::UnknownMethod { ref method, .. } if method == "frobnicate"),
         "{e}"
@@ -156,7 +158,7 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
         fp ^ 1,
         &codec::encode(&(1i64,)).unwrap(),
     );
-    let e = remote(client.roundtrip_with_id(0, 1_000_003, &payload));
+    let e = remote(roundtrip_with_id(&client, 0, 1_000_003, &payload));
     assert!(matches!(e, RemoteError::IncompatibleMethod { .. }), "{e}");
     assert!(
         e.to_string().contains("fn set(&mut self, value: i64)"),
@@ -165,11 +167,16 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
 
     // Arguments that do not decode as the method's parameters.
     let payload = call_payload("Faulty", "f", "set", fp, &[0xff, 0xff, 0xff]);
-    let e = remote(client.roundtrip_with_id(0, 1_000_004, &payload));
+    let e = remote(roundtrip_with_id(&client, 0, 1_000_004, &payload));
     assert!(matches!(e, RemoteError::BadArguments { .. }), "{e}");
 
     // A frame that is not a request at all.
-    let e = remote(client.roundtrip_with_id(0, 1_000_005, &[0x63, 0x01, 0x02]));
+    let e = remote(roundtrip_with_id(
+        &client,
+        0,
+        1_000_005,
+        &[0x63, 0x01, 0x02],
+    ));
     assert!(matches!(e, RemoteError::BadFrame { .. }), "{e}");
 
     // A payload over the node's limit.
@@ -277,22 +284,24 @@ fn a_retried_request_is_applied_once() {
         fp,
         &codec::encode(&(10i64,)).unwrap(),
     );
-    let first: i64 = codec::decode(&client.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
+    let first: i64 = codec::decode(&roundtrip_with_id(&client, 0, 777, &payload).unwrap()).unwrap();
     // The same (client id, sequence) again on the same connection...
-    let second: i64 = codec::decode(&client.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
+    let second: i64 =
+        codec::decode(&roundtrip_with_id(&client, 0, 777, &payload).unwrap()).unwrap();
     // ...and after a reconnection, as a client retrying after a lost connection does.
-    client.drop_connection(0);
-    let third: i64 = codec::decode(&client.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
+    drop_connection(&client, 0);
+    let third: i64 = codec::decode(&roundtrip_with_id(&client, 0, 777, &payload).unwrap()).unwrap();
     assert_eq!((first, second, third), (0, 0, 0));
     let counter = client.open::<AtomicI64>("once");
     assert_eq!(counter.load().unwrap(), 10, "applied exactly once");
     // A new sequence number is a new request.
-    let fourth: i64 = codec::decode(&client.roundtrip_with_id(0, 778, &payload).unwrap()).unwrap();
+    let fourth: i64 =
+        codec::decode(&roundtrip_with_id(&client, 0, 778, &payload).unwrap()).unwrap();
     assert_eq!(fourth, 10);
     assert_eq!(counter.load().unwrap(), 20);
     // Another client using the same sequence number is a different request.
     let other = server.client();
-    let fifth: i64 = codec::decode(&other.roundtrip_with_id(0, 777, &payload).unwrap()).unwrap();
+    let fifth: i64 = codec::decode(&roundtrip_with_id(&other, 0, 777, &payload).unwrap()).unwrap();
     assert_eq!(fifth, 20);
 }
 
@@ -339,9 +348,7 @@ fn objects_are_created_listed_and_deleted() {
 fn collections_and_server_side_merges() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
-    let list: crucial::ListProxy<String> = crucial::ListProxy::from_core(
-        crucial::ProxyCore::with_client("crucial::List", "names".into(), client.clone()),
-    );
+    let list = client.open::<crucial::List<String>>("names");
     list.push(&"ada".into()).unwrap();
     list.extend(&["bob".to_string(), "cy".to_string()]).unwrap();
     assert_eq!(list.len().unwrap(), 3);
@@ -352,9 +359,7 @@ fn collections_and_server_side_merges() {
     assert_eq!(list.to_vec().unwrap(), vec!["bo".to_string()]);
     assert_eq!(list.get(10).unwrap(), None);
 
-    let sums: crucial::MapProxy<String, Vec<f64>> = crucial::MapProxy::from_core(
-        crucial::ProxyCore::with_client("crucial::Map", "sums".into(), client.clone()),
-    );
+    let sums = client.open::<crucial::Map<String, Vec<f64>>>("sums");
     let threads: Vec<_> = (0..4)
         .map(|i| {
             let sums = sums.clone();
@@ -376,17 +381,13 @@ fn collections_and_server_side_merges() {
     assert_eq!(sums.remove(&"w".into()).unwrap(), Some(vec![]));
 
     // A merge of the wrong type is refused by the object and changes nothing.
-    let mixed: crucial::MapProxy<String, i64> = crucial::MapProxy::from_core(
-        crucial::ProxyCore::with_client("crucial::Map", "sums".into(), client.clone()),
-    );
+    let mixed = client.open::<crucial::Map<String, i64>>("sums");
     assert!(matches!(
         mixed.merge_add(&"v".into(), &1),
         Err(Error::Object(_))
     ));
     assert_eq!(sums.get(&"v".into()).unwrap(), Some(vec![200.0, 300.0]));
-    let maxes: crucial::MapProxy<u32, i64> = crucial::MapProxy::from_core(
-        crucial::ProxyCore::with_client("crucial::Map", "max".into(), client),
-    );
+    let maxes = client.open::<crucial::Map<u32, i64>>("max");
     for v in [3, 9, -2] {
         maxes.merge_max(&1, &v).unwrap();
         maxes.merge_min(&2, &v).unwrap();
@@ -428,10 +429,10 @@ fn the_metrics_page_counts_calls_errors_replays_and_parked_calls() {
     assert_eq!(counter.load().unwrap(), 5);
     // An unknown method and undecodable arguments: two error replies.
     let unknown = call_payload("crucial::AtomicI64", "metered", "no_such", 1, &[]);
-    assert!(client.roundtrip_with_id(0, 9_001, &unknown).is_err());
+    assert!(roundtrip_with_id(&client, 0, 9_001, &unknown).is_err());
     let fp = fingerprint_of("crucial::AtomicI64", "fetch_add");
     let garbage = call_payload("crucial::AtomicI64", "metered", "fetch_add", fp, &[0xff; 3]);
-    assert!(client.roundtrip_with_id(0, 9_002, &garbage).is_err());
+    assert!(roundtrip_with_id(&client, 0, 9_002, &garbage).is_err());
     // A retried request is answered from the dedup table.
     let add = call_payload(
         "crucial::AtomicI64",
@@ -440,8 +441,8 @@ fn the_metrics_page_counts_calls_errors_replays_and_parked_calls() {
         fp,
         &codec::encode(&(1i64,)).unwrap(),
     );
-    client.roundtrip_with_id(0, 9_003, &add).unwrap();
-    client.roundtrip_with_id(0, 9_003, &add).unwrap();
+    roundtrip_with_id(&client, 0, 9_003, &add).unwrap();
+    roundtrip_with_id(&client, 0, 9_003, &add).unwrap();
     // A call that parks, released by another: parked once, completed once.
     let semaphore = client.open::<crucial::Semaphore>("metered");
     let waiter = std::thread::spawn(move || semaphore.acquire(1));

@@ -107,13 +107,7 @@ fn a_semaphore_never_admits_more_than_its_permits() {
 fn setting_a_future_wakes_every_waiter_once() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
-    let open = || {
-        crucial::FutureProxy::<String>::from_core(crucial::ProxyCore::with_client(
-            "crucial::Future",
-            "f".into(),
-            client.clone(),
-        ))
-    };
+    let open = || client.open::<crucial::Future<String>>("f");
     let waiters: Vec<_> = (0..10)
         .map(|_| {
             let future = open();

@@ -34,7 +34,7 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
     measure(spawns, |i| {
         let invocation = Invocation {
             thread: noop::NAME.to_string(),
-            args: crucial::codec::encode(&(i,)).expect("encode"),
+            args: crucial::__private::codec::encode(&(i,)).expect("encode"),
             servers: servers.clone(),
             attempt: 1,
         };
@@ -43,13 +43,16 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
             .expect("start")
             .join()
             .expect("join");
-        assert_eq!(crucial::codec::decode::<u64>(&out).expect("decode"), i);
+        assert_eq!(
+            crucial::__private::codec::decode::<u64>(&out).expect("decode"),
+            i
+        );
     })
 }
 
 fn main() {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        crucial::function::main();
+        crucial::lambda::run();
         return;
     }
     crucial_server::link();
@@ -58,8 +61,8 @@ fn main() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let client = crucial::Client::global().expect("embedded client");
-    let servers = client.servers();
+    let context = crucial::Context::global().expect("embedded context");
+    let servers = context.client().servers();
     let me = std::env::current_exe().expect("own path");
     println!(
         "# spawn + join of an empty cloud thread, {spawns} sequential spawns after {} warm-up; {} cores",
@@ -116,7 +119,7 @@ fn main() {
     let start = Instant::now();
     let invocation = Invocation {
         thread: noop::NAME.to_string(),
-        args: crucial::codec::encode(&(7u64,)).expect("encode"),
+        args: crucial::__private::codec::encode(&(7u64,)).expect("encode"),
         servers,
         attempt: 1,
     };

@@ -41,13 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{total} points in {threads} cloud threads, {elapsed:.3} s, {:.1} M points/s",
         total as f64 / elapsed / 1e6
     );
-    let client = crucial::Client::global()?;
+    let context = crucial::Context::global()?;
     println!(
         "executor: {}, server: {}",
-        client.executor().name(),
+        context.executor().name(),
         std::env::var(crucial::ENV_SERVER)
             .map(|s| s.to_string())
-            .unwrap_or_else(|_| format!("embedded at {}", client.servers().join(",")))
+            .unwrap_or_else(|_| format!("embedded at {}", context.client().servers().join(",")))
     );
     Ok(())
 }

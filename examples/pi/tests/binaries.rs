@@ -112,7 +112,7 @@ fn function_binary_runs_an_invocation_against_the_server() {
     let server = start_pi_server();
     let invocation = crucial::Invocation {
         thread: "pi::estimate".into(),
-        args: crucial::codec::encode(&(100_000u64, 7u64)).unwrap(),
+        args: crucial::__private::codec::encode(&(100_000u64, 7u64)).unwrap(),
         servers: vec![server.1.clone()],
         attempt: 1,
     };
@@ -126,12 +126,13 @@ fn function_binary_runs_an_invocation_against_the_server() {
         .stdin
         .take()
         .unwrap()
-        .write_all(&crucial::codec::encode(&invocation).unwrap())
+        .write_all(&crucial::__private::codec::encode(&invocation).unwrap())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let outcome: Result<Vec<u8>, String> = crucial::codec::decode(&out.stdout).unwrap();
-    let inside: crucial::Result<u64> = crucial::codec::decode(&outcome.unwrap()).unwrap();
+    let outcome: Result<Vec<u8>, String> = crucial::__private::codec::decode(&out.stdout).unwrap();
+    let inside: crucial::Result<u64> =
+        crucial::__private::codec::decode(&outcome.unwrap()).unwrap();
     assert_eq!(inside.unwrap(), pi::count_inside(100_000, 7));
     let client = crucial::Config::new()
         .server(server.1.clone())
@@ -154,10 +155,10 @@ fn function_binary_runs_an_invocation_against_the_server() {
         .stdin
         .take()
         .unwrap()
-        .write_all(&crucial::codec::encode(&bad).unwrap())
+        .write_all(&crucial::__private::codec::encode(&bad).unwrap())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let outcome: Result<Vec<u8>, String> = crucial::codec::decode(&out.stdout).unwrap();
+    let outcome: Result<Vec<u8>, String> = crucial::__private::codec::decode(&out.stdout).unwrap();
     assert!(outcome
         .unwrap_err()
         .contains("no cloud thread named `pi::nope`"));

@@ -92,6 +92,13 @@ impl<T: Serialize + DeserializeOwned + 'static> List<T> {
     }
 }
 
+/// A typed facade opens like any shared type: `client.open::<List<T>>(key)`.
+impl<T: Serialize + DeserializeOwned + 'static> SharedType for List<T> {
+    const NAME: &'static str = ListState::NAME;
+    const PERSISTENT: bool = false;
+    type Proxy = ListProxy<T>;
+}
+
 /// Typed proxy of a [`List<T>`].
 #[derive(Debug)]
 pub struct ListProxy<T> {

@@ -229,6 +229,17 @@ where
     }
 }
 
+/// A typed facade opens like any shared type: `client.open::<Map<K, V>>(key)`.
+impl<K, V> SharedType for Map<K, V>
+where
+    K: Serialize + DeserializeOwned + Eq + Hash + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    const NAME: &'static str = MapState::NAME;
+    const PERSISTENT: bool = false;
+    type Proxy = MapProxy<K, V>;
+}
+
 /// Typed proxy of a [`Map<K, V>`].
 #[derive(Debug)]
 pub struct MapProxy<K, V> {

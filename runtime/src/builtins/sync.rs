@@ -291,6 +291,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Future<T> {
     }
 }
 
+/// A typed facade opens like any shared type: `client.open::<Future<T>>(key)`.
+impl<T: Serialize + DeserializeOwned + 'static> SharedType for Future<T> {
+    const NAME: &'static str = FutureState::NAME;
+    const PERSISTENT: bool = false;
+    type Proxy = FutureProxy<T>;
+}
+
 /// Typed proxy of a [`Future<T>`].
 #[derive(Debug)]
 pub struct FutureProxy<T> {

@@ -10,7 +10,7 @@
 
 use super::slot::{Reply, Slot};
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
-use crate::{codec, Error, RemoteError};
+use crate::{codec, Error};
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -86,10 +86,11 @@ impl Connection {
         stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
 
         // Handshake, synchronously, before any other traffic.
-        let hello = codec::encode(&Request::Hello {
+        let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client_id,
-        })?;
+        }
+        .encode()?;
         let mut frame = Vec::new();
         wire::write_frame(&mut frame, 0, &hello);
         stream
@@ -303,11 +304,7 @@ impl Connection {
     }
 }
 
-/// Splits a reply payload into the value bytes or the node's error.
-pub fn decode_reply(payload: &bytes::Bytes) -> Reply {
-    let reply: Result<&serde_bytes::Bytes, RemoteError> = codec::decode_borrowed(payload)?;
-    match reply {
-        Ok(value) => Ok(payload.slice_ref(value)),
-        Err(remote) => Err(Error::Remote(remote)),
-    }
+/// The value bytes of a reply payload, or the node's error.
+fn decode_reply(payload: &bytes::Bytes) -> Reply {
+    wire::decode_reply(payload)?.map_err(Error::Remote)
 }

@@ -1,231 +1,94 @@
-//! The client: configuration, the process-wide default client, connections and placement.
+//! The data-plane client: connections to nodes, routing by placement, round trips.
+//!
+//! A [`Client`] knows where objects live (a [`Placement`] over the current
+//! membership view, which a newer view can replace) and keeps one long-lived,
+//! multiplexed connection per node. It knows nothing about executors or cloud
+//! threads: those belong to the process-wide [`Context`](crate::Context).
 
 mod connection;
-mod placement;
 mod slot;
 
-pub use placement::{Membership, Ring};
-
+use crate::placement::{Placement, View};
 use crate::registry::SharedType;
-use crate::thread::{Executor, LocalExecutor, ProcessExecutor, SpawnOptions};
-use crate::wire::{ObjectInfo, ObjectRef, Request, TypeInfo, DEFAULT_MAX_FRAME};
-use crate::{codec, Error, Result, SharedProxy};
+use crate::wire::{ObjectInfo, ObjectRef, Request, ServerInfo, TypeInfo};
+use crate::{codec, Error, Result};
 use connection::Connection;
 use slot::Reply;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// Environment variable naming the server(s): `host:port[,host:port...]`.
-/// Unset means *embedded*: an in-process server on a loopback port.
-pub const ENV_SERVER: &str = "CRUCIAL_SERVER";
-
-/// Default busy-wait of a lone blocking call, in microseconds.
-const DEFAULT_SPIN_MICROS: u64 = 200;
-
-/// How a client finds its servers and runs cloud threads.
-///
-/// ```
-/// let config = crucial::Config::new()
-///     .server("127.0.0.1:7000")
-///     .retries(2);
-/// assert_eq!(config.servers(), ["127.0.0.1:7000"]);
-/// ```
-#[derive(Clone)]
-pub struct Config {
-    servers: Vec<String>,
-    max_frame: usize,
-    connect_timeout: Duration,
-    retries: u32,
-    spin: Duration,
-    executor: Option<Arc<dyn Executor>>,
-    executor_kind: Option<String>,
-    function_binary: Option<std::path::PathBuf>,
-    spawn: SpawnOptions,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("servers", &self.servers)
-            .field("max_frame", &self.max_frame)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("retries", &self.retries)
-            .field("spin", &self.spin)
-            .field("executor", &self.executor.as_ref().map(|e| e.name()))
-            .field("executor_kind", &self.executor_kind)
-            .field("spawn", &self.spawn)
-            .finish()
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config::new()
-    }
-}
-
-impl Config {
-    /// Embedded defaults: no server (start one in process), local-thread executor.
-    pub fn new() -> Config {
-        Config {
-            servers: Vec::new(),
-            max_frame: DEFAULT_MAX_FRAME,
-            connect_timeout: Duration::from_secs(5),
-            retries: 1,
-            spin: Duration::from_micros(DEFAULT_SPIN_MICROS),
-            executor: None,
-            executor_kind: None,
-            function_binary: None,
-            spawn: SpawnOptions::default(),
-        }
-    }
-
-    /// Defaults overridden by the environment: `CRUCIAL_SERVER`,
-    /// `CRUCIAL_EXECUTOR` (`local`, `process`, `lambda`), `CRUCIAL_FUNCTION_BINARY`,
-    /// `CRUCIAL_ATTEMPTS`, `CRUCIAL_BACKOFF_MS`, `CRUCIAL_TIMEOUT_MS`,
-    /// `CRUCIAL_SPIN_MICROS`.
-    pub fn from_env() -> Config {
-        let mut config = Config::new();
-        config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
-            .ok()
-            .filter(|v| !v.is_empty());
-        config.function_binary = std::env::var_os("CRUCIAL_FUNCTION_BINARY").map(Into::into);
-        config.spawn = SpawnOptions::from_env();
-        if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            config.spin = Duration::from_micros(micros);
-        }
-        if let Ok(list) = std::env::var(ENV_SERVER) {
-            for addr in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                config = config.server(addr);
-            }
-        }
-        config
-    }
-
-    /// Adds a server address (`host:port`).
-    pub fn server(mut self, addr: impl Into<String>) -> Config {
-        self.servers.push(addr.into());
-        self
-    }
-
-    /// The configured servers (empty means embedded).
-    pub fn servers(&self) -> &[String] {
-        &self.servers
-    }
-
+/// What a client needs to reach its nodes (the data-plane part of a [`crate::Config`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ClientOptions {
+    /// Node addresses; never empty once the embedded node is started.
+    pub servers: Vec<String>,
     /// Largest reply frame accepted, in bytes.
-    pub fn max_frame(mut self, bytes: usize) -> Config {
-        self.max_frame = bytes;
-        self
-    }
-
+    pub max_frame: usize,
     /// Timeout for establishing a connection.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Config {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How many times a call is re-sent (same request id, so applied once) after
-    /// its connection broke.
-    pub fn retries(mut self, retries: u32) -> Config {
-        self.retries = retries;
-        self
-    }
-
-    /// How long a blocking call that is alone on its connection busy-waits for its
-    /// reply before sleeping (default 200 µs; zero never spins). Also set by
-    /// `CRUCIAL_SPIN_MICROS`.
-    pub fn spin(mut self, spin: Duration) -> Config {
-        self.spin = spin;
-        self
-    }
-
-    /// The executor that runs cloud threads (default: local threads).
-    pub fn executor(mut self, executor: impl Executor) -> Config {
-        self.executor = Some(Arc::new(executor));
-        self
-    }
-
-    /// Chooses an executor by name, built when the client connects: `local`,
-    /// `process` (the function binary as processes under a local Lambda host) or
-    /// `lambda` (AWS Lambda; needs the `lambda` feature).
-    pub fn executor_kind(mut self, kind: impl Into<String>) -> Config {
-        self.executor_kind = Some(kind.into());
-        self
-    }
-
-    /// The function binary of the `process` executor (default: the running
-    /// program's name plus `-function`, in its directory).
-    pub fn function_binary(mut self, path: impl Into<std::path::PathBuf>) -> Config {
-        self.function_binary = Some(path.into());
-        self
-    }
-
-    /// Default retries and time limit of cloud threads.
-    pub fn spawn_options(mut self, options: SpawnOptions) -> Config {
-        self.spawn = options;
-        self
-    }
-
-    fn build_executor(&self) -> Result<Arc<dyn Executor>> {
-        if let Some(executor) = &self.executor {
-            return Ok(Arc::clone(executor));
-        }
-        match self.executor_kind.as_deref() {
-            None | Some("local") => Ok(Arc::new(LocalExecutor)),
-            Some("process") => {
-                let binary = self
-                    .function_binary
-                    .clone()
-                    .or_else(ProcessExecutor::sibling_binary)
-                    .ok_or_else(|| {
-                        Error::Config("no function binary: set CRUCIAL_FUNCTION_BINARY".into())
-                    })?;
-                Ok(Arc::new(ProcessExecutor::new(binary)?))
-            }
-            Some("lambda") => crate::aws::executor_from_env(),
-            Some(other) => Err(Error::Config(format!(
-                "unknown executor `{other}`; expected local, process or lambda"
-            ))),
-        }
-    }
-
-    /// Builds a client. With no server configured, starts the embedded server.
-    pub fn connect(self) -> Result<Client> {
-        Client::new(self)
-    }
+    pub connect_timeout: Duration,
+    /// Re-sends (same request id) after a broken connection.
+    pub retries: u32,
+    /// Busy-wait of a lone blocking call before it sleeps.
+    pub spin: Duration,
 }
 
+/// One node of the view and the connection to it.
 struct Node {
     addr: String,
     conn: RwLock<Option<Arc<Connection>>>,
     connecting: Mutex<()>,
 }
 
+impl Node {
+    fn new(addr: String) -> Arc<Node> {
+        Arc::new(Node {
+            addr,
+            conn: RwLock::new(None),
+            connecting: Mutex::new(()),
+        })
+    }
+
+    fn close(&self) {
+        if let Some(conn) = self.conn.write().unwrap_or_else(|e| e.into_inner()).take() {
+            conn.close();
+        }
+    }
+}
+
+/// The placement of the current view and a node entry per member, in view order.
+struct Routing {
+    placement: Placement,
+    nodes: Vec<Arc<Node>>,
+}
+
 struct Inner {
     id: u64,
     seq: AtomicU64,
-    config: Config,
-    ring: Ring,
-    nodes: Vec<Node>,
-    executor: Arc<dyn Executor>,
+    options: ClientOptions,
+    routing: RwLock<Arc<Routing>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for node in &self.nodes {
-            if let Some(conn) = node.conn.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                conn.close();
-            }
+        let routing = self.routing.read().unwrap_or_else(|e| e.into_inner());
+        for node in &routing.nodes {
+            node.close();
         }
     }
 }
 
 /// A handle to the shared-object layer. Cheap to clone; all clones share connections.
+///
+/// ```
+/// # crucial_server::link();
+/// use crucial::{AtomicI64, Config};
+/// let client = Config::new().connect()?; // embedded node: nothing configured
+/// let hits = client.open::<AtomicI64>("hits");
+/// assert_eq!(hits.fetch_add(2)?, 0);
+/// assert_eq!(client.list_objects()?.len(), 1);
+/// # Ok::<(), crucial::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -239,9 +102,6 @@ impl std::fmt::Debug for Client {
             .finish()
     }
 }
-
-static GLOBAL: OnceLock<Client> = OnceLock::new();
-static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 
 fn random_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -257,55 +117,23 @@ fn random_id() -> u64 {
 }
 
 impl Client {
-    fn new(mut config: Config) -> Result<Client> {
-        if config.servers.is_empty() {
-            config.servers.push(crate::embedded::start()?);
+    /// A client of the nodes in `options` (connections open on first use).
+    pub(crate) fn connect(options: ClientOptions) -> Result<Client> {
+        if options.servers.is_empty() {
+            return Err(Error::Config("a client needs at least one server".into()));
         }
-        let view = Membership {
-            version: 1,
-            nodes: config.servers.clone(),
-        };
-        let executor = config.build_executor()?;
+        let view = View::fixed(options.servers.clone());
         Ok(Client {
             inner: Arc::new(Inner {
                 id: random_id(),
                 seq: AtomicU64::new(1),
-                ring: Ring::new(&view),
-                nodes: view
-                    .nodes
-                    .iter()
-                    .map(|addr| Node {
-                        addr: addr.clone(),
-                        conn: RwLock::new(None),
-                        connecting: Mutex::new(()),
-                    })
-                    .collect(),
-                config,
-                executor,
+                routing: RwLock::new(Arc::new(Routing {
+                    nodes: view.nodes.iter().cloned().map(Node::new).collect(),
+                    placement: Placement::new(view),
+                })),
+                options,
             }),
         })
-    }
-
-    /// The process-wide client used by `Type::shared(key)` and cloud threads,
-    /// built from [`Config::from_env`] on first use unless [`Client::install`]ed.
-    pub fn global() -> Result<&'static Client> {
-        if let Some(client) = GLOBAL.get() {
-            return Ok(client);
-        }
-        let _guard = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = GLOBAL.get() {
-            return Ok(client);
-        }
-        let client = Config::from_env().connect()?;
-        Ok(GLOBAL.get_or_init(|| client))
-    }
-
-    /// Makes this client the process-wide one. Fails if one is already in use.
-    pub fn install(self) -> Result<()> {
-        let _guard = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        GLOBAL
-            .set(self)
-            .map_err(|_| Error::Config("a global client is already installed".into()))
     }
 
     /// This client's id (the first half of every request's identity).
@@ -315,26 +143,44 @@ impl Client {
 
     /// The server addresses of the current view.
     pub fn servers(&self) -> Vec<String> {
-        self.inner.nodes.iter().map(|n| n.addr.clone()).collect()
+        self.routing().placement.view().nodes.clone()
     }
 
-    /// The executor cloud threads run on.
-    pub fn executor(&self) -> &Arc<dyn Executor> {
-        &self.inner.executor
-    }
-
-    /// Default retries and time limit of cloud threads.
-    pub fn spawn_options(&self) -> &SpawnOptions {
-        &self.inner.config.spawn
-    }
-
-    /// Opens a proxy on this client (rather than the global one).
-    pub fn open<T: SharedType>(&self, key: impl Into<String>) -> T::Proxy {
-        T::Proxy::from_core(crate::proxy::ProxyCore::with_client(
-            T::NAME,
-            key.into(),
-            self.clone(),
-        ))
+    /// Replaces the view if `view` is newer (a larger epoch); returns whether it
+    /// did. Connections to nodes that stay in the view are kept. The cluster's
+    /// redirects call this.
+    #[allow(dead_code)] // wired to redirects by the cluster; unit-tested here
+    pub(crate) fn update_view(&self, view: View) -> bool {
+        let mut routing = self
+            .inner
+            .routing
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if view.epoch <= routing.placement.view().epoch {
+            return false;
+        }
+        let nodes = view
+            .nodes
+            .iter()
+            .map(|addr| {
+                routing
+                    .nodes
+                    .iter()
+                    .find(|n| &n.addr == addr)
+                    .cloned()
+                    .unwrap_or_else(|| Node::new(addr.clone()))
+            })
+            .collect::<Vec<_>>();
+        for old in &routing.nodes {
+            if !nodes.iter().any(|n| Arc::ptr_eq(n, old)) {
+                old.close();
+            }
+        }
+        *routing = Arc::new(Routing {
+            placement: Placement::new(view),
+            nodes,
+        });
+        true
     }
 
     /// Creates an object from an initial value unless it exists; returns whether it was created.
@@ -345,7 +191,7 @@ impl Client {
             key,
         };
         self.request_decoded(
-            self.owner(object),
+            &self.owner(object),
             &Request::Create {
                 object,
                 state: &state,
@@ -356,13 +202,13 @@ impl Client {
     /// Deletes an object; returns whether it existed.
     pub fn delete(&self, type_name: &str, key: &str) -> Result<bool> {
         let object = ObjectRef { type_name, key };
-        self.request_decoded(self.owner(object), &Request::Delete { object })
+        self.request_decoded(&self.owner(object), &Request::Delete { object })
     }
 
     /// Lists the objects held by every node.
     pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
         let mut all = Vec::new();
-        for node in 0..self.inner.nodes.len() {
+        for node in self.routing().nodes.iter() {
             let mut some: Vec<ObjectInfo> = self.request_decoded(node, &Request::ListObjects)?;
             all.append(&mut some);
         }
@@ -372,39 +218,54 @@ impl Client {
 
     /// Lists the shared types registered in the first node's binary.
     pub fn list_types(&self) -> Result<Vec<TypeInfo>> {
-        self.request_decoded(0, &Request::ListTypes)
+        self.request_decoded(&*self.node_at(0)?, &Request::ListTypes)
     }
 
-    /// What the node said in its handshake (protocol, version, number of types).
-    pub fn server_info(&self, node: usize) -> Result<crate::wire::ServerInfo> {
-        Ok(self.connection(node)?.server().clone())
+    /// What node `node` (an index into [`Client::servers`]) said in its handshake.
+    pub fn server_info(&self, node: usize) -> Result<ServerInfo> {
+        Ok(self.connection(&*self.node_at(node)?)?.server().clone())
     }
 
     /// Round trip to every node.
     pub fn ping(&self) -> Result<()> {
-        for node in 0..self.inner.nodes.len() {
+        for node in self.routing().nodes.iter() {
             self.request_decoded::<()>(node, &Request::Ping)?;
         }
         Ok(())
     }
 
+    fn routing(&self) -> Arc<Routing> {
+        Arc::clone(&self.inner.routing.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn node_at(&self, index: usize) -> Result<Arc<Node>> {
+        let routing = self.inner.routing.read().unwrap_or_else(|e| e.into_inner());
+        routing.nodes.get(index).cloned().ok_or_else(|| {
+            Error::Config(format!(
+                "no node {index}: the view has {} node(s)",
+                routing.nodes.len()
+            ))
+        })
+    }
+
+    /// The node owning an object in the current view.
+    fn owner(&self, object: ObjectRef<'_>) -> Arc<Node> {
+        let routing = self.inner.routing.read().unwrap_or_else(|e| e.into_inner());
+        let index = routing.placement.owner_index(object.type_name, object.key);
+        Arc::clone(&routing.nodes[index])
+    }
+
     fn request_decoded<R: serde::de::DeserializeOwned>(
         &self,
-        node: usize,
+        node: &Node,
         request: &Request<'_>,
     ) -> Result<R> {
-        let payload = codec::encode(request)?;
-        let bytes = self.roundtrip(node, &payload)?;
+        let payload = request.encode()?;
+        let bytes = self.roundtrip(node, &payload, true)?;
         codec::decode(&bytes)
     }
 
-    /// Index of the node owning an object in the current view.
-    pub(crate) fn owner(&self, object: ObjectRef<'_>) -> usize {
-        self.inner.ring.owner(object.type_name, object.key)
-    }
-
-    fn connection(&self, node: usize) -> Result<Arc<Connection>> {
-        let node = &self.inner.nodes[node];
+    fn connection(&self, node: &Node) -> Result<Arc<Connection>> {
         if let Some(conn) = node.conn.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if !conn.is_dead() {
                 return Ok(Arc::clone(conn));
@@ -419,8 +280,8 @@ impl Client {
         let conn = Connection::open(
             &node.addr,
             self.inner.id,
-            self.inner.config.max_frame,
-            self.inner.config.connect_timeout,
+            self.inner.options.max_frame,
+            self.inner.options.connect_timeout,
         )?;
         *node.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&conn));
         Ok(conn)
@@ -430,21 +291,33 @@ impl Client {
         self.inner.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Sends a request payload and blocks for its reply, re-sending it with the same
-    /// id on a fresh connection if the connection breaks (the node deduplicates).
-    pub(crate) fn roundtrip(&self, node: usize, payload: &[u8]) -> Reply {
-        self.roundtrip_spinning(node, payload, true)
+    /// Ships a request about `object` to its owner and blocks for the reply.
+    /// `may_spin: false` sleeps at once (for blocking methods, whose reply waits
+    /// for other callers: spinning would only take the CPU they need).
+    pub(crate) fn call(&self, object: ObjectRef<'_>, payload: &[u8], may_spin: bool) -> Reply {
+        self.roundtrip(&self.owner(object), payload, may_spin)
     }
 
-    /// [`Client::roundtrip`]; `may_spin: false` sleeps at once (for blocking
-    /// methods, whose reply waits for other callers: spinning would only take the
-    /// CPU they need).
-    pub(crate) fn roundtrip_spinning(&self, node: usize, payload: &[u8], may_spin: bool) -> Reply {
+    /// Async twin of [`Client::call`]. The node is chosen now and the payload is
+    /// owned, so the future borrows nothing.
+    pub(crate) fn call_async(
+        &self,
+        object: ObjectRef<'_>,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = Reply> + Send + 'static {
+        let node = self.owner(object);
+        let client = self.clone();
+        async move { client.roundtrip_async(&node, payload).await }
+    }
+
+    /// Sends a request payload and blocks for its reply, re-sending it with the same
+    /// id on a fresh connection if the connection breaks (the node deduplicates).
+    fn roundtrip(&self, node: &Node, payload: &[u8], may_spin: bool) -> Reply {
         let id = self.next_id();
         let mut attempt = 0;
         loop {
             let spin = if may_spin {
-                self.inner.config.spin
+                self.inner.options.spin
             } else {
                 Duration::ZERO
             };
@@ -456,7 +329,7 @@ impl Client {
                 });
             match result {
                 Err(Error::Disconnected { .. }) | Err(Error::Connect { .. })
-                    if attempt < self.inner.config.retries =>
+                    if attempt < self.inner.options.retries =>
                 {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
@@ -466,8 +339,7 @@ impl Client {
         }
     }
 
-    /// Async twin of [`Client::roundtrip`]. The payload is owned so the future is `'static`.
-    pub(crate) async fn roundtrip_async(self, node: usize, payload: Vec<u8>) -> Reply {
+    async fn roundtrip_async(&self, node: &Node, payload: Vec<u8>) -> Reply {
         let id = self.next_id();
         let mut attempt = 0;
         loop {
@@ -480,7 +352,7 @@ impl Client {
             };
             match result {
                 Err(Error::Disconnected { .. }) | Err(Error::Connect { .. })
-                    if attempt < self.inner.config.retries =>
+                    if attempt < self.inner.options.retries =>
                 {
                     attempt += 1;
                 }
@@ -489,22 +361,66 @@ impl Client {
         }
     }
 
-    /// Sends raw request bytes with an explicit id, for tests of deduplication.
-    #[doc(hidden)]
-    pub fn roundtrip_with_id(&self, node: usize, id: u64, payload: &[u8]) -> Result<bytes::Bytes> {
-        self.connection(node)?.start(id, payload)?.0.wait()
+    /// Sends raw request bytes with an explicit id to node `node`, without retries.
+    pub(crate) fn roundtrip_with_id(&self, node: usize, id: u64, payload: &[u8]) -> Reply {
+        self.connection(&*self.node_at(node)?)?
+            .start(id, payload)?
+            .0
+            .wait()
     }
 
-    /// Closes the connection to a node (the next call reconnects), for tests.
-    #[doc(hidden)]
-    pub fn drop_connection(&self, node: usize) {
-        if let Some(conn) = self.inner.nodes[node]
-            .conn
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            conn.close();
+    /// Closes the connection to node `node` (the next call reconnects).
+    pub(crate) fn drop_connection(&self, node: usize) {
+        if let Ok(node) = self.node_at(node) {
+            node.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(servers: &[&str]) -> Client {
+        Client::connect(ClientOptions {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            max_frame: 1024,
+            connect_timeout: Duration::from_millis(10),
+            retries: 0,
+            spin: Duration::ZERO,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_newer_view_replaces_the_placement_and_an_older_one_is_ignored() {
+        let client = client(&["10.0.0.1:7000"]);
+        assert_eq!(client.servers(), ["10.0.0.1:7000"]);
+        let kept = client.node_at(0).unwrap();
+        let two = View {
+            epoch: 2,
+            nodes: vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()],
+        };
+        assert!(client.update_view(two.clone()));
+        assert_eq!(client.servers(), two.nodes);
+        assert!(
+            Arc::ptr_eq(&kept, &client.node_at(0).unwrap()),
+            "a node that stays keeps its connection"
+        );
+        let owners: std::collections::HashSet<_> = (0..100)
+            .map(|i| {
+                let key = format!("k{i}");
+                client
+                    .owner(ObjectRef {
+                        type_name: "T",
+                        key: &key,
+                    })
+                    .addr
+                    .clone()
+            })
+            .collect();
+        assert_eq!(owners.len(), 2, "objects spread over the new view");
+        assert!(!client.update_view(View::fixed(vec!["10.0.0.9:7000".into()])));
+        assert_eq!(client.servers(), two.nodes, "epoch 1 is older than 2");
     }
 }

@@ -1,65 +1,19 @@
-//! Cloud threads: spawn, join, and the `Runnable` style of the paper.
+//! Cloud threads: spawn, join, retries, and the `Runnable` style of the paper.
+//! Where they run is an [`Executor`]'s business (`executor/`).
 
-mod executor;
-mod http;
-#[cfg(feature = "lambda")]
-mod lambda;
-mod options;
-mod process;
+pub mod executor;
+pub mod options;
+pub mod runnable;
 
-pub use executor::{panic_message, run_registered, Execution, Executor, Invocation, LocalExecutor};
-#[cfg(feature = "lambda")]
-pub use lambda::LambdaExecutor;
-pub use options::SpawnOptions;
-pub use process::{interpret as interpret_lambda_response, invoke_http, ProcessExecutor};
-
-use crate::client::Client;
+use crate::context::Context;
 use crate::{codec, Error, Result};
+use executor::{Execution, Executor, Invocation};
+use options::SpawnOptions;
+use runnable::RegisteredRunnable;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::sync::Arc;
-
-/// A cloud thread's body in the paper's style: a serializable struct whose `run`
-/// is the thread. Put `#[cloud_thread]` on the struct.
-///
-/// ```
-/// use crucial::{cloud_thread, CloudThread, Runnable};
-/// use serde::{Deserialize, Serialize};
-///
-/// #[cloud_thread]
-/// #[derive(Serialize, Deserialize)]
-/// pub struct Hello { name: String }
-///
-/// impl Runnable for Hello {
-///     type Output = String;
-///     fn run(self) -> String { format!("hello, {}", self.name) }
-/// }
-///
-/// fn main() -> crucial::Result<()> {
-/// #   crucial_server::link();
-///     let greeting = CloudThread::spawn(Hello { name: "cloud".into() }).join()?;
-///     assert_eq!(greeting, "hello, cloud");
-///     Ok(())
-/// }
-/// ```
-pub trait Runnable: Serialize + DeserializeOwned + Send + 'static {
-    /// What the thread returns to `join`.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
-    /// The thread's body.
-    fn run(self) -> Self::Output;
-}
-
-/// Implemented by `#[cloud_thread]` structs: their registered name.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not registered as a cloud thread",
-    label = "add #[cloud_thread] to this struct's definition",
-    note = "`CloudThread::spawn` takes structs annotated with `#[crucial::cloud_thread]` that implement `crucial::Runnable`"
-)]
-pub trait RegisteredRunnable: Runnable {
-    /// Registered name.
-    const NAME: &'static str;
-}
 
 /// Starts `Runnable` cloud threads (the paper's `new CloudThread(r).start()`).
 #[derive(Debug)]
@@ -174,17 +128,17 @@ pub fn spawn_thread<A: Serialize, T>(
     options: Option<&SpawnOptions>,
 ) -> JoinHandle<T> {
     let state = (|| {
-        let client = Client::global()?;
+        let context = Context::global()?;
         let options = options
             .cloned()
-            .unwrap_or_else(|| client.spawn_options().clone());
+            .unwrap_or_else(|| context.spawn_options().clone());
         let invocation = Invocation {
             thread: thread.to_string(),
             args: codec::encode(args)?,
-            servers: client.servers(),
+            servers: context.client().servers(),
             attempt: 1,
         };
-        let executor = Arc::clone(client.executor());
+        let executor = Arc::clone(context.executor());
         let execution = executor
             .start(invocation.clone(), options.timeout)
             .map_err(|e| e.to_string());
@@ -200,19 +154,4 @@ pub fn spawn_thread<A: Serialize, T>(
         state,
         _output: PhantomData,
     }
-}
-
-/// Registry trampoline for `#[cloud_thread]` functions.
-pub fn run_thread<A: DeserializeOwned, R: Serialize>(
-    args: &[u8],
-    body: impl FnOnce(A) -> R,
-) -> std::result::Result<Vec<u8>, String> {
-    let args: A = codec::decode(args).map_err(|e| format!("cannot decode arguments: {e}"))?;
-    let output = body(args);
-    codec::encode(&output).map_err(|e| format!("cannot encode result: {e}"))
-}
-
-/// Registry trampoline for `#[cloud_thread]` structs.
-pub fn run_runnable<R: Runnable>(args: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    run_thread(args, |runnable: R| runnable.run())
 }

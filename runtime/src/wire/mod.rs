@@ -6,14 +6,21 @@
 //! Requests from one client are numbered by a per-client sequence that doubles as
 //! the request id; with the client id sent in the `Hello`, `(client id, id)` names
 //! a request uniquely so retries can be deduplicated.
+//!
+//! Every message has its encoder and decoder here, used by both the client and
+//! the node: [`frame`](FrameDecoder) for the framing, [`Request`] for what a
+//! client asks, [`encode_reply`]/[`decode_reply`] for every answer, and the
+//! listing types the control replies carry.
 
 mod frame;
-mod message;
+mod info;
+mod reply;
+mod request;
 
 pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
-pub use message::{
-    Call, MethodInfo, ObjectInfo, ObjectRef, Request, ServerInfo, TypeInfo, PROTOCOL_VERSION,
-};
+pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo};
+pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
+pub use request::{Call, ObjectRef, Request, PROTOCOL_VERSION};
 
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;

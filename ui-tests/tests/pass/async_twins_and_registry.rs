@@ -31,7 +31,7 @@ fn main() {
     assert_send(&future);
     drop(future);
     assert_eq!(Centroids::helper(3), 3);
-    let entry = crucial::registry::registry()
+    let entry = crucial::__private::registry::registry()
         .shared_type("app::Centroids")
         .expect("registered");
     assert!(entry.method("get").unwrap().id.read_only);

@@ -18,7 +18,7 @@ impl Runnable for PiEstimator {
 fn main() {
     assert!(<PiEstimator as crucial::RegisteredRunnable>::NAME.ends_with("::PiEstimator"));
     let _start = || CloudThread::spawn(PiEstimator { points: 10 }).join();
-    assert!(crucial::registry::registry()
+    assert!(crucial::__private::registry::registry()
         .cloud_thread(<PiEstimator as crucial::RegisteredRunnable>::NAME)
         .is_some());
 }

@@ -42,7 +42,7 @@ fn main() {
     let _bounded = |r: &RoomProxy| r.enter_timeout(Duration::from_millis(10));
     let _future = room.enter_async();
     let _both = |r: &RoomProxy| r.wait_longer_timeout(5, Duration::from_millis(10));
-    let entry = crucial::registry::registry().shared_type("Room").unwrap();
+    let entry = crucial::__private::registry::registry().shared_type("Room").unwrap();
     assert!(entry.method("enter").unwrap().id.blocking);
     assert!(!entry.method("leave").unwrap().id.blocking);
 }

@@ -2,24 +2,65 @@
 //!
 //! Each node gets [`VIRTUAL_NODES`] points on a 64-bit ring; an object's owner is
 //! the node of the first point at or after the hash of `(type name, key)`, as in
-//! the Crucial paper (section 4.1). With one node this is trivially that node; the
-//! cluster slots in by handing the client a larger view, without API changes.
+//! the Crucial paper (section 4.1). A [`View`] is numbered by its epoch; views
+//! replace each other in epoch order, so a client and a node holding different
+//! views can tell which one is newer. This module is the one source of placement:
+//! the client routes with it, and nodes (with the cluster) check ownership with it.
 
 use std::hash::Hasher;
 
 /// Points per node on the ring.
 pub const VIRTUAL_NODES: usize = 64;
 
-/// A membership view: an ordered list of node addresses with a version.
+/// A membership view: an ordered list of node addresses numbered by an epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Membership {
-    /// View number; views are totally ordered.
-    pub version: u64,
+pub struct View {
+    /// View number; views are totally ordered, a larger epoch is newer.
+    pub epoch: u64,
     /// Node addresses (`host:port`).
     pub nodes: Vec<String>,
 }
 
-/// A consistent-hash ring built from a [`Membership`].
+impl View {
+    /// The first view of a fixed list of nodes (epoch 1).
+    pub fn fixed(nodes: Vec<String>) -> View {
+        View { epoch: 1, nodes }
+    }
+}
+
+/// A view with its ring: answers "who owns this object" for one epoch.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    view: View,
+    ring: Ring,
+}
+
+impl Placement {
+    /// The placement of a view.
+    pub fn new(view: View) -> Placement {
+        Placement {
+            ring: Ring::new(&view),
+            view,
+        }
+    }
+
+    /// The view this placement was built from.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Index (into the view's nodes) of the owner of an object.
+    pub fn owner_index(&self, type_name: &str, key: &str) -> usize {
+        self.ring.owner(type_name, key)
+    }
+
+    /// Address of the owner of an object.
+    pub fn owner(&self, type_name: &str, key: &str) -> &str {
+        &self.view.nodes[self.owner_index(type_name, key)]
+    }
+}
+
+/// A consistent-hash ring built from a [`View`].
 #[derive(Debug, Clone)]
 pub struct Ring {
     points: Vec<(u64, usize)>,
@@ -55,7 +96,7 @@ impl Hasher for Fnv {
 
 impl Ring {
     /// Builds the ring of a view.
-    pub fn new(view: &Membership) -> Ring {
+    pub fn new(view: &View) -> Ring {
         let mut points = Vec::with_capacity(view.nodes.len() * VIRTUAL_NODES);
         for (index, node) in view.nodes.iter().enumerate() {
             for v in 0..VIRTUAL_NODES {
@@ -84,11 +125,8 @@ impl Ring {
 mod tests {
     use super::*;
 
-    fn view(n: usize) -> Membership {
-        Membership {
-            version: 1,
-            nodes: (0..n).map(|i| format!("10.0.0.{i}:7000")).collect(),
-        }
+    fn view(n: usize) -> View {
+        View::fixed((0..n).map(|i| format!("10.0.0.{i}:7000")).collect())
     }
 
     #[test]
@@ -114,5 +152,16 @@ mod tests {
         assert!(counts.iter().all(|&c| c > 1500), "{counts:?}");
         // Ideal is 1/5 of the keys; allow slack for 64 virtual nodes.
         assert!(moved < 3000, "moved {moved}");
+    }
+
+    #[test]
+    fn placement_names_the_owner_by_address() {
+        let placement = Placement::new(view(3));
+        let owner = placement.owner("T", "k").to_string();
+        assert!(placement.view().nodes.contains(&owner));
+        assert_eq!(
+            placement.view().nodes[placement.owner_index("T", "k")],
+            owner
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! Registers this crate as the embedded default of the `crucial` runtime.
+//! The embedded node: what this crate registers in the `crucial` runtime's
+//! embedded-default hook, so a client with no server configured starts one here.
 
 use crate::config::{Flavor, NodeConfig};
-use crucial::{EmbeddedServer, EMBEDDED_SERVERS};
+use crucial::__private::{EmbeddedServer, EMBEDDED_SERVERS};
 use linkme::distributed_slice;
 
 /// Referenced by [`crate::link`] so the linker keeps this object file.

@@ -4,48 +4,16 @@
 //! different objects take different locks and run in parallel. The shard locks
 //! are held only to find or insert an object, never while a method runs.
 
-use crucial::registry::{ObjectBox, SharedTypeEntry};
-use crucial::wire::ObjectInfo;
+use super::cell::ObjectCell;
+use super::parking;
+use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
+use crucial::ObjectInfo;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock};
 
 const SHARDS: usize = 64;
-
-/// A panic that left an object's state untrustworthy.
-#[derive(Debug, Clone)]
-pub struct Poison {
-    /// The mutating method that panicked.
-    pub method: String,
-    /// Its panic message.
-    pub message: String,
-}
-
-/// An object and its bookkeeping, behind the object's lock.
-pub struct ObjectState {
-    /// The user's value.
-    pub value: ObjectBox,
-    /// Set when a mutating method panicked midway.
-    pub poison: Option<Poison>,
-    /// Blocking calls waiting for the object to change.
-    pub parked: Vec<crate::parking::Parked>,
-}
-
-/// One object.
-pub struct ObjectCell {
-    /// Its type's registry entry.
-    pub entry: &'static SharedTypeEntry,
-    state: Mutex<ObjectState>,
-}
-
-impl ObjectCell {
-    /// Locks the object. A panic inside a method is caught before it can poison
-    /// the mutex, so the guard is always available.
-    pub fn lock(&self) -> MutexGuard<'_, ObjectState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 type Shard = RwLock<HashMap<&'static str, HashMap<Box<str>, Arc<ObjectCell>>>>;
 
@@ -86,16 +54,7 @@ impl ObjectTable {
             .entry(entry.name)
             .or_default()
             .entry(key.into())
-            .or_insert_with(|| {
-                Arc::new(ObjectCell {
-                    entry,
-                    state: Mutex::new(ObjectState {
-                        value: (entry.create_default)(),
-                        poison: None,
-                        parked: Vec::new(),
-                    }),
-                })
-            });
+            .or_insert_with(|| Arc::new(ObjectCell::new(entry, key, (entry.create_default)())));
         Arc::clone(cell)
     }
 
@@ -109,17 +68,7 @@ impl ObjectTable {
         if objects.contains_key(key) {
             return false;
         }
-        objects.insert(
-            key.into(),
-            Arc::new(ObjectCell {
-                entry,
-                state: Mutex::new(ObjectState {
-                    value,
-                    poison: None,
-                    parked: Vec::new(),
-                }),
-            }),
-        );
+        objects.insert(key.into(), Arc::new(ObjectCell::new(entry, key, value)));
         true
     }
 
@@ -137,31 +86,47 @@ impl ObjectTable {
         };
         match removed {
             Some(cell) => {
-                crate::parking::fail_all(&mut cell.lock(), &cell, key);
+                parking::fail_deleted(&cell);
                 true
             }
             None => false,
         }
     }
 
-    /// Every object, sorted.
+    /// Every object, sorted. Shard locks are released before object locks are
+    /// taken, so a listing never waits on a method while blocking lookups.
     pub fn list(&self) -> Vec<ObjectInfo> {
+        let mut all: Vec<ObjectInfo> = self
+            .cells()
+            .iter()
+            .map(|cell| {
+                let state = cell.lock();
+                ObjectInfo {
+                    type_name: cell.entry.name.to_string(),
+                    key: cell.key.to_string(),
+                    poisoned: state.poison.is_some(),
+                    parked: state.parked.len() as u32,
+                }
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Calls parked on every object now.
+    pub fn parked_now(&self) -> usize {
+        self.cells()
+            .iter()
+            .map(|cell| cell.lock().parked.len())
+            .sum()
+    }
+
+    fn cells(&self) -> Vec<Arc<ObjectCell>> {
         let mut all = Vec::new();
         for shard in &self.shards {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            for (type_name, objects) in shard.iter() {
-                for (key, cell) in objects {
-                    let state = cell.lock();
-                    all.push(ObjectInfo {
-                        type_name: type_name.to_string(),
-                        key: key.to_string(),
-                        poisoned: state.poison.is_some(),
-                        parked: state.parked.len() as u32,
-                    });
-                }
-            }
+            all.extend(shard.values().flat_map(|objects| objects.values().cloned()));
         }
-        all.sort();
         all
     }
 
@@ -177,10 +142,5 @@ impl ObjectTable {
                     .sum::<usize>()
             })
             .sum()
-    }
-
-    /// Whether the table holds no object.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

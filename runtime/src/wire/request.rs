@@ -1,5 +1,8 @@
-//! Request and reply messages. Requests borrow from the frame they arrived in.
+//! Requests: everything a client can ask a node. A decoded request borrows from
+//! the frame it arrived in, so the node copies nothing it does not keep.
 
+use crate::codec;
+use crate::Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
@@ -66,48 +69,58 @@ pub enum Request<'a> {
     Ping,
 }
 
-/// The node's answer to `Hello`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerInfo {
-    /// The node's protocol version.
-    pub protocol: u32,
-    /// The node's crate version.
-    pub version: String,
-    /// How many shared types the node's registry holds.
-    pub types: u32,
+impl Request<'_> {
+    /// The payload of a request frame.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        codec::encode(self)
+    }
+
+    /// Decodes a request payload, borrowing strings and arguments from it.
+    pub fn decode(payload: &[u8]) -> Result<Request<'_>, Error> {
+        codec::decode_borrowed(payload)
+    }
 }
 
-/// One object held by a node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObjectInfo {
-    /// Registered type name.
-    pub type_name: String,
-    /// Key.
-    pub key: String,
-    /// Whether a mutating method panicked on it.
-    pub poisoned: bool,
-    /// Blocking calls parked on it.
-    pub parked: u32,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One registered shared type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TypeInfo {
-    /// Registered (wire) name.
-    pub name: String,
-    /// Rust module that defines it.
-    pub module: String,
-    /// Declared `persistent`.
-    pub persistent: bool,
-    /// Its shipped methods.
-    pub methods: Vec<MethodInfo>,
-}
+    #[test]
+    fn every_request_round_trips() {
+        let object = ObjectRef {
+            type_name: "crucial::AtomicI64",
+            key: "k",
+        };
+        let requests = [
+            Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client_id: 7,
+            },
+            Request::Call(Call {
+                object,
+                method: "fetch_add",
+                fingerprint: 0xdead_beef,
+                args: &[1, 2, 3],
+                timeout_ms: 150,
+            }),
+            Request::Create {
+                object,
+                state: &[4],
+            },
+            Request::Delete { object },
+            Request::ListObjects,
+            Request::ListTypes,
+            Request::Ping,
+        ];
+        for request in requests {
+            let bytes = request.encode().unwrap();
+            assert_eq!(Request::decode(&bytes).unwrap(), request);
+        }
+    }
 
-/// One shipped method.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MethodInfo {
-    /// Signature as written, normalized.
-    pub signature: String,
-    /// `&self` method.
-    pub read_only: bool,
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Request::decode(&[0x63, 0x01, 0x02]).is_err());
+        assert!(Request::decode(&[]).is_err());
+    }
 }

@@ -3,9 +3,9 @@
 //! retries disabled (attempts are ours, so none are hidden). The endpoint can be
 //! overridden for emulators such as the local Lambda host.
 
-use super::executor::{Execution, Executor, Invocation};
-use super::process::interpret;
-use crate::function::LambdaPayload;
+use super::invoke_api::interpret;
+use super::{Execution, Executor, Invocation};
+use crate::function::event::LambdaPayload;
 use crate::Error;
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Region};

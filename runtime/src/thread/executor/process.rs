@@ -2,13 +2,12 @@
 //! by an in-process local Lambda host (warm reuse, concurrency limit, time
 //! limit, Lambda's error semantics), invoked through its Invoke API.
 
-use super::executor::{Execution, Executor, Invocation};
-use super::http;
-use crate::function::{LambdaOutput, LambdaPayload};
+use super::invoke_api::invoke_http;
+use super::{Execution, Executor, Invocation};
 use crate::Error;
 use crucial_lambda_host::{FunctionSpec, LambdaHost};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Name of the function inside the private host.
 const FUNCTION: &str = "crucial-function";
@@ -80,82 +79,6 @@ impl Execution for ProcessExecution {
             .recv()
             .unwrap_or_else(|_| Err("the invoking thread died".into()))
     }
-}
-
-/// Invokes a function through the Invoke API and interprets Lambda's answer.
-/// Throttling (429) waits and tries again; it is not a failed attempt.
-pub fn invoke_http(
-    addr: &str,
-    function: &str,
-    invocation: &Invocation,
-    timeout: Option<Duration>,
-) -> Result<Vec<u8>, String> {
-    let payload = serde_json::to_vec(&LambdaPayload::from_invocation(invocation))
-        .map_err(|e| e.to_string())?;
-    let path = format!("/2015-03-31/functions/{function}/invocations");
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        if left == Some(Duration::ZERO) {
-            return Err(format!(
-                "timed out after {:?} waiting for the function",
-                timeout.unwrap_or_default()
-            ));
-        }
-        let response = http::post(
-            addr,
-            &path,
-            &[
-                ("X-Amz-Invocation-Type", "RequestResponse"),
-                ("Content-Type", "application/json"),
-            ],
-            &payload,
-            left,
-        )
-        .map_err(|e| format!("invoke failed: {e}"))?;
-        if response.status == 429 {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(200));
-            continue;
-        }
-        return interpret(
-            response.status,
-            response.header("x-amz-function-error"),
-            &response.body,
-        );
-    }
-}
-
-/// Lambda's answer to an invocation: the output, or the error it describes.
-pub fn interpret(
-    status: u16,
-    function_error: Option<&str>,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    let text = || String::from_utf8_lossy(body).into_owned();
-    if status != 200 {
-        return Err(format!(
-            "the Lambda service answered HTTP {status}: {}",
-            text()
-        ));
-    }
-    if let Some(kind) = function_error {
-        let document: serde_json::Value =
-            serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(text()));
-        let error_type = document["errorType"].as_str().unwrap_or(kind);
-        let message = document["errorMessage"]
-            .as_str()
-            .map_or_else(text, str::to_string);
-        return Err(format!("{error_type}: {message}"));
-    }
-    let output: LambdaOutput = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "the function answered something else than a cloud-thread result ({e}): {}",
-            text()
-        )
-    })?;
-    output.decode()
 }
 
 impl Executor for ProcessExecutor {

@@ -1,0 +1,202 @@
+//! [`Config`]: how a program finds its nodes and runs its cloud threads, built
+//! in code and overridden by `CRUCIAL_*` environment variables.
+
+use crate::client::{Client, ClientOptions};
+use crate::thread::executor::{self, Executor};
+use crate::thread::options::SpawnOptions;
+use crate::wire::DEFAULT_MAX_FRAME;
+use crate::{embedded, Error, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Environment variable naming the server(s): `host:port[,host:port...]`.
+/// Unset means *embedded*: an in-process server on a loopback port.
+pub const ENV_SERVER: &str = "CRUCIAL_SERVER";
+
+/// Default busy-wait of a lone blocking call, in microseconds.
+const DEFAULT_SPIN_MICROS: u64 = 200;
+
+/// How a client finds its servers and runs cloud threads.
+///
+/// [`Config::connect`] gives a data-plane [`Client`]; [`crate::Context::new`]
+/// builds the whole process context (client, executor, spawn options).
+///
+/// ```
+/// let config = crucial::Config::new()
+///     .server("127.0.0.1:7000")
+///     .retries(2);
+/// assert_eq!(config.servers(), ["127.0.0.1:7000"]);
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    servers: Vec<String>,
+    max_frame: usize,
+    connect_timeout: Duration,
+    retries: u32,
+    spin: Duration,
+    executor: Option<Arc<dyn Executor>>,
+    executor_kind: Option<String>,
+    function_binary: Option<PathBuf>,
+    spawn: SpawnOptions,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("servers", &self.servers)
+            .field("max_frame", &self.max_frame)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retries", &self.retries)
+            .field("spin", &self.spin)
+            .field("executor", &self.executor.as_ref().map(|e| e.name()))
+            .field("executor_kind", &self.executor_kind)
+            .field("spawn", &self.spawn)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+impl Config {
+    /// Embedded defaults: no server (start one in process), local-thread executor.
+    pub fn new() -> Config {
+        Config {
+            servers: Vec::new(),
+            max_frame: DEFAULT_MAX_FRAME,
+            connect_timeout: Duration::from_secs(5),
+            retries: 1,
+            spin: Duration::from_micros(DEFAULT_SPIN_MICROS),
+            executor: None,
+            executor_kind: None,
+            function_binary: None,
+            spawn: SpawnOptions::default(),
+        }
+    }
+
+    /// Defaults overridden by the environment: `CRUCIAL_SERVER`,
+    /// `CRUCIAL_EXECUTOR` (`local`, `process`, `lambda`), `CRUCIAL_FUNCTION_BINARY`,
+    /// `CRUCIAL_ATTEMPTS`, `CRUCIAL_BACKOFF_MS`, `CRUCIAL_TIMEOUT_MS`,
+    /// `CRUCIAL_SPIN_MICROS`.
+    pub fn from_env() -> Config {
+        let mut config = Config::new();
+        config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
+            .ok()
+            .filter(|v| !v.is_empty());
+        config.function_binary = std::env::var_os("CRUCIAL_FUNCTION_BINARY").map(Into::into);
+        config.spawn = SpawnOptions::from_env();
+        if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.spin = Duration::from_micros(micros);
+        }
+        if let Ok(list) = std::env::var(ENV_SERVER) {
+            for addr in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                config = config.server(addr);
+            }
+        }
+        config
+    }
+
+    /// Adds a server address (`host:port`).
+    pub fn server(mut self, addr: impl Into<String>) -> Config {
+        self.servers.push(addr.into());
+        self
+    }
+
+    /// The configured servers (empty means embedded).
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// Largest reply frame accepted, in bytes.
+    pub fn max_frame(mut self, bytes: usize) -> Config {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Timeout for establishing a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Config {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many times a call is re-sent (same request id, so applied once) after
+    /// its connection broke.
+    pub fn retries(mut self, retries: u32) -> Config {
+        self.retries = retries;
+        self
+    }
+
+    /// How long a blocking call that is alone on its connection busy-waits for its
+    /// reply before sleeping (default 200 µs; zero never spins). Also set by
+    /// `CRUCIAL_SPIN_MICROS`.
+    pub fn spin(mut self, spin: Duration) -> Config {
+        self.spin = spin;
+        self
+    }
+
+    /// The executor that runs cloud threads (default: local threads).
+    pub fn executor(mut self, executor: impl Executor) -> Config {
+        self.executor = Some(Arc::new(executor));
+        self
+    }
+
+    /// Chooses an executor by name, built with the context: `local`, `process`
+    /// (the function binary as processes under a local Lambda host) or `lambda`
+    /// (AWS Lambda; needs the `lambda` feature).
+    pub fn executor_kind(mut self, kind: impl Into<String>) -> Config {
+        self.executor_kind = Some(kind.into());
+        self
+    }
+
+    /// The function binary of the `process` executor (default: the running
+    /// program's name plus `-function`, in its directory).
+    pub fn function_binary(mut self, path: impl Into<PathBuf>) -> Config {
+        self.function_binary = Some(path.into());
+        self
+    }
+
+    /// Default retries and time limit of cloud threads.
+    pub fn spawn_options(mut self, options: SpawnOptions) -> Config {
+        self.spawn = options;
+        self
+    }
+
+    /// The default retries and time limit of cloud threads.
+    pub(crate) fn spawn(&self) -> &SpawnOptions {
+        &self.spawn
+    }
+
+    /// The executor this configuration asks for.
+    pub(crate) fn build_executor(&self) -> Result<Arc<dyn Executor>> {
+        if let Some(executor) = &self.executor {
+            return Ok(Arc::clone(executor));
+        }
+        executor::by_kind(self.executor_kind.as_deref(), self.function_binary.clone())
+    }
+
+    /// A data-plane client of the configured nodes; with none configured, starts
+    /// the embedded node first. Executor settings are not used here (see
+    /// [`crate::Context::new`]).
+    pub fn connect(self) -> Result<Client> {
+        let mut servers = self.servers;
+        if servers.is_empty() {
+            servers.push(embedded::start().map_err(|reason| {
+                Error::Config(format!("{ENV_SERVER} is not set and {reason}"))
+            })?);
+        }
+        Client::connect(ClientOptions {
+            servers,
+            max_frame: self.max_frame,
+            connect_timeout: self.connect_timeout,
+            retries: self.retries,
+            spin: self.spin,
+        })
+    }
+}

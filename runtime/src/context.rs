@@ -1,0 +1,93 @@
+//! The process-wide context: the data-plane client, the executor that runs
+//! cloud threads, and their default spawn options.
+//!
+//! `Type::shared(key)` proxies and `spawn` of cloud threads use the global
+//! context, built from [`Config::from_env`] on first use unless one was
+//! [installed](Context::install) before.
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::thread::executor::Executor;
+use crate::thread::options::SpawnOptions;
+use crate::{Error, Result};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Everything a program needs to reach shared objects and start cloud threads.
+///
+/// ```
+/// # crucial_server::link();
+/// let context = crucial::Context::global()?;
+/// assert_eq!(context.executor().name(), "local"); // nothing configured
+/// assert_eq!(context.client().servers().len(), 1); // the embedded node
+/// # Ok::<(), crucial::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    client: Client,
+    executor: Arc<dyn Executor>,
+    spawn: SpawnOptions,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("client", &self.client)
+            .field("executor", &self.executor.name())
+            .field("spawn", &self.spawn)
+            .finish()
+    }
+}
+
+static GLOBAL: OnceLock<Context> = OnceLock::new();
+static GLOBAL_INIT: Mutex<()> = Mutex::new(());
+
+impl Context {
+    /// Builds the executor and the client of `config` (starting the embedded
+    /// node if no server is configured).
+    pub fn new(config: Config) -> Result<Context> {
+        let executor = config.build_executor()?;
+        let spawn = config.spawn().clone();
+        Ok(Context {
+            client: config.connect()?,
+            executor,
+            spawn,
+        })
+    }
+
+    /// The process-wide context, built from [`Config::from_env`] on first use
+    /// unless one was [installed](Context::install).
+    pub fn global() -> Result<&'static Context> {
+        if let Some(context) = GLOBAL.get() {
+            return Ok(context);
+        }
+        let _guard = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(context) = GLOBAL.get() {
+            return Ok(context);
+        }
+        let context = Context::new(Config::from_env())?;
+        Ok(GLOBAL.get_or_init(|| context))
+    }
+
+    /// Makes this the process-wide context. Fails if one is already in use.
+    pub fn install(self) -> Result<()> {
+        let _guard = GLOBAL_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        GLOBAL
+            .set(self)
+            .map_err(|_| Error::Config("a global context is already installed".into()))
+    }
+
+    /// The data-plane client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The executor cloud threads run on.
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.executor
+    }
+
+    /// Default retries and time limit of cloud threads.
+    pub fn spawn_options(&self) -> &SpawnOptions {
+        &self.spawn
+    }
+}

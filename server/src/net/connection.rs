@@ -1,0 +1,177 @@
+//! One client connection: read frames, apply them, hand replies to the outbox.
+//!
+//! The reader decodes every complete frame in what it read. A lone request runs
+//! inline (the sequential caller's fast path, no task hop). A batch is split into
+//! up to `workers` chunks that run as separate tasks, so calls on different
+//! objects use every core, while each chunk still answers with one write.
+//! Before each read the reader checks its [`Outbox`]: while the client leaves
+//! too many replies unread, nothing more is read; a client stuck that way past
+//! the stall timeout is disconnected.
+
+use super::outbox::Outbox;
+use crate::objects::{deliver, ReplySink};
+use crate::request::{apply, Session};
+use crate::state::NodeState;
+use bytes::{Bytes, BytesMut};
+use crucial::__private::wire::{Frame, FrameDecoder};
+use crucial::RemoteError;
+use std::io;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// Largest frame accepted before the `Hello` handshake.
+const HANDSHAKE_MAX_FRAME: usize = 1024;
+
+/// Why a connection's reader stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The client closed, broke the protocol, or stalled.
+    Client,
+    /// The node is stopping.
+    NodeStopping,
+}
+
+/// Serves one connection until the client goes away or the node stops.
+pub async fn serve(stream: TcpStream, node: Arc<NodeState>) {
+    let _ = stream.set_nodelay(true);
+    let stream = Arc::new(stream);
+    let outbox = Outbox::new(Arc::clone(&stream), Arc::clone(&node));
+    node.metrics.connection_opened();
+    let flusher = tokio::spawn(Arc::clone(&outbox).flusher());
+    if read_requests(&stream, &node, &outbox).await == Ended::NodeStopping {
+        stop(&node, &outbox).await;
+    }
+    outbox.close();
+    outbox.parked().purge();
+    flusher.abort();
+    node.metrics.connection_closed();
+}
+
+/// A clean stop: the calls already read finish, the calls parked for this
+/// client get `ShuttingDown`, and the replies are written (for at most the
+/// shutdown grace) before the connection closes.
+async fn stop(node: &NodeState, outbox: &Outbox) {
+    let grace = node.config.shutdown_grace;
+    let _ = tokio::time::timeout(grace, async {
+        outbox.idle().await;
+        outbox
+            .parked()
+            .fail_all(|type_name, key, method| RemoteError::ShuttingDown {
+                type_name: type_name.to_string(),
+                key: key.to_string(),
+                method: method.to_string(),
+            });
+        outbox.drained().await;
+    })
+    .await;
+}
+
+async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<Outbox>) -> Ended {
+    let sink: Arc<dyn ReplySink> = Arc::clone(outbox) as Arc<dyn ReplySink>;
+    let mut session = Session::default();
+    // Until the handshake, only a Hello-sized frame is accepted, so a stray
+    // protocol (an HTTP request, say) cannot make the node wait for gigabytes.
+    let mut decoder = FrameDecoder::new(HANDSHAKE_MAX_FRAME);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut batch: Vec<(u64, Bytes)> = Vec::new();
+    loop {
+        if outbox.congested() {
+            node.metrics.paused();
+            tokio::select! {
+                waited = tokio::time::timeout(node.config.stall_timeout, outbox.uncongested()) => {
+                    if waited.is_err() {
+                        node.metrics.stalled();
+                        tracing::info!("closing a connection whose client read no reply for {:?}", node.config.stall_timeout);
+                        return Ended::Client;
+                    }
+                }
+                _ = node.stopped() => return Ended::NodeStopping,
+            }
+            if outbox.is_closed() {
+                return Ended::Client;
+            }
+        }
+        tokio::select! {
+            readable = stream.readable() => {
+                if readable.is_err() {
+                    return Ended::Client;
+                }
+            }
+            _ = node.stopped() => return Ended::NodeStopping,
+        }
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return Ended::Client,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Ended::Client,
+        }
+        let mut early = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf) {
+            node.metrics.request();
+            match frame {
+                Frame::Complete { id, payload } => batch.push((id, payload)),
+                Frame::TooLarge { id, size } => early.push((
+                    id,
+                    Err(RemoteError::FrameTooLarge {
+                        size,
+                        limit: node.config.max_frame as u64,
+                    }),
+                )),
+            }
+        }
+        if !early.is_empty() {
+            outbox.send(early);
+            if session.client_id.is_none() {
+                return Ended::Client;
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if session.client_id.is_none() || batch.len() <= node.config.inline_batch {
+            // Handshake or a lone request: run inline, in order.
+            let mut replies = Vec::with_capacity(batch.len());
+            let mut released = Vec::new();
+            for (id, payload) in batch.drain(..) {
+                if let Some(outcome) =
+                    apply(node, &mut session, &sink, id, &payload, &mut released).await
+                {
+                    replies.push((id, outcome));
+                }
+            }
+            outbox.send(replies);
+            deliver(released);
+            if session.client_id.is_none() {
+                return Ended::Client; // a connection that fails its handshake is closed
+            }
+            decoder.set_limit(node.config.max_frame);
+            continue;
+        }
+        let chunks = node.config.workers.clamp(1, batch.len());
+        let per_chunk = batch.len().div_ceil(chunks);
+        while !batch.is_empty() {
+            let take = per_chunk.min(batch.len());
+            let chunk: Vec<_> = batch.drain(..take).collect();
+            let node = Arc::clone(node);
+            let outbox = Arc::clone(outbox);
+            let sink = Arc::clone(&sink);
+            let mut session = session;
+            outbox.started(chunk.len());
+            tokio::spawn(async move {
+                let n = chunk.len();
+                let mut replies = Vec::with_capacity(n);
+                let mut released = Vec::new();
+                for (id, payload) in chunk {
+                    if let Some(outcome) =
+                        apply(&node, &mut session, &sink, id, &payload, &mut released).await
+                    {
+                        replies.push((id, outcome));
+                    }
+                }
+                outbox.send(replies);
+                deliver(released);
+                outbox.finished(n);
+            });
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Running one method on one object: under the object's lock, catching panics,
+//! turning the result into an outcome, parking a call that says "not yet", and
+//! re-running the calls parked on the object after it changed.
+
+use super::cell::{ObjectCell, ObjectState, Poison};
+use super::parking;
+use super::sink::{Delivery, ParkedCall, ParkingSpot, ReplySink};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use crucial::__private::registry::{DispatchError, Invoked, MethodEntry};
+use crucial::__private::{panic_message, wire::Outcome};
+use crucial::RemoteError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where and how a call that says "not yet" waits.
+pub struct Park<'a> {
+    /// Where its reply goes when it completes.
+    pub sink: &'a Arc<dyn ReplySink>,
+    /// The request id to answer.
+    pub id: u64,
+    /// Give up after this long with `Timeout` (zero: wait forever).
+    pub timeout: Duration,
+}
+
+/// What running a call did.
+pub enum Ran {
+    /// It completed (or failed): reply with this.
+    Done(Outcome),
+    /// It is parked on the object; its reply comes later through its sink.
+    Parked,
+}
+
+/// Runs `method` with `args` on the object in `cell`. Calls parked on the object
+/// that this call released (by mutating it) are answered into `released`, for
+/// the caller to deliver after its own reply.
+pub fn run_call(
+    cell: &Arc<ObjectCell>,
+    method: &'static MethodEntry,
+    args: &[u8],
+    park: Park<'_>,
+    metrics: &Metrics,
+    released: &mut Vec<Delivery>,
+) -> Ran {
+    let mut state = cell.lock();
+    if let Some(poison) = &state.poison {
+        return Ran::Done(Err(cell.poisoned(poison)));
+    }
+    let result = invoke(&mut state, method, args);
+    let ran = match settle(&mut state, cell, method, result) {
+        Some(outcome) => Ran::Done(outcome),
+        None => {
+            metrics.parked();
+            let call = ParkedCall::new(method, Bytes::copy_from_slice(args), park.id, park.sink);
+            let spot: Arc<dyn ParkingSpot> = Arc::clone(cell) as Arc<dyn ParkingSpot>;
+            park.sink.parked().track(call.token, Arc::downgrade(&spot));
+            if !park.timeout.is_zero() {
+                parking::expire_after(Arc::clone(cell), call.token, park.timeout);
+            }
+            state.parked.push(call);
+            Ran::Parked
+        }
+    };
+    // Any mutating call may release parked calls, even one that is itself
+    // pending: a reindeer that registers and waits is what wakes Santa.
+    if !method.id.read_only && !state.parked.is_empty() {
+        wake(&mut state, cell, metrics, released);
+    }
+    ran
+}
+
+/// Runs a method on an object's value under `catch_unwind`.
+fn invoke(
+    state: &mut ObjectState,
+    method: &MethodEntry,
+    args: &[u8],
+) -> std::thread::Result<Result<Invoked, DispatchError>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        (method.invoke)(&mut *state.value, args)
+    }))
+}
+
+/// Turns the result of running a method into a reply, poisoning the object if a
+/// mutating method panicked. `None` means the call is (still) pending.
+fn settle(
+    state: &mut ObjectState,
+    cell: &ObjectCell,
+    method: &MethodEntry,
+    result: std::thread::Result<Result<Invoked, DispatchError>>,
+) -> Option<Outcome> {
+    let type_name = cell.entry.name;
+    Some(match result {
+        Ok(Ok(Invoked::Ready(bytes))) => Ok(bytes),
+        Ok(Ok(Invoked::Pending)) => return None,
+        Ok(Err(DispatchError::BadArguments(reason))) => Err(RemoteError::BadArguments {
+            type_name: type_name.to_string(),
+            method: method.id.name.to_string(),
+            reason,
+        }),
+        Ok(Err(DispatchError::BadResult(reason))) => Err(RemoteError::Protocol {
+            reason: format!("cannot encode the result of {}: {reason}", method.id.name),
+        }),
+        Ok(Err(DispatchError::WrongType)) => Err(RemoteError::Protocol {
+            reason: format!("object `{}` is not a `{type_name}`", cell.key),
+        }),
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            if !method.id.read_only {
+                state.poison = Some(Poison {
+                    method: method.id.name.to_string(),
+                    message: message.clone(),
+                });
+            }
+            Err(RemoteError::Panicked {
+                type_name: type_name.to_string(),
+                key: cell.key.to_string(),
+                method: method.id.name.to_string(),
+                message,
+            })
+        }
+    })
+}
+
+/// Runs the parked calls of an object again after it changed, in arrival
+/// order, repeating while completions keep mutating it. Completed calls are
+/// answered into `released`; calls of gone clients are dropped unrun.
+fn wake(
+    state: &mut ObjectState,
+    cell: &ObjectCell,
+    metrics: &Metrics,
+    released: &mut Vec<Delivery>,
+) {
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < state.parked.len() {
+            if let Some(poison) = &state.poison {
+                let error = cell.poisoned(poison);
+                released.push(state.parked.remove(i).answer(Err(error)));
+                continue;
+            }
+            if state.parked[i].sink.is_closed() {
+                // (Normally already purged when its connection closed.)
+                let gone = state.parked.remove(i);
+                gone.sink.parked().untrack(gone.token);
+                continue;
+            }
+            let method = state.parked[i].method;
+            let args = state.parked[i].args.clone();
+            let result = invoke(state, method, &args);
+            match settle(state, cell, method, result) {
+                None => i += 1,
+                Some(outcome) => {
+                    changed |= !method.id.read_only;
+                    metrics.count_call(cell.entry.name, method.id.name);
+                    released.push(state.parked.remove(i).answer(outcome));
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! A method call, step by step: resolve the method, deduplicate, run it on its
+//! object, record the outcome.
+
+use crate::dedup::Begin;
+use crate::objects::{run_call, Delivery, Park, Ran, ReplySink};
+use crate::state::NodeState;
+use crucial::__private::registry::{MethodEntry, SharedTypeEntry};
+use crucial::__private::wire::{Call, Outcome};
+use crucial::RemoteError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Applies a `Call` from client `client`; see [`super::apply`].
+pub async fn call(
+    node: &NodeState,
+    client: u64,
+    sink: &Arc<dyn ReplySink>,
+    id: u64,
+    call: Call<'_>,
+    released: &mut Vec<Delivery>,
+) -> Option<Outcome> {
+    let start = Instant::now();
+    // 1. Resolve the type and the method, and check the client's signature.
+    let (entry, method) = match resolve(node, &call) {
+        Ok(resolved) => resolved,
+        Err(error) => return Some(Err(error)),
+    };
+    // (cluster: the ownership check goes here.)
+    // 2. A retried mutating call is answered from the dedup table. Blocking
+    // calls are not deduplicated: a parked call of a lost connection is dropped
+    // without running, so re-sending it is safe.
+    let dedup = !method.id.read_only && !method.id.blocking;
+    if dedup {
+        if let Some(outcome) = replay(node, client, id).await {
+            return Some(outcome);
+        }
+    }
+    // 3. Run it on its object (lambda objects: OCC validation goes here).
+    let cell = node.table.get_or_default(entry, call.object.key);
+    let park = Park {
+        sink,
+        id,
+        timeout: Duration::from_millis(call.timeout_ms),
+    };
+    let ran = run_call(&cell, method, call.args, park, &node.metrics, released);
+    // (durable node / replication: log append or chain forward goes here,
+    // before the outcome is recorded and returned.)
+    // 4. Record and count the outcome.
+    match ran {
+        Ran::Done(outcome) => {
+            node.metrics
+                .call(entry.name, method.id.name, start.elapsed());
+            if dedup {
+                node.dedup.finish(client, id, &outcome);
+            }
+            Some(outcome)
+        }
+        Ran::Parked => None,
+    }
+}
+
+/// The type and method a call names, if the node's registry has them with the
+/// client's signature.
+fn resolve(
+    node: &NodeState,
+    call: &Call<'_>,
+) -> Result<(&'static SharedTypeEntry, &'static MethodEntry), RemoteError> {
+    let type_name = call.object.type_name;
+    let entry = node
+        .registry
+        .shared_type(type_name)
+        .ok_or_else(|| RemoteError::UnknownType {
+            type_name: type_name.to_string(),
+        })?;
+    let method = entry
+        .method(call.method)
+        .ok_or_else(|| RemoteError::UnknownMethod {
+            type_name: type_name.to_string(),
+            method: call.method.to_string(),
+        })?;
+    if method.id.fingerprint != call.fingerprint {
+        return Err(RemoteError::IncompatibleMethod {
+            type_name: type_name.to_string(),
+            method: call.method.to_string(),
+            server_signature: method.signature.to_string(),
+        });
+    }
+    Ok((entry, method))
+}
+
+/// Registers a mutating request with the dedup table; returns the remembered
+/// reply if it ran before (waiting for it if it is running right now).
+async fn replay(node: &NodeState, client: u64, id: u64) -> Option<Outcome> {
+    loop {
+        match node.dedup.begin(client, id) {
+            Begin::Fresh => return None,
+            Begin::Done(outcome) => {
+                node.metrics.replayed();
+                return Some(outcome);
+            }
+            Begin::InFlight(notify) => {
+                // Register interest, then re-check: the original may have
+                // finished between `begin` and here.
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Begin::Done(outcome) = node.dedup.peek(client, id) {
+                    node.metrics.replayed();
+                    return Some(outcome);
+                }
+                notified.await;
+            }
+        }
+    }
+}

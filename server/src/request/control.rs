@@ -1,0 +1,65 @@
+//! Control requests: the handshake, creating and deleting objects, listings.
+
+use super::Session;
+use crate::state::NodeState;
+use crucial::__private::codec;
+use crucial::__private::wire::{Outcome, Request, ServerInfo, PROTOCOL_VERSION};
+use crucial::RemoteError;
+
+fn encode<T: serde::Serialize>(value: &T) -> Outcome {
+    codec::encode(value).map_err(|e| RemoteError::Protocol {
+        reason: format!("cannot encode reply: {e}"),
+    })
+}
+
+/// `Hello`: checks the protocol version and names the client for dedup.
+pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: u64) -> Outcome {
+    if protocol != PROTOCOL_VERSION {
+        return Err(RemoteError::Protocol {
+            reason: format!(
+                "client speaks protocol {protocol}, this node speaks {PROTOCOL_VERSION}; \
+                 rebuild client and server from the same crucial version"
+            ),
+        });
+    }
+    session.client_id = Some(client_id);
+    encode(&ServerInfo {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        types: node.registry.shared_types().len() as u32,
+    })
+}
+
+/// Every request but `Hello` and `Call`, after the handshake.
+pub fn control(node: &NodeState, request: Request<'_>) -> Outcome {
+    match request {
+        Request::Create { object, state } => {
+            let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
+                RemoteError::UnknownType {
+                    type_name: object.type_name.to_string(),
+                }
+            })?;
+            let value =
+                (entry.decode_state)(state).map_err(|reason| RemoteError::BadArguments {
+                    type_name: entry.name.to_string(),
+                    method: "<initial state>".into(),
+                    reason,
+                })?;
+            encode(&node.table.create(entry, object.key, value))
+        }
+        Request::Delete { object } => encode(&node.table.delete(object.type_name, object.key)),
+        Request::ListObjects => encode(&node.table.list()),
+        Request::ListTypes => encode(
+            &node
+                .registry
+                .shared_types()
+                .iter()
+                .map(|e| e.info())
+                .collect::<Vec<_>>(),
+        ),
+        Request::Ping => encode(&()),
+        Request::Hello { .. } | Request::Call(_) => Err(RemoteError::Protocol {
+            reason: "a Hello or a Call is not a control request".into(),
+        }),
+    }
+}

@@ -1,0 +1,70 @@
+//! The apply step: one decoded request becomes one outcome.
+//!
+//! [`apply`] is the single place every request passes between the connection
+//! that read it and the reply sink that answers it, so it is where later work
+//! plugs in, each in one spot of [`call::call`]:
+//!
+//! * **ownership check** (cluster): after the method is resolved, before
+//!   anything runs, a node that does not own the object answers a redirect;
+//! * **OCC validation** (lambda objects): where the call runs on its object;
+//! * **log append / chain forward** (durable node, replication): after the
+//!   call ran and before its outcome is recorded for dedup and returned, so no
+//!   reply leaves before its effect is durable or replicated.
+//!
+//! Control requests (handshake, create, delete, listings) go to [`control`].
+
+pub mod call;
+pub mod control;
+
+use crate::objects::{Delivery, ReplySink};
+use crate::state::NodeState;
+use crucial::__private::wire::{Outcome, Request};
+use crucial::RemoteError;
+use std::sync::Arc;
+
+/// What a connection knows about its client.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Session {
+    /// Set by the `Hello`.
+    pub client_id: Option<u64>,
+}
+
+/// Applies one request frame from `sink`'s client. Never panics on bad input:
+/// every problem becomes an error for this caller only.
+///
+/// Returns the reply, or `None` if the call parked (its reply comes later
+/// through `sink`). Replies to parked calls that this request released are
+/// pushed to `released`, to be delivered after this request's own reply.
+pub async fn apply(
+    node: &NodeState,
+    session: &mut Session,
+    sink: &Arc<dyn ReplySink>,
+    id: u64,
+    payload: &[u8],
+    released: &mut Vec<Delivery>,
+) -> Option<Outcome> {
+    let request = match Request::decode(payload) {
+        Ok(request) => request,
+        Err(e) => {
+            return Some(Err(RemoteError::BadFrame {
+                reason: e.to_string(),
+            }))
+        }
+    };
+    match (request, session.client_id) {
+        (Request::Call(request), Some(client)) => {
+            call::call(node, client, sink, id, request, released).await
+        }
+        (
+            Request::Hello {
+                protocol,
+                client_id,
+            },
+            _,
+        ) => Some(control::hello(node, session, protocol, client_id)),
+        (_, None) => Some(Err(RemoteError::Protocol {
+            reason: "the first request on a connection must be Hello".into(),
+        })),
+        (request, Some(_)) => Some(control::control(node, request)),
+    }
+}

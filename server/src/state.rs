@@ -1,0 +1,64 @@
+//! What every part of a node shares: its settings, the registry of its binary,
+//! the objects, the dedup table, the counters, and the stop signal.
+
+use crate::config::NodeConfig;
+use crate::dedup::Dedup;
+use crate::metrics::{Metrics, TableGauges};
+use crate::objects::ObjectTable;
+use crucial::__private::registry::{registry, Registry};
+use std::io;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The shared state of one node.
+pub struct NodeState {
+    /// The node's settings.
+    pub config: NodeConfig,
+    /// The link-time registry of this binary.
+    pub registry: &'static Registry,
+    /// The objects.
+    pub table: ObjectTable,
+    /// Remembered replies for retried requests.
+    pub dedup: Dedup,
+    /// Counters for the `/metrics` page.
+    pub metrics: Metrics,
+    /// Becomes `true` once when the node starts to stop.
+    stopping: watch::Sender<bool>,
+}
+
+impl NodeState {
+    /// Fresh state for a node; fails if the registry has duplicate names.
+    pub fn new(config: NodeConfig) -> io::Result<Arc<NodeState>> {
+        let registry = registry();
+        registry
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(Arc::new(NodeState {
+            dedup: Dedup::new(config.dedup_window, config.dedup_clients),
+            table: ObjectTable::default(),
+            metrics: Metrics::new(registry),
+            stopping: watch::Sender::new(false),
+            registry,
+            config,
+        }))
+    }
+
+    /// Starts the node's clean stop (idempotent).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once the node starts to stop.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The metrics page, with the table's gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(TableGauges {
+            objects: self.table.len() as u64,
+            parked: self.table.parked_now() as u64,
+        })
+    }
+}
