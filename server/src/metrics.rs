@@ -2,8 +2,9 @@
 //!
 //! Counters are plain atomics bumped on the request path (a relaxed add each);
 //! the per-method call counters live in a map built once from the registry, so
-//! no lock is taken to count. Gauges of the object table (objects held, calls
-//! parked) are read when the page is scraped and handed to [`Metrics::render`];
+//! no lock is taken to count, and rendering the page never waits for an
+//! object's lock (a long method must not block a scrape). The object count is
+//! read from the table when the page is scraped ([`Metrics::render`]);
 //! `crucial-server --metrics ADDR` serves the page (`net/metrics_http.rs`).
 
 use crucial::__private::registry::Registry;
@@ -11,6 +12,7 @@ use crucial::RemoteError;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Upper bounds of the call-duration histogram's buckets, in microseconds.
@@ -27,6 +29,7 @@ pub struct Metrics {
     calls: HashMap<(&'static str, &'static str), AtomicU64>,
     replayed_total: AtomicU64,
     parked_total: AtomicU64,
+    parked_now: Arc<AtomicI64>,
     backlog_bytes: AtomicI64,
     paused_total: AtomicU64,
     stalled_total: AtomicU64,
@@ -53,6 +56,7 @@ impl Metrics {
             calls,
             replayed_total: AtomicU64::new(0),
             parked_total: AtomicU64::new(0),
+            parked_now: Arc::default(),
             backlog_bytes: AtomicI64::new(0),
             paused_total: AtomicU64::new(0),
             stalled_total: AtomicU64::new(0),
@@ -104,9 +108,12 @@ impl Metrics {
         self.replayed_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A blocking call parked on its object.
-    pub fn parked(&self) {
+    /// A blocking call parked on its object: counted until the guard is dropped
+    /// (however the call leaves its object).
+    pub fn parked(&self) -> ParkedGuard {
         self.parked_total.fetch_add(1, Ordering::Relaxed);
+        self.parked_now.fetch_add(1, Ordering::Relaxed);
+        ParkedGuard(Arc::clone(&self.parked_now))
     }
 
     /// Replies waiting to be written grew (or shrank, when negative) by `delta` bytes.
@@ -130,13 +137,21 @@ impl Metrics {
     }
 }
 
+/// Counts one parked call in the `crucial_parked_calls` gauge while it lives.
+#[derive(Debug)]
+pub struct ParkedGuard(Arc<AtomicI64>);
+
+impl Drop for ParkedGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the object table holds when the page is scraped.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TableGauges {
     /// Objects held now.
     pub objects: u64,
-    /// Calls parked now.
-    pub parked: u64,
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of a metric family.
@@ -177,7 +192,7 @@ impl Metrics {
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
             ("crucial_replayed_total", "counter", "Retried requests answered from the dedup table without running again.", load(&m.replayed_total)),
             ("crucial_parked_total", "counter", "Blocking calls that parked on their object.", load(&m.parked_total)),
-            ("crucial_parked_calls", "gauge", "Blocking calls parked now.", table.parked),
+            ("crucial_parked_calls", "gauge", "Blocking calls parked now.", m.parked_now.load(Ordering::Relaxed).max(0) as u64),
             ("crucial_objects", "gauge", "Shared objects held now.", table.objects),
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),

@@ -58,7 +58,6 @@ impl NodeState {
     pub fn render_metrics(&self) -> String {
         self.metrics.render(TableGauges {
             objects: self.table.len() as u64,
-            parked: self.table.parked_now() as u64,
         })
     }
 }

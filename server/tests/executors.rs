@@ -10,36 +10,9 @@ use crucial_lambda_host::FunctionSpec;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The fixture function binary, built on first use when the test runs alone
-/// (`cargo test` builds examples, `cargo test --test executors` does not).
+/// The fixture function binary (`examples/fixture-function.rs`).
 fn fixture() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/executors-<hash> -> target/<profile>/examples/
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-            let path = profile_dir.join("examples").join("fixture-function");
-            if !path.exists() {
-                let mut build = std::process::Command::new(env!("CARGO"));
-                build.args([
-                    "build",
-                    "-p",
-                    "crucial-server",
-                    "--example",
-                    "fixture-function",
-                ]);
-                if profile_dir.ends_with("release") {
-                    build.arg("--release");
-                }
-                assert!(
-                    build.status().unwrap().success(),
-                    "building the fixture failed"
-                );
-            }
-            path
-        })
-        .clone()
+    common::example_binary("fixture-function")
 }
 
 fn executor(timeout: Duration, concurrency: usize) -> ProcessExecutor {

@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::fixtures::Bank;
 use common::ServerProcess;
 use consistency_model::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use crucial::AtomicI64;
@@ -211,52 +212,13 @@ fn the_checker_rejects_a_history_with_a_lost_update() {
     assert!(tester.serialized_history().is_none());
 }
 
-/// A user type whose methods run on the node: money moves between accounts.
-#[crucial::shared]
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Bank {
-    accounts: Vec<i64>,
-    calls: u64,
-}
-
-#[crucial::shared]
-impl Bank {
-    /// Opens `n` accounts of `each` unless already open.
-    pub fn open(&mut self, n: usize, each: i64) {
-        if self.accounts.is_empty() {
-            self.accounts = vec![each; n];
-        }
-    }
-
-    /// Moves `amount` if `from` holds it; every call is counted.
-    pub fn transfer(&mut self, from: usize, to: usize, amount: i64) -> bool {
-        self.calls += 1;
-        if self.accounts[from] < amount {
-            return false;
-        }
-        self.accounts[from] -= amount;
-        self.accounts[to] += amount;
-        true
-    }
-
-    /// The sum of all balances and the number of transfer calls applied.
-    pub fn audit(&self) -> (i64, u64) {
-        (self.accounts.iter().sum(), self.calls)
-    }
-}
-
-#[test]
-fn child_node() {
-    common::child_node_main();
-}
-
 /// Method shipping under the same faults: a bank's total never changes and
 /// every transfer call is applied exactly once (the node counts them).
 #[test]
 fn a_bank_keeps_its_total_and_applies_each_transfer_once_while_connections_are_cut() {
     const ACCOUNTS: usize = 8;
     const EACH: i64 = 1_000;
-    let server = ServerProcess::this_binary(crucial::__private::wire::DEFAULT_MAX_FRAME);
+    let server = ServerProcess::fixture_node(crucial::__private::wire::DEFAULT_MAX_FRAME);
     let client = crucial::Config::new()
         .server(server.addr.clone())
         .retries(8)

@@ -2,47 +2,14 @@
 
 mod common;
 
+use common::fixtures::Faulty;
 use common::{http_get, sample, ServerProcess};
 use crucial::__private::codec;
 use crucial::__private::testing::{drop_connection, roundtrip_with_id};
 use crucial::__private::wire::{self, Call, ObjectRef, Request};
 use crucial::{AtomicBytes, AtomicI64, Bytes, Error, RemoteError, SharedProxy};
-use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::sync::Arc;
-
-/// A fixture type with methods that misbehave on purpose.
-#[crucial::shared]
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Faulty {
-    value: i64,
-}
-
-#[crucial::shared]
-impl Faulty {
-    pub fn set(&mut self, value: i64) {
-        self.value = value;
-    }
-
-    pub fn get(&self) -> i64 {
-        self.value
-    }
-
-    /// Changes the value, then panics midway.
-    pub fn set_then_panic(&mut self, value: i64) {
-        self.value = value;
-        panic!("boom after setting {value}");
-    }
-
-    pub fn read_panic(&self) -> i64 {
-        panic!("read-only boom")
-    }
-}
-
-#[test]
-fn child_node() {
-    common::child_node_main();
-}
 
 fn remote(result: Result<impl std::fmt::Debug, Error>) -> RemoteError {
     match result {
@@ -127,7 +94,7 @@ fn async_api_matches_blocking_api() {
 
 #[test]
 fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
-    let server = ServerProcess::this_binary(64 * 1024);
+    let server = ServerProcess::fixture_node(64 * 1024);
     let client = server.client();
     let faulty = client.open::<Faulty>("f");
     faulty.set(5).unwrap();
@@ -447,13 +414,10 @@ fn the_metrics_page_counts_calls_errors_replays_and_parked_calls() {
     let semaphore = client.open::<crucial::Semaphore>("metered");
     let waiter = std::thread::spawn(move || semaphore.acquire(1));
     let releaser = client.open::<crucial::Semaphore>("metered");
-    let page = loop {
-        let (_, page) = http_get(&url);
-        if sample(&page, "crucial_parked_calls") == 1.0 {
-            break page;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    common::wait_until("the acquire parks", || {
+        sample(&http_get(&url).1, "crucial_parked_calls") == 1.0
+    });
+    let (_, page) = http_get(&url);
     assert_eq!(sample(&page, "crucial_parked_total"), 1.0);
     releaser.release(1).unwrap();
     waiter.join().unwrap().unwrap();

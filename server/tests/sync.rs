@@ -114,7 +114,7 @@ fn setting_a_future_wakes_every_waiter_once() {
             std::thread::spawn(move || future.get().unwrap())
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    common::wait_until("10 waiters park", || common::parked_on(&client, "f") == 10);
     let future = open();
     assert!(!future.is_done().unwrap());
     assert!(future.set(&"done".to_string()).unwrap());
@@ -158,7 +158,9 @@ fn waits_time_out_with_a_clear_error_and_leave_nothing_behind() {
         let semaphore = client.open::<Semaphore>("doomed");
         std::thread::spawn(move || semaphore.acquire(1))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    common::wait_until("the acquire parks", || {
+        common::parked_on(&client, "doomed") == 1
+    });
     assert!(client.open::<Semaphore>("doomed").delete().unwrap());
     assert!(matches!(
         waiting.join().unwrap(),
@@ -166,32 +168,12 @@ fn waits_time_out_with_a_clear_error_and_leave_nothing_behind() {
     ));
 }
 
-/// Child process for the next test: blocks in `acquire` until killed.
-#[test]
-fn semaphore_child() {
-    let Ok(addr) = std::env::var("CRUCIAL_TEST_SEMAPHORE_CHILD") else {
-        return;
-    };
-    let client = crucial::Config::new().server(addr).connect().unwrap();
-    let semaphore = client.open::<Semaphore>("gate");
-    semaphore.available_permits().unwrap(); // connected
-    println!("acquiring");
-    let _ = semaphore.acquire(1);
-    println!("acquired (should not happen)");
-}
-
 #[test]
 fn a_parked_call_of_a_killed_client_disappears_and_blocks_nobody() {
     let server = ServerProcess::crucial_server(&[]);
     let client = server.client();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "semaphore_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CRUCIAL_TEST_SEMAPHORE_CHILD", &server.addr)
+    let mut child = Command::new(common::example_binary("fixture-client"))
+        .arg(&server.addr)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -201,33 +183,16 @@ fn a_parked_call_of_a_killed_client_disappears_and_blocks_nobody() {
             break;
         }
     }
-    let parked = |client: &crucial::Client| {
-        client
-            .list_objects()
-            .unwrap()
-            .into_iter()
-            .find(|o| o.key == "gate")
-            .map_or(0, |o| o.parked)
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while parked(&client) != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the child's acquire never parked"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("the child's acquire parks", || {
+        common::parked_on(&client, "gate") == 1
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     // The node drops the dead client's parked call as soon as it sees the
     // connection close, before anything else happens to the object.
-    while parked(&client) != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the dead client's call stayed parked"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("the dead client's call leaves", || {
+        common::parked_on(&client, "gate") == 0
+    });
     let semaphore = client.open::<Semaphore>("gate");
     semaphore.release(1).unwrap();
     // The dead client's parked acquire must not have taken the permit.

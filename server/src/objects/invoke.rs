@@ -51,8 +51,14 @@ pub fn run_call(
     let ran = match settle(&mut state, cell, method, result) {
         Some(outcome) => Ran::Done(outcome),
         None => {
-            metrics.parked();
-            let call = ParkedCall::new(method, Bytes::copy_from_slice(args), park.id, park.sink);
+            let counted = metrics.parked();
+            let call = ParkedCall::new(
+                method,
+                Bytes::copy_from_slice(args),
+                park.id,
+                park.sink,
+                counted,
+            );
             let spot: Arc<dyn ParkingSpot> = Arc::clone(cell) as Arc<dyn ParkingSpot>;
             park.sink.parked().track(call.token, Arc::downgrade(&spot));
             if !park.timeout.is_zero() {

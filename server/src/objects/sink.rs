@@ -9,6 +9,7 @@
 //! behalf, so that when its client goes away they are removed at once, and when
 //! the node stops they are answered with a clear error.
 
+use crate::metrics::ParkedGuard;
 use bytes::Bytes;
 use crucial::__private::registry::MethodEntry;
 use crucial::__private::wire::Outcome;
@@ -78,6 +79,8 @@ pub struct ParkedCall {
     pub id: u64,
     /// Where to answer.
     pub sink: Arc<dyn ReplySink>,
+    /// Keeps the call in the node's parked-calls gauge until it leaves.
+    _counted: ParkedGuard,
 }
 
 impl ParkedCall {
@@ -87,6 +90,7 @@ impl ParkedCall {
         args: Bytes,
         id: u64,
         sink: &Arc<dyn ReplySink>,
+        counted: ParkedGuard,
     ) -> Self {
         ParkedCall {
             token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
@@ -94,6 +98,7 @@ impl ParkedCall {
             args,
             id,
             sink: Arc::clone(sink),
+            _counted: counted,
         }
     }
 
@@ -102,7 +107,7 @@ impl ParkedCall {
     pub fn answer(self, outcome: Outcome) -> Delivery {
         self.sink.parked().untrack(self.token);
         Delivery {
-            sink: self.sink,
+            sink: Arc::clone(&self.sink),
             id: self.id,
             outcome,
         }
@@ -137,7 +142,8 @@ impl ParkedCalls {
     /// Removes every call of this sink from its object without answering: its
     /// client is gone, so it must take nothing and cost no memory.
     pub fn purge(&self) {
-        for (token, spot) in std::mem::take(&mut *self.lock()) {
+        let calls = std::mem::take(&mut *self.lock());
+        for (token, spot) in calls {
             if let Some(spot) = spot.upgrade() {
                 drop(spot.take_parked(token));
             }
@@ -148,7 +154,9 @@ impl ParkedCalls {
     /// `error(type name, key, method name)`: for a node that stops.
     pub fn fail_all(&self, error: impl Fn(&str, &str, &str) -> RemoteError) {
         let mut answers = Vec::new();
-        for (token, spot) in std::mem::take(&mut *self.lock()) {
+        // Taken out first: answering a call untracks it, which takes this lock.
+        let calls = std::mem::take(&mut *self.lock());
+        for (token, spot) in calls {
             let Some(spot) = spot.upgrade() else { continue };
             if let Some(call) = spot.take_parked(token) {
                 let (type_name, key) = spot.name();

@@ -113,14 +113,6 @@ impl ObjectTable {
         all
     }
 
-    /// Calls parked on every object now.
-    pub fn parked_now(&self) -> usize {
-        self.cells()
-            .iter()
-            .map(|cell| cell.lock().parked.len())
-            .sum()
-    }
-
     fn cells(&self) -> Vec<Arc<ObjectCell>> {
         let mut all = Vec::new();
         for shard in &self.shards {

@@ -1,6 +1,9 @@
-//! Starting real node processes for integration tests.
+//! Starting real node processes for integration tests, and the fixture types
+//! they host.
 
 #![allow(dead_code)]
+
+pub mod fixtures;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -66,13 +69,11 @@ impl ServerProcess {
         ServerProcess::start(command)
     }
 
-    /// This test binary re-executed as a node (it then knows the test's own
-    /// `#[shared]` fixture types), through the test named `child_node`.
-    pub fn this_binary(max_frame: usize) -> ServerProcess {
-        let mut command = Command::new(std::env::current_exe().expect("test binary path"));
-        command
-            .args(["child_node", "--exact", "--nocapture", "--test-threads=1"])
-            .env("CRUCIAL_TEST_CHILD_NODE", max_frame.to_string());
+    /// The `fixture-node` example on a free port: a node that also hosts the
+    /// [`fixtures`] types.
+    pub fn fixture_node(max_frame: usize) -> ServerProcess {
+        let mut command = Command::new(example_binary("fixture-node"));
+        command.args(["--max-frame", &max_frame.to_string()]);
         ServerProcess::start(command)
     }
 
@@ -82,6 +83,16 @@ impl ServerProcess {
             .server(self.addr.clone())
             .connect()
             .expect("client")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the node")
     }
 
     /// Kills the process now.
@@ -97,21 +108,30 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Body of the `child_node` test: serves forever when asked to, returns otherwise.
-pub fn child_node_main() {
-    let Ok(max_frame) = std::env::var("CRUCIAL_TEST_CHILD_NODE") else {
-        return;
-    };
-    let config = crucial_server::NodeConfig {
-        listen: "127.0.0.1:0".into(),
-        workers: 2,
-        max_frame: max_frame.parse().expect("max frame"),
-        ..Default::default()
-    };
-    crucial_server::run(config, |addr| {
-        println!("crucial-server listening on {addr}");
-    })
-    .expect("child node");
+/// The path of an example binary of this package, built on first use when a
+/// test runs alone (`cargo test` builds examples, `cargo test --test x` does not).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "crucial-server", "--example", name]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("run cargo").success(),
+            "building example {name} failed"
+        );
+    }
+    path
 }
 
 /// `GET` over a plain socket: the status line and the body.
@@ -140,4 +160,24 @@ pub fn sample(page: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no `{series}` in:\n{page}"))
         .parse()
         .unwrap()
+}
+
+/// Polls `done` every few milliseconds until it holds; panics with `what` after 30 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Calls parked now on the object with key `key`, as the node lists them.
+pub fn parked_on(client: &crucial::Client, key: &str) -> u32 {
+    client
+        .list_objects()
+        .expect("list objects")
+        .into_iter()
+        .filter(|o| o.key == key)
+        .map(|o| o.parked)
+        .sum()
 }

@@ -1,0 +1,68 @@
+//! Fixture types shared by the integration tests (client side) and the
+//! `fixture-node` example (the node that hosts them).
+
+#![allow(dead_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// A fixture type with methods that misbehave on purpose.
+#[crucial::shared]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Faulty {
+    value: i64,
+}
+
+#[crucial::shared]
+impl Faulty {
+    pub fn set(&mut self, value: i64) {
+        self.value = value;
+    }
+
+    pub fn get(&self) -> i64 {
+        self.value
+    }
+
+    /// Changes the value, then panics midway.
+    pub fn set_then_panic(&mut self, value: i64) {
+        self.value = value;
+        panic!("boom after setting {value}");
+    }
+
+    pub fn read_panic(&self) -> i64 {
+        panic!("read-only boom")
+    }
+}
+
+/// A user type whose methods run on the node: money moves between accounts.
+#[crucial::shared]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Bank {
+    accounts: Vec<i64>,
+    calls: u64,
+}
+
+#[crucial::shared]
+impl Bank {
+    /// Opens `n` accounts of `each` unless already open.
+    pub fn open(&mut self, n: usize, each: i64) {
+        if self.accounts.is_empty() {
+            self.accounts = vec![each; n];
+        }
+    }
+
+    /// Moves `amount` if `from` holds it; every call is counted.
+    pub fn transfer(&mut self, from: usize, to: usize, amount: i64) -> bool {
+        self.calls += 1;
+        if self.accounts[from] < amount {
+            return false;
+        }
+        self.accounts[from] -= amount;
+        self.accounts[to] += amount;
+        true
+    }
+
+    /// The sum of all balances and the number of transfer calls applied.
+    pub fn audit(&self) -> (i64, u64) {
+        (self.accounts.iter().sum(), self.calls)
+    }
+}
