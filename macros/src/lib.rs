@@ -4,15 +4,20 @@
 //! [`macro@shared`] and [`macro@cloud_thread`] and provides the runtime that the
 //! generated code calls through its hidden `::crucial::__private` path.
 //!
-//! Each macro is split into three steps: *parse* the item into a small model,
-//! *validate* the model (every error is spanned on the offending token and says
-//! how to fix it), and *expand* the model into code.
+//! Every macro runs the same three steps over one model: `ast` parses the item
+//! into it (an object type with its kind, its methods; a cloud thread), `check`
+//! applies every rule once and collects all errors in a `Ctxt`, and `expand`
+//! generates code from it with one generator method per generated item. The
+//! user's item is emitted even when there are errors, so one mistake gives one
+//! error.
 
-mod args;
-mod cloud_thread;
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
 mod fingerprint;
 mod names;
-mod shared;
 
 use proc_macro::TokenStream;
 
@@ -23,9 +28,7 @@ use proc_macro::TokenStream;
 /// See the `crucial` crate documentation for the full contract.
 #[proc_macro_attribute]
 pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
-    shared::expand(args.into(), input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::shared(args.into(), input.into()).into()
 }
 
 /// Registers a free function (or a `Runnable` struct) as a cloud thread.
@@ -35,7 +38,5 @@ pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
 /// executor (local threads, processes, AWS Lambda) run it by name.
 #[proc_macro_attribute]
 pub fn cloud_thread(args: TokenStream, input: TokenStream) -> TokenStream {
-    cloud_thread::expand(args.into(), input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::cloud_thread(args.into(), input.into()).into()
 }

@@ -8,13 +8,28 @@ pub fn proxy(ty: &Ident) -> Ident {
     format_ident!("{}Proxy", ty, span = ty.span())
 }
 
+/// The proxy of an impl block's self type, by path: `Counter` -> `CounterProxy`,
+/// `super::Counter` -> `super::CounterProxy` (`check` made sure it is a path).
+pub fn proxy_path(self_ty: &syn::Type) -> proc_macro2::TokenStream {
+    match self_ty {
+        syn::Type::Path(p) => {
+            let mut path = p.path.clone();
+            if let Some(last) = path.segments.last_mut() {
+                last.ident = proxy(&last.ident);
+            }
+            quote::quote!(#path)
+        }
+        other => quote::quote!(#other),
+    }
+}
+
 /// The async twin of a proxy method: `add` -> `add_async`.
 pub fn async_method(method: &Ident) -> Ident {
     format_ident!("{}_async", method, span = method.span())
 }
 
 /// Associated functions the `#[shared]` struct expansion adds to the user's type.
-pub const TYPE_CONSTRUCTORS: &[&str] = &["shared", "shared_with"];
+pub const TYPE_CONSTRUCTORS: [&str; 2] = ["shared", "shared_with"];
 
 /// The timeout twin of a blocking proxy method: `acquire` -> `acquire_timeout`.
 pub fn timeout_method(method: &Ident) -> Ident {

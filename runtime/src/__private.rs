@@ -60,6 +60,8 @@ pub use crate::registry::{
 pub use crate::thread::executor::{panic_message, run_registered};
 pub use crate::thread::runnable::{run_runnable, run_thread, RegisteredRunnable};
 pub use crate::thread::spawn_thread;
+pub use crate::Result as ApiResult;
+pub use crate::{JoinHandle, SpawnOptions};
 pub use core::clone::Clone;
 pub use core::convert::Into;
 pub use core::fmt::{Debug, Formatter, Result as FmtResult};

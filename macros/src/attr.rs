@@ -1,0 +1,87 @@
+//! Attribute arguments: `#[shared(persistent, name = "...")]` on an object's
+//! struct; nothing anywhere else. Problems are recorded and parsing goes on.
+
+use crate::ctxt::Ctxt;
+use proc_macro2::TokenStream;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{LitStr, Token};
+
+/// Arguments of an object type's attribute on its struct.
+#[derive(Default)]
+pub struct ObjectArgs {
+    /// `persistent`: the object outlives the application and is replicated.
+    pub persistent: bool,
+    /// `name = "..."`: the type name used on the wire instead of the struct's ident.
+    pub name: Option<LitStr>,
+}
+
+enum ObjectArg {
+    Persistent,
+    Name(LitStr),
+}
+
+impl Parse for ObjectArg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let ident: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        match ident.to_string().as_str() {
+            "persistent" => Ok(ObjectArg::Persistent),
+            "name" => {
+                input
+                    .parse::<Token![=]>()
+                    .map_err(|e| syn::Error::new(e.span(), "expected `name = \"TypeName\"`"))?;
+                let lit: LitStr = input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`name` takes a string literal: `name = \"TypeName\"`",
+                    )
+                })?;
+                Ok(ObjectArg::Name(lit))
+            }
+            other => Err(syn::Error::new(
+                ident.span(),
+                format!(
+                    "unknown #[shared] argument `{other}`; expected `persistent` or `name = \"...\"`"
+                ),
+            )),
+        }
+    }
+}
+
+/// Parses `#[shared(...)]` on a struct; an argument that does not parse is
+/// reported and the others still count.
+pub fn object_args(cx: &Ctxt, tokens: TokenStream) -> ObjectArgs {
+    let mut args = ObjectArgs::default();
+    let list = match syn::parse::Parser::parse2(
+        Punctuated::<ObjectArg, Token![,]>::parse_terminated,
+        tokens,
+    ) {
+        Ok(list) => list,
+        Err(error) => {
+            cx.syn_error(error);
+            return args;
+        }
+    };
+    for arg in list {
+        match arg {
+            ObjectArg::Persistent => args.persistent = true,
+            ObjectArg::Name(lit) => {
+                if lit.value().trim().is_empty() {
+                    cx.error_spanned_by(&lit, "`name` must not be empty");
+                } else if args.name.is_some() {
+                    cx.error_spanned_by(&lit, "`name` is given twice");
+                } else {
+                    args.name = Some(lit);
+                }
+            }
+        }
+    }
+    args
+}
+
+/// Records an error if an attribute that takes no arguments got some.
+pub fn expect_empty(cx: &Ctxt, tokens: TokenStream, what: &str) {
+    if let Some(first) = tokens.into_iter().next() {
+        cx.error_at(first.span(), format!("{what} takes no arguments"));
+    }
+}

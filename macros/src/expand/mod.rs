@@ -1,0 +1,98 @@
+//! Code generation: parse -> check -> generate, for each attribute.
+//!
+//! Whatever is wrong, the user's item is always emitted, with every error
+//! found, and as much generated code as is still valid (a method that cannot
+//! be shipped still gets a proxy stub), so that one mistake gives one error
+//! instead of a cascade of "cannot find" errors (as thiserror's fallback does).
+
+mod methods;
+mod object;
+mod thread;
+
+use crate::ast::{self, ObjectKind, ObjectTarget, ThreadTarget};
+use crate::ctxt::Ctxt;
+use crate::{attr, check};
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+
+/// `#[shared]` on a struct or on its impl block.
+pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
+    object_attribute(ObjectKind::Shared, args, input)
+}
+
+fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => return with_errors(input, error.into_compile_error()),
+    };
+    let cx = Ctxt::new();
+    let generated = match ast::parse_object(kind, item) {
+        ObjectTarget::Struct(object) => {
+            let args = attr::object_args(&cx, args);
+            let expandable = check::object_struct(&cx, &object);
+            object::ObjectGen::new(&object, &args, expandable).generate()
+        }
+        ObjectTarget::Impl(imp) => {
+            attr::expect_empty(
+                &cx,
+                args,
+                &format!(
+                    "{} on an impl block (put `persistent` or `name = ...` on the struct)",
+                    kind.attr()
+                ),
+            );
+            let verdict = check::object_impl(&cx, &imp);
+            methods::MethodsGen::new(&imp, &verdict).generate()
+        }
+        ObjectTarget::Other(item) => {
+            check::wrong_item(&cx, kind.attr(), &item);
+            item.into_token_stream()
+        }
+    };
+    with_errors(generated, cx.into_compile_errors())
+}
+
+/// `#[cloud_thread]` on a function or a `Runnable` struct.
+pub fn cloud_thread(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => return with_errors(input, error.into_compile_error()),
+    };
+    let cx = Ctxt::new();
+    attr::expect_empty(&cx, args, "#[cloud_thread]");
+    let generated = match ast::parse_thread(item) {
+        ThreadTarget::Fn(thread) => {
+            let valid = check::thread_fn(&cx, &thread);
+            thread::ThreadFnGen::new(&thread, valid).generate()
+        }
+        ThreadTarget::Struct(item) => {
+            let valid = check::thread_struct(&cx, &item);
+            thread::ThreadStructGen::new(&item, valid).generate()
+        }
+        ThreadTarget::Other(item) => {
+            check::wrong_item(&cx, "#[cloud_thread]", &item);
+            item.into_token_stream()
+        }
+    };
+    with_errors(generated, cx.into_compile_errors())
+}
+
+fn with_errors(generated: TokenStream, errors: TokenStream) -> TokenStream {
+    quote! {
+        #generated
+        #errors
+    }
+}
+
+/// Whether `impl Trait` appears in a type (a stub cannot return one).
+pub(crate) fn contains_impl_trait(ty: &syn::Type) -> bool {
+    struct Find(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Find {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut find = Find(false);
+    syn::visit::Visit::visit_type(&mut find, ty);
+    find.0
+}
