@@ -64,11 +64,11 @@ pub use builtins::atomic::{
     AtomicBool, AtomicBoolProxy, AtomicI32, AtomicI32Proxy, AtomicI64, AtomicI64Proxy,
 };
 pub use builtins::bytes::{AtomicBytes, AtomicBytesProxy};
-pub use builtins::list::{List, ListProxy, ListState, ListStateProxy};
-pub use builtins::map::{Map, MapProxy, MapState, MapStateProxy, MergeOp, Ordered, Summable};
+pub use builtins::list::{List, ListProxy};
+pub use builtins::map::{Map, MapProxy, MergeOp, Ordered, Summable};
 pub use builtins::sync::{
     ticket, Barrier, BarrierProxy, BarrierWaitResult, CountDownLatch, CountDownLatchProxy, Future,
-    FutureProxy, FutureState, FutureStateProxy, Semaphore, SemaphoreProxy,
+    FutureProxy, Semaphore, SemaphoreProxy,
 };
 pub use bytes::Bytes;
 pub use client::Client;

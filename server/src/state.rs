@@ -10,6 +10,16 @@ use std::io;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// Waits for a node's stop (one per task that waits repeatedly).
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Resolves once the node starts to stop.
+    pub async fn stopped(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
 /// The shared state of one node.
 pub struct NodeState {
     /// The node's settings.
@@ -50,8 +60,12 @@ impl NodeState {
 
     /// Resolves once the node starts to stop.
     pub async fn stopped(&self) {
-        let mut rx = self.stopping.subscribe();
-        let _ = rx.wait_for(|stopping| *stopping).await;
+        self.stop_signal().stopped().await
+    }
+
+    /// A handle to wait for the stop with, to keep across many waits.
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal(self.stopping.subscribe())
     }
 
     /// The metrics page, with the table's gauges read now.

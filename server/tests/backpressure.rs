@@ -100,6 +100,12 @@ fn a_client_that_never_reads_cannot_grow_the_node_and_is_dropped_when_stuck() {
         "{backlog} unread reply bytes for a bound of {BOUND}"
     );
     let grown = (resident - resident_before) / (1 << 20) as f64;
+    println!(
+        "flood: {sent} requests written before TCP stopped the writer; node backlog \
+         {backlog} B (bound {BOUND}); resident memory {:.1} -> {:.1} MiB",
+        resident_before / (1 << 20) as f64,
+        resident / (1 << 20) as f64
+    );
     assert!(
         grown < 64.0,
         "the node grew by {grown:.1} MiB while {sent} requests were written"

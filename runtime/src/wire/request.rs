@@ -38,7 +38,7 @@ pub struct Call<'a> {
 /// `Result<bytes, RemoteError>` whose bytes decode as documented per variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<'a> {
-    /// First frame of a connection. Reply: [`ServerInfo`].
+    /// First frame of a connection. Reply: [`ServerInfo`](super::ServerInfo).
     Hello {
         /// [`PROTOCOL_VERSION`] of the client.
         protocol: u32,

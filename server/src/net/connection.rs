@@ -68,6 +68,7 @@ async fn stop(node: &NodeState, outbox: &Outbox) {
 
 async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<Outbox>) -> Ended {
     let sink: Arc<dyn ReplySink> = Arc::clone(outbox) as Arc<dyn ReplySink>;
+    let mut stop = node.stop_signal();
     let mut session = Session::default();
     // Until the handshake, only a Hello-sized frame is accepted, so a stray
     // protocol (an HTTP request, say) cannot make the node wait for gigabytes.
@@ -85,7 +86,7 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
                         return Ended::Client;
                     }
                 }
-                _ = node.stopped() => return Ended::NodeStopping,
+                _ = stop.stopped() => return Ended::NodeStopping,
             }
             if outbox.is_closed() {
                 return Ended::Client;
@@ -97,7 +98,7 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
                     return Ended::Client;
                 }
             }
-            _ = node.stopped() => return Ended::NodeStopping,
+            _ = stop.stopped() => return Ended::NodeStopping,
         }
         match stream.try_read_buf(&mut buf) {
             Ok(0) => return Ended::Client,

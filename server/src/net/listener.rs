@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 /// connection has finished its clean stop.
 pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()> {
     let mut connections = JoinSet::new();
+    let mut stop = node.stop_signal();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -28,7 +29,7 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()
             },
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = node.stopped() => break,
+            _ = stop.stopped() => break,
         }
     }
     drop(listener);
