@@ -60,12 +60,15 @@ pub enum Error {
 pub enum RemoteError {
     /// The server's registry has no type of that name.
     #[error(
-        "unknown shared type `{type_name}`: the server binary was not built with it \
-             (does the server link the crate that defines it?)"
+        "unknown shared type `{type_name}` on node {node}: that node's binary was built without \
+         the crate that defines it; run the application's own server binary (the one that links \
+         the crate, e.g. `pi-server` for `pi`) rather than the generic `crucial-server`"
     )]
     UnknownType {
         /// The type name that was asked for.
         type_name: String,
+        /// The node that answered (its address, as the client reached it).
+        node: String,
     },
     /// The type exists but has no method of that name.
     #[error(
@@ -239,7 +242,10 @@ mod tests {
     fn every_kind_names_its_variant() {
         let s = String::new;
         let all = [
-            RemoteError::UnknownType { type_name: s() },
+            RemoteError::UnknownType {
+                type_name: s(),
+                node: s(),
+            },
             RemoteError::UnknownMethod {
                 type_name: s(),
                 method: s(),

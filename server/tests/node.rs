@@ -103,7 +103,7 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
     let payload = call_payload("NoSuchType", "k", "get", 0, &[]);
     let e = remote(roundtrip_with_id(&client, 0, 1_000_001, &payload));
     assert!(
-        matches!(&e, RemoteError::UnknownType { type_name } if type_name == "NoSuchType"),
+        matches!(&e, RemoteError::UnknownType { type_name, node } if type_name == "NoSuchType" && node == &server.addr),
         "{e}"
     );
     assert!(e.to_string().contains("unknown shared type"), "{e}");

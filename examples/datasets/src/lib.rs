@@ -163,17 +163,18 @@ pub fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f64]) -> io::Res
     out.flush()
 }
 
-/// Reads rows `range` of a `.npy` `<f8` C-order matrix; returns `(cols, data)`.
-pub fn read_npy_rows(path: &Path, range: std::ops::Range<usize>) -> io::Result<(usize, Vec<f64>)> {
+/// The header of a `.npy` `<f8` C-order matrix: rows, columns, and where the
+/// data starts.
+fn read_npy_header(path: &Path, file: &mut File) -> io::Result<(usize, usize, u64)> {
     let bad = |m: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: {m}", path.display()),
         )
     };
-    let mut file = File::open(path)?;
     let mut magic = [0u8; 10];
-    file.read_exact(&mut magic)?;
+    file.read_exact(&mut magic)
+        .map_err(|_| bad("not a .npy file (too short)"))?;
     if &magic[..6] != b"\x93NUMPY" || magic[6] != 1 {
         return Err(bad("not a version 1 .npy file"));
     }
@@ -198,11 +199,39 @@ pub fn read_npy_rows(path: &Path, range: std::ops::Range<usize>) -> io::Result<(
     let [rows, cols] = dims[..] else {
         return Err(bad("expected a 2-d array"));
     };
+    let data_start = (10 + header_len) as u64;
+    let expected = data_start + (rows * cols * 8) as u64;
+    if file.metadata()?.len() != expected {
+        return Err(bad(&format!(
+            "the header says {rows} x {cols} values of 8 bytes, but the file is {} bytes long",
+            file.metadata()?.len()
+        )));
+    }
+    Ok((rows, cols, data_start))
+}
+
+/// The shape `(rows, columns)` of a `.npy` `<f8` C-order matrix, read from its
+/// header (and checked against the file's length).
+pub fn npy_shape(path: &Path) -> io::Result<(usize, usize)> {
+    let mut file = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let (rows, cols, _) = read_npy_header(path, &mut file)?;
+    Ok((rows, cols))
+}
+
+/// Reads rows `range` of a `.npy` `<f8` C-order matrix; returns `(cols, data)`.
+pub fn read_npy_rows(path: &Path, range: std::ops::Range<usize>) -> io::Result<(usize, Vec<f64>)> {
+    let mut file = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let (rows, cols, data_start) = read_npy_header(path, &mut file)?;
     if range.end > rows {
-        return Err(bad("row range past the end"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: rows {range:?} asked of {rows}", path.display()),
+        ));
     }
     file.seek(SeekFrom::Start(
-        (10 + header_len + range.start * cols * 8) as u64,
+        data_start + (range.start * cols * 8) as u64,
     ))?;
     let mut bytes = vec![0u8; range.len() * cols * 8];
     file.read_exact(&mut bytes)?;
@@ -211,6 +240,46 @@ pub fn read_npy_rows(path: &Path, range: std::ops::Range<usize>) -> io::Result<(
         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
         .collect();
     Ok((cols, data))
+}
+
+/// A progress line on stderr every two seconds while a long run goes on
+/// (`what` and the elapsed time, then what `status` says); stops when dropped.
+pub struct Progress {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts reporting; the first line comes after two seconds, so short runs print none.
+    pub fn start(what: &str, status: impl Fn() -> String + Send + 'static) -> Progress {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let what = what.to_string();
+        let start = std::time::Instant::now();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_secs(2))
+            {
+                eprintln!(
+                    "{what}: {:.0} s, {}",
+                    start.elapsed().as_secs_f64(),
+                    status()
+                );
+            }
+        });
+        Progress {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +316,11 @@ mod tests {
         let (cols, rows) = read_npy_rows(&path, 2..5).unwrap();
         assert_eq!(cols, 3);
         assert_eq!(rows, data[6..15]);
+        assert_eq!(npy_shape(&path).unwrap(), (10, 3));
+        // A file whose length disagrees with its header is refused, not misread.
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+        let e = npy_shape(&path).unwrap_err().to_string();
+        assert!(e.contains("10 x 3"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

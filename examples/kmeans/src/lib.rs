@@ -317,70 +317,107 @@ pub fn link() {
     crucial_server::link();
 }
 
-/// Command-line options shared by `kmeans` and `kmeans-std`.
-pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
-    let mut params = Params {
-        shape: Shape {
-            points: 200_000,
-            dims: 100,
-            blobs: 25,
-            seed: 42,
-        },
-        k: 25,
-        iterations: 10,
-        threads: 2,
-        data: None,
-        run: "kmeans".into(),
-        fail_once_at: None,
-        attempts: 1,
-    };
-    let mut write = None;
-    let args: Vec<String> = args.collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args
-            .get(i + 1)
-            .cloned()
-            .ok_or(format!("{} needs a value", args[i]))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|e| format!("{}: {e}", args[i]))
+/// The command line of `kmeans` and `kmeans-std`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    version,
+    about = "k-means clustering with cloud threads sharing a centroid aggregate, a barrier and \
+             an iteration counter (Listing 2 of the Crucial paper)"
+)]
+pub struct Args {
+    /// Points: generated, or (with --data) the number the file must hold [default: 200000, or the file's].
+    #[arg(long)]
+    pub points: Option<usize>,
+    /// Dimensions of a point [default: 100, or the file's].
+    #[arg(long)]
+    pub dims: Option<usize>,
+    /// Clusters (and blobs of the generated data).
+    #[arg(long, default_value_t = 25)]
+    pub k: usize,
+    /// Iterations.
+    #[arg(long, default_value_t = 10)]
+    pub iterations: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Seed of the generated data and of the initial centroids.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Read the points from this .npy file (rows x dims, f64) instead of generating them.
+    #[arg(long, value_name = "FILE.npy")]
+    pub data: Option<String>,
+    /// Write the generated points to this .npy file first.
+    #[arg(long, value_name = "FILE.npy")]
+    pub write_data: Option<String>,
+    /// Attempts per worker (a retried worker resumes at the shared iteration counter).
+    #[arg(long, default_value_t = 1)]
+    pub attempts: u32,
+    /// Fault injection: worker W panics once when it starts iteration I.
+    #[arg(long, value_name = "W:I", value_parser = parse_fail_once_at)]
+    pub fail_once_at: Option<(usize, u32)>,
+}
+
+fn parse_fail_once_at(text: &str) -> Result<(usize, u32), String> {
+    let (worker, iteration) = text
+        .split_once(':')
+        .ok_or("expected WORKER:ITERATION, e.g. 1:3")?;
+    Ok((
+        worker.parse().map_err(|e| format!("worker: {e}"))?,
+        iteration.parse().map_err(|e| format!("iteration: {e}"))?,
+    ))
+}
+
+impl Args {
+    /// The run these options describe; the shape of a `--data` file comes from
+    /// its header, and a `--points`/`--dims` that disagrees with it is an error.
+    pub fn params(&self) -> Result<(Params, Option<String>), String> {
+        let (points, dims) = match &self.data {
+            Some(path) => {
+                let (rows, cols) = datasets::npy_shape(path.as_ref()).map_err(|e| e.to_string())?;
+                for (flag, given, actual) in
+                    [("--points", self.points, rows), ("--dims", self.dims, cols)]
+                {
+                    if given.is_some_and(|g| g != actual) {
+                        return Err(format!(
+                            "{flag} {} disagrees with {path}, which holds {rows} points x {cols} dims",
+                            given.unwrap_or_default()
+                        ));
+                    }
+                }
+                (rows, cols)
+            }
+            None => (self.points.unwrap_or(200_000), self.dims.unwrap_or(100)),
         };
-        match args[i].as_str() {
-            "--points" => params.shape.points = number()?,
-            "--dims" => params.shape.dims = number()?,
-            "--k" => {
-                params.k = number()?;
-                params.shape.blobs = params.k;
-            }
-            "--iterations" => params.iterations = number()? as u32,
-            "--threads" => params.threads = number()?,
-            "--seed" => params.shape.seed = number()? as u64,
-            "--data" => params.data = Some(value),
-            "--write-data" => write = Some(value),
-            "--attempts" => params.attempts = number()?.max(1) as u32,
-            "--fail-once-at" => {
-                let (t, i) = value
-                    .split_once(':')
-                    .ok_or("--fail-once-at takes WORKER:ITERATION")?;
-                params.fail_once_at = Some((
-                    t.parse().map_err(|e| format!("--fail-once-at: {e}"))?,
-                    i.parse().map_err(|e| format!("--fail-once-at: {e}"))?,
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "unknown option {other}; options: --points N --dims D --k K --iterations I \
-                     --threads T --seed S --data FILE.npy --write-data FILE.npy --attempts N \
-                     --fail-once-at WORKER:ITERATION"
-                ))
-            }
+        let params = Params {
+            shape: Shape {
+                points,
+                dims,
+                blobs: self.k,
+                seed: self.seed,
+            },
+            k: self.k,
+            iterations: self.iterations,
+            threads: self.threads,
+            data: self.data.clone(),
+            run: "kmeans".into(),
+            fail_once_at: self.fail_once_at,
+            attempts: self.attempts.max(1),
+        };
+        if params.k == 0 || params.k > params.shape.points || params.threads == 0 {
+            return Err(format!(
+                "need 1 <= --k <= points ({}) and --threads >= 1",
+                params.shape.points
+            ));
         }
-        i += 2;
+        Ok((params, self.write_data.clone()))
     }
-    if params.k > params.shape.points || params.threads == 0 {
-        return Err("need k <= points and at least one thread".into());
-    }
-    Ok((params, write))
+}
+
+/// Parses command-line words (without the program name), as tests and the
+/// benchmarks pass them.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
+    use clap::Parser;
+    Args::try_parse_from(std::iter::once("kmeans".to_string()).chain(args))
+        .map_err(|e| e.to_string())?
+        .params()
 }

@@ -187,50 +187,96 @@ pub fn prepare(params: &Params) -> crucial::Result<()> {
     Ok(())
 }
 
-/// Command-line options shared by `logreg` and `logreg-std`; the second value is
-/// `--write-data PREFIX`.
-pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
-    let mut params = Params {
-        data: Labeled {
-            points: 100_000,
-            dims: 50,
-            noise: 0.5,
-            seed: 42,
-        },
-        iterations: 100,
-        learning_rate: 1.0,
-        threads: 2,
-        run: "logreg".into(),
-        files: None,
-    };
-    let mut write = None;
-    let args: Vec<String> = args.collect();
-    for pair in args.chunks(2) {
-        let value = pair.get(1).ok_or(format!("{} needs a value", pair[0]))?;
-        let bad = |e: std::num::ParseIntError| format!("{}: {e}", pair[0]);
-        match pair[0].as_str() {
-            "--points" => params.data.points = value.parse().map_err(bad)?,
-            "--dims" => params.data.dims = value.parse().map_err(bad)?,
-            "--iterations" => params.iterations = value.parse().map_err(bad)?,
-            "--threads" => params.threads = value.parse().map_err(bad)?,
-            "--seed" => params.data.seed = value.parse().map_err(bad)?,
-            "--data" => params.files = Some(value.clone()),
-            "--write-data" => write = Some(value.clone()),
-            "--learning-rate" => {
-                params.learning_rate = value.parse().map_err(|e| format!("{e}"))?
+/// The command line of `logreg` and `logreg-std`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    version,
+    about = "Logistic regression by full-batch gradient descent: cloud threads ship their \
+             gradients to a shared model that takes the step on the server"
+)]
+pub struct Args {
+    /// Points: generated, or (with --data) the number the files must hold [default: 100000, or the files'].
+    #[arg(long)]
+    pub points: Option<usize>,
+    /// Features of a point [default: 50, or the files'].
+    #[arg(long)]
+    pub dims: Option<usize>,
+    /// Gradient-descent iterations.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Step size.
+    #[arg(long, default_value_t = 1.0)]
+    pub learning_rate: f64,
+    /// Read the points from PREFIX-x.npy (points x dims) and PREFIX-y.npy (points x 1).
+    #[arg(long, value_name = "PREFIX")]
+    pub data: Option<String>,
+    /// Write the generated points to PREFIX-x.npy and PREFIX-y.npy first.
+    #[arg(long, value_name = "PREFIX")]
+    pub write_data: Option<String>,
+}
+
+impl Args {
+    /// The run these options describe; the shape of `--data` files comes from
+    /// their headers, and a `--points`/`--dims` that disagrees is an error.
+    pub fn params(&self) -> Result<(Params, Option<String>), String> {
+        let (points, dims) = match &self.data {
+            Some(prefix) => {
+                let x = format!("{prefix}-x.npy");
+                let y = format!("{prefix}-y.npy");
+                let (rows, cols) = datasets::npy_shape(x.as_ref()).map_err(|e| e.to_string())?;
+                let (labels, label_cols) =
+                    datasets::npy_shape(y.as_ref()).map_err(|e| e.to_string())?;
+                if labels != rows || label_cols != 1 {
+                    return Err(format!(
+                        "{y} holds {labels} x {label_cols} values; {x} needs {rows} x 1 labels"
+                    ));
+                }
+                for (flag, given, actual) in
+                    [("--points", self.points, rows), ("--dims", self.dims, cols)]
+                {
+                    if given.is_some_and(|g| g != actual) {
+                        return Err(format!(
+                            "{flag} {} disagrees with {x}, which holds {rows} points x {cols} features",
+                            given.unwrap_or_default()
+                        ));
+                    }
+                }
+                (rows, cols)
             }
-            other => {
-                return Err(format!(
-                    "unknown option {other}; options: --points N --dims D --iterations I \
-                     --threads T --seed S --learning-rate R --data PREFIX --write-data PREFIX"
-                ))
-            }
+            None => (self.points.unwrap_or(100_000), self.dims.unwrap_or(50)),
+        };
+        let params = Params {
+            data: Labeled {
+                points,
+                dims,
+                noise: 0.5,
+                seed: self.seed,
+            },
+            iterations: self.iterations,
+            learning_rate: self.learning_rate,
+            threads: self.threads,
+            run: "logreg".into(),
+            files: self.data.clone(),
+        };
+        if params.threads == 0 || params.data.points < params.threads {
+            return Err("need --threads >= 1 and at least one point per thread".into());
         }
+        Ok((params, self.write_data.clone()))
     }
-    if params.threads == 0 || params.data.points < params.threads {
-        return Err("need at least one thread and one point per thread".into());
-    }
-    Ok((params, write))
+}
+
+/// Parses command-line words (without the program name), as the benchmarks pass them.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<(Params, Option<String>), String> {
+    use clap::Parser;
+    Args::try_parse_from(std::iter::once("logreg".to_string()).chain(args))
+        .map_err(|e| e.to_string())?
+        .params()
 }
 
 /// Prints the loss table and a summary; shared by both binaries.

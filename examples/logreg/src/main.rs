@@ -1,11 +1,24 @@
 //! `logreg`: the client. Prints loss and accuracy per iteration and the time.
+//! `logreg --help` lists the options.
 
-use logreg::{parse_args, report, run_crucial};
+use clap::Parser;
+use logreg::{report, run_crucial, Args, Weights};
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     logreg::link();
-    let (params, write) = parse_args(std::env::args().skip(1))?;
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (params, write) = args.params()?;
     if let Some(prefix) = write {
         params.write_files(&prefix)?;
         println!("wrote {prefix}-x.npy and {prefix}-y.npy");
@@ -15,7 +28,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         params.data.points, params.data.dims, params.iterations, params.threads
     );
     let start = Instant::now();
-    let (history, times) = run_crucial(&params)?;
+    let weights = Weights::shared(params.key("weights"));
+    let iterations = params.iterations;
+    let progress = datasets::Progress::start("logistic regression", move || {
+        weights
+            .history()
+            .map(|h| format!("iteration {} of {iterations}", h.len()))
+            .unwrap_or_default()
+    });
+    let result = run_crucial(&params);
+    drop(progress);
+    let (history, times) = result?;
     report(&history, &times, start.elapsed().as_secs_f64());
     Ok(())
 }

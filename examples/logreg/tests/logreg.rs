@@ -64,3 +64,40 @@ fn points_written_to_npy_give_the_same_result() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn data_files_give_their_shape_and_a_disagreeing_flag_is_refused() {
+    let dir = std::env::temp_dir().join(format!("logreg-shape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("d").to_string_lossy().into_owned();
+    let written = Command::new(env!("CARGO_BIN_EXE_logreg-std"))
+        .args(["--points", "400", "--dims", "7", "--iterations", "1"])
+        .args(["--write-data", &prefix])
+        .output()
+        .unwrap();
+    assert!(written.status.success());
+    // The shape comes from the files' headers, not from the defaults.
+    let (params, _) =
+        logreg::parse_args(["--data".to_string(), prefix.clone()].into_iter()).unwrap();
+    assert_eq!((params.data.points, params.data.dims), (400, 7));
+    // A --points that disagrees with the file is an error naming the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_logreg"))
+        .args(["--data", &prefix, "--points", "200000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--points 200000 disagrees") && stderr.contains("400 points x 7"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Error("), "Display, not Debug: {stderr}");
+    // --help is help, not an error.
+    let help = Command::new(env!("CARGO_BIN_EXE_logreg"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--data <PREFIX>"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,6 +2,7 @@
 //!
 //! Usage: `mapsync [THREADS] [POINTS_PER_THREAD] [RUNS]` (default 16 x 5M, 5 runs)
 
+use clap::Parser;
 use crucial::{AtomicI64, CountDownLatch, Future, SharedProxy};
 use mapsync::{key, map_auto_reduce, map_to_future, now_micros};
 use std::time::Instant;
@@ -69,12 +70,35 @@ fn auto_reduce(run: &str, threads: u32, points: u64) -> crucial::Result<Outcome>
     })
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Synchronizing the end of a map phase: one future per cloud thread and a
+/// client-side reduce, against an aggregate that reduces on the server.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Cloud threads.
+    #[arg(default_value_t = 16)]
+    threads: u32,
+    /// Random points per thread.
+    #[arg(default_value_t = 5_000_000)]
+    points: u64,
+    /// Runs of each variant (the mean is printed).
+    #[arg(default_value_t = 5)]
+    runs: u64,
+}
+
+fn main() -> std::process::ExitCode {
     mapsync::link();
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let threads = args.next().transpose()?.unwrap_or(16) as u32;
-    let points = args.next().transpose()?.unwrap_or(5_000_000);
-    let runs = args.next().transpose()?.unwrap_or(5).max(1);
+    match run_all(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_all(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (threads, points, runs) = (args.threads, args.points, args.runs.max(1));
     println!("map phase: {threads} cloud threads x {points} points, mean of {runs} runs");
     println!("| variant | total (ms) | sync (ms) | pi |");
     println!("|---|---|---|---|");

@@ -91,6 +91,22 @@ pub fn estimate(points: u64, seed: u64) -> crucial::Result<u64> {
     Ok(count)
 }
 
+/// The command line of `pi` and `pi-std`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    version,
+    about = "Estimates π by Monte Carlo in threads that add their counts to one shared counter \
+             (Listing 1 of the Crucial paper)"
+)]
+pub struct Args {
+    /// Threads.
+    #[arg(default_value_t = 4)]
+    pub threads: u64,
+    /// Random points per thread.
+    #[arg(default_value_t = 25_000_000)]
+    pub points: u64,
+}
+
 /// Referenced from each binary's `main` so the linker keeps this crate's
 /// registrations (see the guide, "Binaries and the linker").
 #[inline(never)]

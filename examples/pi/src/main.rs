@@ -1,18 +1,26 @@
 //! `pi`: the client. Runs on the embedded default with no setup, or against a
 //! server with `CRUCIAL_SERVER=host:port`.
 //!
-//! Usage: `pi [THREADS] [POINTS_PER_THREAD]` (default 4 threads x 25M points).
+//! Usage: `pi [THREADS] [POINTS_PER_THREAD]` (default 4 threads x 25M points); `pi --help`.
 
+use clap::Parser;
 use crucial::{AtomicI64, SharedProxy};
-use pi::Tally;
+use pi::{Args, Tally};
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     pi::link();
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let threads = args.next().transpose()?.unwrap_or(4);
-    let points = args.next().transpose()?.unwrap_or(25_000_000);
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+fn run(Args { threads, points }: Args) -> Result<(), Box<dyn std::error::Error>> {
     let counter = AtomicI64::shared(pi::COUNTER);
     counter.store(0)?;
     let tally = Tally::shared(pi::TALLY);

@@ -2,32 +2,54 @@
 //!
 //! Usage: `santa [--deliveries 15] [--elves 10] [--pace-micros 2000] [--runs 3] [--variant 1|2|3]`
 
+use clap::Parser;
 use santa::{check, run, Config};
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// The Santa Claus problem in three variants: plain threads with a std monitor,
+/// threads with shared objects, cloud threads with shared objects.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Toy deliveries (epochs of the problem).
+    #[arg(long, default_value_t = 15)]
+    deliveries: u32,
+    /// Elves.
+    #[arg(long, default_value_t = 10)]
+    elves: u32,
+    /// Mean pause of an elf or reindeer between visits, in microseconds.
+    #[arg(long, default_value_t = 2000)]
+    pace_micros: u64,
+    /// Runs of each variant (the mean is printed).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Run only this variant.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    variant: Option<u8>,
+}
+
+fn main() -> ExitCode {
     santa::link();
+    match run_all(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_all(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config {
-        deliveries: 15,
-        elves: 10,
-        pace_micros: 2000,
+        deliveries: args.deliveries,
+        elves: args.elves,
+        pace_micros: args.pace_micros,
         seed: 7,
         run: "santa".into(),
     };
-    let mut runs = 3;
-    let mut variants = vec![1u8, 2, 3];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let value = pair.get(1).ok_or("every option takes a value")?;
-        match pair[0].as_str() {
-            "--deliveries" => config.deliveries = value.parse()?,
-            "--elves" => config.elves = value.parse()?,
-            "--pace-micros" => config.pace_micros = value.parse()?,
-            "--runs" => runs = value.parse()?,
-            "--variant" => variants = vec![value.parse()?],
-            other => return Err(format!("unknown option {other}").into()),
-        }
-    }
+    let runs = args.runs.max(1);
+    let variants = args.variant.map_or(vec![1u8, 2, 3], |v| vec![v]);
     println!(
         "Santa Claus: {} elves, 9 reindeer, {} deliveries, pace {} us, mean of {runs} runs",
         config.elves, config.deliveries, config.pace_micros

@@ -10,7 +10,7 @@
 
 use super::slot::{Reply, Slot};
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
-use crate::{codec, Error};
+use crate::{codec, Error, RemoteError};
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -115,7 +115,7 @@ impl Connection {
         let Frame::Complete { payload, .. } = reply else {
             return Err(fail("oversized handshake reply".into()));
         };
-        let server: ServerInfo = decode_reply(&payload)
+        let server: ServerInfo = decode_reply(&payload, addr)
             .and_then(|b| codec::decode(&b))
             .map_err(|e| fail(format!("handshake refused: {e}")))?;
         stream
@@ -280,7 +280,7 @@ impl Connection {
         let reason = loop {
             while let Some(frame) = decoder.decode(&mut buf) {
                 let (id, reply) = match frame {
-                    Frame::Complete { id, payload } => (id, decode_reply(&payload)),
+                    Frame::Complete { id, payload } => (id, decode_reply(&payload, &self.addr)),
                     Frame::TooLarge { id, size } => (
                         id,
                         Err(Error::Decode(format!(
@@ -304,7 +304,15 @@ impl Connection {
     }
 }
 
-/// The value bytes of a reply payload, or the node's error.
-fn decode_reply(payload: &bytes::Bytes) -> Reply {
-    wire::decode_reply(payload)?.map_err(Error::Remote)
+/// The value bytes of a reply payload, or the node's error (naming the node
+/// by the address this client reached it at, where the error names a node).
+fn decode_reply(payload: &bytes::Bytes, addr: &str) -> Reply {
+    wire::decode_reply(payload)?.map_err(|mut remote| {
+        if let RemoteError::UnknownType { node, .. } = &mut remote {
+            if node.is_empty() {
+                *node = addr.to_string();
+            }
+        }
+        Error::Remote(remote)
+    })
 }

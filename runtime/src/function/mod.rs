@@ -82,7 +82,30 @@ pub fn run() {
         }
         return;
     }
-    if std::env::args().any(|a| a == "--list" || a == "--list-threads") {
+    let program = std::env::args().next().unwrap_or_else(|| "function".into());
+    let mut list = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--list" | "--list-threads" => list = true,
+            "-h" | "--help" => {
+                println!(
+                    "{program}: the function binary of a Crucial application.\n\n\
+                     Under AWS Lambda (or a local Lambda host: AWS_LAMBDA_RUNTIME_API is set) it \
+                     serves invocations of its cloud threads. Otherwise it reads one postcard-encoded \
+                     invocation from stdin (the `process` executor) and writes its outcome to stdout.\n\n\
+                     Usage: {program} [--list]\n\n\
+                     Options:\n  --list    print the cloud threads this binary can run\n  \
+                     -h, --help  print this help"
+                );
+                return;
+            }
+            other => {
+                eprintln!("error: unexpected argument `{other}` (see {program} --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    if list {
         for entry in registry().cloud_threads() {
             println!("{}", entry.name);
         }

@@ -71,6 +71,7 @@ fn resolve(
         .shared_type(type_name)
         .ok_or_else(|| RemoteError::UnknownType {
             type_name: type_name.to_string(),
+            node: String::new(), // filled in by the client, which knows the address it used
         })?;
     let method = entry
         .method(call.method)

@@ -37,6 +37,7 @@ pub fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
                     type_name: object.type_name.to_string(),
+                    node: String::new(), // filled in by the client, which knows the address it used
                 }
             })?;
             let value =

@@ -1,13 +1,24 @@
 //! `logreg-std`: the same program on plain threads: the same `Weights` type
-//! behind a `Mutex`, and a `std::sync::Barrier`.
+//! behind a `Mutex`, and a `std::sync::Barrier`. Takes the same options as `logreg`.
 
-use logreg::{parse_args, report, run_std};
+use clap::Parser;
+use logreg::{report, run_std, Args};
+use std::process::ExitCode;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (params, write) = parse_args(std::env::args().skip(1))?;
+fn main() -> ExitCode {
+    let (params, write) = match Args::parse().params() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(prefix) = write {
-        params.write_files(&prefix)?;
+        if let Err(e) = params.write_files(&prefix) {
+            eprintln!("error: {prefix}: {e}");
+            return ExitCode::FAILURE;
+        }
         println!("wrote {prefix}-x.npy and {prefix}-y.npy");
     }
     println!(
@@ -17,5 +28,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let (history, times) = run_std(&params);
     report(&history, &times, start.elapsed().as_secs_f64());
-    Ok(())
+    ExitCode::SUCCESS
 }

@@ -1,14 +1,25 @@
 //! `mapsync-std`: the map phase on plain threads, synchronized by `join` (the
 //! client reduces) and by a shared `AtomicU64` (auto-reduce).
 
+use clap::Parser;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let threads = args.next().transpose()?.unwrap_or(16);
-    let points = args.next().transpose()?.unwrap_or(5_000_000);
+/// The map phase on plain threads: join + client reduce, and a shared atomic.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Threads.
+    #[arg(default_value_t = 16)]
+    threads: u64,
+    /// Random points per thread.
+    #[arg(default_value_t = 5_000_000)]
+    points: u64,
+}
+
+fn main() {
+    let Args { threads, points } = Args::parse();
     println!("map phase: {threads} threads x {points} points");
 
     let start = Instant::now();
@@ -40,5 +51,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         start.elapsed().as_secs_f64() * 1e3,
         4.0 * sum.load(Ordering::SeqCst) as f64 / (threads * points) as f64
     );
-    Ok(())
 }

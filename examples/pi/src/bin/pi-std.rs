@@ -5,10 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let threads = args.next().transpose()?.unwrap_or(4);
-    let points = args.next().transpose()?.unwrap_or(25_000_000);
+fn main() {
+    let pi::Args { threads, points } = clap::Parser::parse();
 
     let counter = Arc::new(AtomicI64::new(0));
     let start = Instant::now();
@@ -36,5 +34,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{total} points in {threads} threads, {elapsed:.3} s, {:.1} M points/s",
         total as f64 / elapsed / 1e6
     );
-    Ok(())
 }
