@@ -4,12 +4,36 @@
 //! * `bench`: call latency and throughput against Redis;
 //! * `bench-barrier`: barrier rounds against a polling barrier on Redis;
 //! * `bench-apps`: k-means, logistic regression and Santa Claus against plain threads;
-//! * `bench-spawn`: spawn + join of an empty cloud thread on each executor.
+//! * `bench-spawn`: spawn + join of an empty cloud thread on each executor;
+//! * `bench-load`: a `redis-benchmark`-style load generator (connections,
+//!   pipeline depth, operation mix, key skew) driving the node and Redis alike.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
+pub mod load;
 pub mod stats;
 pub mod systems;
+
+use serde::{Deserialize, Serialize};
+
+/// The user type of the load generator's `method` operation: two counters
+/// updated by one method that runs next to them (Redis does the same in Lua).
+#[crucial::shared(name = "crucial_bench::Tally")]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    inside: u64,
+    total: u64,
+}
+
+#[crucial::shared]
+impl Tally {
+    /// Adds to both counters; returns the new total.
+    pub fn record(&mut self, inside: u64, total: u64) -> u64 {
+        self.inside += inside;
+        self.total += total;
+        self.total
+    }
+}
 
 /// `main` of every bench binary starts with this: when re-executed with
 /// `--serve`, the process is the Crucial node under test instead.
@@ -17,6 +41,13 @@ pub fn serve_if_asked() -> bool {
     if std::env::args().any(|a| a == "--serve") {
         systems::serve_node();
         return true;
+    }
+    if std::env::args().any(|a| a == "--spin") {
+        // The "one core busy" condition: an unrelated process that never sleeps.
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
     }
     false
 }

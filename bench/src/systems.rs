@@ -94,7 +94,8 @@ fn run_callers<S: Send + 'static>(
     }
 }
 
-struct Process(Child);
+/// A child process, killed when dropped.
+pub struct Process(pub Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -108,6 +109,8 @@ pub struct Crucial {
     _process: Process,
     /// A client connected to the node.
     pub client: Client,
+    /// The node's address.
+    pub addr: String,
 }
 
 /// Body of the `--serve` child: a node on a free port that prints its address.
@@ -150,7 +153,7 @@ impl Crucial {
             .spawn()
             .expect("start node");
         let addr = read_addr(&mut child);
-        let mut config = crucial::Config::new().server(addr);
+        let mut config = crucial::Config::new().server(addr.clone());
         if let Some(micros) = std::env::var("CRUCIAL_SPIN_MICROS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -162,6 +165,7 @@ impl Crucial {
         Crucial {
             _process: Process(child),
             client,
+            addr,
         }
     }
 }
@@ -274,6 +278,8 @@ impl Crucial {
 pub struct Redis {
     _process: Process,
     url: String,
+    /// The server's `host:port`.
+    pub addr: String,
 }
 
 impl Redis {
@@ -324,6 +330,7 @@ impl Redis {
         Ok(Redis {
             _process: process,
             url,
+            addr: format!("127.0.0.1:{port}"),
         })
     }
 
