@@ -1,22 +1,36 @@
 //! One long-lived, multiplexed connection to a node, shared by every thread of a process.
 //!
-//! A request that is alone on the connection is written by its caller at once
-//! (the sequential fast path: no hop through another thread). When other
-//! requests are in flight, the caller only appends its frame and a flusher
-//! thread writes everything appended since its last write in one `write`, so
-//! concurrent callers are batched without a timer. One reader thread per
-//! connection decodes replies and completes the matching [`Slot`], waking the
-//! blocked thread or async task.
+//! **Writing.** A request that is alone on the connection is written by its
+//! caller at once (no hop through another thread). When other requests are in
+//! flight, the caller only appends its frame and a flusher thread writes
+//! everything appended since its last write in one `write`, so concurrent
+//! callers are batched without a timer.
+//!
+//! **Reading is a role** held by one thread at a time (leader/follower). A
+//! blocking caller that finds the role free takes it and reads the socket
+//! itself, completing every reply that arrives (other callers' included) until
+//! its own is in; then it hands the role to another waiting thread, to the
+//! helper thread when only async tasks wait, or frees it. A lone blocking call
+//! thus costs one wake-up, the kernel waking the caller in `read`, as a Redis
+//! client's does, instead of two (a reader thread, then the caller). Async tasks
+//! cannot block in `read`, so the helper thread reads for them.
+//!
+//! Before blocking in `read`, a caller alone on the connection may poll the
+//! socket without blocking for a short while (the spin): on an idle core that
+//! saves the core's wake-up when the reply is microseconds away. The spin turns
+//! itself off for a while after it keeps missing, so callers that share cores
+//! with other clients do not burn the CPU those need.
 
-use super::slot::{Reply, Slot};
+use super::slot::{Reply, Slot, Woken};
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
 use crate::{codec, Error, RemoteError};
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct WriteState {
@@ -28,9 +42,64 @@ struct WriteState {
 }
 
 #[derive(Default)]
-struct Pending {
+struct Shared {
+    /// Requests in flight, by id.
     slots: HashMap<u64, Arc<Slot>>,
+    /// Set once the connection failed.
     dead: Option<String>,
+    /// Someone holds the reader role.
+    reading: bool,
+    /// The reader role was handed to the helper thread.
+    helper_wanted: bool,
+}
+
+/// What the reader role works with.
+struct ReadHalf {
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    chunk: Vec<u8>,
+}
+
+/// When a lone caller spins: after [`MISSES_TO_COOL`] spins in a row that saw
+/// no reply, the next [`COOL_CALLS`] calls do not spin.
+struct SpinPolicy {
+    misses: AtomicU32,
+    cool: AtomicU32,
+}
+
+const MISSES_TO_COOL: u32 = 4;
+const COOL_CALLS: u32 = 256;
+
+impl SpinPolicy {
+    fn new() -> SpinPolicy {
+        SpinPolicy {
+            misses: AtomicU32::new(0),
+            cool: AtomicU32::new(0),
+        }
+    }
+
+    /// How long this call may spin, at most `max`.
+    fn budget(&self, max: Duration) -> Duration {
+        if max.is_zero() {
+            return max;
+        }
+        let cool = self.cool.load(Ordering::Relaxed);
+        if cool > 0 {
+            self.cool.store(cool - 1, Ordering::Relaxed);
+            return Duration::ZERO;
+        }
+        max
+    }
+
+    /// A spin ended with data (`hit`) or without.
+    fn record(&self, hit: bool) {
+        if hit {
+            self.misses.store(0, Ordering::Relaxed);
+        } else if self.misses.fetch_add(1, Ordering::Relaxed) + 1 >= MISSES_TO_COOL {
+            self.misses.store(0, Ordering::Relaxed);
+            self.cool.store(COOL_CALLS, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A connection to one node.
@@ -39,7 +108,10 @@ pub struct Connection {
     stream: TcpStream,
     write: Mutex<WriteState>,
     flush: Condvar,
-    pending: Mutex<Pending>,
+    shared: Mutex<Shared>,
+    helper: Condvar,
+    reader: Mutex<ReadHalf>,
+    spin: SpinPolicy,
     server: ServerInfo,
 }
 
@@ -122,20 +194,26 @@ impl Connection {
             .set_read_timeout(None)
             .map_err(|e| fail(e.to_string()))?;
 
-        let reader = stream.try_clone().map_err(|e| fail(e.to_string()))?;
         let conn = Arc::new(Connection {
             addr: addr.to_string(),
             stream,
             write: Mutex::default(),
             flush: Condvar::new(),
-            pending: Mutex::default(),
+            shared: Mutex::default(),
+            helper: Condvar::new(),
+            reader: Mutex::new(ReadHalf {
+                decoder,
+                buf,
+                chunk: vec![0u8; 64 * 1024],
+            }),
+            spin: SpinPolicy::new(),
             server,
         });
-        let for_reader = Arc::clone(&conn);
+        let for_helper = Arc::clone(&conn);
         std::thread::Builder::new()
             .name(format!("crucial-reader-{addr}"))
-            .spawn(move || for_reader.read_loop(reader, decoder, buf, max_frame))
-            .map_err(|e| fail(format!("cannot start reader thread: {e}")))?;
+            .spawn(move || for_helper.helper_loop())
+            .map_err(|e| fail(format!("cannot start the reader thread: {e}")))?;
         let for_flusher = Arc::clone(&conn);
         std::thread::Builder::new()
             .name(format!("crucial-flusher-{addr}"))
@@ -151,25 +229,179 @@ impl Connection {
 
     /// Whether the connection has failed (a new one must be opened).
     pub fn is_dead(&self) -> bool {
-        lock(&self.pending).dead.is_some()
+        lock(&self.shared).dead.is_some()
     }
 
-    /// Sends a request and returns the slot its reply will land in, and whether
-    /// it was the only request in flight on this connection.
-    pub fn start(&self, id: u64, payload: &[u8]) -> Result<(Arc<Slot>, bool), Error> {
-        let slot = Slot::new();
-        let alone = {
-            let mut pending = lock(&self.pending);
-            if let Some(reason) = &pending.dead {
+    /// Sends a request and blocks for its reply, reading the socket itself when
+    /// no one else does. `spin`: how long a caller alone on the connection may
+    /// poll before it sleeps in `read`.
+    pub fn call(&self, id: u64, payload: &[u8], spin: Duration) -> Reply {
+        let slot = Slot::blocking();
+        let (alone, lead) = {
+            let mut shared = lock(&self.shared);
+            if let Some(reason) = &shared.dead {
                 return Err(self.disconnected(reason));
             }
-            pending.slots.insert(id, Arc::clone(&slot));
-            pending.slots.len() == 1
+            shared.slots.insert(id, Arc::clone(&slot));
+            let lead = !shared.reading;
+            shared.reading = true;
+            (shared.slots.len() == 1, lead)
         };
         if let Err(e) = self.send(id, payload, alone) {
             self.fail_all(&format!("write failed: {e}"));
         }
-        Ok((slot, alone))
+        let spin = if alone { spin } else { Duration::ZERO };
+        if lead {
+            return self.lead(&slot, spin);
+        }
+        match slot.wait() {
+            Woken::Reply(reply) => reply,
+            Woken::Lead => self.lead(&slot, Duration::ZERO),
+        }
+    }
+
+    /// Sends a request for an async task and returns the slot its reply will
+    /// land in; the helper thread reads if no one else does.
+    pub fn start_async(&self, id: u64, payload: &[u8]) -> Result<Arc<Slot>, Error> {
+        let slot = Slot::for_task();
+        let alone = {
+            let mut shared = lock(&self.shared);
+            if let Some(reason) = &shared.dead {
+                return Err(self.disconnected(reason));
+            }
+            shared.slots.insert(id, Arc::clone(&slot));
+            if !shared.reading {
+                shared.reading = true;
+                shared.helper_wanted = true;
+                self.helper.notify_one();
+            }
+            shared.slots.len() == 1
+        };
+        if let Err(e) = self.send(id, payload, alone) {
+            self.fail_all(&format!("write failed: {e}"));
+        }
+        Ok(slot)
+    }
+
+    /// Holds the reader role until `mine` has its reply, then passes the role on.
+    fn lead(&self, mine: &Slot, spin: Duration) -> Reply {
+        self.read_until(|| mine.is_done(), spin);
+        self.hand_off();
+        mine.take()
+            .unwrap_or_else(|| Err(self.disconnected("no reply after reading")))
+    }
+
+    /// Passes the reader role on: to a waiting thread (it reads for everyone
+    /// until its own reply comes), else to the helper when only tasks wait,
+    /// else nobody.
+    fn hand_off(&self) {
+        let mut shared = lock(&self.shared);
+        if shared.dead.is_some() || shared.slots.is_empty() {
+            shared.reading = false;
+            return;
+        }
+        if let Some(next) = shared.slots.values().find(|s| s.is_blocking()) {
+            next.promote();
+            return;
+        }
+        shared.helper_wanted = true;
+        self.helper.notify_one();
+    }
+
+    /// The helper thread: holds the reader role for async tasks.
+    fn helper_loop(self: Arc<Self>) {
+        loop {
+            {
+                let mut shared = lock(&self.shared);
+                while !shared.helper_wanted && shared.dead.is_none() {
+                    shared = self
+                        .helper
+                        .wait(shared)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                if shared.dead.is_some() {
+                    return;
+                }
+                shared.helper_wanted = false;
+            }
+            // Read while tasks wait; a waiting thread takes the role over.
+            self.read_until(
+                || {
+                    let shared = lock(&self.shared);
+                    shared.slots.is_empty()
+                        || shared.slots.values().any(|s| s.is_blocking())
+                },
+                Duration::ZERO,
+            );
+            self.hand_off();
+        }
+    }
+
+    /// Reads and delivers replies until `done()` holds or the connection fails.
+    fn read_until(&self, done: impl Fn() -> bool, spin: Duration) {
+        let mut half = lock(&self.reader);
+        let half = &mut *half;
+        loop {
+            while let Some(frame) = half.decoder.decode(&mut half.buf) {
+                self.deliver(frame);
+            }
+            if done() || self.is_dead() {
+                return;
+            }
+            match self.fill(half, spin) {
+                Ok(0) => self.fail_all("closed by the server"),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.fail_all(&e.to_string()),
+            }
+        }
+    }
+
+    /// Reads what the socket has: first polling without blocking for up to
+    /// `spin` (a budget from the spin policy), then blocking.
+    fn fill(&self, half: &mut ReadHalf, spin: Duration) -> std::io::Result<usize> {
+        let budget = self.spin.budget(spin);
+        if !budget.is_zero() {
+            let start = Instant::now();
+            let mut polls = 0u32;
+            loop {
+                match nonblocking_read(&self.stream, &mut half.chunk) {
+                    Ok(n) => {
+                        self.spin.record(true);
+                        half.buf.extend_from_slice(&half.chunk[..n]);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                std::hint::spin_loop();
+                polls += 1;
+                if polls % 16 == 0 && start.elapsed() > budget {
+                    self.spin.record(false);
+                    break;
+                }
+            }
+        }
+        let n = (&self.stream).read(&mut half.chunk)?;
+        half.buf.extend_from_slice(&half.chunk[..n]);
+        Ok(n)
+    }
+
+    /// Completes the slot a reply frame answers.
+    fn deliver(&self, frame: Frame) {
+        let (id, reply) = match frame {
+            Frame::Complete { id, payload } => (id, decode_reply(&payload, &self.addr)),
+            Frame::TooLarge { id, size } => (
+                id,
+                Err(Error::Decode(format!(
+                    "reply of {size} bytes exceeds this client's frame limit"
+                ))),
+            ),
+        };
+        let slot = lock(&self.shared).slots.remove(&id);
+        if let Some(slot) = slot {
+            slot.complete(reply);
+        }
     }
 
     /// Appends a frame. A lone request is written now by its caller; otherwise
@@ -246,11 +478,12 @@ impl Connection {
     /// Marks the connection dead and fails every pending call.
     fn fail_all(&self, reason: &str) {
         let slots: Vec<_> = {
-            let mut pending = lock(&self.pending);
-            if pending.dead.is_none() {
-                pending.dead = Some(reason.to_string());
+            let mut shared = lock(&self.shared);
+            if shared.dead.is_none() {
+                shared.dead = Some(reason.to_string());
             }
-            pending.slots.drain().map(|(_, s)| s).collect()
+            self.helper.notify_all();
+            shared.slots.drain().map(|(_, s)| s).collect()
         };
         for slot in slots {
             slot.complete(Err(self.disconnected(reason)));
@@ -268,40 +501,32 @@ impl Connection {
     pub fn close(&self) {
         self.fail_all("closed by the client");
     }
+}
 
-    fn read_loop(
-        self: Arc<Self>,
-        mut stream: TcpStream,
-        mut decoder: FrameDecoder,
-        mut buf: BytesMut,
-        _max_frame: usize,
-    ) {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let reason = loop {
-            while let Some(frame) = decoder.decode(&mut buf) {
-                let (id, reply) = match frame {
-                    Frame::Complete { id, payload } => (id, decode_reply(&payload, &self.addr)),
-                    Frame::TooLarge { id, size } => (
-                        id,
-                        Err(Error::Decode(format!(
-                            "reply of {size} bytes exceeds this client's frame limit"
-                        ))),
-                    ),
-                };
-                let slot = lock(&self.pending).slots.remove(&id);
-                if let Some(slot) = slot {
-                    slot.complete(reply);
-                }
-            }
-            match stream.read(&mut chunk) {
-                Ok(0) => break "closed by the server".to_string(),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break e.to_string(),
-            }
-        };
-        self.fail_all(&reason);
+/// One `recv` that does not block (`MSG_DONTWAIT`), for the spin.
+#[cfg(unix)]
+fn nonblocking_read(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
+}
+
+/// Without `MSG_DONTWAIT` the spin never finds data and the caller just blocks.
+#[cfg(not(unix))]
+fn nonblocking_read(_: &TcpStream, _: &mut [u8]) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::WouldBlock.into())
 }
 
 /// The value bytes of a reply payload, or the node's error (naming the node

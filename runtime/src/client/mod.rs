@@ -323,10 +323,7 @@ impl Client {
             };
             let result = self
                 .connection(node)
-                .and_then(|conn| conn.start(id, payload))
-                .and_then(|(slot, alone)| {
-                    slot.wait_spinning(if alone { spin } else { Duration::ZERO })
-                });
+                .and_then(|conn| conn.call(id, payload, spin));
             match result {
                 Err(Error::Disconnected { .. }) | Err(Error::Connect { .. })
                     if attempt < self.inner.options.retries =>
@@ -345,9 +342,9 @@ impl Client {
         loop {
             let started = self
                 .connection(node)
-                .and_then(|conn| conn.start(id, &payload));
+                .and_then(|conn| conn.start_async(id, &payload));
             let result = match started {
-                Ok((slot, _)) => slot.wait_async().await,
+                Ok(slot) => slot.wait_async().await,
                 Err(e) => Err(e),
             };
             match result {
@@ -364,9 +361,7 @@ impl Client {
     /// Sends raw request bytes with an explicit id to node `node`, without retries.
     pub(crate) fn roundtrip_with_id(&self, node: usize, id: u64, payload: &[u8]) -> Reply {
         self.connection(&*self.node_at(node)?)?
-            .start(id, payload)?
-            .0
-            .wait()
+            .call(id, payload, Duration::ZERO)
     }
 
     /// Closes the connection to node `node` (the next call reconnects).

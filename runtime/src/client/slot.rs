@@ -1,5 +1,6 @@
-//! A reply slot: where the connection's reader drops the answer to one request,
-//! waking either a blocked thread or an async task.
+//! A reply slot: where the answer to one request lands, waking either a blocked
+//! thread or an async task. A blocked thread can also be woken to take over
+//! reading the connection (see `connection.rs`: leader/follower reading).
 
 use crate::Error;
 use std::future::Future;
@@ -7,7 +8,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
 /// The reply to one request: the encoded value or an error.
 pub type Reply = Result<bytes::Bytes, Error>;
@@ -18,27 +18,61 @@ struct State {
     waker: Option<Waker>,
     /// A thread sleeps on the condvar (so a notify, a syscall, is needed).
     sleeping: bool,
+    /// The waiting thread was handed the connection's reader role.
+    lead: bool,
 }
 
-/// Shared between a waiting caller and the connection's reader.
+/// Shared between a waiting caller and whoever reads the connection.
 #[derive(Default)]
 pub struct Slot {
     state: Mutex<State>,
     ready: Condvar,
     done: AtomicBool,
+    /// Waited on by a thread (which can take over reading), not by a future.
+    blocking: bool,
+}
+
+/// Why a waiting thread woke up.
+pub enum Woken {
+    /// Its reply arrived.
+    Reply(Reply),
+    /// It was handed the reader role: it must read until its reply arrives.
+    Lead,
 }
 
 impl Slot {
-    /// A new, empty slot.
-    pub fn new() -> Arc<Slot> {
+    /// A slot for a thread that blocks for its reply.
+    pub fn blocking() -> Arc<Slot> {
+        Arc::new(Slot {
+            blocking: true,
+            ..Slot::default()
+        })
+    }
+
+    /// A slot for an async task.
+    pub fn for_task() -> Arc<Slot> {
         Arc::new(Slot::default())
+    }
+
+    /// Whether a thread (rather than a task) waits on this slot.
+    pub fn is_blocking(&self) -> bool {
+        self.blocking
+    }
+
+    /// Whether the reply is in (cheap: one atomic load).
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Delivers the reply (only the first delivery counts).
     pub fn complete(&self, reply: Reply) {
         let (waker, sleeping) = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if state.reply.is_some() {
+            let mut state = self.lock();
+            if state.reply.is_some() || self.is_done() {
                 return;
             }
             state.reply = Some(reply);
@@ -53,31 +87,33 @@ impl Slot {
         }
     }
 
-    /// Blocks the calling thread until the reply arrives, first busy-waiting for
-    /// up to `spin`. A sequential caller whose reply is tens of microseconds away
-    /// saves the futex wake-up, which on virtual machines costs as much as the
-    /// network round trip; callers with company pass zero and sleep at once.
-    pub fn wait_spinning(&self, spin: Duration) -> Reply {
-        if !spin.is_zero() {
-            let start = Instant::now();
-            let mut polls = 0u32;
-            while !self.done.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-                polls += 1;
-                if polls % 64 == 0 && start.elapsed() > spin {
-                    break;
-                }
-            }
+    /// Hands the reader role to the thread waiting here.
+    pub fn promote(&self) {
+        let sleeping = {
+            let mut state = self.lock();
+            state.lead = true;
+            state.sleeping
+        };
+        if sleeping {
+            self.ready.notify_one();
         }
-        self.wait()
     }
 
-    /// Blocks the calling thread until the reply arrives.
-    pub fn wait(&self) -> Reply {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes the reply, if it is in.
+    pub fn take(&self) -> Option<Reply> {
+        self.lock().reply.take()
+    }
+
+    /// Blocks the calling thread until its reply arrives or it is handed the
+    /// reader role.
+    pub fn wait(&self) -> Woken {
+        let mut state = self.lock();
         loop {
             if let Some(reply) = state.reply.take() {
-                return reply;
+                return Woken::Reply(reply);
+            }
+            if std::mem::take(&mut state.lead) {
+                return Woken::Lead;
             }
             state.sleeping = true;
             state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -100,7 +136,7 @@ impl Future for SlotFuture {
     type Output = Reply;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
-        let mut state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.slot.lock();
         match state.reply.take() {
             Some(reply) => Poll::Ready(reply),
             None => {
