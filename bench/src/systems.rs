@@ -224,6 +224,33 @@ impl System for Crucial {
 }
 
 impl Crucial {
+    /// `clients` separate clients, each with its own connection and one thread
+    /// calling `fetch_add` in a loop (many Lambdas, each one connection and one
+    /// caller); `spin` overrides the client's default busy-wait.
+    pub fn separate_clients(
+        &self,
+        clients: usize,
+        duration: Duration,
+        spin: Option<Duration>,
+    ) -> Throughput {
+        let addr = self.addr.clone();
+        run_callers(
+            clients,
+            duration,
+            move || {
+                let mut config = crucial::Config::new().server(addr.clone());
+                if let Some(spin) = spin {
+                    config = config.spin(spin);
+                }
+                let client = config.connect().expect("connect");
+                client.open::<AtomicI64>("bench/counter")
+            },
+            |counter| {
+                counter.fetch_add(1).expect("fetch_add");
+            },
+        )
+    }
+
     fn async_callers(&self, op: Op, callers: usize, duration: Duration) -> Throughput {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -10,7 +10,10 @@
 //! With `--sweep 1,4,16,64` it also measures `incr` throughput at each number
 //! of callers (blocking threads, async tasks, Redis), for a scaling table.
 //!
-//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..]`
+//! With `--clients 8,64` it measures separate clients (one connection and one
+//! caller each), with and without the client's spin, against Redis.
+//!
+//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..] [--clients N,N,..]`
 
 use crucial_bench::stats::{Latencies, Throughput};
 use crucial_bench::systems::{self, Crucial, Redis, System};
@@ -23,6 +26,7 @@ struct Options {
     trials: usize,
     runtime: String,
     sweep: Vec<usize>,
+    clients: Vec<usize>,
 }
 
 fn parse_options() -> Options {
@@ -33,6 +37,7 @@ fn parse_options() -> Options {
         trials: 3,
         runtime: "multi-thread".into(),
         sweep: Vec::new(),
+        clients: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +53,12 @@ fn parse_options() -> Options {
                 options.sweep = value
                     .split(',')
                     .map(|n| n.parse().expect("--sweep 1,4,16"))
+                    .collect()
+            }
+            "--clients" => {
+                options.clients = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--clients 8,64"))
                     .collect()
             }
             other => panic!("unknown option {other}"),
@@ -210,12 +221,53 @@ fn main() {
     if !options.sweep.is_empty() {
         print_sweep(&options, &crucial, redis.as_ref().ok(), duration);
     }
+    if !options.clients.is_empty() {
+        print_clients(&options, &crucial, redis.as_ref().ok(), duration);
+    }
     println!();
     println!(
         "# crucial node: separate process, runtime {}, one connection shared by all callers; \
          redis: one connection per caller, no pipelining",
         options.runtime
     );
+}
+
+/// Separate clients, each with its own connection and one caller (the real
+/// Crucial case: many Lambdas): the default client, the client without spin,
+/// and Redis with a connection per caller.
+fn print_clients(options: &Options, crucial: &Crucial, redis: Option<&Redis>, duration: Duration) {
+    let median = |run: &dyn Fn() -> Option<Throughput>| {
+        let trials: Vec<_> = (0..options.trials).filter_map(|_| run()).collect();
+        (!trials.is_empty()).then(|| Throughput::median(trials).per_second())
+    };
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    };
+    println!();
+    println!(
+        "## Separate clients, one connection and one caller each: incr (operations per second)"
+    );
+    println!();
+    println!("| clients | crucial default | crucial spin 0 | redis | default / spin 0 | default / redis |");
+    println!("|---|---|---|---|---|---|");
+    for &clients in &options.clients {
+        let default = median(&|| Some(crucial.separate_clients(clients, duration, None)));
+        let no_spin =
+            median(&|| Some(crucial.separate_clients(clients, duration, Some(Duration::ZERO))));
+        let theirs = redis.and_then(|r| {
+            median(&|| Some(r.concurrent(systems::Op::Incr, clients, duration, &[])))
+        });
+        println!(
+            "| {clients} | {} | {} | {} | {} | {} |",
+            cell(default),
+            cell(no_spin),
+            cell(theirs),
+            ratio(default, no_spin),
+            ratio(default, theirs),
+        );
+    }
 }
 
 /// `incr` throughput against the number of callers: blocking threads and async

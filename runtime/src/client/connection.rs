@@ -1,10 +1,12 @@
 //! One long-lived, multiplexed connection to a node, shared by every thread of a process.
 //!
-//! **Writing.** A request that is alone on the connection is written by its
-//! caller at once (no hop through another thread). When other requests are in
-//! flight, the caller only appends its frame and a flusher thread writes
-//! everything appended since its last write in one `write`, so concurrent
-//! callers are batched without a timer.
+//! **Writing.** A blocking caller writes its own frame, unless another caller is
+//! writing: then it only appends, and that writer takes it along in its next
+//! `write` (concurrent callers are batched without a timer or a hop). Async
+//! tasks do the same while few requests are in flight; with many, they append
+//! and a flusher thread writes everything appended since its last write in one
+//! `write`, since tasks that run one after another on a runtime thread would
+//! otherwise make one system call each.
 //!
 //! **Reading is a role** held by one thread at a time (leader/follower). A
 //! blocking caller that finds the role free takes it and reads the socket
@@ -60,15 +62,49 @@ struct ReadHalf {
     chunk: Vec<u8>,
 }
 
-/// When a lone caller spins: after [`MISSES_TO_COOL`] spins in a row that saw
-/// no reply, the next [`COOL_CALLS`] calls do not spin.
+/// When a lone caller spins: only while the machine has an idle core (fewer
+/// runnable threads than cores, sampled from `/proc/loadavg` at most every
+/// 10 ms), and not for the next [`COOL_CALLS`] calls after [`MISSES_TO_COOL`]
+/// spins in a row that saw nothing.
 struct SpinPolicy {
     misses: AtomicU32,
     cool: AtomicU32,
 }
 
 const MISSES_TO_COOL: u32 = 4;
+
+/// An async task writes its own frame while at most this many requests are in flight.
+const DIRECT_WRITES_UP_TO: usize = 4;
 const COOL_CALLS: u32 = 256;
+
+/// Whether the machine has a core no thread is running on, by the count of
+/// runnable threads the kernel reports (this process's spinning threads
+/// included, so many spinners stop each other). Sampled at most every 10 ms
+/// for the whole process; without `/proc` it says yes.
+fn idle_core() -> bool {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    static SAMPLED_AT: AtomicU64 = AtomicU64::new(0);
+    static IDLE: AtomicBool = AtomicBool::new(true);
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+    let last = SAMPLED_AT.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 10
+        && SAMPLED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let running = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| {
+                let field = text.split_whitespace().nth(3)?;
+                field.split('/').next()?.parse::<usize>().ok()
+            });
+        // `running` counts this thread too: an idle core is one more than that.
+        IDLE.store(running.is_none_or(|r| r < cores), Ordering::Relaxed);
+    }
+    IDLE.load(Ordering::Relaxed)
+}
 
 impl SpinPolicy {
     fn new() -> SpinPolicy {
@@ -86,6 +122,9 @@ impl SpinPolicy {
         let cool = self.cool.load(Ordering::Relaxed);
         if cool > 0 {
             self.cool.store(cool - 1, Ordering::Relaxed);
+            return Duration::ZERO;
+        }
+        if !idle_core() {
             return Duration::ZERO;
         }
         max
@@ -247,16 +286,21 @@ impl Connection {
             shared.reading = true;
             (shared.slots.len() == 1, lead)
         };
-        if let Err(e) = self.send(id, payload, alone) {
+        // A thread writes its own frame unless someone is writing already (then
+        // that writer takes it along): no flusher wake-up on its path.
+        if let Err(e) = self.send(id, payload, true) {
             self.fail_all(&format!("write failed: {e}"));
         }
-        let spin = if alone { spin } else { Duration::ZERO };
+        let _ = alone;
         if lead {
             return self.lead(&slot, spin);
         }
-        match slot.wait() {
+        // A follower may spin too, while a core is idle: a reply or a hand-off
+        // that comes within the spin then costs no wake-up.
+        let wait = if idle_core() { spin } else { Duration::ZERO };
+        match slot.wait_spinning(wait) {
             Woken::Reply(reply) => reply,
-            Woken::Lead => self.lead(&slot, Duration::ZERO),
+            Woken::Lead => self.lead(&slot, spin),
         }
     }
 
@@ -264,7 +308,7 @@ impl Connection {
     /// land in; the helper thread reads if no one else does.
     pub fn start_async(&self, id: u64, payload: &[u8]) -> Result<Arc<Slot>, Error> {
         let slot = Slot::for_task();
-        let alone = {
+        let few = {
             let mut shared = lock(&self.shared);
             if let Some(reason) = &shared.dead {
                 return Err(self.disconnected(reason));
@@ -275,9 +319,12 @@ impl Connection {
                 shared.helper_wanted = true;
                 self.helper.notify_one();
             }
-            shared.slots.len() == 1
+            shared.slots.len() <= DIRECT_WRITES_UP_TO
         };
-        if let Err(e) = self.send(id, payload, alone) {
+        // A task writes its own frame while few requests are in flight; with
+        // many, tasks run one after another on their runtime's threads, so the
+        // flusher batches their frames into one write instead.
+        if let Err(e) = self.send(id, payload, few) {
             self.fail_all(&format!("write failed: {e}"));
         }
         Ok(slot)
@@ -314,10 +361,7 @@ impl Connection {
             {
                 let mut shared = lock(&self.shared);
                 while !shared.helper_wanted && shared.dead.is_none() {
-                    shared = self
-                        .helper
-                        .wait(shared)
-                        .unwrap_or_else(|e| e.into_inner());
+                    shared = self.helper.wait(shared).unwrap_or_else(|e| e.into_inner());
                 }
                 if shared.dead.is_some() {
                     return;
@@ -328,8 +372,7 @@ impl Connection {
             self.read_until(
                 || {
                     let shared = lock(&self.shared);
-                    shared.slots.is_empty()
-                        || shared.slots.values().any(|s| s.is_blocking())
+                    shared.slots.is_empty() || shared.slots.values().any(|s| s.is_blocking())
                 },
                 Duration::ZERO,
             );
@@ -404,15 +447,16 @@ impl Connection {
         }
     }
 
-    /// Appends a frame. A lone request is written now by its caller; otherwise
-    /// the flusher (or whoever is writing) sends it with the others.
-    fn send(&self, id: u64, payload: &[u8], alone: bool) -> std::io::Result<()> {
+    /// Appends a frame. With `direct`, the caller writes it now unless someone
+    /// is writing (that writer loops until the buffer is empty); otherwise the
+    /// flusher sends it with the others.
+    fn send(&self, id: u64, payload: &[u8], direct: bool) -> std::io::Result<()> {
         let mut state = lock(&self.write);
         wire::write_frame(&mut state.buf, id, payload);
         if state.writing {
             return Ok(()); // the active writer loops until the buffer is empty
         }
-        if !alone {
+        if !direct {
             if state.flusher_idle {
                 state.flusher_idle = false;
                 self.flush.notify_one();

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// The reply to one request: the encoded value or an error.
 pub type Reply = Result<bytes::Bytes, Error>;
@@ -28,6 +29,8 @@ pub struct Slot {
     state: Mutex<State>,
     ready: Condvar,
     done: AtomicBool,
+    /// Set with the reply or the reader role: what a spinning waiter watches.
+    signaled: AtomicBool,
     /// Waited on by a thread (which can take over reading), not by a future.
     blocking: bool,
 }
@@ -77,6 +80,7 @@ impl Slot {
             }
             state.reply = Some(reply);
             self.done.store(true, Ordering::Release);
+            self.signaled.store(true, Ordering::Release);
             (state.waker.take(), state.sleeping)
         };
         if sleeping {
@@ -92,6 +96,7 @@ impl Slot {
         let sleeping = {
             let mut state = self.lock();
             state.lead = true;
+            self.signaled.store(true, Ordering::Release);
             state.sleeping
         };
         if sleeping {
@@ -102,6 +107,23 @@ impl Slot {
     /// Takes the reply, if it is in.
     pub fn take(&self) -> Option<Reply> {
         self.lock().reply.take()
+    }
+
+    /// [`Slot::wait`], first busy-waiting for up to `spin`: a reply or a
+    /// hand-off that comes within it costs no wake-up.
+    pub fn wait_spinning(&self, spin: Duration) -> Woken {
+        if !spin.is_zero() {
+            let start = Instant::now();
+            let mut polls = 0u32;
+            while !self.signaled.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+                polls += 1;
+                if polls % 64 == 0 && start.elapsed() > spin {
+                    break;
+                }
+            }
+        }
+        self.wait()
     }
 
     /// Blocks the calling thread until its reply arrives or it is handed the
