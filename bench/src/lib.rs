@@ -42,6 +42,15 @@ pub fn serve_if_asked() -> bool {
         systems::serve_node();
         return true;
     }
+    if let Some(at) = std::env::args().position(|a| a == "--echo") {
+        let sizes: Vec<usize> = std::env::args()
+            .skip(at + 1)
+            .take(2)
+            .map(|v| v.parse().expect("--echo REQUEST_BYTES REPLY_BYTES"))
+            .collect();
+        systems::serve_echo(sizes[0], sizes[1]);
+        return true;
+    }
     if std::env::args().any(|a| a == "--spin") {
         // The "one core busy" condition: an unrelated process that never sleeps.
         let mut x = 0u64;

@@ -430,3 +430,154 @@ impl System for Redis {
         )
     }
 }
+
+/// The floor: a blocking ping-pong over loopback TCP, a request of a fixed
+/// size answered by a reply of a fixed size, between this process and an echo
+/// process that does nothing else. No store can answer faster over the same wire.
+pub struct Floor {
+    _process: Process,
+    stream: std::net::TcpStream,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+/// Body of the `--echo` child: answers every `request`-byte message with `reply` bytes.
+pub fn serve_echo(request: usize, reply: usize) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("listening on {}", listener.local_addr().expect("addr"));
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let _ = stream.set_nodelay(true);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; request];
+            let answer = vec![0u8; reply];
+            while stream.read_exact(&mut buf).is_ok() {
+                if stream.write_all(&answer).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+impl Floor {
+    /// The echo process, for messages of `request` and `reply` bytes.
+    pub fn start(request: usize, reply: usize) -> Floor {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--echo", &request.to_string(), &reply.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the echo process");
+        let addr = read_addr(&mut child);
+        let stream = std::net::TcpStream::connect(addr).expect("connect to echo");
+        stream.set_nodelay(true).expect("nodelay");
+        Floor {
+            _process: Process(child),
+            stream,
+            request: vec![0x5a; request],
+            reply: vec![0; reply],
+        }
+    }
+
+    /// `ops` round trips, each timed.
+    pub fn sequential(&mut self, ops: usize) -> Latencies {
+        use std::io::{Read, Write};
+        let Floor {
+            stream,
+            request,
+            reply,
+            ..
+        } = self;
+        time_each(ops, || {
+            stream.write_all(request).expect("echo write");
+            stream.read_exact(reply).expect("echo read");
+        })
+    }
+}
+
+/// The frame sizes of one `fetch_add(1)` call and its reply, as the client sends them.
+pub fn incr_frame_sizes() -> (usize, usize) {
+    use crucial::__private::codec;
+    use crucial::__private::registry::registry;
+    use crucial::__private::wire::{self, Call, ObjectRef, Request};
+    let fingerprint = registry()
+        .shared_type("crucial::AtomicI64")
+        .and_then(|t| t.method("fetch_add"))
+        .map(|m| m.id.fingerprint)
+        .expect("fetch_add is registered");
+    let args = codec::encode(&(1i64,)).expect("args");
+    let payload = Request::Call(Call {
+        object: ObjectRef {
+            type_name: "crucial::AtomicI64",
+            key: "bench/counter",
+        },
+        method: "fetch_add",
+        fingerprint,
+        args: &args,
+        timeout_ms: 0,
+    })
+    .encode()
+    .expect("call");
+    let mut request = Vec::new();
+    wire::write_frame(&mut request, 1, &payload);
+    let mut reply = Vec::new();
+    wire::encode_outcome(&mut reply, 1, &Ok(codec::encode(&1000i64).expect("value")));
+    (request.len(), reply.len())
+}
+
+/// An unrelated process that keeps one core busy while it lives (the bench
+/// binary re-executed with `--spin`).
+pub fn busy_core() -> Process {
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--spin")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the busy process");
+    std::thread::sleep(Duration::from_millis(200));
+    Process(child)
+}
+
+/// What one `redis-benchmark` run printed.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisBenchmark {
+    /// Requests per second.
+    pub per_second: f64,
+    /// Median latency, microseconds.
+    pub p50: f64,
+    /// 99th percentile latency, microseconds.
+    pub p99: f64,
+}
+
+/// Runs `redis-benchmark -t incr` against the Redis at `addr` with `clients`
+/// connections, pipeline depth `pipeline` and `requests` requests in all:
+/// Redis measured by its own client at its best. `None` when the tool is
+/// missing or printed something unexpected.
+pub fn redis_benchmark_incr(
+    addr: &str,
+    clients: usize,
+    pipeline: usize,
+    requests: u64,
+) -> Option<RedisBenchmark> {
+    let port = addr.rsplit(':').next()?;
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", port, "-t", "incr", "--csv"])
+        .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
+        .args(["-n", &requests.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    let fields: Vec<f64> = text
+        .lines()
+        .find(|l| l.starts_with("\"INCR\""))?
+        .split(',')
+        .skip(1)
+        .map(|v| v.trim_matches('"').parse().ok())
+        .collect::<Option<_>>()?;
+    Some(RedisBenchmark {
+        per_second: *fields.first()?,
+        p50: fields.get(3)? * 1e3,
+        p99: fields.get(5)? * 1e3,
+    })
+}

@@ -15,8 +15,7 @@ use crucial_bench::load::crucial::CrucialProtocol;
 use crucial_bench::load::redis::{RedisProtocol, METHOD_SCRIPT};
 use crucial_bench::load::workload::{Keys, Mix, OpKind};
 use crucial_bench::load::{self, Measured, Plan};
-use crucial_bench::systems::{Crucial, Process, Redis};
-use std::process::{Command, Stdio};
+use crucial_bench::systems::{self, Crucial, Redis};
 use std::time::Duration;
 
 /// Drives a Crucial node and Redis with the same load and prints both.
@@ -126,7 +125,7 @@ fn main() {
     };
     let mut validation = Vec::new();
     for condition in conditions {
-        let _busy = (*condition == "busy").then(busy_core);
+        let _busy = (*condition == "busy").then(crucial_bench::systems::busy_core);
         for &c in &args.connections {
             for &p in &args.pipeline {
                 let plan = Plan {
@@ -256,17 +255,6 @@ fn preload(crucial: Option<&Crucial>, redis: Option<&Redis>, keys: &Keys, data: 
     }
 }
 
-/// An unrelated process that keeps one core busy while it lives.
-fn busy_core() -> Process {
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--spin")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(format!("cannot start the busy process: {e}")));
-    std::thread::sleep(Duration::from_millis(200));
-    Process(child)
-}
-
 /// `redis-benchmark -t incr` on the same connections and pipeline depth, for
 /// about as long as the row: its requests per second.
 fn redis_benchmark(
@@ -276,24 +264,6 @@ fn redis_benchmark(
     ours: &Measured,
     seconds: f64,
 ) -> Option<f64> {
-    let port = redis.addr.rsplit(':').next()?;
     let requests = ((ours.per_second() * seconds) as u64).max(10_000);
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", port, "-t", "incr", "--csv"])
-        .args([
-            "-c",
-            &c.to_string(),
-            "-P",
-            &p.to_string(),
-            "-n",
-            &requests.to_string(),
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "INCR","87260.03",...
-    text.lines()
-        .find(|l| l.starts_with("\"INCR\""))
-        .and_then(|l| l.split(',').nth(1))
-        .and_then(|v| v.trim_matches('"').parse().ok())
+    systems::redis_benchmark_incr(&redis.addr, c, p, requests).map(|r| r.per_second)
 }

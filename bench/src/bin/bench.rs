@@ -13,10 +13,14 @@
 //! With `--clients 8,64` it measures separate clients (one connection and one
 //! caller each), with and without the client's spin, against Redis.
 //!
-//! Usage: `bench [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..] [--clients N,N,..]`
+//! With `--busy` everything runs while an unrelated process keeps one core
+//! busy (what a node next to cloud threads sees): on these VMs an idle core
+//! takes tens of microseconds to wake, so latency depends on the condition.
+//!
+//! Usage: `bench [--busy] [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..] [--clients N,N,..]`
 
 use crucial_bench::stats::{Latencies, Throughput};
-use crucial_bench::systems::{self, Crucial, Redis, System};
+use crucial_bench::systems::{self, Crucial, Floor, Redis, System};
 use std::time::Duration;
 
 struct Options {
@@ -27,6 +31,7 @@ struct Options {
     runtime: String,
     sweep: Vec<usize>,
     clients: Vec<usize>,
+    busy: bool,
 }
 
 fn parse_options() -> Options {
@@ -38,10 +43,16 @@ fn parse_options() -> Options {
         runtime: "multi-thread".into(),
         sweep: Vec::new(),
         clients: Vec::new(),
+        busy: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--busy" {
+            options.busy = true;
+            i += 1;
+            continue;
+        }
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--ops" => options.ops = value.parse().expect("--ops N"),
@@ -74,13 +85,19 @@ fn main() {
     }
     let options = parse_options();
     let duration = Duration::from_secs_f64(options.seconds);
+    let _busy = options.busy.then(systems::busy_core);
     println!(
-        "# crucial vs redis, {} sequential ops per row, {} callers for {:.1} s (median of {} trials); {} cores",
+        "# crucial vs redis, {} sequential ops per row, {} callers for {:.1} s (median of {} trials); {} cores; {}",
         options.ops,
         options.callers,
         options.seconds,
         options.trials,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if options.busy {
+            "one core kept busy by an unrelated process"
+        } else {
+            "machine otherwise idle"
+        }
     );
 
     let crucial = Crucial::start(&options.runtime);
@@ -107,6 +124,12 @@ fn main() {
             .collect();
         rows.push((label.to_string(), results));
     }
+    let (request_bytes, reply_bytes) = systems::incr_frame_sizes();
+    let floor = Floor::start(request_bytes, reply_bytes).sequential(options.ops);
+    let redis_benchmark = redis
+        .as_ref()
+        .ok()
+        .and_then(|r| systems::redis_benchmark_incr(&r.addr, 1, 1, options.ops as u64));
     let mut throughput: Vec<(String, Vec<Throughput>)> = Vec::new();
     for (label, op) in [("incr", systems::Op::Incr), ("get 1 KiB", systems::Op::Get)] {
         let results = systems
@@ -166,6 +189,27 @@ fn main() {
         }
         println!();
     }
+    println!();
+    println!(
+        "## The floor: a blocking ping-pong over loopback, {request_bytes}-byte request, \
+         {reply_bytes}-byte reply (incr's frames)"
+    );
+    println!();
+    println!(
+        "| floor p50 | floor p99 | crucial incr p50 | crucial / floor | redis-benchmark -c 1 p50 | crucial / redis-benchmark |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let ours = rows[0].1[0].p50();
+    let (theirs, ratio) = match redis_benchmark {
+        Some(r) => (format!("{:.1}", r.p50), format!("{:.2}", ours / r.p50)),
+        None => ("-".into(), "-".into()),
+    };
+    println!(
+        "| {:.1} | {:.1} | {ours:.1} | {:.2} | {theirs} | {ratio} |",
+        floor.p50(),
+        floor.p99(),
+        ours / floor.p50()
+    );
     println!();
     println!(
         "## Throughput, {} concurrent callers (operations per second)",

@@ -17,8 +17,8 @@
 //! client's does, instead of two (a reader thread, then the caller). Async tasks
 //! cannot block in `read`, so the helper thread reads for them.
 //!
-//! Before blocking in `read`, a caller alone on the connection may poll the
-//! socket without blocking for a short while (the spin): on an idle core that
+//! Before blocking in `read`, a caller with at most one other request in flight
+//! may poll the socket without blocking for a short while (the spin): on an idle core that
 //! saves the core's wake-up when the reply is microseconds away. The spin turns
 //! itself off for a while after it keeps missing, so callers that share cores
 //! with other clients do not burn the CPU those need.
@@ -75,6 +75,9 @@ const MISSES_TO_COOL: u32 = 4;
 
 /// An async task writes its own frame while at most this many requests are in flight.
 const DIRECT_WRITES_UP_TO: usize = 4;
+
+/// A blocking caller may spin while at most this many requests are in flight.
+const SPIN_UP_TO: usize = 2;
 const COOL_CALLS: u32 = 256;
 
 /// Whether the machine has a core no thread is running on, by the count of
@@ -276,6 +279,7 @@ impl Connection {
     /// poll before it sleeps in `read`.
     pub fn call(&self, id: u64, payload: &[u8], spin: Duration) -> Reply {
         let slot = Slot::blocking();
+        let alone_now;
         let (alone, lead) = {
             let mut shared = lock(&self.shared);
             if let Some(reason) = &shared.dead {
@@ -284,19 +288,22 @@ impl Connection {
             shared.slots.insert(id, Arc::clone(&slot));
             let lead = !shared.reading;
             shared.reading = true;
-            (shared.slots.len() == 1, lead)
+            alone_now = shared.slots.len() == 1;
+            (shared.slots.len() <= SPIN_UP_TO, lead)
         };
-        // A thread writes its own frame unless someone is writing already (then
-        // that writer takes it along): no flusher wake-up on its path.
-        if let Err(e) = self.send(id, payload, true) {
+        // A lone request is written by its caller; with company, the flusher
+        // batches frames (many small writes would reach the node as many small
+        // reads, each answered alone).
+        if let Err(e) = self.send(id, payload, alone_now) {
             self.fail_all(&format!("write failed: {e}"));
         }
-        let _ = alone;
+        // With few requests in flight, a waiter may spin (only while a core is
+        // idle): a reply or a hand-off that comes within the spin then costs no
+        // wake-up. With many, it would burn the cores the others need.
+        let spin = if alone { spin } else { Duration::ZERO };
         if lead {
             return self.lead(&slot, spin);
         }
-        // A follower may spin too, while a core is idle: a reply or a hand-off
-        // that comes within the spin then costs no wake-up.
         let wait = if idle_core() { spin } else { Duration::ZERO };
         match slot.wait_spinning(wait) {
             Woken::Reply(reply) => reply,
