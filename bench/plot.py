@@ -8,6 +8,7 @@ bench/results/ and run this script (it needs matplotlib):
     cargo run --release -p crucial-bench --bin bench-barrier > bench/results/barrier.txt
     cargo run --release -p crucial-bench --bin bench-apps > bench/results/apps.txt
     cargo run --release -p crucial-bench --features lambda --bin bench-spawn > bench/results/spawn.txt
+    cargo run --release -p crucial-bench --bin bench-load -- -c 1,8,64,512 -P 1,16 --busy --validate > bench/results/load.txt
     python3 bench/plot.py            # writes guide/src/img/*.svg
 
 Nothing is typed in by hand: every point comes from a saved run.
@@ -150,7 +151,30 @@ def spawn():
     save(fig, "spawn.svg")
 
 
+def load():
+    rows = table(RESULTS / "load.txt", "bench-load")
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), sharey=True)
+    for ax, condition in zip(axes, ["idle", "busy"]):
+        for p, style in [("1", "-o"), ("16", "--s")]:
+            sel = [r for r in rows if r["condition"] == condition and r["-P"] == p]
+            if not sel:
+                continue
+            cs = [int(r["-c"]) for r in sel]
+            ax.plot(cs, [number(r["crucial ops/s"]) / 1000 for r in sel], style, color=OURS,
+                    label=f"Crucial -P {p}")
+            ax.plot(cs, [number(r["redis ops/s"]) / 1000 for r in sel], style, color=PEER,
+                    label=f"Redis -P {p}")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(cs, [str(c) for c in cs])
+        ax.set_title(f"machine {condition}" if condition == "idle" else "one core busy")
+        ax.set_xlabel("connections (-c)")
+    axes[0].set_ylabel("incr (k ops/s)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("bench-load: the node against Redis, same generator (higher is better)")
+    save(fig, "load.svg")
+
+
 if __name__ == "__main__":
     plt.rcParams.update({"svg.hashsalt": "crucial", "font.size": 9})
-    for plot in (latency, sweep, barrier, apps, spawn):
+    for plot in (latency, sweep, barrier, apps, spawn, load):
         plot()

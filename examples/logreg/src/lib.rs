@@ -8,6 +8,7 @@
 pub use datasets::Labeled;
 
 use crucial::{cloud_thread, shared, Barrier, SharedProxy};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -74,29 +75,39 @@ pub struct Partial {
     pub correct: u64,
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
 /// Gradient, loss and accuracy of `weights` over a fragment.
+///
+/// One pass over the rows: each row's dot product with the weights and its
+/// share of the gradient (`ndarray`'s unrolled `dot` and `scaled_add`, which
+/// vectorize) are computed while the row is in L1, so the fragment is read
+/// from memory once per iteration. That read is the bound: 80 MB per thread
+/// per iteration at this machine's memory bandwidth (an AVX2/FMA build of the
+/// same loop measured no faster; blocks of rows through a matrix product were
+/// 2.2x slower, paying `matrixmultiply`'s packing for matrix-vector shapes).
+/// The loss is `log(1 + e^z) - y z` in a form that cannot overflow, sharing
+/// the sigmoid's exponential.
 pub fn partial(x: &[f64], y: &[f64], weights: &[f64]) -> Partial {
     let dims = weights.len();
-    let mut gradient = vec![0.0; dims];
+    let x = ArrayView2::from_shape((y.len(), dims), x).expect("x holds one row per label");
+    let weights = ArrayView1::from(weights);
+    let mut gradient = Array1::<f64>::zeros(dims);
     let (mut loss, mut correct) = (0.0, 0);
-    for (row, &label) in x.chunks_exact(dims).zip(y) {
-        let z: f64 = row.iter().zip(weights).map(|(a, b)| a * b).sum();
-        let p = sigmoid(z);
-        let eps = 1e-12;
-        loss -= label * (p + eps).ln() + (1.0 - label) * (1.0 - p + eps).ln();
+    for (row, &label) in x.rows().into_iter().zip(y) {
+        let z = row.dot(&weights);
+        let e = (-z.abs()).exp();
+        let p = if z >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+        loss += z.max(0.0) + e.ln_1p() - label * z;
         if (p > 0.5) == (label > 0.5) {
             correct += 1;
         }
-        for (g, a) in gradient.iter_mut().zip(row) {
-            *g += (p - label) * a;
-        }
+        gradient.scaled_add(p - label, &row);
     }
     Partial {
-        gradient,
+        gradient: gradient.to_vec(),
         loss,
         correct,
     }
