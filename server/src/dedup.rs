@@ -27,6 +27,17 @@ enum Entry {
     Done(Outcome),
 }
 
+impl Entry {
+    /// Forgets the entry. Retries waiting for a running request are woken:
+    /// they ask again, find nothing and run (the bounded memory has lost that
+    /// request; waiting would never end, as `finish` finds no entry to wake).
+    fn forget(self) {
+        if let Entry::Running(Some(notify)) = self {
+            notify.notify_waiters();
+        }
+    }
+}
+
 struct Window {
     entries: HashMap<u64, Entry>,
     order: VecDeque<u64>,
@@ -70,7 +81,9 @@ impl Dedup {
                 .min_by_key(|(_, w)| w.last_seen)
                 .map(|(id, _)| *id)
             {
-                clients.by_id.remove(&oldest);
+                if let Some(forgotten) = clients.by_id.remove(&oldest) {
+                    forgotten.entries.into_values().for_each(Entry::forget);
+                }
             }
         }
         let window = clients.by_id.entry(client).or_insert_with(|| Window {
@@ -92,7 +105,9 @@ impl Dedup {
         window.order.push_back(request);
         while window.order.len() > self.window {
             if let Some(old) = window.order.pop_front() {
-                window.entries.remove(&old);
+                if let Some(entry) = window.entries.remove(&old) {
+                    entry.forget();
+                }
             }
         }
         Begin::Fresh
@@ -147,6 +162,36 @@ mod tests {
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
         // Another client's ids are independent.
         assert!(matches!(dedup.begin(2, 2), Begin::Fresh));
+    }
+
+    #[tokio::test]
+    async fn a_retry_waiting_for_a_forgotten_request_is_woken() {
+        let dedup = Dedup::new(2, 1);
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        let Begin::InFlight(notify) = dedup.begin(1, 1) else {
+            panic!("request 1 is running")
+        };
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // Two newer requests push the running one out of the window of 2.
+        let _ = dedup.begin(1, 2);
+        let _ = dedup.begin(1, 3);
+        tokio::time::timeout(std::time::Duration::from_secs(10), woken)
+            .await
+            .expect("the waiter is woken when its request is forgotten");
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        // The same when the whole client is forgotten.
+        let Begin::InFlight(notify) = dedup.begin(1, 1) else {
+            panic!("request 1 is running again")
+        };
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let _ = dedup.begin(2, 1);
+        tokio::time::timeout(std::time::Duration::from_secs(10), woken)
+            .await
+            .expect("the waiter is woken when its client is forgotten");
     }
 
     #[test]

@@ -19,6 +19,8 @@ fn fingerprint(type_name: &str, method: &str) -> u64 {
         .unwrap_or_else(|| panic!("{type_name}::{method} is not registered"))
 }
 
+static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Encodes requests and decodes replies of one connection.
 pub struct CrucialProtocol {
     next_id: u64,
@@ -73,7 +75,11 @@ impl Protocol for CrucialProtocol {
     fn handshake(&mut self) -> Vec<u8> {
         let hello = Request::Hello {
             protocol: wire::PROTOCOL_VERSION,
-            client_id: std::process::id() as u64 ^ 0x10ad_0000_0000,
+            // One client per connection, as separate processes would be: the
+            // node deduplicates retries by (client, request id), and every
+            // connection numbers its requests from 1.
+            client_id: (std::process::id() as u64) << 32
+                | NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
         .encode()
         .expect("hello encodes");
