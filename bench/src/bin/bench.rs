@@ -276,19 +276,30 @@ fn main() {
     );
 }
 
+/// Operations per second of the median of `trials` runs (`None` if none ran).
+fn median_per_second(trials: usize, run: &dyn Fn() -> Option<Throughput>) -> Option<f64> {
+    let trials: Vec<_> = (0..trials).filter_map(|_| run()).collect();
+    (!trials.is_empty()).then(|| Throughput::median(trials).per_second())
+}
+
+/// A table cell: whole operations per second, or `-`.
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.0}"))
+}
+
+/// A table cell: `a / b`, or `-`.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    }
+}
+
 /// Separate clients, each with its own connection and one caller (the real
 /// Crucial case: many Lambdas): the default client, the client without spin,
 /// and Redis with a connection per caller.
 fn print_clients(options: &Options, crucial: &Crucial, redis: Option<&Redis>, duration: Duration) {
-    let median = |run: &dyn Fn() -> Option<Throughput>| {
-        let trials: Vec<_> = (0..options.trials).filter_map(|_| run()).collect();
-        (!trials.is_empty()).then(|| Throughput::median(trials).per_second())
-    };
-    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => format!("{:.2}", a / b),
-        _ => "-".to_string(),
-    };
+    let median = |run: &dyn Fn() -> Option<Throughput>| median_per_second(options.trials, run);
     println!();
     println!(
         "## Separate clients, one connection and one caller each: incr (operations per second)"
@@ -318,15 +329,7 @@ fn print_clients(options: &Options, crucial: &Crucial, redis: Option<&Redis>, du
 /// tasks on Crucial, threads with a connection each on Redis.
 fn print_sweep(options: &Options, crucial: &Crucial, redis: Option<&Redis>, duration: Duration) {
     let payload = [];
-    let median = |run: &dyn Fn() -> Option<Throughput>| {
-        let trials: Vec<_> = (0..options.trials).filter_map(|_| run()).collect();
-        (!trials.is_empty()).then(|| Throughput::median(trials).per_second())
-    };
-    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => format!("{:.2}", a / b),
-        _ => "-".to_string(),
-    };
+    let median = |run: &dyn Fn() -> Option<Throughput>| median_per_second(options.trials, run);
     println!();
     println!("## incr throughput against callers (operations per second)");
     println!();
