@@ -11,6 +11,7 @@
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
 pub mod load;
+pub mod procfs;
 pub mod stats;
 pub mod systems;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// What is measured.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Increment a counter.
     Incr,
@@ -23,6 +23,8 @@ pub enum Op {
 pub trait System: Sync {
     /// Row label.
     fn name(&self) -> &str;
+    /// The server's process id.
+    fn server_pid(&self) -> u32;
     /// One caller, `ops` operations, each timed.
     fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies;
     /// `callers` threads for `duration`.
@@ -145,6 +147,11 @@ fn read_addr(child: &mut Child) -> String {
 }
 
 impl Crucial {
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self._process.0.id()
+    }
+
     /// Starts the node process and connects.
     pub fn start(runtime: &str) -> Crucial {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
@@ -173,6 +180,10 @@ impl Crucial {
 impl System for Crucial {
     fn name(&self) -> &str {
         "crucial"
+    }
+
+    fn server_pid(&self) -> u32 {
+        self.pid()
     }
 
     fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies {
@@ -310,6 +321,11 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self._process.0.id()
+    }
+
     /// A new connection to the server.
     pub fn connect(&self) -> redis::Connection {
         self.connection()
@@ -371,6 +387,10 @@ impl Redis {
 impl System for Redis {
     fn name(&self) -> &str {
         "redis"
+    }
+
+    fn server_pid(&self) -> u32 {
+        self.pid()
     }
 
     fn sequential(&self, op: Op, ops: usize, payload: &[u8]) -> Latencies {

@@ -7,6 +7,7 @@ use crate::metrics::{Metrics, TableGauges};
 use crate::objects::ObjectTable;
 use crucial::__private::registry::{registry, Registry};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -17,6 +18,37 @@ impl StopSignal {
     /// Resolves once the node starts to stop.
     pub async fn stopped(&mut self) {
         let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// How many connections (or tasks of a split batch) are applying requests
+/// right now: a batch is split over the cores only when some core would
+/// otherwise have nothing to apply.
+#[derive(Default)]
+pub struct Applying(AtomicUsize);
+
+impl Applying {
+    /// Counts the caller as applying until the guard drops; the guard knows
+    /// how many others were applying when it was taken.
+    pub fn enter(&self) -> ApplyingGuard<'_> {
+        let others = self.0.fetch_add(1, Ordering::Relaxed);
+        ApplyingGuard {
+            count: &self.0,
+            others,
+        }
+    }
+}
+
+/// One applier, counted while it lives.
+pub struct ApplyingGuard<'a> {
+    count: &'a AtomicUsize,
+    /// Others applying when this one started.
+    pub others: usize,
+}
+
+impl Drop for ApplyingGuard<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -32,6 +64,8 @@ pub struct NodeState {
     pub dedup: Dedup,
     /// Counters for the `/metrics` page.
     pub metrics: Metrics,
+    /// Connections and tasks applying requests right now.
+    pub applying: Applying,
     /// Becomes `true` once when the node starts to stop.
     stopping: watch::Sender<bool>,
 }
@@ -47,6 +81,7 @@ impl NodeState {
             dedup: Dedup::new(config.dedup_window, config.dedup_clients),
             table: ObjectTable::default(),
             metrics: Metrics::new(registry),
+            applying: Applying::default(),
             stopping: watch::Sender::new(false),
             registry,
             config,

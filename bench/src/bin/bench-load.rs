@@ -124,6 +124,7 @@ fn main() {
         &["idle"]
     };
     let mut validation = Vec::new();
+    let mut cpu = Vec::new();
     for condition in conditions {
         let _busy = (*condition == "busy").then(crucial_bench::systems::busy_core);
         for &c in &args.connections {
@@ -138,16 +139,19 @@ fn main() {
                     threads: args.threads,
                 };
                 let ours = crucial.as_ref().map(|node| {
-                    load::run(&node.addr, &plan, || CrucialProtocol::new(args.data))
-                        .unwrap_or_else(|e| fail(format!("crucial -c {c} -P {p}: {e}")))
+                    load::run(&node.addr, Some(node.pid()), &plan, || {
+                        CrucialProtocol::new(args.data)
+                    })
+                    .unwrap_or_else(|e| fail(format!("crucial -c {c} -P {p}: {e}")))
                 });
                 let theirs = redis.as_ref().map(|r| {
-                    load::run(&r.addr, &plan, || {
+                    load::run(&r.addr, Some(r.pid()), &plan, || {
                         RedisProtocol::new(args.data, script_sha.clone())
                     })
                     .unwrap_or_else(|e| fail(format!("redis -c {c} -P {p}: {e}")))
                 });
                 print_row(condition, c, p, ours.as_ref(), theirs.as_ref());
+                cpu.push((condition.to_string(), c, p, ours.clone(), theirs.clone()));
                 if args.validate {
                     if let (Some(r), Some(theirs)) = (redis.as_ref(), theirs.as_ref()) {
                         if let Some(checked) = redis_benchmark(r, c, p, theirs, args.seconds) {
@@ -164,6 +168,7 @@ fn main() {
             }
         }
     }
+    print_cpu(&cpu);
     if !validation.is_empty() {
         println!();
         println!(
@@ -218,6 +223,34 @@ fn print_row(
         cell(ours),
         cell(theirs)
     );
+}
+
+type Row = (String, usize, usize, Option<Measured>, Option<Measured>);
+
+/// CPU per request of each server and of the generator driving it: on a
+/// machine the generator shares, throughput is bounded by the sum.
+fn print_cpu(rows: &[Row]) {
+    println!();
+    println!("## CPU per request (user + system, from /proc; the generator shares the machine)");
+    println!();
+    println!("| condition | -c | -P | node us/op | its generator us/op | redis-server us/op | its generator us/op | node / redis-server |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for (condition, c, p, ours, theirs) in rows {
+        let node = ours.as_ref().and_then(Measured::server_us_per_op);
+        let redis = theirs.as_ref().and_then(Measured::server_us_per_op);
+        let ratio = match (node, redis) {
+            (Some(a), Some(b)) => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        println!(
+            "| {condition} | {c} | {p} | {} | {} | {} | {} | {ratio} |",
+            us(node),
+            us(ours.as_ref().and_then(Measured::generator_us_per_op)),
+            us(redis),
+            us(theirs.as_ref().and_then(Measured::generator_us_per_op)),
+        );
+    }
 }
 
 /// Loads the `method` operation's Lua script into Redis; returns its SHA-1.

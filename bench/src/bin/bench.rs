@@ -17,73 +17,52 @@
 //! busy (what a node next to cloud threads sees): on these VMs an idle core
 //! takes tens of microseconds to wake, so latency depends on the condition.
 //!
-//! Usage: `bench [--busy] [--ops N] [--callers N] [--seconds S] [--trials N] [--runtime multi-thread|current-thread] [--sweep N,N,..] [--clients N,N,..]`
+//! It also counts the context switches per sequential call in the client and
+//! the server process, the wake-ups a round trip pays.
+//!
+//! Usage: `bench --help`.
 
+use clap::Parser;
+use crucial_bench::procfs::context_switches;
 use crucial_bench::stats::{Latencies, Throughput};
 use crucial_bench::systems::{self, Crucial, Floor, Redis, System};
 use std::time::Duration;
 
+/// Latency and throughput of Crucial shared objects against Redis, in one run.
+#[derive(Debug, Parser)]
+#[command(version, about)]
 struct Options {
+    /// Sequential operations per latency row.
+    #[arg(long, default_value_t = 20_000)]
     ops: usize,
+    /// Concurrent callers for the throughput rows.
+    #[arg(long, default_value_t = 64)]
     callers: usize,
+    /// Seconds per throughput trial.
+    #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Trials per throughput row (the median is printed).
+    #[arg(long, default_value_t = 3)]
     trials: usize,
+    /// The node's tokio runtime.
+    #[arg(long, value_parser = ["multi-thread", "current-thread"], default_value = "multi-thread")]
     runtime: String,
+    /// Numbers of callers for the scaling table, comma-separated (e.g. 1,4,16,64).
+    #[arg(long, value_delimiter = ',')]
     sweep: Vec<usize>,
+    /// Numbers of separate clients for the co-located clients table (e.g. 8,64).
+    #[arg(long, value_delimiter = ',')]
     clients: Vec<usize>,
+    /// Keep one core busy with an unrelated process during the whole run.
+    #[arg(long)]
     busy: bool,
-}
-
-fn parse_options() -> Options {
-    let mut options = Options {
-        ops: 20_000,
-        callers: 64,
-        seconds: 2.0,
-        trials: 3,
-        runtime: "multi-thread".into(),
-        sweep: Vec::new(),
-        clients: Vec::new(),
-        busy: false,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == "--busy" {
-            options.busy = true;
-            i += 1;
-            continue;
-        }
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--ops" => options.ops = value.parse().expect("--ops N"),
-            "--callers" => options.callers = value.parse().expect("--callers N"),
-            "--seconds" => options.seconds = value.parse().expect("--seconds S"),
-            "--trials" => options.trials = value.parse().expect("--trials N"),
-            "--runtime" => options.runtime = value,
-            "--sweep" => {
-                options.sweep = value
-                    .split(',')
-                    .map(|n| n.parse().expect("--sweep 1,4,16"))
-                    .collect()
-            }
-            "--clients" => {
-                options.clients = value
-                    .split(',')
-                    .map(|n| n.parse().expect("--clients 8,64"))
-                    .collect()
-            }
-            other => panic!("unknown option {other}"),
-        }
-        i += 2;
-    }
-    options
 }
 
 fn main() {
     if crucial_bench::serve_if_asked() {
         return;
     }
-    let options = parse_options();
+    let options = Options::parse();
     let duration = Duration::from_secs_f64(options.seconds);
     let _busy = options.busy.then(systems::busy_core);
     println!(
@@ -113,6 +92,7 @@ fn main() {
 
     let payload = vec![0xabu8; 1024];
     let mut rows: Vec<(String, Vec<Latencies>)> = Vec::new();
+    let mut switches = Vec::new();
     for (label, op) in [
         ("incr (fetch_add / INCR)", systems::Op::Incr),
         ("set 1 KiB", systems::Op::Set),
@@ -120,7 +100,23 @@ fn main() {
     ] {
         let results = systems
             .iter()
-            .map(|s| s.sequential(op, options.ops, &payload))
+            .map(|s| {
+                let me = std::process::id();
+                let before = (context_switches(me), context_switches(s.server_pid()));
+                let latencies = s.sequential(op, options.ops, &payload);
+                let after = (context_switches(me), context_switches(s.server_pid()));
+                if op == systems::Op::Incr {
+                    let per_call = |b: Option<u64>, a: Option<u64>| {
+                        Some((a? - b?) as f64 / options.ops as f64)
+                    };
+                    switches.push((
+                        s.name().to_string(),
+                        per_call(before.0, after.0),
+                        per_call(before.1, after.1),
+                    ));
+                }
+                latencies
+            })
             .collect();
         rows.push((label.to_string(), results));
     }
@@ -210,6 +206,17 @@ fn main() {
         floor.p99(),
         ours / floor.p50()
     );
+    println!();
+    println!(
+        "## Context switches per sequential incr (all threads, from /proc: what `perf stat -e context-switches` counts)"
+    );
+    println!();
+    println!("| system | client process | server process |");
+    println!("|---|---|---|");
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for (name, client, server) in &switches {
+        println!("| {name} | {} | {} |", show(*client), show(*server));
+    }
     println!();
     println!(
         "## Throughput, {} concurrent callers (operations per second)",

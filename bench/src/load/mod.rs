@@ -9,6 +9,7 @@ pub mod crucial;
 pub mod redis;
 pub mod workload;
 
+use crate::procfs::process_cpu;
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -60,6 +61,10 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Latency of each answered request, sorted, in nanoseconds.
     pub latencies: Vec<u32>,
+    /// CPU time the server process used during the measured time, if known.
+    pub server_cpu: Option<Duration>,
+    /// CPU time this generator's process used during the measured time.
+    pub generator_cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -76,6 +81,22 @@ impl Measured {
         let at = ((self.latencies.len() - 1) as f64 * q).round() as usize;
         f64::from(self.latencies[at]) / 1e3
     }
+
+    /// Server CPU microseconds per answered request.
+    pub fn server_us_per_op(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
+    }
+
+    /// Generator CPU microseconds per answered request.
+    pub fn generator_us_per_op(&self) -> Option<f64> {
+        self.generator_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
+    }
+}
+
+fn cpu_since(pid: Option<u32>, before: Option<Duration>) -> Option<Duration> {
+    Some(process_cpu(pid?)?.saturating_sub(before?))
 }
 
 const WARMUP: u8 = 0;
@@ -228,8 +249,11 @@ async fn connection<P: Protocol>(
 }
 
 /// Runs `plan` against `addr`, a connection's protocol made by `protocol`.
+///
+/// `server` is the server's process id, for its CPU time per request.
 pub fn run<P: Protocol>(
     addr: &str,
+    server: Option<u32>,
     plan: &Plan,
     protocol: impl Fn() -> P,
 ) -> Result<Measured, String> {
@@ -263,10 +287,14 @@ pub fn run<P: Protocol>(
         ready.wait().await;
         tokio::time::sleep(plan.warmup).await;
         phase.store(MEASURE, Ordering::Relaxed);
+        let own = Some(std::process::id());
+        let (server_before, own_before) = (server.and_then(process_cpu), own.and_then(process_cpu));
         let start = Instant::now();
         tokio::time::sleep(plan.duration).await;
         phase.store(STOP, Ordering::Relaxed);
         let elapsed = start.elapsed();
+        let server_cpu = cpu_since(server, server_before);
+        let generator_cpu = cpu_since(own, own_before);
         let mut ops = 0;
         let mut latencies = Vec::new();
         for task in tasks {
@@ -279,6 +307,8 @@ pub fn run<P: Protocol>(
             ops,
             elapsed,
             latencies,
+            server_cpu,
+            generator_cpu,
         })
     })
 }

@@ -1,0 +1,51 @@
+//! What Linux's `/proc` says about a process: CPU time and context switches,
+//! for the per-request costs the benchmarks print beside their figures.
+
+use std::time::Duration;
+
+/// CPU time (user + system) a process has used so far, from `/proc` (Linux).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 per second on every Linux configuration we run on.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Context switches (voluntary + involuntary) of all of a process's live
+/// threads so far: what `perf stat -e context-switches` counts, without perf.
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // the thread exited meanwhile
+        };
+        for line in status.lines() {
+            if let Some(n) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += n.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let before = context_switches(me).expect("switches");
+        std::thread::sleep(Duration::from_millis(5)); // sleeping is a switch
+        assert!(context_switches(me).expect("switches") > before);
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(process_cpu(me).expect("cpu") > Duration::ZERO);
+    }
+}
