@@ -6,7 +6,8 @@
 //! * `bench-apps`: k-means, logistic regression and Santa Claus against plain threads;
 //! * `bench-spawn`: spawn + join of an empty cloud thread on each executor;
 //! * `bench-load`: a `redis-benchmark`-style load generator (connections,
-//!   pipeline depth, operation mix, key skew) driving the node and Redis alike.
+//!   pipeline depth, operation mix, key skew) driving the node and Redis alike;
+//! * `bench-storage`: the embedded engines (redb, fjall) on the durable node's writes.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 

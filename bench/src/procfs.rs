@@ -1,4 +1,4 @@
-//! What Linux's `/proc` says about a process: CPU time and context switches,
+//! What Linux says about a process (`/proc`, `getrusage`): CPU time and context switches,
 //! for the per-request costs the benchmarks print beside their figures.
 
 use std::time::Duration;
@@ -34,6 +34,17 @@ pub fn context_switches(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// Context switches of this process so far, including its threads that have
+/// exited (`getrusage`; `/proc` forgets a thread when it exits).
+pub fn own_context_switches() -> Option<u64> {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    Some((usage.ru_nvcsw + usage.ru_nivcsw) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +55,11 @@ mod tests {
         let before = context_switches(me).expect("switches");
         std::thread::sleep(Duration::from_millis(5)); // sleeping is a switch
         assert!(context_switches(me).expect("switches") > before);
+        let own = own_context_switches().expect("getrusage");
+        std::thread::spawn(|| std::thread::sleep(Duration::from_millis(5)))
+            .join()
+            .unwrap();
+        assert!(own_context_switches().expect("getrusage") > own);
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(process_cpu(me).expect("cpu") > Duration::ZERO);

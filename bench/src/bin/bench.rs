@@ -23,7 +23,7 @@
 //! Usage: `bench --help`.
 
 use clap::Parser;
-use crucial_bench::procfs::context_switches;
+use crucial_bench::procfs::{context_switches, own_context_switches};
 use crucial_bench::stats::{Latencies, Throughput};
 use crucial_bench::systems::{self, Crucial, Floor, Redis, System};
 use std::time::Duration;
@@ -101,13 +101,12 @@ fn main() {
         let results = systems
             .iter()
             .map(|s| {
-                let me = std::process::id();
-                let before = (context_switches(me), context_switches(s.server_pid()));
+                let before = (own_context_switches(), context_switches(s.server_pid()));
                 let latencies = s.sequential(op, options.ops, &payload);
-                let after = (context_switches(me), context_switches(s.server_pid()));
+                let after = (own_context_switches(), context_switches(s.server_pid()));
                 if op == systems::Op::Incr {
                     let per_call = |b: Option<u64>, a: Option<u64>| {
-                        Some((a? - b?) as f64 / options.ops as f64)
+                        Some(a?.saturating_sub(b?) as f64 / options.ops as f64)
                     };
                     switches.push((
                         s.name().to_string(),
@@ -341,22 +340,72 @@ fn print_sweep(options: &Options, crucial: &Crucial, redis: Option<&Redis>, dura
     println!("## incr throughput against callers (operations per second)");
     println!();
     println!(
-        "| callers | crucial threads | crucial async | redis threads | threads ratio | async ratio |"
+        "| callers | crucial threads | crucial async | redis threads | threads ratio | async ratio | \
+         crucial threads: switches per call, client / node | redis: client / server |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &callers in &options.sweep {
         let op = systems::Op::Incr;
-        let threads = median(&|| Some(crucial.concurrent(op, callers, duration, &payload)));
+        let ours = Switches::default();
+        let threads = median(&|| {
+            ours.count(crucial.server_pid(), || {
+                crucial.concurrent(op, callers, duration, &payload)
+            })
+        });
         let tasks = median(&|| crucial.concurrent_async(op, callers, duration));
-        let theirs =
-            redis.and_then(|r| median(&|| Some(r.concurrent(op, callers, duration, &payload))));
+        let redis_switches = Switches::default();
+        let theirs = redis.and_then(|r| {
+            median(&|| {
+                redis_switches.count(r.server_pid(), || {
+                    r.concurrent(op, callers, duration, &payload)
+                })
+            })
+        });
         println!(
-            "| {callers} | {} | {} | {} | {} | {} |",
+            "| {callers} | {} | {} | {} | {} | {} | {} | {} |",
             cell(threads),
             cell(tasks),
             cell(theirs),
             ratio(threads, theirs),
             ratio(tasks, theirs),
+            ours.per_call(),
+            redis_switches.per_call(),
         );
+    }
+}
+
+/// Context switches of this process and a server over the runs counted.
+#[derive(Default)]
+struct Switches(std::cell::Cell<Option<(u64, u64, u64)>>);
+
+impl Switches {
+    /// Runs `run`, adding its operations and both processes' switches.
+    fn count(&self, server: u32, run: impl FnOnce() -> Throughput) -> Option<Throughput> {
+        let before = (own_context_switches(), context_switches(server));
+        let measured = run();
+        if let (Some(c0), Some(s0), Some(c1), Some(s1)) = (
+            before.0,
+            before.1,
+            own_context_switches(),
+            context_switches(server),
+        ) {
+            let (ops, client, node) = self.0.get().unwrap_or_default();
+            let (dc, ds) = (c1.saturating_sub(c0), s1.saturating_sub(s0));
+            self.0
+                .set(Some((ops + measured.ops, client + dc, node + ds)));
+        }
+        Some(measured)
+    }
+
+    /// `client / server` switches per call, or `-`.
+    fn per_call(&self) -> String {
+        match self.0.get() {
+            Some((ops, client, server)) if ops > 0 => format!(
+                "{:.2} / {:.2}",
+                client as f64 / ops as f64,
+                server as f64 / ops as f64
+            ),
+            _ => "-".into(),
+        }
     }
 }
