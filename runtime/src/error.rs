@@ -185,11 +185,43 @@ pub enum RemoteError {
         /// The method.
         method: String,
     },
+    /// A persistent object is stored on this node in a form this build cannot
+    /// read (its type's fields changed since it was written, or its record is
+    /// damaged). Nothing was applied; the stored state is kept untouched.
+    #[error(
+        "object `{key}` of type `{type_name}` is stored on this node in a form this build cannot \
+         read ({reason}); run the server build that wrote it, or delete the object to start it \
+         afresh"
+    )]
+    Unreadable {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// A call on a persistent object ran, but its new state could not be made
+    /// durable: it may be lost if the node restarts.
+    #[error(
+        "`{type_name}::{method}` on object `{key}` ran but could not be written to disk \
+         ({reason}); its effect may be lost if the node restarts"
+    )]
+    NotDurable {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The method.
+        method: String,
+        /// The storage layer's error.
+        reason: String,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 14] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -202,6 +234,8 @@ impl RemoteError {
         "Deleted",
         "Protocol",
         "ShuttingDown",
+        "Unreadable",
+        "NotDurable",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -230,6 +264,8 @@ impl RemoteError {
             RemoteError::Deleted { .. } => 9,
             RemoteError::Protocol { .. } => 10,
             RemoteError::ShuttingDown { .. } => 11,
+            RemoteError::Unreadable { .. } => 12,
+            RemoteError::NotDurable { .. } => 13,
         }
     }
 }
@@ -289,6 +325,17 @@ mod tests {
                 type_name: s(),
                 key: s(),
                 method: s(),
+            },
+            RemoteError::Unreadable {
+                type_name: s(),
+                key: s(),
+                reason: s(),
+            },
+            RemoteError::NotDurable {
+                type_name: s(),
+                key: s(),
+                method: s(),
+                reason: s(),
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

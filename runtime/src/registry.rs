@@ -82,6 +82,11 @@ pub trait SharedType: Sized + Send + 'static {
     const NAME: &'static str;
     /// Declared with `#[shared(persistent)]`.
     const PERSISTENT: bool;
+    /// Fingerprint of the state's shape (its fields and their types), stored
+    /// with a persisted object so that a node built with a changed type
+    /// reports the mismatch instead of decoding garbage. `#[shared]` computes
+    /// it; 0 means "not tracked".
+    const SHAPE: u64 = 0;
     /// The generated proxy type (`CounterProxy` for `Counter`).
     type Proxy: crate::SharedProxy;
 }
@@ -101,6 +106,10 @@ pub struct SharedTypeEntry {
     pub create_default: fn() -> ObjectBox,
     /// Creates the object from an encoded initial state.
     pub decode_state: fn(&[u8]) -> Result<ObjectBox, String>,
+    /// Encodes an object's state (for the disk and for state transfer).
+    pub encode_state: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
+    /// Fingerprint of the state's shape ([`SharedType::SHAPE`]).
+    pub shape: u64,
 }
 
 impl SharedTypeEntry {
@@ -116,6 +125,8 @@ impl SharedTypeEntry {
             methods,
             create_default: create_default::<T>,
             decode_state: decode_state::<T>,
+            encode_state: encode_state::<T>,
+            shape: T::SHAPE,
         }
     }
 
@@ -150,6 +161,13 @@ fn decode_state<T: DeserializeOwned + Send + 'static>(bytes: &[u8]) -> Result<Ob
     crate::codec::decode::<T>(bytes)
         .map(|v| Box::new(v) as ObjectBox)
         .map_err(|e| e.to_string())
+}
+
+fn encode_state<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<Vec<u8>, String> {
+    let value = value
+        .downcast_ref::<T>()
+        .ok_or_else(|| "the object is not of its entry's type".to_string())?;
+    crate::codec::encode(value).map_err(|e| e.to_string())
 }
 
 /// One registered cloud thread: `name -> fn(encoded args) -> encoded result`.

@@ -2,10 +2,13 @@
 //! (`tests/common/fixtures.rs`): started as a process by `tests/node.rs` and
 //! `tests/linearizability.rs`.
 //!
-//! Usage: `fixture-node [--max-frame BYTES]`; prints `... listening on ADDR`.
+//! Usage: `fixture-node [--max-frame BYTES] [--data-dir DIR] [--durability MODE]`;
+//! prints `... listening on ADDR`.
 
 #[path = "../tests/common/fixtures.rs"]
 mod fixtures;
+#[path = "../tests/common/shaped.rs"]
+mod shaped;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,7 +22,13 @@ fn main() {
             ("--max-frame", Some(bytes)) => {
                 config.max_frame = bytes.parse().expect("--max-frame BYTES")
             }
-            _ => panic!("usage: fixture-node [--max-frame BYTES]"),
+            ("--data-dir", Some(dir)) => config.data_dir = Some(dir.into()),
+            ("--durability", Some(mode)) => {
+                config.durability = mode.parse().expect("--durability sync|interval=MS|none")
+            }
+            _ => panic!(
+                "usage: fixture-node [--max-frame BYTES] [--data-dir DIR] [--durability MODE]"
+            ),
         }
     }
     crucial_server::run(config, |addr| {

@@ -2,6 +2,7 @@
 //! server binary (`pi-server` is `crucial_server::cli::main()` plus its types).
 
 use crate::config::{Flavor, NodeConfig};
+use crate::storage::Durability;
 use clap::Parser;
 use crucial::__private::registry::registry;
 use std::io::Write;
@@ -35,6 +36,19 @@ pub struct Args {
     /// Close a connection whose client stays stuck past the backlog bound this long (seconds).
     #[arg(long, default_value_t = 30.0)]
     pub stall_timeout: f64,
+    /// Keep persistent objects (and the replies deduplicating their calls) in
+    /// this directory, and recover them from it at start. Without it,
+    /// everything lives in memory and is lost with the node.
+    #[arg(long, env = "CRUCIAL_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// When a call on a persistent object is acknowledged: `sync` (after an
+    /// fsync shared by every call that finished meanwhile: nothing acknowledged
+    /// is ever lost), `interval=MS` (after the write reaches the OS, fsync every
+    /// MS: a power failure loses at most MS), `none` (no fsync: a power
+    /// failure may lose recent writes). A crash of the node alone loses nothing
+    /// in any mode.
+    #[arg(long, env = "CRUCIAL_DURABILITY", default_value = "sync", value_parser = parse_durability)]
+    pub durability: Durability,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
@@ -53,9 +67,15 @@ impl Args {
             metrics: self.metrics.clone(),
             max_backlog: self.max_backlog,
             stall_timeout: std::time::Duration::from_secs_f64(self.stall_timeout.max(0.001)),
+            data_dir: self.data_dir.clone(),
+            durability: self.durability,
             ..defaults
         }
     }
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    s.parse()
 }
 
 /// Prints the registry: one line per type with its methods, then the cloud threads.

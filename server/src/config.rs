@@ -1,6 +1,8 @@
 //! Node configuration, shared by the CLI, the embedded server and tests.
 
+use crate::storage::Durability;
 use crucial::__private::wire::DEFAULT_MAX_FRAME;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the node's tokio runtime is built.
@@ -39,6 +41,12 @@ pub struct NodeConfig {
     pub stall_timeout: Duration,
     /// How long a clean stop waits for in-flight calls and unwritten replies.
     pub shutdown_grace: Duration,
+    /// Where persistent objects and their remembered replies are kept; none:
+    /// everything lives in memory and is lost with the node. Defaults to
+    /// `CRUCIAL_DATA_DIR` if set.
+    pub data_dir: Option<PathBuf>,
+    /// When an acknowledged write to a persistent object is on disk.
+    pub durability: Durability,
 }
 
 impl Default for NodeConfig {
@@ -60,6 +68,10 @@ impl Default for NodeConfig {
             max_backlog: 4 << 20,
             stall_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            data_dir: std::env::var_os("CRUCIAL_DATA_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+            durability: Durability::Sync,
         }
     }
 }

@@ -229,6 +229,13 @@ impl Dedup {
         }
     }
 
+    /// Remembers a reply recovered from disk.
+    pub fn restore(&self, client: u64, request: u64, outcome: Outcome) {
+        if let Begin::Fresh = self.begin(client, request) {
+            self.finish(client, request, &outcome);
+        }
+    }
+
     /// Records the reply of a request registered with [`Dedup::begin`].
     pub fn finish(&self, client: u64, request: u64, outcome: &Outcome) {
         let mut shard = self.shard(client);

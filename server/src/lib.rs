@@ -31,11 +31,14 @@ mod metrics;
 mod net;
 mod node;
 mod objects;
+mod recovery;
 mod request;
 mod state;
+mod storage;
 
 pub use config::{Flavor, NodeConfig};
 pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};
+pub use storage::Durability;
 
 /// Makes sure the linker keeps this crate (and so the embedded server
 /// registration) in a binary that otherwise only names it in `Cargo.toml`.

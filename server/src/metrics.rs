@@ -152,6 +152,12 @@ impl Drop for ParkedGuard {
 pub struct TableGauges {
     /// Objects held now.
     pub objects: u64,
+    /// Persistent objects recovered from disk at start.
+    pub recovered_objects: u64,
+    /// Stored objects this build could not read at start.
+    pub unreadable_objects: u64,
+    /// How long the recovery took, in milliseconds.
+    pub recovery_ms: u64,
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of a metric family.
@@ -186,7 +192,7 @@ impl Metrics {
         );
         let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
         #[rustfmt::skip]
-        let single: [(&str, &str, &str, u64); 10] = [
+        let single: [(&str, &str, &str, u64); 13] = [
             ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
             ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
@@ -194,6 +200,9 @@ impl Metrics {
             ("crucial_parked_total", "counter", "Blocking calls that parked on their object.", load(&m.parked_total)),
             ("crucial_parked_calls", "gauge", "Blocking calls parked now.", m.parked_now.load(Ordering::Relaxed).max(0) as u64),
             ("crucial_objects", "gauge", "Shared objects held now.", table.objects),
+            ("crucial_recovered_objects", "gauge", "Persistent objects recovered from the data directory at start.", table.recovered_objects),
+            ("crucial_unreadable_objects", "gauge", "Stored objects this build could not read at start (changed type, damaged record).", table.unreadable_objects),
+            ("crucial_recovery_milliseconds", "gauge", "Time the recovery from the data directory took at start.", table.recovery_ms),
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
             ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),

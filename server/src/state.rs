@@ -5,6 +5,8 @@ use crate::config::NodeConfig;
 use crate::dedup::Dedup;
 use crate::metrics::{Metrics, TableGauges};
 use crate::objects::ObjectTable;
+use crate::recovery::{recover, Recovered};
+use crate::storage::Storage;
 use crucial::__private::registry::{registry, Registry};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,6 +68,10 @@ pub struct NodeState {
     pub metrics: Metrics,
     /// Connections and tasks applying requests right now.
     pub applying: Applying,
+    /// The data directory, if the node keeps persistent objects on disk.
+    pub storage: Option<Storage>,
+    /// What was recovered from it at start.
+    pub recovered: Recovered,
     /// Becomes `true` once when the node starts to stop.
     stopping: watch::Sender<bool>,
 }
@@ -77,11 +83,33 @@ impl NodeState {
         registry
             .check()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let table = ObjectTable::default();
+        let dedup = Dedup::new(config.dedup_window, config.dedup_clients);
+        let (storage, recovered) = match &config.data_dir {
+            None => (None, Recovered::default()),
+            Some(dir) => {
+                let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+                let storage = Storage::open(dir, config.durability).map_err(invalid)?;
+                let recovered = recover(&storage, registry, &table, &dedup, config.dedup_window)
+                    .map_err(invalid)?;
+                tracing::info!(
+                    dir = %dir.display(),
+                    objects = recovered.objects,
+                    unreadable = recovered.unreadable,
+                    replies = recovered.replies,
+                    "recovered in {:?}",
+                    recovered.elapsed
+                );
+                (Some(storage), recovered)
+            }
+        };
         Ok(Arc::new(NodeState {
-            dedup: Dedup::new(config.dedup_window, config.dedup_clients),
-            table: ObjectTable::default(),
+            dedup,
+            table,
             metrics: Metrics::new(registry),
             applying: Applying::default(),
+            storage,
+            recovered,
             stopping: watch::Sender::new(false),
             registry,
             config,
@@ -107,6 +135,9 @@ impl NodeState {
     pub fn render_metrics(&self) -> String {
         self.metrics.render(TableGauges {
             objects: self.table.len() as u64,
+            recovered_objects: self.recovered.objects as u64,
+            unreadable_objects: self.recovered.unreadable as u64,
+            recovery_ms: self.recovered.elapsed.as_millis() as u64,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::ast::ObjectStruct;
 use crate::attr::ObjectArgs;
+use crate::fingerprint::{canonical, fnv1a};
 use crate::names;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -66,13 +67,41 @@ impl<'a> ObjectGen<'a> {
             }
         };
         let persistent = self.args.persistent;
+        let shape = self.shape();
         quote! {
             impl ::crucial::__private::SharedType for #ident {
                 const NAME: &'static str = #wire_name;
                 const PERSISTENT: bool = #persistent;
+                const SHAPE: u64 = #shape;
                 type Proxy = #proxy;
             }
         }
+    }
+
+    /// Fingerprint of the state's shape: the fields (names, types, and their
+    /// serde attributes) and the struct's serde attributes, in order. Doc
+    /// comments and derives do not count: they do not change the encoding.
+    fn shape(&self) -> u64 {
+        let item = &self.object.item;
+        let serde_attrs = |attrs: &[syn::Attribute]| -> String {
+            attrs
+                .iter()
+                .filter(|a| a.path().is_ident("serde"))
+                .map(canonical)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut text = serde_attrs(&item.attrs);
+        for field in &item.fields {
+            text.push('|');
+            text.push_str(&serde_attrs(&field.attrs));
+            if let Some(name) = &field.ident {
+                text.push_str(&name.to_string());
+                text.push(':');
+            }
+            text.push_str(&canonical(&field.ty));
+        }
+        fnv1a(&text)
     }
 
     /// A compile-time check, spanned on the struct's name, that the type can

@@ -22,6 +22,9 @@ pub struct ObjectState {
     pub poison: Option<Poison>,
     /// Blocking calls waiting for the object to change, in arrival order.
     pub parked: Vec<ParkedCall>,
+    /// Set when the object's stored state cannot be read by this build: every
+    /// call gets `Unreadable` and the stored state is left untouched.
+    pub unreadable: Option<String>,
 }
 
 /// One object of the table.
@@ -43,8 +46,16 @@ impl ObjectCell {
                 value,
                 poison: None,
                 parked: Vec::new(),
+                unreadable: None,
             }),
         }
+    }
+
+    /// A cell standing for a stored object this build cannot read.
+    pub fn unreadable(entry: &'static SharedTypeEntry, key: &str, reason: String) -> ObjectCell {
+        let cell = ObjectCell::new(entry, key, (entry.create_default)());
+        cell.lock().unreadable = Some(reason);
+        cell
     }
 
     /// Locks the object. A panic inside a method is caught before it can poison
@@ -60,6 +71,17 @@ impl ObjectCell {
             key: self.key.to_string(),
             method: poison.method.clone(),
             message: poison.message.clone(),
+        }
+    }
+}
+
+impl ObjectCell {
+    /// The error a call on this object gets while it is unreadable.
+    pub fn unreadable_error(&self, reason: &str) -> RemoteError {
+        RemoteError::Unreadable {
+            type_name: self.entry.name.to_string(),
+            key: self.key.to_string(),
+            reason: reason.to_string(),
         }
     }
 }

@@ -6,6 +6,7 @@ use super::cell::{ObjectCell, ObjectState, Poison};
 use super::parking;
 use super::sink::{Delivery, ParkedCall, ParkingSpot, ReplySink};
 use crate::metrics::Metrics;
+use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
 use crucial::__private::registry::{DispatchError, Invoked, MethodEntry};
 use crucial::__private::{panic_message, wire::Outcome};
@@ -24,6 +25,15 @@ pub struct Park<'a> {
     pub timeout: Duration,
 }
 
+/// How a call's effect on a persistent object reaches the disk.
+pub struct Persist<'a> {
+    /// The node's storage layer.
+    pub storage: &'a Storage,
+    /// The reply to remember with the new state: `(client, request)`, for
+    /// calls that are deduplicated.
+    pub reply_to: Option<(u64, u64)>,
+}
+
 /// What running a call did.
 pub enum Ran {
     /// It completed (or failed): reply with this.
@@ -34,18 +44,25 @@ pub enum Ran {
 
 /// Runs `method` with `args` on the object in `cell`. Calls parked on the object
 /// that this call released (by mutating it) are answered into `released`, for
-/// the caller to deliver after its own reply.
+/// the caller to deliver after its own reply. With `persist`, a mutating call's
+/// new state is queued for the disk before the object's lock is released (so
+/// an object's states reach the disk in order); the ticket says when it is
+/// durable, and the caller must wait for it before replying.
 pub fn run_call(
     cell: &Arc<ObjectCell>,
     method: &'static MethodEntry,
     args: &[u8],
     park: Park<'_>,
+    persist: Option<Persist<'_>>,
     metrics: &Metrics,
     released: &mut Vec<Delivery>,
-) -> Ran {
+) -> (Ran, Option<Ticket>) {
     let mut state = cell.lock();
+    if let Some(reason) = &state.unreadable {
+        return (Ran::Done(Err(cell.unreadable_error(reason))), None);
+    }
     if let Some(poison) = &state.poison {
-        return Ran::Done(Err(cell.poisoned(poison)));
+        return (Ran::Done(Err(cell.poisoned(poison))), None);
     }
     let result = invoke(&mut state, method, args);
     let ran = match settle(&mut state, cell, method, result) {
@@ -73,7 +90,37 @@ pub fn run_call(
     if !method.id.read_only && !state.parked.is_empty() {
         wake(&mut state, cell, metrics, released);
     }
-    ran
+    let ticket = match persist {
+        Some(persist) if !method.id.read_only => save(&state, cell, &ran, persist),
+        _ => None,
+    };
+    (ran, ticket)
+}
+
+/// Queues the object's state after a mutating call, unless the call failed
+/// without changing it or left it untrustworthy.
+fn save(state: &ObjectState, cell: &ObjectCell, ran: &Ran, persist: Persist<'_>) -> Option<Ticket> {
+    let reply = match ran {
+        Ran::Done(Err(_)) => return None,
+        Ran::Done(outcome) => persist
+            .reply_to
+            .map(|(client, request)| (client, request, outcome)),
+        Ran::Parked => None,
+    };
+    if state.poison.is_some() {
+        return None;
+    }
+    let entry = cell.entry;
+    Some(match (entry.encode_state)(&*state.value) {
+        Ok(bytes) => persist
+            .storage
+            .save(entry.name, &cell.key, entry.shape, &bytes, reply),
+        Err(reason) => {
+            let (done, ticket) = tokio::sync::oneshot::channel();
+            let _ = done.send(Err(format!("cannot encode the state: {reason}")));
+            ticket
+        }
+    })
 }
 
 /// Runs a method on an object's value under `catch_unwind`.

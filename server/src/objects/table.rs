@@ -72,6 +72,18 @@ impl ObjectTable {
         true
     }
 
+    /// Puts in a stand-in for a stored object this build cannot read.
+    pub fn insert_unreadable(&self, entry: &'static SharedTypeEntry, key: &str, reason: String) {
+        let mut shard = self
+            .shard(entry.name, key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        shard.entry(entry.name).or_default().insert(
+            key.into(),
+            Arc::new(ObjectCell::unreadable(entry, key, reason)),
+        );
+    }
+
     /// Removes an object; returns whether it existed. Calls already holding the
     /// object finish on the removed copy; calls parked on it get `Deleted`.
     pub fn delete(&self, type_name: &str, key: &str) -> bool {

@@ -2,8 +2,9 @@
 //! object, record the outcome.
 
 use crate::dedup::Begin;
-use crate::objects::{run_call, Delivery, Park, Ran, ReplySink};
+use crate::objects::{run_call, Delivery, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
+use crate::storage::Ticket;
 use crucial::__private::registry::{MethodEntry, SharedTypeEntry};
 use crucial::__private::wire::{Call, Outcome};
 use crucial::RemoteError;
@@ -42,10 +43,50 @@ pub async fn call(
         id,
         timeout: Duration::from_millis(call.timeout_ms),
     };
-    let ran = run_call(&cell, method, call.args, park, &node.metrics, released);
-    // (durable node / replication: log append or chain forward goes here,
-    // before the outcome is recorded and returned.)
-    // 4. Record and count the outcome.
+    // A persistent object's new state is queued for the disk under its lock,
+    // with the reply when the call is deduplicated (one atomic write).
+    let persist = match &node.storage {
+        Some(storage) if entry.persistent => Some(Persist {
+            storage,
+            reply_to: dedup.then_some((client, id)),
+        }),
+        _ => None,
+    };
+    let (ran, ticket) = run_call(
+        &cell,
+        method,
+        call.args,
+        park,
+        persist,
+        &node.metrics,
+        released,
+    );
+    // 4. No reply leaves before its effect is durable (replication: the chain
+    // forward goes here too).
+    if let Some(ticket) = ticket {
+        if let Err(reason) = durable(ticket).await {
+            tracing::error!(
+                "{}::{} on `{}` is not durable: {reason}",
+                entry.name,
+                method.id.name,
+                call.object.key
+            );
+            let error = Err(RemoteError::NotDurable {
+                type_name: entry.name.to_string(),
+                key: call.object.key.to_string(),
+                method: method.id.name.to_string(),
+                reason,
+            });
+            if dedup {
+                node.dedup.finish(client, id, &error);
+            }
+            return match ran {
+                Ran::Done(_) => Some(error),
+                Ran::Parked => None,
+            };
+        }
+    }
+    // 5. Record and count the outcome.
     match ran {
         Ran::Done(outcome) => {
             node.metrics
@@ -57,6 +98,13 @@ pub async fn call(
         }
         Ran::Parked => None,
     }
+}
+
+/// Waits until a queued write is durable.
+pub async fn durable(ticket: Ticket) -> Result<(), String> {
+    ticket
+        .await
+        .unwrap_or_else(|_| Err("the storage layer stopped".to_string()))
 }
 
 /// The type and method a call names, if the node's registry has them with the

@@ -1,5 +1,6 @@
 //! Control requests: the handshake, creating and deleting objects, listings.
 
+use super::call::durable;
 use super::Session;
 use crate::state::NodeState;
 use crucial::__private::codec;
@@ -31,7 +32,7 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
 }
 
 /// Every request but `Hello` and `Call`, after the handshake.
-pub fn control(node: &NodeState, request: Request<'_>) -> Outcome {
+pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
     match request {
         Request::Create { object, state } => {
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
@@ -46,9 +47,53 @@ pub fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     method: "<initial state>".into(),
                     reason,
                 })?;
-            encode(&node.table.create(entry, object.key, value))
+            let created = node.table.create(entry, object.key, value);
+            if let (true, Some(storage), true) = (created, &node.storage, entry.persistent) {
+                // Saved under the object's lock, as a call's state is: a call
+                // that got in first is in the state written.
+                let cell = node.table.get_or_default(entry, object.key);
+                let ticket = {
+                    let state = cell.lock();
+                    let bytes = (entry.encode_state)(&*state.value).map_err(|reason| {
+                        RemoteError::BadArguments {
+                            type_name: entry.name.to_string(),
+                            method: "<initial state>".into(),
+                            reason,
+                        }
+                    })?;
+                    storage.save(entry.name, object.key, entry.shape, &bytes, None)
+                };
+                durable(ticket)
+                    .await
+                    .map_err(|reason| RemoteError::NotDurable {
+                        type_name: entry.name.to_string(),
+                        key: object.key.to_string(),
+                        method: "<create>".into(),
+                        reason,
+                    })?;
+            }
+            encode(&created)
         }
-        Request::Delete { object } => encode(&node.table.delete(object.type_name, object.key)),
+        Request::Delete { object } => {
+            let deleted = node.table.delete(object.type_name, object.key);
+            if let Some(storage) = &node.storage {
+                let persistent = node
+                    .registry
+                    .shared_type(object.type_name)
+                    .is_none_or(|e| e.persistent);
+                if persistent {
+                    durable(storage.delete(object.type_name, object.key))
+                        .await
+                        .map_err(|reason| RemoteError::NotDurable {
+                            type_name: object.type_name.to_string(),
+                            key: object.key.to_string(),
+                            method: "<delete>".into(),
+                            reason,
+                        })?;
+                }
+            }
+            encode(&deleted)
+        }
         Request::ListObjects => encode(&node.table.list()),
         Request::ListTypes => encode(
             &node

@@ -65,6 +65,6 @@ pub async fn apply(
         (_, None) => Some(Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
         })),
-        (request, Some(_)) => Some(control::control(node, request)),
+        (request, Some(_)) => Some(control::control(node, request).await),
     }
 }

@@ -66,3 +66,36 @@ impl Bank {
         (self.accounts.iter().sum(), self.calls)
     }
 }
+
+/// A bank kept on disk by a node with a data directory: transfers count per
+/// caller, so a test can tell which acknowledged transfers survived a crash.
+#[crucial::shared(persistent)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DurableBank {
+    accounts: Vec<i64>,
+    /// Transfers applied, per caller.
+    applied: Vec<u64>,
+}
+
+#[crucial::shared]
+impl DurableBank {
+    /// Opens `n` accounts of `each` and `callers` counters unless already open.
+    pub fn open(&mut self, n: usize, each: i64, callers: usize) {
+        if self.accounts.is_empty() {
+            self.accounts = vec![each; n];
+            self.applied = vec![0; callers];
+        }
+    }
+
+    /// Moves `amount` from `from` to `to` (overdraft allowed), counted for `caller`.
+    pub fn transfer(&mut self, caller: usize, from: usize, to: usize, amount: i64) {
+        self.accounts[from] -= amount;
+        self.accounts[to] += amount;
+        self.applied[caller] += 1;
+    }
+
+    /// The sum of all balances and the transfers applied per caller.
+    pub fn audit(&self) -> (i64, Vec<u64>) {
+        (self.accounts.iter().sum(), self.applied.clone())
+    }
+}

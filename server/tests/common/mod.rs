@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod shaped;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -77,6 +78,20 @@ impl ServerProcess {
         ServerProcess::start(command)
     }
 
+    /// The `fixture-node` example with extra flags (`--data-dir DIR`, ...).
+    pub fn fixture_node_with(args: &[&str]) -> ServerProcess {
+        let mut command = Command::new(example_binary("fixture-node"));
+        command.args(args);
+        ServerProcess::start(command)
+    }
+
+    /// `fixture-node-v2` (a changed `Shaped`) on `data_dir`.
+    pub fn fixture_node_v2(data_dir: &std::path::Path) -> ServerProcess {
+        let mut command = Command::new(example_binary("fixture-node-v2"));
+        command.arg("--data-dir").arg(data_dir);
+        ServerProcess::start(command)
+    }
+
     /// A client connected to this node.
     pub fn client(&self) -> crucial::Client {
         crucial::Config::new()
@@ -95,7 +110,7 @@ impl ServerProcess {
         self.child.wait().expect("wait for the node")
     }
 
-    /// Kills the process now.
+    /// Kills the process now (SIGKILL: no clean stop, nothing flushed).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,0 +1,243 @@
+//! Group commit: one thread writes to the engine for everyone. Callers queue
+//! their writes (under their object's lock, so writes to one object reach the
+//! engine in the order they happened) and wait on a ticket; the thread takes
+//! everything queued since its last commit, writes it as one atomic batch,
+//! makes it durable as the node's [`Durability`] says, and answers every ticket
+//! at once. With many callers one fsync covers all of them.
+
+use super::engine::{Engine, Write};
+use std::str::FromStr;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// When an acknowledged write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A call is acknowledged after its write is fsynced: nothing acknowledged
+    /// is lost, even on power failure. One fsync covers every call that
+    /// finished meanwhile (group commit).
+    Sync,
+    /// A call is acknowledged once its write is in the engine (the operating
+    /// system's buffers), and the node fsyncs every interval: a crash of the
+    /// node loses nothing, a power failure loses at most the last interval.
+    Interval(Duration),
+    /// Never fsync (the operating system writes back when it likes; a clean
+    /// stop syncs): a crash of the node loses nothing, a power failure may
+    /// lose anything not yet written back.
+    None,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Durability, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "none" => Ok(Durability::None),
+            _ => match s.strip_prefix("interval=").map(str::parse::<u64>) {
+                Some(Ok(ms)) if ms > 0 => Ok(Durability::Interval(Duration::from_millis(ms))),
+                _ => Err(format!(
+                    "`{s}` is not a durability; expected `sync`, `interval=MS` (MS > 0) or `none`"
+                )),
+            },
+        }
+    }
+}
+
+/// Resolves once a queued write is as durable as the node promises (or failed).
+pub type Ticket = oneshot::Receiver<Result<(), String>>;
+
+struct Pending {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most writes grouped into one batch (bounds a batch's memory).
+const MAX_GROUP: usize = 4096;
+
+/// The committing thread and its queue.
+pub struct Committer {
+    queue: Option<mpsc::Sender<Pending>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the thread that commits to `engine`.
+    pub fn start(engine: Arc<dyn Engine>, durability: Durability) -> Committer {
+        let (queue, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("crucial-commit".into())
+            .spawn(move || run(&*engine, durability, rx))
+            .expect("spawn the commit thread");
+        Committer {
+            queue: Some(queue),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues writes; the ticket resolves when they are committed.
+    pub fn submit(&self, writes: Vec<Write>) -> Ticket {
+        let (done, ticket) = oneshot::channel();
+        let pending = Pending { writes, done };
+        if let Some(queue) = &self.queue {
+            if let Err(mpsc::SendError(pending)) = queue.send(pending) {
+                let _ = pending
+                    .done
+                    .send(Err("the storage layer has stopped".to_string()));
+            }
+        }
+        ticket
+    }
+}
+
+impl Drop for Committer {
+    /// Commits what is queued, syncs, and stops the thread.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(engine: &dyn Engine, durability: Durability, rx: mpsc::Receiver<Pending>) {
+    let interval = match durability {
+        Durability::Interval(every) => every,
+        _ => Duration::from_secs(3600),
+    };
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let wait = interval.saturating_sub(last_sync.elapsed());
+        let first = match rx.recv_timeout(wait) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty && durability != Durability::None {
+                    log_failure(engine.sync());
+                }
+                dirty = false;
+                last_sync = Instant::now();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<Write> = group
+            .iter_mut()
+            .flat_map(|p| std::mem::take(&mut p.writes))
+            .collect();
+        let sync = durability == Durability::Sync;
+        let result = engine.commit(writes, sync);
+        if let Err(e) = &result {
+            tracing::error!("storage commit failed: {e}");
+        }
+        dirty |= !sync;
+        for pending in group {
+            let _ = pending.done.send(result.clone());
+        }
+        if let Durability::Interval(every) = durability {
+            if last_sync.elapsed() >= every {
+                log_failure(engine.sync());
+                dirty = false;
+                last_sync = Instant::now();
+            }
+        }
+    }
+    if dirty {
+        log_failure(engine.sync());
+    }
+}
+
+fn log_failure(result: Result<(), String>) {
+    if let Err(e) = result {
+        tracing::error!("storage sync failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::engine::Space;
+    use std::sync::Mutex;
+
+    /// Counts commits and syncs, to see grouping.
+    #[derive(Default)]
+    struct Counting {
+        commits: Mutex<Vec<usize>>,
+        syncs: Mutex<usize>,
+    }
+
+    impl Engine for Counting {
+        fn commit(&self, writes: Vec<Write>, sync: bool) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(2)); // an fsync's worth
+            self.commits.lock().unwrap().push(writes.len());
+            if sync {
+                *self.syncs.lock().unwrap() += 1;
+            }
+            Ok(())
+        }
+        fn sync(&self) -> Result<(), String> {
+            *self.syncs.lock().unwrap() += 1;
+            Ok(())
+        }
+        fn scan(&self, _: Space) -> Result<Vec<crate::storage::engine::Pair>, String> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn parses_the_durability_flag() {
+        assert_eq!("sync".parse(), Ok(Durability::Sync));
+        assert_eq!("none".parse(), Ok(Durability::None));
+        assert_eq!(
+            "interval=50".parse(),
+            Ok(Durability::Interval(Duration::from_millis(50)))
+        );
+        let error = "interval=0".parse::<Durability>().unwrap_err();
+        assert!(error.contains("expected `sync`, `interval=MS`"), "{error}");
+        assert!("always".parse::<Durability>().is_err());
+    }
+
+    #[tokio::test]
+    async fn many_callers_share_a_commit() {
+        let engine = Arc::new(Counting::default());
+        let committer = Committer::start(engine.clone(), Durability::Sync);
+        let tickets: Vec<_> = (0..200)
+            .map(|i| committer.submit(vec![(Space::Objects, vec![i as u8], Some(vec![1]))]))
+            .collect();
+        for ticket in tickets {
+            ticket.await.expect("answered").expect("committed");
+        }
+        let commits = engine.commits.lock().unwrap().clone();
+        assert_eq!(commits.iter().sum::<usize>(), 200);
+        assert!(commits.len() < 200, "no grouping: {commits:?}");
+        assert_eq!(*engine.syncs.lock().unwrap(), commits.len());
+    }
+
+    #[tokio::test]
+    async fn interval_mode_acknowledges_before_syncing_and_syncs_later() {
+        let engine = Arc::new(Counting::default());
+        let committer = Committer::start(
+            engine.clone(),
+            Durability::Interval(Duration::from_millis(20)),
+        );
+        committer
+            .submit(vec![(Space::Objects, vec![1], Some(vec![1]))])
+            .await
+            .expect("answered")
+            .expect("committed");
+        assert_eq!(*engine.syncs.lock().unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(*engine.syncs.lock().unwrap() >= 1, "the interval sync ran");
+        drop(committer);
+    }
+}

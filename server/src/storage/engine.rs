@@ -1,0 +1,132 @@
+//! The embedded engine under the storage layer, behind the one small trait the
+//! rest of the node sees. fjall was chosen by measurement (`bench-storage`, and
+//! the guide's *Benchmarks* chapter): a durable small write costs about half of
+//! redb's.
+
+use std::path::Path;
+
+/// The parts of the store, each its own ordered key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Persistent objects: `type \0 key` -> shape fingerprint and state.
+    Objects,
+    /// Remembered replies: `client, request` (big-endian) -> outcome.
+    Dedup,
+}
+
+/// One change in an atomic batch: a value to store, or `None` to delete.
+pub type Write = (Space, Vec<u8>, Option<Vec<u8>>);
+
+/// A stored key and its value.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// What the storage layer needs of an engine.
+pub trait Engine: Send + Sync + 'static {
+    /// Applies every write atomically (all or none after a crash); with
+    /// `sync`, durably before returning.
+    fn commit(&self, writes: Vec<Write>, sync: bool) -> Result<(), String>;
+    /// Makes every committed write durable.
+    fn sync(&self) -> Result<(), String>;
+    /// Every pair of a space, in key order.
+    fn scan(&self, space: Space) -> Result<Vec<Pair>, String>;
+}
+
+/// fjall: an LSM tree with a write-ahead journal.
+pub struct Fjall {
+    db: fjall::Database,
+    objects: fjall::Keyspace,
+    dedup: fjall::Keyspace,
+}
+
+impl Fjall {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Fjall, String> {
+        let db = fjall::Database::builder(dir)
+            .open()
+            .map_err(|e| e.to_string())?;
+        let objects = db
+            .keyspace("objects", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| e.to_string())?;
+        let dedup = db
+            .keyspace("dedup", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| e.to_string())?;
+        Ok(Fjall { db, objects, dedup })
+    }
+
+    fn space(&self, space: Space) -> &fjall::Keyspace {
+        match space {
+            Space::Objects => &self.objects,
+            Space::Dedup => &self.dedup,
+        }
+    }
+}
+
+impl Engine for Fjall {
+    fn commit(&self, writes: Vec<Write>, sync: bool) -> Result<(), String> {
+        let mut batch = self.db.batch();
+        for (space, key, value) in writes {
+            match value {
+                Some(value) => batch.insert(self.space(space), key, value),
+                None => batch.remove(self.space(space), key),
+            }
+        }
+        batch.commit().map_err(|e| e.to_string())?;
+        if sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        self.db
+            .persist(fjall::PersistMode::SyncData)
+            .map_err(|e| e.to_string())
+    }
+
+    fn scan(&self, space: Space) -> Result<Vec<Pair>, String> {
+        self.space(space)
+            .iter()
+            .map(|guard| {
+                guard
+                    .into_inner()
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopening_and_deletes_apply() {
+        let dir = std::env::temp_dir().join(format!("crucial-engine-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let engine = Fjall::open(&dir).expect("open");
+            engine
+                .commit(
+                    vec![
+                        (Space::Objects, b"a".to_vec(), Some(b"1".to_vec())),
+                        (Space::Objects, b"b".to_vec(), Some(b"2".to_vec())),
+                        (Space::Dedup, b"x".to_vec(), Some(b"ok".to_vec())),
+                    ],
+                    true,
+                )
+                .expect("commit");
+            engine
+                .commit(vec![(Space::Objects, b"a".to_vec(), None)], true)
+                .expect("delete");
+        }
+        let engine = Fjall::open(&dir).expect("reopen");
+        assert_eq!(
+            engine.scan(Space::Objects).expect("scan"),
+            vec![(b"b".to_vec(), b"2".to_vec())]
+        );
+        assert_eq!(engine.scan(Space::Dedup).expect("scan").len(), 1);
+        drop(engine);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

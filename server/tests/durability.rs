@@ -1,0 +1,244 @@
+//! Persistent objects on a node with a data directory, against real node
+//! processes killed with SIGKILL: acknowledged writes survive, a retry after
+//! the restart is answered from the recovered dedup table, and an object
+//! written by a build whose type had another shape is reported, not decoded.
+
+mod common;
+
+use common::fixtures::DurableBank;
+use common::shaped::Shaped;
+use common::ServerProcess;
+use crucial::__private::codec;
+use crucial::__private::registry::registry;
+use crucial::__private::wire::{
+    self, decode_reply, Call, Frame, FrameDecoder, ObjectRef, Outcome, Request,
+};
+use crucial::{Error, RemoteError};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh data directory, removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("crucial-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DataDir(dir)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const CALLERS: usize = 8;
+const ACCOUNTS: usize = 16;
+
+#[test]
+fn acknowledged_transfers_survive_kill_9_and_none_is_applied_twice() {
+    let dir = DataDir::new("bank");
+    let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client = node.client();
+    let bank = client.open::<DurableBank>("bank");
+    bank.open(ACCOUNTS, 1000, CALLERS).expect("open");
+
+    // Callers transfer until the node dies; each counts what was acknowledged
+    // and what it attempted.
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..CALLERS).map(|_| AtomicU64::new(0)).collect());
+    let attempted: Arc<Vec<AtomicU64>> =
+        Arc::new((0..CALLERS).map(|_| AtomicU64::new(0)).collect());
+    let running = Arc::new(AtomicBool::new(true));
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let bank = bank.clone();
+            let (acked, attempted, running) = (
+                Arc::clone(&acked),
+                Arc::clone(&attempted),
+                Arc::clone(&running),
+            );
+            std::thread::spawn(move || {
+                let mut i = caller;
+                while running.load(Ordering::Relaxed) {
+                    let (from, to) = (i % ACCOUNTS, (i * 7 + 3) % ACCOUNTS);
+                    attempted[caller].fetch_add(1, Ordering::SeqCst);
+                    match bank.transfer(caller, from, to, (i % 50) as i64) {
+                        Ok(()) => acked[caller].fetch_add(1, Ordering::SeqCst),
+                        Err(_) => break, // the node is gone
+                    };
+                    i += CALLERS;
+                }
+            })
+        })
+        .collect();
+    common::wait_until("a few hundred transfers are acknowledged", || {
+        acked.iter().map(|a| a.load(Ordering::SeqCst)).sum::<u64>() >= 400
+    });
+    node.kill(); // SIGKILL, mid-load
+    running.store(false, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("caller");
+    }
+
+    let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client = node.client();
+    let (total, applied) = client.open::<DurableBank>("bank").audit().expect("audit");
+    assert_eq!(total, ACCOUNTS as i64 * 1000, "money was created or lost");
+    for caller in 0..CALLERS {
+        let (acked, attempted) = (
+            acked[caller].load(Ordering::SeqCst),
+            attempted[caller].load(Ordering::SeqCst),
+        );
+        // Every acknowledged transfer is there; the one in flight at the kill
+        // may or may not be; nothing is there twice.
+        assert!(
+            applied[caller] >= acked && applied[caller] <= attempted,
+            "caller {caller}: {} applied, {acked} acknowledged, {attempted} attempted",
+            applied[caller]
+        );
+    }
+}
+
+/// Raw frames of the data-plane protocol, so that a request can be re-sent
+/// with the same client and request ids after a restart, as a client does.
+struct RawConnection {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: bytes::BytesMut,
+}
+
+impl RawConnection {
+    fn open(addr: &str, client_id: u64) -> RawConnection {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut conn = RawConnection {
+            stream,
+            decoder: FrameDecoder::new(wire::DEFAULT_MAX_FRAME),
+            buf: bytes::BytesMut::new(),
+        };
+        let hello = Request::Hello {
+            protocol: wire::PROTOCOL_VERSION,
+            client_id,
+        };
+        conn.request(0, &hello.encode().expect("hello"))
+            .expect("hello accepted");
+        conn
+    }
+
+    fn request(&mut self, id: u64, payload: &[u8]) -> Outcome {
+        let mut out = Vec::new();
+        wire::write_frame(&mut out, id, payload);
+        self.stream.write_all(&out).expect("write");
+        loop {
+            if let Some(Frame::Complete { id: got, payload }) = self.decoder.decode(&mut self.buf) {
+                assert_eq!(got, id);
+                return decode_reply(&payload)
+                    .expect("a reply")
+                    .map(|bytes| bytes.to_vec());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "the node closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn bump(&mut self, id: u64, key: &str) -> Outcome {
+        let fingerprint = registry()
+            .shared_type("Shaped")
+            .and_then(|t| t.method("bump"))
+            .expect("Shaped::bump is registered")
+            .id
+            .fingerprint;
+        let call = Request::Call(Call {
+            object: ObjectRef {
+                type_name: "Shaped",
+                key,
+            },
+            method: "bump",
+            fingerprint,
+            args: &codec::encode(&()).expect("args"),
+            timeout_ms: 0,
+        });
+        self.request(id, &call.encode().expect("call"))
+    }
+}
+
+fn count(outcome: Outcome) -> i64 {
+    codec::decode::<i64>(&outcome.expect("the call succeeds")).expect("an i64")
+}
+
+#[test]
+fn a_retry_after_kill_9_gets_the_original_reply_and_is_applied_once() {
+    let dir = DataDir::new("dedup");
+    let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client_id = 0xC0FFEE;
+    let mut conn = RawConnection::open(&node.addr, client_id);
+    assert_eq!(count(conn.bump(1, "c")), 1);
+    assert_eq!(count(conn.bump(2, "c")), 2);
+    node.kill();
+
+    let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let mut conn = RawConnection::open(&node.addr, client_id);
+    // The client did not see the reply to request 2 (say) and re-sends it.
+    assert_eq!(
+        count(conn.bump(2, "c")),
+        2,
+        "answered from the recovered dedup table"
+    );
+    assert_eq!(count(conn.bump(3, "c")), 3, "request 2 was applied once");
+    // Another client's request 2 is a different request.
+    let mut other = RawConnection::open(&node.addr, client_id + 1);
+    assert_eq!(count(other.bump(2, "c")), 4);
+}
+
+#[test]
+fn an_object_written_by_another_shape_is_reported_and_the_node_serves_the_rest() {
+    let dir = DataDir::new("shape");
+    {
+        let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+        let client = node.client();
+        assert_eq!(client.open::<Shaped>("old").bump().expect("bump"), 1);
+        node.kill();
+    }
+    let node = ServerProcess::fixture_node_v2(&dir.0);
+    let client = node.client();
+    // The v2 `Shaped` proxy has the same method signature, so the call is
+    // shipped; the node refuses to decode the old state.
+    match client.open::<Shaped>("old").bump() {
+        Err(Error::Remote(RemoteError::Unreadable {
+            type_name,
+            key,
+            reason,
+        })) => {
+            assert_eq!((type_name.as_str(), key.as_str()), ("Shaped", "old"));
+            assert!(reason.contains("other fields"), "{reason}");
+        }
+        other => panic!("expected Unreadable, got {other:?}"),
+    }
+    let error = client.open::<Shaped>("old").bump().unwrap_err().to_string();
+    assert!(error.contains("delete the object"), "{error}");
+    // Other objects, of the same type or another, are served.
+    assert_eq!(
+        client.open::<Shaped>("new").bump().expect("a fresh object"),
+        1
+    );
+    let bank = client.open::<DurableBank>("b");
+    bank.open(2, 5, 1).expect("open");
+    assert_eq!(bank.audit().expect("audit").0, 10);
+    // Deleting the unreadable object starts it afresh, on disk too.
+    assert!(client.delete("Shaped", "old").expect("delete"));
+    assert_eq!(client.open::<Shaped>("old").bump().expect("afresh"), 1);
+}
