@@ -7,7 +7,8 @@
 //! * `bench-spawn`: spawn + join of an empty cloud thread on each executor;
 //! * `bench-load`: a `redis-benchmark`-style load generator (connections,
 //!   pipeline depth, operation mix, key skew) driving the node and Redis alike;
-//! * `bench-storage`: the embedded engines (redb, fjall) on the durable node's writes.
+//! * `bench-storage`: the embedded engines (redb, fjall) on the durable node's writes;
+//! * `bench-durable`: persistent objects against Redis with an append-only file.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
@@ -34,6 +35,30 @@ impl Tally {
         self.inside += inside;
         self.total += total;
         self.total
+    }
+}
+
+/// A persistent object for `bench-durable`: a counter and a value, kept on
+/// disk by a node with a data directory.
+#[crucial::shared(persistent, name = "crucial_bench::DurableCell")]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DurableCell {
+    count: i64,
+    #[serde(with = "serde_bytes")]
+    value: Vec<u8>,
+}
+
+#[crucial::shared]
+impl DurableCell {
+    /// Adds `n`; returns the new count.
+    pub fn fetch_add(&mut self, n: i64) -> i64 {
+        self.count += n;
+        self.count
+    }
+
+    /// Replaces the value.
+    pub fn set(&mut self, value: crucial::Bytes) {
+        self.value = value.to_vec();
     }
 }
 

@@ -154,8 +154,15 @@ impl Crucial {
 
     /// Starts the node process and connects.
     pub fn start(runtime: &str) -> Crucial {
+        Crucial::start_with_env(runtime, &[])
+    }
+
+    /// [`Crucial::start`] with environment variables for the node
+    /// (`CRUCIAL_DATA_DIR`, `CRUCIAL_DURABILITY`, ...).
+    pub fn start_with_env(runtime: &str, env: &[(&str, &str)]) -> Crucial {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
             .args(["--serve", runtime])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start node");
@@ -335,6 +342,12 @@ impl Redis {
 impl Redis {
     /// Starts `redis-server` on a free loopback port, without persistence.
     pub fn start() -> Result<Redis, String> {
+        Redis::start_with(&[])
+    }
+
+    /// Starts `redis-server` with extra arguments (they override the
+    /// defaults: `--appendonly yes --appendfsync always --dir DIR`, say).
+    pub fn start_with(extra: &[&str]) -> Result<Redis, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -352,6 +365,7 @@ impl Redis {
                 "--protected-mode",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start redis-server ({e}); install it with `apt-get install redis-server`"))?;

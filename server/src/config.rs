@@ -45,7 +45,8 @@ pub struct NodeConfig {
     /// everything lives in memory and is lost with the node. Defaults to
     /// `CRUCIAL_DATA_DIR` if set.
     pub data_dir: Option<PathBuf>,
-    /// When an acknowledged write to a persistent object is on disk.
+    /// When an acknowledged write to a persistent object is on disk
+    /// (`CRUCIAL_DURABILITY` if set, else `sync`).
     pub durability: Durability,
 }
 
@@ -71,7 +72,16 @@ impl Default for NodeConfig {
             data_dir: std::env::var_os("CRUCIAL_DATA_DIR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
-            durability: Durability::Sync,
+            durability: std::env::var("CRUCIAL_DURABILITY")
+                .ok()
+                .and_then(|mode| match mode.parse() {
+                    Ok(mode) => Some(mode),
+                    Err(e) => {
+                        tracing::warn!("CRUCIAL_DURABILITY ignored, `sync` used: {e}");
+                        None
+                    }
+                })
+                .unwrap_or(Durability::Sync),
         }
     }
 }

@@ -9,11 +9,11 @@
 //! the stall timeout is disconnected.
 
 use super::outbox::Outbox;
-use crate::objects::{deliver, ReplySink};
-use crate::request::{apply, Session};
+use crate::objects::{deliver, Delivery, ReplySink};
+use crate::request::{apply, Applied, Durable, Session};
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
-use crucial::__private::wire::{Frame, FrameDecoder};
+use crucial::__private::wire::{Frame, FrameDecoder, Outcome};
 use crucial::RemoteError;
 use std::io;
 use std::sync::Arc;
@@ -138,17 +138,20 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
         let cores_busy = applying.others + 1 >= node.config.workers;
         if session.client_id.is_none() || batch.len() <= node.config.inline_batch || cores_busy {
             // Handshake or a lone request: run inline, in order.
-            let mut replies = Vec::with_capacity(batch.len());
-            let mut released = Vec::new();
+            let mut replies = BatchReplies::with_capacity(batch.len());
             for (id, payload) in batch.drain(..) {
-                if let Some(outcome) =
-                    apply(node, &mut session, &sink, id, &payload, &mut released).await
-                {
-                    replies.push((id, outcome));
-                }
+                let applied = apply(
+                    node,
+                    &mut session,
+                    &sink,
+                    id,
+                    &payload,
+                    &mut replies.released,
+                )
+                .await;
+                replies.push(id, applied);
             }
-            outbox.send(replies);
-            deliver(released);
+            replies.send(node, outbox);
             if session.client_id.is_none() {
                 return Ended::Client; // a connection that fails its handshake is closed
             }
@@ -168,19 +171,76 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
             tokio::spawn(async move {
                 let _applying = node.applying.enter();
                 let n = chunk.len();
-                let mut replies = Vec::with_capacity(n);
-                let mut released = Vec::new();
+                let mut replies = BatchReplies::with_capacity(n);
                 for (id, payload) in chunk {
-                    if let Some(outcome) =
-                        apply(&node, &mut session, &sink, id, &payload, &mut released).await
-                    {
-                        replies.push((id, outcome));
-                    }
+                    let applied = apply(
+                        &node,
+                        &mut session,
+                        &sink,
+                        id,
+                        &payload,
+                        &mut replies.released,
+                    )
+                    .await;
+                    replies.push(id, applied);
                 }
-                outbox.send(replies);
-                deliver(released);
+                replies.send(&node, &outbox);
                 outbox.finished(n);
             });
         }
+    }
+}
+
+/// The replies of one batch: most are sent at once; those of calls on
+/// persistent objects wait, all together, for their writes to be durable (the
+/// batch's writes share one fsync), in a task of their own so that the
+/// connection keeps reading meanwhile.
+struct BatchReplies {
+    now: Vec<(u64, Outcome)>,
+    durable: Vec<Durable>,
+    /// Replies to parked calls the batch released: they wait for the batch's
+    /// writes too, as the state that released them is one of those writes.
+    released: Vec<Delivery>,
+}
+
+impl BatchReplies {
+    fn with_capacity(n: usize) -> BatchReplies {
+        BatchReplies {
+            now: Vec::with_capacity(n),
+            durable: Vec::new(),
+            released: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: u64, applied: Applied) {
+        match applied {
+            Applied::Now(Some(outcome)) => self.now.push((id, outcome)),
+            Applied::Now(None) => {}
+            Applied::Durable(durable) => self.durable.push(durable),
+        }
+    }
+
+    fn send(self, node: &Arc<NodeState>, outbox: &Arc<Outbox>) {
+        outbox.send(self.now);
+        if self.durable.is_empty() {
+            deliver(self.released);
+            return;
+        }
+        let n = self.durable.len();
+        outbox.started(n);
+        let (node, outbox) = (Arc::clone(node), Arc::clone(outbox));
+        let (durable, released) = (self.durable, self.released);
+        tokio::spawn(async move {
+            let mut replies = Vec::with_capacity(n);
+            for call in durable {
+                let id = call.id();
+                if let Some(outcome) = call.finish(&node).await {
+                    replies.push((id, outcome));
+                }
+            }
+            outbox.send(replies);
+            deliver(released);
+            outbox.finished(n);
+        });
     }
 }

@@ -225,7 +225,9 @@ impl Outbox {
 
 impl ReplySink for Outbox {
     fn send(&self, replies: Vec<(u64, Outcome)>) {
-        self.push(&replies);
+        if !replies.is_empty() {
+            self.push(&replies);
+        }
     }
 
     fn is_closed(&self) -> bool {

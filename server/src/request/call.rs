@@ -11,6 +11,75 @@ use crucial::RemoteError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What applying a request produced.
+pub enum Applied {
+    /// The reply (`None`: the call parked; its reply comes later).
+    Now(Option<Outcome>),
+    /// The call ran on a persistent object; its reply may leave once its
+    /// write is durable ([`Durable::finish`]). The connection waits for it
+    /// beside the rest of the batch, so the batch's writes share one fsync and
+    /// the connection keeps reading meanwhile.
+    Durable(Durable),
+}
+
+/// A call whose reply waits for its write to be durable.
+pub struct Durable {
+    ticket: Ticket,
+    ran: Ran,
+    entry: &'static SharedTypeEntry,
+    method: &'static MethodEntry,
+    key: String,
+    client: u64,
+    id: u64,
+    dedup: bool,
+    start: Instant,
+}
+
+impl Durable {
+    /// The request id to answer.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits for the write, then records and returns the reply (replication:
+    /// the chain forward joins here too). A write that failed answers
+    /// `NotDurable`.
+    pub async fn finish(self, node: &NodeState) -> Option<Outcome> {
+        let Durable {
+            ticket,
+            ran,
+            entry,
+            method,
+            key,
+            client,
+            id,
+            dedup,
+            start,
+        } = self;
+        let ran = match durable(ticket).await {
+            Ok(()) => ran,
+            Err(reason) => {
+                tracing::error!(
+                    "{}::{} on `{key}` is not durable: {reason}",
+                    entry.name,
+                    method.id.name
+                );
+                let error = Err(RemoteError::NotDurable {
+                    type_name: entry.name.to_string(),
+                    key,
+                    method: method.id.name.to_string(),
+                    reason,
+                });
+                match ran {
+                    Ran::Done(_) => Ran::Done(error),
+                    Ran::Parked => Ran::Parked,
+                }
+            }
+        };
+        record(node, entry, method, client, id, dedup, start, ran)
+    }
+}
+
 /// Applies a `Call` from client `client`; see [`super::apply`].
 pub async fn call(
     node: &NodeState,
@@ -19,12 +88,12 @@ pub async fn call(
     id: u64,
     call: Call<'_>,
     released: &mut Vec<Delivery>,
-) -> Option<Outcome> {
+) -> Applied {
     let start = Instant::now();
     // 1. Resolve the type and the method, and check the client's signature.
     let (entry, method) = match resolve(node, &call) {
         Ok(resolved) => resolved,
-        Err(error) => return Some(Err(error)),
+        Err(error) => return Applied::Now(Some(Err(error))),
     };
     // (cluster: the ownership check goes here.)
     // 2. A retried mutating call is answered from the dedup table. Blocking
@@ -33,7 +102,7 @@ pub async fn call(
     let dedup = !method.id.read_only && !method.id.blocking;
     if dedup {
         if let Some(outcome) = replay(node, client, id).await {
-            return Some(outcome);
+            return Applied::Now(Some(outcome));
         }
     }
     // 3. Run it on its object (lambda objects: OCC validation goes here).
@@ -61,32 +130,35 @@ pub async fn call(
         &node.metrics,
         released,
     );
-    // 4. No reply leaves before its effect is durable (replication: the chain
-    // forward goes here too).
-    if let Some(ticket) = ticket {
-        if let Err(reason) = durable(ticket).await {
-            tracing::error!(
-                "{}::{} on `{}` is not durable: {reason}",
-                entry.name,
-                method.id.name,
-                call.object.key
-            );
-            let error = Err(RemoteError::NotDurable {
-                type_name: entry.name.to_string(),
-                key: call.object.key.to_string(),
-                method: method.id.name.to_string(),
-                reason,
-            });
-            if dedup {
-                node.dedup.finish(client, id, &error);
-            }
-            return match ran {
-                Ran::Done(_) => Some(error),
-                Ran::Parked => None,
-            };
-        }
+    // 4. No reply leaves before its effect is durable.
+    match ticket {
+        Some(ticket) => Applied::Durable(Durable {
+            ticket,
+            ran,
+            entry,
+            method,
+            key: call.object.key.to_string(),
+            client,
+            id,
+            dedup,
+            start,
+        }),
+        None => Applied::Now(record(node, entry, method, client, id, dedup, start, ran)),
     }
-    // 5. Record and count the outcome.
+}
+
+/// 5. Records and counts the outcome.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    node: &NodeState,
+    entry: &'static SharedTypeEntry,
+    method: &'static MethodEntry,
+    client: u64,
+    id: u64,
+    dedup: bool,
+    start: Instant,
+    ran: Ran,
+) -> Option<Outcome> {
     match ran {
         Ran::Done(outcome) => {
             node.metrics

@@ -16,9 +16,11 @@
 pub mod call;
 pub mod control;
 
+pub use call::{Applied, Durable};
+
 use crate::objects::{Delivery, ReplySink};
 use crate::state::NodeState;
-use crucial::__private::wire::{Outcome, Request};
+use crucial::__private::wire::Request;
 use crucial::RemoteError;
 use std::sync::Arc;
 
@@ -32,9 +34,11 @@ pub struct Session {
 /// Applies one request frame from `sink`'s client. Never panics on bad input:
 /// every problem becomes an error for this caller only.
 ///
-/// Returns the reply, or `None` if the call parked (its reply comes later
-/// through `sink`). Replies to parked calls that this request released are
-/// pushed to `released`, to be delivered after this request's own reply.
+/// Returns the reply ([`Applied::Now`]; `None` if the call parked, its reply
+/// comes later through `sink`), or a call whose reply waits for its write to
+/// be durable ([`Applied::Durable`]). Replies to parked calls that this
+/// request released are pushed to `released`, to be delivered after this
+/// request's own reply.
 pub async fn apply(
     node: &NodeState,
     session: &mut Session,
@@ -42,13 +46,13 @@ pub async fn apply(
     id: u64,
     payload: &[u8],
     released: &mut Vec<Delivery>,
-) -> Option<Outcome> {
+) -> Applied {
     let request = match Request::decode(payload) {
         Ok(request) => request,
         Err(e) => {
-            return Some(Err(RemoteError::BadFrame {
+            return Applied::Now(Some(Err(RemoteError::BadFrame {
                 reason: e.to_string(),
-            }))
+            })))
         }
     };
     match (request, session.client_id) {
@@ -61,10 +65,10 @@ pub async fn apply(
                 client_id,
             },
             _,
-        ) => Some(control::hello(node, session, protocol, client_id)),
-        (_, None) => Some(Err(RemoteError::Protocol {
+        ) => Applied::Now(Some(control::hello(node, session, protocol, client_id))),
+        (_, None) => Applied::Now(Some(Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
-        })),
-        (request, Some(_)) => Some(control::control(node, request).await),
+        }))),
+        (request, Some(_)) => Applied::Now(Some(control::control(node, request).await)),
     }
 }

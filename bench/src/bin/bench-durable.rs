@@ -1,0 +1,287 @@
+//! `bench-durable`: persistent objects on a node with a data directory against
+//! Redis with an append-only file, in the same run and on the same disk.
+//!
+//! Four systems: our node with `--durability sync` (a call is acknowledged
+//! after an fsync shared by every call that finished meanwhile) and with
+//! `interval=1000`, Redis with `appendfsync always` and with `everysec`. Rows: a
+//! persistent `fetch_add` and a 1 KiB set, one caller (p50, p99) and many
+//! callers (ops/s; ours: threads sharing the client's connection, Redis: a
+//! connection per caller). Then the time a node takes to recover 100k
+//! persistent objects after `kill -9`.
+//!
+//! Example: `bench-durable --dir /var/tmp`.
+
+use clap::Parser;
+use crucial::Bytes;
+use crucial_bench::stats::{Latencies, Throughput};
+use crucial_bench::systems::{Crucial, Redis};
+use crucial_bench::DurableCell;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Persistent objects against Redis with an append-only file.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where the data directories and append-only files go (its disk is measured).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Sequential operations per one-caller row.
+    #[arg(long, default_value_t = 2000)]
+    ops: usize,
+    /// Callers for the throughput rows.
+    #[arg(long, default_value_t = 64)]
+    callers: usize,
+    /// Seconds per throughput row.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Persistent objects for the recovery row.
+    #[arg(long, default_value_t = 100_000)]
+    objects: usize,
+}
+
+/// One system under test.
+trait Durable: Sync {
+    fn incr(&self, key: &str);
+    fn set(&self, key: &str, value: &Bytes);
+}
+
+struct Node(Crucial);
+
+impl Durable for Node {
+    fn incr(&self, key: &str) {
+        self.0
+            .client
+            .open::<DurableCell>(key)
+            .fetch_add(1)
+            .expect("fetch_add");
+    }
+
+    fn set(&self, key: &str, value: &Bytes) {
+        self.0
+            .client
+            .open::<DurableCell>(key)
+            .set(value.clone())
+            .expect("set");
+    }
+}
+
+struct RedisAof(Redis);
+
+thread_local! {
+    static CONNECTION: std::cell::RefCell<Option<(String, redis::Connection)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl RedisAof {
+    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> T) -> T {
+        CONNECTION.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.as_ref().is_none_or(|(addr, _)| *addr != self.0.addr) {
+                *slot = Some((self.0.addr.clone(), self.0.connect()));
+            }
+            f(&mut slot.as_mut().expect("connection").1)
+        })
+    }
+}
+
+impl Durable for RedisAof {
+    fn incr(&self, key: &str) {
+        self.with(|c| redis::cmd("INCR").arg(key).query::<i64>(c).expect("INCR"));
+    }
+
+    fn set(&self, key: &str, value: &Bytes) {
+        self.with(|c| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .query::<()>(c)
+                .expect("SET")
+        });
+    }
+}
+
+fn sequential(system: &dyn Durable, ops: usize, op: &dyn Fn(&dyn Durable)) -> Latencies {
+    for _ in 0..ops / 10 {
+        op(system);
+    }
+    let mut times = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let start = Instant::now();
+        op(system);
+        times.push(start.elapsed());
+    }
+    Latencies::new(times)
+}
+
+fn concurrent(
+    system: &dyn Durable,
+    callers: usize,
+    duration: Duration,
+    op: &(dyn Fn(&dyn Durable) + Sync),
+) -> Throughput {
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..callers {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    op(system);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    });
+    Throughput {
+        ops: done.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Starts a node whose persistent objects live in `dir`.
+fn node(dir: &Path, durability: &str) -> Node {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    Node(Crucial::start_with_env(
+        "multi-thread",
+        &[
+            ("CRUCIAL_DATA_DIR", dir),
+            ("CRUCIAL_DURABILITY", durability),
+        ],
+    ))
+}
+
+fn redis(dir: &Path, fsync: &str) -> Option<RedisAof> {
+    std::fs::create_dir_all(dir).expect("redis dir");
+    let dir = dir.to_str().expect("a UTF-8 path");
+    match Redis::start_with(&["--appendonly", "yes", "--appendfsync", fsync, "--dir", dir]) {
+        Ok(r) => Some(RedisAof(r)),
+        Err(e) => {
+            println!("# redis not measured: {e}");
+            None
+        }
+    }
+}
+
+/// Loads `objects` persistent objects into a node, kills it with SIGKILL, and
+/// times a restart on the same directory until it listens (recovery included).
+fn recovery(dir: &Path, objects: usize) -> (Duration, usize) {
+    {
+        let loader = node(dir, "none");
+        let next = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= objects {
+                        break;
+                    }
+                    loader.incr(&format!("object-{i}"));
+                });
+            }
+        });
+        // Dropping the node process kills it (SIGKILL).
+    }
+    let start = Instant::now();
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--serve", "multi-thread"])
+        .env("CRUCIAL_DATA_DIR", dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("restart the node");
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        if line.expect("read").starts_with("listening on ") {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(crucial_bench::systems::Process(child)); // killed
+    (elapsed, objects)
+}
+
+fn main() {
+    if crucial_bench::serve_if_asked() {
+        return;
+    }
+    let args = Args::parse();
+    let root = args
+        .dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("crucial-bench-durable-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("create the bench directory");
+    let duration = Duration::from_secs_f64(args.seconds);
+    println!(
+        "# persistent objects vs Redis AOF: {} sequential ops per one-caller row, {} callers for {:.1} s, in {}; {} cores",
+        args.ops,
+        args.callers,
+        args.seconds,
+        root.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| system | incr p50 us | incr p99 us | set 1 KiB p50 us | set 1 KiB p99 us | incr ops/s, {0} callers | set ops/s, {0} callers |", args.callers);
+    println!("|---|---|---|---|---|---|---|");
+    let value = Bytes::from(vec![0x42u8; 1024]);
+    let incr = |s: &dyn Durable| s.incr("counter");
+    let set = |s: &dyn Durable| s.set("value", &value);
+    let mut rows: Vec<(String, Box<dyn Durable>)> = Vec::new();
+    rows.push((
+        "crucial, --durability sync".into(),
+        Box::new(node(&root.join("sync"), "sync")),
+    ));
+    rows.push((
+        "crucial, --durability interval=1000".into(),
+        Box::new(node(&root.join("interval"), "interval=1000")),
+    ));
+    if let Some(r) = redis(&root.join("redis-always"), "always") {
+        rows.push(("redis, appendfsync always".into(), Box::new(r)));
+    }
+    if let Some(r) = redis(&root.join("redis-everysec"), "everysec") {
+        rows.push(("redis, appendfsync everysec".into(), Box::new(r)));
+    }
+    let mut measured = Vec::new();
+    for (name, system) in &rows {
+        let a = sequential(system.as_ref(), args.ops, &incr);
+        let b = sequential(system.as_ref(), args.ops, &set);
+        let c = concurrent(system.as_ref(), args.callers, duration, &incr);
+        let d = concurrent(system.as_ref(), args.callers, duration, &set);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            a.p50(),
+            a.p99(),
+            b.p50(),
+            b.p99(),
+            c.per_second(),
+            d.per_second()
+        );
+        measured.push((name.clone(), a.p50(), c.per_second(), d.per_second()));
+    }
+    if let (Some(ours), Some(always)) = (
+        measured.iter().find(|m| m.0.contains("sync")),
+        measured.iter().find(|m| m.0.contains("always")),
+    ) {
+        println!();
+        println!(
+            "# sync vs redis always: one-caller incr p50 ratio {:.2} (target <= 1), {} callers incr {:.2}x, set {:.2}x (target >= 2)",
+            ours.1 / always.1,
+            args.callers,
+            ours.2 / always.2,
+            ours.3 / always.3
+        );
+    }
+    drop(rows);
+    let (elapsed, objects) = recovery(&root.join("recovery"), args.objects);
+    println!();
+    println!(
+        "# recovery: a node killed with SIGKILL after {objects} persistent objects were written restarts and listens in {:.0} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
