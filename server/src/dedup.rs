@@ -47,23 +47,31 @@ pub enum Begin {
 enum Entry {
     /// Running; the notifier is created only if a retry comes to wait for it.
     Running(Option<Arc<Notify>>),
-    Done(Outcome),
+    /// Answered; `true` if the reply is also on disk (a call on a persistent
+    /// object), so forgetting it must delete it there too.
+    Done(Outcome, bool),
 }
 
 impl Entry {
     /// Forgets the entry. Retries waiting for a running request are woken:
     /// they ask again, find nothing and run (the bounded memory has lost that
     /// request; waiting would never end, as `finish` finds no entry to wake).
-    fn forget(self) {
-        if let Entry::Running(Some(notify)) = self {
-            notify.notify_waiters();
+    /// Returns whether the reply was on disk.
+    fn forget(self) -> bool {
+        match self {
+            Entry::Running(Some(notify)) => {
+                notify.notify_waiters();
+                false
+            }
+            Entry::Running(None) => false,
+            Entry::Done(_, stored) => stored,
         }
     }
 
     /// What a request that finds this entry does.
     fn begin(&mut self) -> Begin {
         match self {
-            Entry::Done(outcome) => Begin::Done(outcome.clone()),
+            Entry::Done(outcome, _) => Begin::Done(outcome.clone()),
             Entry::Running(notify) => Begin::InFlight(Arc::clone(
                 notify.get_or_insert_with(|| Arc::new(Notify::new())),
             )),
@@ -116,15 +124,19 @@ impl Window {
         self.entries.insert(at, Entry::Running(None));
     }
 
-    fn remove(&mut self, at: usize) {
-        self.ids.remove(at);
-        if let Some(entry) = self.entries.remove(at) {
-            entry.forget();
-        }
+    /// Forgets one entry; returns its request id if its reply was on disk.
+    fn remove(&mut self, at: usize) -> Option<u64> {
+        let id = self.ids.remove(at)?;
+        self.entries.remove(at)?.forget().then_some(id)
     }
 
-    fn forget_all(self) {
-        self.entries.into_iter().for_each(Entry::forget);
+    /// Forgets every entry; pushes those whose reply was on disk.
+    fn forget_all(self, client: u64, stored: &mut Vec<(u64, u64)>) {
+        for (id, entry) in self.ids.into_iter().zip(self.entries) {
+            if entry.forget() {
+                stored.push((client, id));
+            }
+        }
     }
 }
 
@@ -139,7 +151,7 @@ struct Shard {
 
 impl Shard {
     /// Forgets the least recently seen client.
-    fn forget_one(&mut self) {
+    fn forget_one(&mut self, stored: &mut Vec<(u64, u64)>) {
         while let Some((client, stamp)) = self.seen.pop_front() {
             let Some(window) = self.by_id.get(&client) else {
                 continue;
@@ -150,7 +162,7 @@ impl Shard {
                 continue;
             }
             if let Some(forgotten) = self.by_id.remove(&client) {
-                forgotten.forget_all();
+                forgotten.forget_all(client, stored);
             }
             return;
         }
@@ -188,13 +200,26 @@ impl Dedup {
     }
 
     /// Registers a request before running it.
+    #[cfg(test)]
     pub fn begin(&self, client: u64, request: u64) -> Begin {
+        self.begin_forgetting(client, request, &mut Vec::new())
+    }
+
+    /// Registers a request before running it; the `(client, request)` of
+    /// remembered replies that were on disk and are forgotten to make room are
+    /// pushed to `forgotten`, for the caller to delete from disk.
+    pub fn begin_forgetting(
+        &self,
+        client: u64,
+        request: u64,
+        forgotten: &mut Vec<(u64, u64)>,
+    ) -> Begin {
         let mut shard = self.shard(client);
         shard.clock += 1;
         let now = shard.clock;
         if !shard.by_id.contains_key(&client) {
             if shard.by_id.len() >= self.clients_per_shard {
-                shard.forget_one();
+                shard.forget_one(forgotten);
             }
             shard.seen.push_back((client, now));
         }
@@ -211,7 +236,9 @@ impl Dedup {
         while window.ids.len() > self.window {
             // The smallest id goes, unless it is the request just registered
             // (older than the whole window): that one is tracked while it runs.
-            window.remove(usize::from(at == 0));
+            if let Some(id) = window.remove(usize::from(at == 0)) {
+                forgotten.push((client, id));
+            }
         }
         Begin::Fresh
     }
@@ -229,15 +256,23 @@ impl Dedup {
         }
     }
 
-    /// Remembers a reply recovered from disk.
-    pub fn restore(&self, client: u64, request: u64, outcome: Outcome) {
-        if let Begin::Fresh = self.begin(client, request) {
-            self.finish(client, request, &outcome);
+    /// Remembers a reply recovered from disk; replies it pushes out of the
+    /// bounded memory go to `forgotten`.
+    pub fn restore(
+        &self,
+        client: u64,
+        request: u64,
+        outcome: Outcome,
+        forgotten: &mut Vec<(u64, u64)>,
+    ) {
+        if let Begin::Fresh = self.begin_forgetting(client, request, forgotten) {
+            self.finish(client, request, &outcome, true);
         }
     }
 
-    /// Records the reply of a request registered with [`Dedup::begin`].
-    pub fn finish(&self, client: u64, request: u64, outcome: &Outcome) {
+    /// Records the reply of a request registered with [`Dedup::begin_forgetting`];
+    /// `stored`: the reply is on disk too.
+    pub fn finish(&self, client: u64, request: u64, outcome: &Outcome, stored: bool) {
         let mut shard = self.shard(client);
         let Some(entry) = shard
             .by_id
@@ -246,7 +281,8 @@ impl Dedup {
         else {
             return;
         };
-        if let Entry::Running(Some(notify)) = std::mem::replace(entry, Entry::Done(outcome.clone()))
+        if let Entry::Running(Some(notify)) =
+            std::mem::replace(entry, Entry::Done(outcome.clone(), stored))
         {
             notify.notify_waiters();
         }
@@ -262,7 +298,7 @@ mod tests {
         let dedup = Dedup::new(2, 10);
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
         assert!(matches!(dedup.begin(1, 1), Begin::InFlight(_)));
-        dedup.finish(1, 1, &Ok(vec![7]));
+        dedup.finish(1, 1, &Ok(vec![7]), false);
         assert!(matches!(dedup.begin(1, 1), Begin::Done(Ok(v)) if v == vec![7]));
         assert!(matches!(dedup.begin(1, 2), Begin::Fresh));
         assert!(matches!(dedup.begin(1, 3), Begin::Fresh));
@@ -306,7 +342,7 @@ mod tests {
     fn forgets_least_recently_seen_client() {
         let dedup = Dedup::new(4, 2);
         let _ = dedup.begin(1, 1);
-        dedup.finish(1, 1, &Ok(vec![]));
+        dedup.finish(1, 1, &Ok(vec![]), false);
         let _ = dedup.begin(2, 1);
         let _ = dedup.begin(3, 1); // evicts client 1
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
@@ -317,7 +353,7 @@ mod tests {
         let dedup = Dedup::new(4, 2);
         let _ = dedup.begin(1, 1);
         let _ = dedup.begin(2, 1);
-        dedup.finish(2, 1, &Ok(vec![2]));
+        dedup.finish(2, 1, &Ok(vec![2]), false);
         let _ = dedup.begin(1, 2); // client 1 is now the most recently seen
         let _ = dedup.begin(3, 1); // evicts client 2
         assert!(matches!(dedup.begin(1, 1), Begin::InFlight(_)));
@@ -329,7 +365,7 @@ mod tests {
         let dedup = Dedup::new(3, 10);
         for id in [5, 2, 9] {
             assert!(matches!(dedup.begin(7, id), Begin::Fresh));
-            dedup.finish(7, id, &Ok(vec![id as u8]));
+            dedup.finish(7, id, &Ok(vec![id as u8]), false);
         }
         for id in [2, 5, 9] {
             assert!(matches!(dedup.begin(7, id), Begin::Done(Ok(v)) if v == vec![id as u8]));
@@ -344,7 +380,7 @@ mod tests {
         let dedup = Dedup::new(2, 4096);
         for client in 0..4096 {
             let _ = dedup.begin(client, 1);
-            dedup.finish(client, 1, &Ok(vec![1]));
+            dedup.finish(client, 1, &Ok(vec![1]), false);
         }
         let remembered = (0..4096)
             .filter(|&c| matches!(dedup.peek(c, 1), Begin::Done(_)))
@@ -361,5 +397,22 @@ mod tests {
             .map(|s| s.lock().unwrap().by_id.len())
             .sum();
         assert!(total <= 4096, "{total}");
+    }
+
+    #[test]
+    fn forgetting_a_reply_on_disk_reports_it_for_deletion() {
+        let dedup = Dedup::new(2, 1);
+        let mut forgotten = Vec::new();
+        let _ = dedup.begin_forgetting(1, 1, &mut forgotten);
+        dedup.finish(1, 1, &Ok(vec![]), true);
+        let _ = dedup.begin_forgetting(1, 2, &mut forgotten);
+        dedup.finish(1, 2, &Ok(vec![]), false);
+        let _ = dedup.begin_forgetting(1, 3, &mut forgotten); // pushes request 1 out
+        assert_eq!(forgotten, vec![(1, 1)]);
+        let _ = dedup.begin_forgetting(1, 4, &mut forgotten); // request 2 was not on disk
+        assert_eq!(forgotten, vec![(1, 1)]);
+        dedup.finish(1, 4, &Ok(vec![]), true);
+        let _ = dedup.begin_forgetting(2, 1, &mut forgotten); // client 1 goes, with request 4
+        assert_eq!(forgotten, vec![(1, 1), (1, 4)]);
     }
 }

@@ -86,7 +86,7 @@ pub fn recover(
             if i < keep_from {
                 stale.push((reply.client, reply.request));
             } else {
-                dedup.restore(reply.client, reply.request, reply.outcome);
+                dedup.restore(reply.client, reply.request, reply.outcome, &mut stale);
                 found.replies += 1;
             }
         }

@@ -56,8 +56,8 @@ impl Durable {
             dedup,
             start,
         } = self;
-        let ran = match durable(ticket).await {
-            Ok(()) => ran,
+        let (ran, stored) = match durable(ticket).await {
+            Ok(()) => (ran, true),
             Err(reason) => {
                 tracing::error!(
                     "{}::{} on `{key}` is not durable: {reason}",
@@ -70,12 +70,14 @@ impl Durable {
                     method: method.id.name.to_string(),
                     reason,
                 });
-                match ran {
+                let ran = match ran {
                     Ran::Done(_) => Ran::Done(error),
                     Ran::Parked => Ran::Parked,
-                }
+                };
+                (ran, false)
             }
         };
+        let dedup = dedup.then_some(stored);
         record(node, entry, method, client, id, dedup, start, ran)
     }
 }
@@ -143,11 +145,15 @@ pub async fn call(
             dedup,
             start,
         }),
-        None => Applied::Now(record(node, entry, method, client, id, dedup, start, ran)),
+        None => {
+            let dedup = dedup.then_some(false);
+            Applied::Now(record(node, entry, method, client, id, dedup, start, ran))
+        }
     }
 }
 
-/// 5. Records and counts the outcome.
+/// Records and counts the outcome (step 5). With `dedup`, the reply is
+/// remembered, and the flag says whether it is on disk too.
 #[allow(clippy::too_many_arguments)]
 fn record(
     node: &NodeState,
@@ -155,7 +161,7 @@ fn record(
     method: &'static MethodEntry,
     client: u64,
     id: u64,
-    dedup: bool,
+    dedup: Option<bool>,
     start: Instant,
     ran: Ran,
 ) -> Option<Outcome> {
@@ -163,8 +169,8 @@ fn record(
         Ran::Done(outcome) => {
             node.metrics
                 .call(entry.name, method.id.name, start.elapsed());
-            if dedup {
-                node.dedup.finish(client, id, &outcome);
+            if let Some(stored) = dedup {
+                node.dedup.finish(client, id, &outcome, stored);
             }
             Some(outcome)
         }
@@ -213,7 +219,14 @@ fn resolve(
 /// reply if it ran before (waiting for it if it is running right now).
 async fn replay(node: &NodeState, client: u64, id: u64) -> Option<Outcome> {
     loop {
-        match node.dedup.begin(client, id) {
+        let mut forgotten = Vec::new();
+        let begun = node.dedup.begin_forgetting(client, id, &mut forgotten);
+        if let (false, Some(storage)) = (forgotten.is_empty(), &node.storage) {
+            // Replies the bounded memory let go of leave the disk too (in the
+            // background: nothing waits for a deletion).
+            drop(storage.forget_replies(&forgotten));
+        }
+        match begun {
             Begin::Fresh => return None,
             Begin::Done(outcome) => {
                 node.metrics.replayed();
