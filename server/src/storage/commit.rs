@@ -1,12 +1,19 @@
-//! Group commit: one thread writes to the engine for everyone. Callers queue
-//! their writes (under their object's lock, so writes to one object reach the
-//! engine in the order they happened) and wait on a ticket; the thread takes
-//! everything queued since its last commit, writes it as one atomic batch,
-//! makes it durable as the node's [`Durability`] says, and answers every ticket
-//! at once. With many callers one fsync covers all of them.
+//! Group commit: with `sync`, one thread writes to the engine for everyone.
+//! Callers queue their writes (under their object's lock, so writes to one
+//! object reach the engine in the order they happened) and wait on a ticket;
+//! the thread takes everything queued since its last commit, writes it as one
+//! atomic batch, fsyncs, and answers every ticket at once. With many callers
+//! one fsync covers all of them.
+//!
+//! With `interval` and `none` nothing waits for an fsync, so the caller writes
+//! its batch to the engine itself (still under the object's lock) and its
+//! ticket is ready at once: a hand-off to the thread and back would cost two
+//! wake-ups per call for nothing. The thread then only fsyncs, every interval
+//! and at the end.
 
 use super::engine::{Engine, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -62,25 +69,45 @@ const MAX_GROUP: usize = 4096;
 pub struct Committer {
     queue: Option<mpsc::Sender<Pending>>,
     thread: Option<JoinHandle<()>>,
+    /// Set when callers commit themselves (no fsync per call).
+    inline: Option<Arc<dyn Engine>>,
+    /// Writes committed without an fsync since the last one.
+    dirty: Arc<AtomicBool>,
 }
 
 impl Committer {
     /// Starts the thread that commits to `engine`.
     pub fn start(engine: Arc<dyn Engine>, durability: Durability) -> Committer {
         let (queue, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("crucial-commit".into())
-            .spawn(move || run(&*engine, durability, rx))
-            .expect("spawn the commit thread");
+        let dirty = Arc::new(AtomicBool::new(false));
+        let inline = (durability != Durability::Sync).then(|| Arc::clone(&engine));
+        let thread = {
+            let dirty = Arc::clone(&dirty);
+            std::thread::Builder::new()
+                .name("crucial-commit".into())
+                .spawn(move || run(&*engine, durability, rx, &dirty))
+                .expect("spawn the commit thread")
+        };
         Committer {
             queue: Some(queue),
             thread: Some(thread),
+            inline,
+            dirty,
         }
     }
 
     /// Queues writes; the ticket resolves when they are committed.
     pub fn submit(&self, writes: Vec<Write>) -> Ticket {
         let (done, ticket) = oneshot::channel();
+        if let Some(engine) = &self.inline {
+            let result = engine.commit(writes, false);
+            if let Err(e) = &result {
+                tracing::error!("storage commit failed: {e}");
+            }
+            self.dirty.store(true, Ordering::Release);
+            let _ = done.send(result);
+            return ticket;
+        }
         let pending = Pending { writes, done };
         if let Some(queue) = &self.queue {
             if let Err(mpsc::SendError(pending)) = queue.send(pending) {
@@ -103,22 +130,25 @@ impl Drop for Committer {
     }
 }
 
-fn run(engine: &dyn Engine, durability: Durability, rx: mpsc::Receiver<Pending>) {
+fn run(
+    engine: &dyn Engine,
+    durability: Durability,
+    rx: mpsc::Receiver<Pending>,
+    dirty: &AtomicBool,
+) {
     let interval = match durability {
         Durability::Interval(every) => every,
         _ => Duration::from_secs(3600),
     };
-    let mut dirty = false;
     let mut last_sync = Instant::now();
     loop {
         let wait = interval.saturating_sub(last_sync.elapsed());
         let first = match rx.recv_timeout(wait) {
             Ok(first) => first,
             Err(RecvTimeoutError::Timeout) => {
-                if dirty && durability != Durability::None {
+                if durability != Durability::None && dirty.swap(false, Ordering::AcqRel) {
                     log_failure(engine.sync());
                 }
-                dirty = false;
                 last_sync = Instant::now();
                 continue;
             }
@@ -140,19 +170,20 @@ fn run(engine: &dyn Engine, durability: Durability, rx: mpsc::Receiver<Pending>)
         if let Err(e) = &result {
             tracing::error!("storage commit failed: {e}");
         }
-        dirty |= !sync;
+        if !sync {
+            dirty.store(true, Ordering::Release);
+        }
         for pending in group {
             let _ = pending.done.send(result.clone());
         }
         if let Durability::Interval(every) = durability {
-            if last_sync.elapsed() >= every {
+            if last_sync.elapsed() >= every && dirty.swap(false, Ordering::AcqRel) {
                 log_failure(engine.sync());
-                dirty = false;
                 last_sync = Instant::now();
             }
         }
     }
-    if dirty {
+    if dirty.swap(false, Ordering::AcqRel) {
         log_failure(engine.sync());
     }
 }
