@@ -242,3 +242,98 @@ fn an_object_written_by_another_shape_is_reported_and_the_node_serves_the_rest()
     assert!(client.delete("Shaped", "old").expect("delete"));
     assert_eq!(client.open::<Shaped>("old").bump().expect("afresh"), 1);
 }
+
+/// Starts `fixture-node` on `dir`; `Err(stderr)` if it exits instead of listening.
+fn try_start(dir: &DataDir) -> Result<ServerProcess, String> {
+    let mut command = std::process::Command::new(common::example_binary("fixture-node"));
+    command.args(["--data-dir", dir.arg()]);
+    ServerProcess::try_start(command)
+}
+
+/// Bumps `Shaped` "c" to `n` on a fresh node on `dir`, then kills the node.
+fn bumped_then_killed(dir: &DataDir, n: i64) {
+    let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client = node.client();
+    let counter = client.open::<Shaped>("c");
+    for i in 1..=n {
+        assert_eq!(counter.bump().expect("bump"), i);
+    }
+    node.kill();
+}
+
+/// The journal files of a data directory, largest first.
+fn journals(dir: &DataDir) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir.0)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map_or(0, |m| m.len())));
+    assert!(!found.is_empty(), "no journal in {}", dir.0.display());
+    found
+}
+
+/// The journal's length up to its last non-zero byte (the engine may
+/// preallocate the file with zeros past what it wrote).
+fn written_length(journal: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(journal).expect("journal");
+    let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+    assert!(used > 1000, "the journal holds the writes: {used} bytes");
+    used as u64
+}
+
+/// After damage, a node either refuses to start and names the data directory,
+/// or serves a state the object really had (never garbage), and keeps going.
+fn refuses_or_serves_a_past_state(dir: &DataDir, written: i64) {
+    match try_start(dir) {
+        Err(stderr) => {
+            eprintln!("damaged data directory refused: {stderr}");
+            assert!(
+                stderr.contains(dir.arg()),
+                "a refusal must name the data directory: {stderr}"
+            )
+        }
+        Ok(node) => {
+            let client = node.client();
+            let now = client
+                .open::<Shaped>("c")
+                .bump()
+                .expect("the object is served");
+            eprintln!("damaged data directory recovered: {written} bumps written, next is {now}");
+            assert!(
+                (1..=written + 1).contains(&now),
+                "after {written} bumps the next is {now}: not a state the object had"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_truncated_journal_recovers_up_to_its_last_intact_record() {
+    let dir = DataDir::new("truncated");
+    bumped_then_killed(&dir, 200);
+    let journal = &journals(&dir)[0];
+    let used = written_length(journal);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal)
+        .expect("open journal");
+    file.set_len(used - used / 3).expect("truncate");
+    drop(file);
+    refuses_or_serves_a_past_state(&dir, 200);
+}
+
+#[test]
+fn a_corrupted_journal_is_refused_or_cut_at_the_damage() {
+    let dir = DataDir::new("corrupted");
+    bumped_then_killed(&dir, 200);
+    let journal = &journals(&dir)[0];
+    let mut bytes = std::fs::read(journal).expect("journal");
+    let middle = written_length(journal) as usize / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(journal, bytes).expect("write journal");
+    refuses_or_serves_a_past_state(&dir, 200);
+}

@@ -21,12 +21,35 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `command` (which must print `... listening on ADDR`) and waits for its address.
-    pub fn start(mut command: Command) -> ServerProcess {
+    pub fn start(command: Command) -> ServerProcess {
+        ServerProcess::try_start(command).unwrap_or_else(|stderr| {
+            panic!("server exited before listening; its stderr:\n{stderr}")
+        })
+    }
+
+    /// [`ServerProcess::start`], or `Err` with what the process printed on
+    /// stderr if it exits before listening (a node refusing its data directory).
+    pub fn try_start(mut command: Command) -> Result<ServerProcess, String> {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start server process");
+        // Stderr is passed through to the test's, and kept for the error.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let writer = {
+            let kept = std::sync::Arc::clone(&kept);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("{line}");
+                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            })
+        };
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -50,15 +73,17 @@ impl ServerProcess {
                 Err(_) => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("server exited before listening: {status}");
+                let _ = writer.join();
+                let kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                return Err(format!("exited with {status}\n{kept}"));
             }
             assert!(Instant::now() < deadline, "server did not start in 30 s");
         };
-        ServerProcess {
+        Ok(ServerProcess {
             child,
             addr,
             metrics,
-        }
+        })
     }
 
     /// The stand-alone `crucial-server` binary on a free port.
