@@ -62,6 +62,16 @@ impl DurableCell {
     }
 }
 
+/// A fresh directory `crucial-bench-NAME-PID` under `base` (default: the
+/// system's temporary directory), for benches that measure a disk.
+pub fn scratch_dir(base: Option<std::path::PathBuf>, name: &str) -> std::path::PathBuf {
+    let dir = base
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("crucial-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the bench directory");
+    dir
+}
+
 /// `main` of every bench binary starts with this: when re-executed with
 /// `--serve`, the process is the Crucial node under test instead.
 pub fn serve_if_asked() -> bool {

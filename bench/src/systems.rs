@@ -132,7 +132,8 @@ pub fn serve_node() {
     crucial_server::run(config, |addr| println!("listening on {addr}")).expect("node");
 }
 
-fn read_addr(child: &mut Child) -> String {
+/// Reads a node process's stdout until it prints `listening on ADDR`; returns ADDR.
+pub fn read_addr(child: &mut Child) -> String {
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     loop {

@@ -58,7 +58,7 @@ pub fn recover(
         };
         match value {
             Ok(value) => {
-                table.create(entry, &stored.key, value);
+                let _ = table.create(entry, &stored.key, value);
                 found.objects += 1;
             }
             Err(reason) => {

@@ -245,9 +245,10 @@ fn an_object_written_by_another_shape_is_reported_and_the_node_serves_the_rest()
 
 /// Starts `fixture-node` on `dir`; `Err(stderr)` if it exits instead of listening.
 fn try_start(dir: &DataDir) -> Result<ServerProcess, String> {
-    let mut command = std::process::Command::new(common::example_binary("fixture-node"));
-    command.args(["--data-dir", dir.arg()]);
-    ServerProcess::try_start(command)
+    ServerProcess::try_start(common::fixture_command(
+        "fixture-node",
+        &["--data-dir", dir.arg()],
+    ))
 }
 
 /// Bumps `Shaped` "c" to `n` on a fresh node on `dir`, then kills the node.

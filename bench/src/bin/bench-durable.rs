@@ -14,9 +14,8 @@
 use clap::Parser;
 use crucial::Bytes;
 use crucial_bench::stats::{Latencies, Throughput};
-use crucial_bench::systems::{Crucial, Redis};
+use crucial_bench::systems::{read_addr, Crucial, Redis};
 use crucial_bench::DurableCell;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -194,12 +193,7 @@ fn recovery(dir: &Path, objects: usize) -> (Duration, usize) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("restart the node");
-    let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("read").starts_with("listening on ") {
-            break;
-        }
-    }
+    read_addr(&mut child);
     let elapsed = start.elapsed();
     drop(crucial_bench::systems::Process(child)); // killed
     (elapsed, objects)
@@ -210,12 +204,7 @@ fn main() {
         return;
     }
     let args = Args::parse();
-    let root = args
-        .dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("crucial-bench-durable-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("create the bench directory");
+    let root = crucial_bench::scratch_dir(args.dir.clone(), "durable");
     let duration = Duration::from_secs_f64(args.seconds);
     println!(
         "# persistent objects vs Redis AOF: {} sequential ops per one-caller row, {} callers for {:.1} s, in {}; {} cores",

@@ -219,10 +219,16 @@ fn timed<E: Engine>(
     )
 }
 
-fn measure<E: Engine>(root: &Path, commits: usize) {
-    let dir = root.join(E::NAME.replace([' ', '+'], "-"));
+/// An empty directory for one row of engine `E`.
+fn fresh<E: Engine>(root: &Path, row: &str) -> PathBuf {
+    let dir = root.join(format!("{}-{row}", E::NAME.replace([' ', '+'], "-")));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn measure<E: Engine>(root: &Path, commits: usize) {
+    let dir = fresh::<E>(root, "writes");
     let engine = E::open(&dir);
     let small = vec![7u8; 16];
     let (p50, p99, single) = timed(&engine, commits, |i| vec![(key(i % 1000), small.clone())]);
@@ -236,9 +242,7 @@ fn measure<E: Engine>(root: &Path, commits: usize) {
     drop(engine);
 
     // Space: 100k overwrites of 1 000 keys, in groups of 64, durable.
-    let space = root.join(format!("{}-space", E::NAME.replace([' ', '+'], "-")));
-    let _ = std::fs::remove_dir_all(&space);
-    std::fs::create_dir_all(&space).expect("dir");
+    let space = fresh::<E>(root, "space");
     {
         let engine = E::open(&space);
         for g in 0..(100_000 / 64) {
@@ -252,9 +256,7 @@ fn measure<E: Engine>(root: &Path, commits: usize) {
     let bytes = dir_bytes(&space);
 
     // Recovery: 100k distinct keys, then reopen and read everything back.
-    let rec = root.join(format!("{}-recovery", E::NAME.replace([' ', '+'], "-")));
-    let _ = std::fs::remove_dir_all(&rec);
-    std::fs::create_dir_all(&rec).expect("dir");
+    let rec = fresh::<E>(root, "recovery");
     {
         let engine = E::open(&rec);
         for g in 0..(100_000 / 1000) {
@@ -284,11 +286,7 @@ fn measure<E: Engine>(root: &Path, commits: usize) {
 
 fn main() {
     let args = Args::parse();
-    let root = args
-        .dir
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("crucial-bench-storage-{}", std::process::id()));
-    std::fs::create_dir_all(&root).expect("create the bench directory");
+    let root = crucial_bench::scratch_dir(args.dir, "storage");
     println!(
         "# storage engines on the durable node's writes: {} durable commits per single-write row, in {}",
         args.commits,

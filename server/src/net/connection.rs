@@ -138,20 +138,9 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
         let cores_busy = applying.others + 1 >= node.config.workers;
         if session.client_id.is_none() || batch.len() <= node.config.inline_batch || cores_busy {
             // Handshake or a lone request: run inline, in order.
-            let mut replies = BatchReplies::with_capacity(batch.len());
-            for (id, payload) in batch.drain(..) {
-                let applied = apply(
-                    node,
-                    &mut session,
-                    &sink,
-                    id,
-                    &payload,
-                    &mut replies.released,
-                )
-                .await;
-                replies.push(id, applied);
-            }
-            replies.send(node, outbox);
+            apply_all(node, &mut session, &sink, batch.drain(..))
+                .await
+                .send(node, outbox);
             if session.client_id.is_none() {
                 return Ended::Client; // a connection that fails its handshake is closed
             }
@@ -171,24 +160,28 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
             tokio::spawn(async move {
                 let _applying = node.applying.enter();
                 let n = chunk.len();
-                let mut replies = BatchReplies::with_capacity(n);
-                for (id, payload) in chunk {
-                    let applied = apply(
-                        &node,
-                        &mut session,
-                        &sink,
-                        id,
-                        &payload,
-                        &mut replies.released,
-                    )
-                    .await;
-                    replies.push(id, applied);
-                }
-                replies.send(&node, &outbox);
+                apply_all(&node, &mut session, &sink, chunk.into_iter())
+                    .await
+                    .send(&node, &outbox);
                 outbox.finished(n);
             });
         }
     }
+}
+
+/// Applies requests in order; their replies, to send.
+async fn apply_all(
+    node: &NodeState,
+    session: &mut Session,
+    sink: &Arc<dyn ReplySink>,
+    requests: impl ExactSizeIterator<Item = (u64, Bytes)>,
+) -> BatchReplies {
+    let mut replies = BatchReplies::with_capacity(requests.len());
+    for (id, payload) in requests {
+        let applied = apply(node, session, sink, id, &payload, &mut replies.released).await;
+        replies.push(id, applied);
+    }
+    replies
 }
 
 /// The replies of one batch: most are sent at once; those of calls on

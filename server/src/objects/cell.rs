@@ -39,6 +39,20 @@ pub struct ObjectCell {
 impl ObjectCell {
     /// A cell holding `value`.
     pub fn new(entry: &'static SharedTypeEntry, key: &str, value: ObjectBox) -> ObjectCell {
+        ObjectCell::with(entry, key, value, None)
+    }
+
+    /// A cell standing for a stored object this build cannot read.
+    pub fn unreadable(entry: &'static SharedTypeEntry, key: &str, reason: String) -> ObjectCell {
+        ObjectCell::with(entry, key, (entry.create_default)(), Some(reason))
+    }
+
+    fn with(
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        value: ObjectBox,
+        unreadable: Option<String>,
+    ) -> ObjectCell {
         ObjectCell {
             entry,
             key: key.into(),
@@ -46,16 +60,9 @@ impl ObjectCell {
                 value,
                 poison: None,
                 parked: Vec::new(),
-                unreadable: None,
+                unreadable,
             }),
         }
-    }
-
-    /// A cell standing for a stored object this build cannot read.
-    pub fn unreadable(entry: &'static SharedTypeEntry, key: &str, reason: String) -> ObjectCell {
-        let cell = ObjectCell::new(entry, key, (entry.create_default)());
-        cell.lock().unreadable = Some(reason);
-        cell
     }
 
     /// Locks the object. A panic inside a method is caught before it can poison

@@ -110,17 +110,32 @@ fn save(state: &ObjectState, cell: &ObjectCell, ran: &Ran, persist: Persist<'_>)
     if state.poison.is_some() {
         return None;
     }
+    Some(queue_state(state, cell, persist.storage, reply))
+}
+
+/// Queues an object's current state for the disk (as a call on it would),
+/// for an object that was just created.
+pub fn save_created(cell: &ObjectCell, storage: &Storage) -> Ticket {
+    queue_state(&cell.lock(), cell, storage, None)
+}
+
+/// Encodes the state and queues it, with `reply`, as one write. The caller
+/// holds the object's lock, so an object's states reach the disk in order.
+fn queue_state(
+    state: &ObjectState,
+    cell: &ObjectCell,
+    storage: &Storage,
+    reply: Option<(u64, u64, &Outcome)>,
+) -> Ticket {
     let entry = cell.entry;
-    Some(match (entry.encode_state)(&*state.value) {
-        Ok(bytes) => persist
-            .storage
-            .save(entry.name, &cell.key, entry.shape, &bytes, reply),
+    match (entry.encode_state)(&*state.value) {
+        Ok(bytes) => storage.save(entry.name, &cell.key, entry.shape, &bytes, reply),
         Err(reason) => {
             let (done, ticket) = tokio::sync::oneshot::channel();
             let _ = done.send(Err(format!("cannot encode the state: {reason}")));
             ticket
         }
-    })
+    }
 }
 
 /// Runs a method on an object's value under `catch_unwind`.

@@ -9,6 +9,6 @@ mod parking;
 mod sink;
 mod table;
 
-pub use invoke::{run_call, Park, Persist, Ran};
+pub use invoke::{run_call, save_created, Park, Persist, Ran};
 pub use sink::{deliver, Delivery, ParkedCalls, ReplySink};
 pub use table::ObjectTable;

@@ -58,18 +58,24 @@ impl ObjectTable {
         Arc::clone(cell)
     }
 
-    /// Inserts an object unless one exists; returns whether it was inserted.
-    pub fn create(&self, entry: &'static SharedTypeEntry, key: &str, value: ObjectBox) -> bool {
+    /// Inserts an object unless one exists; returns it if it was inserted.
+    pub fn create(
+        &self,
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        value: ObjectBox,
+    ) -> Option<Arc<ObjectCell>> {
         let mut shard = self
             .shard(entry.name, key)
             .write()
             .unwrap_or_else(|e| e.into_inner());
         let objects = shard.entry(entry.name).or_default();
         if objects.contains_key(key) {
-            return false;
+            return None;
         }
-        objects.insert(key.into(), Arc::new(ObjectCell::new(entry, key, value)));
-        true
+        let cell = Arc::new(ObjectCell::new(entry, key, value));
+        objects.insert(key.into(), Arc::clone(&cell));
+        Some(cell)
     }
 
     /// Puts in a stand-in for a stored object this build cannot read.

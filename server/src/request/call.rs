@@ -26,19 +26,14 @@ pub enum Applied {
 pub struct Durable {
     ticket: Ticket,
     ran: Ran,
-    entry: &'static SharedTypeEntry,
-    method: &'static MethodEntry,
     key: String,
-    client: u64,
-    id: u64,
-    dedup: bool,
-    start: Instant,
+    record: Record,
 }
 
 impl Durable {
     /// The request id to answer.
     pub fn id(&self) -> u64 {
-        self.id
+        self.record.id
     }
 
     /// Waits for the write, then records and returns the reply (replication:
@@ -48,37 +43,59 @@ impl Durable {
         let Durable {
             ticket,
             ran,
-            entry,
-            method,
             key,
-            client,
-            id,
-            dedup,
-            start,
+            record,
         } = self;
-        let (ran, stored) = match durable(ticket).await {
-            Ok(()) => (ran, true),
+        let (entry, method) = (record.entry, record.method);
+        match durable(ticket).await {
+            Ok(()) => record.finish(node, ran, true),
             Err(reason) => {
                 tracing::error!(
                     "{}::{} on `{key}` is not durable: {reason}",
                     entry.name,
                     method.id.name
                 );
-                let error = Err(RemoteError::NotDurable {
-                    type_name: entry.name.to_string(),
-                    key,
-                    method: method.id.name.to_string(),
-                    reason,
-                });
                 let ran = match ran {
-                    Ran::Done(_) => Ran::Done(error),
+                    Ran::Done(_) => Ran::Done(Err(RemoteError::NotDurable {
+                        type_name: entry.name.to_string(),
+                        key,
+                        method: method.id.name.to_string(),
+                        reason,
+                    })),
                     Ran::Parked => Ran::Parked,
                 };
-                (ran, false)
+                record.finish(node, ran, false)
             }
-        };
-        let dedup = dedup.then_some(stored);
-        record(node, entry, method, client, id, dedup, start, ran)
+        }
+    }
+}
+
+/// What recording a call's outcome needs (step 5).
+struct Record {
+    entry: &'static SharedTypeEntry,
+    method: &'static MethodEntry,
+    client: u64,
+    id: u64,
+    /// Deduplicated: its reply is remembered.
+    dedup: bool,
+    start: Instant,
+}
+
+impl Record {
+    /// Counts the outcome and remembers the reply of a deduplicated call
+    /// (`stored`: the reply is on disk too).
+    fn finish(self, node: &NodeState, ran: Ran, stored: bool) -> Option<Outcome> {
+        match ran {
+            Ran::Done(outcome) => {
+                node.metrics
+                    .call(self.entry.name, self.method.id.name, self.start.elapsed());
+                if self.dedup {
+                    node.dedup.finish(self.client, self.id, &outcome, stored);
+                }
+                Some(outcome)
+            }
+            Ran::Parked => None,
+        }
     }
 }
 
@@ -133,48 +150,22 @@ pub async fn call(
         released,
     );
     // 4. No reply leaves before its effect is durable.
+    let record = Record {
+        entry,
+        method,
+        client,
+        id,
+        dedup,
+        start,
+    };
     match ticket {
         Some(ticket) => Applied::Durable(Durable {
             ticket,
             ran,
-            entry,
-            method,
             key: call.object.key.to_string(),
-            client,
-            id,
-            dedup,
-            start,
+            record,
         }),
-        None => {
-            let dedup = dedup.then_some(false);
-            Applied::Now(record(node, entry, method, client, id, dedup, start, ran))
-        }
-    }
-}
-
-/// Records and counts the outcome (step 5). With `dedup`, the reply is
-/// remembered, and the flag says whether it is on disk too.
-#[allow(clippy::too_many_arguments)]
-fn record(
-    node: &NodeState,
-    entry: &'static SharedTypeEntry,
-    method: &'static MethodEntry,
-    client: u64,
-    id: u64,
-    dedup: Option<bool>,
-    start: Instant,
-    ran: Ran,
-) -> Option<Outcome> {
-    match ran {
-        Ran::Done(outcome) => {
-            node.metrics
-                .call(entry.name, method.id.name, start.elapsed());
-            if let Some(stored) = dedup {
-                node.dedup.finish(client, id, &outcome, stored);
-            }
-            Some(outcome)
-        }
-        Ran::Parked => None,
+        None => Applied::Now(record.finish(node, ran, false)),
     }
 }
 

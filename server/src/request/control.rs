@@ -2,6 +2,7 @@
 
 use super::call::durable;
 use super::Session;
+use crate::objects::save_created;
 use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::wire::{Outcome, Request, ServerInfo, PROTOCOL_VERSION};
@@ -11,6 +12,20 @@ fn encode<T: serde::Serialize>(value: &T) -> Outcome {
     codec::encode(value).map_err(|e| RemoteError::Protocol {
         reason: format!("cannot encode reply: {e}"),
     })
+}
+
+/// The error of a create or delete whose write to disk failed.
+fn not_durable<'a>(
+    type_name: &'a str,
+    key: &'a str,
+    what: &'a str,
+) -> impl FnOnce(String) -> RemoteError + 'a {
+    move |reason| RemoteError::NotDurable {
+        type_name: type_name.to_string(),
+        key: key.to_string(),
+        method: what.to_string(),
+        reason,
+    }
 }
 
 /// `Hello`: checks the protocol version and names the client for dedup.
@@ -48,31 +63,12 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     reason,
                 })?;
             let created = node.table.create(entry, object.key, value);
-            if let (true, Some(storage), true) = (created, &node.storage, entry.persistent) {
-                // Saved under the object's lock, as a call's state is: a call
-                // that got in first is in the state written.
-                let cell = node.table.get_or_default(entry, object.key);
-                let ticket = {
-                    let state = cell.lock();
-                    let bytes = (entry.encode_state)(&*state.value).map_err(|reason| {
-                        RemoteError::BadArguments {
-                            type_name: entry.name.to_string(),
-                            method: "<initial state>".into(),
-                            reason,
-                        }
-                    })?;
-                    storage.save(entry.name, object.key, entry.shape, &bytes, None)
-                };
-                durable(ticket)
+            if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
+                durable(save_created(cell, storage))
                     .await
-                    .map_err(|reason| RemoteError::NotDurable {
-                        type_name: entry.name.to_string(),
-                        key: object.key.to_string(),
-                        method: "<create>".into(),
-                        reason,
-                    })?;
+                    .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }
-            encode(&created)
+            encode(&created.is_some())
         }
         Request::Delete { object } => {
             let deleted = node.table.delete(object.type_name, object.key);
@@ -84,12 +80,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                 if persistent {
                     durable(storage.delete(object.type_name, object.key))
                         .await
-                        .map_err(|reason| RemoteError::NotDurable {
-                            type_name: object.type_name.to_string(),
-                            key: object.key.to_string(),
-                            method: "<delete>".into(),
-                            reason,
-                        })?;
+                        .map_err(not_durable(object.type_name, object.key, "<delete>"))?;
                 }
             }
             encode(&deleted)

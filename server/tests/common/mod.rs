@@ -98,23 +98,19 @@ impl ServerProcess {
     /// The `fixture-node` example on a free port: a node that also hosts the
     /// [`fixtures`] types.
     pub fn fixture_node(max_frame: usize) -> ServerProcess {
-        let mut command = Command::new(example_binary("fixture-node"));
-        command.args(["--max-frame", &max_frame.to_string()]);
-        ServerProcess::start(command)
+        ServerProcess::fixture_node_with(&["--max-frame-size", &max_frame.to_string()])
     }
 
-    /// The `fixture-node` example with extra flags (`--data-dir DIR`, ...).
+    /// The `fixture-node` example on a free port, with extra flags
+    /// (`--data-dir DIR`, ...).
     pub fn fixture_node_with(args: &[&str]) -> ServerProcess {
-        let mut command = Command::new(example_binary("fixture-node"));
-        command.args(args);
-        ServerProcess::start(command)
+        ServerProcess::start(fixture_command("fixture-node", args))
     }
 
     /// `fixture-node-v2` (a changed `Shaped`) on `data_dir`.
     pub fn fixture_node_v2(data_dir: &std::path::Path) -> ServerProcess {
-        let mut command = Command::new(example_binary("fixture-node-v2"));
-        command.arg("--data-dir").arg(data_dir);
-        ServerProcess::start(command)
+        let dir = data_dir.to_str().expect("a UTF-8 path");
+        ServerProcess::start(fixture_command("fixture-node-v2", &["--data-dir", dir]))
     }
 
     /// A client connected to this node.
@@ -146,6 +142,15 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A fixture node example on a free port with two workers, plus `args`.
+pub fn fixture_command(example: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(example_binary(example));
+    command
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(args);
+    command
 }
 
 /// The path of an example binary of this package, built on first use when a
