@@ -49,9 +49,19 @@ pub struct Args {
     /// in any mode.
     #[arg(long, env = "CRUCIAL_DURABILITY", default_value = "sync", value_parser = parse_durability)]
     pub durability: Durability,
+    /// Bytes the persistent objects in memory may take (the size of their
+    /// encoded state; suffixes k, M, G accepted: `64M`). Past it, idle objects
+    /// are passivated — dropped from memory, read back by their next call.
+    /// Needs `--data-dir`.
+    #[arg(long, env = "CRUCIAL_MEMORY_LIMIT", value_parser = parse_bytes)]
+    pub memory_limit: Option<usize>,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
+    /// Print the objects of the running node at this address (persistent or
+    /// not, in memory or passivated, their size), then exit.
+    #[arg(long, value_name = "ADDR")]
+    pub list_objects: Option<String>,
 }
 
 impl Args {
@@ -69,6 +79,7 @@ impl Args {
             stall_timeout: std::time::Duration::from_secs_f64(self.stall_timeout.max(0.001)),
             data_dir: self.data_dir.clone(),
             durability: self.durability,
+            memory_limit: self.memory_limit,
             ..defaults
         }
     }
@@ -76,6 +87,27 @@ impl Args {
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
     s.parse()
+}
+
+/// `4096`, `64k`, `64M`, `2G` (powers of 1024).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => s.split_at(at),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        _ => return Err(format!("`{s}`: expected bytes, like 4096, 64k, 64M or 2G")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{s}`: expected a positive size, like 4096, 64k, 64M or 2G"))
 }
 
 /// Prints the registry: one line per type with its methods, then the cloud threads.
@@ -105,6 +137,59 @@ pub fn print_types(out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Prints a node's objects as a table, one per line, and a total.
+pub fn print_objects(out: &mut impl Write, objects: &[crucial::ObjectInfo]) -> std::io::Result<()> {
+    let width = |f: &dyn Fn(&crucial::ObjectInfo) -> usize, title: &str| {
+        objects.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let type_width = width(&|o| o.type_name.len(), "TYPE");
+    let key_width = width(&|o| o.key.len(), "KEY");
+    writeln!(
+        out,
+        "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  STATE",
+        "TYPE", "KEY", "PERSISTENT", "IN MEMORY", "BYTES", "PARKED"
+    )?;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    for o in objects {
+        let bytes = if o.persistent {
+            o.bytes.to_string()
+        } else {
+            "-".to_string()
+        };
+        writeln!(
+            out,
+            "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  {}",
+            o.type_name,
+            o.key,
+            yes_no(o.persistent),
+            yes_no(o.resident),
+            bytes,
+            o.parked,
+            if o.poisoned { "poisoned" } else { "ok" }
+        )?;
+    }
+    let kept = objects.iter().filter(|o| o.persistent);
+    writeln!(
+        out,
+        "objects: {}, persistent: {} ({} bytes), passivated: {}",
+        objects.len(),
+        kept.clone().count(),
+        kept.map(|o| o.bytes).sum::<u64>(),
+        objects.iter().filter(|o| !o.resident).count()
+    )
+}
+
+fn list_objects(addr: &str) -> Result<(), String> {
+    let client = crucial::Config::new()
+        .server(addr.to_string())
+        .connect()
+        .map_err(|e| format!("cannot reach the node at {addr}: {e}"))?;
+    let objects = client
+        .list_objects()
+        .map_err(|e| format!("the node at {addr} did not list its objects: {e}"))?;
+    print_objects(&mut std::io::stdout().lock(), &objects).map_err(|e| e.to_string())
+}
+
 /// `main` of a server binary.
 pub fn main() {
     let args = Args::parse();
@@ -122,6 +207,13 @@ pub fn main() {
     if args.list_types {
         let stdout = std::io::stdout();
         if let Err(e) = print_types(&mut stdout.lock()) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(addr) = &args.list_objects {
+        if let Err(e) = list_objects(addr) {
             eprintln!("error: {e}");
             std::process::exit(1);
         }

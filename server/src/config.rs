@@ -48,6 +48,10 @@ pub struct NodeConfig {
     /// When an acknowledged write to a persistent object is on disk
     /// (`CRUCIAL_DURABILITY` if set, else `sync`).
     pub durability: Durability,
+    /// Bytes the persistent objects in memory may take (their encoded size);
+    /// past it, idle ones are passivated: dropped from memory, read back from
+    /// disk by their next call. None: no limit. Needs `data_dir`.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for NodeConfig {
@@ -82,6 +86,7 @@ impl Default for NodeConfig {
                     }
                 })
                 .unwrap_or(Durability::Sync),
+            memory_limit: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! read from the table when the page is scraped ([`Metrics::render`]);
 //! `crucial-server --metrics ADDR` serves the page (`net/metrics_http.rs`).
 
+use crate::objects::ResidencyGauges;
 use crucial::__private::registry::Registry;
 use crucial::RemoteError;
 use std::collections::HashMap;
@@ -152,6 +153,8 @@ impl Drop for ParkedGuard {
 pub struct TableGauges {
     /// Objects held now.
     pub objects: u64,
+    /// Persistent objects' bytes in memory and their passivation.
+    pub residency: ResidencyGauges,
     /// Persistent objects recovered from disk at start.
     pub recovered_objects: u64,
     /// Stored objects this build could not read at start.
@@ -191,8 +194,9 @@ impl Metrics {
             m.started.elapsed().as_secs_f64()
         );
         let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
+        let r = table.residency;
         #[rustfmt::skip]
-        let single: [(&str, &str, &str, u64); 13] = [
+        let single: [(&str, &str, &str, u64); 18] = [
             ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
             ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
@@ -203,6 +207,11 @@ impl Metrics {
             ("crucial_recovered_objects", "gauge", "Persistent objects recovered from the data directory at start.", table.recovered_objects),
             ("crucial_unreadable_objects", "gauge", "Stored objects this build could not read at start (changed type, damaged record).", table.unreadable_objects),
             ("crucial_recovery_milliseconds", "gauge", "Time the recovery from the data directory took at start.", table.recovery_ms),
+            ("crucial_resident_object_bytes", "gauge", "Encoded size of the persistent objects in memory now.", r.resident),
+            ("crucial_resident_object_bytes_peak", "gauge", "The most crucial_resident_object_bytes ever was.", r.peak),
+            ("crucial_passivated_objects", "gauge", "Persistent objects on disk only now (brought back by their next call).", r.passivated),
+            ("crucial_passivations_total", "counter", "Idle persistent objects dropped from memory to stay under the memory limit.", r.passivations),
+            ("crucial_activations_total", "counter", "Passivated objects brought back from disk by a call.", r.activations),
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
             ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),
@@ -210,6 +219,16 @@ impl Metrics {
         for (name, kind, help, value) in single {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        if let Some(limit) = r.limit {
+            let name = "crucial_memory_limit_bytes";
+            family(
+                &mut out,
+                name,
+                "gauge",
+                "The node's --memory-limit for persistent objects.",
+            );
+            let _ = writeln!(out, "{name} {limit}");
         }
         if let Some(bytes) = resident_bytes() {
             let name = "process_resident_memory_bytes";

@@ -54,6 +54,23 @@ impl Drop for ApplyingGuard<'_> {
     }
 }
 
+/// The thread that passivates idle persistent objects past the memory limit.
+/// It holds the node weakly and ends with it.
+fn spawn_passivator(node: &Arc<NodeState>) -> io::Result<()> {
+    let residency = Arc::clone(&node.table.residency);
+    let node = Arc::downgrade(node);
+    std::thread::Builder::new()
+        .name("crucial-passivate".into())
+        .spawn(move || loop {
+            residency.wait(std::time::Duration::from_millis(20));
+            let Some(node) = node.upgrade() else { return };
+            if let Some(storage) = &node.storage {
+                residency.passivate(node.table.cells(), storage);
+            }
+        })?;
+    Ok(())
+}
+
 /// The shared state of one node.
 pub struct NodeState {
     /// The node's settings.
@@ -83,7 +100,14 @@ impl NodeState {
         registry
             .check()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let table = ObjectTable::default();
+        if config.memory_limit.is_some() && config.data_dir.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a memory limit needs a data directory (--data-dir): only persistent objects \
+                 kept on disk can leave memory",
+            ));
+        }
+        let table = ObjectTable::new(config.memory_limit);
         let dedup = Dedup::new(config.dedup_window, config.dedup_clients);
         let (storage, recovered) = match &config.data_dir {
             None => (None, Recovered::default()),
@@ -103,7 +127,7 @@ impl NodeState {
                 (Some(storage), recovered)
             }
         };
-        Ok(Arc::new(NodeState {
+        let node = Arc::new(NodeState {
             dedup,
             table,
             metrics: Metrics::new(registry),
@@ -113,7 +137,11 @@ impl NodeState {
             stopping: watch::Sender::new(false),
             registry,
             config,
-        }))
+        });
+        if node.config.memory_limit.is_some() {
+            spawn_passivator(&node)?;
+        }
+        Ok(node)
     }
 
     /// Starts the node's clean stop (idempotent).
@@ -135,6 +163,7 @@ impl NodeState {
     pub fn render_metrics(&self) -> String {
         self.metrics.render(TableGauges {
             objects: self.table.len() as u64,
+            residency: self.table.residency.gauges(),
             recovered_objects: self.recovered.objects as u64,
             unreadable_objects: self.recovered.unreadable as u64,
             recovery_ms: self.recovered.elapsed.as_millis() as u64,

@@ -7,7 +7,7 @@ mod common;
 
 use common::fixtures::DurableBank;
 use common::shaped::Shaped;
-use common::ServerProcess;
+use common::{DataDir, ServerProcess};
 use crucial::__private::codec;
 use crucial::__private::registry::registry;
 use crucial::__private::wire::{
@@ -20,27 +20,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A fresh data directory, removed when dropped.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!("crucial-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        DataDir(dir)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const CALLERS: usize = 8;
 const ACCOUNTS: usize = 16;

@@ -24,6 +24,14 @@ pub struct ObjectInfo {
     pub poisoned: bool,
     /// Blocking calls parked on it.
     pub parked: u32,
+    /// Kept on disk (a `persistent` type on a node with a data directory).
+    pub persistent: bool,
+    /// In memory now; `false` while passivated (on disk only, brought back
+    /// by its next call).
+    pub resident: bool,
+    /// Encoded size of its state at its last write, in bytes (0 for objects
+    /// that are not kept on disk: their size is not tracked).
+    pub bytes: u64,
 }
 
 /// One registered shared type.

@@ -3,7 +3,8 @@
 use super::sink::{ParkedCall, ParkingSpot};
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::RemoteError;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// A panic that left an object's state untrustworthy.
 #[derive(Debug, Clone)]
@@ -16,8 +17,8 @@ pub struct Poison {
 
 /// An object's bookkeeping, behind the object's lock.
 pub struct ObjectState {
-    /// The user's value.
-    pub value: ObjectBox,
+    /// The user's value; `None` while the object is passivated (on disk only).
+    pub value: Option<ObjectBox>,
     /// Set when a mutating method panicked midway.
     pub poison: Option<Poison>,
     /// Blocking calls waiting for the object to change, in arrival order.
@@ -25,6 +26,12 @@ pub struct ObjectState {
     /// Set when the object's stored state cannot be read by this build: every
     /// call gets `Unreadable` and the stored state is left untouched.
     pub unreadable: Option<String>,
+    /// Encoded size of the state at its last write (persistent objects on a
+    /// node with a data directory; 0 otherwise): what it counts in memory.
+    pub bytes: usize,
+    /// Storage sequence number of its last write: it may leave memory once
+    /// that write can be read back.
+    pub last_write: u64,
 }
 
 /// One object of the table.
@@ -33,34 +40,51 @@ pub struct ObjectCell {
     pub entry: &'static SharedTypeEntry,
     /// Its key.
     pub key: Box<str>,
+    /// Residency clock at its last call (least recently used leaves first).
+    last_used: AtomicU64,
     state: Mutex<ObjectState>,
 }
 
 impl ObjectCell {
     /// A cell holding `value`.
     pub fn new(entry: &'static SharedTypeEntry, key: &str, value: ObjectBox) -> ObjectCell {
-        ObjectCell::with(entry, key, value, None)
+        ObjectCell::with(entry, key, Some(value), None)
+    }
+
+    /// A cell for a stored object of `bytes`, in memory (`value`) or not yet.
+    pub fn stored(
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        value: Option<ObjectBox>,
+        bytes: usize,
+    ) -> ObjectCell {
+        let cell = ObjectCell::with(entry, key, value, None);
+        cell.lock().bytes = bytes;
+        cell
     }
 
     /// A cell standing for a stored object this build cannot read.
     pub fn unreadable(entry: &'static SharedTypeEntry, key: &str, reason: String) -> ObjectCell {
-        ObjectCell::with(entry, key, (entry.create_default)(), Some(reason))
+        ObjectCell::with(entry, key, Some((entry.create_default)()), Some(reason))
     }
 
     fn with(
         entry: &'static SharedTypeEntry,
         key: &str,
-        value: ObjectBox,
+        value: Option<ObjectBox>,
         unreadable: Option<String>,
     ) -> ObjectCell {
         ObjectCell {
             entry,
             key: key.into(),
+            last_used: AtomicU64::new(0),
             state: Mutex::new(ObjectState {
                 value,
                 poison: None,
                 parked: Vec::new(),
                 unreadable,
+                bytes: 0,
+                last_write: 0,
             }),
         }
     }
@@ -69,6 +93,27 @@ impl ObjectCell {
     /// the mutex, so the guard is always available.
     pub fn lock(&self) -> MutexGuard<'_, ObjectState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the object unless a call holds it now.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, ObjectState>> {
+        match self.state.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Stamps a call with the residency clock.
+    pub fn used(&self, now: u64) {
+        if self.last_used.load(Ordering::Relaxed) != now {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// The residency clock at the object's last call.
+    pub fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// The error a call on this object gets while it is poisoned.

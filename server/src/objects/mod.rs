@@ -6,9 +6,11 @@
 mod cell;
 mod invoke;
 mod parking;
+mod residency;
 mod sink;
 mod table;
 
 pub use invoke::{run_call, save_created, Park, Persist, Ran};
+pub use residency::ResidencyGauges;
 pub use sink::{deliver, Delivery, ParkedCalls, ReplySink};
 pub use table::ObjectTable;

@@ -6,6 +6,7 @@
 
 use super::cell::ObjectCell;
 use super::parking;
+use super::residency::Residency;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::ObjectInfo;
 use std::collections::hash_map::DefaultHasher;
@@ -20,17 +21,25 @@ type Shard = RwLock<HashMap<&'static str, HashMap<Box<str>, Arc<ObjectCell>>>>;
 /// All objects of a node.
 pub struct ObjectTable {
     shards: Vec<Shard>,
+    /// Bytes of persistent objects in memory, and their passivation.
+    pub residency: Arc<Residency>,
 }
 
 impl Default for ObjectTable {
     fn default() -> Self {
-        ObjectTable {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-        }
+        ObjectTable::new(None)
     }
 }
 
 impl ObjectTable {
+    /// An empty table whose persistent objects may take `memory_limit` bytes.
+    pub fn new(memory_limit: Option<usize>) -> ObjectTable {
+        ObjectTable {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            residency: Arc::new(Residency::new(memory_limit)),
+        }
+    }
+
     fn shard(&self, type_name: &str, key: &str) -> &Shard {
         let mut h = DefaultHasher::new();
         type_name.hash(&mut h);
@@ -78,6 +87,30 @@ impl ObjectTable {
         Some(cell)
     }
 
+    /// Puts in a recovered object of `bytes`: in memory (`value`) or left on
+    /// disk until its first call (`None`).
+    pub fn restore(
+        &self,
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        value: Option<ObjectBox>,
+        bytes: usize,
+    ) {
+        match value {
+            Some(_) => self.residency.resized(0, bytes),
+            None => self.residency.left_memory(0),
+        }
+        let cell = Arc::new(ObjectCell::stored(entry, key, value, bytes));
+        let mut shard = self
+            .shard(entry.name, key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        shard
+            .entry(entry.name)
+            .or_default()
+            .insert(key.into(), cell);
+    }
+
     /// Puts in a stand-in for a stored object this build cannot read.
     pub fn insert_unreadable(&self, entry: &'static SharedTypeEntry, key: &str, reason: String) {
         let mut shard = self
@@ -104,6 +137,13 @@ impl ObjectTable {
         };
         match removed {
             Some(cell) => {
+                {
+                    let state = cell.lock();
+                    match state.value {
+                        Some(_) => self.residency.resized(state.bytes, 0),
+                        None => self.residency.forgot_passivated(),
+                    }
+                }
                 parking::fail_deleted(&cell);
                 true
             }
@@ -111,9 +151,10 @@ impl ObjectTable {
         }
     }
 
-    /// Every object, sorted. Shard locks are released before object locks are
-    /// taken, so a listing never waits on a method while blocking lookups.
-    pub fn list(&self) -> Vec<ObjectInfo> {
+    /// Every object, sorted (`kept`: persistent types are kept on disk).
+    /// Shard locks are released before object locks are taken, so a listing
+    /// never waits on a method while blocking lookups.
+    pub fn list(&self, kept: bool) -> Vec<ObjectInfo> {
         let mut all: Vec<ObjectInfo> = self
             .cells()
             .iter()
@@ -124,6 +165,9 @@ impl ObjectTable {
                     key: cell.key.to_string(),
                     poisoned: state.poison.is_some(),
                     parked: state.parked.len() as u32,
+                    persistent: kept && cell.entry.persistent,
+                    resident: state.value.is_some(),
+                    bytes: state.bytes as u64,
                 }
             })
             .collect();
@@ -131,7 +175,8 @@ impl ObjectTable {
         all
     }
 
-    fn cells(&self) -> Vec<Arc<ObjectCell>> {
+    /// Every object's cell, at one moment.
+    pub fn cells(&self) -> Vec<Arc<ObjectCell>> {
         let mut all = Vec::new();
         for shard in &self.shards {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());

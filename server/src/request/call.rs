@@ -136,6 +136,7 @@ pub async fn call(
     let persist = match &node.storage {
         Some(storage) if entry.persistent => Some(Persist {
             storage,
+            residency: &node.table.residency,
             reply_to: dedup.then_some((client, id)),
         }),
         _ => None,

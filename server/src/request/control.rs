@@ -64,7 +64,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                 })?;
             let created = node.table.create(entry, object.key, value);
             if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
-                durable(save_created(cell, storage))
+                durable(save_created(cell, storage, &node.table.residency))
                     .await
                     .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }
@@ -85,7 +85,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             }
             encode(&deleted)
         }
-        Request::ListObjects => encode(&node.table.list()),
+        Request::ListObjects => encode(&node.table.list(node.storage.is_some())),
         Request::ListTypes => encode(
             &node
                 .registry

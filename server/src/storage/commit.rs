@@ -13,9 +13,9 @@
 
 use super::engine::{Engine, Write};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -58,8 +58,21 @@ impl FromStr for Durability {
 pub type Ticket = oneshot::Receiver<Result<(), String>>;
 
 struct Pending {
+    seq: u64,
     writes: Vec<Write>,
     done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Where submitted writes stand: each submission gets the next sequence
+/// number, and `applied` is the highest one such that it and every earlier
+/// one are in the engine (readable), durable or not. Passivation uses it to
+/// drop an object from memory only once its last write can be read back.
+#[derive(Default)]
+struct Progress {
+    /// The queue's sending side and the last number handed out, under one
+    /// lock, so numbers enter the queue in order.
+    submitted: Mutex<u64>,
+    applied: AtomicU64,
 }
 
 /// Most writes grouped into one batch (bounds a batch's memory).
@@ -68,6 +81,7 @@ const MAX_GROUP: usize = 4096;
 /// The committing thread and its queue.
 pub struct Committer {
     queue: Option<mpsc::Sender<Pending>>,
+    progress: Arc<Progress>,
     thread: Option<JoinHandle<()>>,
     /// Set when callers commit themselves (no fsync per call).
     inline: Option<Arc<dyn Engine>>,
@@ -80,35 +94,59 @@ impl Committer {
     pub fn start(engine: Arc<dyn Engine>, durability: Durability) -> Committer {
         let (queue, rx) = mpsc::channel();
         let dirty = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
         let inline = (durability != Durability::Sync).then(|| Arc::clone(&engine));
         let thread = {
             let dirty = Arc::clone(&dirty);
+            let progress = Arc::clone(&progress);
             std::thread::Builder::new()
                 .name("crucial-commit".into())
-                .spawn(move || run(&*engine, durability, rx, &dirty))
+                .spawn(move || run(&*engine, durability, rx, &dirty, &progress))
                 .expect("spawn the commit thread")
         };
         Committer {
             queue: Some(queue),
+            progress,
             thread: Some(thread),
             inline,
             dirty,
         }
     }
 
-    /// Queues writes; the ticket resolves when they are committed.
-    pub fn submit(&self, writes: Vec<Write>) -> Ticket {
+    /// Queues writes; the ticket resolves when they are committed. Returns
+    /// the submission's sequence number too (see [`Committer::applied`]).
+    pub fn submit(&self, writes: Vec<Write>) -> (u64, Ticket) {
         let (done, ticket) = oneshot::channel();
         if let Some(engine) = &self.inline {
+            let seq = {
+                let mut last = self
+                    .progress
+                    .submitted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                *last += 1;
+                *last
+            };
             let result = engine.commit(writes, false);
             if let Err(e) = &result {
                 tracing::error!("storage commit failed: {e}");
             }
             self.dirty.store(true, Ordering::Release);
+            // Inline commits of different objects may finish out of order;
+            // an object's own writes are ordered by its lock, which is all a
+            // reader of `applied` relies on (it holds that lock).
+            self.progress.applied.fetch_max(seq, Ordering::AcqRel);
             let _ = done.send(result);
-            return ticket;
+            return (seq, ticket);
         }
-        let pending = Pending { writes, done };
+        let mut last = self
+            .progress
+            .submitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *last += 1;
+        let seq = *last;
+        let pending = Pending { seq, writes, done };
         if let Some(queue) = &self.queue {
             if let Err(mpsc::SendError(pending)) = queue.send(pending) {
                 let _ = pending
@@ -116,7 +154,13 @@ impl Committer {
                     .send(Err("the storage layer has stopped".to_string()));
             }
         }
-        ticket
+        (seq, ticket)
+    }
+
+    /// The highest sequence number whose writes, and all earlier ones, are in
+    /// the engine.
+    pub fn applied(&self) -> u64 {
+        self.progress.applied.load(Ordering::Acquire)
     }
 }
 
@@ -135,6 +179,7 @@ fn run(
     durability: Durability,
     rx: mpsc::Receiver<Pending>,
     dirty: &AtomicBool,
+    progress: &Progress,
 ) {
     let interval = match durability {
         Durability::Interval(every) => every,
@@ -166,7 +211,9 @@ fn run(
             .flat_map(|p| std::mem::take(&mut p.writes))
             .collect();
         let sync = durability == Durability::Sync;
+        let newest = group.last().map_or(0, |p| p.seq);
         let result = engine.commit(writes, sync);
+        progress.applied.fetch_max(newest, Ordering::AcqRel);
         if let Err(e) = &result {
             tracing::error!("storage commit failed: {e}");
         }
@@ -223,6 +270,9 @@ mod tests {
         fn scan(&self, _: Space) -> Result<Vec<crate::storage::engine::Pair>, String> {
             Ok(Vec::new())
         }
+        fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>, String> {
+            Ok(None)
+        }
     }
 
     #[test]
@@ -243,11 +293,16 @@ mod tests {
         let engine = Arc::new(Counting::default());
         let committer = Committer::start(engine.clone(), Durability::Sync);
         let tickets: Vec<_> = (0..200)
-            .map(|i| committer.submit(vec![(Space::Objects, vec![i as u8], Some(vec![1]))]))
+            .map(|i| {
+                committer
+                    .submit(vec![(Space::Objects, vec![i as u8], Some(vec![1]))])
+                    .1
+            })
             .collect();
         for ticket in tickets {
             ticket.await.expect("answered").expect("committed");
         }
+        assert_eq!(committer.applied(), 200);
         let commits = engine.commits.lock().unwrap().clone();
         assert_eq!(commits.iter().sum::<usize>(), 200);
         assert!(commits.len() < 200, "no grouping: {commits:?}");
@@ -263,6 +318,7 @@ mod tests {
         );
         committer
             .submit(vec![(Space::Objects, vec![1], Some(vec![1]))])
+            .1
             .await
             .expect("answered")
             .expect("committed");

@@ -29,7 +29,12 @@ pub trait Engine: Send + Sync + 'static {
     fn sync(&self) -> Result<(), String>;
     /// Every pair of a space, in key order.
     fn scan(&self, space: Space) -> Result<Vec<Pair>, String>;
+    /// The value stored under `key`, if any (committed writes only).
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
 }
+
+/// Largest memtable of the objects' key space.
+const MEMTABLE_BYTES: u64 = 16 << 20;
 
 /// fjall: an LSM tree with a write-ahead journal.
 pub struct Fjall {
@@ -44,8 +49,13 @@ impl Fjall {
         let db = fjall::Database::builder(dir)
             .open()
             .map_err(|e| e.to_string())?;
+        // A smaller memtable than fjall's 64 MiB: it bounds the memory the
+        // engine keeps of recent writes (beside `--memory-limit`) and how much
+        // journal a restart replays.
         let objects = db
-            .keyspace("objects", fjall::KeyspaceCreateOptions::default)
+            .keyspace("objects", || {
+                fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
             .map_err(|e| e.to_string())?;
         let dedup = db
             .keyspace("dedup", fjall::KeyspaceCreateOptions::default)
@@ -94,6 +104,13 @@ impl Engine for Fjall {
             })
             .collect()
     }
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.space(space)
+            .get(key)
+            .map(|value| value.map(|v| v.to_vec()))
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +143,11 @@ mod tests {
             vec![(b"b".to_vec(), b"2".to_vec())]
         );
         assert_eq!(engine.scan(Space::Dedup).expect("scan").len(), 1);
+        assert_eq!(
+            engine.get(Space::Objects, b"b").expect("get"),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(engine.get(Space::Objects, b"a").expect("get"), None);
         drop(engine);
         let _ = std::fs::remove_dir_all(&dir);
     }

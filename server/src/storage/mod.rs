@@ -18,6 +18,7 @@ pub use commit::{Durability, Ticket};
 pub use engine::Space;
 
 use commit::Committer;
+use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::__private::wire::Outcome;
 use engine::{Engine, Fjall};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,31 @@ pub struct StoredObject {
     pub shape: u64,
     /// The encoded state.
     pub state: Vec<u8>,
+}
+
+impl StoredObject {
+    /// The object as this build's `entry` reads it, or why it cannot: a type
+    /// whose shape changed is never decoded.
+    pub fn revive(&self, entry: &SharedTypeEntry) -> Result<ObjectBox, String> {
+        if self.shape != entry.shape {
+            return Err(format!(
+                "it was written by a build whose `{}` had other fields (shape {:016x}, this \
+                 build's is {:016x})",
+                entry.name, self.shape, entry.shape
+            ));
+        }
+        (entry.decode_state)(&self.state)
+            .map_err(|e| format!("its stored state does not decode: {e}"))
+    }
+}
+
+/// A write in the queue: its sequence number (see [`Storage::applied`]) and
+/// the ticket that resolves when it is durable.
+pub struct Queued {
+    /// Its place in the order of writes.
+    pub seq: u64,
+    /// Resolves when it is as durable as the node promises.
+    pub ticket: Ticket,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,7 +126,7 @@ impl Storage {
         shape: u64,
         state: &[u8],
         reply: Option<(u64, u64, &Outcome)>,
-    ) -> Ticket {
+    ) -> Queued {
         let mut writes = vec![(
             Space::Objects,
             object_key(type_name, key),
@@ -113,23 +139,55 @@ impl Storage {
                 Some(encode(outcome)),
             ));
         }
-        self.committer.submit(writes)
+        let (seq, ticket) = self.committer.submit(writes);
+        Queued { seq, ticket }
+    }
+
+    /// The highest write sequence number such that it and every earlier write
+    /// can be read back ([`Storage::load`]).
+    pub fn applied(&self) -> u64 {
+        self.committer.applied()
     }
 
     /// Queues the deletion of an object.
     pub fn delete(&self, type_name: &str, key: &str) -> Ticket {
         self.committer
             .submit(vec![(Space::Objects, object_key(type_name, key), None)])
+            .1
     }
 
     /// Queues the deletion of remembered replies the node has forgotten.
     pub fn forget_replies(&self, replies: &[(u64, u64)]) -> Ticket {
-        self.committer.submit(
-            replies
-                .iter()
-                .map(|&(client, request)| (Space::Dedup, reply_key(client, request), None))
-                .collect(),
-        )
+        self.committer
+            .submit(
+                replies
+                    .iter()
+                    .map(|&(client, request)| (Space::Dedup, reply_key(client, request), None))
+                    .collect(),
+            )
+            .1
+    }
+
+    /// One stored object, if there is one (a passivated object coming back).
+    pub fn load(&self, type_name: &str, key: &str) -> Result<Option<StoredObject>, String> {
+        let Some(bytes) = self
+            .engine
+            .get(Space::Objects, &object_key(type_name, key))?
+        else {
+            return Ok(None);
+        };
+        let record: ObjectRecord<'_> = decode(&bytes).map_err(|e| {
+            format!(
+                "{}: the record of {type_name} `{key}` is damaged: {e}",
+                self.dir.display()
+            )
+        })?;
+        Ok(Some(StoredObject {
+            type_name: type_name.to_string(),
+            key: key.to_string(),
+            shape: record.shape,
+            state: record.state.to_vec(),
+        }))
     }
 
     /// Every stored object; a record that does not decode is an error naming it.
@@ -237,6 +295,7 @@ mod tests {
             let storage = Storage::open(&dir, Durability::Sync).expect("open");
             storage
                 .save("Counter", "a", 7, &[1, 2], Some((9, 1, &Ok(vec![5]))))
+                .ticket
                 .await
                 .expect("answered")
                 .expect("saved");
@@ -256,11 +315,13 @@ mod tests {
                         }),
                     )),
                 )
+                .ticket
                 .await
                 .expect("answered")
                 .expect("saved");
             storage
                 .save("Tally", "with\0nul? no: spaces ok", 8, &[], None)
+                .ticket
                 .await
                 .expect("answered")
                 .expect("saved");
@@ -282,6 +343,11 @@ mod tests {
                 state: vec![3],
             }
         );
+        assert_eq!(
+            storage.load("Counter", "a").expect("load").map(|o| o.state),
+            Some(vec![3])
+        );
+        assert_eq!(storage.load("Counter", "b").expect("load"), None);
         let replies = storage.replies().expect("replies");
         assert_eq!(replies.len(), 1);
         assert_eq!((replies[0].client, replies[0].request), (9, 2));

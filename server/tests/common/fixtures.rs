@@ -99,3 +99,26 @@ impl DurableBank {
         (self.accounts.iter().sum(), self.applied.clone())
     }
 }
+
+/// A persistent object of a few kilobytes, for passivation under a memory limit.
+#[crucial::shared(persistent)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Blob {
+    data: Vec<u8>,
+    writes: u64,
+}
+
+#[crucial::shared]
+impl Blob {
+    /// Fills the blob with `len` copies of `byte`; returns the writes so far.
+    pub fn fill(&mut self, len: usize, byte: u8) -> u64 {
+        self.data = vec![byte; len];
+        self.writes += 1;
+        self.writes
+    }
+
+    /// Its first byte, its length and its writes.
+    pub fn check(&self) -> (Option<u8>, usize, u64) {
+        (self.data.first().copied(), self.data.len(), self.writes)
+    }
+}

@@ -216,6 +216,29 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A fresh data directory, removed when dropped.
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    /// `crucial-test-<name>-<pid>` in the temporary directory, emptied.
+    pub fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("crucial-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DataDir(dir)
+    }
+
+    /// The path, as a command-line argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Calls parked now on the object with key `key`, as the node lists them.
 pub fn parked_on(client: &crucial::Client, key: &str) -> u32 {
     client
