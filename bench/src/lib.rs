@@ -62,6 +62,70 @@ impl DurableCell {
     }
 }
 
+/// Persistent k-means sums: 100 centroids of 25 dimensions (20 KB of state);
+/// a call adds one point to one centroid (a 200-byte argument).
+#[crucial::shared(persistent, name = "crucial_bench::Centroids")]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Centroids {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+/// Centroids of [`Centroids`].
+pub const CENTROIDS: usize = 100;
+/// Dimensions of [`Centroids`].
+pub const DIMENSIONS: usize = 25;
+
+#[crucial::shared]
+impl Centroids {
+    /// Adds `point` to centroid `at`; returns that centroid's count.
+    pub fn add(&mut self, at: u32, point: Vec<f64>) -> u64 {
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; CENTROIDS * DIMENSIONS];
+            self.counts = vec![0; CENTROIDS];
+        }
+        let at = at as usize % CENTROIDS;
+        for (sum, x) in self.sums[at * DIMENSIONS..][..DIMENSIONS]
+            .iter_mut()
+            .zip(point)
+        {
+            *sum += x;
+        }
+        self.counts[at] += 1;
+        self.counts[at]
+    }
+
+    /// The number of points added.
+    pub fn points(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// A persistent map of many entries; a call sets one.
+#[crucial::shared(persistent, name = "crucial_bench::BigMap")]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BigMap {
+    entries: std::collections::BTreeMap<u64, u64>,
+}
+
+#[crucial::shared]
+impl BigMap {
+    /// Entries `k -> k` for `k` in `0..n`.
+    pub fn fill(&mut self, n: u64) {
+        self.entries.extend((0..n).map(|k| (k, k)));
+    }
+
+    /// Sets one entry.
+    pub fn put(&mut self, key: u64, value: u64) {
+        self.entries.insert(key, value);
+    }
+
+    /// The number of entries.
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// A fresh directory `crucial-bench-NAME-PID` under `base` (default: the
 /// system's temporary directory), for benches that measure a disk.
 pub fn scratch_dir(base: Option<std::path::PathBuf>, name: &str) -> std::path::PathBuf {

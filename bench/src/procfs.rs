@@ -45,6 +45,17 @@ pub fn own_context_switches() -> Option<u64> {
     Some((usage.ru_nvcsw + usage.ru_nivcsw) as u64)
 }
 
+/// Bytes a process caused to be written to storage (`write_bytes` of
+/// `/proc/PID/io`: what reached the disk, fsyncs and write-back included).
+pub fn disk_writes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

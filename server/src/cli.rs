@@ -55,6 +55,11 @@ pub struct Args {
     /// Needs `--data-dir`.
     #[arg(long, env = "CRUCIAL_MEMORY_LIMIT", value_parser = parse_bytes)]
     pub memory_limit: Option<usize>,
+    /// `on`: a small call on a large persistent object is appended to its log
+    /// (replayed on recovery: methods must be deterministic) instead of
+    /// rewriting the whole state; `off`: every call writes the whole state.
+    #[arg(long, env = "CRUCIAL_CALL_LOG", default_value = "on", value_parser = ["on", "off"])]
+    pub call_log: String,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
@@ -80,6 +85,7 @@ impl Args {
             data_dir: self.data_dir.clone(),
             durability: self.durability,
             memory_limit: self.memory_limit,
+            call_log: self.call_log == "on",
             ..defaults
         }
     }

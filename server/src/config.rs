@@ -52,6 +52,11 @@ pub struct NodeConfig {
     /// past it, idle ones are passivated: dropped from memory, read back from
     /// disk by their next call. None: no limit. Needs `data_dir`.
     pub memory_limit: Option<usize>,
+    /// Whether a small call on a large persistent object is appended to its
+    /// log instead of rewriting its state (`CRUCIAL_CALL_LOG=off` if set,
+    /// else on). Replaying the log needs deterministic methods; with it off,
+    /// every mutating call writes the object's whole state.
+    pub call_log: bool,
 }
 
 impl Default for NodeConfig {
@@ -87,6 +92,7 @@ impl Default for NodeConfig {
                 })
                 .unwrap_or(Durability::Sync),
             memory_limit: None,
+            call_log: std::env::var("CRUCIAL_CALL_LOG").map_or(true, |v| v != "off"),
         }
     }
 }

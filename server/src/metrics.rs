@@ -155,6 +155,8 @@ pub struct TableGauges {
     pub objects: u64,
     /// Persistent objects' bytes in memory and their passivation.
     pub residency: ResidencyGauges,
+    /// Snapshots and logged calls written to the data directory.
+    pub written: (u64, u64),
     /// Persistent objects recovered from disk at start.
     pub recovered_objects: u64,
     /// Stored objects this build could not read at start.
@@ -196,7 +198,7 @@ impl Metrics {
         let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
         let r = table.residency;
         #[rustfmt::skip]
-        let single: [(&str, &str, &str, u64); 18] = [
+        let single: [(&str, &str, &str, u64); 20] = [
             ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
             ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
@@ -212,6 +214,8 @@ impl Metrics {
             ("crucial_passivated_objects", "gauge", "Persistent objects on disk only now (brought back by their next call).", r.passivated),
             ("crucial_passivations_total", "counter", "Idle persistent objects dropped from memory to stay under the memory limit.", r.passivations),
             ("crucial_activations_total", "counter", "Passivated objects brought back from disk by a call.", r.activations),
+            ("crucial_snapshots_written_total", "counter", "Whole states of persistent objects written (a call's change, when the state is smaller than the log would grow).", table.written.0),
+            ("crucial_calls_logged_total", "counter", "Calls appended to their persistent object's log instead of writing its whole state.", table.written.1),
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
             ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),

@@ -3,7 +3,7 @@
 //! node accepts its first connection.
 
 use crate::dedup::Dedup;
-use crate::objects::ObjectTable;
+use crate::objects::{log_of, ObjectTable};
 use crate::storage::Storage;
 use crucial::__private::registry::Registry;
 use std::collections::HashMap;
@@ -48,15 +48,15 @@ pub fn recover(
         };
         // Under a memory limit, what does not fit stays on disk until its
         // first call (and is decoded then).
-        let bytes = stored.state.len();
-        let value = if stored.shape == entry.shape && !table.residency.has_room_for(bytes) {
+        let log = log_of(&stored);
+        let value = if stored.shape == entry.shape && !table.residency.has_room_for(log.bytes()) {
             Ok(None)
         } else {
             stored.revive(entry).map(Some)
         };
         match value {
             Ok(value) => {
-                table.restore(entry, &stored.key, value, bytes);
+                table.restore(entry, &stored.key, value, log);
                 found.objects += 1;
             }
             Err(reason) => {

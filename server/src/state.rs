@@ -113,7 +113,9 @@ impl NodeState {
             None => (None, Recovered::default()),
             Some(dir) => {
                 let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-                let storage = Storage::open(dir, config.durability).map_err(invalid)?;
+                let storage = Storage::open(dir, config.durability)
+                    .map_err(invalid)?
+                    .with_call_log(config.call_log);
                 let recovered = recover(&storage, registry, &table, &dedup, config.dedup_window)
                     .map_err(invalid)?;
                 tracing::info!(
@@ -164,6 +166,7 @@ impl NodeState {
         self.metrics.render(TableGauges {
             objects: self.table.len() as u64,
             residency: self.table.residency.gauges(),
+            written: self.storage.as_ref().map_or((0, 0), Storage::written),
             recovered_objects: self.recovered.objects as u64,
             unreadable_objects: self.recovered.unreadable as u64,
             recovery_ms: self.recovered.elapsed.as_millis() as u64,

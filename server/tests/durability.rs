@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fixtures::DurableBank;
+use common::fixtures::{DurableBank, Ledger};
 use common::shaped::Shaped;
 use common::{DataDir, ServerProcess};
 use crucial::__private::codec;
@@ -316,4 +316,47 @@ fn a_corrupted_journal_is_refused_or_cut_at_the_damage() {
     }
     std::fs::write(journal, bytes).expect("write journal");
     refuses_or_serves_a_past_state(&dir, 200);
+}
+
+#[test]
+fn a_large_object_logs_its_calls_and_replays_them_after_kill_9() {
+    const ENTRIES: u64 = 5000;
+    const PUTS: u64 = 3000;
+    let dir = DataDir::new("ledger");
+    let mut node =
+        ServerProcess::fixture_node_with(&["--data-dir", dir.arg(), "--metrics", "127.0.0.1:0"]);
+    let client = node.client();
+    let ledger = client.open::<Ledger>("ledger");
+    ledger.fill(ENTRIES).expect("fill");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                for k in (t..PUTS).step_by(4) {
+                    assert_eq!(ledger.put(k, k + 1).expect("put"), Some(0));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("putter");
+    }
+    let (_, page) = common::http_get(node.metrics.as_ref().expect("metrics"));
+    let logged = common::sample(&page, "crucial_calls_logged_total");
+    let snapshots = common::sample(&page, "crucial_snapshots_written_total");
+    println!("{PUTS} puts on {ENTRIES} entries: {logged} calls logged, {snapshots} snapshots");
+    // The state (~20 KB) is rewritten about once per its size in logged calls
+    // (~6 bytes each), not on every put.
+    assert!(logged >= (PUTS * 9 / 10) as f64, "{logged} logged");
+    assert!((2.0..=5.0).contains(&snapshots), "{snapshots} snapshots");
+    node.kill();
+
+    let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let ledger = node.client().open::<Ledger>("ledger");
+    let expected: u64 = (0..PUTS).map(|k| k + 1).sum();
+    assert_eq!(ledger.sum().expect("sum"), (ENTRIES as usize, expected));
+    for k in [0, 1, PUTS / 2, PUTS - 1, PUTS] {
+        let want = if k < PUTS { k + 1 } else { 0 };
+        assert_eq!(ledger.get(k).expect("get"), Some(want), "entry {k}");
+    }
 }

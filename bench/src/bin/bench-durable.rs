@@ -7,7 +7,11 @@
 //! persistent `fetch_add` and a 1 KiB set, one caller (p50, p99) and many
 //! callers (ops/s; ours: threads sharing the client's connection, Redis: a
 //! connection per caller). Then the time a node takes to recover 100k
-//! persistent objects after `kill -9`.
+//! persistent objects after `kill -9`. Then what a call writes: on a counter,
+//! a 20 KB centroid aggregate and a map of 100k entries, with the call log on
+//! (a small call on a large object is appended to its log) and off (every
+//! call rewrites the state): latency, bytes reaching the disk per call, and
+//! the restart after `kill -9` until the object answers.
 //!
 //! Example: `bench-durable --dir /var/tmp`.
 
@@ -15,7 +19,7 @@ use clap::Parser;
 use crucial::Bytes;
 use crucial_bench::stats::{Latencies, Throughput};
 use crucial_bench::systems::{read_addr, Crucial, Redis};
-use crucial_bench::DurableCell;
+use crucial_bench::{BigMap, Centroids, DurableCell, DIMENSIONS};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +44,12 @@ struct Args {
     /// Persistent objects for the recovery row.
     #[arg(long, default_value_t = 100_000)]
     objects: usize,
+    /// Entries of the large map in the "what a call writes" table.
+    #[arg(long, default_value_t = 100_000)]
+    map_entries: u64,
+    /// Sequential calls per row of the "what a call writes" table.
+    #[arg(long, default_value_t = 500)]
+    record_ops: usize,
 }
 
 /// One system under test.
@@ -199,6 +209,102 @@ fn recovery(dir: &Path, objects: usize) -> (Duration, usize) {
     (elapsed, objects)
 }
 
+/// The objects of the "what a call writes" table.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Centroids,
+    Map(u64),
+}
+
+impl Kind {
+    fn name(self) -> String {
+        match self {
+            Kind::Counter => "counter (fetch_add)".into(),
+            Kind::Centroids => "centroids, 20 KB (add a 25-d point)".into(),
+            Kind::Map(n) => format!("map of {n} entries (put)"),
+        }
+    }
+
+    fn set_up(self, node: &Crucial) {
+        if let Kind::Map(n) = self {
+            node.client.open::<BigMap>("o").fill(n).expect("fill");
+        }
+    }
+
+    fn update(self, node: &Crucial, i: usize) {
+        let c = &node.client;
+        match self {
+            Kind::Counter => drop(c.open::<DurableCell>("o").fetch_add(1).expect("incr")),
+            Kind::Centroids => drop(
+                c.open::<Centroids>("o")
+                    .add(i as u32, vec![i as f64 * 0.5; DIMENSIONS])
+                    .expect("add"),
+            ),
+            Kind::Map(n) => c
+                .open::<BigMap>("o")
+                .put(i as u64 * 7919 % n, i as u64)
+                .expect("put"),
+        }
+    }
+
+    fn read(self, node: &Crucial) {
+        let c = &node.client;
+        match self {
+            Kind::Counter => drop(c.open::<DurableCell>("o").fetch_add(0).expect("read")),
+            Kind::Centroids => drop(c.open::<Centroids>("o").points().expect("read")),
+            Kind::Map(_) => drop(c.open::<BigMap>("o").entries().expect("read")),
+        }
+    }
+}
+
+/// One row: `ops` sequential updates on a node with `--durability sync` and
+/// the call log on or off, the bytes its process wrote to disk meanwhile, and
+/// the restart after SIGKILL until a read of the object answers.
+fn record_row(dir: &Path, kind: Kind, call_log: bool, ops: usize) {
+    let path = dir.to_str().expect("a UTF-8 path");
+    let env = [
+        ("CRUCIAL_DATA_DIR", path),
+        ("CRUCIAL_DURABILITY", "sync"),
+        ("CRUCIAL_CALL_LOG", if call_log { "on" } else { "off" }),
+    ];
+    let (latency, written) = {
+        let node = Crucial::start_with_env("multi-thread", &env);
+        kind.set_up(&node);
+        kind.update(&node, 0);
+        let before = crucial_bench::procfs::disk_writes(node.pid());
+        let mut times = Vec::with_capacity(ops);
+        for i in 1..=ops {
+            let start = Instant::now();
+            kind.update(&node, i);
+            times.push(start.elapsed());
+        }
+        let after = crucial_bench::procfs::disk_writes(node.pid());
+        let written = before.zip(after).map(|(b, a)| (a - b) as f64 / ops as f64);
+        (Latencies::new(times), written)
+        // Dropping the node kills it (SIGKILL).
+    };
+    let start = Instant::now();
+    let node = Crucial::start_with_env("multi-thread", &env);
+    kind.read(&node);
+    let restart = start.elapsed();
+    println!(
+        "| {} | {} | {:.0} | {:.0} | {} | {:.0} |",
+        kind.name(),
+        if call_log {
+            "on"
+        } else {
+            "off (state per call)"
+        },
+        latency.p50(),
+        latency.p99(),
+        written.map_or("-".into(), |w| format!("{:.1}", w / 1024.0)),
+        restart.as_secs_f64() * 1e3
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn main() {
     if crucial_bench::serve_if_asked() {
         return;
@@ -272,5 +378,21 @@ fn main() {
         "# recovery: a node killed with SIGKILL after {objects} persistent objects were written restarts and listens in {:.0} ms",
         elapsed.as_secs_f64() * 1e3
     );
+    println!();
+    println!(
+        "# what a call writes: {} sequential calls with --durability sync, call log on and off; \
+         restart = start after SIGKILL until the object answers a read",
+        args.record_ops
+    );
+    println!();
+    println!(
+        "| object | call log | update p50 us | update p99 us | KiB to disk per call | restart ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for kind in [Kind::Counter, Kind::Centroids, Kind::Map(args.map_entries)] {
+        for call_log in [false, true] {
+            record_row(&root.join("record"), kind, call_log, args.record_ops);
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -26,12 +26,33 @@ pub struct ObjectState {
     /// Set when the object's stored state cannot be read by this build: every
     /// call gets `Unreadable` and the stored state is left untouched.
     pub unreadable: Option<String>,
-    /// Encoded size of the state at its last write (persistent objects on a
-    /// node with a data directory; 0 otherwise): what it counts in memory.
-    pub bytes: usize,
+    /// Where its copy on disk stands (persistent objects on a node with a
+    /// data directory; empty otherwise).
+    pub log: CallLog,
     /// Storage sequence number of its last write: it may leave memory once
     /// that write can be read back.
     pub last_write: u64,
+}
+
+/// Where a persistent object's copy on disk stands: a snapshot, and the calls
+/// logged after it (see the storage layer).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallLog {
+    /// Encoded size of the snapshot.
+    pub snapshot_bytes: usize,
+    /// Bytes of the calls logged since.
+    pub logged_bytes: usize,
+    /// Number of the newest call the snapshot includes.
+    pub applied: u64,
+    /// Number of the newest logged call.
+    pub last: u64,
+}
+
+impl CallLog {
+    /// Its bytes on disk: what the object counts in memory too.
+    pub fn bytes(&self) -> usize {
+        self.snapshot_bytes + self.logged_bytes
+    }
 }
 
 /// One object of the table.
@@ -51,15 +72,15 @@ impl ObjectCell {
         ObjectCell::with(entry, key, Some(value), None)
     }
 
-    /// A cell for a stored object of `bytes`, in memory (`value`) or not yet.
+    /// A cell for a stored object, in memory (`value`) or not yet.
     pub fn stored(
         entry: &'static SharedTypeEntry,
         key: &str,
         value: Option<ObjectBox>,
-        bytes: usize,
+        log: CallLog,
     ) -> ObjectCell {
         let cell = ObjectCell::with(entry, key, value, None);
-        cell.lock().bytes = bytes;
+        cell.lock().log = log;
         cell
     }
 
@@ -83,7 +104,7 @@ impl ObjectCell {
                 poison: None,
                 parked: Vec::new(),
                 unreadable,
-                bytes: 0,
+                log: CallLog::default(),
                 last_write: 0,
             }),
         }

@@ -4,10 +4,10 @@
 
 use super::cell::{ObjectCell, ObjectState, Poison};
 use super::parking;
-use super::residency::Residency;
+use super::persist::Persist;
 use super::sink::{Delivery, ParkedCall, ParkingSpot, ReplySink};
 use crate::metrics::Metrics;
-use crate::storage::{Queued, Storage, Ticket};
+use crate::storage::Ticket;
 use bytes::Bytes;
 use crucial::__private::registry::{DispatchError, Invoked, MethodEntry};
 use crucial::__private::{panic_message, wire::Outcome};
@@ -24,18 +24,6 @@ pub struct Park<'a> {
     pub id: u64,
     /// Give up after this long with `Timeout` (zero: wait forever).
     pub timeout: Duration,
-}
-
-/// How a call's effect on a persistent object reaches the disk.
-pub struct Persist<'a> {
-    /// The node's storage layer.
-    pub storage: &'a Storage,
-    /// The node's count of bytes in memory (the object's size changes with
-    /// each write; a passivated object comes back).
-    pub residency: &'a Residency,
-    /// The reply to remember with the new state: `(client, request)`, for
-    /// calls that are deduplicated.
-    pub reply_to: Option<(u64, u64)>,
 }
 
 /// What running a call did.
@@ -63,10 +51,7 @@ pub fn run_call(
 ) -> (Ran, Option<Ticket>) {
     let mut state = cell.lock();
     if let Some(persist) = &persist {
-        cell.used(persist.residency.now());
-        if state.value.is_none() {
-            activate(&mut state, cell, persist);
-        }
+        persist.activate(&mut state, cell);
     }
     if let Some(reason) = &state.unreadable {
         return (Ran::Done(Err(cell.unreadable_error(reason))), None);
@@ -97,111 +82,28 @@ pub fn run_call(
     };
     // Any mutating call may release parked calls, even one that is itself
     // pending: a reindeer that registers and waits is what wakes Santa.
-    if !method.id.read_only && !state.parked.is_empty() {
+    let woke = !method.id.read_only && !state.parked.is_empty();
+    if woke {
         wake(&mut state, cell, metrics, released);
     }
     let ticket = match persist {
-        Some(persist) if !method.id.read_only => save(&mut state, cell, &ran, persist),
+        Some(persist) if !method.id.read_only => {
+            // Only a call that ran alone can stand for its effect in the log:
+            // parked calls that ran again are not logged.
+            let outcome = match &ran {
+                Ran::Done(outcome) => Some(outcome),
+                Ran::Parked => None,
+            };
+            persist.save(
+                &mut state,
+                cell,
+                (method, args, !woke && outcome.is_some()),
+                outcome,
+            )
+        }
         _ => None,
     };
     (ran, ticket)
-}
-
-/// Brings a passivated object back from disk, under its lock. An object that
-/// cannot be read back is marked unreadable (its stored state is kept); one
-/// that is not on disk (it was never written) starts from `Default`.
-fn activate(state: &mut ObjectState, cell: &ObjectCell, persist: &Persist<'_>) {
-    let entry = cell.entry;
-    let revived = match persist.storage.load(entry.name, &cell.key) {
-        Ok(Some(stored)) => stored
-            .revive(entry)
-            .map(|value| (value, stored.state.len())),
-        Ok(None) => Ok(((entry.create_default)(), 0)),
-        Err(reason) => Err(reason),
-    };
-    match revived {
-        Ok((value, bytes)) => {
-            state.value = Some(value);
-            state.bytes = bytes;
-            persist.residency.activated(bytes);
-        }
-        Err(reason) => {
-            tracing::warn!(
-                "{}: object `{}` of type `{}` is unreadable: {reason}",
-                persist.storage.dir().display(),
-                cell.key,
-                entry.name
-            );
-            // Counted as resident (with no bytes) from now on, like any
-            // unreadable stand-in.
-            state.value = Some((entry.create_default)());
-            state.unreadable = Some(reason);
-            persist.residency.activated(0);
-        }
-    }
-}
-
-/// Queues the object's state after a mutating call, unless the call failed
-/// without changing it or left it untrustworthy.
-fn save(
-    state: &mut ObjectState,
-    cell: &ObjectCell,
-    ran: &Ran,
-    persist: Persist<'_>,
-) -> Option<Ticket> {
-    let reply = match ran {
-        Ran::Done(Err(_)) => return None,
-        Ran::Done(outcome) => persist
-            .reply_to
-            .map(|(client, request)| (client, request, outcome)),
-        Ran::Parked => None,
-    };
-    if state.poison.is_some() {
-        return None;
-    }
-    Some(queue_state(state, cell, persist, reply))
-}
-
-/// Queues an object's current state for the disk (as a call on it would),
-/// for an object that was just created.
-pub fn save_created(cell: &ObjectCell, storage: &Storage, residency: &Residency) -> Ticket {
-    let persist = Persist {
-        storage,
-        residency,
-        reply_to: None,
-    };
-    queue_state(&mut cell.lock(), cell, persist, None)
-}
-
-/// Encodes the state and queues it, with `reply`, as one write. The caller
-/// holds the object's lock, so an object's states reach the disk in order.
-fn queue_state(
-    state: &mut ObjectState,
-    cell: &ObjectCell,
-    persist: Persist<'_>,
-    reply: Option<(u64, u64, &Outcome)>,
-) -> Ticket {
-    let entry = cell.entry;
-    let Some(value) = &state.value else {
-        unreachable!("a call runs on an object in memory")
-    };
-    match (entry.encode_state)(&**value) {
-        Ok(bytes) => {
-            let Queued { seq, ticket } =
-                persist
-                    .storage
-                    .save(entry.name, &cell.key, entry.shape, &bytes, reply);
-            persist.residency.resized(state.bytes, bytes.len());
-            state.bytes = bytes.len();
-            state.last_write = seq;
-            ticket
-        }
-        Err(reason) => {
-            let (done, ticket) = tokio::sync::oneshot::channel();
-            let _ = done.send(Err(format!("cannot encode the state: {reason}")));
-            ticket
-        }
-    }
 }
 
 /// Runs a method on an object's value under `catch_unwind`.

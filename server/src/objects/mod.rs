@@ -6,11 +6,13 @@
 mod cell;
 mod invoke;
 mod parking;
+mod persist;
 mod residency;
 mod sink;
 mod table;
 
-pub use invoke::{run_call, save_created, Park, Persist, Ran};
+pub use invoke::{run_call, Park, Ran};
+pub use persist::{log_of, Persist};
 pub use residency::ResidencyGauges;
 pub use sink::{deliver, Delivery, ParkedCalls, ReplySink};
 pub use table::ObjectTable;

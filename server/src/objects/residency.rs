@@ -168,7 +168,7 @@ impl Residency {
                 && state.unreadable.is_none()
                 && state.last_write <= applied;
             if idle && state.value.take().is_some() {
-                self.left_memory(state.bytes);
+                self.left_memory(state.log.bytes());
                 self.passivations.fetch_add(1, Ordering::Relaxed);
                 dropped += 1;
             }

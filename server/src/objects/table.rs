@@ -4,7 +4,7 @@
 //! different objects take different locks and run in parallel. The shard locks
 //! are held only to find or insert an object, never while a method runs.
 
-use super::cell::ObjectCell;
+use super::cell::{CallLog, ObjectCell};
 use super::parking;
 use super::residency::Residency;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
@@ -87,20 +87,20 @@ impl ObjectTable {
         Some(cell)
     }
 
-    /// Puts in a recovered object of `bytes`: in memory (`value`) or left on
-    /// disk until its first call (`None`).
+    /// Puts in a recovered object: in memory (`value`) or left on disk until
+    /// its first call (`None`).
     pub fn restore(
         &self,
         entry: &'static SharedTypeEntry,
         key: &str,
         value: Option<ObjectBox>,
-        bytes: usize,
+        log: CallLog,
     ) {
         match value {
-            Some(_) => self.residency.resized(0, bytes),
+            Some(_) => self.residency.resized(0, log.bytes()),
             None => self.residency.left_memory(0),
         }
-        let cell = Arc::new(ObjectCell::stored(entry, key, value, bytes));
+        let cell = Arc::new(ObjectCell::stored(entry, key, value, log));
         let mut shard = self
             .shard(entry.name, key)
             .write()
@@ -140,7 +140,7 @@ impl ObjectTable {
                 {
                     let state = cell.lock();
                     match state.value {
-                        Some(_) => self.residency.resized(state.bytes, 0),
+                        Some(_) => self.residency.resized(state.log.bytes(), 0),
                         None => self.residency.forgot_passivated(),
                     }
                 }
@@ -167,7 +167,7 @@ impl ObjectTable {
                     parked: state.parked.len() as u32,
                     persistent: kept && cell.entry.persistent,
                     resident: state.value.is_some(),
-                    bytes: state.bytes as u64,
+                    bytes: state.log.bytes() as u64,
                 }
             })
             .collect();

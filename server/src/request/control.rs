@@ -2,7 +2,7 @@
 
 use super::call::durable;
 use super::Session;
-use crate::objects::save_created;
+use crate::objects::Persist;
 use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::wire::{Outcome, Request, ServerInfo, PROTOCOL_VERSION};
@@ -64,7 +64,12 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                 })?;
             let created = node.table.create(entry, object.key, value);
             if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
-                durable(save_created(cell, storage, &node.table.residency))
+                let persist = Persist {
+                    storage,
+                    residency: &node.table.residency,
+                    reply_to: None,
+                };
+                durable(persist.save_created(cell))
                     .await
                     .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }

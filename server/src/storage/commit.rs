@@ -270,6 +270,13 @@ mod tests {
         fn scan(&self, _: Space) -> Result<Vec<crate::storage::engine::Pair>, String> {
             Ok(Vec::new())
         }
+        fn scan_prefix(
+            &self,
+            _: Space,
+            _: &[u8],
+        ) -> Result<Vec<crate::storage::engine::Pair>, String> {
+            Ok(Vec::new())
+        }
         fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>, String> {
             Ok(None)
         }

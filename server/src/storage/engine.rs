@@ -12,6 +12,9 @@ pub enum Space {
     Objects,
     /// Remembered replies: `client, request` (big-endian) -> outcome.
     Dedup,
+    /// Calls logged since an object's last snapshot: `object, seq` -> method
+    /// and arguments.
+    Calls,
 }
 
 /// One change in an atomic batch: a value to store, or `None` to delete.
@@ -29,6 +32,8 @@ pub trait Engine: Send + Sync + 'static {
     fn sync(&self) -> Result<(), String>;
     /// Every pair of a space, in key order.
     fn scan(&self, space: Space) -> Result<Vec<Pair>, String>;
+    /// Every pair of a space whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Vec<Pair>, String>;
     /// The value stored under `key`, if any (committed writes only).
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
 }
@@ -41,6 +46,7 @@ pub struct Fjall {
     db: fjall::Database,
     objects: fjall::Keyspace,
     dedup: fjall::Keyspace,
+    calls: fjall::Keyspace,
 }
 
 impl Fjall {
@@ -60,13 +66,22 @@ impl Fjall {
         let dedup = db
             .keyspace("dedup", fjall::KeyspaceCreateOptions::default)
             .map_err(|e| e.to_string())?;
-        Ok(Fjall { db, objects, dedup })
+        let calls = db
+            .keyspace("calls", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| e.to_string())?;
+        Ok(Fjall {
+            db,
+            objects,
+            dedup,
+            calls,
+        })
     }
 
     fn space(&self, space: Space) -> &fjall::Keyspace {
         match space {
             Space::Objects => &self.objects,
             Space::Dedup => &self.dedup,
+            Space::Calls => &self.calls,
         }
     }
 }
@@ -94,15 +109,11 @@ impl Engine for Fjall {
     }
 
     fn scan(&self, space: Space) -> Result<Vec<Pair>, String> {
-        self.space(space)
-            .iter()
-            .map(|guard| {
-                guard
-                    .into_inner()
-                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
+        self.space(space).iter().map(pair).collect()
+    }
+
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Vec<Pair>, String> {
+        self.space(space).prefix(prefix).map(pair).collect()
     }
 
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
@@ -111,6 +122,13 @@ impl Engine for Fjall {
             .map(|value| value.map(|v| v.to_vec()))
             .map_err(|e| e.to_string())
     }
+}
+
+fn pair(guard: fjall::Guard) -> Result<Pair, String> {
+    guard
+        .into_inner()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -148,6 +166,17 @@ mod tests {
             Some(b"2".to_vec())
         );
         assert_eq!(engine.get(Space::Objects, b"a").expect("get"), None);
+        assert_eq!(
+            engine
+                .scan_prefix(Space::Objects, b"b")
+                .expect("prefix")
+                .len(),
+            1
+        );
+        assert!(engine
+            .scan_prefix(Space::Objects, b"c")
+            .expect("prefix")
+            .is_empty());
         drop(engine);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -2,10 +2,19 @@
 //! through here — persistent objects and their remembered replies now; lambda
 //! object entries and replication state next.
 //!
-//! What is written per call: the object's new state, with the call's reply
-//! for deduplication, in one atomic batch. The alternative (logging the call
-//! and its arguments, with periodic snapshots) writes less for large objects;
-//! it is measured against this in the durable-node issue before it is chosen.
+//! What is written per call ([`Change`]): either the object's new state (a
+//! snapshot) or the call itself (method and arguments) appended to the
+//! object's call log, whichever is smaller — a call is logged while the calls
+//! logged since the last snapshot stay smaller than the state; then the next
+//! change is a snapshot, and the calls it covers are deleted with it. A
+//! counter is snapshotted on every call (its state is smaller than a call);
+//! a map of 100k entries logs its small calls and is snapshotted about once
+//! per state-size worth of calls, so no call rewrites it whole and at most
+//! twice the written bytes reach the disk. Recovery replays the logged calls on
+//! the snapshot, which is why methods of persistent types must be
+//! deterministic (as Crucial's state-machine replication also requires). The
+//! reply of a deduplicated call is in the same atomic batch. The guide's
+//! *Durability* page has the measurements behind this choice.
 //!
 //! Records carry a format byte, so a later layout can be told apart. An object
 //! record holds its type's shape fingerprint: a node built with a changed type
@@ -13,23 +22,39 @@
 
 mod commit;
 mod engine;
+mod records;
 
 pub use commit::{Durability, Ticket};
 pub use engine::Space;
 
 use commit::Committer;
+use crucial::__private::panic_message;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::__private::wire::Outcome;
-use engine::{Engine, Fjall};
-use serde::{Deserialize, Serialize};
+use engine::{Engine, Fjall, Write};
+use records::{
+    call_key, calls_prefix, decode, encode, object_key, reply_key, split_call_key,
+    split_object_key, CallRecord, ObjectRecord,
+};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The layout of every record written by this version.
-const FORMAT: u8 = 1;
+/// A call logged after an object's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCall {
+    /// Its number in the object's log.
+    pub seq: u64,
+    /// The method's registered name.
+    pub method: String,
+    /// Its encoded arguments.
+    pub args: Vec<u8>,
+}
 
-/// A persistent object as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A persistent object as stored: a snapshot and the calls logged after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     /// Registered type name.
     pub type_name: String,
@@ -37,13 +62,18 @@ pub struct StoredObject {
     pub key: String,
     /// Fingerprint of the type's shape when the state was written.
     pub shape: u64,
+    /// Logged calls up to this number are in `state`.
+    pub applied: u64,
     /// The encoded state.
     pub state: Vec<u8>,
+    /// Calls logged after the snapshot, in order.
+    pub calls: Vec<StoredCall>,
 }
 
 impl StoredObject {
-    /// The object as this build's `entry` reads it, or why it cannot: a type
-    /// whose shape changed is never decoded.
+    /// The object as this build's `entry` reads it (the snapshot, with the
+    /// logged calls replayed on it), or why it cannot: a type whose shape
+    /// changed is never decoded.
     pub fn revive(&self, entry: &SharedTypeEntry) -> Result<ObjectBox, String> {
         if self.shape != entry.shape {
             return Err(format!(
@@ -52,9 +82,78 @@ impl StoredObject {
                 entry.name, self.shape, entry.shape
             ));
         }
-        (entry.decode_state)(&self.state)
-            .map_err(|e| format!("its stored state does not decode: {e}"))
+        let mut value = (entry.decode_state)(&self.state)
+            .map_err(|e| format!("its stored state does not decode: {e}"))?;
+        for call in self.calls.iter().filter(|c| c.seq > self.applied) {
+            let method = entry.method(&call.method).ok_or_else(|| {
+                format!(
+                    "its logged call {} is to `{}`, which this build's `{}` does not have",
+                    call.seq, call.method, entry.name
+                )
+            })?;
+            match catch_unwind(AssertUnwindSafe(|| {
+                (method.invoke)(&mut *value, &call.args)
+            })) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "its logged call {} to `{}` does not replay: {e:?}",
+                        call.seq, call.method
+                    ))
+                }
+                Err(panic) => {
+                    return Err(format!(
+                        "its logged call {} to `{}` panicked on replay: {}",
+                        call.seq,
+                        call.method,
+                        panic_message(&*panic)
+                    ))
+                }
+            }
+        }
+        Ok(value)
     }
+
+    /// The number of its newest logged call (or of the snapshot).
+    pub fn last_seq(&self) -> u64 {
+        self.calls
+            .last()
+            .map_or(self.applied, |c| c.seq.max(self.applied))
+    }
+
+    /// Bytes of its logged calls after the snapshot.
+    pub fn logged_bytes(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.seq > self.applied)
+            .map(|c| c.method.len() + c.args.len())
+            .sum()
+    }
+}
+
+/// What a mutating call writes.
+pub enum Change<'a> {
+    /// The whole state, which includes every call logged up to `applied`;
+    /// the logged calls `covered` are deleted with it.
+    Snapshot {
+        /// The type's shape fingerprint.
+        shape: u64,
+        /// The encoded state.
+        state: &'a [u8],
+        /// The number of the newest call it includes.
+        applied: u64,
+        /// Logged calls it makes obsolete.
+        covered: std::ops::RangeInclusive<u64>,
+    },
+    /// One call, appended to the object's log as number `seq`.
+    Call {
+        /// Its number.
+        seq: u64,
+        /// The method's registered name.
+        method: &'a str,
+        /// Its encoded arguments.
+        args: &'a [u8],
+    },
 }
 
 /// A write in the queue: its sequence number (see [`Storage::applied`]) and
@@ -64,13 +163,6 @@ pub struct Queued {
     pub seq: u64,
     /// Resolves when it is as durable as the node promises.
     pub ticket: Ticket,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ObjectRecord<'a> {
-    shape: u64,
-    #[serde(borrow, with = "serde_bytes")]
-    state: &'a [u8],
 }
 
 /// A remembered reply, as recovered.
@@ -89,6 +181,9 @@ pub struct Storage {
     dir: PathBuf,
     engine: Arc<dyn Engine>,
     committer: Committer,
+    snapshots: AtomicU64,
+    logged_calls: AtomicU64,
+    call_log: bool,
 }
 
 impl Storage {
@@ -108,7 +203,22 @@ impl Storage {
             dir: dir.to_path_buf(),
             engine,
             committer,
+            snapshots: AtomicU64::new(0),
+            logged_calls: AtomicU64::new(0),
+            call_log: true,
         })
+    }
+
+    /// With `false`, every change is a snapshot: no call is logged (for types
+    /// whose methods are not deterministic, or to compare).
+    pub fn with_call_log(mut self, on: bool) -> Storage {
+        self.call_log = on;
+        self
+    }
+
+    /// Whether small calls on large objects are logged.
+    pub fn call_log(&self) -> bool {
+        self.call_log
     }
 
     /// The data directory.
@@ -116,22 +226,47 @@ impl Storage {
         &self.dir
     }
 
-    /// Queues an object's new state (and the reply of the request that made
+    /// Queues a change of an object (and the reply of the request that made
     /// it, if deduplicated) as one atomic write. Call it while holding the
-    /// object's lock, so an object's states reach the disk in order.
+    /// object's lock, so an object's changes reach the disk in order.
     pub fn save(
         &self,
         type_name: &str,
         key: &str,
-        shape: u64,
-        state: &[u8],
+        change: Change<'_>,
         reply: Option<(u64, u64, &Outcome)>,
     ) -> Queued {
-        let mut writes = vec![(
-            Space::Objects,
-            object_key(type_name, key),
-            Some(encode(&ObjectRecord { shape, state })),
-        )];
+        let mut writes: Vec<Write> = Vec::with_capacity(2);
+        match change {
+            Change::Snapshot {
+                shape,
+                state,
+                applied,
+                covered,
+            } => {
+                self.snapshots.fetch_add(1, Ordering::Relaxed);
+                let record = ObjectRecord {
+                    shape,
+                    applied,
+                    state,
+                };
+                writes.push((
+                    Space::Objects,
+                    object_key(type_name, key),
+                    Some(encode(&record)),
+                ));
+                let prefix = calls_prefix(type_name, key);
+                writes.extend(covered.map(|seq| (Space::Calls, call_key(&prefix, seq), None)));
+            }
+            Change::Call { seq, method, args } => {
+                self.logged_calls.fetch_add(1, Ordering::Relaxed);
+                writes.push((
+                    Space::Calls,
+                    call_key(&calls_prefix(type_name, key), seq),
+                    Some(encode(&CallRecord { method, args })),
+                ))
+            }
+        }
         if let Some((client, request, outcome)) = reply {
             writes.push((
                 Space::Dedup,
@@ -143,17 +278,31 @@ impl Storage {
         Queued { seq, ticket }
     }
 
+    /// Snapshots and logged calls written since the node started.
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.snapshots.load(Ordering::Relaxed),
+            self.logged_calls.load(Ordering::Relaxed),
+        )
+    }
+
     /// The highest write sequence number such that it and every earlier write
     /// can be read back ([`Storage::load`]).
     pub fn applied(&self) -> u64 {
         self.committer.applied()
     }
 
-    /// Queues the deletion of an object.
+    /// Queues the deletion of an object and of its logged calls.
     pub fn delete(&self, type_name: &str, key: &str) -> Ticket {
-        self.committer
-            .submit(vec![(Space::Objects, object_key(type_name, key), None)])
-            .1
+        let mut writes = vec![(Space::Objects, object_key(type_name, key), None)];
+        match self
+            .engine
+            .scan_prefix(Space::Calls, &calls_prefix(type_name, key))
+        {
+            Ok(calls) => writes.extend(calls.into_iter().map(|(k, _)| (Space::Calls, k, None))),
+            Err(e) => tracing::error!("cannot list the logged calls of {type_name} `{key}`: {e}"),
+        }
+        self.committer.submit(writes).1
     }
 
     /// Queues the deletion of remembered replies the node has forgotten.
@@ -176,42 +325,70 @@ impl Storage {
         else {
             return Ok(None);
         };
-        let record: ObjectRecord<'_> = decode(&bytes).map_err(|e| {
-            format!(
-                "{}: the record of {type_name} `{key}` is damaged: {e}",
-                self.dir.display()
-            )
-        })?;
-        Ok(Some(StoredObject {
-            type_name: type_name.to_string(),
-            key: key.to_string(),
-            shape: record.shape,
-            state: record.state.to_vec(),
-        }))
+        let calls = self
+            .engine
+            .scan_prefix(Space::Calls, &calls_prefix(type_name, key))?
+            .into_iter()
+            .map(|(k, v)| self.call(&k, &v))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.object(type_name.to_string(), key.to_string(), &bytes, calls)
+            .map(Some)
     }
 
-    /// Every stored object; a record that does not decode is an error naming it.
+    /// Every stored object with its logged calls; a record that does not
+    /// decode is an error naming it.
     pub fn objects(&self) -> Result<Vec<StoredObject>, String> {
+        let mut calls: HashMap<Vec<u8>, Vec<StoredCall>> = HashMap::new();
+        for (k, v) in self.engine.scan(Space::Calls)? {
+            let call = self.call(&k, &v)?;
+            let (object, _) = split_call_key(&k).expect("checked by `call`");
+            calls.entry(object.to_vec()).or_default().push(call);
+        }
         self.engine
             .scan(Space::Objects)?
             .into_iter()
             .map(|(k, v)| {
                 let (type_name, key) = split_object_key(&k)
                     .ok_or_else(|| format!("{}: an object key is damaged", self.dir.display()))?;
-                let record: ObjectRecord<'_> = decode(&v).map_err(|e| {
-                    format!(
-                        "{}: the record of {type_name} `{key}` is damaged: {e}",
-                        self.dir.display()
-                    )
-                })?;
-                Ok(StoredObject {
-                    type_name,
-                    key,
-                    shape: record.shape,
-                    state: record.state.to_vec(),
-                })
+                let logged = calls.remove(&k).unwrap_or_default();
+                self.object(type_name, key, &v, logged)
             })
             .collect()
+    }
+
+    fn object(
+        &self,
+        type_name: String,
+        key: String,
+        bytes: &[u8],
+        calls: Vec<StoredCall>,
+    ) -> Result<StoredObject, String> {
+        let record: ObjectRecord<'_> = decode(bytes).map_err(|e| {
+            format!(
+                "{}: the record of {type_name} `{key}` is damaged: {e}",
+                self.dir.display()
+            )
+        })?;
+        Ok(StoredObject {
+            shape: record.shape,
+            applied: record.applied,
+            state: record.state.to_vec(),
+            calls,
+            type_name,
+            key,
+        })
+    }
+
+    fn call(&self, k: &[u8], v: &[u8]) -> Result<StoredCall, String> {
+        let damaged = |what: String| format!("{}: a logged call {what}", self.dir.display());
+        let (_, seq) = split_call_key(k).ok_or_else(|| damaged("has a damaged key".into()))?;
+        let record: CallRecord<'_> =
+            decode(v).map_err(|e| damaged(format!("(number {seq}) is damaged: {e}")))?;
+        Ok(StoredCall {
+            seq,
+            method: record.method.to_string(),
+            args: record.args.to_vec(),
+        })
     }
 
     /// Every remembered reply.
@@ -239,44 +416,6 @@ impl Storage {
     }
 }
 
-fn object_key(type_name: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(type_name.len() + 1 + key.len());
-    k.extend_from_slice(type_name.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-fn split_object_key(k: &[u8]) -> Option<(String, String)> {
-    let at = k.iter().position(|&b| b == 0)?;
-    let type_name = std::str::from_utf8(&k[..at]).ok()?;
-    let key = std::str::from_utf8(&k[at + 1..]).ok()?;
-    Some((type_name.to_string(), key.to_string()))
-}
-
-fn reply_key(client: u64, request: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(16);
-    k.extend_from_slice(&client.to_be_bytes());
-    k.extend_from_slice(&request.to_be_bytes());
-    k
-}
-
-fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    out.extend(postcard::to_allocvec(value).expect("a record always encodes"));
-    out
-}
-
-fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
-    match bytes.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((other, _)) => Err(format!(
-            "record format {other}, this node reads format {FORMAT}"
-        )),
-        None => Err("an empty record".to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,43 +427,33 @@ mod tests {
         dir
     }
 
+    fn snapshot(state: &[u8], applied: u64) -> Change<'_> {
+        Change::Snapshot {
+            shape: 7,
+            state,
+            applied,
+            covered: 1..=applied,
+        }
+    }
+
+    async fn done(queued: Queued) {
+        queued.ticket.await.expect("answered").expect("saved");
+    }
+
     #[tokio::test]
     async fn objects_and_replies_come_back_after_reopening() {
         let dir = temp_dir("storage-roundtrip");
         {
             let storage = Storage::open(&dir, Durability::Sync).expect("open");
-            storage
-                .save("Counter", "a", 7, &[1, 2], Some((9, 1, &Ok(vec![5]))))
-                .ticket
-                .await
-                .expect("answered")
-                .expect("saved");
-            storage
-                .save(
-                    "Counter",
-                    "a",
-                    7,
-                    &[3],
-                    Some((
-                        9,
-                        2,
-                        &Err(RemoteError::ShuttingDown {
-                            type_name: "Counter".into(),
-                            key: "a".into(),
-                            method: "m".into(),
-                        }),
-                    )),
-                )
-                .ticket
-                .await
-                .expect("answered")
-                .expect("saved");
-            storage
-                .save("Tally", "with\0nul? no: spaces ok", 8, &[], None)
-                .ticket
-                .await
-                .expect("answered")
-                .expect("saved");
+            let ok = Ok(vec![5]);
+            done(storage.save("Counter", "a", snapshot(&[1, 2], 0), Some((9, 1, &ok)))).await;
+            let failed = Err(RemoteError::ShuttingDown {
+                type_name: "Counter".into(),
+                key: "a".into(),
+                method: "m".into(),
+            });
+            done(storage.save("Counter", "a", snapshot(&[3], 0), Some((9, 2, &failed)))).await;
+            done(storage.save("Tally", "spaces ok", snapshot(&[], 0), None)).await;
             storage
                 .forget_replies(&[(9, 1)])
                 .await
@@ -340,7 +469,9 @@ mod tests {
                 type_name: "Counter".into(),
                 key: "a".into(),
                 shape: 7,
+                applied: 0,
                 state: vec![3],
+                calls: Vec::new(),
             }
         );
         assert_eq!(
@@ -356,12 +487,60 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_record_of_another_format_is_refused_not_decoded() {
-        let mut bytes = encode(&Ok::<Vec<u8>, RemoteError>(vec![1]));
-        bytes[0] = 9;
-        let error = decode::<Outcome>(&bytes).unwrap_err();
-        assert!(error.contains("record format 9"), "{error}");
+    #[tokio::test]
+    async fn logged_calls_come_back_until_a_snapshot_covers_them() {
+        let dir = temp_dir("storage-calls");
+        let storage = Storage::open(&dir, Durability::Sync).expect("open");
+        let call = |seq, args: &'static [u8]| Change::Call {
+            seq,
+            method: "put",
+            args,
+        };
+        done(storage.save("Map", "m", snapshot(&[0], 0), None)).await;
+        done(storage.save("Map", "ma", snapshot(&[9], 0), None)).await;
+        for seq in 1..=3 {
+            done(storage.save("Map", "m", call(seq, b"kv"), None)).await;
+        }
+        done(storage.save("Map", "ma", call(1, b"other"), None)).await;
+        let m = storage.load("Map", "m").expect("load").expect("stored");
+        assert_eq!(m.calls.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!((m.last_seq(), m.logged_bytes()), (3, 3 * 5));
+        // A snapshot that includes calls 1 and 2 deletes them; 3 stays.
+        done(storage.save(
+            "Map",
+            "m",
+            Change::Snapshot {
+                shape: 7,
+                state: &[2],
+                applied: 2,
+                covered: 1..=2,
+            },
+            None,
+        ))
+        .await;
+        drop(storage);
+        let storage = Storage::open(&dir, Durability::Sync).expect("reopen");
+        let all = storage.objects().expect("objects");
+        let m = all.iter().find(|o| o.key == "m").expect("m");
+        assert_eq!((m.applied, m.state.clone()), (2, vec![2]));
+        assert_eq!(m.calls.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+        let ma = all.iter().find(|o| o.key == "ma").expect("ma");
+        assert_eq!(ma.calls.len(), 1);
+        assert_eq!(ma.calls[0].args, b"other");
+        // Deleting an object deletes its log.
+        storage
+            .delete("Map", "m")
+            .await
+            .expect("answered")
+            .expect("deleted");
+        assert_eq!(storage.load("Map", "m").expect("load"), None);
+        assert!(storage
+            .objects()
+            .expect("objects")
+            .iter()
+            .all(|o| o.key != "m"));
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

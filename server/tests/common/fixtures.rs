@@ -122,3 +122,34 @@ impl Blob {
         (self.data.first().copied(), self.data.len(), self.writes)
     }
 }
+
+/// A persistent map big enough that its small calls are logged instead of
+/// its whole state being rewritten.
+#[crucial::shared(persistent)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    entries: std::collections::BTreeMap<u64, u64>,
+}
+
+#[crucial::shared]
+impl Ledger {
+    /// Entries `0..n`, all zero.
+    pub fn fill(&mut self, n: u64) {
+        self.entries.extend((0..n).map(|k| (k, 0)));
+    }
+
+    /// Sets one entry; returns the old value.
+    pub fn put(&mut self, key: u64, value: u64) -> Option<u64> {
+        self.entries.insert(key, value)
+    }
+
+    /// One entry.
+    pub fn get(&self, key: u64) -> Option<u64> {
+        self.entries.get(&key).copied()
+    }
+
+    /// The number of entries and the sum of their values.
+    pub fn sum(&self) -> (usize, u64) {
+        (self.entries.len(), self.entries.values().sum())
+    }
+}
