@@ -115,7 +115,8 @@ impl NodeState {
                 let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
                 let storage = Storage::open(dir, config.durability)
                     .map_err(invalid)?
-                    .with_call_log(config.call_log);
+                    .with_call_log(config.call_log)
+                    .with_caller_leads(config.flavor == crate::config::Flavor::MultiThread);
                 let recovered = recover(&storage, registry, &table, &dedup, config.dedup_window)
                     .map_err(invalid)?;
                 tracing::info!(

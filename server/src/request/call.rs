@@ -47,7 +47,7 @@ impl Durable {
             record,
         } = self;
         let (entry, method) = (record.entry, record.method);
-        match durable(ticket).await {
+        match durable(node, ticket).await {
             Ok(()) => record.finish(node, ran, true),
             Err(reason) => {
                 tracing::error!(
@@ -170,8 +170,12 @@ pub async fn call(
     }
 }
 
-/// Waits until a queued write is durable.
-pub async fn durable(ticket: Ticket) -> Result<(), String> {
+/// Waits until a queued write is durable, committing it on this thread if no
+/// commit is under way (see `storage/commit.rs`).
+pub async fn durable(node: &NodeState, ticket: Ticket) -> Result<(), String> {
+    if let Some(storage) = &node.storage {
+        storage.lead();
+    }
     ticket
         .await
         .unwrap_or_else(|_| Err("the storage layer stopped".to_string()))

@@ -69,7 +69,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     residency: &node.table.residency,
                     reply_to: None,
                 };
-                durable(persist.save_created(cell))
+                durable(node, persist.save_created(cell))
                     .await
                     .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }
@@ -83,7 +83,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     .shared_type(object.type_name)
                     .is_none_or(|e| e.persistent);
                 if persistent {
-                    durable(storage.delete(object.type_name, object.key))
+                    durable(node, storage.delete(object.type_name, object.key))
                         .await
                         .map_err(not_durable(object.type_name, object.key, "<delete>"))?;
                 }

@@ -184,6 +184,7 @@ pub struct Storage {
     snapshots: AtomicU64,
     logged_calls: AtomicU64,
     call_log: bool,
+    caller_leads: bool,
 }
 
 impl Storage {
@@ -206,7 +207,24 @@ impl Storage {
             snapshots: AtomicU64::new(0),
             logged_calls: AtomicU64::new(0),
             call_log: true,
+            caller_leads: false,
         })
+    }
+
+    /// With `true`, the task that waits for a call's write commits it itself
+    /// when no commit is under way ([`Storage::lead`]), blocking its thread
+    /// for the fsync; for a runtime with more than one worker thread.
+    pub fn with_caller_leads(mut self, on: bool) -> Storage {
+        self.caller_leads = on;
+        self
+    }
+
+    /// Commits what is queued on this thread if no commit is under way
+    /// (`sync` durability, callers leading): see `commit.rs`.
+    pub fn lead(&self) {
+        if self.caller_leads {
+            self.committer.lead();
+        }
     }
 
     /// With `false`, every change is a snapshot: no call is logged (for types
@@ -228,7 +246,8 @@ impl Storage {
 
     /// Queues a change of an object (and the reply of the request that made
     /// it, if deduplicated) as one atomic write. Call it while holding the
-    /// object's lock, so an object's changes reach the disk in order.
+    /// object's lock, so an object's changes reach the disk in order, and
+    /// [`Storage::lead`] once the lock is released, before waiting.
     pub fn save(
         &self,
         type_name: &str,
@@ -274,7 +293,7 @@ impl Storage {
                 Some(encode(outcome)),
             ));
         }
-        let (seq, ticket) = self.committer.submit(writes);
+        let (seq, ticket) = self.committer.submit(writes, self.caller_leads);
         Queued { seq, ticket }
     }
 
@@ -302,7 +321,7 @@ impl Storage {
             Ok(calls) => writes.extend(calls.into_iter().map(|(k, _)| (Space::Calls, k, None))),
             Err(e) => tracing::error!("cannot list the logged calls of {type_name} `{key}`: {e}"),
         }
-        self.committer.submit(writes).1
+        self.committer.submit(writes, false).1
     }
 
     /// Queues the deletion of remembered replies the node has forgotten.
@@ -313,6 +332,7 @@ impl Storage {
                     .iter()
                     .map(|&(client, request)| (Space::Dedup, reply_key(client, request), None))
                     .collect(),
+                false,
             )
             .1
     }
