@@ -157,22 +157,55 @@ fn a_memory_limit_without_a_data_dir_is_refused() {
 #[test]
 fn list_objects_prints_a_table_of_a_running_node() {
     let dir = DataDir::new("list-objects");
-    let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let node = ServerProcess::fixture_node_with(&[
+        "--data-dir",
+        dir.arg(),
+        "--memory-limit",
+        "5000",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
     let client = node.client();
-    client.open::<Blob>("kept").fill(100, 1).expect("fill");
+    client.open::<Blob>("first").fill(3000, 1).expect("fill");
+    // (The passivator's clock ticks every 20 ms: "first" is then older.)
+    std::thread::sleep(Duration::from_millis(100));
+    client.open::<Blob>("second").fill(3000, 2).expect("fill");
+    client
+        .open::<common::fixtures::Faulty>("in-memory-only")
+        .set(7)
+        .expect("set");
+    // The two blobs pass 90 % of 5000 bytes together: the older one leaves
+    // memory, which brings the rest under 70 %.
+    let url = node.metrics.clone().expect("metrics");
+    common::wait_until("a blob is passivated", || {
+        sample(&http_get(&url).1, "crucial_passivated_objects") >= 1.0
+    });
     let output = std::process::Command::new(common::example_binary("fixture-node"))
         .args(["--list-objects", &node.addr])
         .output()
         .expect("run --list-objects");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
     assert!(output.status.success(), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("kept"))
-        .unwrap_or_else(|| panic!("no `kept` in:\n{stdout}"));
-    let columns: Vec<&str> = line.split_whitespace().collect();
+    let columns = |key: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(key))
+            .unwrap_or_else(|| panic!("no `{key}` in:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
     // TYPE KEY PERSISTENT IN-MEMORY BYTES PARKED STATE
-    assert_eq!(&columns[2..4], ["yes", "yes"], "{line}");
-    assert!(columns[4].parse::<u64>().expect("bytes") > 100, "{line}");
-    assert!(stdout.contains("objects: 1, persistent: 1 ("), "{stdout}");
+    assert_eq!(&columns("first")[2..4], ["yes", "no"]);
+    assert_eq!(&columns("second")[2..4], ["yes", "yes"]);
+    assert!(columns("second")[4].parse::<u64>().expect("bytes") > 3000);
+    assert_eq!(&columns("in-memory-only")[2..5], ["no", "yes", "-"]);
+    assert!(stdout.contains("objects: 3, persistent: 2 ("), "{stdout}");
+    assert!(stdout.contains("passivated: 1"), "{stdout}");
+    // The passivated one comes back with its value.
+    assert_eq!(
+        client.open::<Blob>("first").check().expect("check"),
+        (Some(1), 3000, 1)
+    );
 }
