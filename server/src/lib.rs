@@ -35,6 +35,7 @@ mod recovery;
 mod request;
 mod state;
 mod storage;
+mod txn;
 
 pub use config::{Flavor, NodeConfig};
 pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};

@@ -1,0 +1,20 @@
+//! Transactions over lambda objects (LambdaStore's storage layer, on one
+//! node): objects made of entries in key order, entry sets as the unit of
+//! versioning and locking, Silo-style optimistic concurrency control, and
+//! workflows re-executed on conflict. `#[lambda_object]` functions run in a
+//! [`Transaction`]; a transaction spanning nodes adds two-phase commit around
+//! the same lock-validate-install steps (`Transaction::commit` is written as
+//! those steps so that prepare = lock + validate and commit = install).
+
+// The node serves lambda objects next; until then only the tests use this.
+#![allow(dead_code, unused_imports)]
+
+mod entry_set;
+#[cfg(test)]
+mod history;
+mod object;
+mod transaction;
+mod workflow;
+
+pub use transaction::{Abort, Store, Transaction};
+pub use workflow::{run, Committed, Failure, Limits};

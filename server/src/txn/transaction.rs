@@ -1,0 +1,431 @@
+//! A transaction over lambda objects: Silo-style optimistic concurrency
+//! control with entry sets as the unit of versioning (LambdaStore 4.3).
+//!
+//! *Execution*: reads record the version of the entry set they read (loaded
+//! before the value, without a lock) and are cached, so a transaction sees one
+//! value per key; writes are buffered, and reads see them.
+//!
+//! *Commit*: (1) lock the entry sets of every written key, in one global order
+//! (no deadlock); a set split meanwhile is looked up again. (2) Take the
+//! commit's number from the store's clock: this is the serialization point.
+//! (3) Validate: every set read must still have the version the read saw,
+//! not be retired, and not be locked by another commit. (4) Install the
+//! writes, split the written sets that saw a conflict at their first written
+//! key, and unlock at the commit's number.
+//!
+//! Why this is strictly serializable, in the order of commit numbers: if `T2`
+//! read what `T1` wrote, `T2` saw `T1`'s number as the version, and `T2` took
+//! its own number later from the same clock, so `T1 < T2`. If `T1` read a set
+//! that `T2` overwrote, `T1` validated before `T2` locked that set (else `T1`
+//! would have seen the lock or the new version and aborted), and `T1` took
+//! its number before validating while `T2` took its own after locking, so
+//! `T1 < T2`. Two writers of one set hold its lock in turn. And a transaction
+//! that committed before another began has the smaller number, since numbers
+//! only grow: the order respects real time. A read-only transaction takes a
+//! number and validates its reads the same way. Splits are done under the
+//! split set's lock, and give the new sets the commit's number and retire the
+//! old set, so a read of the old set fails validation and a writer that
+//! looked it up looks again. The history test in `txn/history.rs` checks this
+//! against recorded runs.
+
+use super::entry_set::{EntrySet, Locking};
+use super::object::{LambdaObject, Seen};
+use bytes::Bytes;
+use crucial::ObjectId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// Why a transaction stopped before committing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// Another transaction changed what this one read, or held a lock it
+    /// needed: re-execute.
+    Conflict,
+    /// The deadline passed (checked at every read, write and commit).
+    Deadline,
+    /// The function failed (its error, or a panic): nothing is written, and
+    /// re-executing would fail again.
+    Failed(String),
+}
+
+/// The lambda objects of one node and the clock their commits are numbered by.
+pub struct Store {
+    objects: RwLock<HashMap<ObjectId, Arc<LambdaObject>>>,
+    clock: AtomicU64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            objects: RwLock::default(),
+            clock: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Store {
+    /// The object with `id`, made empty on first touch (so that a read of a
+    /// missing object records a version too, and its creation conflicts).
+    pub fn object(&self, id: &ObjectId) -> Arc<LambdaObject> {
+        if let Some(object) = self
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Arc::clone(object);
+        }
+        let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let version = self.clock.load(Ordering::Acquire);
+        Arc::clone(
+            objects
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(LambdaObject::new(version))),
+        )
+    }
+
+    /// Starts a transaction that gives up at `deadline`.
+    pub fn begin(&self, deadline: Option<Instant>) -> Transaction<'_> {
+        Transaction {
+            store: self,
+            objects: HashMap::new(),
+            reads: Vec::new(),
+            cache: HashMap::new(),
+            writes: BTreeMap::new(),
+            deadline,
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+type Key = (ObjectId, Vec<u8>);
+
+/// One object's share of a commit's writes.
+type ObjectWrites<'a> = Vec<(&'a [u8], &'a Option<Bytes>)>;
+
+/// One transaction: its reads, its buffered writes, its deadline.
+pub struct Transaction<'s> {
+    store: &'s Store,
+    objects: HashMap<ObjectId, Arc<LambdaObject>>,
+    reads: Vec<Seen>,
+    cache: HashMap<Key, Option<Bytes>>,
+    writes: BTreeMap<Key, Option<Bytes>>,
+    deadline: Option<Instant>,
+}
+
+impl Transaction<'_> {
+    fn check(&self) -> Result<(), Abort> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(Abort::Deadline),
+            _ => Ok(()),
+        }
+    }
+
+    fn object(&mut self, id: &ObjectId) -> Arc<LambdaObject> {
+        if let Some(object) = self.objects.get(id) {
+            return Arc::clone(object);
+        }
+        let object = self.store.object(id);
+        self.objects.insert(id.clone(), Arc::clone(&object));
+        object
+    }
+
+    fn record(&mut self, seen: Seen) {
+        if !self.reads.iter().any(|(s, _)| Arc::ptr_eq(s, &seen.0)) {
+            self.reads.push(seen);
+        }
+    }
+
+    /// The value of `key` in `object`, as this transaction sees it.
+    pub fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort> {
+        self.check()?;
+        let k = (object.clone(), key.to_vec());
+        if let Some(value) = self.writes.get(&k).or_else(|| self.cache.get(&k)) {
+            return Ok(value.clone());
+        }
+        let (seen, value) = self.object(object).read(key);
+        self.record(seen);
+        self.cache.insert(k, value.clone());
+        Ok(value)
+    }
+
+    /// Sets `key` of `object` (visible to this transaction now, to others
+    /// once it commits).
+    pub fn put(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), Abort> {
+        self.check()?;
+        self.writes
+            .insert((object.clone(), key.to_vec()), Some(value));
+        Ok(())
+    }
+
+    /// Deletes `key` of `object`.
+    pub fn delete(&mut self, object: &ObjectId, key: &[u8]) -> Result<(), Abort> {
+        self.check()?;
+        self.writes.insert((object.clone(), key.to_vec()), None);
+        Ok(())
+    }
+
+    /// The entries of `object` in `[from, to)` (`to`: `None` for the end), in
+    /// key order, with this transaction's own writes applied.
+    pub fn scan(
+        &mut self,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
+        self.check()?;
+        let (seen, stored) = self.object(object).scan(from, to);
+        for seen in seen {
+            self.record(seen);
+        }
+        let mut merged: BTreeMap<Vec<u8>, Bytes> = stored.into_iter().collect();
+        let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
+        for ((id, key), value) in &self.writes {
+            if id == object && in_range(key) {
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// Whether the transaction wrote anything.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Commits: returns the commit's number (its place in the serial order),
+    /// or why it aborted (nothing written then).
+    pub fn commit(mut self) -> Result<u64, Abort> {
+        self.check()?;
+        let locked = self.lock_write_sets()?;
+        let tid = self.store.tick();
+        for (set, version) in &self.reads {
+            let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
+            if !set.still(*version, mine) {
+                set.conflicted();
+                unlock(&locked);
+                return Err(Abort::Conflict);
+            }
+        }
+        let writes = std::mem::take(&mut self.writes);
+        let mut by_object: BTreeMap<&ObjectId, ObjectWrites<'_>> = BTreeMap::new();
+        for ((id, key), value) in &writes {
+            by_object
+                .entry(id)
+                .or_default()
+                .push((key.as_slice(), value));
+        }
+        for (id, object_writes) in by_object {
+            self.objects[id].install(object_writes);
+        }
+        for lock in &locked {
+            let split = lock.set.contended() && lock.object.split(&lock.set, &lock.first_key, tid);
+            if !split {
+                lock.set.unlock(tid);
+            }
+        }
+        Ok(tid)
+    }
+
+    /// Locks the entry sets of every written key, in the order of their
+    /// addresses; a set split meanwhile is looked up again. Gives up with a
+    /// conflict if another commit keeps one locked.
+    fn lock_write_sets(&mut self) -> Result<Vec<Locked>, Abort> {
+        'resolve: loop {
+            let mut wanted: Vec<Locked> = Vec::new();
+            for (id, key) in self.writes.keys() {
+                let object = Arc::clone(
+                    self.objects
+                        .entry(id.clone())
+                        .or_insert_with(|| self.store.object(id)),
+                );
+                let set = object.set_for(key);
+                if !wanted.iter().any(|w| Arc::ptr_eq(&w.set, &set)) {
+                    wanted.push(Locked {
+                        set,
+                        object,
+                        first_key: key.clone(),
+                    });
+                }
+            }
+            wanted.sort_by_key(|w| Arc::as_ptr(&w.set) as usize);
+            let mut locked = Vec::with_capacity(wanted.len());
+            for w in wanted {
+                match lock_patiently(&w.set) {
+                    Locking::Locked => locked.push(w),
+                    Locking::Retired => {
+                        unlock(&locked);
+                        continue 'resolve;
+                    }
+                    Locking::Busy => {
+                        w.set.conflicted();
+                        unlock(&locked);
+                        return Err(Abort::Conflict);
+                    }
+                }
+            }
+            return Ok(locked);
+        }
+    }
+}
+
+/// A write set locked for a commit.
+struct Locked {
+    set: Arc<EntrySet>,
+    object: Arc<LambdaObject>,
+    /// The smallest key the transaction writes in it (where a split goes).
+    first_key: Vec<u8>,
+}
+
+/// Unlocks sets at their unchanged versions (an aborted commit).
+fn unlock(locked: &[Locked]) {
+    for l in locked {
+        l.set.unlock(l.set.version());
+    }
+}
+
+/// A lock is held only while a commit validates and installs: spin a little,
+/// then yield, then give up.
+fn lock_patiently(set: &EntrySet) -> Locking {
+    for attempt in 0..200 {
+        match set.try_lock() {
+            Locking::Busy if attempt < 50 => std::hint::spin_loop(),
+            Locking::Busy => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+    Locking::Busy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(key: &str) -> ObjectId {
+        ObjectId::new("test", "Thing", key)
+    }
+
+    fn bytes(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn writes_are_seen_by_their_transaction_and_by_later_ones() {
+        let store = Store::default();
+        let mut t = store.begin(None);
+        assert_eq!(t.get(&id("a"), b"k").unwrap(), None);
+        t.put(&id("a"), b"k", bytes("1")).unwrap();
+        assert_eq!(t.get(&id("a"), b"k").unwrap(), Some(bytes("1")));
+        let first = t.commit().unwrap();
+        let mut t = store.begin(None);
+        assert_eq!(t.get(&id("a"), b"k").unwrap(), Some(bytes("1")));
+        t.delete(&id("a"), b"k").unwrap();
+        assert!(t.commit().unwrap() > first);
+        assert_eq!(store.begin(None).get(&id("a"), b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn a_read_overwritten_before_the_commit_aborts_it_and_writes_nothing() {
+        let store = Store::default();
+        let mut t1 = store.begin(None);
+        t1.get(&id("a"), b"x").unwrap();
+        t1.put(&id("b"), b"y", bytes("from t1")).unwrap();
+        let mut t2 = store.begin(None);
+        t2.put(&id("a"), b"x", bytes("from t2")).unwrap();
+        t2.commit().unwrap();
+        assert_eq!(t1.commit(), Err(Abort::Conflict));
+        assert_eq!(store.begin(None).get(&id("b"), b"y").unwrap(), None);
+    }
+
+    #[test]
+    fn a_key_inserted_into_a_scanned_range_aborts_the_scanner() {
+        let store = Store::default();
+        let mut t1 = store.begin(None);
+        assert!(t1.scan(&id("a"), b"m", Some(b"n")).unwrap().is_empty());
+        t1.put(&id("b"), b"count", bytes("0")).unwrap();
+        let mut t2 = store.begin(None);
+        t2.put(&id("a"), b"mm", bytes("phantom")).unwrap();
+        t2.commit().unwrap();
+        assert_eq!(t1.commit(), Err(Abort::Conflict));
+    }
+
+    #[test]
+    fn a_scan_sees_its_own_writes_in_key_order() {
+        let store = Store::default();
+        let mut t = store.begin(None);
+        t.put(&id("a"), b"b", bytes("2")).unwrap();
+        t.commit().unwrap();
+        let mut t = store.begin(None);
+        t.put(&id("a"), b"a", bytes("1")).unwrap();
+        t.put(&id("a"), b"c", bytes("3")).unwrap();
+        t.delete(&id("a"), b"b").unwrap();
+        let keys: Vec<Vec<u8>> = t
+            .scan(&id("a"), b"", None)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, [b"a".to_vec(), b"c".to_vec()]);
+    }
+
+    /// Two transactions that read and write different keys of one object.
+    fn disjoint_writers(store: &Store) -> (Result<u64, Abort>, Result<u64, Abort>) {
+        let (mut t1, mut t2) = (store.begin(None), store.begin(None));
+        let map = id("map");
+        t1.get(&map, b"apple").unwrap();
+        t2.get(&map, b"zebra").unwrap();
+        t1.put(&map, b"apple", bytes("1")).unwrap();
+        t2.put(&map, b"zebra", bytes("2")).unwrap();
+        (t1.commit(), t2.commit())
+    }
+
+    #[test]
+    fn disjoint_keys_conflict_in_one_entry_set_and_not_once_it_split() {
+        let store = Store::default();
+        let map = id("map");
+        // One entry set: the second commit sees the first's new version.
+        let (first, second) = disjoint_writers(&store);
+        assert!(first.is_ok());
+        assert_eq!(second, Err(Abort::Conflict));
+        assert_eq!(store.object(&map).sets(), 1);
+        // The conflicted set splits at the next key written into it.
+        let mut t = store.begin(None);
+        t.put(&map, b"zebra", bytes("2")).unwrap();
+        t.commit().unwrap();
+        assert_eq!(store.object(&map).sets(), 2);
+        let (first, second) = disjoint_writers(&store);
+        assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+        // The same key still conflicts.
+        let (mut t1, mut t2) = (store.begin(None), store.begin(None));
+        t1.get(&map, b"zebra").unwrap();
+        t2.get(&map, b"zebra").unwrap();
+        t1.put(&map, b"zebra", bytes("3")).unwrap();
+        t2.put(&map, b"zebra", bytes("4")).unwrap();
+        assert!(t1.commit().is_ok());
+        assert_eq!(t2.commit(), Err(Abort::Conflict));
+    }
+
+    #[test]
+    fn a_transaction_that_read_a_set_split_after_its_read_aborts() {
+        let store = Store::default();
+        let map = id("map");
+        let mut reader = store.begin(None);
+        reader.get(&map, b"apple").unwrap();
+        reader.put(&id("other"), b"k", bytes("1")).unwrap();
+        let set = store.object(&map).set_for(b"apple");
+        set.conflicted();
+        let mut writer = store.begin(None);
+        writer.put(&map, b"mango", bytes("1")).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(store.object(&map).sets(), 2, "split at mango");
+        assert_eq!(reader.commit(), Err(Abort::Conflict));
+    }
+}

@@ -1,0 +1,160 @@
+//! A workflow: a function run as one transaction, re-executed on conflict
+//! (bounded, with backoff), so its effects happen exactly once or not at all.
+
+use super::transaction::{Abort, Store, Transaction};
+use std::time::{Duration, Instant};
+
+/// How long and how often a workflow may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Executions at most (the first one included).
+    pub attempts: u32,
+    /// Wall time for all executions together.
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            attempts: 64,
+            time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A committed workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    /// What the function returned.
+    pub value: T,
+    /// The commit's number: its place in the serial order.
+    pub tid: u64,
+    /// Executions it took (1: no conflict).
+    pub attempts: u32,
+}
+
+/// Why a workflow did not commit. Nothing of it is visible in any case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Every execution allowed conflicted with others.
+    Conflicts {
+        /// Executions made.
+        attempts: u32,
+    },
+    /// The time limit passed.
+    Deadline {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The function failed.
+    Failed(String),
+}
+
+/// Runs `body` as one transaction, again after each conflict.
+pub fn run<T>(
+    store: &Store,
+    limits: Limits,
+    mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Abort>,
+) -> Result<Committed<T>, Failure> {
+    let deadline = Instant::now() + limits.time;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut txn = store.begin(Some(deadline));
+        let result = body(&mut txn).and_then(|value| txn.commit().map(|tid| (value, tid)));
+        match result {
+            Ok((value, tid)) => {
+                return Ok(Committed {
+                    value,
+                    tid,
+                    attempts,
+                })
+            }
+            Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),
+            Err(Abort::Conflict) => return Err(Failure::Conflicts { attempts }),
+            Err(Abort::Deadline) => return Err(Failure::Deadline { limit: limits.time }),
+            Err(Abort::Failed(reason)) => return Err(Failure::Failed(reason)),
+        }
+    }
+}
+
+/// Waits before re-executing: nothing the first time, then a random time
+/// below an exponentially growing bound (10 µs doubling, at most 1 ms), so
+/// workflows that keep colliding spread out. Never past the deadline.
+fn backoff(attempts: u32, deadline: Instant) {
+    if attempts < 2 {
+        return;
+    }
+    let bound = 10u64 << (attempts - 2).min(7);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let wait = Duration::from_micros(nanos % (bound * 1000) / 1000 + 1);
+    let left = deadline.saturating_duration_since(Instant::now());
+    std::thread::sleep(wait.min(left));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use crucial::ObjectId;
+
+    fn id(key: &str) -> ObjectId {
+        ObjectId::new("test", "Counter", key)
+    }
+
+    #[test]
+    fn a_failed_function_writes_nothing_and_is_not_retried() {
+        let store = Store::default();
+        let mut runs = 0;
+        let failure = run(&store, Limits::default(), |txn| {
+            runs += 1;
+            txn.put(&id("a"), b"n", Bytes::from_static(b"1"))?;
+            Err::<(), _>(Abort::Failed("no".into()))
+        })
+        .unwrap_err();
+        assert_eq!((failure, runs), (Failure::Failed("no".into()), 1));
+        let read = run(&store, Limits::default(), |txn| txn.get(&id("a"), b"n")).unwrap();
+        assert_eq!(read.value, None);
+    }
+
+    #[test]
+    fn conflicts_are_re_executed_until_the_limit() {
+        let store = Store::default();
+        let limits = Limits {
+            attempts: 3,
+            ..Limits::default()
+        };
+        let mut runs = 0;
+        // Each execution reads a key, then another transaction overwrites it
+        // before the commit: every execution conflicts.
+        let failure = run(&store, limits, |txn| {
+            runs += 1;
+            txn.get(&id("a"), b"n")?;
+            let mut other = store.begin(None);
+            other.put(&id("a"), b"n", Bytes::from(runs.to_string()))?;
+            other.commit()?;
+            txn.put(&id("a"), b"m", Bytes::from_static(b"x"))
+        })
+        .unwrap_err();
+        assert_eq!(failure, Failure::Conflicts { attempts: 3 });
+        assert_eq!(runs, 3);
+    }
+
+    #[test]
+    fn the_time_limit_stops_a_workflow() {
+        let store = Store::default();
+        let limits = Limits {
+            time: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let failure = run(&store, limits, |txn| -> Result<(), Abort> {
+            loop {
+                txn.get(&id("a"), b"n")?; // every host call checks the deadline
+            }
+        })
+        .unwrap_err();
+        assert_eq!(failure, Failure::Deadline { limit: limits.time });
+    }
+}
