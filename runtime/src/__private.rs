@@ -29,6 +29,11 @@ pub mod function {
     pub use crate::function::*;
 }
 
+/// Lambda objects' storage: the order-preserving key encoding.
+pub mod store {
+    pub use crate::store::key::{encode_key, KeyError};
+}
+
 /// Hooks the project's tests use to drive a client below the proxy level.
 pub mod testing {
     use crate::{Client, Result};

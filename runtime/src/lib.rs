@@ -58,6 +58,7 @@ mod placement;
 mod proxy;
 mod registry;
 mod rounds;
+mod store;
 mod thread;
 mod wire;
 
