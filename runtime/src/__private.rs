@@ -29,8 +29,11 @@ pub mod function {
     pub use crate::function::*;
 }
 
-/// Lambda objects' storage: the order-preserving key encoding.
+/// Lambda objects' storage: the host interface the node implements, field
+/// handles' construction, the order-preserving key encoding.
 pub mod store {
+    pub use crate::store::fields::FieldRef;
+    pub use crate::store::host::Host;
     pub use crate::store::key::{encode_key, KeyError};
 }
 

@@ -58,7 +58,7 @@ mod placement;
 mod proxy;
 mod registry;
 mod rounds;
-mod store;
+pub mod store;
 mod thread;
 mod wire;
 

@@ -10,6 +10,7 @@ use super::{run, Abort, Limits, Store};
 use bytes::Bytes;
 use crucial::ObjectId;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 const ACCOUNTS: usize = 6;
@@ -32,11 +33,7 @@ fn account(i: usize) -> ObjectId {
     ObjectId::new("bank", "Account", format!("acct-{i}"))
 }
 
-fn balance(
-    txn: &mut Transaction<'_>,
-    i: usize,
-    reads: &mut Vec<(usize, u64)>,
-) -> Result<u64, Abort> {
+fn balance(txn: &mut Transaction, i: usize, reads: &mut Vec<(usize, u64)>) -> Result<u64, Abort> {
     let value = txn.get(&account(i), b"balance")?.map_or(START, |b| {
         u64::from_le_bytes(b.as_ref().try_into().expect("8 bytes"))
     });
@@ -45,7 +42,7 @@ fn balance(
 }
 
 fn set(
-    txn: &mut Transaction<'_>,
+    txn: &mut Transaction,
     i: usize,
     value: u64,
     writes: &mut Vec<(usize, u64)>,
@@ -66,7 +63,7 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn workload(store: &Store, seed: u64) -> Vec<Record> {
+fn workload(store: &Arc<Store>, seed: u64) -> Vec<Record> {
     let mut random = seed;
     let mut records = Vec::new();
     for _ in 0..WORKFLOWS {
@@ -157,7 +154,7 @@ fn check(mut history: Vec<Record>) {
 
 #[test]
 fn concurrent_transfers_and_audits_are_strictly_serializable() {
-    let store = Store::default();
+    let store = Arc::new(Store::default());
     let history: Vec<Record> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {

@@ -11,10 +11,14 @@
 
 mod entry_set;
 #[cfg(test)]
+mod fields_test;
+#[cfg(test)]
 mod history;
+mod host;
 mod object;
 mod transaction;
 mod workflow;
 
+pub use host::TxHost;
 pub use transaction::{Abort, Store, Transaction};
-pub use workflow::{run, Committed, Failure, Limits};
+pub use workflow::{run, run_with_host, Committed, Failure, Limits};

@@ -87,9 +87,9 @@ impl Store {
     }
 
     /// Starts a transaction that gives up at `deadline`.
-    pub fn begin(&self, deadline: Option<Instant>) -> Transaction<'_> {
+    pub fn begin(self: &Arc<Self>, deadline: Option<Instant>) -> Transaction {
         Transaction {
-            store: self,
+            store: Arc::clone(self),
             objects: HashMap::new(),
             reads: Vec::new(),
             cache: HashMap::new(),
@@ -109,8 +109,8 @@ type Key = (ObjectId, Vec<u8>);
 type ObjectWrites<'a> = Vec<(&'a [u8], &'a Option<Bytes>)>;
 
 /// One transaction: its reads, its buffered writes, its deadline.
-pub struct Transaction<'s> {
-    store: &'s Store,
+pub struct Transaction {
+    store: Arc<Store>,
     objects: HashMap<ObjectId, Arc<LambdaObject>>,
     reads: Vec<Seen>,
     cache: HashMap<Key, Option<Bytes>>,
@@ -118,7 +118,7 @@ pub struct Transaction<'s> {
     deadline: Option<Instant>,
 }
 
-impl Transaction<'_> {
+impl Transaction {
     fn check(&self) -> Result<(), Abort> {
         match self.deadline {
             Some(deadline) if Instant::now() >= deadline => Err(Abort::Deadline),
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn writes_are_seen_by_their_transaction_and_by_later_ones() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let mut t = store.begin(None);
         assert_eq!(t.get(&id("a"), b"k").unwrap(), None);
         t.put(&id("a"), b"k", bytes("1")).unwrap();
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn a_read_overwritten_before_the_commit_aborts_it_and_writes_nothing() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let mut t1 = store.begin(None);
         t1.get(&id("a"), b"x").unwrap();
         t1.put(&id("b"), b"y", bytes("from t1")).unwrap();
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_key_inserted_into_a_scanned_range_aborts_the_scanner() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let mut t1 = store.begin(None);
         assert!(t1.scan(&id("a"), b"m", Some(b"n")).unwrap().is_empty());
         t1.put(&id("b"), b"count", bytes("0")).unwrap();
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_scan_sees_its_own_writes_in_key_order() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let mut t = store.begin(None);
         t.put(&id("a"), b"b", bytes("2")).unwrap();
         t.commit().unwrap();
@@ -377,7 +377,7 @@ mod tests {
     }
 
     /// Two transactions that read and write different keys of one object.
-    fn disjoint_writers(store: &Store) -> (Result<u64, Abort>, Result<u64, Abort>) {
+    fn disjoint_writers(store: &Arc<Store>) -> (Result<u64, Abort>, Result<u64, Abort>) {
         let (mut t1, mut t2) = (store.begin(None), store.begin(None));
         let map = id("map");
         t1.get(&map, b"apple").unwrap();
@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn disjoint_keys_conflict_in_one_entry_set_and_not_once_it_split() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let map = id("map");
         // One entry set: the second commit sees the first's new version.
         let (first, second) = disjoint_writers(&store);
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_transaction_that_read_a_set_split_after_its_read_aborts() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let map = id("map");
         let mut reader = store.begin(None);
         reader.get(&map, b"apple").unwrap();

@@ -1,7 +1,11 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
+use super::host::TxHost;
 use super::transaction::{Abort, Store, Transaction};
+use crucial::__private::store::Host;
+use crucial::store::TxError;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long and how often a workflow may run.
@@ -52,16 +56,40 @@ pub enum Failure {
 
 /// Runs `body` as one transaction, again after each conflict.
 pub fn run<T>(
-    store: &Store,
+    store: &Arc<Store>,
     limits: Limits,
-    mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, Abort>,
+    mut body: impl FnMut(&mut Transaction) -> Result<T, Abort>,
+) -> Result<Committed<T>, Failure> {
+    retry(store, limits, |mut txn| Ok((body(&mut txn)?, txn)))
+}
+
+/// Runs `body` as one transaction, again after each conflict, giving it the
+/// transaction as the [`Host`] that storage fields (`crucial::store`) use.
+pub fn run_with_host<T>(
+    store: &Arc<Store>,
+    limits: Limits,
+    mut body: impl FnMut(Arc<dyn Host>) -> Result<T, TxError>,
+) -> Result<Committed<T>, Failure> {
+    retry(store, limits, |txn| {
+        let host = Arc::new(TxHost::new(txn));
+        let value = body(Arc::clone(&host) as Arc<dyn Host>).map_err(Abort::from);
+        let txn = host.take();
+        value.map(|value| (value, txn))
+    })
+}
+
+/// The loop both forms share: one transaction per execution.
+fn retry<T>(
+    store: &Arc<Store>,
+    limits: Limits,
+    mut attempt: impl FnMut(Transaction) -> Result<(T, Transaction), Abort>,
 ) -> Result<Committed<T>, Failure> {
     let deadline = Instant::now() + limits.time;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let mut txn = store.begin(Some(deadline));
-        let result = body(&mut txn).and_then(|value| txn.commit().map(|tid| (value, tid)));
+        let result = attempt(store.begin(Some(deadline)))
+            .and_then(|(value, txn)| txn.commit().map(|tid| (value, tid)));
         match result {
             Ok((value, tid)) => {
                 return Ok(Committed {
@@ -106,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_failed_function_writes_nothing_and_is_not_retried() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let mut runs = 0;
         let failure = run(&store, Limits::default(), |txn| {
             runs += 1;
@@ -121,7 +149,7 @@ mod tests {
 
     #[test]
     fn conflicts_are_re_executed_until_the_limit() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let limits = Limits {
             attempts: 3,
             ..Limits::default()
@@ -144,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_time_limit_stops_a_workflow() {
-        let store = Store::default();
+        let store = Arc::new(Store::default());
         let limits = Limits {
             time: Duration::from_millis(20),
             ..Limits::default()

@@ -1,0 +1,140 @@
+//! Storage fields (`crucial::store`) over the real transaction engine, built
+//! by hand the way `#[lambda_object]` will generate them.
+
+use super::{run_with_host, Failure, Limits, Store};
+use crucial::__private::store::{FieldRef, Host};
+use crucial::store::{Cell, Map, MultiMap, Set, TxError};
+use crucial::ObjectId;
+use std::sync::Arc;
+
+struct Forum {
+    title: Cell<String>,
+    threads: Map<i64, String>,
+    tags: Set<String>,
+    by_author: MultiMap<String, i64>,
+    posts: Cell<u64>,
+}
+
+impl Forum {
+    fn at(host: &Arc<dyn Host>, key: &str) -> Forum {
+        let id = Arc::new(ObjectId::new("test", "Forum", key));
+        let field = |index, name| FieldRef::new(Arc::clone(host), Arc::clone(&id), index, name);
+        Forum {
+            title: Cell::new(field(0, "title")),
+            threads: Map::new(field(1, "threads")),
+            tags: Set::new(field(2, "tags")),
+            by_author: MultiMap::new(field(3, "by_author")),
+            posts: Cell::new(field(4, "posts")),
+        }
+    }
+}
+
+fn workflow<T>(store: &Arc<Store>, body: impl Fn(&Forum) -> Result<T, TxError>) -> T {
+    run_with_host(store, Limits::default(), |host| {
+        body(&Forum::at(&host, "f"))
+    })
+    .expect("commits")
+    .value
+}
+
+#[test]
+fn every_field_kind_reads_back_what_committed_workflows_wrote() {
+    let store = Arc::new(Store::default());
+    workflow(&store, |f| {
+        f.title.set(&"Rust".to_string())?;
+        for (k, v) in [
+            (-5, "minus five"),
+            (3, "three"),
+            (40, "forty"),
+            (-300, "low"),
+        ] {
+            f.threads.insert(&k, &v.to_string())?;
+        }
+        for tag in ["b", "a", "c", "a"] {
+            f.tags.insert(&tag.to_string())?;
+        }
+        f.by_author.insert(&"ann".to_string(), &3)?;
+        f.by_author.insert(&"ann".to_string(), &-5)?;
+        f.by_author.insert(&"bob".to_string(), &40)
+    });
+    workflow(&store, |f| {
+        assert_eq!(f.title.get()?, Some("Rust".to_string()));
+        assert_eq!(f.threads.get(&3)?, Some("three".to_string()));
+        assert_eq!(f.threads.get(&4)?, None);
+        let keys: Vec<i64> = f.threads.entries()?.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [-300, -5, 3, 40], "negative keys sort first");
+        let middle: Vec<i64> = f
+            .threads
+            .range(-5..40)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(middle, [-5, 3]);
+        let closed: Vec<i64> = f
+            .threads
+            .range(-5..=40)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(closed, [-5, 3, 40]);
+        assert_eq!(f.tags.values()?, ["a", "b", "c"]);
+        assert_eq!(f.tags.range("b".to_string()..)?, ["b", "c"]);
+        assert_eq!(f.by_author.get(&"ann".to_string())?, [-5, 3]);
+        assert!(f.by_author.contains(&"bob".to_string(), &40)?);
+        assert_eq!(f.by_author.entries()?.len(), 3);
+        // Fields are separate ranges of the object.
+        assert_eq!(f.posts.get()?, None);
+        Ok(())
+    });
+    workflow(&store, |f| {
+        f.threads.remove(&3)?;
+        f.tags.remove(&"b".to_string())?;
+        f.by_author.remove(&"ann".to_string(), &3)?;
+        f.title.clear()
+    });
+    workflow(&store, |f| {
+        assert!(!f.threads.contains_key(&3)?);
+        assert_eq!(f.tags.values()?, ["a", "c"]);
+        assert_eq!(f.by_author.get(&"ann".to_string())?, [-5]);
+        assert_eq!(f.title.get()?, None);
+        Ok(())
+    });
+}
+
+#[test]
+fn concurrent_increments_of_a_cell_are_never_lost() {
+    let store = Arc::new(Store::default());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..200 {
+                    workflow(&store, |f| {
+                        let n = f.posts.get_or_default()?;
+                        std::thread::yield_now();
+                        f.posts.set(&(n + 1))
+                    });
+                }
+            });
+        }
+    });
+    assert_eq!(workflow(&store, |f| f.posts.get()), Some(800));
+}
+
+#[test]
+fn an_entry_of_another_type_fails_the_workflow_with_the_field_named() {
+    let store = Arc::new(Store::default());
+    workflow(&store, |f| f.title.set(&"not a number".to_string()));
+    let failure = run_with_host(&store, Limits::default(), |host| {
+        let id = Arc::new(ObjectId::new("test", "Forum", "f"));
+        let changed: Cell<bool> = Cell::new(FieldRef::new(host, id, 0, "title"));
+        changed.get()
+    })
+    .unwrap_err();
+    let Failure::Failed(message) = failure else {
+        panic!("{failure:?}")
+    };
+    assert!(
+        message.contains("test/Forum/f.title does not decode"),
+        "{message}"
+    );
+}
