@@ -4,7 +4,7 @@
 //! [`Ctxt`] and never stop: the user sees every mistake in one build. Each
 //! check returns what can still be expanded, so that one mistake gives one error.
 
-use crate::ast::{Method, ObjectImpl, ObjectKind, ObjectStruct, Param, ThreadFn};
+use crate::ast::{Method, ObjectImpl, ObjectKind, ObjectStruct, Param, StorageField, ThreadFn};
 use crate::ctxt::Ctxt;
 use crate::names;
 use quote::ToTokens;
@@ -37,6 +37,10 @@ impl Subject {
     /// Why it must have one concrete type.
     fn why_concrete(self) -> &'static str {
         match self {
+            Subject::ObjectStruct(ObjectKind::Lambda) => {
+                "its entries are stored and its functions dispatched by one concrete type; use \
+                 concrete types in its storage fields (`Map<u64, Comment>`)"
+            }
             Subject::ObjectStruct(_) => {
                 "the server must know its concrete type; use concrete field types (for typed \
                  collections see `crucial::List<T>` and `crucial::Map<K, V>`, which wrap a \
@@ -222,6 +226,43 @@ pub fn object_struct(cx: &Ctxt, object: &ObjectStruct) -> bool {
         Subject::ObjectStruct(object.kind),
         &object.item.generics,
     )
+}
+
+/// A `#[lambda_object]` struct: concrete, named fields, each a storage field
+/// (the number of its type arguments is the compiler's to check, on the
+/// struct as written). Returns whether it can be expanded.
+pub fn lambda_struct(cx: &Ctxt, object: &ObjectStruct, fields: &[StorageField]) -> bool {
+    let item = &object.item;
+    let mut ok = concrete(cx, Subject::ObjectStruct(object.kind), &item.generics);
+    if !matches!(item.fields, syn::Fields::Named(_)) {
+        cx.error_spanned_by(
+            &item.ident,
+            "a #[lambda_object] struct needs named fields, each a storage field: \
+             `struct Thread { title: Cell<String>, comments: Map<u32, Comment> }`",
+        );
+        return false;
+    }
+    if fields.len() > usize::from(u16::MAX) {
+        cx.error_spanned_by(
+            &item.ident,
+            "a #[lambda_object] struct has at most 65535 fields",
+        );
+        ok = false;
+    }
+    for field in fields.iter().filter(|f| f.kind.is_none()) {
+        let ty = &field.ty;
+        let written = ty.to_token_stream().to_string();
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`{written}` is not a storage field: a #[lambda_object] field is a `Cell<T>`, \
+                 `Map<K, V>`, `MultiMap<K, V>` or `Set<T>` from `crucial::store` (for one \
+                 value of this type: `Cell<{written}>`)"
+            ),
+        );
+        ok = false;
+    }
+    ok
 }
 
 /// What is generated for one method of an object type's impl block.

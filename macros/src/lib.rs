@@ -31,6 +31,15 @@ pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::shared(args.into(), input.into()).into()
 }
 
+/// Declares a lambda object type: a struct whose fields are storage fields
+/// (`Cell<T>`, `Map<K, V>`, `MultiMap<K, V>`, `Set<T>` from `crucial::store`),
+/// bound to one object in a running workflow's transaction. Optional
+/// argument: `name = "..."` (the registered type name).
+#[proc_macro_attribute]
+pub fn lambda_object(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::lambda_object(args.into(), input.into()).into()
+}
+
 /// Registers a free function (or a `Runnable` struct) as a cloud thread.
 ///
 /// For a function `fn work(a: A) -> R` it generates a module `work` holding

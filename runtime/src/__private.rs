@@ -32,9 +32,11 @@ pub mod function {
 /// Lambda objects' storage: the host interface the node implements, field
 /// handles' construction, the order-preserving key encoding.
 pub mod store {
-    pub use crate::store::fields::FieldRef;
+    pub use crate::store::fields::{FieldRef, LambdaObject, StorageField};
     pub use crate::store::host::Host;
     pub use crate::store::key::{encode_key, KeyError};
+    pub use crate::ObjectId;
+    pub use std::sync::Arc;
 }
 
 /// Hooks the project's tests use to drive a client below the proxy level.

@@ -76,7 +76,7 @@ pub use bytes::Bytes;
 pub use client::Client;
 pub use config::{Config, ENV_SERVER};
 pub use context::Context;
-pub use crucial_macros::{cloud_thread, shared};
+pub use crucial_macros::{cloud_thread, lambda_object, shared};
 pub use error::{Error, RemoteError, Result};
 pub use object_id::ObjectId;
 pub use proxy::SharedProxy;

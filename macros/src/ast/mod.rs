@@ -1,12 +1,14 @@
 //! The model the macros work on. Parsing builds it from any well-formed item
 //! without judging it; `check` then says everything that is wrong with it, and
 //! `expand` generates code from it. One model serves both object kinds
-//! (`#[shared]` now, `#[lambda_object]` next) and both forms of cloud thread.
+//! (`#[shared]`, `#[lambda_object]`) and both forms of cloud thread.
 
+mod lambda;
 mod method;
 mod object;
 mod thread;
 
+pub use lambda::{storage_fields, StorageField};
 pub use method::{Method, ObjectImpl};
 pub use object::{parse_object, ObjectStruct, ObjectTarget};
 pub use thread::{parse_thread, ThreadFn, ThreadTarget};
@@ -19,6 +21,9 @@ use syn::{FnArg, Ident, ReturnType, Type};
 pub enum ObjectKind {
     /// `#[shared]`: a Rust value whose methods run on its node, linearizably.
     Shared,
+    /// `#[lambda_object]`: storage fields whose functions run next to them,
+    /// each workflow one transaction.
+    Lambda,
 }
 
 impl ObjectKind {
@@ -26,6 +31,7 @@ impl ObjectKind {
     pub fn attr(self) -> &'static str {
         match self {
             ObjectKind::Shared => "#[shared]",
+            ObjectKind::Lambda => "#[lambda_object]",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! be shipped still gets a proxy stub), so that one mistake gives one error
 //! instead of a cascade of "cannot find" errors (as thiserror's fallback does).
 
+mod lambda;
 mod methods;
 mod object;
 mod thread;
@@ -20,6 +21,11 @@ pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
     object_attribute(ObjectKind::Shared, args, input)
 }
 
+/// `#[lambda_object]` on a struct (its impl block's functions come next).
+pub fn lambda_object(args: TokenStream, input: TokenStream) -> TokenStream {
+    object_attribute(ObjectKind::Lambda, args, input)
+}
+
 fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> TokenStream {
     let item: syn::Item = match syn::parse2(input.clone()) {
         Ok(item) => item,
@@ -27,10 +33,32 @@ fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> 
     };
     let cx = Ctxt::new();
     let generated = match ast::parse_object(kind, item) {
+        ObjectTarget::Struct(object) if kind == ObjectKind::Lambda => {
+            let args = attr::object_args(&cx, args);
+            if args.persistent {
+                cx.error_at(
+                    proc_macro2::Span::call_site(),
+                    "lambda objects are always persistent (their entries live in the node's \
+                     storage): remove `persistent`",
+                );
+            }
+            let fields = ast::storage_fields(&object.item);
+            let expandable = check::lambda_struct(&cx, &object, &fields);
+            lambda::LambdaGen::new(&object, &fields, &args, expandable).generate()
+        }
         ObjectTarget::Struct(object) => {
             let args = attr::object_args(&cx, args);
             let expandable = check::object_struct(&cx, &object);
             object::ObjectGen::new(&object, &args, expandable).generate()
+        }
+        ObjectTarget::Impl(imp) if kind == ObjectKind::Lambda => {
+            cx.error_spanned_by(
+                &imp.item.self_ty,
+                "#[lambda_object] functions (constructors, methods, static and protected \
+                 functions) are not served yet: this version binds the struct's storage fields \
+                 only (see the guide's *Lambda objects* page)",
+            );
+            imp.item.into_token_stream()
         }
         ObjectTarget::Impl(imp) => {
             attr::expect_empty(

@@ -1,12 +1,13 @@
-//! Storage fields (`crucial::store`) over the real transaction engine, built
-//! by hand the way `#[lambda_object]` will generate them.
+//! Storage fields (`crucial::store`) of a `#[lambda_object]` struct over the
+//! real transaction engine.
 
 use super::{run_with_host, Failure, Limits, Store};
-use crucial::__private::store::{FieldRef, Host};
+use crucial::__private::store::{FieldRef, LambdaObject};
 use crucial::store::{Cell, Map, MultiMap, Set, TxError};
 use crucial::ObjectId;
 use std::sync::Arc;
 
+#[crucial::lambda_object]
 struct Forum {
     title: Cell<String>,
     threads: Map<i64, String>,
@@ -15,26 +16,25 @@ struct Forum {
     posts: Cell<u64>,
 }
 
-impl Forum {
-    fn at(host: &Arc<dyn Host>, key: &str) -> Forum {
-        let id = Arc::new(ObjectId::new("test", "Forum", key));
-        let field = |index, name| FieldRef::new(Arc::clone(host), Arc::clone(&id), index, name);
-        Forum {
-            title: Cell::new(field(0, "title")),
-            threads: Map::new(field(1, "threads")),
-            tags: Set::new(field(2, "tags")),
-            by_author: MultiMap::new(field(3, "by_author")),
-            posts: Cell::new(field(4, "posts")),
-        }
-    }
+fn forum() -> Arc<ObjectId> {
+    Arc::new(ObjectId::new("test", Forum::TYPE_NAME, "f"))
 }
 
 fn workflow<T>(store: &Arc<Store>, body: impl Fn(&Forum) -> Result<T, TxError>) -> T {
     run_with_host(store, Limits::default(), |host| {
-        body(&Forum::at(&host, "f"))
+        body(&Forum::at(host, forum()))
     })
     .expect("commits")
     .value
+}
+
+#[test]
+fn the_macro_numbers_fields_in_declaration_order() {
+    assert_eq!(Forum::TYPE_NAME, "Forum");
+    assert_eq!(
+        Forum::FIELDS,
+        ["title", "threads", "tags", "by_author", "posts"]
+    );
 }
 
 #[test]
@@ -125,8 +125,7 @@ fn an_entry_of_another_type_fails_the_workflow_with_the_field_named() {
     let store = Arc::new(Store::default());
     workflow(&store, |f| f.title.set(&"not a number".to_string()));
     let failure = run_with_host(&store, Limits::default(), |host| {
-        let id = Arc::new(ObjectId::new("test", "Forum", "f"));
-        let changed: Cell<bool> = Cell::new(FieldRef::new(host, id, 0, "title"));
+        let changed: Cell<bool> = Cell::new(FieldRef::new(host, forum(), 0, "title"));
         changed.get()
     })
     .unwrap_err();

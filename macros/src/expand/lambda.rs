@@ -1,0 +1,104 @@
+//! The code generated for a `#[lambda_object]` struct: its `LambdaObject`
+//! impl, which binds every storage field to its object in a running workflow.
+//! (Its functions — the impl block — come next.)
+
+use crate::ast::{ObjectStruct, StorageField};
+use crate::attr::ObjectArgs;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+/// Generates one lambda object type's struct-side items.
+pub struct LambdaGen<'a> {
+    object: &'a ObjectStruct,
+    fields: &'a [StorageField],
+    args: &'a ObjectArgs,
+    expandable: bool,
+}
+
+impl<'a> LambdaGen<'a> {
+    /// A generator; `expandable: false` emits the struct alone.
+    pub fn new(
+        object: &'a ObjectStruct,
+        fields: &'a [StorageField],
+        args: &'a ObjectArgs,
+        expandable: bool,
+    ) -> Self {
+        LambdaGen {
+            object,
+            fields,
+            args,
+            expandable,
+        }
+    }
+
+    /// The struct and everything generated for it.
+    pub fn generate(&self) -> TokenStream {
+        let item = &self.object.item;
+        if !self.expandable {
+            return quote!(#item);
+        }
+        let lambda_object = self.lambda_object_impl();
+        quote! {
+            #item
+            #lambda_object
+        }
+    }
+
+    /// `impl LambdaObject`: the type name, the field names, and `at`, which
+    /// binds each field (its index is its entries' prefix). Each binding is
+    /// spanned on the field's type, so a key that is not `Ord` or a value that
+    /// is not serde is reported there.
+    fn lambda_object_impl(&self) -> TokenStream {
+        let ident = &self.object.item.ident;
+        let type_name = match &self.args.name {
+            Some(lit) => quote!(#lit),
+            None => {
+                let text = ident.to_string();
+                quote!(#text)
+            }
+        };
+        let names: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| {
+                f.ident
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let bindings = self
+            .fields
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(index, (field, name))| {
+                let field_ident = &field.ident;
+                let ty = &field.ty;
+                let index = index as u16;
+                quote_spanned! {ty.span()=>
+                    #field_ident: <#ty as ::crucial::__private::store::StorageField>::bind(
+                        ::crucial::__private::store::FieldRef::new(
+                            ::crucial::__private::store::Arc::clone(&host),
+                            ::crucial::__private::store::Arc::clone(&id),
+                            #index,
+                            #name,
+                        ),
+                    )
+                }
+            });
+        quote! {
+            impl ::crucial::__private::store::LambdaObject for #ident {
+                const TYPE_NAME: &'static str = #type_name;
+                const FIELDS: &'static [&'static str] = &[#(#names),*];
+                fn at(
+                    host: ::crucial::__private::store::Arc<dyn ::crucial::__private::store::Host>,
+                    id: ::crucial::__private::store::Arc<::crucial::__private::store::ObjectId>,
+                ) -> Self {
+                    #ident { #(#bindings,)* }
+                }
+            }
+        }
+    }
+}
