@@ -15,6 +15,8 @@ pub enum Space {
     /// Calls logged since an object's last snapshot: `object, seq` -> method
     /// and arguments.
     Calls,
+    /// Lambda objects' entries: `object id, entry key` -> value.
+    Entries,
 }
 
 /// One change in an atomic batch: a value to store, or `None` to delete.
@@ -47,6 +49,7 @@ pub struct Fjall {
     objects: fjall::Keyspace,
     dedup: fjall::Keyspace,
     calls: fjall::Keyspace,
+    entries: fjall::Keyspace,
 }
 
 impl Fjall {
@@ -69,11 +72,15 @@ impl Fjall {
         let calls = db
             .keyspace("calls", fjall::KeyspaceCreateOptions::default)
             .map_err(|e| e.to_string())?;
+        let entries = db
+            .keyspace("entries", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| e.to_string())?;
         Ok(Fjall {
             db,
             objects,
             dedup,
             calls,
+            entries,
         })
     }
 
@@ -82,6 +89,7 @@ impl Fjall {
             Space::Objects => &self.objects,
             Space::Dedup => &self.dedup,
             Space::Calls => &self.calls,
+            Space::Entries => &self.entries,
         }
     }
 }

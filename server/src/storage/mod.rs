@@ -33,8 +33,8 @@ use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::__private::wire::Outcome;
 use engine::{Engine, Fjall, Write};
 use records::{
-    call_key, calls_prefix, decode, encode, object_key, reply_key, split_call_key,
-    split_object_key, CallRecord, ObjectRecord,
+    call_key, calls_prefix, decode, encode, entry_key, object_key, reply_key, split_call_key,
+    split_entry_key, split_object_key, CallRecord, EntryRecord, ObjectRecord,
 };
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -164,6 +164,9 @@ pub struct Queued {
     /// Resolves when it is as durable as the node promises.
     pub ticket: Ticket,
 }
+
+/// A lambda object's entry as stored: `(object, entry key, value)`.
+pub type StoredEntry = (crucial::ObjectId, Vec<u8>, Vec<u8>);
 
 /// A remembered reply, as recovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +412,40 @@ impl Storage {
             method: record.method.to_string(),
             args: record.args.to_vec(),
         })
+    }
+
+    /// Queues a committed transaction's writes to lambda objects' entries
+    /// (`None`: deleted) as one atomic write. Call it while the transaction
+    /// still holds its entry sets' locks, so commits reach the disk in order.
+    pub fn save_entries<'a>(
+        &self,
+        writes: impl IntoIterator<Item = (&'a crucial::ObjectId, &'a [u8], Option<&'a [u8]>)>,
+    ) -> Queued {
+        let writes = writes
+            .into_iter()
+            .map(|(object, key, value)| {
+                let record = value.map(|v| encode(&EntryRecord(v)));
+                (Space::Entries, entry_key(object, key), record)
+            })
+            .collect();
+        let (seq, ticket) = self.committer.submit(writes, self.caller_leads);
+        Queued { seq, ticket }
+    }
+
+    /// Every stored entry of every lambda object.
+    pub fn entries(&self) -> Result<Vec<StoredEntry>, String> {
+        self.engine
+            .scan(Space::Entries)?
+            .into_iter()
+            .map(|(k, v)| {
+                let damaged =
+                    |what: &str| format!("{}: an entry's {what} is damaged", self.dir.display());
+                let (object, key) = split_entry_key(&k).ok_or_else(|| damaged("key"))?;
+                let EntryRecord(value) =
+                    decode(&v).map_err(|e| damaged(&format!("value ({e})")))?;
+                Ok((object, key.to_vec(), value.to_vec()))
+            })
+            .collect()
     }
 
     /// Every remembered reply.

@@ -72,6 +72,28 @@ pub fn split_call_key(k: &[u8]) -> Option<(&[u8], u64)> {
     Some((object, seq))
 }
 
+/// A lambda object's entry key: the length of the encoded object id, the id,
+/// then the entry's key within the object.
+pub fn entry_key(object: &crucial::ObjectId, key: &[u8]) -> Vec<u8> {
+    let id = postcard::to_allocvec(object).expect("an object id always encodes");
+    let mut k = Vec::with_capacity(4 + id.len() + key.len());
+    k.extend_from_slice(&(id.len() as u32).to_be_bytes());
+    k.extend_from_slice(&id);
+    k.extend_from_slice(key);
+    k
+}
+
+/// The object id and the entry key of an entry key.
+pub fn split_entry_key(k: &[u8]) -> Option<(crucial::ObjectId, &[u8])> {
+    let len = u32::from_be_bytes(k.get(..4)?.try_into().ok()?) as usize;
+    let object = postcard::from_bytes(k.get(4..4 + len)?).ok()?;
+    Some((object, k.get(4 + len..)?))
+}
+
+/// A lambda object's entry value.
+#[derive(Serialize, Deserialize)]
+pub struct EntryRecord<'a>(#[serde(borrow, with = "serde_bytes")] pub &'a [u8]);
+
 /// `client, request`, big-endian: a remembered reply's key.
 pub fn reply_key(client: u64, request: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(16);
@@ -109,6 +131,14 @@ mod tests {
         bytes[0] = 9;
         let error = decode::<Outcome>(&bytes).unwrap_err();
         assert!(error.contains("record format 9"), "{error}");
+    }
+
+    #[test]
+    fn entry_keys_split_back() {
+        let id = crucial::ObjectId::new("forum", "Thread", "t\0x");
+        let k = entry_key(&id, b"\x00\x01key");
+        assert_eq!(split_entry_key(&k), Some((id, &b"\x00\x01key"[..])));
+        assert_eq!(split_entry_key(&k[..3]), None);
     }
 
     #[test]

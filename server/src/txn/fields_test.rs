@@ -137,3 +137,41 @@ fn an_entry_of_another_type_fails_the_workflow_with_the_field_named() {
         "{message}"
     );
 }
+
+#[test]
+fn committed_entries_come_back_from_the_data_directory() {
+    use crate::storage::{Durability, Storage};
+    let dir = std::env::temp_dir().join(format!("crucial-entries-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let durable = |store: &Arc<Store>, body: &dyn Fn(&Forum) -> Result<(), TxError>| {
+        let committed = run_with_host(store, Limits::default(), |host| {
+            body(&Forum::at(host, forum()))
+        })
+        .expect("commits");
+        let ticket = committed
+            .durable
+            .expect("a write on a durable store has a ticket");
+        ticket.blocking_recv().expect("answered").expect("durable");
+    };
+    {
+        let storage = Arc::new(Storage::open(&dir, Durability::Sync).expect("open"));
+        let store = Arc::new(Store::recover(storage).expect("empty"));
+        durable(&store, &|f| {
+            f.title.set(&"kept".to_string())?;
+            f.threads.insert(&-1, &"minus one".to_string())?;
+            f.threads.insert(&2, &"two".to_string())?;
+            f.tags.insert(&"x".to_string())
+        });
+        durable(&store, &|f| f.threads.remove(&2));
+    }
+    let storage = Arc::new(Storage::open(&dir, Durability::Sync).expect("reopen"));
+    let store = Arc::new(Store::recover(storage).expect("recover"));
+    workflow(&store, |f| {
+        assert_eq!(f.title.get()?, Some("kept".to_string()));
+        assert_eq!(f.threads.entries()?, [(-1, "minus one".to_string())]);
+        assert_eq!(f.tags.values()?, ["x"]);
+        Ok(())
+    });
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,6 +30,7 @@
 
 use super::entry_set::{EntrySet, Locking};
 use super::object::{LambdaObject, Seen};
+use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
 use crucial::ObjectId;
 use std::collections::{BTreeMap, HashMap};
@@ -50,10 +51,12 @@ pub enum Abort {
     Failed(String),
 }
 
-/// The lambda objects of one node and the clock their commits are numbered by.
+/// The lambda objects of one node, the clock their commits are numbered by,
+/// and the data directory their entries are kept in (if any).
 pub struct Store {
     objects: RwLock<HashMap<ObjectId, Arc<LambdaObject>>>,
     clock: AtomicU64,
+    storage: Option<Arc<Storage>>,
 }
 
 impl Default for Store {
@@ -61,11 +64,26 @@ impl Default for Store {
         Store {
             objects: RwLock::default(),
             clock: AtomicU64::new(1),
+            storage: None,
         }
     }
 }
 
 impl Store {
+    /// The lambda objects kept in `storage`: every stored entry is loaded,
+    /// and every commit's writes are stored.
+    pub fn recover(storage: Arc<Storage>) -> Result<Store, String> {
+        let store = Store {
+            storage: Some(Arc::clone(&storage)),
+            ..Store::default()
+        };
+        for (object, key, value) in storage.entries()? {
+            let value = Some(Bytes::from(value));
+            store.object(&object).install([(key.as_slice(), &value)]);
+        }
+        Ok(store)
+    }
+
     /// The object with `id`, made empty on first touch (so that a read of a
     /// missing object records a version too, and its creation conflicts).
     pub fn object(&self, id: &ObjectId) -> Arc<LambdaObject> {
@@ -203,7 +221,15 @@ impl Transaction {
 
     /// Commits: returns the commit's number (its place in the serial order),
     /// or why it aborted (nothing written then).
-    pub fn commit(mut self) -> Result<u64, Abort> {
+    pub fn commit(self) -> Result<u64, Abort> {
+        self.commit_durably().map(|(tid, _)| tid)
+    }
+
+    /// Commits, and on a store with a data directory queues the writes for
+    /// the disk before the entry sets are unlocked (so commits of one set
+    /// reach the disk in their order); the ticket says when they are durable,
+    /// and the workflow's reply must wait for it.
+    pub fn commit_durably(mut self) -> Result<(u64, Option<Ticket>), Abort> {
         self.check()?;
         let locked = self.lock_write_sets()?;
         let tid = self.store.tick();
@@ -226,13 +252,25 @@ impl Transaction {
         for (id, object_writes) in by_object {
             self.objects[id].install(object_writes);
         }
+        let durable = match &self.store.storage {
+            Some(storage) if !writes.is_empty() => Some(
+                storage
+                    .save_entries(
+                        writes
+                            .iter()
+                            .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
+                    )
+                    .ticket,
+            ),
+            _ => None,
+        };
         for lock in &locked {
             let split = lock.set.contended() && lock.object.split(&lock.set, &lock.first_key, tid);
             if !split {
                 lock.set.unlock(tid);
             }
         }
-        Ok(tid)
+        Ok((tid, durable))
     }
 
     /// Locks the entry sets of every written key, in the order of their

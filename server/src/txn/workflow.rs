@@ -3,6 +3,7 @@
 
 use super::host::TxHost;
 use super::transaction::{Abort, Store, Transaction};
+use crate::storage::Ticket;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ impl Default for Limits {
 }
 
 /// A committed workflow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Committed<T> {
     /// What the function returned.
     pub value: T,
@@ -35,6 +36,9 @@ pub struct Committed<T> {
     pub tid: u64,
     /// Executions it took (1: no conflict).
     pub attempts: u32,
+    /// On a store with a data directory, resolves when the writes are
+    /// durable: the reply waits for it.
+    pub durable: Option<Ticket>,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -89,13 +93,14 @@ fn retry<T>(
     loop {
         attempts += 1;
         let result = attempt(store.begin(Some(deadline)))
-            .and_then(|(value, txn)| txn.commit().map(|tid| (value, tid)));
+            .and_then(|(value, txn)| txn.commit_durably().map(|done| (value, done)));
         match result {
-            Ok((value, tid)) => {
+            Ok((value, (tid, durable))) => {
                 return Ok(Committed {
                     value,
                     tid,
                     attempts,
+                    durable,
                 })
             }
             Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),
