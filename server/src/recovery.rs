@@ -60,12 +60,7 @@ pub fn recover(
                 found.objects += 1;
             }
             Err(reason) => {
-                tracing::warn!(
-                    "{}: object `{}` of type `{}` is unreadable: {reason}",
-                    storage.dir().display(),
-                    stored.key,
-                    entry.name
-                );
+                storage.report_unreadable(entry.name, &stored.key, &reason);
                 table.insert_unreadable(entry, &stored.key, reason);
                 found.unreadable += 1;
             }

@@ -77,8 +77,8 @@ impl FieldRef {
             .map_err(|e| TxError::Encode(format!("{self:?}: {e}")))
     }
 
-    /// The entries whose key starts with `start` (a whole field, or one key
-    /// of a multimap), or lie in `bounds` after the prefix.
+    /// The values of the entries whose whole keys lie in `bounds` (an
+    /// unbounded side stops at the field's own range).
     fn scan(&self, bounds: KeyRange) -> Result<Vec<Bytes>, TxError> {
         let from = match bounds.0 {
             Bound::Included(k) => k,
@@ -153,7 +153,10 @@ pub trait LambdaObject: Sized {
 
 impl<T: Serialize + DeserializeOwned> StorageField for Cell<T> {
     fn bind(field: FieldRef) -> Self {
-        Cell::new(field)
+        Cell {
+            field,
+            _types: PhantomData,
+        }
     }
 }
 
@@ -161,7 +164,10 @@ impl<K: Ord + Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> Sto
     for Map<K, V>
 {
     fn bind(field: FieldRef) -> Self {
-        Map::new(field)
+        Map {
+            field,
+            _types: PhantomData,
+        }
     }
 }
 
@@ -169,25 +175,24 @@ impl<K: Ord + Serialize + DeserializeOwned, V: Ord + Serialize + DeserializeOwne
     for MultiMap<K, V>
 {
     fn bind(field: FieldRef) -> Self {
-        MultiMap::new(field)
+        MultiMap {
+            field,
+            _types: PhantomData,
+        }
     }
 }
 
 impl<T: Ord + Serialize + DeserializeOwned> StorageField for Set<T> {
     fn bind(field: FieldRef) -> Self {
-        Set::new(field)
+        Set {
+            field,
+            _types: PhantomData,
+        }
     }
 }
 
 macro_rules! field_handle {
     ($name:ident < $($p:ident),* >) => {
-        impl<$($p),*> $name<$($p),*> {
-            /// A handle on a field of an object (used by generated code).
-            pub fn new(field: FieldRef) -> Self {
-                $name { field, _types: PhantomData }
-            }
-        }
-
         impl<$($p),*> fmt::Debug for $name<$($p),*> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({:?})", stringify!($name), self.field)

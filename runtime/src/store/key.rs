@@ -70,6 +70,27 @@ impl KeyWriter {
 
 type Result<T> = std::result::Result<T, KeyError>;
 
+/// Unsigned integers: big-endian bytes.
+macro_rules! big_endian {
+    ($($method:ident: $ty:ty),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<()> {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            Ok(())
+        }
+    )*};
+}
+
+/// Signed integers: the sign bit flipped, then big-endian bytes.
+macro_rules! sign_flipped {
+    ($($method:ident: $ty:ty as $unsigned:ty),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<()> {
+            let flipped = (v as $unsigned) ^ (1 << (<$unsigned>::BITS - 1));
+            self.0.extend_from_slice(&flipped.to_be_bytes());
+            Ok(())
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for &'a mut KeyWriter {
     type Ok = ();
     type Error = KeyError;
@@ -85,49 +106,13 @@ impl<'a> ser::Serializer for &'a mut KeyWriter {
         self.0.push(v as u8);
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.0.push((v as u8) ^ 0x80);
-        Ok(())
+    big_endian! {
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128,
     }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.0
-            .extend_from_slice(&((v as u16) ^ (1 << 15)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.0
-            .extend_from_slice(&((v as u32) ^ (1 << 31)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<()> {
-        self.0
-            .extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<()> {
-        self.0
-            .extend_from_slice(&((v as u128) ^ (1 << 127)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.0.push(v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<()> {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<()> {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        Ok(())
+    sign_flipped! {
+        serialize_i8: i8 as u8, serialize_i16: i16 as u16, serialize_i32: i32 as u32,
+        serialize_i64: i64 as u64, serialize_i128: i128 as u128,
     }
     fn serialize_f32(self, v: f32) -> Result<()> {
         let bits = v.to_bits();

@@ -5,7 +5,7 @@
 
 use super::cell::{CallLog, ObjectCell, ObjectState};
 use super::residency::Residency;
-use crate::storage::{Change, Queued, Storage, StoredObject, Ticket};
+use crate::storage::{call_size, Change, Queued, Storage, StoredObject, Ticket};
 use crucial::__private::registry::MethodEntry;
 use crucial::__private::wire::Outcome;
 
@@ -49,12 +49,8 @@ impl Persist<'_> {
                 self.residency.activated(log.bytes());
             }
             Err(reason) => {
-                tracing::warn!(
-                    "{}: object `{}` of type `{}` is unreadable: {reason}",
-                    self.storage.dir().display(),
-                    cell.key,
-                    entry.name
-                );
+                self.storage
+                    .report_unreadable(entry.name, &cell.key, &reason);
                 // Resident (with no bytes) from now on, like any unreadable
                 // stand-in; its calls get `Unreadable`.
                 state.value = Some((entry.create_default)());
@@ -109,11 +105,10 @@ impl Persist<'_> {
         let change = match cause {
             Some((method, args, true))
                 if self.storage.call_log()
-                    && log.logged_bytes + method.id.name.len() + args.len()
-                        < log.snapshot_bytes =>
+                    && log.logged_bytes + call_size(method.id.name, args) < log.snapshot_bytes =>
             {
                 log.last += 1;
-                log.logged_bytes += method.id.name.len() + args.len();
+                log.logged_bytes += call_size(method.id.name, args);
                 Change::Call {
                     seq: log.last,
                     method: method.id.name,

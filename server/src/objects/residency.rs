@@ -76,9 +76,13 @@ impl Residency {
         self.peak.fetch_max(resident, Ordering::Relaxed);
         if let Some(limit) = self.limit {
             if resident > limit / 100 * HIGH_PERCENT {
+                // Wake the passivator once per pass, not on every write.
                 let (lock, wake) = &self.nudge;
-                *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-                wake.notify_one();
+                let mut nudged = lock.lock().unwrap_or_else(|e| e.into_inner());
+                if !*nudged {
+                    *nudged = true;
+                    wake.notify_one();
+                }
             }
         }
     }

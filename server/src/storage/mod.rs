@@ -126,9 +126,14 @@ impl StoredObject {
         self.calls
             .iter()
             .filter(|c| c.seq > self.applied)
-            .map(|c| c.method.len() + c.args.len())
+            .map(|c| call_size(&c.method, &c.args))
             .sum()
     }
+}
+
+/// What a logged call counts for, against its object's snapshot size.
+pub fn call_size(method: &str, args: &[u8]) -> usize {
+    method.len() + args.len()
 }
 
 /// What a mutating call writes.
@@ -245,6 +250,15 @@ impl Storage {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Logs that a stored object cannot be read by this build (at recovery,
+    /// or when a passivated object comes back).
+    pub fn report_unreadable(&self, type_name: &str, key: &str, reason: &str) {
+        tracing::warn!(
+            "{}: object `{key}` of type `{type_name}` is unreadable: {reason}",
+            self.dir.display()
+        );
     }
 
     /// Queues a change of an object (and the reply of the request that made

@@ -2,7 +2,7 @@
 //! real transaction engine.
 
 use super::{run_with_host, Failure, Limits, Store};
-use crucial::__private::store::{FieldRef, LambdaObject};
+use crucial::__private::store::{FieldRef, LambdaObject, StorageField};
 use crucial::store::{Cell, Map, MultiMap, Set, TxError};
 use crucial::ObjectId;
 use std::sync::Arc;
@@ -125,7 +125,7 @@ fn an_entry_of_another_type_fails_the_workflow_with_the_field_named() {
     let store = Arc::new(Store::default());
     workflow(&store, |f| f.title.set(&"not a number".to_string()));
     let failure = run_with_host(&store, Limits::default(), |host| {
-        let changed: Cell<bool> = Cell::new(FieldRef::new(host, forum(), 0, "title"));
+        let changed = <Cell<bool> as StorageField>::bind(FieldRef::new(host, forum(), 0, "title"));
         changed.get()
     })
     .unwrap_err();
