@@ -41,7 +41,8 @@ impl Parse for ObjectArg {
             other => Err(syn::Error::new(
                 ident.span(),
                 format!(
-                    "unknown #[shared] argument `{other}`; expected `persistent` or `name = \"...\"`"
+                    "unknown argument `{other}`; expected `name = \"...\"` (and, for #[shared], \
+                     `persistent`)"
                 ),
             )),
         }
@@ -83,5 +84,39 @@ pub fn object_args(cx: &Ctxt, tokens: TokenStream) -> ObjectArgs {
 pub fn expect_empty(cx: &Ctxt, tokens: TokenStream, what: &str) {
     if let Some(first) = tokens.into_iter().next() {
         cx.error_at(first.span(), format!("{what} takes no arguments"));
+    }
+}
+
+/// Parses `#[lambda_object(time_limit = "2s")]` on an impl block: the
+/// default time limit of the type's functions, if given.
+pub fn lambda_impl_args(cx: &Ctxt, tokens: TokenStream) -> Option<LitStr> {
+    if tokens.is_empty() {
+        return None;
+    }
+    let parsed = syn::parse::Parser::parse2(
+        |input: ParseStream| -> syn::Result<LitStr> {
+            let ident: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            if ident != "time_limit" {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "unknown #[lambda_object] argument `{ident}` on an impl block; expected \
+                         `time_limit = \"2s\"` (put `name = ...` on the struct)"
+                    ),
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            let lit: LitStr = input.parse()?;
+            let _: Option<Token![,]> = input.parse()?;
+            Ok(lit)
+        },
+        tokens,
+    );
+    match parsed {
+        Ok(lit) => Some(lit),
+        Err(error) => {
+            cx.syn_error(error);
+            None
+        }
     }
 }

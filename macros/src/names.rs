@@ -23,6 +23,39 @@ pub fn proxy_path(self_ty: &syn::Type) -> proc_macro2::TokenStream {
     }
 }
 
+/// The client handle of a lambda object type: `Thread` -> `ThreadRef`.
+pub fn handle(ty: &Ident) -> Ident {
+    format_ident!("{}Ref", ty, span = ty.span())
+}
+
+/// The in-workflow handle on one object's functions: `Thread` -> `ThreadCalls`.
+pub fn calls(ty: &Ident) -> Ident {
+    format_ident!("{}Calls", ty, span = ty.span())
+}
+
+/// The in-workflow handle on a type's static functions: `Thread` ->
+/// `ThreadStatics`.
+pub fn statics(ty: &Ident) -> Ident {
+    format_ident!("{}Statics", ty, span = ty.span())
+}
+
+/// The name the user's constructor or static function keeps in the emitted
+/// impl block, so that the generated client function can take its name on
+/// the type: `create` -> `__crucial_create`.
+pub fn renamed_function(function: &Ident) -> Ident {
+    format_ident!("__crucial_{}", function, span = function.span())
+}
+
+/// The hidden constant holding a function's identity on the client handle.
+pub fn function_id(function: &Ident) -> Ident {
+    format_ident!("__CRUCIAL_FN_{}", function)
+}
+
+/// The hidden entry point the node runs a client's call of a function through.
+pub fn function_entry(function: &Ident) -> Ident {
+    format_ident!("__crucial_run_{}", function)
+}
+
 /// The async twin of a proxy method: `add` -> `add_async`.
 pub fn async_method(method: &Ident) -> Ident {
     format_ident!("{}_async", method, span = method.span())

@@ -32,11 +32,19 @@ pub mod function {
 /// Lambda objects' storage: the host interface the node implements, field
 /// handles' construction, the order-preserving key encoding.
 pub mod store {
+    pub use crate::registry::{FunctionEntry, FunctionFuture, LambdaTypeEntry, LAMBDA_TYPES};
     pub use crate::store::fields::{FieldRef, LambdaObject, StorageField};
-    pub use crate::store::host::Host;
+    pub use crate::store::handle::HandleCore;
+    pub use crate::store::host::{Host, TxError};
     pub use crate::store::key::{encode_key, KeyError};
+    pub use crate::store::workflow::{
+        Fallible, FunctionId, FunctionKind, LambdaFunctions, ObjectKey, Workflow,
+    };
     pub use crate::ObjectId;
+    pub use core::marker::PhantomData;
+    pub use std::boxed::Box;
     pub use std::sync::Arc;
+    pub use std::vec::Vec;
 }
 
 /// Hooks the project's tests use to drive a client below the proxy level.
@@ -80,9 +88,9 @@ pub use core::marker::Send;
 pub use core::option::Option;
 pub use core::result::Result;
 pub use core::time::Duration;
-pub use core::{concat, module_path, unreachable};
+pub use core::{concat, env, module_path, unreachable};
 pub use linkme;
-pub use std::string::String;
+pub use std::string::{String, ToString};
 
 /// Compile-time check that a `#[shared]` struct can live on a server.
 pub fn assert_shared_state<T>()

@@ -60,7 +60,7 @@ pub enum Error {
 pub enum RemoteError {
     /// The server's registry has no type of that name.
     #[error(
-        "unknown shared type `{type_name}` on node {node}: that node's binary was built without \
+        "unknown type `{type_name}` on node {node}: that node's binary was built without \
          the crate that defines it; run the application's own server binary (the one that links \
          the crate, e.g. `pi-server` for `pi`) rather than the generic `crucial-server`"
     )]
@@ -217,11 +217,98 @@ pub enum RemoteError {
         /// The storage layer's error.
         reason: String,
     },
+    /// A lambda object type has no function of that name.
+    #[error(
+        "unknown function `{function}` of lambda object type `{type_name}`: client and server \
+         were built from different code"
+    )]
+    UnknownFunction {
+        /// The type.
+        type_name: String,
+        /// The function that was asked for.
+        function: String,
+    },
+    /// A function was called on an object that no constructor created.
+    #[error("object {object} does not exist: create it with one of its type's constructors first")]
+    NoObject {
+        /// The object (`application/type/key`).
+        object: String,
+    },
+    /// A constructor was called on an object that exists.
+    #[error("object {object} exists already: a constructor makes an object once")]
+    ObjectExists {
+        /// The object.
+        object: String,
+    },
+    /// A client called a `#[protected]` function.
+    #[error(
+        "`{type_name}::{function}` is protected: only other functions of its application may \
+         call it, not clients"
+    )]
+    Protected {
+        /// The type.
+        type_name: String,
+        /// The function.
+        function: String,
+    },
+    /// The call named an application the node's type does not belong to.
+    #[error(
+        "object {object} belongs to application `{requested}`, but this node's `{type_name}` is \
+         of application `{served}`"
+    )]
+    WrongApplication {
+        /// The object.
+        object: String,
+        /// The type.
+        type_name: String,
+        /// The application the call named.
+        requested: String,
+        /// The application the node's type belongs to.
+        served: String,
+    },
+    /// A workflow failed: a function of it returned an error, a child call
+    /// failed, or a stored entry did not decode. Nothing of it was written.
+    #[error("workflow `{function}` on {object} failed, nothing was written: {message}")]
+    WorkflowFailed {
+        /// `Type::function` the client called.
+        function: String,
+        /// The object (empty for a static function).
+        object: String,
+        /// What failed.
+        message: String,
+    },
+    /// A workflow ran past its time limit; it was aborted, nothing was written.
+    #[error(
+        "workflow `{function}` on {object} ran past its time limit of {limit_ms} ms and was \
+         aborted, nothing was written"
+    )]
+    WorkflowTimeout {
+        /// `Type::function`.
+        function: String,
+        /// The object.
+        object: String,
+        /// The limit.
+        limit_ms: u64,
+    },
+    /// Every execution a workflow was allowed conflicted with other workflows.
+    #[error(
+        "workflow `{function}` on {object} conflicted with other workflows in all {attempts} \
+         executions it was allowed and was given up, nothing was written; retry it later or \
+         raise the node's --workflow-attempts"
+    )]
+    WorkflowConflicts {
+        /// `Type::function`.
+        function: String,
+        /// The object.
+        object: String,
+        /// Executions made.
+        attempts: u32,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 14] = [
+    pub const KINDS: [&'static str; 22] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -236,6 +323,14 @@ impl RemoteError {
         "ShuttingDown",
         "Unreadable",
         "NotDurable",
+        "UnknownFunction",
+        "NoObject",
+        "ObjectExists",
+        "Protected",
+        "WrongApplication",
+        "WorkflowFailed",
+        "WorkflowTimeout",
+        "WorkflowConflicts",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -266,6 +361,14 @@ impl RemoteError {
             RemoteError::ShuttingDown { .. } => 11,
             RemoteError::Unreadable { .. } => 12,
             RemoteError::NotDurable { .. } => 13,
+            RemoteError::UnknownFunction { .. } => 14,
+            RemoteError::NoObject { .. } => 15,
+            RemoteError::ObjectExists { .. } => 16,
+            RemoteError::Protected { .. } => 17,
+            RemoteError::WrongApplication { .. } => 18,
+            RemoteError::WorkflowFailed { .. } => 19,
+            RemoteError::WorkflowTimeout { .. } => 20,
+            RemoteError::WorkflowConflicts { .. } => 21,
         }
     }
 }
@@ -336,6 +439,37 @@ mod tests {
                 key: s(),
                 method: s(),
                 reason: s(),
+            },
+            RemoteError::UnknownFunction {
+                type_name: s(),
+                function: s(),
+            },
+            RemoteError::NoObject { object: s() },
+            RemoteError::ObjectExists { object: s() },
+            RemoteError::Protected {
+                type_name: s(),
+                function: s(),
+            },
+            RemoteError::WrongApplication {
+                object: s(),
+                type_name: s(),
+                requested: s(),
+                served: s(),
+            },
+            RemoteError::WorkflowFailed {
+                function: s(),
+                object: s(),
+                message: s(),
+            },
+            RemoteError::WorkflowTimeout {
+                function: s(),
+                object: s(),
+                limit_ms: 0,
+            },
+            RemoteError::WorkflowConflicts {
+                function: s(),
+                object: s(),
+                attempts: 0,
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

@@ -4,17 +4,25 @@
 //! The server, the function binary and the client all read the same slices, so
 //! whatever one of them can name, the others can run.
 
+use crate::store::workflow::{FunctionId, FunctionKind, Workflow};
+use crate::store::{fields::LambdaObject, TxError};
 use crate::wire::{MethodInfo, TypeInfo};
 use linkme::distributed_slice;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 /// Every `#[shared]` type linked into this binary.
 #[distributed_slice]
 pub static SHARED_TYPES: [SharedTypeEntry];
+
+/// Every `#[lambda_object]` type (with its functions) linked into this binary.
+#[distributed_slice]
+pub static LAMBDA_TYPES: [LambdaTypeEntry];
 
 /// Every `#[cloud_thread]` linked into this binary.
 #[distributed_slice]
@@ -170,6 +178,91 @@ fn encode_state<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<Vec<
     crate::codec::encode(value).map_err(|e| e.to_string())
 }
 
+/// A running function's future: its encoded return value, or why the
+/// workflow fails.
+pub type FunctionFuture<'w> = Pin<Box<dyn Future<Output = Result<Vec<u8>, TxError>> + 'w>>;
+
+/// Decodes a client's arguments and starts the function on the object the
+/// workflow was started for. `Err`: the arguments do not decode.
+pub type RunFunction = for<'w> fn(&'w Workflow, &[u8]) -> Result<FunctionFuture<'w>, String>;
+
+/// One function of a lambda object type.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionEntry {
+    /// Name, fingerprint and kind.
+    pub id: FunctionId,
+    /// `#[protected]`: callable from other functions only, never by clients.
+    pub protected: bool,
+    /// Its own time limit in milliseconds (0: the type's).
+    pub time_limit_ms: u64,
+    /// Normalized signature, for error messages and `--list-types`.
+    pub signature: &'static str,
+    /// The decoder/caller/encoder generated for it.
+    pub run: RunFunction,
+}
+
+/// One registered lambda object type.
+#[derive(Debug)]
+pub struct LambdaTypeEntry {
+    /// The application it belongs to.
+    pub application: &'static str,
+    /// Registered type name.
+    pub name: &'static str,
+    /// Module that defined it.
+    pub module: &'static str,
+    /// Its storage fields' names.
+    pub fields: &'static [&'static str],
+    /// Its functions' time limit in milliseconds (0: the node's).
+    pub time_limit_ms: u64,
+    /// Its functions.
+    pub functions: &'static [FunctionEntry],
+}
+
+impl LambdaTypeEntry {
+    /// The entry for `T` (used by generated code).
+    pub const fn new<T: LambdaObject>(
+        functions: &'static [FunctionEntry],
+        time_limit_ms: u64,
+        module: &'static str,
+    ) -> Self {
+        LambdaTypeEntry {
+            application: T::APPLICATION,
+            name: T::TYPE_NAME,
+            module,
+            fields: T::FIELDS,
+            time_limit_ms,
+            functions,
+        }
+    }
+
+    /// Finds a function by name.
+    pub fn function(&self, name: &str) -> Option<&'static FunctionEntry> {
+        self.functions.iter().find(|f| f.id.name == name)
+    }
+
+    /// Description for listings.
+    pub fn info(&self) -> TypeInfo {
+        TypeInfo {
+            name: self.name.to_string(),
+            module: self.module.to_string(),
+            persistent: true,
+            methods: self
+                .functions
+                .iter()
+                .map(|f| MethodInfo {
+                    signature: format!(
+                        "{}{} {}",
+                        if f.protected { "protected " } else { "" },
+                        f.id.kind.label(),
+                        f.signature
+                    ),
+                    read_only: f.id.kind == FunctionKind::Read,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One registered cloud thread: `name -> fn(encoded args) -> encoded result`.
 #[derive(Debug)]
 pub struct CloudThreadEntry {
@@ -183,6 +276,7 @@ pub struct CloudThreadEntry {
 #[derive(Debug)]
 pub struct Registry {
     types: HashMap<&'static str, &'static SharedTypeEntry>,
+    lambda_types: HashMap<&'static str, &'static LambdaTypeEntry>,
     threads: HashMap<&'static str, &'static CloudThreadEntry>,
     problems: Vec<String>,
 }
@@ -200,6 +294,23 @@ impl Registry {
                 ));
             }
         }
+        let mut lambda_types = HashMap::new();
+        for entry in LAMBDA_TYPES.iter() {
+            if let Some(old) = lambda_types.insert(entry.name, entry) {
+                problems.push(format!(
+                    "lambda object type name `{}` is registered twice (in `{}` and `{}`); give \
+                     one of them `#[lambda_object(name = \"...\")]`",
+                    entry.name, old.module, entry.module
+                ));
+            }
+            if types.contains_key(entry.name) {
+                problems.push(format!(
+                    "`{}` names both a shared type and a lambda object type; rename one with \
+                     `name = \"...\"`",
+                    entry.name
+                ));
+            }
+        }
         let mut threads = HashMap::new();
         for entry in CLOUD_THREADS.iter() {
             if threads.insert(entry.name, entry).is_some() {
@@ -208,6 +319,7 @@ impl Registry {
         }
         Registry {
             types,
+            lambda_types,
             threads,
             problems,
         }
@@ -216,6 +328,18 @@ impl Registry {
     /// Looks a shared type up by its registered name.
     pub fn shared_type(&self, name: &str) -> Option<&'static SharedTypeEntry> {
         self.types.get(name).copied()
+    }
+
+    /// Looks a lambda object type up by its registered name.
+    pub fn lambda_type(&self, name: &str) -> Option<&'static LambdaTypeEntry> {
+        self.lambda_types.get(name).copied()
+    }
+
+    /// All lambda object types, sorted by name.
+    pub fn lambda_types(&self) -> Vec<&'static LambdaTypeEntry> {
+        let mut all: Vec<_> = self.lambda_types.values().copied().collect();
+        all.sort_by_key(|e| e.name);
+        all
     }
 
     /// Looks a cloud thread up by its registered name.

@@ -5,6 +5,8 @@
 //! Usage: as `crucial-server` (`--listen`, `--max-frame-size`, `--data-dir`,
 //! `--durability`, ...); prints `... listening on ADDR`.
 
+#[path = "../tests/common/bank.rs"]
+mod bank;
 #[path = "../tests/common/fixtures.rs"]
 mod fixtures;
 #[path = "../tests/common/shaped.rs"]

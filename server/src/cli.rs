@@ -60,6 +60,14 @@ pub struct Args {
     /// rewriting the whole state; `off`: every call writes the whole state.
     #[arg(long, env = "CRUCIAL_CALL_LOG", default_value = "on", value_parser = ["on", "off"])]
     pub call_log: String,
+    /// The longest a lambda-object workflow may run, in milliseconds (also
+    /// the limit of functions that declare none with `time_limit`).
+    #[arg(long, env = "CRUCIAL_WORKFLOW_TIME_LIMIT", default_value_t = 10_000)]
+    pub workflow_time_limit_ms: u64,
+    /// Executions a lambda-object workflow may take (re-executions after
+    /// conflicts included) before it is given up with an error.
+    #[arg(long, env = "CRUCIAL_WORKFLOW_ATTEMPTS", default_value_t = 64)]
+    pub workflow_attempts: u32,
     /// Print the registered shared types and cloud threads, then exit.
     #[arg(long)]
     pub list_types: bool,
@@ -86,6 +94,10 @@ impl Args {
             durability: self.durability,
             memory_limit: self.memory_limit,
             call_log: self.call_log == "on",
+            workflow_time_limit: std::time::Duration::from_millis(
+                self.workflow_time_limit_ms.max(1),
+            ),
+            workflow_attempts: self.workflow_attempts.max(1),
             ..defaults
         }
     }

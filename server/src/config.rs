@@ -57,6 +57,13 @@ pub struct NodeConfig {
     /// else on). Replaying the log needs deterministic methods; with it off,
     /// every mutating call writes the object's whole state.
     pub call_log: bool,
+    /// The longest a lambda-object workflow may run (and the limit of
+    /// functions that declare none): past it, it is aborted and its caller
+    /// gets a timeout.
+    pub workflow_time_limit: Duration,
+    /// Executions a workflow may take (re-executions after conflicts
+    /// included) before it is given up.
+    pub workflow_attempts: u32,
 }
 
 impl Default for NodeConfig {
@@ -93,6 +100,8 @@ impl Default for NodeConfig {
                 .unwrap_or(Durability::Sync),
             memory_limit: None,
             call_log: std::env::var("CRUCIAL_CALL_LOG").map_or(true, |v| v != "off"),
+            workflow_time_limit: Duration::from_secs(10),
+            workflow_attempts: 64,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod cli;
 mod config;
 mod dedup;
 mod embedded_node;
+mod lambda;
 mod metrics;
 mod net;
 mod node;

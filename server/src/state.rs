@@ -3,6 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::dedup::Dedup;
+use crate::lambda::Lambdas;
 use crate::metrics::{Metrics, TableGauges};
 use crate::objects::ObjectTable;
 use crate::recovery::{recover, Recovered};
@@ -86,7 +87,9 @@ pub struct NodeState {
     /// Connections and tasks applying requests right now.
     pub applying: Applying,
     /// The data directory, if the node keeps persistent objects on disk.
-    pub storage: Option<Storage>,
+    pub storage: Option<Arc<Storage>>,
+    /// Lambda objects: their store and their workflows.
+    pub lambdas: Lambdas,
     /// What was recovered from it at start.
     pub recovered: Recovered,
     /// Becomes `true` once when the node starts to stop.
@@ -127,15 +130,22 @@ impl NodeState {
                     "recovered in {:?}",
                     recovered.elapsed
                 );
-                (Some(storage), recovered)
+                (Some(Arc::new(storage)), recovered)
             }
         };
+        let lambdas = Lambdas::open(
+            storage.clone(),
+            config.workflow_time_limit,
+            config.workflow_attempts,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let node = Arc::new(NodeState {
             dedup,
             table,
             metrics: Metrics::new(registry),
             applying: Applying::default(),
             storage,
+            lambdas,
             recovered,
             stopping: watch::Sender::new(false),
             registry,
@@ -164,13 +174,15 @@ impl NodeState {
 
     /// The metrics page, with the table's gauges read now.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(TableGauges {
+        let mut page = self.metrics.render(TableGauges {
             objects: self.table.len() as u64,
             residency: self.table.residency.gauges(),
-            written: self.storage.as_ref().map_or((0, 0), Storage::written),
+            written: self.storage.as_deref().map_or((0, 0), Storage::written),
             recovered_objects: self.recovered.objects as u64,
             unreadable_objects: self.recovered.unreadable as u64,
             recovery_ms: self.recovered.elapsed.as_millis() as u64,
-        })
+        });
+        self.lambdas.metrics.render(&mut page);
+        page
     }
 }

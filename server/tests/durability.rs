@@ -7,19 +7,14 @@ mod common;
 
 use common::fixtures::{DurableBank, Ledger};
 use common::shaped::Shaped;
-use common::{DataDir, ServerProcess};
+use common::{DataDir, RawConnection, ServerProcess};
 use crucial::__private::codec;
 use crucial::__private::registry::registry;
-use crucial::__private::wire::{
-    self, decode_reply, Call, Frame, FrameDecoder, ObjectRef, Outcome, Request,
-};
+use crucial::__private::wire::{Call, ObjectRef, Outcome, Request};
 use crucial::{Error, RemoteError};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 const CALLERS: usize = 8;
 const ACCOUNTS: usize = 16;
@@ -88,71 +83,25 @@ fn acknowledged_transfers_survive_kill_9_and_none_is_applied_twice() {
     }
 }
 
-/// Raw frames of the data-plane protocol, so that a request can be re-sent
-/// with the same client and request ids after a restart, as a client does.
-struct RawConnection {
-    stream: TcpStream,
-    decoder: FrameDecoder,
-    buf: bytes::BytesMut,
-}
-
-impl RawConnection {
-    fn open(addr: &str, client_id: u64) -> RawConnection {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut conn = RawConnection {
-            stream,
-            decoder: FrameDecoder::new(wire::DEFAULT_MAX_FRAME),
-            buf: bytes::BytesMut::new(),
-        };
-        let hello = Request::Hello {
-            protocol: wire::PROTOCOL_VERSION,
-            client_id,
-        };
-        conn.request(0, &hello.encode().expect("hello"))
-            .expect("hello accepted");
-        conn
-    }
-
-    fn request(&mut self, id: u64, payload: &[u8]) -> Outcome {
-        let mut out = Vec::new();
-        wire::write_frame(&mut out, id, payload);
-        self.stream.write_all(&out).expect("write");
-        loop {
-            if let Some(Frame::Complete { id: got, payload }) = self.decoder.decode(&mut self.buf) {
-                assert_eq!(got, id);
-                return decode_reply(&payload)
-                    .expect("a reply")
-                    .map(|bytes| bytes.to_vec());
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "the node closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn bump(&mut self, id: u64, key: &str) -> Outcome {
-        let fingerprint = registry()
-            .shared_type("Shaped")
-            .and_then(|t| t.method("bump"))
-            .expect("Shaped::bump is registered")
-            .id
-            .fingerprint;
-        let call = Request::Call(Call {
-            object: ObjectRef {
-                type_name: "Shaped",
-                key,
-            },
-            method: "bump",
-            fingerprint,
-            args: &codec::encode(&()).expect("args"),
-            timeout_ms: 0,
-        });
-        self.request(id, &call.encode().expect("call"))
-    }
+/// `Shaped::bump` on `key`, as request `id` of the connection.
+fn bump(conn: &mut RawConnection, id: u64, key: &str) -> Outcome {
+    let fingerprint = registry()
+        .shared_type("Shaped")
+        .and_then(|t| t.method("bump"))
+        .expect("Shaped::bump is registered")
+        .id
+        .fingerprint;
+    let call = Request::Call(Call {
+        object: ObjectRef {
+            type_name: "Shaped",
+            key,
+        },
+        method: "bump",
+        fingerprint,
+        args: &codec::encode(&()).expect("args"),
+        timeout_ms: 0,
+    });
+    conn.request(id, &call.encode().expect("call"))
 }
 
 fn count(outcome: Outcome) -> i64 {
@@ -165,22 +114,26 @@ fn a_retry_after_kill_9_gets_the_original_reply_and_is_applied_once() {
     let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
     let client_id = 0xC0FFEE;
     let mut conn = RawConnection::open(&node.addr, client_id);
-    assert_eq!(count(conn.bump(1, "c")), 1);
-    assert_eq!(count(conn.bump(2, "c")), 2);
+    assert_eq!(count(bump(&mut conn, 1, "c")), 1);
+    assert_eq!(count(bump(&mut conn, 2, "c")), 2);
     node.kill();
 
     let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
     let mut conn = RawConnection::open(&node.addr, client_id);
     // The client did not see the reply to request 2 (say) and re-sends it.
     assert_eq!(
-        count(conn.bump(2, "c")),
+        count(bump(&mut conn, 2, "c")),
         2,
         "answered from the recovered dedup table"
     );
-    assert_eq!(count(conn.bump(3, "c")), 3, "request 2 was applied once");
+    assert_eq!(
+        count(bump(&mut conn, 3, "c")),
+        3,
+        "request 2 was applied once"
+    );
     // Another client's request 2 is a different request.
     let mut other = RawConnection::open(&node.addr, client_id + 1);
-    assert_eq!(count(other.bump(2, "c")), 4);
+    assert_eq!(count(bump(&mut other, 2, "c")), 4);
 }
 
 #[test]

@@ -3,11 +3,13 @@
 //! `expand` generates code from it. One model serves both object kinds
 //! (`#[shared]`, `#[lambda_object]`) and both forms of cloud thread.
 
+mod function;
 mod lambda;
 mod method;
 mod object;
 mod thread;
 
+pub use function::{Function, FunctionKind, LambdaImpl};
 pub use lambda::{storage_fields, StorageField};
 pub use method::{Method, ObjectImpl};
 pub use object::{parse_object, ObjectStruct, ObjectTarget};

@@ -1,6 +1,6 @@
 //! The code generated for a `#[lambda_object]` struct: its `LambdaObject`
 //! impl, which binds every storage field to its object in a running workflow.
-//! (Its functions — the impl block — come next.)
+//! (The handles its functions are called through come with the impl block.)
 
 use crate::ast::{ObjectStruct, StorageField};
 use crate::attr::ObjectArgs;
@@ -91,8 +91,9 @@ impl<'a> LambdaGen<'a> {
         quote! {
             impl ::crucial::__private::store::LambdaObject for #ident {
                 const TYPE_NAME: &'static str = #type_name;
+                const APPLICATION: &'static str = ::crucial::__private::env!("CARGO_PKG_NAME");
                 const FIELDS: &'static [&'static str] = &[#(#names),*];
-                fn at(
+                fn open(
                     host: ::crucial::__private::store::Arc<dyn ::crucial::__private::store::Host>,
                     id: ::crucial::__private::store::Arc<::crucial::__private::store::ObjectId>,
                 ) -> Self {

@@ -5,6 +5,7 @@
 //! be shipped still gets a proxy stub), so that one mistake gives one error
 //! instead of a cascade of "cannot find" errors (as thiserror's fallback does).
 
+mod functions;
 mod lambda;
 mod methods;
 mod object;
@@ -52,13 +53,10 @@ fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> 
             object::ObjectGen::new(&object, &args, expandable).generate()
         }
         ObjectTarget::Impl(imp) if kind == ObjectKind::Lambda => {
-            cx.error_spanned_by(
-                &imp.item.self_ty,
-                "#[lambda_object] functions (constructors, methods, static and protected \
-                 functions) are not served yet: this version binds the struct's storage fields \
-                 only (see the guide's *Lambda objects* page)",
-            );
-            imp.item.into_token_stream()
+            let type_limit = attr::lambda_impl_args(&cx, args);
+            let imp = ast::LambdaImpl::parse(imp.item);
+            let verdict = check::lambda_impl(&cx, &imp, type_limit.as_ref());
+            functions::FunctionsGen::new(&imp, &verdict).generate()
         }
         ObjectTarget::Impl(imp) => {
             attr::expect_empty(

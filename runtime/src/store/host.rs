@@ -25,6 +25,36 @@ pub enum TxError {
     /// A value or key cannot be encoded (a map used as a key, a failing
     /// `Serialize`).
     Encode(String),
+    /// The function gave up the workflow on purpose
+    /// ([`TxError::abort`]): nothing of it is written.
+    Aborted(String),
+    /// A method was called on an object that no constructor created.
+    NoObject(ObjectId),
+    /// A constructor was called on an object that exists.
+    Exists(ObjectId),
+    /// A function of the workflow failed: it returned an error (its message
+    /// is here) or named an object of another type. The whole workflow
+    /// aborts, and its caller gets this.
+    Failed {
+        /// `Type::function`.
+        function: String,
+        /// What it said.
+        message: String,
+    },
+}
+
+impl TxError {
+    /// Gives the workflow up with `message` (insufficient funds, a title
+    /// too long, ...): `return Err(TxError::abort("..."))`. Nothing of it is
+    /// written, and its caller gets the message.
+    pub fn abort(message: impl Into<String>) -> TxError {
+        TxError::Aborted(message.into())
+    }
+
+    /// Whether re-executing the workflow may succeed (a conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, TxError::Conflict)
+    }
 }
 
 impl fmt::Display for TxError {
@@ -36,6 +66,12 @@ impl fmt::Display for TxError {
                 write!(f, "{what} does not decode: {reason} (did its type change?)")
             }
             TxError::Encode(reason) => write!(f, "cannot encode: {reason}"),
+            TxError::Aborted(message) => write!(f, "{message}"),
+            TxError::NoObject(id) => {
+                write!(f, "object {id} does not exist (no constructor made it)")
+            }
+            TxError::Exists(id) => write!(f, "object {id} exists already"),
+            TxError::Failed { function, message } => write!(f, "{function} failed: {message}"),
         }
     }
 }
@@ -44,7 +80,16 @@ impl std::error::Error for TxError {}
 
 /// The node's side of a running workflow, as its storage fields see it. Keys
 /// are whole entry keys of `object` (field prefix included).
+///
+/// A workflow is *doomed* by the first error any of its accesses or child
+/// calls met: whatever its function returns afterwards (even if it swallowed
+/// the error), the node acts on that first error — re-executes after a
+/// conflict, aborts otherwise.
 pub trait Host: Send + Sync {
+    /// Records `error` as the workflow's fate unless one is recorded already.
+    fn doom(&self, error: TxError);
+    /// The first error recorded, if any.
+    fn doomed(&self) -> Option<TxError>;
     /// One entry.
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError>;
     /// Sets one entry.

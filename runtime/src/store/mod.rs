@@ -15,8 +15,13 @@
 //! order-preserving encoding.
 
 pub(crate) mod fields;
+pub(crate) mod handle;
 pub(crate) mod host;
+mod join;
 pub(crate) mod key;
+pub(crate) mod workflow;
 
 pub use fields::{Cell, Map, MultiMap, Set};
 pub use host::TxError;
+pub use join::{join, join_all};
+pub use workflow::{FunctionKind, LambdaFunctions, ObjectKey, Workflow};

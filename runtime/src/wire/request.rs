@@ -6,7 +6,7 @@ use crate::Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,25 @@ pub struct Call<'a> {
     pub timeout_ms: u64,
 }
 
+/// A client's call of a lambda object's function: it starts a workflow on
+/// the node that owns the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoke<'a> {
+    /// The application the type belongs to.
+    pub application: &'a str,
+    /// Registered type name.
+    pub type_name: &'a str,
+    /// The object's key (`None`: a static function).
+    pub key: Option<&'a str>,
+    /// Function name.
+    pub function: &'a str,
+    /// Fingerprint of the signature the client was built with.
+    pub fingerprint: u64,
+    /// Encoded argument tuple.
+    #[serde(with = "serde_bytes")]
+    pub args: &'a [u8],
+}
+
 /// Everything a client can ask a node. The reply to each is a postcard
 /// `Result<bytes, RemoteError>` whose bytes decode as documented per variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +67,9 @@ pub enum Request<'a> {
     /// Run a method. Reply: the method's encoded return value.
     #[serde(borrow)]
     Call(Call<'a>),
+    /// Run a lambda object's function as one workflow. Reply: the function's
+    /// encoded return value.
+    Invoke(Invoke<'a>),
     /// Create an object from an encoded initial state unless it exists. Reply: `bool` created.
     Create {
         /// The object.
@@ -102,6 +124,14 @@ mod tests {
                 fingerprint: 0xdead_beef,
                 args: &[1, 2, 3],
                 timeout_ms: 150,
+            }),
+            Request::Invoke(Invoke {
+                application: "forum",
+                type_name: "Thread",
+                key: Some("t1"),
+                function: "title",
+                fingerprint: 9,
+                args: &[],
             }),
             Request::Create {
                 object,

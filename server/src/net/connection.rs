@@ -11,6 +11,9 @@
 use super::outbox::Outbox;
 use crate::objects::{deliver, Delivery, ReplySink};
 use crate::request::{apply, Applied, Durable, Session};
+
+/// A workflow's reply, to come.
+type Later = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Outcome>> + Send>>;
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use crucial::__private::wire::{Frame, FrameDecoder, Outcome};
@@ -171,7 +174,7 @@ async fn read_requests(stream: &TcpStream, node: &Arc<NodeState>, outbox: &Arc<O
 
 /// Applies requests in order; their replies, to send.
 async fn apply_all(
-    node: &NodeState,
+    node: &Arc<NodeState>,
     session: &mut Session,
     sink: &Arc<dyn ReplySink>,
     requests: impl ExactSizeIterator<Item = (u64, Bytes)>,
@@ -191,6 +194,8 @@ async fn apply_all(
 struct BatchReplies {
     now: Vec<(u64, Outcome)>,
     durable: Vec<Durable>,
+    /// Workflows: each answers from a task of its own when it ends.
+    later: Vec<(u64, Later)>,
     /// Replies to parked calls the batch released: they wait for the batch's
     /// writes too, as the state that released them is one of those writes.
     released: Vec<Delivery>,
@@ -201,6 +206,7 @@ impl BatchReplies {
         BatchReplies {
             now: Vec::with_capacity(n),
             durable: Vec::new(),
+            later: Vec::new(),
             released: Vec::new(),
         }
     }
@@ -210,11 +216,22 @@ impl BatchReplies {
             Applied::Now(Some(outcome)) => self.now.push((id, outcome)),
             Applied::Now(None) => {}
             Applied::Durable(durable) => self.durable.push(durable),
+            Applied::Later(later) => self.later.push((id, later)),
         }
     }
 
     fn send(self, node: &Arc<NodeState>, outbox: &Arc<Outbox>) {
         outbox.send(self.now);
+        for (id, later) in self.later {
+            outbox.started(1);
+            let outbox = Arc::clone(outbox);
+            tokio::spawn(async move {
+                if let Some(outcome) = later.await {
+                    outbox.send(vec![(id, outcome)]);
+                }
+                outbox.finished(1);
+            });
+        }
         if self.durable.is_empty() {
             deliver(self.released);
             return;

@@ -8,6 +8,8 @@ use crate::storage::Ticket;
 use crucial::__private::registry::{MethodEntry, SharedTypeEntry};
 use crucial::__private::wire::{Call, Outcome};
 use crucial::RemoteError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,9 @@ pub enum Applied {
     /// beside the rest of the batch, so the batch's writes share one fsync and
     /// the connection keeps reading meanwhile.
     Durable(Durable),
+    /// A workflow of lambda objects: runs off the reactor and answers when it
+    /// ends (`None`: no reply), in a task of its own.
+    Later(Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>),
 }
 
 /// A call whose reply waits for its write to be durable.
@@ -213,7 +218,7 @@ fn resolve(
 
 /// Registers a mutating request with the dedup table; returns the remembered
 /// reply if it ran before (waiting for it if it is running right now).
-async fn replay(node: &NodeState, client: u64, id: u64) -> Option<Outcome> {
+pub(super) async fn replay(node: &NodeState, client: u64, id: u64) -> Option<Outcome> {
     loop {
         let mut forgotten = Vec::new();
         let begun = node.dedup.begin_forgetting(client, id, &mut forgotten);

@@ -42,11 +42,11 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
     encode(&ServerInfo {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        types: node.registry.shared_types().len() as u32,
+        types: (node.registry.shared_types().len() + node.registry.lambda_types().len()) as u32,
     })
 }
 
-/// Every request but `Hello` and `Call`, after the handshake.
+/// Every request but `Hello`, `Call` and `Invoke`, after the handshake.
 pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
     match request {
         Request::Create { object, state } => {
@@ -97,11 +97,14 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                 .shared_types()
                 .iter()
                 .map(|e| e.info())
+                .chain(node.registry.lambda_types().iter().map(|e| e.info()))
                 .collect::<Vec<_>>(),
         ),
         Request::Ping => encode(&()),
-        Request::Hello { .. } | Request::Call(_) => Err(RemoteError::Protocol {
-            reason: "a Hello or a Call is not a control request".into(),
-        }),
+        Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) => {
+            Err(RemoteError::Protocol {
+                reason: "a Hello, a Call or an Invoke is not a control request".into(),
+            })
+        }
     }
 }

@@ -11,10 +11,13 @@
 //!   call ran and before its outcome is recorded for dedup and returned, so no
 //!   reply leaves before its effect is durable or replicated.
 //!
-//! Control requests (handshake, create, delete, listings) go to [`control`].
+//! Calls of lambda objects' functions go to [`invoke`] (the ownership check
+//! and OCC validation have their places there too); control requests
+//! (handshake, create, delete, listings) go to [`control`].
 
 pub mod call;
 pub mod control;
+pub mod invoke;
 
 pub use call::{Applied, Durable};
 
@@ -40,7 +43,7 @@ pub struct Session {
 /// request released are pushed to `released`, to be delivered after this
 /// request's own reply.
 pub async fn apply(
-    node: &NodeState,
+    node: &Arc<NodeState>,
     session: &mut Session,
     sink: &Arc<dyn ReplySink>,
     id: u64,
@@ -59,6 +62,7 @@ pub async fn apply(
         (Request::Call(request), Some(client)) => {
             call::call(node, client, sink, id, request, released).await
         }
+        (Request::Invoke(request), Some(client)) => invoke::invoke(node, client, id, request),
         (
             Request::Hello {
                 protocol,

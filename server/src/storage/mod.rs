@@ -429,19 +429,28 @@ impl Storage {
     }
 
     /// Queues a committed transaction's writes to lambda objects' entries
-    /// (`None`: deleted) as one atomic write. Call it while the transaction
+    /// (`None`: deleted), with the reply of the request that ran it, as one
+    /// atomic write. Call it while the transaction
     /// still holds its entry sets' locks, so commits reach the disk in order.
     pub fn save_entries<'a>(
         &self,
         writes: impl IntoIterator<Item = (&'a crucial::ObjectId, &'a [u8], Option<&'a [u8]>)>,
+        reply: Option<(u64, u64, &Outcome)>,
     ) -> Queued {
-        let writes = writes
+        let mut writes: Vec<Write> = writes
             .into_iter()
             .map(|(object, key, value)| {
                 let record = value.map(|v| encode(&EntryRecord(v)));
                 (Space::Entries, entry_key(object, key), record)
             })
             .collect();
+        if let Some((client, request, outcome)) = reply {
+            writes.push((
+                Space::Dedup,
+                reply_key(client, request),
+                Some(encode(outcome)),
+            ));
+        }
         let (seq, ticket) = self.committer.submit(writes, self.caller_leads);
         Queued { seq, ticket }
     }

@@ -20,9 +20,9 @@ fn forum() -> Arc<ObjectId> {
     Arc::new(ObjectId::new("test", Forum::TYPE_NAME, "f"))
 }
 
-fn workflow<T>(store: &Arc<Store>, body: impl Fn(&Forum) -> Result<T, TxError>) -> T {
+fn workflow<T>(store: &Arc<Store>, body: impl Fn(&mut Forum) -> Result<T, TxError>) -> T {
     run_with_host(store, Limits::default(), |host| {
-        body(&Forum::at(host, forum()))
+        body(&mut Forum::open(host, forum()))
     })
     .expect("commits")
     .value
@@ -129,9 +129,10 @@ fn an_entry_of_another_type_fails_the_workflow_with_the_field_named() {
         changed.get()
     })
     .unwrap_err();
-    let Failure::Failed(message) = failure else {
+    let Failure::Failed(error) = failure else {
         panic!("{failure:?}")
     };
+    let message = error.to_string();
     assert!(
         message.contains("test/Forum/f.title does not decode"),
         "{message}"
@@ -143,9 +144,9 @@ fn committed_entries_come_back_from_the_data_directory() {
     use crate::storage::{Durability, Storage};
     let dir = std::env::temp_dir().join(format!("crucial-entries-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let durable = |store: &Arc<Store>, body: &dyn Fn(&Forum) -> Result<(), TxError>| {
+    let durable = |store: &Arc<Store>, body: &dyn Fn(&mut Forum) -> Result<(), TxError>| {
         let committed = run_with_host(store, Limits::default(), |host| {
-            body(&Forum::at(host, forum()))
+            body(&mut Forum::open(host, forum()))
         })
         .expect("commits");
         let ticket = committed

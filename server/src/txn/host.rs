@@ -13,9 +13,7 @@ impl From<Abort> for TxError {
         match abort {
             Abort::Conflict => TxError::Conflict,
             Abort::Deadline => TxError::Deadline,
-            // Entry accesses fail only with a deadline; a failed function is
-            // the function's own error, not a host call's.
-            Abort::Failed(reason) => TxError::Encode(reason),
+            Abort::Failed(error) => error,
         }
     }
 }
@@ -25,25 +23,32 @@ impl From<TxError> for Abort {
         match error {
             TxError::Conflict => Abort::Conflict,
             TxError::Deadline => Abort::Deadline,
-            other => Abort::Failed(other.to_string()),
+            other => Abort::Failed(other),
         }
     }
 }
 
 /// The transaction of one execution of a workflow, shared by the handles of
-/// its storage fields (and, next, by its concurrent child calls).
-pub struct TxHost(Mutex<Option<Transaction>>);
+/// its storage fields and by its child calls, and the first error any of them
+/// met (the workflow's fate, see [`Host::doom`]).
+pub struct TxHost {
+    txn: Mutex<Option<Transaction>>,
+    doom: Mutex<Option<TxError>>,
+}
 
 impl TxHost {
     /// Wraps `txn` for the execution.
     pub fn new(txn: Transaction) -> TxHost {
-        TxHost(Mutex::new(Some(txn)))
+        TxHost {
+            txn: Mutex::new(Some(txn)),
+            doom: Mutex::new(None),
+        }
     }
 
     /// Takes the transaction back to commit it; field handles kept past the
     /// execution get a conflict from then on.
     pub fn take(&self) -> Transaction {
-        self.0
+        self.txn
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
@@ -51,14 +56,29 @@ impl TxHost {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Transaction) -> Result<T, Abort>) -> Result<T, TxError> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let result = match self.txn.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(txn) => f(txn).map_err(TxError::from),
             None => Err(TxError::Conflict),
+        };
+        if let Err(error) = &result {
+            self.doom(error.clone());
         }
+        result
     }
 }
 
 impl Host for TxHost {
+    fn doom(&self, error: TxError) {
+        self.doom
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(error);
+    }
+
+    fn doomed(&self) -> Option<TxError> {
+        self.doom.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError> {
         self.with(|txn| txn.get(object, key))
     }

@@ -6,9 +6,6 @@
 //! the same lock-validate-install steps (`Transaction::commit` is written as
 //! those steps so that prepare = lock + validate and commit = install).
 
-// The node serves lambda objects next; until then only the tests use this.
-#![allow(dead_code, unused_imports)]
-
 mod entry_set;
 #[cfg(test)]
 mod fields_test;
@@ -20,5 +17,7 @@ mod transaction;
 mod workflow;
 
 pub use host::TxHost;
-pub use transaction::{Abort, Store, Transaction};
-pub use workflow::{run, run_with_host, Committed, Failure, Limits};
+pub use transaction::{Abort, Store};
+pub use workflow::{retry, Committed, Failure, Limits};
+#[cfg(test)]
+pub use workflow::{run, run_with_host};

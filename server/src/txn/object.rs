@@ -60,6 +60,7 @@ impl LambdaObject {
     }
 
     /// How many entry sets the object has.
+    #[cfg(test)]
     pub fn sets(&self) -> usize {
         self.partition().sets.len()
     }

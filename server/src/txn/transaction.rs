@@ -32,6 +32,8 @@ use super::entry_set::{EntrySet, Locking};
 use super::object::{LambdaObject, Seen};
 use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
+use crucial::__private::wire::Outcome;
+use crucial::store::TxError;
 use crucial::ObjectId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,9 +48,9 @@ pub enum Abort {
     Conflict,
     /// The deadline passed (checked at every read, write and commit).
     Deadline,
-    /// The function failed (its error, or a panic): nothing is written, and
-    /// re-executing would fail again.
-    Failed(String),
+    /// The function failed (its error, a child call's, or a panic): nothing
+    /// is written, and re-executing would fail again.
+    Failed(TxError),
 }
 
 /// The lambda objects of one node, the clock their commits are numbered by,
@@ -113,6 +115,7 @@ impl Store {
             cache: HashMap::new(),
             writes: BTreeMap::new(),
             deadline,
+            reply: None,
         }
     }
 
@@ -134,9 +137,17 @@ pub struct Transaction {
     cache: HashMap<Key, Option<Bytes>>,
     writes: BTreeMap<Key, Option<Bytes>>,
     deadline: Option<Instant>,
+    reply: Option<(u64, u64, Outcome)>,
 }
 
 impl Transaction {
+    /// Stores the reply to request `request` of client `client` with the
+    /// commit's writes, in the same atomic batch: a client that retries after
+    /// a crash gets it instead of a second execution.
+    pub fn reply_with(&mut self, client: u64, request: u64, outcome: Outcome) {
+        self.reply = Some((client, request, outcome));
+    }
+
     fn check(&self) -> Result<(), Abort> {
         match self.deadline {
             Some(deadline) if Instant::now() >= deadline => Err(Abort::Deadline),
@@ -214,13 +225,9 @@ impl Transaction {
         Ok(merged.into_iter().collect())
     }
 
-    /// Whether the transaction wrote anything.
-    pub fn is_read_only(&self) -> bool {
-        self.writes.is_empty()
-    }
-
     /// Commits: returns the commit's number (its place in the serial order),
     /// or why it aborted (nothing written then).
+    #[cfg(test)]
     pub fn commit(self) -> Result<u64, Abort> {
         self.commit_durably().map(|(tid, _)| tid)
     }
@@ -259,6 +266,7 @@ impl Transaction {
                         writes
                             .iter()
                             .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
+                        self.reply.as_ref().map(|(c, r, o)| (*c, *r, o)),
                     )
                     .ticket,
             ),

@@ -1,10 +1,8 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
-use super::host::TxHost;
 use super::transaction::{Abort, Store, Transaction};
 use crate::storage::Ticket;
-use crucial::__private::store::Host;
 use crucial::store::TxError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,10 +53,11 @@ pub enum Failure {
         limit: Duration,
     },
     /// The function failed.
-    Failed(String),
+    Failed(TxError),
 }
 
 /// Runs `body` as one transaction, again after each conflict.
+#[cfg(test)]
 pub fn run<T>(
     store: &Arc<Store>,
     limits: Limits,
@@ -69,21 +68,33 @@ pub fn run<T>(
 
 /// Runs `body` as one transaction, again after each conflict, giving it the
 /// transaction as the [`Host`] that storage fields (`crucial::store`) use.
+/// (The node runs functions through `lambda::execute`, which adds panics,
+/// arguments and the watchdog.)
+#[cfg(test)]
 pub fn run_with_host<T>(
     store: &Arc<Store>,
     limits: Limits,
-    mut body: impl FnMut(Arc<dyn Host>) -> Result<T, TxError>,
+    mut body: impl FnMut(Arc<dyn crucial::__private::store::Host>) -> Result<T, TxError>,
 ) -> Result<Committed<T>, Failure> {
+    use super::host::TxHost;
+    use crucial::__private::store::Host;
     retry(store, limits, |txn| {
         let host = Arc::new(TxHost::new(txn));
-        let value = body(Arc::clone(&host) as Arc<dyn Host>).map_err(Abort::from);
+        let value = body(Arc::clone(&host) as Arc<dyn Host>);
+        // The first error of the execution decides, whatever the function
+        // made of it.
+        let value = match host.doomed() {
+            Some(error) => Err(Abort::from(error)),
+            None => value.map_err(Abort::from),
+        };
         let txn = host.take();
         value.map(|value| (value, txn))
     })
 }
 
-/// The loop both forms share: one transaction per execution.
-fn retry<T>(
+/// The loop every form shares: one transaction per execution, committed
+/// after `attempt` returns it with its value.
+pub fn retry<T>(
     store: &Arc<Store>,
     limits: Limits,
     mut attempt: impl FnMut(Transaction) -> Result<(T, Transaction), Abort>,
@@ -144,10 +155,13 @@ mod tests {
         let failure = run(&store, Limits::default(), |txn| {
             runs += 1;
             txn.put(&id("a"), b"n", Bytes::from_static(b"1"))?;
-            Err::<(), _>(Abort::Failed("no".into()))
+            Err::<(), _>(Abort::Failed(TxError::Encode("no".into())))
         })
         .unwrap_err();
-        assert_eq!((failure, runs), (Failure::Failed("no".into()), 1));
+        assert_eq!(
+            (failure, runs),
+            (Failure::Failed(TxError::Encode("no".into())), 1)
+        );
         let read = run(&store, Limits::default(), |txn| txn.get(&id("a"), b"n")).unwrap();
         assert_eq!(read.value, None);
     }

@@ -3,10 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod bank;
 pub mod fixtures;
 pub mod shaped;
 
+use crucial::__private::wire::{self, decode_reply, Frame, FrameDecoder, Outcome, Request};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -248,4 +251,53 @@ pub fn parked_on(client: &crucial::Client, key: &str) -> u32 {
         .filter(|o| o.key == key)
         .map(|o| o.parked)
         .sum()
+}
+
+/// Raw frames of the data-plane protocol, so that a request can be re-sent
+/// with the same client and request ids after a restart, as a client does.
+pub struct RawConnection {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: bytes::BytesMut,
+}
+
+impl RawConnection {
+    /// Connects and says `Hello` as client `client_id`.
+    pub fn open(addr: &str, client_id: u64) -> RawConnection {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut conn = RawConnection {
+            stream,
+            decoder: FrameDecoder::new(wire::DEFAULT_MAX_FRAME),
+            buf: bytes::BytesMut::new(),
+        };
+        let hello = Request::Hello {
+            protocol: wire::PROTOCOL_VERSION,
+            client_id,
+        };
+        conn.request(0, &hello.encode().expect("hello"))
+            .expect("hello accepted");
+        conn
+    }
+
+    /// Sends `payload` as request `id` and waits for its reply.
+    pub fn request(&mut self, id: u64, payload: &[u8]) -> Outcome {
+        let mut out = Vec::new();
+        wire::write_frame(&mut out, id, payload);
+        self.stream.write_all(&out).expect("write");
+        loop {
+            if let Some(Frame::Complete { id: got, payload }) = self.decoder.decode(&mut self.buf) {
+                assert_eq!(got, id);
+                return decode_reply(&payload)
+                    .expect("a reply")
+                    .map(|bytes| bytes.to_vec());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "the node closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
 }

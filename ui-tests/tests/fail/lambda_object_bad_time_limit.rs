@@ -7,7 +7,8 @@ pub struct Account {
 
 #[crucial::lambda_object]
 impl Account {
-    pub fn balance(&self) -> i64 {
+    #[time_limit = "soon"]
+    pub fn total(&self) -> u32 {
         0
     }
 }

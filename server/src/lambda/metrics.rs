@@ -1,0 +1,79 @@
+//! What a node counts of its workflows, for the `/metrics` page.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Workflow counters of one node.
+#[derive(Default)]
+pub struct WorkflowMetrics {
+    committed: AtomicU64,
+    executions: AtomicU64,
+    failed: AtomicU64,
+    given_up: AtomicU64,
+    timed_out: AtomicU64,
+    runaway: Arc<AtomicI64>,
+}
+
+impl WorkflowMetrics {
+    /// A workflow committed after `executions` executions.
+    pub fn committed(&self, executions: u32) {
+        self.committed.fetch_add(1, Ordering::Relaxed);
+        self.executions
+            .fetch_add(u64::from(executions), Ordering::Relaxed);
+    }
+
+    /// A workflow failed (its function's error, a panic, bad arguments).
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A workflow conflicted in every execution it was allowed.
+    pub fn given_up(&self, executions: u32) {
+        self.given_up.fetch_add(1, Ordering::Relaxed);
+        self.executions
+            .fetch_add(u64::from(executions), Ordering::Relaxed);
+    }
+
+    /// A workflow ran past its time limit.
+    pub fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The watchdog answered a workflow whose function still runs (a loop
+    /// that touches no storage cannot be stopped in native code): counted
+    /// until the guard is dropped, when the function returns.
+    pub fn runaway(&self) -> RunawayGuard {
+        self.runaway.fetch_add(1, Ordering::Relaxed);
+        RunawayGuard(Arc::clone(&self.runaway))
+    }
+
+    /// The metric families, in Prometheus' text format.
+    pub fn render(&self, out: &mut String) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        #[rustfmt::skip]
+        let rows: [(&str, &str, &str, u64); 6] = [
+            ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
+            ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
+            ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
+            ("crucial_workflows_given_up_total", "counter", "Workflows that conflicted in every execution allowed (--workflow-attempts).", load(&self.given_up)),
+            ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
+            ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one blocking-pool thread).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+}
+
+/// Counts one runaway function until dropped.
+pub struct RunawayGuard(Arc<AtomicI64>);
+
+impl Drop for RunawayGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

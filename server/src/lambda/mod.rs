@@ -1,0 +1,63 @@
+//! Lambda objects on a node: the transactional store their entries live in,
+//! the workflows that run their functions (on the blocking pool, never on the
+//! reactor), the limits those run under, and what the node counts of them.
+//! The request path is `request/invoke.rs`.
+
+mod metrics;
+mod run;
+
+pub use metrics::WorkflowMetrics;
+pub use run::{execute, Ended, Gate, Invocation};
+
+use crate::storage::Storage;
+use crate::txn::{Limits, Store};
+use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A node's lambda objects.
+pub struct Lambdas {
+    /// Their entries, versions and commit clock.
+    pub store: Arc<Store>,
+    /// The node's cap on a workflow's time (also the limit of functions that
+    /// declare none).
+    pub time_cap: Duration,
+    /// Executions a workflow may take.
+    pub attempts: u32,
+    /// What the node counts.
+    pub metrics: WorkflowMetrics,
+}
+
+impl Lambdas {
+    /// Lambda objects in memory (`storage: None`) or kept in `storage`
+    /// (every stored entry is loaded now).
+    pub fn open(
+        storage: Option<Arc<Storage>>,
+        time_cap: Duration,
+        attempts: u32,
+    ) -> Result<Lambdas, String> {
+        let store = match storage {
+            Some(storage) => Store::recover(storage)?,
+            None => Store::default(),
+        };
+        Ok(Lambdas {
+            store: Arc::new(store),
+            time_cap,
+            attempts: attempts.max(1),
+            metrics: WorkflowMetrics::default(),
+        })
+    }
+
+    /// The limits a call of `function` runs under: its own time limit, else
+    /// its type's, else the node's, never above the node's.
+    pub fn limits(&self, ty: &LambdaTypeEntry, function: &FunctionEntry) -> Limits {
+        let declared = [function.time_limit_ms, ty.time_limit_ms]
+            .into_iter()
+            .find(|&ms| ms > 0)
+            .map_or(self.time_cap, Duration::from_millis);
+        Limits {
+            attempts: self.attempts,
+            time: declared.min(self.time_cap),
+        }
+    }
+}

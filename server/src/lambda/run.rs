@@ -1,0 +1,169 @@
+//! One client call of a lambda object's function, run as a workflow: every
+//! execution in a fresh transaction, the function's future driven on this
+//! (blocking) thread, a panic caught, the first error of an execution
+//! deciding its fate, and a handshake with the watchdog so that a workflow
+//! the watchdog gave up on can never commit afterwards.
+
+use crate::txn::{retry, Abort, Committed, Failure, Limits, Store, TxHost};
+use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
+use crucial::__private::store::{Host, Workflow};
+use crucial::__private::wire::Outcome;
+use crucial::store::TxError;
+use crucial::ObjectId;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the client asked for.
+pub struct Invocation {
+    /// The type.
+    pub type_entry: &'static LambdaTypeEntry,
+    /// The function.
+    pub function: &'static FunctionEntry,
+    /// The object (`None` for a static function).
+    pub object: Option<ObjectId>,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// Seeds the workflow's random source: the same for every execution.
+    pub seed: u64,
+    /// The request to store the reply of, with the commit (deduplicated calls).
+    pub reply_to: Option<(u64, u64)>,
+}
+
+/// Why a workflow ended without committing, as the node reports it.
+#[derive(Debug)]
+pub enum Ended {
+    /// The transaction layer's verdict (conflicts, deadline, a failure).
+    Failure(Failure),
+    /// The arguments did not decode.
+    BadArguments(String),
+    /// The function panicked (the message).
+    Panicked(String),
+}
+
+/// The workflow's state, shared with its watchdog: running, committing, or
+/// given up by the watchdog (then it must not commit).
+#[derive(Default)]
+pub struct Gate(AtomicU8);
+
+const RUNNING: u8 = 0;
+const COMMITTING: u8 = 1;
+const GIVEN_UP: u8 = 2;
+
+impl Gate {
+    /// The watchdog gives up on the workflow unless it is committing right
+    /// now; `false`: it is (wait for its outcome, which comes at once).
+    pub fn give_up(&self) -> bool {
+        self.0
+            .compare_exchange(RUNNING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn begin_execution(&self) {
+        let _ = self
+            .0
+            .compare_exchange(COMMITTING, RUNNING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn may_commit(&self) -> bool {
+        self.0
+            .compare_exchange(RUNNING, COMMITTING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Runs `invocation` as one workflow on `store`, re-executed on conflict
+/// within `limits`. Blocks: call it off the node's reactor.
+pub fn execute(
+    store: &Arc<Store>,
+    limits: Limits,
+    gate: &Gate,
+    invocation: &Invocation,
+) -> Result<Committed<Vec<u8>>, Ended> {
+    let mut bad_arguments = None;
+    let mut panicked = None;
+    let result = retry(store, limits, |txn| {
+        gate.begin_execution();
+        panicked = None;
+        let host = Arc::new(TxHost::new(txn));
+        let wf = Workflow::new(
+            Arc::clone(&host) as Arc<dyn Host>,
+            invocation.object.clone(),
+            unix_time_ms(),
+            invocation.seed,
+        );
+        let value = match (invocation.function.run)(&wf, &invocation.args) {
+            Err(reason) => {
+                bad_arguments = Some(reason);
+                Err(TxError::Encode("bad arguments".into()))
+            }
+            Ok(future) => match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(future))) {
+                Ok(value) => value,
+                Err(panic) => {
+                    let message = crucial::__private::panic_message(&*panic);
+                    panicked = Some(message.clone());
+                    Err(TxError::Failed {
+                        function: String::new(),
+                        message,
+                    })
+                }
+            },
+        };
+        drop(wf);
+        // The first error of the execution decides (a conflict the function
+        // swallowed, or turned into a panic with `unwrap`, is re-executed).
+        let value = match host.doomed() {
+            Some(error) => Err(Abort::from(error)),
+            None => value.map_err(Abort::from),
+        };
+        let mut txn = host.take();
+        let value = value?;
+        if !gate.may_commit() {
+            return Err(Abort::Deadline);
+        }
+        if let Some((client, request)) = invocation.reply_to {
+            let outcome: Outcome = Ok(value.clone());
+            txn.reply_with(client, request, outcome);
+        }
+        Ok((value, txn))
+    });
+    result.map_err(|failure| match (bad_arguments, panicked, failure) {
+        (Some(reason), _, Failure::Failed(_)) => Ended::BadArguments(reason),
+        (_, Some(message), Failure::Failed(_)) => Ended::Panicked(message),
+        (_, _, failure) => Ended::Failure(failure),
+    })
+}
+
+fn unix_time_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Drives a function's future on this thread. On one node every child call
+/// runs inline, so the future is ready at its first poll; a future that waits
+/// on something else (a remote child, later) parks the thread until woken.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
+    }
+}

@@ -1,0 +1,262 @@
+//! A client's call of a lambda object's function, step by step: resolve the
+//! function and refuse what a client may not call, deduplicate, run the
+//! workflow on the blocking pool under a watchdog, wait for its writes to be
+//! durable, record the reply.
+
+use super::call::{durable, replay, Applied};
+use crate::lambda::{execute, Ended, Gate, Invocation};
+use crate::state::NodeState;
+use crate::txn::{Committed, Failure};
+use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
+use crucial::__private::store::FunctionKind;
+use crucial::__private::wire::{Invoke, Outcome};
+use crucial::store::TxError;
+use crucial::{ObjectId, RemoteError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long after a workflow's time limit the watchdog answers, if the
+/// workflow has not ended by itself (every host call checks the deadline, so
+/// a workflow that touches storage ends within one access of it).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(20);
+
+/// Applies an `Invoke` from client `client`; the reply comes later, from a
+/// task of its own, so the connection keeps reading meanwhile.
+pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -> Applied {
+    let start = Instant::now();
+    // 1. Resolve the function, and refuse what a client may not call.
+    let (ty, function) = match resolve(node, &invoke) {
+        Ok(resolved) => resolved,
+        Err(error) => return Applied::Now(Some(Err(error))),
+    };
+    // (cluster: the ownership check goes here.)
+    let object = invoke
+        .key
+        .map(|key| ObjectId::new(invoke.application, invoke.type_name, key));
+    // Reads change nothing: they are not deduplicated.
+    let dedup = function.id.kind != FunctionKind::Read;
+    let invocation = Invocation {
+        type_entry: ty,
+        function,
+        object,
+        args: invoke.args.to_vec(),
+        seed: seed(client, id),
+        reply_to: (dedup && node.storage.is_some()).then_some((client, id)),
+    };
+    let node = Arc::clone(node);
+    Applied::Later(Box::pin(async move {
+        // 2. A retried call is answered from the dedup table.
+        if dedup {
+            if let Some(outcome) = replay(&node, client, id).await {
+                return Some(outcome);
+            }
+        }
+        // 3. Run the workflow; 4. no reply leaves before its writes are durable.
+        let (outcome, stored) = run(&node, invocation).await;
+        // 5. Record the outcome.
+        node.metrics
+            .call(ty.name, function.id.name, start.elapsed());
+        if dedup {
+            node.dedup.finish(client, id, &outcome, stored);
+        }
+        Some(outcome)
+    }))
+}
+
+/// Runs the workflow under its watchdog and turns its end into the reply
+/// (and whether that reply is on disk with the commit).
+async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
+    let (ty, function) = (invocation.type_entry, invocation.function);
+    let object = invocation.object.clone();
+    let stored = invocation.reply_to.is_some();
+    let lambdas = &node.lambdas;
+    let limits = lambdas.limits(ty, function);
+    let gate = Arc::new(Gate::default());
+    let mut task = tokio::task::spawn_blocking({
+        let (store, gate) = (Arc::clone(&lambdas.store), Arc::clone(&gate));
+        move || execute(&store, limits, &gate, &invocation)
+    });
+    let watchdog = tokio::time::sleep(limits.time + WATCHDOG_GRACE);
+    let ended = tokio::select! {
+        ended = &mut task => ended,
+        _ = watchdog => {
+            if gate.give_up() {
+                // The function still runs (native code cannot be preempted):
+                // answer now; its thread is counted until it returns, and
+                // the gate keeps it from ever committing.
+                let runaway = lambdas.metrics.runaway();
+                tokio::spawn(async move {
+                    let _ = task.await;
+                    drop(runaway);
+                });
+                Ok(Err(Ended::Failure(Failure::Deadline { limit: limits.time })))
+            } else {
+                task.await // committing right now: its outcome comes at once
+            }
+        }
+    };
+    let ended = ended.unwrap_or_else(|e| Err(Ended::Panicked(e.to_string())));
+    let label = || format!("{}::{}", ty.name, function.id.name);
+    let object_text = || match &object {
+        Some(id) => id.to_string(),
+        None => format!("{}/{} (static)", ty.application, ty.name),
+    };
+    let key = || object.as_ref().map(|o| o.key.clone()).unwrap_or_default();
+    let outcome = match ended {
+        Ok(Committed {
+            value,
+            attempts,
+            durable: ticket,
+            tid,
+        }) => {
+            lambdas.metrics.committed(attempts);
+            tracing::trace!(
+                tid,
+                attempts,
+                "workflow {} on {} committed",
+                label(),
+                object_text()
+            );
+            match ticket {
+                None => Ok(value),
+                Some(ticket) => match durable(node, ticket).await {
+                    Ok(()) => Ok(value),
+                    Err(reason) => {
+                        tracing::error!(
+                            "workflow {} on {} is not durable: {reason}",
+                            label(),
+                            object_text()
+                        );
+                        return (
+                            Err(RemoteError::NotDurable {
+                                type_name: ty.name.to_string(),
+                                key: key(),
+                                method: function.id.name.to_string(),
+                                reason,
+                            }),
+                            false,
+                        );
+                    }
+                },
+            }
+        }
+        Err(ended) => {
+            let error = match ended {
+                Ended::BadArguments(reason) => RemoteError::BadArguments {
+                    type_name: ty.name.to_string(),
+                    method: function.id.name.to_string(),
+                    reason,
+                },
+                Ended::Panicked(message) => RemoteError::Panicked {
+                    type_name: ty.name.to_string(),
+                    key: key(),
+                    method: function.id.name.to_string(),
+                    message,
+                },
+                Ended::Failure(Failure::Conflicts { attempts }) => {
+                    lambdas.metrics.given_up(attempts);
+                    RemoteError::WorkflowConflicts {
+                        function: label(),
+                        object: object_text(),
+                        attempts,
+                    }
+                }
+                Ended::Failure(Failure::Deadline { limit }) => {
+                    lambdas.metrics.timed_out();
+                    RemoteError::WorkflowTimeout {
+                        function: label(),
+                        object: object_text(),
+                        limit_ms: limit.as_millis() as u64,
+                    }
+                }
+                Ended::Failure(Failure::Failed(error)) => match error {
+                    TxError::NoObject(id) => RemoteError::NoObject {
+                        object: id.to_string(),
+                    },
+                    TxError::Exists(id) => RemoteError::ObjectExists {
+                        object: id.to_string(),
+                    },
+                    other => RemoteError::WorkflowFailed {
+                        function: label(),
+                        object: object_text(),
+                        message: other.to_string(),
+                    },
+                },
+            };
+            if !matches!(error, RemoteError::WorkflowTimeout { .. }) {
+                lambdas.metrics.failed();
+            }
+            // Nothing was committed: the error is remembered in memory only.
+            return (Err(error), false);
+        }
+    };
+    (outcome, stored)
+}
+
+/// The type and function a call names, if the node's registry has them with
+/// the client's signature, for the same application, callable by a client.
+fn resolve(
+    node: &NodeState,
+    invoke: &Invoke<'_>,
+) -> Result<(&'static LambdaTypeEntry, &'static FunctionEntry), RemoteError> {
+    let ty =
+        node.registry
+            .lambda_type(invoke.type_name)
+            .ok_or_else(|| RemoteError::UnknownType {
+                type_name: invoke.type_name.to_string(),
+                node: String::new(), // filled in by the client
+            })?;
+    if ty.application != invoke.application {
+        return Err(RemoteError::WrongApplication {
+            object: format!(
+                "{}/{}/{}",
+                invoke.application,
+                invoke.type_name,
+                invoke.key.unwrap_or_default()
+            ),
+            type_name: ty.name.to_string(),
+            requested: invoke.application.to_string(),
+            served: ty.application.to_string(),
+        });
+    }
+    let function = ty
+        .function(invoke.function)
+        .ok_or_else(|| RemoteError::UnknownFunction {
+            type_name: ty.name.to_string(),
+            function: invoke.function.to_string(),
+        })?;
+    if function.id.fingerprint != invoke.fingerprint {
+        return Err(RemoteError::IncompatibleMethod {
+            type_name: ty.name.to_string(),
+            method: function.id.name.to_string(),
+            server_signature: function.signature.to_string(),
+        });
+    }
+    if function.protected {
+        return Err(RemoteError::Protected {
+            type_name: ty.name.to_string(),
+            function: function.id.name.to_string(),
+        });
+    }
+    if (function.id.kind == FunctionKind::Static) != invoke.key.is_none() {
+        return Err(RemoteError::Protocol {
+            reason: format!(
+                "`{}::{}` is {} function: the call must {}name an object",
+                ty.name,
+                function.id.name,
+                function.id.kind.label(),
+                if invoke.key.is_none() { "" } else { "not " }
+            ),
+        });
+    }
+    Ok((ty, function))
+}
+
+/// The workflow's random seed: the request's identity, mixed (SplitMix64's
+/// finalizer), so that every execution of one request draws the same numbers.
+fn seed(client: u64, request: u64) -> u64 {
+    let mut z = client ^ request.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

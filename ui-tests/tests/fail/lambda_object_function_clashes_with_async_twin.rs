@@ -1,0 +1,19 @@
+use crucial::store::Cell;
+
+#[crucial::lambda_object]
+pub struct Account {
+    balance: Cell<i64>,
+}
+
+#[crucial::lambda_object]
+impl Account {
+    pub fn total(&self) -> u32 {
+        0
+    }
+
+    pub fn total_async(&self) -> u32 {
+        0
+    }
+}
+
+fn main() {}
