@@ -88,7 +88,7 @@ pub use thread::executor::{Execution, Executor, Invocation, LocalExecutor, Proce
 pub use thread::options::SpawnOptions;
 pub use thread::runnable::{RegisteredRunnable, Runnable};
 pub use thread::{spawn_by_name, CloudThread, JoinHandle};
-pub use wire::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo};
+pub use wire::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 
 /// The entry point of a function binary (deployed to AWS Lambda, run under the
 /// local Lambda host or `cargo lambda watch`, or one-shot by the `process`

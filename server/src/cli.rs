@@ -68,7 +68,8 @@ pub struct Args {
     /// conflicts included) before it is given up with an error.
     #[arg(long, env = "CRUCIAL_WORKFLOW_ATTEMPTS", default_value_t = 64)]
     pub workflow_attempts: u32,
-    /// Print the registered shared types and cloud threads, then exit.
+    /// Print the registered shared types, lambda object types and cloud
+    /// threads, then exit.
     #[arg(long)]
     pub list_types: bool,
     /// Print the objects of the running node at this address (persistent or
@@ -147,6 +148,16 @@ pub fn print_types(out: &mut impl Write) -> std::io::Result<()> {
                 if m.read_only { "read " } else { "write" },
                 m.signature
             )?;
+        }
+    }
+    for entry in registry.lambda_types() {
+        writeln!(
+            out,
+            "lambda_object {} of application {} ({})",
+            entry.name, entry.application, entry.module
+        )?;
+        for f in entry.info().methods {
+            writeln!(out, "    {}", f.signature)?;
         }
     }
     for thread in registry.cloud_threads() {

@@ -10,7 +10,7 @@ mod slot;
 
 use crate::placement::{Placement, View};
 use crate::registry::SharedType;
-use crate::wire::{ObjectInfo, ObjectRef, Request, ServerInfo, TypeInfo};
+use crate::wire::{ObjectInfo, ObjectRef, Request, ServerInfo, TypeInfo, WorkflowStats};
 use crate::{codec, Error, Result};
 use connection::Connection;
 use slot::Reply;
@@ -219,6 +219,16 @@ impl Client {
     /// Lists the shared types registered in the first node's binary.
     pub fn list_types(&self) -> Result<Vec<TypeInfo>> {
         self.request_decoded(&*self.node_at(0)?, &Request::ListTypes)
+    }
+
+    /// What every node counts of its lambda-object workflows, added up.
+    pub fn workflow_stats(&self) -> Result<WorkflowStats> {
+        let mut total = WorkflowStats::default();
+        for node in self.routing().nodes.iter() {
+            let stats: WorkflowStats = self.request_decoded(node, &Request::WorkflowStats)?;
+            total = total.plus(stats);
+        }
+        Ok(total)
     }
 
     /// What node `node` (an index into [`Client::servers`]) said in its handshake.

@@ -55,3 +55,53 @@ pub struct MethodInfo {
     /// `&self` method.
     pub read_only: bool,
 }
+
+/// What a node counts of its lambda-object workflows since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowStats {
+    /// Workflows committed.
+    pub committed: u64,
+    /// Executions of the workflows that committed or were given up: above
+    /// `committed` by the re-executions after conflicts.
+    pub executions: u64,
+    /// Workflows whose function failed or panicked.
+    pub failed: u64,
+    /// Workflows that conflicted in every execution allowed.
+    pub given_up: u64,
+    /// Workflows aborted at their time limit.
+    pub timed_out: u64,
+}
+
+impl WorkflowStats {
+    /// Re-executions per committed workflow (0: no conflict at all).
+    pub fn retry_rate(&self) -> f64 {
+        if self.committed == 0 {
+            return 0.0;
+        }
+        self.executions
+            .saturating_sub(self.committed + self.given_up) as f64
+            / self.committed as f64
+    }
+
+    /// The counts of `self` and `other` together (two nodes, or since a mark).
+    pub fn plus(self, other: WorkflowStats) -> WorkflowStats {
+        WorkflowStats {
+            committed: self.committed + other.committed,
+            executions: self.executions + other.executions,
+            failed: self.failed + other.failed,
+            given_up: self.given_up + other.given_up,
+            timed_out: self.timed_out + other.timed_out,
+        }
+    }
+
+    /// What happened since `earlier` was read.
+    pub fn since(self, earlier: WorkflowStats) -> WorkflowStats {
+        WorkflowStats {
+            committed: self.committed.saturating_sub(earlier.committed),
+            executions: self.executions.saturating_sub(earlier.executions),
+            failed: self.failed.saturating_sub(earlier.failed),
+            given_up: self.given_up.saturating_sub(earlier.given_up),
+            timed_out: self.timed_out.saturating_sub(earlier.timed_out),
+        }
+    }
+}

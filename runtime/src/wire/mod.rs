@@ -18,7 +18,7 @@ mod reply;
 mod request;
 
 pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
-pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo};
+pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
 pub use request::{Call, Invoke, ObjectRef, Request, PROTOCOL_VERSION};
 

@@ -89,6 +89,9 @@ pub enum Request<'a> {
     ListTypes,
     /// Liveness check. Reply: `()`.
     Ping,
+    /// What the node counts of its workflows. Reply:
+    /// [`WorkflowStats`](super::WorkflowStats).
+    WorkflowStats,
 }
 
 impl Request<'_> {
@@ -141,6 +144,7 @@ mod tests {
             Request::ListObjects,
             Request::ListTypes,
             Request::Ping,
+            Request::WorkflowStats,
         ];
         for request in requests {
             let bytes = request.encode().unwrap();

@@ -1,5 +1,6 @@
 //! What a node counts of its workflows, for the `/metrics` page.
 
+use crucial::WorkflowStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,18 @@ impl WorkflowMetrics {
     pub fn runaway(&self) -> RunawayGuard {
         self.runaway.fetch_add(1, Ordering::Relaxed);
         RunawayGuard(Arc::clone(&self.runaway))
+    }
+
+    /// The counts, for the `WorkflowStats` request.
+    pub fn stats(&self) -> WorkflowStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkflowStats {
+            committed: load(&self.committed),
+            executions: load(&self.executions),
+            failed: load(&self.failed),
+            given_up: load(&self.given_up),
+            timed_out: load(&self.timed_out),
+        }
     }
 
     /// The metric families, in Prometheus' text format.

@@ -101,6 +101,7 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                 .collect::<Vec<_>>(),
         ),
         Request::Ping => encode(&()),
+        Request::WorkflowStats => encode(&node.lambdas.metrics.stats()),
         Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) => {
             Err(RemoteError::Protocol {
                 reason: "a Hello, a Call or an Invoke is not a control request".into(),

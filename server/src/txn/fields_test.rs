@@ -176,3 +176,19 @@ fn committed_entries_come_back_from_the_data_directory() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_empty_or_inverted_range_is_empty() {
+    let store = Arc::new(Store::default());
+    workflow(&store, |f| f.threads.insert(&1, &"one".to_string()));
+    // Computed bounds, as `latest(n)` on an empty listing makes them.
+    let (len, n) = (0i64, 10i64);
+    let empty = workflow(&store, |f| {
+        Ok((
+            f.threads.range(len - n + 11..=len)?,
+            f.threads.range(len + 5..len + 2)?,
+            f.threads.range(len + 1..len + 1)?,
+        ))
+    });
+    assert_eq!(empty, (vec![], vec![], vec![]));
+}

@@ -78,7 +78,12 @@ impl LambdaObject {
     /// versions of every set the range touches first, then the values. A key
     /// inserted into the range later changes one of those versions, so a scan
     /// sees no phantoms.
+    /// An empty range (`to <= from`, as `Map::range(1..=0)` asks) reads
+    /// nothing: no key can ever be in it.
     pub fn scan(&self, from: &[u8], to: Option<&[u8]>) -> (Vec<Seen>, Vec<(Vec<u8>, Bytes)>) {
+        if to.is_some_and(|to| to <= from) {
+            return (Vec::new(), Vec::new());
+        }
         let seen = {
             let partition = self.partition();
             let first = partition.index(from);
