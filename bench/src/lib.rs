@@ -8,12 +8,18 @@
 //! * `bench-load`: a `redis-benchmark`-style load generator (connections,
 //!   pipeline depth, operation mix, key skew) driving the node and Redis alike;
 //! * `bench-storage`: the embedded engines (redb, fjall) on the durable node's writes;
-//! * `bench-durable`: persistent objects against Redis with an append-only file.
+//! * `bench-durable`: persistent objects against Redis with an append-only file;
+//! * `bench-lambda`: lambda objects (CloudForum's mix and a read-modify-write
+//!   transaction) against Redis with client-side `WATCH`/`MULTI`/`EXEC` and
+//!   PostgreSQL with serializable SQL functions.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
+pub mod forum;
 pub mod load;
+pub mod postgres;
 pub mod procfs;
+pub mod rmw;
 pub mod stats;
 pub mod systems;
 
