@@ -75,7 +75,8 @@ impl Postgres {
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
-        let dir = std::env::temp_dir().join(format!("crucial-bench-pg-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("crucial-bench-pg-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         if is_root() {
@@ -123,7 +124,10 @@ impl Postgres {
     /// A new connection (user `bench`, database `postgres`).
     pub fn connect(&self) -> Result<postgres::Client, String> {
         postgres::Client::connect(
-            &format!("host=127.0.0.1 port={} user=bench dbname=postgres", self.port),
+            &format!(
+                "host=127.0.0.1 port={} user=bench dbname=postgres",
+                self.port
+            ),
             postgres::NoTls,
         )
         .map_err(|e| e.to_string())

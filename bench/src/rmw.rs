@@ -81,9 +81,9 @@ impl Rmw for LambdaRmw {
     }
 
     fn retries(&self) -> u64 {
-        self.0.workflow_stats().map_or(0, |s| {
-            s.executions.saturating_sub(s.committed + s.given_up)
-        })
+        self.0
+            .workflow_stats()
+            .map_or(0, |s| s.executions.saturating_sub(s.committed + s.given_up))
     }
 
     fn sum(&self, keys: usize) -> Result<i64, String> {

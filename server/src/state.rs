@@ -137,6 +137,7 @@ impl NodeState {
             storage.clone(),
             config.workflow_time_limit,
             config.workflow_attempts,
+            config.workers,
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let node = Arc::new(NodeState {
@@ -182,7 +183,9 @@ impl NodeState {
             unreadable_objects: self.recovered.unreadable as u64,
             recovery_ms: self.recovered.elapsed.as_millis() as u64,
         });
-        self.lambdas.metrics.render(&mut page);
+        self.lambdas
+            .metrics
+            .render(&mut page, self.lambdas.pool.threads());
         page
     }
 }

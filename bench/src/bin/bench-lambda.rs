@@ -17,7 +17,9 @@ use std::time::Duration;
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(about = "Lambda objects vs Redis (WATCH/MULTI/EXEC) vs PostgreSQL (SERIALIZABLE) on CloudForum's mix and a read-modify-write")]
+#[command(
+    about = "Lambda objects vs Redis (WATCH/MULTI/EXEC) vs PostgreSQL (SERIALIZABLE) on CloudForum's mix and a read-modify-write"
+)]
 struct Args {
     /// Seconds per measured run.
     #[arg(long, default_value_t = 2.0)]
@@ -175,7 +177,14 @@ fn measure(system: &str, args: &Args, clients: &[usize], durable: bool) -> Resul
             let dir = scratch.join("redis");
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             let extra: Vec<&str> = if durable {
-                vec!["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.to_str().expect("utf-8")]
+                vec![
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--dir",
+                    dir.to_str().expect("utf-8"),
+                ]
             } else {
                 vec![]
             };
@@ -193,7 +202,9 @@ fn measure(system: &str, args: &Args, clients: &[usize], durable: bool) -> Resul
             runs.extend(rmw_runs(&PostgresRmw::new(&server)?, args, clients)?);
             Ok(runs)
         }
-        other => Err(format!("unknown system `{other}`: lambda, redis or postgres")),
+        other => Err(format!(
+            "unknown system `{other}`: lambda, redis or postgres"
+        )),
     }
 }
 
@@ -226,7 +237,10 @@ fn table(title: &str, measured: &[(String, String, Runs)], args: &Args, clients:
         for &skew in &args.skews {
             for &c in clients {
                 for (_, name, runs) in measured {
-                    if let Some((_, cell)) = runs.iter().find(|(k, _)| *k == (workload, c, skew_key(skew))) {
+                    if let Some((_, cell)) = runs
+                        .iter()
+                        .find(|(k, _)| *k == (workload, c, skew_key(skew)))
+                    {
                         println!("| {name} | {c} | {skew} | {} |", cell.show());
                     }
                 }
@@ -238,7 +252,10 @@ fn table(title: &str, measured: &[(String, String, Runs)], args: &Args, clients:
             measured
                 .iter()
                 .find(|(s, _, _)| s == system)
-                .and_then(|(_, _, runs)| runs.iter().find(|(k, _)| *k == (workload, top, skew_key(skew))))
+                .and_then(|(_, _, runs)| {
+                    runs.iter()
+                        .find(|(k, _)| *k == (workload, top, skew_key(skew)))
+                })
                 .map(|(_, c)| *c)
         };
         for &skew in &args.skews {

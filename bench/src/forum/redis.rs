@@ -60,7 +60,10 @@ fn transaction<T>(
     mut body: impl FnMut(&mut Connection) -> redis::RedisResult<Option<T>>,
 ) -> Result<T, String> {
     loop {
-        redis::cmd("WATCH").arg(keys).query::<()>(con).map_err(|e| e.to_string())?;
+        redis::cmd("WATCH")
+            .arg(keys)
+            .query::<()>(con)
+            .map_err(|e| e.to_string())?;
         match body(con).map_err(|e| e.to_string())? {
             Some(done) => return Ok(done),
             None => {
@@ -162,17 +165,19 @@ impl Session for RedisSession {
         let t = format!("thread:{thread}");
         let numbers: Vec<u32> = (from..from + n).collect();
         // One atomic read of the thread and its page.
-        let (head, comments): ((Option<String>, Option<String>, Option<u32>), Vec<Option<String>>) =
-            redis::pipe()
-                .atomic()
-                .cmd("HMGET")
-                .arg(&t)
-                .arg(&["title", "text", "count"])
-                .cmd("HMGET")
-                .arg(format!("{t}:comments"))
-                .arg(numbers)
-                .query(&mut self.connection)
-                .map_err(|e| e.to_string())?;
+        let (head, comments): (
+            (Option<String>, Option<String>, Option<u32>),
+            Vec<Option<String>>,
+        ) = redis::pipe()
+            .atomic()
+            .cmd("HMGET")
+            .arg(&t)
+            .arg(&["title", "text", "count"])
+            .cmd("HMGET")
+            .arg(format!("{t}:comments"))
+            .arg(numbers)
+            .query(&mut self.connection)
+            .map_err(|e| e.to_string())?;
         if head.0.is_none() {
             return Err(format!("no thread {thread}"));
         }

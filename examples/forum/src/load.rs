@@ -4,6 +4,7 @@
 //! lambda-object backend is in `backend.rs`; the benchmark adds Redis and
 //! PostgreSQL ones.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -324,8 +325,13 @@ pub fn populate(backend: &dyn Backend, load: &Load) -> Result<Keys, String> {
     Ok(keys)
 }
 
+/// Numbers the runs of this process, so that threads created by one run
+/// never take the keys of another's.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
 /// Runs the mix on a populated forum and reports it.
 pub fn run(backend: &dyn Backend, load: &Load, keys: Keys) -> Result<Report, String> {
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let threads = Arc::new(RwLock::new(keys.threads.clone()));
     let retries_before = backend.retries();
     let start = Instant::now();
@@ -334,7 +340,7 @@ pub fn run(backend: &dyn Backend, load: &Load, keys: Keys) -> Result<Report, Str
         let workers: Vec<_> = (0..load.clients.max(1))
             .map(|c| {
                 let (threads, keys) = (Arc::clone(&threads), &keys);
-                scope.spawn(move || client(backend, load, keys, &threads, c, deadline))
+                scope.spawn(move || client(backend, load, keys, &threads, (run, c), deadline))
             })
             .collect();
         workers
@@ -385,7 +391,7 @@ fn client(
     load: &Load,
     keys: &Keys,
     threads: &RwLock<Vec<String>>,
-    c: usize,
+    (run, c): (u64, usize),
     deadline: Instant,
 ) -> ClientResult {
     let mut session = backend.session()?;
@@ -421,7 +427,7 @@ fn client(
                 .map(drop),
             Op::Thread => {
                 created += 1;
-                let key = format!("thread-c{c}-{created}");
+                let key = format!("thread-r{run}-c{c}-{created}");
                 let done = session.create_thread(
                     account,
                     community,

@@ -62,15 +62,16 @@ impl WorkflowMetrics {
     }
 
     /// The metric families, in Prometheus' text format.
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut String, threads: usize) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, u64); 6] = [
+        let rows: [(&str, &str, &str, u64); 7] = [
             ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
             ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
             ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
             ("crucial_workflows_given_up_total", "counter", "Workflows that conflicted in every execution allowed (--workflow-attempts).", load(&self.given_up)),
             ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
+            ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),
             ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one blocking-pool thread).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];
         for (name, kind, help, value) in rows {

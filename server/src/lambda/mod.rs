@@ -1,12 +1,14 @@
 //! Lambda objects on a node: the transactional store their entries live in,
-//! the workflows that run their functions (on the blocking pool, never on the
-//! reactor), the limits those run under, and what the node counts of them.
+//! the workflows that run their functions (on a pool of their own, never on
+//! the reactor), the limits those run under, and what the node counts of them.
 //! The request path is `request/invoke.rs`.
 
 mod metrics;
+mod pool;
 mod run;
 
 pub use metrics::WorkflowMetrics;
+pub use pool::Pool;
 pub use run::{execute, Ended, Gate, Invocation};
 
 use crate::storage::Storage;
@@ -26,6 +28,8 @@ pub struct Lambdas {
     pub attempts: u32,
     /// What the node counts.
     pub metrics: WorkflowMetrics,
+    /// The threads workflows run on.
+    pub pool: Pool,
 }
 
 impl Lambdas {
@@ -35,6 +39,7 @@ impl Lambdas {
         storage: Option<Arc<Storage>>,
         time_cap: Duration,
         attempts: u32,
+        threads: usize,
     ) -> Result<Lambdas, String> {
         let store = match storage {
             Some(storage) => Store::recover(storage)?,
@@ -45,6 +50,7 @@ impl Lambdas {
             time_cap,
             attempts: attempts.max(1),
             metrics: WorkflowMetrics::default(),
+            pool: Pool::new(threads),
         })
     }
 

@@ -1,6 +1,6 @@
 //! A client's call of a lambda object's function, step by step: resolve the
 //! function and refuse what a client may not call, deduplicate, run the
-//! workflow on the blocking pool under a watchdog, wait for its writes to be
+//! workflow on the workflow pool under a watchdog, wait for its writes to be
 //! durable, record the reply.
 
 use super::call::{durable, replay, Applied};
@@ -72,9 +72,12 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
     let lambdas = &node.lambdas;
     let limits = lambdas.limits(ty, function);
     let gate = Arc::new(Gate::default());
-    let mut task = tokio::task::spawn_blocking({
+    let (done, mut task) = tokio::sync::oneshot::channel();
+    lambdas.pool.submit({
         let (store, gate) = (Arc::clone(&lambdas.store), Arc::clone(&gate));
-        move || execute(&store, limits, &gate, &invocation)
+        move || {
+            let _ = done.send(execute(&store, limits, &gate, &invocation));
+        }
     });
     let watchdog = tokio::time::sleep(limits.time + WATCHDOG_GRACE);
     let ended = tokio::select! {
@@ -82,12 +85,13 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
         _ = watchdog => {
             if gate.give_up() {
                 // The function still runs (native code cannot be preempted):
-                // answer now; its thread is counted until it returns, and
-                // the gate keeps it from ever committing.
-                let runaway = lambdas.metrics.runaway();
+                // answer now. Its thread is counted, and replaced in the
+                // pool, until it returns; the gate keeps it from ever
+                // committing.
+                let held = (lambdas.metrics.runaway(), lambdas.pool.replacement());
                 tokio::spawn(async move {
                     let _ = task.await;
-                    drop(runaway);
+                    drop(held);
                 });
                 Ok(Err(Ended::Failure(Failure::Deadline { limit: limits.time })))
             } else {
@@ -95,7 +99,8 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
             }
         }
     };
-    let ended = ended.unwrap_or_else(|e| Err(Ended::Panicked(e.to_string())));
+    let ended =
+        ended.unwrap_or_else(|_| Err(Ended::Panicked("the workflow thread stopped".into())));
     let label = || format!("{}::{}", ty.name, function.id.name);
     let object_text = || match &object {
         Some(id) => id.to_string(),
