@@ -73,6 +73,9 @@ fn transaction<T>(
     }
 }
 
+/// A thread's title, text and comment count.
+type ThreadHead = (Option<String>, Option<String>, Option<u32>);
+
 /// What `EXEC` gives when a watched key changed: nothing.
 type Exec<T> = Option<T>;
 
@@ -165,10 +168,7 @@ impl Session for RedisSession {
         let t = format!("thread:{thread}");
         let numbers: Vec<u32> = (from..from + n).collect();
         // One atomic read of the thread and its page.
-        let (head, comments): (
-            (Option<String>, Option<String>, Option<u32>),
-            Vec<Option<String>>,
-        ) = redis::pipe()
+        let (head, comments): (ThreadHead, Vec<Option<String>>) = redis::pipe()
             .atomic()
             .cmd("HMGET")
             .arg(&t)
