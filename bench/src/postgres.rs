@@ -121,6 +121,17 @@ impl Postgres {
         Err("PostgreSQL did not accept connections".into())
     }
 
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// A new connection (user `bench`, database `postgres`).
     pub fn connect(&self) -> Result<postgres::Client, String> {
         postgres::Client::connect(

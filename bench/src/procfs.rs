@@ -14,6 +14,43 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// CPU time of a process and its descendants: its own, its children's that
+/// it waited for (`cutime`, `cstime`: a PostgreSQL backend that exited), and
+/// every live descendant's, from `/proc` (Linux).
+pub fn tree_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = (11..=14)
+        .map(|i| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    let mut total = Duration::from_millis(ticks * 10);
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+            })
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            total += tree_cpu(child).unwrap_or_default();
+        }
+    }
+    Some(total)
+}
+
 /// Context switches (voluntary + involuntary) of all of a process's live
 /// threads so far: what `perf stat -e context-switches` counts, without perf.
 pub fn context_switches(pid: u32) -> Option<u64> {

@@ -106,7 +106,7 @@ fn bad_inputs_get_clear_errors_and_the_node_keeps_serving() {
         matches!(&e, RemoteError::UnknownType { type_name, node } if type_name == "NoSuchType" && node == &server.addr),
         "{e}"
     );
-    assert!(e.to_string().contains("unknown shared type"), "{e}");
+    assert!(e.to_string().contains("unknown type `NoSuchType`"), "{e}");
 
     // Unknown method.
     let payload = call_payload("Faulty", "f", "frobnicate", 0, &[]);

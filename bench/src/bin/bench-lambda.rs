@@ -9,6 +9,7 @@
 use clap::Parser;
 use crucial_bench::forum::{postgres::PostgresForum, redis::RedisForum};
 use crucial_bench::postgres::Postgres;
+use crucial_bench::procfs;
 use crucial_bench::rmw::{self, LambdaRmw, PostgresRmw, RedisRmw, Rmw};
 use crucial_bench::systems::{Crucial, Redis};
 use forum::load::{self, Backend, Load};
@@ -53,24 +54,29 @@ struct Args {
 }
 
 /// One measured cell: committed tx/s, p50 and p99 (µs), re-executions per
-/// write, failures.
+/// write, CPU per committed transaction of the server and of the clients
+/// (µs), failures.
 #[derive(Debug, Clone, Copy)]
 struct Cell {
     per_second: f64,
     p50: f64,
     p99: f64,
     retries: f64,
+    server_cpu: f64,
+    client_cpu: f64,
     failures: u64,
 }
 
 impl Cell {
     fn show(&self) -> String {
         format!(
-            "{:.0} | {:.0} | {:.0} | {:.3}{}",
+            "{:.0} | {:.0} | {:.0} | {:.3} | {:.0} | {:.0}{}",
             self.per_second,
             self.p50,
             self.p99,
             self.retries,
+            self.server_cpu,
+            self.client_cpu,
             if self.failures > 0 {
                 format!(" ({} failed)", self.failures)
             } else {
@@ -87,7 +93,34 @@ fn skew_key(skew: f64) -> u64 {
     (skew * 1000.0) as u64
 }
 
-fn forum_runs(backend: &dyn Backend, args: &Args, clients: &[usize]) -> Result<Runs, String> {
+/// CPU time of the server (process tree `server`) and of this process.
+#[derive(Clone, Copy)]
+struct Cpu(Duration, Duration);
+
+impl Cpu {
+    fn now(server: u32) -> Cpu {
+        Cpu(
+            procfs::tree_cpu(server).unwrap_or_default(),
+            procfs::process_cpu(std::process::id()).unwrap_or_default(),
+        )
+    }
+
+    /// Microseconds of server and client CPU per transaction since `self`.
+    fn per_tx(self, server: u32, txs: usize) -> (f64, f64) {
+        let now = Cpu::now(server);
+        let per = |a: Duration, b: Duration| {
+            (b.saturating_sub(a)).as_secs_f64() * 1e6 / txs.max(1) as f64
+        };
+        (per(self.0, now.0), per(self.1, now.1))
+    }
+}
+
+fn forum_runs(
+    backend: &dyn Backend,
+    args: &Args,
+    clients: &[usize],
+    server: u32,
+) -> Result<Runs, String> {
     let base = Load {
         clients: clients.iter().copied().max().unwrap_or(8).min(16),
         duration: Duration::from_secs_f64(args.seconds),
@@ -105,7 +138,9 @@ fn forum_runs(backend: &dyn Backend, args: &Args, clients: &[usize]) -> Result<R
                 skew,
                 ..base.clone()
             };
+            let cpu = Cpu::now(server);
             let report = load::run(backend, &load, keys)?;
+            let (server_cpu, client_cpu) = cpu.per_tx(server, report.committed());
             let all = report.all();
             let failures = report.failures.iter().map(|(_, n)| n).sum();
             runs.push((
@@ -115,6 +150,8 @@ fn forum_runs(backend: &dyn Backend, args: &Args, clients: &[usize]) -> Result<R
                     p50: load::percentile(&all, 0.5),
                     p99: load::percentile(&all, 0.99),
                     retries: report.retry_rate(),
+                    server_cpu,
+                    client_cpu,
                     failures,
                 },
             ));
@@ -124,11 +161,12 @@ fn forum_runs(backend: &dyn Backend, args: &Args, clients: &[usize]) -> Result<R
     Ok(runs)
 }
 
-fn rmw_runs(system: &dyn Rmw, args: &Args, clients: &[usize]) -> Result<Runs, String> {
+fn rmw_runs(system: &dyn Rmw, args: &Args, clients: &[usize], server: u32) -> Result<Runs, String> {
     system.set_up(args.counters)?;
     let mut runs = Vec::new();
     for &skew in &args.skews {
         for &c in clients {
+            let cpu = Cpu::now(server);
             let m = rmw::run(
                 system,
                 args.counters,
@@ -136,6 +174,7 @@ fn rmw_runs(system: &dyn Rmw, args: &Args, clients: &[usize]) -> Result<Runs, St
                 Duration::from_secs_f64(args.seconds),
                 skew,
             )?;
+            let (server_cpu, client_cpu) = cpu.per_tx(server, m.latencies.len());
             runs.push((
                 ("rmw", c, skew_key(skew)),
                 Cell {
@@ -143,6 +182,8 @@ fn rmw_runs(system: &dyn Rmw, args: &Args, clients: &[usize]) -> Result<Runs, St
                     p50: load::percentile(&m.latencies, 0.5),
                     p99: load::percentile(&m.latencies, 0.99),
                     retries: m.retries as f64 / m.latencies.len().max(1) as f64,
+                    server_cpu,
+                    client_cpu,
                     failures: m.failures,
                 },
             ));
@@ -167,8 +208,14 @@ fn measure(system: &str, args: &Args, clients: &[usize], durable: bool) -> Resul
                 vec![]
             };
             let node = Crucial::start_with_env("multi-thread", &env);
-            let mut runs = forum_runs(&LambdaForum::new(node.client.clone()), args, clients)?;
-            runs.extend(rmw_runs(&LambdaRmw(node.client.clone()), args, clients)?);
+            let pid = node.pid();
+            let mut runs = forum_runs(&LambdaForum::new(node.client.clone()), args, clients, pid)?;
+            runs.extend(rmw_runs(
+                &LambdaRmw(node.client.clone()),
+                args,
+                clients,
+                pid,
+            )?);
             drop(node);
             let _ = std::fs::remove_dir_all(&scratch);
             Ok(runs)
@@ -190,16 +237,18 @@ fn measure(system: &str, args: &Args, clients: &[usize], durable: bool) -> Resul
             };
             let server = Redis::start_with(&extra)?;
             let url = format!("redis://{}/", server.addr);
-            let mut runs = forum_runs(&RedisForum::new(&url), args, clients)?;
-            runs.extend(rmw_runs(&RedisRmw::new(&url), args, clients)?);
+            let pid = server.pid();
+            let mut runs = forum_runs(&RedisForum::new(&url), args, clients, pid)?;
+            runs.extend(rmw_runs(&RedisRmw::new(&url), args, clients, pid)?);
             drop(server);
             let _ = std::fs::remove_dir_all(&scratch);
             Ok(runs)
         }
         "postgres" => {
             let server = Postgres::start(durable)?;
-            let mut runs = forum_runs(&PostgresForum::new(&server)?, args, clients)?;
-            runs.extend(rmw_runs(&PostgresRmw::new(&server)?, args, clients)?);
+            let pid = server.pid().ok_or("no postmaster.pid")?;
+            let mut runs = forum_runs(&PostgresForum::new(&server)?, args, clients, pid)?;
+            runs.extend(rmw_runs(&PostgresRmw::new(&server)?, args, clients, pid)?);
             Ok(runs)
         }
         other => Err(format!(
@@ -232,8 +281,8 @@ fn table(title: &str, measured: &[(String, String, Runs)], args: &Args, clients:
             }
         );
         println!();
-        println!("| system | clients | skew | committed tx/s | p50 us | p99 us | re-executions per write |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| system | clients | skew | committed tx/s | p50 us | p99 us | re-executions per write | server CPU us/tx | client CPU us/tx |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for &skew in &args.skews {
             for &c in clients {
                 for (_, name, runs) in measured {

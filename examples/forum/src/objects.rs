@@ -45,6 +45,7 @@ pub struct Page {
     pub comments: Vec<(u32, Comment)>,
 }
 
+// ANCHOR: types
 /// A user.
 #[crucial::lambda_object]
 pub struct Account {
@@ -72,6 +73,7 @@ pub struct Thread {
     comment_count: Cell<u32>,
     comments: Map<u32, Comment>,
 }
+// ANCHOR_END: types
 
 #[crucial::lambda_object(time_limit = "2s")]
 impl Account {
@@ -86,6 +88,7 @@ impl Account {
         Ok(self.name.get()?.unwrap_or_default())
     }
 
+    // ANCHOR: create_thread
     /// Starts a thread named `key` in `community`: creates the thread and
     /// indexes it in its community (two child calls, joined), and records it
     /// here. One transaction: all three objects change, or none.
@@ -117,7 +120,9 @@ impl Account {
         self.threads.insert(&id)?;
         Ok(id)
     }
+    // ANCHOR_END: create_thread
 
+    // ANCHOR: create_comment
     /// Comments on `thread` (the paper's Listing 2): the thread stores the
     /// comment and numbers it; the account remembers the reference.
     pub async fn create_comment(
@@ -132,6 +137,7 @@ impl Account {
         self.comments.insert(&(thread, number))?;
         Ok(number)
     }
+    // ANCHOR_END: create_comment
 
     /// The account's comments: (thread, comment number).
     pub fn comments(&self) -> Result<Vec<(ObjectId, u32)>, TxError> {
@@ -205,6 +211,7 @@ impl Thread {
         self.comment_count.set(&0)
     }
 
+    // ANCHOR: add_comment
     /// Stores a comment under the next number (the paper's `add_comment`).
     #[protected]
     pub fn add_comment(
@@ -225,6 +232,7 @@ impl Thread {
         self.comments.insert(&number, &comment)?;
         Ok(number)
     }
+    // ANCHOR_END: add_comment
 
     /// Comments `from..from + n` with the thread's title and text.
     pub fn page(&self, from: u32, n: u32) -> Result<Page, TxError> {
