@@ -199,6 +199,11 @@ fn a_function_past_its_time_limit_is_aborted_while_the_node_keeps_serving() {
         remote(a.read_forever()),
         RemoteError::WorkflowTimeout { limit_ms: 100, .. }
     ));
+    // A child call runs under its own, shorter, limit.
+    assert!(matches!(
+        remote(a.call_a_slow_child()),
+        RemoteError::WorkflowTimeout { .. }
+    ));
     // One that spins in native code cannot be stopped: the watchdog answers
     // at the limit, and the node serves others meanwhile.
     let spinner = {
@@ -212,6 +217,10 @@ fn a_function_past_its_time_limit_is_aborted_while_the_node_keeps_serving() {
         page.contains("crucial_runaway_functions 1"),
         "the spinning function is counted:\n{page}"
     );
+    assert!(
+        page.contains("crucial_workflow_threads 3"),
+        "its thread was replaced in the pool (2 workers on this node):\n{page}"
+    );
     assert_eq!(a.balance().expect("served meanwhile"), 1);
     assert!(matches!(
         remote(spinner.join().unwrap()),
@@ -219,7 +228,7 @@ fn a_function_past_its_time_limit_is_aborted_while_the_node_keeps_serving() {
     ));
     let (_, page) = http_get(&metrics);
     assert!(
-        page.contains("crucial_workflows_timed_out_total 2"),
+        page.contains("crucial_workflows_timed_out_total 3"),
         "{page}"
     );
 }

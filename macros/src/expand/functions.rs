@@ -286,12 +286,18 @@ impl<'a> FunctionsGen<'a> {
         let calls = names::calls(&self.type_ident());
         let statics = names::statics(&self.type_ident());
         let (mut on_object, mut on_type) = (Vec::new(), Vec::new());
-        for (f, _) in self.valid() {
+        for (f, own_limit) in self.valid() {
             let ident = f.ident();
             let vis = &f.vis;
             let docs = &f.docs;
             let name = ident.to_string();
             let label = self.label(f);
+            // A child call runs under its own limit, else its type's.
+            let limit_ms = if own_limit > 0 {
+                own_limit
+            } else {
+                self.verdict.type_limit_ms
+            };
             let kind = Ident::new(f.kind.variant(), Span::call_site());
             let reply = Self::reply(f);
             let names: Vec<&Ident> = f.params.iter().map(|p| &p.name).collect();
@@ -338,6 +344,7 @@ impl<'a> FunctionsGen<'a> {
                         #rt::FunctionKind::#kind,
                         <#self_ty as #rt::LambdaObject>::TYPE_NAME,
                         #name,
+                        #limit_ms,
                     )?;
                     #open
                     let ret = <#self_ty>::#callee(#receiver #wf_arg #(#names),*) #await_;

@@ -8,6 +8,7 @@ use crate::ObjectId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The entry key that says an object exists: field number `u16::MAX`, which
 /// no struct reaches. A constructor writes it; every method reads it, so
@@ -66,10 +67,13 @@ pub struct FunctionId {
 pub struct Workflow {
     core: Arc<Core>,
     this: Option<Arc<ObjectId>>,
+    /// The transaction as this call's fields see it: the workflow's, or,
+    /// for a child call with a time limit of its own, the workflow's behind
+    /// that limit.
+    host: Arc<dyn Host>,
 }
 
 struct Core {
-    host: Arc<dyn Host>,
     unix_time_ms: u64,
     seed: u64,
     draws: AtomicU64,
@@ -96,12 +100,12 @@ impl Workflow {
     ) -> Workflow {
         Workflow {
             core: Arc::new(Core {
-                host,
                 unix_time_ms,
                 seed,
                 draws: AtomicU64::new(0),
             }),
             this: this.map(Arc::new),
+            host,
         }
     }
 
@@ -147,13 +151,13 @@ impl Workflow {
     /// meanwhile conflicts with this one.
     pub fn exists<T: LambdaObject>(&self, id: impl ObjectKey) -> Result<bool, TxError> {
         let id = id.into_object_id(T::APPLICATION, T::TYPE_NAME);
-        self.check(self.core.host.get(&id, &EXISTS).map(|v| v.is_some()))
+        self.check(self.host.get(&id, &EXISTS).map(|v| v.is_some()))
     }
 
     /// The transaction, for binding fields.
     #[doc(hidden)]
     pub fn host(&self) -> Arc<dyn Host> {
-        Arc::clone(&self.core.host)
+        Arc::clone(&self.host)
     }
 
     /// The id of the object whose function runs, shared with its fields.
@@ -179,7 +183,10 @@ impl Workflow {
     /// Enters function `function` of kind `kind` on `object` (`None` for a
     /// static): checks that the object is of the function's type and exists
     /// (or, for a constructor, does not, and marks it existing). Returns the
-    /// view the function runs with. A failure dooms the workflow.
+    /// view the function runs with: with `limit_ms` > 0, its accesses fail
+    /// with `Deadline` once that time has passed (a child call's own time
+    /// limit; the workflow's deadline applies anyway). A failure dooms the
+    /// workflow.
     #[doc(hidden)]
     pub fn enter(
         &self,
@@ -187,6 +194,7 @@ impl Workflow {
         kind: FunctionKind,
         type_name: &str,
         function: &str,
+        limit_ms: u64,
     ) -> Result<Workflow, TxError> {
         let failed = |message: String| TxError::Failed {
             function: format!("{type_name}::{function}"),
@@ -199,11 +207,11 @@ impl Workflow {
                 return self.fail(failed(format!("object {id} is not a {type_name}")))
             }
             Some(id) => {
-                let exists = self.check(self.core.host.get(&id, &EXISTS))?.is_some();
+                let exists = self.check(self.host.get(&id, &EXISTS))?.is_some();
                 match (kind, exists) {
                     (FunctionKind::Constructor, true) => return self.fail(TxError::Exists(id)),
                     (FunctionKind::Constructor, false) => {
-                        let marked = self.core.host.put(&id, &EXISTS, bytes::Bytes::new());
+                        let marked = self.host.put(&id, &EXISTS, bytes::Bytes::new());
                         self.check(marked)?;
                     }
                     (_, false) => return self.fail(TxError::NoObject(id)),
@@ -212,9 +220,17 @@ impl Workflow {
                 Some(Arc::new(id))
             }
         };
+        let host = match limit_ms {
+            0 => Arc::clone(&self.host),
+            ms => Arc::new(Limited {
+                host: Arc::clone(&self.host),
+                deadline: Instant::now() + Duration::from_millis(ms),
+            }) as Arc<dyn Host>,
+        };
         Ok(Workflow {
             core: Arc::clone(&self.core),
             this,
+            host,
         })
     }
 
@@ -235,8 +251,59 @@ impl Workflow {
     }
 
     fn fail<T>(&self, error: TxError) -> Result<T, TxError> {
-        self.core.host.doom(error.clone());
+        self.host.doom(error.clone());
         Err(error)
+    }
+}
+
+/// A child call's view of the transaction under its own time limit.
+struct Limited {
+    host: Arc<dyn Host>,
+    deadline: Instant,
+}
+
+impl Limited {
+    fn check(&self) -> Result<(), TxError> {
+        if Instant::now() < self.deadline {
+            return Ok(());
+        }
+        self.host.doom(TxError::Deadline);
+        Err(TxError::Deadline)
+    }
+}
+
+impl Host for Limited {
+    fn doom(&self, error: TxError) {
+        self.host.doom(error);
+    }
+
+    fn doomed(&self) -> Option<TxError> {
+        self.host.doomed()
+    }
+
+    fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<bytes::Bytes>, TxError> {
+        self.check()?;
+        self.host.get(object, key)
+    }
+
+    fn put(&self, object: &ObjectId, key: &[u8], value: bytes::Bytes) -> Result<(), TxError> {
+        self.check()?;
+        self.host.put(object, key, value)
+    }
+
+    fn delete(&self, object: &ObjectId, key: &[u8]) -> Result<(), TxError> {
+        self.check()?;
+        self.host.delete(object, key)
+    }
+
+    fn scan(
+        &self,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, bytes::Bytes)>, TxError> {
+        self.check()?;
+        self.host.scan(object, from, to)
     }
 }
 

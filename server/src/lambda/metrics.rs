@@ -72,7 +72,7 @@ impl WorkflowMetrics {
             ("crucial_workflows_given_up_total", "counter", "Workflows that conflicted in every execution allowed (--workflow-attempts).", load(&self.given_up)),
             ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
             ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),
-            ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one blocking-pool thread).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
+            ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one workflow thread, replaced in the pool).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];
         for (name, kind, help, value) in rows {
             let _ = writeln!(

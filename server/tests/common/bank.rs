@@ -117,6 +117,22 @@ impl Account {
         }
     }
 
+    /// Reads its balance in a loop, under a limit shorter than its callers'.
+    #[protected]
+    #[time_limit = "50ms"]
+    pub fn read_for_a_while(&self) -> Result<i64, TxError> {
+        loop {
+            self.balance.get()?;
+        }
+    }
+
+    /// Calls `read_for_a_while` as a child: the child's own limit stops the
+    /// workflow long before this function's 2 s.
+    pub async fn call_a_slow_child(&self, wf: &Workflow) -> Result<i64, TxError> {
+        let me = wf.this().expect("an account").clone();
+        wf.at::<Account>(me).read_for_a_while().await
+    }
+
     /// Reads every account of `accounts` in one workflow (a static function:
     /// no object of its own).
     pub async fn audit(wf: &Workflow, accounts: Vec<ObjectId>) -> Result<Audit, TxError> {
