@@ -41,12 +41,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Zeroed counters with one call counter per method of every registered type.
+    /// Zeroed counters with one call counter per method of every registered
+    /// shared type and per function of every lambda object type.
     pub fn new(registry: &'static Registry) -> Metrics {
         let mut calls = HashMap::new();
         for entry in registry.shared_types() {
             for method in entry.methods {
                 calls.insert((entry.name, method.id.name), AtomicU64::new(0));
+            }
+        }
+        for entry in registry.lambda_types() {
+            for function in entry.functions {
+                calls.insert((entry.name, function.id.name), AtomicU64::new(0));
             }
         }
         Metrics {

@@ -228,6 +228,10 @@ fn a_function_past_its_time_limit_is_aborted_while_the_node_keeps_serving() {
     ));
     let (_, page) = http_get(&metrics);
     assert!(
+        page.contains("crucial_calls_total{type=\"Account\",method=\"spin\"} 1"),
+        "{page}"
+    );
+    assert!(
         page.contains("crucial_workflows_timed_out_total 3"),
         "{page}"
     );

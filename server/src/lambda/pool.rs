@@ -126,7 +126,12 @@ impl Shared {
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 drop(state);
-                job();
+                // A job catches its function's panics; one of its own must
+                // not cost the pool a thread either (its caller sees the
+                // dropped reply channel).
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("a workflow job panicked outside its function");
+                }
                 state = self.lock();
                 continue;
             }
