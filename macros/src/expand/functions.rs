@@ -97,7 +97,7 @@ impl<'a> FunctionsGen<'a> {
         );
         quote! {
             #[doc = #handle_doc]
-            #[derive(Clone, Debug)]
+            #[derive(::core::clone::Clone, ::core::fmt::Debug)]
             #vis struct #handle {
                 #[doc(hidden)]
                 pub core: #p::HandleCore,

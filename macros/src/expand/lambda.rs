@@ -80,8 +80,8 @@ impl<'a> LambdaGen<'a> {
                 quote_spanned! {ty.span()=>
                     #field_ident: <#ty as ::crucial::__private::store::StorageField>::bind(
                         ::crucial::__private::store::FieldRef::new(
-                            ::crucial::__private::store::Arc::clone(&host),
-                            ::crucial::__private::store::Arc::clone(&id),
+                            ::crucial::__private::Clone::clone(&host),
+                            ::crucial::__private::Clone::clone(&id),
                             #index,
                             #name,
                         ),

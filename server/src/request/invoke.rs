@@ -33,32 +33,28 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
     let object = invoke
         .key
         .map(|key| ObjectId::new(invoke.application, invoke.type_name, key));
-    // Reads change nothing: they are not deduplicated.
-    let dedup = function.id.kind != FunctionKind::Read;
+    // Every workflow is deduplicated: even a `&self` function may write
+    // other objects through its child calls.
     let invocation = Invocation {
         type_entry: ty,
         function,
         object,
         args: invoke.args.to_vec(),
         seed: seed(client, id),
-        reply_to: (dedup && node.storage.is_some()).then_some((client, id)),
+        reply_to: node.storage.is_some().then_some((client, id)),
     };
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
         // 2. A retried call is answered from the dedup table.
-        if dedup {
-            if let Some(outcome) = replay(&node, client, id).await {
-                return Some(outcome);
-            }
+        if let Some(outcome) = replay(&node, client, id).await {
+            return Some(outcome);
         }
         // 3. Run the workflow; 4. no reply leaves before its writes are durable.
         let (outcome, stored) = run(&node, invocation).await;
         // 5. Record the outcome.
         node.metrics
             .call(ty.name, function.id.name, start.elapsed());
-        if dedup {
-            node.dedup.finish(client, id, &outcome, stored);
-        }
+        node.dedup.finish(client, id, &outcome, stored);
         Some(outcome)
     }))
 }
