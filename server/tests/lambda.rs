@@ -186,6 +186,21 @@ fn each_misuse_is_a_typed_error_for_that_caller_only() {
     ));
     // After all of that, the node serves everyone as before.
     assert_eq!(a.balance().unwrap(), 10);
+    // The node lists the objects constructors made, not those only looked for.
+    let listed: Vec<(String, String)> = client
+        .list_objects()
+        .expect("list")
+        .into_iter()
+        .filter(|o| o.type_name == "Account")
+        .map(|o| (o.type_name, o.key))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("Account".to_string(), "a".to_string()),
+            ("Account".into(), "b".into())
+        ]
+    );
 }
 
 #[test]

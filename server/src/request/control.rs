@@ -5,7 +5,7 @@ use super::Session;
 use crate::objects::Persist;
 use crate::state::NodeState;
 use crucial::__private::codec;
-use crucial::__private::wire::{Outcome, Request, ServerInfo, PROTOCOL_VERSION};
+use crucial::__private::wire::{ObjectInfo, Outcome, Request, ServerInfo, PROTOCOL_VERSION};
 use crucial::RemoteError;
 
 fn encode<T: serde::Serialize>(value: &T) -> Outcome {
@@ -90,7 +90,22 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             }
             encode(&deleted)
         }
-        Request::ListObjects => encode(&node.table.list(node.storage.is_some())),
+        Request::ListObjects => {
+            let mut objects = node.table.list(node.storage.is_some());
+            // Lambda objects: their entries' bytes; always resident.
+            objects.extend(node.lambdas.store.list().into_iter().map(|(id, _, bytes)| {
+                ObjectInfo {
+                    type_name: id.type_name,
+                    key: id.key,
+                    poisoned: false,
+                    parked: 0,
+                    persistent: node.storage.is_some(),
+                    resident: true,
+                    bytes: bytes as u64,
+                }
+            }));
+            encode(&objects)
+        }
         Request::ListTypes => encode(
             &node
                 .registry

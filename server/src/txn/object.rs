@@ -59,6 +59,13 @@ impl LambdaObject {
         Arc::clone(&partition.sets[partition.index(key)])
     }
 
+    /// Its entries and their bytes (keys and values), for listings.
+    pub fn size(&self) -> (usize, usize) {
+        let entries = self.entries();
+        let bytes = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (entries.len(), bytes)
+    }
+
     /// How many entry sets the object has.
     #[cfg(test)]
     pub fn sets(&self) -> usize {

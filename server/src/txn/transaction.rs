@@ -106,6 +106,21 @@ impl Store {
         )
     }
 
+    /// Every object with entries, with its entry count and bytes. (Objects
+    /// only ever read while missing have none and are left out.)
+    pub fn list(&self) -> Vec<(ObjectId, usize, usize)> {
+        let objects = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = objects
+            .iter()
+            .filter_map(|(id, object)| {
+                let (entries, bytes) = object.size();
+                (entries > 0).then(|| (id.clone(), entries, bytes))
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
     /// Starts a transaction that gives up at `deadline`.
     pub fn begin(self: &Arc<Self>, deadline: Option<Instant>) -> Transaction {
         Transaction {
