@@ -212,6 +212,8 @@ pub struct LambdaTypeEntry {
     pub module: &'static str,
     /// Its storage fields' names.
     pub fields: &'static [&'static str],
+    /// Its fields as declared (`name: Type`), for the stored-shape check.
+    pub shape: &'static [&'static str],
     /// Its functions' time limit in milliseconds (0: the node's).
     pub time_limit_ms: u64,
     /// Its functions.
@@ -230,6 +232,7 @@ impl LambdaTypeEntry {
             name: T::TYPE_NAME,
             module,
             fields: T::FIELDS,
+            shape: T::SHAPE,
             time_limit_ms,
             functions,
         }

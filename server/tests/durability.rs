@@ -175,6 +175,48 @@ fn an_object_written_by_another_shape_is_reported_and_the_node_serves_the_rest()
     assert_eq!(client.open::<Shaped>("old").bump().expect("afresh"), 1);
 }
 
+#[test]
+fn a_lambda_type_stored_with_other_fields_is_refused_and_one_with_a_field_added_is_served() {
+    use common::shaped::{Gauge, Meter};
+    let dir = DataDir::new("lambda-shape");
+    {
+        let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+        let client = node.client();
+        let gauge = Gauge::at("g").with_client(client.clone());
+        gauge.create().expect("create");
+        gauge.touch().expect("touch");
+        let meter = Meter::at("m").with_client(client.clone());
+        meter.create().expect("create");
+        assert_eq!(meter.tick().expect("tick"), 1);
+        node.kill();
+    }
+    // The same data directory under a build whose Gauge stores a String and
+    // whose Meter has one more field.
+    let node = ServerProcess::fixture_node_v2(&dir.0);
+    let client = node.client();
+    match Gauge::at("g").with_client(client.clone()).touch() {
+        Err(Error::Remote(RemoteError::Unreadable {
+            type_name, reason, ..
+        })) => {
+            assert_eq!(type_name, "Gauge");
+            assert!(
+                reason.contains("level: Cell<i64>") && reason.contains("level: Cell<String>"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Unreadable, got {other:?}"),
+    }
+    // A field added at the end: the stored count is read, the new field is empty.
+    let meter = Meter::at("m").with_client(client.clone());
+    assert_eq!(meter.tick().expect("a Meter with a field added"), 2);
+    // The node's shape records are not listed as objects.
+    let objects = client.list_objects().expect("list");
+    assert!(
+        objects.iter().all(|o| o.type_name != "__shape"),
+        "{objects:?}"
+    );
+}
+
 /// Starts `fixture-node` on `dir`; `Err(stderr)` if it exits instead of listening.
 fn try_start(dir: &DataDir) -> Result<ServerProcess, String> {
     ServerProcess::try_start(common::fixture_command(

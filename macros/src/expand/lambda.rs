@@ -8,6 +8,32 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
+/// A type as the stored-shape check compares it: canonical, every path cut
+/// to its last segment (`crucial::store::Cell<crate::Comment>` ->
+/// `Cell<Comment>`), so that writing a path another way changes nothing.
+fn short_type(ty: &syn::Type) -> String {
+    fn shorten(ty: &syn::Type) -> syn::Type {
+        let mut ty = ty.clone();
+        if let syn::Type::Path(p) = &mut ty {
+            if p.qself.is_none() {
+                if let Some(last) = p.path.segments.pop() {
+                    let mut last = last.into_value();
+                    if let syn::PathArguments::AngleBracketed(args) = &mut last.arguments {
+                        for arg in args.args.iter_mut() {
+                            if let syn::GenericArgument::Type(inner) = arg {
+                                *inner = shorten(inner);
+                            }
+                        }
+                    }
+                    p.path = last.into();
+                }
+            }
+        }
+        ty
+    }
+    crate::fingerprint::canonical(&shorten(ty))
+}
+
 /// Generates one lambda object type's struct-side items.
 pub struct LambdaGen<'a> {
     object: &'a ObjectStruct,
@@ -68,6 +94,12 @@ impl<'a> LambdaGen<'a> {
                     .unwrap_or_default()
             })
             .collect();
+        let shape: Vec<String> = self
+            .fields
+            .iter()
+            .zip(&names)
+            .map(|(field, name)| format!("{name}: {}", short_type(&field.ty)))
+            .collect();
         let bindings = self
             .fields
             .iter()
@@ -93,6 +125,7 @@ impl<'a> LambdaGen<'a> {
                 const TYPE_NAME: &'static str = #type_name;
                 const APPLICATION: &'static str = ::crucial::__private::env!("CARGO_PKG_NAME");
                 const FIELDS: &'static [&'static str] = &[#(#names),*];
+                const SHAPE: &'static [&'static str] = &[#(#shape),*];
                 fn open(
                     host: ::crucial::__private::store::Arc<dyn ::crucial::__private::store::Host>,
                     id: ::crucial::__private::store::Arc<::crucial::__private::store::ObjectId>,

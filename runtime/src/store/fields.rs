@@ -155,6 +155,9 @@ pub trait LambdaObject: Sized {
     const TYPE_NAME: &'static str;
     /// The fields' names, in declaration order (their index is their prefix).
     const FIELDS: &'static [&'static str];
+    /// The fields as declared, `name: Type` each, in order: what a node
+    /// compares with the shape its stored entries were written with.
+    const SHAPE: &'static [&'static str];
     /// The application the type belongs to (the defining crate's name).
     const APPLICATION: &'static str;
     /// The object `id`'s fields in the workflow `host`.

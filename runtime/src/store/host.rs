@@ -28,6 +28,14 @@ pub enum TxError {
     /// The function gave up the workflow on purpose
     /// ([`TxError::abort`]): nothing of it is written.
     Aborted(String),
+    /// The node's stored entries of this type were written by a build whose
+    /// type had other fields: its objects are not served.
+    Unreadable {
+        /// The type.
+        type_name: String,
+        /// What differs.
+        reason: String,
+    },
     /// A method was called on an object that no constructor created.
     NoObject(ObjectId),
     /// A constructor was called on an object that exists.
@@ -67,6 +75,9 @@ impl fmt::Display for TxError {
             }
             TxError::Encode(reason) => write!(f, "cannot encode: {reason}"),
             TxError::Aborted(message) => write!(f, "{message}"),
+            TxError::Unreadable { type_name, reason } => {
+                write!(f, "objects of type {type_name} are stored in a form this build cannot read: {reason}")
+            }
             TxError::NoObject(id) => {
                 write!(f, "object {id} does not exist (no constructor made it)")
             }
@@ -90,6 +101,12 @@ pub trait Host: Send + Sync {
     fn doom(&self, error: TxError);
     /// The first error recorded, if any.
     fn doomed(&self) -> Option<TxError>;
+    /// Whether the node can read objects of `type_name` (their stored shape
+    /// matches this build's type).
+    fn readable(&self, type_name: &str) -> Result<(), TxError> {
+        let _ = type_name;
+        Ok(())
+    }
     /// One entry.
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError>;
     /// Sets one entry.

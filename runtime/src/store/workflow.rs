@@ -200,6 +200,7 @@ impl Workflow {
             function: format!("{type_name}::{function}"),
             message,
         };
+        self.check(self.host.readable(type_name))?;
         let this = match object {
             _ if kind == FunctionKind::Static => None,
             None => return self.fail(failed("called without an object".into())),
@@ -279,6 +280,10 @@ impl Host for Limited {
 
     fn doomed(&self) -> Option<TxError> {
         self.host.doomed()
+    }
+
+    fn readable(&self, type_name: &str) -> Result<(), TxError> {
+        self.host.readable(type_name)
     }
 
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<bytes::Bytes>, TxError> {

@@ -6,14 +6,16 @@
 mod metrics;
 mod pool;
 mod run;
+mod shape;
 
 pub use metrics::WorkflowMetrics;
 pub use pool::Pool;
 pub use run::{execute, Ended, Gate, Invocation};
+pub use shape::is_record;
 
 use crate::storage::Storage;
 use crate::txn::{Limits, Store};
-use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
+use crucial::__private::registry::{registry, FunctionEntry, LambdaTypeEntry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,12 +43,15 @@ impl Lambdas {
         attempts: u32,
         threads: usize,
     ) -> Result<Lambdas, String> {
-        let store = match storage {
-            Some(storage) => Store::recover(storage)?,
-            None => Store::default(),
+        let store = match &storage {
+            Some(storage) => Arc::new(Store::recover(Arc::clone(storage))?),
+            None => Arc::new(Store::default()),
         };
+        if let Some(storage) = &storage {
+            shape::check(&store, storage, &registry().lambda_types());
+        }
         Ok(Lambdas {
-            store: Arc::new(store),
+            store,
             time_cap,
             attempts: attempts.max(1),
             metrics: WorkflowMetrics::default(),

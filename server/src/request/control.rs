@@ -93,16 +93,16 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
         Request::ListObjects => {
             let mut objects = node.table.list(node.storage.is_some());
             // Lambda objects: their entries' bytes; always resident.
-            objects.extend(node.lambdas.store.list().into_iter().map(|(id, _, bytes)| {
-                ObjectInfo {
-                    type_name: id.type_name,
-                    key: id.key,
-                    poisoned: false,
-                    parked: 0,
-                    persistent: node.storage.is_some(),
-                    resident: true,
-                    bytes: bytes as u64,
-                }
+            let lambda = node.lambdas.store.list().into_iter();
+            let lambda = lambda.filter(|(id, _, _)| !crate::lambda::is_record(id));
+            objects.extend(lambda.map(|(id, _, bytes)| ObjectInfo {
+                type_name: id.type_name,
+                key: id.key,
+                poisoned: false,
+                parked: 0,
+                persistent: node.storage.is_some(),
+                resident: true,
+                bytes: bytes as u64,
             }));
             encode(&objects)
         }

@@ -177,6 +177,11 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
                     TxError::Exists(id) => RemoteError::ObjectExists {
                         object: id.to_string(),
                     },
+                    TxError::Unreadable { type_name, reason } => RemoteError::Unreadable {
+                        type_name,
+                        key: key(),
+                        reason,
+                    },
                     other => RemoteError::WorkflowFailed {
                         function: label(),
                         object: object_text(),

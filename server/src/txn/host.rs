@@ -79,6 +79,16 @@ impl Host for TxHost {
         self.doom.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    fn readable(&self, type_name: &str) -> Result<(), TxError> {
+        self.with(|txn| match txn.unreadable(type_name) {
+            Some(reason) => Err(Abort::Failed(TxError::Unreadable {
+                type_name: type_name.to_string(),
+                reason,
+            })),
+            None => Ok(()),
+        })
+    }
+
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError> {
         self.with(|txn| txn.get(object, key))
     }

@@ -59,6 +59,8 @@ pub struct Store {
     objects: RwLock<HashMap<ObjectId, Arc<LambdaObject>>>,
     clock: AtomicU64,
     storage: Option<Arc<Storage>>,
+    /// Types whose stored shape this build cannot read, with the reason.
+    unreadable: RwLock<HashMap<String, String>>,
 }
 
 impl Default for Store {
@@ -67,6 +69,7 @@ impl Default for Store {
             objects: RwLock::default(),
             clock: AtomicU64::new(1),
             storage: None,
+            unreadable: RwLock::default(),
         }
     }
 }
@@ -104,6 +107,29 @@ impl Store {
                 .entry(id.clone())
                 .or_insert_with(|| Arc::new(LambdaObject::new(version))),
         )
+    }
+
+    /// Refuses objects of `type_name` from now on, saying `reason`.
+    pub fn mark_unreadable(&self, type_name: &str, reason: String) {
+        self.unreadable
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(type_name.to_string(), reason);
+    }
+
+    /// Why objects of `type_name` cannot be read, if they cannot.
+    pub fn unreadable(&self, type_name: &str) -> Option<String> {
+        self.unreadable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(type_name)
+            .cloned()
+    }
+
+    /// The value of one stored entry, outside any transaction (for the
+    /// node's own records at start).
+    pub fn peek(&self, id: &ObjectId, key: &[u8]) -> Option<Bytes> {
+        self.object(id).read(key).1
     }
 
     /// Every object with entries, with its entry count and bytes. (Objects
@@ -161,6 +187,11 @@ impl Transaction {
     /// a crash gets it instead of a second execution.
     pub fn reply_with(&mut self, client: u64, request: u64, outcome: Outcome) {
         self.reply = Some((client, request, outcome));
+    }
+
+    /// Why the store refuses objects of `type_name`, if it does.
+    pub fn unreadable(&self, type_name: &str) -> Option<String> {
+        self.store.unreadable(type_name)
     }
 
     fn check(&self) -> Result<(), Abort> {
