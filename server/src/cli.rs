@@ -68,6 +68,9 @@ pub struct Args {
     /// conflicts included) before it is given up with an error.
     #[arg(long, env = "CRUCIAL_WORKFLOW_ATTEMPTS", default_value_t = 64)]
     pub workflow_attempts: u32,
+    /// Threads running lambda-object workflows (default: one per worker).
+    #[arg(long, env = "CRUCIAL_WORKFLOW_THREADS")]
+    pub workflow_threads: Option<usize>,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -99,6 +102,7 @@ impl Args {
                 self.workflow_time_limit_ms.max(1),
             ),
             workflow_attempts: self.workflow_attempts.max(1),
+            workflow_threads: self.workflow_threads.or(defaults.workflow_threads),
             ..defaults
         }
     }

@@ -64,6 +64,9 @@ pub struct NodeConfig {
     /// Executions a workflow may take (re-executions after conflicts
     /// included) before it is given up.
     pub workflow_attempts: u32,
+    /// Threads of the workflow pool (`CRUCIAL_WORKFLOW_THREADS` if set, else
+    /// one per worker).
+    pub workflow_threads: Option<usize>,
 }
 
 impl Default for NodeConfig {
@@ -102,6 +105,9 @@ impl Default for NodeConfig {
             call_log: std::env::var("CRUCIAL_CALL_LOG").map_or(true, |v| v != "off"),
             workflow_time_limit: Duration::from_secs(10),
             workflow_attempts: 64,
+            workflow_threads: std::env::var("CRUCIAL_WORKFLOW_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         }
     }
 }

@@ -137,7 +137,7 @@ impl NodeState {
             storage.clone(),
             config.workflow_time_limit,
             config.workflow_attempts,
-            config.workers,
+            config.workflow_threads.unwrap_or(config.workers),
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let node = Arc::new(NodeState {
