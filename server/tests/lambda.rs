@@ -1,8 +1,9 @@
 //! Lambda objects on a real node process: functions run as workflows
 //! (transactions) next to their objects' entries; misuse is a typed error for
 //! its caller only; time limits hold while the node keeps serving; retries
-//! and restarts apply a workflow once; and concurrent transfers are strictly
-//! serializable, as a history checker confirms.
+//! and restarts apply a workflow once, and acknowledged ones survive kill -9;
+//! and concurrent transfers are strictly serializable, as a history checker
+//! confirms.
 
 mod common;
 
@@ -577,4 +578,102 @@ fn the_checker_refuses_a_lost_update_and_a_stale_read() {
         ])
     });
     assert!(stale.is_err(), "a stale read passed");
+}
+
+#[test]
+fn acknowledged_transfers_survive_kill_9_whole_and_unacknowledged_ones_are_whole_or_absent() {
+    const ACCOUNTS: usize = 6;
+    const CALLERS: usize = 4;
+    let dir = DataDir::new("lambda-kill");
+    let mut node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client = node.client();
+    let ids: Vec<ObjectId> = (0..ACCOUNTS)
+        .map(|i| {
+            let a = account(&client, &format!("k{i}"));
+            a.open(format!("owner {i}"), 1_000).expect("open");
+            a.id().clone()
+        })
+        .collect();
+    // Each caller transfers until the node dies: what was acknowledged, and
+    // the one transfer in flight when it died (its fate unknown).
+    type Transfer = (usize, usize, i64);
+    type Caller = (Vec<Transfer>, Option<Transfer>);
+    let results: Arc<Mutex<Vec<Caller>>> = Arc::default();
+    let threads: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let (client, ids, results) = (client.clone(), ids.clone(), Arc::clone(&results));
+            std::thread::spawn(move || {
+                let (mut acked, mut in_flight) = (Vec::new(), None);
+                for i in 0.. {
+                    let (from, to) = ((caller + i) % ACCOUNTS, (caller + 2 * i + 1) % ACCOUNTS);
+                    if from == to {
+                        continue;
+                    }
+                    let amount = (i % 7) as i64 + 1;
+                    match Account::at(&ids[from])
+                        .with_client(client.clone())
+                        .transfer(ids[to].clone(), amount)
+                    {
+                        Ok(_) => acked.push((from, to, amount)),
+                        Err(Error::Remote(RemoteError::WorkflowFailed { .. })) => {} // insufficient funds
+                        Err(_) => {
+                            in_flight = Some((from, to, amount)); // the node is gone
+                            break;
+                        }
+                    }
+                }
+                results.lock().unwrap().push((acked, in_flight));
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    node.kill();
+    for t in threads {
+        t.join().expect("a caller");
+    }
+    let node = ServerProcess::fixture_node_with(&["--data-dir", dir.arg()]);
+    let client = node.client();
+    let balances: Vec<i64> = ids
+        .iter()
+        .map(|id| {
+            Account::at(id)
+                .with_client(client.clone())
+                .balance()
+                .expect("recovered")
+        })
+        .collect();
+    assert_eq!(
+        balances.iter().sum::<i64>(),
+        1_000 * ACCOUNTS as i64,
+        "money is whole"
+    );
+    let results = results.lock().unwrap().clone();
+    let acked: usize = results.iter().map(|(a, _)| a.len()).sum();
+    assert!(acked > 50, "{acked} transfers acknowledged before the kill");
+    // The balances are the acknowledged transfers plus some subset of the
+    // in-flight ones, each whole: find it.
+    let mut expected = vec![1_000i64; ACCOUNTS];
+    for (from, to, amount) in results.iter().flat_map(|(a, _)| a) {
+        expected[*from] -= amount;
+        expected[*to] += amount;
+    }
+    let unknown: Vec<Transfer> = results.iter().filter_map(|(_, f)| *f).collect();
+    let explained = (0..1u32 << unknown.len()).any(|subset| {
+        let mut e = expected.clone();
+        for (bit, (from, to, amount)) in unknown.iter().enumerate() {
+            if subset & (1 << bit) != 0 {
+                e[*from] -= amount;
+                e[*to] += amount;
+            }
+        }
+        e == balances
+    });
+    eprintln!(
+        "{acked} transfers acknowledged before kill -9, {} in flight; balances {balances:?}",
+        unknown.len()
+    );
+    assert!(
+        explained,
+        "balances {balances:?} are not the {acked} acknowledged transfers ({expected:?}) plus whole in-flight ones {unknown:?}"
+    );
 }
