@@ -1,7 +1,7 @@
 //! Procedural macros of Crucial for Rust.
 //!
 //! Do not depend on this crate directly: use the `crucial` crate, which re-exports
-//! [`macro@shared`] and [`macro@cloud_thread`] and provides the runtime that the
+//! [`macro@shared`], [`macro@lambda_object`] and [`macro@cloud_thread`] and provides the runtime that the
 //! generated code calls through its hidden `::crucial::__private` path.
 //!
 //! Every macro runs the same three steps over one model: `ast` parses the item
@@ -31,10 +31,16 @@ pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::shared(args.into(), input.into()).into()
 }
 
-/// Declares a lambda object type: a struct whose fields are storage fields
-/// (`Cell<T>`, `Map<K, V>`, `MultiMap<K, V>`, `Set<T>` from `crucial::store`),
-/// bound to one object in a running workflow's transaction. Optional
-/// argument: `name = "..."` (the registered type name).
+/// Declares a lambda object type. On a struct whose fields are storage fields
+/// (`Cell<T>`, `Map<K, V>`, `MultiMap<K, V>`, `Set<T>` from `crucial::store`):
+/// binds them to one object in a running workflow's transaction (optional
+/// argument `name = "..."`, the registered type name). On its `impl` block
+/// (optional `time_limit = "2s"`): every `fn` is a function — `#[constructor]`,
+/// `&self` (reads), `&mut self` (writes), or static — called by clients
+/// through `Type::at(key)` (a `TypeRef` handle) and by other functions through
+/// `wf.at::<Type>(id)`; `#[protected]` ones only by other functions;
+/// `#[time_limit = "500ms"]` per function. See the `crucial` crate
+/// documentation and the guide's *Lambda objects* chapter.
 #[proc_macro_attribute]
 pub fn lambda_object(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::lambda_object(args.into(), input.into()).into()

@@ -9,6 +9,11 @@
 //!   calls on different objects run in parallel.
 //! * [`macro@cloud_thread`] on a function makes a *cloud thread*: `work::spawn(args)`
 //!   starts it on the configured executor and `join()` returns its typed result.
+//! * [`macro@lambda_object`] on a struct of storage fields ([`store::Cell`],
+//!   [`store::Map`], [`store::MultiMap`], [`store::Set`]) and its `impl` block makes
+//!   a *lambda object*: its functions run next to its entries, call other objects'
+//!   functions, and each client call is one strictly serializable transaction
+//!   (a *workflow*), re-executed on conflict.
 //! * Built-in objects: [`AtomicI32`], [`AtomicI64`], [`AtomicBool`], [`AtomicBytes`],
 //!   [`List`] and [`Map`].
 //!
@@ -39,6 +44,57 @@
 //! Every proxy method has a blocking form (cloud threads are threads) and an
 //! `_async` twin returning a `Send + 'static` future:
 //! `counter.fetch_add(1)?` or `counter.fetch_add_async(1).await?`.
+//!
+//! A lambda object, its constructor, a transfer across two objects as one
+//! workflow, and the abort that leaves nothing behind:
+//!
+//! ```
+//! use crucial::store::{Cell, TxError, Workflow};
+//!
+//! #[crucial::lambda_object]
+//! pub struct Account {
+//!     balance: Cell<i64>,
+//! }
+//!
+//! #[crucial::lambda_object]
+//! impl Account {
+//!     #[constructor]
+//!     pub fn open(&mut self, balance: i64) -> Result<(), TxError> {
+//!         self.balance.set(&balance)
+//!     }
+//!
+//!     pub fn balance(&self) -> Result<i64, TxError> {
+//!         Ok(self.balance.get()?.unwrap_or(0))
+//!     }
+//!
+//!     #[protected]
+//!     pub fn credit(&mut self, amount: i64) -> Result<(), TxError> {
+//!         let balance = self.balance()? + amount;
+//!         if balance < 0 {
+//!             return Err(TxError::abort("insufficient funds"));
+//!         }
+//!         self.balance.set(&balance)
+//!     }
+//!
+//!     /// Both credits or neither: one transaction.
+//!     pub async fn transfer(&mut self, wf: &Workflow, to: crucial::ObjectId, amount: i64) -> Result<(), TxError> {
+//!         let me = wf.this().expect("an account").clone();
+//!         wf.at::<Account>(to).credit(amount).await?;
+//!         wf.at::<Account>(me).credit(-amount).await
+//!     }
+//! }
+//!
+//! fn main() -> crucial::Result<()> {
+//! #   crucial_server::link();
+//!     let ann = Account::open("ann", 100)?;
+//!     let bob = Account::open("bob", 0)?;
+//!     ann.transfer(bob.id().clone(), 30)?;
+//!     assert!(ann.transfer(bob.id().clone(), 500).is_err()); // aborted: nothing written
+//!     assert_eq!((ann.balance()?, bob.balance()?), (70, 30));
+//!     assert!(ann.credit(1_000).is_err()); // protected: not for clients
+//!     Ok(())
+//! }
+//! ```
 
 #![warn(missing_docs)]
 
