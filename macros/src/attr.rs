@@ -16,6 +16,16 @@ pub struct ObjectArgs {
     pub name: Option<LitStr>,
 }
 
+impl ObjectArgs {
+    /// The registered type name, as a string literal: `name = "..."` if given,
+    /// else the struct's own name.
+    pub fn type_name(&self, ident: &syn::Ident) -> LitStr {
+        self.name
+            .clone()
+            .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()))
+    }
+}
+
 enum ObjectArg {
     Persistent,
     Name(LitStr),

@@ -77,13 +77,7 @@ impl<'a> LambdaGen<'a> {
     /// is not serde is reported there.
     fn lambda_object_impl(&self) -> TokenStream {
         let ident = &self.object.item.ident;
-        let type_name = match &self.args.name {
-            Some(lit) => quote!(#lit),
-            None => {
-                let text = ident.to_string();
-                quote!(#text)
-            }
-        };
+        let type_name = self.args.type_name(ident);
         let names: Vec<String> = self
             .fields
             .iter()

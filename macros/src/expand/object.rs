@@ -59,13 +59,7 @@ impl<'a> ObjectGen<'a> {
     fn shared_type_impl(&self) -> TokenStream {
         let ident = self.ident();
         let proxy = self.proxy();
-        let wire_name = match &self.args.name {
-            Some(lit) => quote!(#lit),
-            None => {
-                let text = ident.to_string();
-                quote!(#text)
-            }
-        };
+        let wire_name = self.args.type_name(ident);
         let persistent = self.args.persistent;
         let shape = self.shape();
         quote! {

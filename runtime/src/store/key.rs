@@ -91,6 +91,20 @@ macro_rules! sign_flipped {
     )*};
 }
 
+/// Floats: positive ones with the sign bit set, negative ones with every bit
+/// flipped (so more negative sorts first), then big-endian bytes.
+macro_rules! float_ordered {
+    ($($method:ident: $ty:ty as $bits:ty),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<()> {
+            let bits: $bits = v.to_bits();
+            let sign: $bits = 1 << (<$bits>::BITS - 1);
+            let ordered = if bits & sign != 0 { !bits } else { bits ^ sign };
+            self.0.extend_from_slice(&ordered.to_be_bytes());
+            Ok(())
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for &'a mut KeyWriter {
     type Ok = ();
     type Error = KeyError;
@@ -114,25 +128,8 @@ impl<'a> ser::Serializer for &'a mut KeyWriter {
         serialize_i8: i8 as u8, serialize_i16: i16 as u16, serialize_i32: i32 as u32,
         serialize_i64: i64 as u64, serialize_i128: i128 as u128,
     }
-    fn serialize_f32(self, v: f32) -> Result<()> {
-        let bits = v.to_bits();
-        let ordered = if bits >> 31 == 1 {
-            !bits
-        } else {
-            bits ^ (1 << 31)
-        };
-        self.0.extend_from_slice(&ordered.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_f64(self, v: f64) -> Result<()> {
-        let bits = v.to_bits();
-        let ordered = if bits >> 63 == 1 {
-            !bits
-        } else {
-            bits ^ (1 << 63)
-        };
-        self.0.extend_from_slice(&ordered.to_be_bytes());
-        Ok(())
+    float_ordered! {
+        serialize_f32: f32 as u32, serialize_f64: f64 as u64,
     }
     fn serialize_char(self, v: char) -> Result<()> {
         self.serialize_u32(v as u32)

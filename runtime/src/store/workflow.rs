@@ -71,6 +71,9 @@ pub struct Workflow {
     /// for a child call with a time limit of its own, the workflow's behind
     /// that limit.
     host: Arc<dyn Host>,
+    /// A function runs in this view (`false`: the node's root view, whose
+    /// first function's limit is the transaction's own deadline).
+    entered: bool,
 }
 
 struct Core {
@@ -106,6 +109,7 @@ impl Workflow {
             }),
             this: this.map(Arc::new),
             host,
+            entered: false,
         }
     }
 
@@ -183,10 +187,10 @@ impl Workflow {
     /// Enters function `function` of kind `kind` on `object` (`None` for a
     /// static): checks that the object is of the function's type and exists
     /// (or, for a constructor, does not, and marks it existing). Returns the
-    /// view the function runs with: with `limit_ms` > 0, its accesses fail
-    /// with `Deadline` once that time has passed (a child call's own time
-    /// limit; the workflow's deadline applies anyway). A failure dooms the
-    /// workflow.
+    /// view the function runs with: for a child call with `limit_ms` > 0, its
+    /// accesses fail with `Deadline` once that time has passed (the
+    /// workflow's own deadline, which the node derived from the first
+    /// function's limit, applies anyway). A failure dooms the workflow.
     #[doc(hidden)]
     pub fn enter(
         &self,
@@ -222,16 +226,17 @@ impl Workflow {
             }
         };
         let host = match limit_ms {
-            0 => Arc::clone(&self.host),
-            ms => Arc::new(Limited {
+            ms if ms > 0 && self.entered => Arc::new(Limited {
                 host: Arc::clone(&self.host),
                 deadline: Instant::now() + Duration::from_millis(ms),
             }) as Arc<dyn Host>,
+            _ => Arc::clone(&self.host),
         };
         Ok(Workflow {
             core: Arc::clone(&self.core),
             this,
             host,
+            entered: true,
         })
     }
 

@@ -1,5 +1,6 @@
 //! What a node counts of its workflows, for the `/metrics` page.
 
+use crate::metrics::family;
 use crucial::WorkflowStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -75,10 +76,8 @@ impl WorkflowMetrics {
             ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one workflow thread, replaced in the pool).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];
         for (name, kind, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
     }
 }

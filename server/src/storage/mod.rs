@@ -303,6 +303,12 @@ impl Storage {
                 ))
             }
         }
+        self.submit(writes, reply)
+    }
+
+    /// Queues `writes`, and the reply of the request that made them if
+    /// deduplicated, as one atomic write.
+    fn submit(&self, mut writes: Vec<Write>, reply: Option<(u64, u64, &Outcome)>) -> Queued {
         if let Some((client, request, outcome)) = reply {
             writes.push((
                 Space::Dedup,
@@ -437,22 +443,14 @@ impl Storage {
         writes: impl IntoIterator<Item = (&'a crucial::ObjectId, &'a [u8], Option<&'a [u8]>)>,
         reply: Option<(u64, u64, &Outcome)>,
     ) -> Queued {
-        let mut writes: Vec<Write> = writes
+        let writes: Vec<Write> = writes
             .into_iter()
             .map(|(object, key, value)| {
                 let record = value.map(|v| encode(&EntryRecord(v)));
                 (Space::Entries, entry_key(object, key), record)
             })
             .collect();
-        if let Some((client, request, outcome)) = reply {
-            writes.push((
-                Space::Dedup,
-                reply_key(client, request),
-                Some(encode(outcome)),
-            ));
-        }
-        let (seq, ticket) = self.committer.submit(writes, self.caller_leads);
-        Queued { seq, ticket }
+        self.submit(writes, reply)
     }
 
     /// Every stored entry of every lambda object.
