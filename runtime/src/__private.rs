@@ -47,6 +47,57 @@ pub mod store {
     pub use std::vec::Vec;
 }
 
+/// Node-to-node connections (state transfer between the nodes of a cluster):
+/// the data-plane wire, with the node as its client.
+pub mod peer {
+    use crate::client::connection::Connection;
+    use crate::wire::Request;
+    use crate::{codec, Result};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// One connection from a node to another, for requests one at a time or many.
+    #[derive(Debug)]
+    pub struct Peer {
+        conn: Arc<Connection>,
+        seq: AtomicU64,
+    }
+
+    impl Peer {
+        /// Connects and performs the handshake as client `client_id`.
+        pub fn connect(
+            addr: &str,
+            client_id: u64,
+            max_frame: usize,
+            timeout: Duration,
+        ) -> Result<Peer> {
+            Ok(Peer {
+                conn: Connection::open(addr, client_id, max_frame, timeout)?,
+                seq: AtomicU64::new(1),
+            })
+        }
+
+        /// Whether the connection broke (open a new one).
+        pub fn is_dead(&self) -> bool {
+            self.conn.is_dead()
+        }
+
+        /// Sends a request and blocks for its reply's value.
+        pub fn request<R: serde::de::DeserializeOwned>(&self, request: &Request<'_>) -> Result<R> {
+            let id = self.seq.fetch_add(1, Ordering::Relaxed);
+            let reply = self.conn.call(id, &request.encode()?, Duration::ZERO)?;
+            codec::decode(&reply)
+        }
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            self.conn.close();
+        }
+    }
+}
+
 /// Hooks the project's tests use to drive a client below the proxy level.
 pub mod testing {
     use crate::{Client, Result};

@@ -304,11 +304,67 @@ pub enum RemoteError {
         /// Executions made.
         attempts: u32,
     },
+    /// The node does not own the object in its view of the cluster: nothing
+    /// ran. The client takes the newer view and sends the same request (same
+    /// id, so still exactly once) to the owner; users see this only if the
+    /// redirects never settle.
+    #[error(
+        "node {node} does not own object `{key}` of type `{type_name}` in view {}: the cluster's \
+         membership is changing; retry (clients follow redirects on their own)",
+        view.epoch
+    )]
+    NotOwner {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The node that answered.
+        node: String,
+        /// The node's view (its owner per that view is where to go).
+        view: crate::placement::View,
+    },
+    /// The object is moving to this node (a node joined or drains) and did
+    /// not arrive within the node's bound: nothing ran; retry.
+    #[error(
+        "object `{key}` of type `{type_name}` is moving to node {node} and did not arrive within \
+         {waited_ms} ms: nothing was applied; retry shortly"
+    )]
+    Moving {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The new owner.
+        node: String,
+        /// How long the call waited for it.
+        waited_ms: u64,
+    },
+    /// The object lived on a node that left the cluster without handing it
+    /// off (a crash): its state is lost (ephemeral objects are not replicated
+    /// yet). A persistent object comes back when that node restarts with its
+    /// data directory. Nothing ran; delete or create the object to start it
+    /// afresh.
+    #[error(
+        "object `{key}` of type `{type_name}` may be lost: node {lost_node}, which held it, left \
+         the cluster without handing it off (a crash) in view {epoch}; an ephemeral object is \
+         gone, a persistent one comes back when {lost_node} restarts with its data directory; \
+         `delete` or `create` the object to start it afresh"
+    )]
+    Lost {
+        /// The type.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// The node that crashed.
+        lost_node: String,
+        /// The first view without it.
+        epoch: u64,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 22] = [
+    pub const KINDS: [&'static str; 25] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -331,6 +387,9 @@ impl RemoteError {
         "WorkflowFailed",
         "WorkflowTimeout",
         "WorkflowConflicts",
+        "NotOwner",
+        "Moving",
+        "Lost",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -369,6 +428,9 @@ impl RemoteError {
             RemoteError::WorkflowFailed { .. } => 19,
             RemoteError::WorkflowTimeout { .. } => 20,
             RemoteError::WorkflowConflicts { .. } => 21,
+            RemoteError::NotOwner { .. } => 22,
+            RemoteError::Moving { .. } => 23,
+            RemoteError::Lost { .. } => 24,
         }
     }
 }
@@ -470,6 +532,24 @@ mod tests {
                 function: s(),
                 object: s(),
                 attempts: 0,
+            },
+            RemoteError::NotOwner {
+                type_name: s(),
+                key: s(),
+                node: s(),
+                view: crate::placement::View::fixed(vec![]),
+            },
+            RemoteError::Moving {
+                type_name: s(),
+                key: s(),
+                node: s(),
+                waited_ms: 0,
+            },
+            RemoteError::Lost {
+                type_name: s(),
+                key: s(),
+                lost_node: s(),
+                epoch: 0,
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

@@ -9,11 +9,19 @@
 
 use std::hash::Hasher;
 
+/// The type name lambda objects are placed by, with their application as the
+/// key: a workflow runs where every object it may touch lives.
+pub const LAMBDA_HOME: &str = "<lambda objects>";
+
 /// Points per node on the ring.
 pub const VIRTUAL_NODES: usize = 64;
 
 /// A membership view: an ordered list of node addresses numbered by an epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A cluster's views come from etcd and their epochs are etcd revisions; a
+/// list of servers given to a client (no cluster behind it) is epoch 0, so any
+/// view a node sends replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct View {
     /// View number; views are totally ordered, a larger epoch is newer.
     pub epoch: u64,
@@ -22,9 +30,9 @@ pub struct View {
 }
 
 impl View {
-    /// The first view of a fixed list of nodes (epoch 1).
+    /// The view of a fixed list of nodes (epoch 0: older than any cluster's).
     pub fn fixed(nodes: Vec<String>) -> View {
-        View { epoch: 1, nodes }
+        View { epoch: 0, nodes }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `crucial-server` command line, reusable as the `main` of an application's
 //! server binary (`pi-server` is `crucial_server::cli::main()` plus its types).
 
-use crate::config::{Flavor, NodeConfig};
+use crate::config::{ClusterConfig, Flavor, NodeConfig};
 use crate::storage::Durability;
 use clap::Parser;
 use crucial::__private::registry::registry;
@@ -71,6 +71,20 @@ pub struct Args {
     /// Threads running lambda-object workflows (default: one per worker).
     #[arg(long, env = "CRUCIAL_WORKFLOW_THREADS")]
     pub workflow_threads: Option<usize>,
+    /// Join the cluster whose membership is kept in this etcd (`host:port`,
+    /// comma-separated for several endpoints). Without it the node is on its own.
+    #[arg(long, env = "CRUCIAL_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// The cluster's name in etcd (nodes with the same etcd and name form one cluster).
+    #[arg(long, env = "CRUCIAL_CLUSTER", default_value = "crucial")]
+    pub cluster: String,
+    /// The address clients and other nodes reach this node at (default: the
+    /// address it bound; set it when listening on 0.0.0.0).
+    #[arg(long, env = "CRUCIAL_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Seconds a crashed node stays in the view (its etcd lease's time to live).
+    #[arg(long, default_value_t = 3)]
+    pub lease_ttl: u64,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -103,6 +117,12 @@ impl Args {
             ),
             workflow_attempts: self.workflow_attempts.max(1),
             workflow_threads: self.workflow_threads.or(defaults.workflow_threads),
+            cluster: (!self.etcd.is_empty()).then(|| ClusterConfig {
+                etcd: self.etcd.clone(),
+                name: self.cluster.clone(),
+                advertise: self.advertise.clone(),
+                lease_ttl: std::time::Duration::from_secs(self.lease_ttl.max(1)),
+            }),
             ..defaults
         }
     }

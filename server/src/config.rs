@@ -14,6 +14,21 @@ pub enum Flavor {
     MultiThread,
 }
 
+/// How a node joins a cluster (membership on etcd).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// etcd endpoints (`host:port`).
+    pub etcd: Vec<String>,
+    /// The cluster's name: nodes with the same etcd and name form one cluster.
+    pub name: String,
+    /// This node's address for clients and the other nodes (default: the
+    /// address it bound).
+    pub advertise: Option<String>,
+    /// Lease time to live: a node that stops (crashes) leaves the view this
+    /// long after its last keep-alive.
+    pub lease_ttl: Duration,
+}
+
 /// Settings of one storage node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -67,6 +82,8 @@ pub struct NodeConfig {
     /// Threads of the workflow pool (`CRUCIAL_WORKFLOW_THREADS` if set, else
     /// one per worker).
     pub workflow_threads: Option<usize>,
+    /// The cluster to join; none: the node is on its own (and needs no etcd).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for NodeConfig {
@@ -108,6 +125,7 @@ impl Default for NodeConfig {
             workflow_threads: std::env::var("CRUCIAL_WORKFLOW_THREADS")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            cluster: None,
         }
     }
 }

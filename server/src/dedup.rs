@@ -270,6 +270,45 @@ impl Dedup {
         }
     }
 
+    /// Forgets a registered request that was not applied (it belongs to
+    /// another node now): a retry runs it, there or here. Waiting retries are
+    /// woken to ask again.
+    pub fn abandon(&self, client: u64, request: u64) {
+        let mut shard = self.shard(client);
+        if let Some(window) = shard.by_id.get_mut(&client) {
+            if let Ok(at) = window.find(request) {
+                if let (Some(_), Some(entry)) = (window.ids.remove(at), window.entries.remove(at)) {
+                    entry.forget();
+                }
+            }
+        }
+    }
+
+    /// Every remembered reply, `(client, request, reply)`: what a node hands
+    /// to the new owners of its objects with them.
+    pub fn snapshot(&self) -> Vec<(u64, u64, Outcome)> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (client, window) in &shard.by_id {
+                for (id, entry) in window.ids.iter().zip(&window.entries) {
+                    if let Entry::Done(outcome, _) = entry {
+                        all.push((*client, *id, outcome.clone()));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// Remembers a reply handed over by another node (in memory only).
+    pub fn adopt(&self, client: u64, request: u64, outcome: Outcome) {
+        let mut forgotten = Vec::new();
+        if let Begin::Fresh = self.begin_forgetting(client, request, &mut forgotten) {
+            self.finish(client, request, &outcome, false);
+        }
+    }
+
     /// Records the reply of a request registered with [`Dedup::begin_forgetting`];
     /// `stored`: the reply is on disk too.
     pub fn finish(&self, client: u64, request: u64, outcome: &Outcome, stored: bool) {
@@ -292,6 +331,21 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_abandoned_request_runs_again_and_a_snapshot_carries_replies() {
+        let dedup = Dedup::new(8, 10);
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        dedup.abandon(1, 1);
+        assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
+        dedup.finish(1, 1, &Ok(vec![7]), false);
+        assert!(matches!(dedup.begin(2, 5), Begin::Fresh)); // running: not handed over
+        let snapshot = dedup.snapshot();
+        assert_eq!(snapshot, vec![(1, 1, Ok(vec![7]))]);
+        let other = Dedup::new(8, 10);
+        other.adopt(1, 1, Ok(vec![7]));
+        assert!(matches!(other.begin(1, 1), Begin::Done(Ok(v)) if v == [7]));
+    }
 
     #[test]
     fn replays_a_finished_request_and_forgets_old_ones() {

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod cluster;
 mod config;
 mod dedup;
 mod embedded_node;
@@ -38,7 +39,7 @@ mod state;
 mod storage;
 mod txn;
 
-pub use config::{Flavor, NodeConfig};
+pub use config::{ClusterConfig, Flavor, NodeConfig};
 pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};
 pub use storage::Durability;
 

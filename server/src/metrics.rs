@@ -34,6 +34,9 @@ pub struct Metrics {
     backlog_bytes: AtomicI64,
     paused_total: AtomicU64,
     stalled_total: AtomicU64,
+    moved_out_total: AtomicU64,
+    moved_in_total: AtomicU64,
+    views_settled_total: AtomicU64,
     errors: [AtomicU64; RemoteError::KINDS.len()],
     /// Cumulative per bucket when rendered; stored per bucket (last = over the top).
     duration_buckets: [AtomicU64; BUCKETS_MICROS.len() + 1],
@@ -67,6 +70,9 @@ impl Metrics {
             backlog_bytes: AtomicI64::new(0),
             paused_total: AtomicU64::new(0),
             stalled_total: AtomicU64::new(0),
+            moved_out_total: AtomicU64::new(0),
+            moved_in_total: AtomicU64::new(0),
+            views_settled_total: AtomicU64::new(0),
             errors: Default::default(),
             duration_buckets: Default::default(),
             duration_sum_nanos: AtomicU64::new(0),
@@ -131,6 +137,23 @@ impl Metrics {
     /// A connection stopped being read because its client does not read its replies.
     pub fn paused(&self) {
         self.paused_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Objects handed off to their new owners.
+    pub fn moved_out(&self, count: usize) {
+        self.moved_out_total
+            .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Objects taken over from other nodes.
+    pub fn moved_in(&self, count: usize) {
+        self.moved_in_total
+            .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// The node settled a view of the cluster.
+    pub fn view_settled(&self) {
+        self.views_settled_total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection was closed because its client stayed stuck past the stall timeout.
@@ -204,7 +227,7 @@ impl Metrics {
         let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
         let r = table.residency;
         #[rustfmt::skip]
-        let single: [(&str, &str, &str, u64); 20] = [
+        let single: [(&str, &str, &str, u64); 23] = [
             ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
             ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
@@ -225,6 +248,9 @@ impl Metrics {
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
             ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),
+            ("crucial_objects_moved_out_total", "counter", "Objects handed off to their new owner after a view change (cluster).", load(&m.moved_out_total)),
+            ("crucial_objects_moved_in_total", "counter", "Objects taken over from another node after a view change (cluster).", load(&m.moved_in_total)),
+            ("crucial_views_settled_total", "counter", "Views of the cluster this node settled (every handoff into it done).", load(&m.views_settled_total)),
         ];
         for (name, kind, help, value) in single {
             family(&mut out, name, kind, help);

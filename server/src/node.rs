@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// How long a clean stop of a cluster member may take to hand off its objects.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Builds the tokio runtime a node's config asks for.
 pub fn runtime(config: &NodeConfig) -> io::Result<tokio::runtime::Runtime> {
     match config.flavor {
@@ -65,7 +68,15 @@ pub fn run_until(
             addr: listener.local_addr()?,
             metrics: metrics.as_ref().map(|l| l.local_addr()).transpose()?,
         };
+        let cluster = config.cluster.clone();
         let node = NodeState::new(config)?;
+        if let Some(cluster) = &cluster {
+            let advertise = cluster
+                .advertise
+                .clone()
+                .unwrap_or_else(|| bound.addr.to_string());
+            crate::cluster::start(&node, cluster, advertise).await?;
+        }
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);
             tokio::spawn(async move {
@@ -80,6 +91,17 @@ pub fn run_until(
         tokio::select! {
             served = &mut serving => return served,
             () = stop => {}
+        }
+        if let Some(cluster) = node.cluster.get() {
+            // A member leaves by handing off its objects (serving meanwhile).
+            tracing::info!("draining before the stop");
+            tokio::select! {
+                () = cluster.drain() => {}
+                served = &mut serving => return served,
+                () = tokio::time::sleep(DRAIN_FOR) => {
+                    tracing::error!("the drain did not finish in {DRAIN_FOR:?}: stopping anyway");
+                }
+            }
         }
         node.stop();
         serving.await

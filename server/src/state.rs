@@ -1,6 +1,7 @@
 //! What every part of a node shares: its settings, the registry of its binary,
 //! the objects, the dedup table, the counters, and the stop signal.
 
+use crate::cluster::local::Cluster;
 use crate::config::NodeConfig;
 use crate::dedup::Dedup;
 use crate::lambda::Lambdas;
@@ -72,6 +73,14 @@ fn spawn_passivator(node: &Arc<NodeState>) -> io::Result<()> {
     Ok(())
 }
 
+/// A random id (for this node as a client of the others).
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}
+
 /// The shared state of one node.
 pub struct NodeState {
     /// The node's settings.
@@ -92,6 +101,10 @@ pub struct NodeState {
     pub lambdas: Lambdas,
     /// What was recovered from it at start.
     pub recovered: Recovered,
+    /// The node's part of a cluster (set once it joined through etcd).
+    pub cluster: std::sync::OnceLock<Arc<Cluster>>,
+    /// This node's client id when it talks to other nodes.
+    pub peer_id: u64,
     /// Becomes `true` once when the node starts to stop.
     stopping: watch::Sender<bool>,
 }
@@ -148,6 +161,8 @@ impl NodeState {
             storage,
             lambdas,
             recovered,
+            cluster: std::sync::OnceLock::new(),
+            peer_id: random_id(),
             stopping: watch::Sender::new(false),
             registry,
             config,

@@ -5,13 +5,13 @@
 //! multiplexed connection per node. It knows nothing about executors or cloud
 //! threads: those belong to the process-wide [`Context`](crate::Context).
 
-mod connection;
+pub(crate) mod connection;
 mod slot;
 
 use crate::placement::{Placement, View};
 use crate::registry::SharedType;
 use crate::wire::{ObjectInfo, ObjectRef, Request, ServerInfo, TypeInfo, WorkflowStats};
-use crate::{codec, Error, Result};
+use crate::{codec, Error, RemoteError, Result};
 use connection::Connection;
 use slot::Reply;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,7 +149,6 @@ impl Client {
     /// Replaces the view if `view` is newer (a larger epoch); returns whether it
     /// did. Connections to nodes that stay in the view are kept. The cluster's
     /// redirects call this.
-    #[allow(dead_code)] // wired to redirects by the cluster; unit-tested here
     pub(crate) fn update_view(&self, view: View) -> bool {
         let mut routing = self
             .inner
@@ -190,23 +189,23 @@ impl Client {
             type_name: T::NAME,
             key,
         };
-        self.request_decoded(
-            &self.owner(object),
-            &Request::Create {
-                object,
-                state: &state,
-            },
-        )
+        let request = Request::Create {
+            object,
+            state: &state,
+        };
+        codec::decode(&self.call(object, &request.encode()?, true)?)
     }
 
     /// Deletes an object; returns whether it existed.
     pub fn delete(&self, type_name: &str, key: &str) -> Result<bool> {
         let object = ObjectRef { type_name, key };
-        self.request_decoded(&self.owner(object), &Request::Delete { object })
+        let request = Request::Delete { object };
+        codec::decode(&self.call(object, &request.encode()?, true)?)
     }
 
     /// Lists the objects held by every node.
     pub fn list_objects(&self) -> Result<Vec<ObjectInfo>> {
+        self.discover();
         let mut all = Vec::new();
         for node in self.routing().nodes.iter() {
             let mut some: Vec<ObjectInfo> = self.request_decoded(node, &Request::ListObjects)?;
@@ -223,6 +222,7 @@ impl Client {
 
     /// What every node counts of its lambda-object workflows, added up.
     pub fn workflow_stats(&self) -> Result<WorkflowStats> {
+        self.discover();
         let mut total = WorkflowStats::default();
         for node in self.routing().nodes.iter() {
             let stats: WorkflowStats = self.request_decoded(node, &Request::WorkflowStats)?;
@@ -238,10 +238,19 @@ impl Client {
 
     /// Round trip to every node.
     pub fn ping(&self) -> Result<()> {
+        self.discover();
         for node in self.routing().nodes.iter() {
             self.request_decoded::<()>(node, &Request::Ping)?;
         }
         Ok(())
+    }
+
+    /// Learns the cluster's view from the first node (its handshake carries
+    /// it), so a client given one address of a cluster finds every node.
+    fn discover(&self) {
+        if let Ok(node) = self.node_at(0) {
+            let _ = self.connection(&node);
+        }
     }
 
     fn routing(&self) -> Arc<Routing> {
@@ -294,6 +303,10 @@ impl Client {
             self.inner.options.connect_timeout,
         )?;
         *node.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&conn));
+        drop(_one_at_a_time);
+        if let Some(view) = &conn.server().view {
+            self.update_view(view.clone());
+        }
         Ok(conn)
     }
 
@@ -304,26 +317,58 @@ impl Client {
     /// Ships a request about `object` to its owner and blocks for the reply.
     /// `may_spin: false` sleeps at once (for blocking methods, whose reply waits
     /// for other callers: spinning would only take the CPU they need).
+    ///
+    /// In a cluster the owner may change under the call: a node that does not
+    /// own the object answers a redirect with its view, and the call goes again
+    /// with the same id (the node deduplicates) to the owner of the newer view.
     pub(crate) fn call(&self, object: ObjectRef<'_>, payload: &[u8], may_spin: bool) -> Reply {
-        self.roundtrip(&self.owner(object), payload, may_spin)
+        let id = self.next_id();
+        let mut route = Rerouting::new();
+        loop {
+            let node = self.owner(object);
+            let reply = self.roundtrip_id(&node, id, payload, may_spin);
+            match route.next(self, &node, reply) {
+                Next::Done(reply) => return reply,
+                Next::Again(pause) => std::thread::sleep(pause),
+            }
+        }
     }
 
-    /// Async twin of [`Client::call`]. The node is chosen now and the payload is
-    /// owned, so the future borrows nothing.
+    /// Async twin of [`Client::call`]. The payload is owned, so the future
+    /// borrows nothing.
     pub(crate) fn call_async(
         &self,
         object: ObjectRef<'_>,
         payload: Vec<u8>,
     ) -> impl std::future::Future<Output = Reply> + Send + 'static {
-        let node = self.owner(object);
+        let (type_name, key) = (object.type_name.to_string(), object.key.to_string());
         let client = self.clone();
-        async move { client.roundtrip_async(&node, payload).await }
+        async move {
+            let object = ObjectRef {
+                type_name: &type_name,
+                key: &key,
+            };
+            let id = client.next_id();
+            let mut route = Rerouting::new();
+            loop {
+                let node = client.owner(object);
+                let reply = client.roundtrip_async(&node, id, &payload).await;
+                match route.next(&client, &node, reply) {
+                    Next::Done(reply) => return reply,
+                    Next::Again(pause) => pause_async(pause).await,
+                }
+            }
+        }
+    }
+
+    /// A request that names no object, to one node.
+    fn roundtrip(&self, node: &Node, payload: &[u8], may_spin: bool) -> Reply {
+        self.roundtrip_id(node, self.next_id(), payload, may_spin)
     }
 
     /// Sends a request payload and blocks for its reply, re-sending it with the same
     /// id on a fresh connection if the connection breaks (the node deduplicates).
-    fn roundtrip(&self, node: &Node, payload: &[u8], may_spin: bool) -> Reply {
-        let id = self.next_id();
+    fn roundtrip_id(&self, node: &Node, id: u64, payload: &[u8], may_spin: bool) -> Reply {
         let mut attempt = 0;
         loop {
             let spin = if may_spin {
@@ -346,13 +391,12 @@ impl Client {
         }
     }
 
-    async fn roundtrip_async(&self, node: &Node, payload: Vec<u8>) -> Reply {
-        let id = self.next_id();
+    async fn roundtrip_async(&self, node: &Node, id: u64, payload: &[u8]) -> Reply {
         let mut attempt = 0;
         loop {
             let started = self
                 .connection(node)
-                .and_then(|conn| conn.start_async(id, &payload));
+                .and_then(|conn| conn.start_async(id, payload));
             let result = match started {
                 Ok(slot) => slot.wait_async().await,
                 Err(e) => Err(e),
@@ -368,6 +412,26 @@ impl Client {
         }
     }
 
+    /// Asks the other nodes of the view for theirs after `failed` could not
+    /// be reached; returns whether a newer view replaced the current one.
+    fn refresh_view_avoiding(&self, failed: &Node) -> bool {
+        let routing = self.routing();
+        if routing.placement.view().epoch == 0 {
+            return false; // no cluster behind the list: nobody to ask
+        }
+        for node in routing.nodes.iter().filter(|n| n.addr != failed.addr) {
+            let view = self
+                .roundtrip(node, &Request::View.encode().unwrap_or_default(), false)
+                .and_then(|bytes| codec::decode::<Option<View>>(&bytes));
+            if let Ok(Some(view)) = view {
+                if self.update_view(view) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Sends raw request bytes with an explicit id to node `node`, without retries.
     pub(crate) fn roundtrip_with_id(&self, node: usize, id: u64, payload: &[u8]) -> Reply {
         self.connection(&*self.node_at(node)?)?
@@ -379,6 +443,75 @@ impl Client {
         if let Ok(node) = self.node_at(node) {
             node.close();
         }
+    }
+}
+
+/// How long a call keeps following redirects and waiting for a moving object
+/// before it gives up with the last error.
+const REROUTE_FOR: Duration = Duration::from_secs(30);
+
+/// What to do after one attempt of a routed call.
+enum Next {
+    Done(Reply),
+    /// Send it again (same id) after this pause, to the owner of the current view.
+    Again(Duration),
+}
+
+/// A routed call's redirects so far.
+struct Rerouting {
+    started: std::time::Instant,
+    attempts: u32,
+}
+
+impl Rerouting {
+    fn new() -> Rerouting {
+        Rerouting {
+            started: std::time::Instant::now(),
+            attempts: 0,
+        }
+    }
+
+    /// Decides on `reply`, which `node` gave: a redirect takes the node's
+    /// view when it is newer (else waits a little for the node or this client
+    /// to catch up), a moving object is waited for, an unreachable node makes
+    /// the client ask the others for a newer view.
+    fn next(&mut self, client: &Client, node: &Node, reply: Reply) -> Next {
+        if self.started.elapsed() > REROUTE_FOR {
+            return Next::Done(reply);
+        }
+        self.attempts += 1;
+        let backoff = Duration::from_micros(500 << self.attempts.min(7));
+        match reply {
+            Err(Error::Remote(RemoteError::NotOwner { view, .. })) => {
+                if client.update_view(view) {
+                    Next::Again(Duration::ZERO)
+                } else {
+                    Next::Again(backoff)
+                }
+            }
+            Err(Error::Remote(RemoteError::Moving { .. })) => Next::Again(backoff),
+            Err(e @ (Error::Connect { .. } | Error::Disconnected { .. })) => {
+                if client.refresh_view_avoiding(node) {
+                    Next::Again(Duration::ZERO)
+                } else {
+                    Next::Done(Err(e))
+                }
+            }
+            other => Next::Done(other),
+        }
+    }
+}
+
+/// Sleeps in a tokio runtime without blocking its thread, or blocks when the
+/// future is driven elsewhere.
+async fn pause_async(pause: Duration) {
+    if pause.is_zero() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::sleep(pause).await;
+    } else {
+        std::thread::sleep(pause);
     }
 }
 
@@ -425,7 +558,11 @@ mod tests {
             })
             .collect();
         assert_eq!(owners.len(), 2, "objects spread over the new view");
-        assert!(!client.update_view(View::fixed(vec!["10.0.0.9:7000".into()])));
+        let older = View {
+            epoch: 1,
+            nodes: vec!["10.0.0.9:7000".into()],
+        };
+        assert!(!client.update_view(older));
         assert_eq!(client.servers(), two.nodes, "epoch 1 is older than 2");
     }
 }

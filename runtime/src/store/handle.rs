@@ -79,9 +79,12 @@ impl HandleCore {
             args: &args,
         })
         .encode()?;
+        // A workflow runs on one node, with every object it touches: in a
+        // cluster, an application's lambda objects live together on the
+        // owner of the application.
         let object = ObjectRef {
-            type_name: &self.id.type_name,
-            key: key.unwrap_or_default(),
+            type_name: crate::placement::LAMBDA_HOME,
+            key: &self.id.application,
         };
         Ok((object, payload))
     }

@@ -11,6 +11,9 @@ pub struct ServerInfo {
     pub version: String,
     /// How many shared types the node's registry holds.
     pub types: u32,
+    /// The cluster's membership view as the node knows it (`None`: a node
+    /// on its own, no cluster behind it).
+    pub view: Option<crate::placement::View>,
 }
 
 /// One object held by a node.

@@ -20,7 +20,9 @@ mod request;
 pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
 pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
-pub use request::{Call, Invoke, ObjectRef, Request, PROTOCOL_VERSION};
+pub use request::{
+    Adopt, Call, Invoke, MovedObject, MovedReply, ObjectRef, Request, PROTOCOL_VERSION,
+};
 
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;

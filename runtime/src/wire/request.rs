@@ -6,7 +6,7 @@ use crate::Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,47 @@ pub struct Invoke<'a> {
     pub args: &'a [u8],
 }
 
+/// One object handed from its old owner to its new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedObject<'a> {
+    /// Registered type name.
+    pub type_name: &'a str,
+    /// Key.
+    pub key: &'a str,
+    /// Its state, encoded as its type's `encode_state` does.
+    #[serde(with = "serde_bytes")]
+    pub state: &'a [u8],
+    /// `(method, message)` of the panic that poisoned it, if one did.
+    pub poison: Option<(String, String)>,
+}
+
+/// A remembered reply handed with the objects, so a client's retry on the new
+/// owner is still answered, not run again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedReply {
+    /// Client id.
+    pub client: u64,
+    /// Request id.
+    pub request: u64,
+    /// The reply.
+    pub outcome: super::Outcome,
+}
+
+/// Part of a state transfer between nodes after a view change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopt<'a> {
+    /// The node handing them off.
+    pub from: &'a str,
+    /// The view (epoch) in which the receiver owns them.
+    pub epoch: u64,
+    /// The objects.
+    #[serde(borrow)]
+    pub objects: Vec<MovedObject<'a>>,
+    /// Remembered replies of requests on them (or on any object: the sender
+    /// does not tell them apart).
+    pub replies: Vec<MovedReply>,
+}
+
 /// Everything a client can ask a node. The reply to each is a postcard
 /// `Result<bytes, RemoteError>` whose bytes decode as documented per variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +133,20 @@ pub enum Request<'a> {
     /// What the node counts of its workflows. Reply:
     /// [`WorkflowStats`](super::WorkflowStats).
     WorkflowStats,
+    /// The node's view of the cluster. Reply: `Option<View>` (`None`: a node
+    /// on its own).
+    View,
+    /// Node to node: take these objects over. Reply: `()` once they are held
+    /// (and on disk, for persistent ones).
+    Adopt(Adopt<'a>),
+    /// Node to node: `from` has handed off everything it held that the
+    /// receiver owns in view `epoch` (and everything of earlier views). Reply: `()`.
+    HandoffDone {
+        /// The sender.
+        from: &'a str,
+        /// The view.
+        epoch: u64,
+    },
 }
 
 impl Request<'_> {
@@ -145,6 +200,26 @@ mod tests {
             Request::ListTypes,
             Request::Ping,
             Request::WorkflowStats,
+            Request::View,
+            Request::Adopt(Adopt {
+                from: "a:1",
+                epoch: 3,
+                objects: vec![MovedObject {
+                    type_name: "T",
+                    key: "k",
+                    state: &[1, 2],
+                    poison: Some(("m".into(), "boom".into())),
+                }],
+                replies: vec![MovedReply {
+                    client: 1,
+                    request: 2,
+                    outcome: Ok(vec![3]),
+                }],
+            }),
+            Request::HandoffDone {
+                from: "a:1",
+                epoch: 3,
+            },
         ];
         for request in requests {
             let bytes = request.encode().unwrap();

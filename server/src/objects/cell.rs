@@ -32,6 +32,9 @@ pub struct ObjectState {
     /// Storage sequence number of its last write: it may leave memory once
     /// that write can be read back.
     pub last_write: u64,
+    /// Handed off to another node (a cluster's view changed): calls that still
+    /// hold this cell are redirected, not run.
+    pub moved: bool,
 }
 
 /// Where a persistent object's copy on disk stands: a snapshot, and the calls
@@ -106,6 +109,7 @@ impl ObjectCell {
                 unreadable,
                 log: CallLog::default(),
                 last_write: 0,
+                moved: false,
             }),
         }
     }

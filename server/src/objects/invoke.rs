@@ -50,6 +50,9 @@ pub fn run_call(
     released: &mut Vec<Delivery>,
 ) -> (Ran, Option<Ticket>) {
     let mut state = cell.lock();
+    if state.moved {
+        return (Ran::Done(Err(moved(cell))), None);
+    }
     if let Some(persist) = &persist {
         persist.activate(&mut state, cell);
     }
@@ -104,6 +107,17 @@ pub fn run_call(
         _ => None,
     };
     (ran, ticket)
+}
+
+/// The redirect of a call that found its object handed off; the node puts its
+/// view in (see `request/call.rs`).
+pub fn moved(cell: &ObjectCell) -> RemoteError {
+    RemoteError::NotOwner {
+        type_name: cell.entry.name.to_string(),
+        key: cell.key.to_string(),
+        node: String::new(),
+        view: crucial::__private::placement::View::fixed(Vec::new()),
+    }
 }
 
 /// Runs a method on an object's value under `catch_unwind`.

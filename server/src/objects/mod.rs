@@ -11,6 +11,7 @@ mod residency;
 mod sink;
 mod table;
 
+pub use cell::{ObjectCell, Poison};
 pub use invoke::{run_call, Park, Ran};
 pub use persist::{log_of, Persist};
 pub use residency::ResidencyGauges;

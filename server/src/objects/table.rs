@@ -67,6 +67,82 @@ impl ObjectTable {
         Arc::clone(cell)
     }
 
+    /// The object if the table holds it.
+    pub fn get(&self, type_name: &str, key: &str) -> Option<Arc<ObjectCell>> {
+        self.shard(type_name, key)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(type_name)
+            .and_then(|objects| objects.get(key))
+            .cloned()
+    }
+
+    /// The object and `false`, or, if absent, the value `create` gives and
+    /// `true` (`create` is asked under the lock that inserts it, so nothing
+    /// can take the key's ownership away between its answer and the
+    /// insertion; see the cluster); `None` if it gives none.
+    pub fn get_or_create_if(
+        &self,
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        create: impl FnOnce() -> Option<ObjectBox>,
+    ) -> Option<(Arc<ObjectCell>, bool)> {
+        if let Some(cell) = self.get(entry.name, key) {
+            return Some((cell, false));
+        }
+        let mut shard = self
+            .shard(entry.name, key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let objects = shard.entry(entry.name).or_default();
+        if let Some(cell) = objects.get(key) {
+            return Some((Arc::clone(cell), false));
+        }
+        let cell = Arc::new(ObjectCell::new(entry, key, create()?));
+        objects.insert(key.into(), Arc::clone(&cell));
+        Some((cell, true))
+    }
+
+    /// Takes out every object `leaves` picks, each marked moved under its lock
+    /// (a call that found it before finds it moved and is redirected), shard
+    /// by shard: calls on the other objects of a shard wait only while that
+    /// shard is scanned.
+    pub fn take_if(&self, mut leaves: impl FnMut(&str, &str) -> bool) -> Vec<Arc<ObjectCell>> {
+        let mut taken = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+            for (type_name, objects) in shard.iter_mut() {
+                let keys: Vec<Box<str>> = objects
+                    .keys()
+                    .filter(|key| leaves(type_name, key))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    if let Some(cell) = objects.remove(&key) {
+                        cell.lock().moved = true;
+                        taken.push(cell);
+                    }
+                }
+            }
+        }
+        taken
+    }
+
+    /// Puts back objects taken out by [`ObjectTable::take_if`] (their handoff failed).
+    pub fn put_back(&self, cells: Vec<Arc<ObjectCell>>) {
+        for cell in cells {
+            cell.lock().moved = false;
+            let mut shard = self
+                .shard(cell.entry.name, &cell.key)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            shard
+                .entry(cell.entry.name)
+                .or_default()
+                .insert(cell.key.clone(), cell);
+        }
+    }
+
     /// Inserts an object unless one exists; returns it if it was inserted.
     pub fn create(
         &self,

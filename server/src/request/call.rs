@@ -1,6 +1,7 @@
 //! A method call, step by step: resolve the method, deduplicate, run it on its
 //! object, record the outcome.
 
+use crate::cluster;
 use crate::dedup::Begin;
 use crate::objects::{run_call, Delivery, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
@@ -91,6 +92,15 @@ impl Record {
     /// (`stored`: the reply is on disk too).
     fn finish(self, node: &NodeState, ran: Ran, stored: bool) -> Option<Outcome> {
         match ran {
+            Ran::Done(Err(mut moved @ RemoteError::NotOwner { .. })) => {
+                // Its object was handed off before it ran: nothing ran, so
+                // nothing is remembered; the client re-sends it to the owner.
+                cluster::fill_redirect(node, &mut moved);
+                if self.dedup {
+                    node.dedup.abandon(self.client, self.id);
+                }
+                Some(Err(moved))
+            }
             Ran::Done(outcome) => {
                 node.metrics
                     .call(self.entry.name, self.method.id.name, self.start.elapsed());
@@ -119,7 +129,11 @@ pub async fn call(
         Ok(resolved) => resolved,
         Err(error) => return Applied::Now(Some(Err(error))),
     };
-    // (cluster: the ownership check goes here.)
+    // In a cluster, a node that does not own the object in its view runs
+    // nothing and redirects.
+    if let Err(redirect) = cluster::check(node, entry.name, call.object.key) {
+        return Applied::Now(Some(Err(redirect)));
+    }
     // 2. A retried mutating call is answered from the dedup table. Blocking
     // calls are not deduplicated: a parked call of a lost connection is dropped
     // without running, so re-sending it is safe.
@@ -129,8 +143,17 @@ pub async fn call(
             return Applied::Now(Some(outcome));
         }
     }
-    // 3. Run it on its object (lambda objects: OCC validation goes here).
-    let cell = node.table.get_or_default(entry, call.object.key);
+    // 3. Run it on its object (in a cluster, waiting for it if it is on its
+    // way here).
+    let cell = match cluster::object(node, entry, call.object.key).await {
+        Ok(cell) => cell,
+        Err(error) => {
+            if dedup {
+                node.dedup.abandon(client, id);
+            }
+            return Applied::Now(Some(Err(error)));
+        }
+    };
     let park = Park {
         sink,
         id,

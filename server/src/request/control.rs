@@ -2,6 +2,7 @@
 
 use super::call::durable;
 use super::Session;
+use crate::cluster;
 use crate::objects::Persist;
 use crate::state::NodeState;
 use crucial::__private::codec;
@@ -43,6 +44,7 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
         types: (node.registry.shared_types().len() + node.registry.lambda_types().len()) as u32,
+        view: node.cluster.get().map(|cluster| cluster.view()),
     })
 }
 
@@ -50,6 +52,7 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
 pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
     match request {
         Request::Create { object, state } => {
+            cluster::check(node, object.type_name, object.key)?;
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
                     type_name: object.type_name.to_string(),
@@ -62,7 +65,20 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     method: "<initial state>".into(),
                     reason,
                 })?;
-            let created = node.table.create(entry, object.key, value);
+            let created = match node.cluster.get() {
+                None => node.table.create(entry, object.key, value),
+                Some(cluster) => {
+                    // Created on purpose: not lost any more. Waits for the
+                    // object if it is on its way (it then exists).
+                    cluster.forgive(entry.name, object.key);
+                    let mut value = Some(value);
+                    let make = || value.take().unwrap_or_else(entry.create_default);
+                    let (cell, created) = cluster
+                        .cell(&node.table, entry, object.key, false, make)
+                        .await?;
+                    created.then_some(cell)
+                }
+            };
             if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
                 let persist = Persist {
                     storage,
@@ -76,6 +92,10 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             encode(&created.is_some())
         }
         Request::Delete { object } => {
+            cluster::check(node, object.type_name, object.key)?;
+            if let Some(cluster) = node.cluster.get() {
+                cluster.forgive(object.type_name, object.key);
+            }
             let deleted = node.table.delete(object.type_name, object.key);
             if let Some(storage) = &node.storage {
                 let persistent = node
@@ -117,6 +137,17 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
         ),
         Request::Ping => encode(&()),
         Request::WorkflowStats => encode(&node.lambdas.metrics.stats()),
+        Request::View => encode(&node.cluster.get().map(|cluster| cluster.view())),
+        Request::Adopt(adopt) => cluster::adopt(node, adopt).await,
+        Request::HandoffDone { from, epoch } => match node.cluster.get() {
+            Some(cluster) => {
+                cluster.done(from, epoch);
+                encode(&())
+            }
+            None => Err(RemoteError::Protocol {
+                reason: "a handoff to a node that is not in a cluster".into(),
+            }),
+        },
         Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) => {
             Err(RemoteError::Protocol {
                 reason: "a Hello, a Call or an Invoke is not a control request".into(),

@@ -4,9 +4,11 @@
 //! durable, record the reply.
 
 use super::call::{durable, replay, Applied};
+use crate::cluster;
 use crate::lambda::{execute, Ended, Gate, Invocation};
 use crate::state::NodeState;
 use crate::txn::{Committed, Failure};
+use crucial::__private::placement::LAMBDA_HOME;
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::FunctionKind;
 use crucial::__private::wire::{Invoke, Outcome};
@@ -29,7 +31,11 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         Ok(resolved) => resolved,
         Err(error) => return Applied::Now(Some(Err(error))),
     };
-    // (cluster: the ownership check goes here.)
+    // In a cluster an application's lambda objects live on the owner of the
+    // application (they do not move on view changes yet: see the guide).
+    if let Err(redirect) = cluster::check(node, LAMBDA_HOME, invoke.application) {
+        return Applied::Now(Some(Err(redirect)));
+    }
     let object = invoke
         .key
         .map(|key| ObjectId::new(invoke.application, invoke.type_name, key));

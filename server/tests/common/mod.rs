@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bank;
+pub mod cluster;
 pub mod fixtures;
 pub mod shaped;
 

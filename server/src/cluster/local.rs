@@ -1,0 +1,238 @@
+//! This node's part of the cluster: the views it walks through, the objects
+//! lost with crashed nodes, and what the apply step asks of them.
+
+use super::settle::{Absent, LostRange, Settler};
+use crate::objects::{ObjectCell, ObjectTable};
+use crucial::__private::placement::View;
+use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
+use crucial::RemoteError;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a call on an object that is moving here waits for it before it
+/// is answered `Moving` (its client then retries).
+pub const MOVE_WAIT: Duration = Duration::from_secs(2);
+
+/// One node's part of the cluster.
+pub struct Cluster {
+    /// This node's address as the other nodes and clients reach it.
+    pub me: String,
+    settler: RwLock<Settler>,
+    lost: RwLock<Vec<LostRange>>,
+    /// Keys forgiven their loss (deleted or created since).
+    forgiven: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Signalled when objects arrive or a view settles (calls wait on it).
+    arrived: tokio::sync::Notify,
+    /// Work for the handoff thread (a view, a "done", a drain).
+    work: (Mutex<bool>, Condvar),
+    /// Set once a drain is asked for.
+    draining: tokio::sync::watch::Sender<bool>,
+    /// Set once the drain is over.
+    drained: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cluster {
+    pub(super) fn new(me: String) -> Cluster {
+        Cluster {
+            settler: RwLock::new(Settler::new(&me)),
+            me,
+            lost: RwLock::default(),
+            forgiven: Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
+            work: (Mutex::new(false), Condvar::new()),
+            draining: tokio::sync::watch::Sender::new(false),
+            drained: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    pub(super) fn settler(&self) -> std::sync::RwLockReadGuard<'_, Settler> {
+        self.settler.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn settler_mut(&self) -> std::sync::RwLockWriteGuard<'_, Settler> {
+        self.settler.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest view this node knows.
+    pub fn view(&self) -> View {
+        self.settler()
+            .current()
+            .map(|p| p.view().clone())
+            .unwrap_or_else(|| View::fixed(vec![self.me.clone()]))
+    }
+
+    /// The redirect for a call on an object this node does not own.
+    pub fn not_owner(&self, type_name: &str, key: &str) -> RemoteError {
+        RemoteError::NotOwner {
+            type_name: type_name.to_string(),
+            key: key.to_string(),
+            node: self.me.clone(),
+            view: self.view(),
+        }
+    }
+
+    /// Fills this node's address and view into a redirect made below the
+    /// cluster (a call that found its object handed off).
+    pub fn fill(&self, error: &mut RemoteError) {
+        if let RemoteError::NotOwner { node, view, .. } = error {
+            *node = self.me.clone();
+            *view = self.view();
+        }
+    }
+
+    /// Whether this node owns the object in the newest view it knows.
+    pub fn owns(&self, type_name: &str, key: &str) -> bool {
+        self.settler().owns(type_name, key)
+    }
+
+    /// The object's cell on this node and whether it was created now: made
+    /// by `create` if no other node can hold it, after waiting (at most
+    /// [`MOVE_WAIT`]) for it if it is on its way here. `check_lost`: a key a
+    /// crashed node held is `Lost`, not created.
+    pub async fn cell(
+        &self,
+        table: &ObjectTable,
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        check_lost: bool,
+        mut create: impl FnMut() -> ObjectBox,
+    ) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
+        let started = Instant::now();
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let mut verdict = Absent::Wait;
+            let mut lost = None;
+            let found = table.get_or_create_if(entry, key, || {
+                verdict = self.settler().absent(entry.name, key);
+                if verdict == Absent::Create && check_lost {
+                    lost = self.lost(entry.name, key);
+                }
+                (verdict == Absent::Create && lost.is_none()).then(&mut create)
+            });
+            if let Some(lost) = lost {
+                return Err(lost);
+            }
+            match (found, verdict) {
+                (Some((cell, created)), _) => {
+                    if cell.lock().moved {
+                        return Err(self.not_owner(entry.name, key));
+                    }
+                    return Ok((cell, created));
+                }
+                (None, Absent::NotOwner) => return Err(self.not_owner(entry.name, key)),
+                _ => {}
+            }
+            let left = MOVE_WAIT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(RemoteError::Moving {
+                    type_name: entry.name.to_string(),
+                    key: key.to_string(),
+                    node: self.me.clone(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), arrived).await;
+        }
+    }
+
+    /// The loss of an object this node does not hold and would create: it
+    /// lived on a node that crashed.
+    pub fn lost(&self, type_name: &str, key: &str) -> Option<RemoteError> {
+        let lost = self.lost.read().unwrap_or_else(|e| e.into_inner());
+        let range = lost.iter().find(|r| r.covers(type_name, key))?;
+        let forgiven = self.forgiven.lock().unwrap_or_else(|e| e.into_inner());
+        if forgiven.contains(&(type_name.to_string(), key.to_string())) {
+            return None;
+        }
+        Some(RemoteError::Lost {
+            type_name: type_name.to_string(),
+            key: key.to_string(),
+            lost_node: range.node.clone(),
+            epoch: range.epoch,
+        })
+    }
+
+    /// The object was deleted or created on purpose: its loss is forgotten.
+    pub fn forgive(&self, type_name: &str, key: &str) {
+        self.forgiven
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((type_name.to_string(), key.to_string()));
+    }
+
+    pub(super) fn add_lost(&self, ranges: Vec<LostRange>) {
+        if ranges.is_empty() {
+            return;
+        }
+        let mut lost = self.lost.write().unwrap_or_else(|e| e.into_inner());
+        for range in ranges {
+            if !lost
+                .iter()
+                .any(|r| r.node == range.node && r.epoch == range.epoch)
+            {
+                tracing::warn!(
+                    node = %range.node,
+                    epoch = range.epoch,
+                    "a node left without handing off its objects: its ephemeral objects are lost"
+                );
+                lost.push(range);
+            }
+        }
+    }
+
+    /// Another node is done handing off for view `epoch`.
+    pub fn done(&self, from: &str, epoch: u64) {
+        self.settler_mut().done(from, epoch);
+        self.wake_handoff();
+    }
+
+    /// Objects arrived: calls waiting for them look again.
+    pub fn objects_arrived(&self) {
+        self.arrived.notify_waiters();
+    }
+
+    pub(super) fn wake_handoff(&self) {
+        let (lock, ready) = &self.work;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        ready.notify_all();
+    }
+
+    /// Waits for handoff work (or `timeout`).
+    pub(super) fn wait_for_work(&self, timeout: Duration) {
+        let (lock, ready) = &self.work;
+        let mut pending = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !*pending {
+            pending = ready
+                .wait_timeout(pending, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *pending = false;
+    }
+
+    /// Hands off every object and leaves the cluster; resolves once done
+    /// (the node then stops).
+    pub async fn drain(&self) {
+        self.draining.send_replace(true);
+        let mut drained = self.drained.subscribe();
+        let _ = drained.wait_for(|done| *done).await;
+    }
+
+    /// Resolves once a drain is asked for.
+    pub(super) async fn drain_requested(&self) {
+        let mut draining = self.draining.subscribe();
+        let _ = draining.wait_for(|asked| *asked).await;
+    }
+
+    /// The drain is over.
+    pub(super) fn set_drained(&self) {
+        self.drained.send_replace(true);
+    }
+
+    /// Whether this node has handed off what it owed for view `epoch`.
+    pub(super) fn has_stepped(&self, epoch: u64) -> bool {
+        self.settler().has_stepped(epoch)
+    }
+}

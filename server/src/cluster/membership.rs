@@ -1,0 +1,391 @@
+//! Membership on etcd: this node's key under a lease kept alive, and the views
+//! derived from etcd's changes, in etcd's order (a view's epoch is the etcd
+//! revision that made it). No consensus or failure detection of our own: a
+//! node is a member while its lease lives.
+//!
+//! Keys, under `/crucial/<cluster>/`:
+//! * `members/<addr>` (leased): the members; their sorted addresses are the view;
+//! * `leaving/<addr>` (leased): written with the member key's deletion, in one
+//!   transaction, by a node that drains, and deleted once its handoff is done;
+//!   a member that disappears without it crashed;
+//! * `lost/<epoch>-<addr>`: what a crashed node owned, so nodes that join later
+//!   still answer `Lost` for it.
+//!
+//! If etcd cannot be reached, the node keeps serving with the view it has and
+//! makes no view change until etcd answers again.
+
+use super::handoff;
+use super::local::Cluster;
+use super::settle::{Departure, LostRange};
+use crate::config::ClusterConfig;
+use crate::state::NodeState;
+use crucial::__private::codec;
+use crucial::__private::placement::{Placement, View};
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A lost range as stored in etcd.
+#[derive(Serialize, Deserialize)]
+struct LostRecord {
+    node: String,
+    epoch: u64,
+    view: View,
+}
+
+/// The membership state read from etcd.
+#[derive(Default, Clone)]
+struct Members {
+    revision: i64,
+    members: BTreeSet<String>,
+    leaving: BTreeSet<String>,
+}
+
+struct Registration {
+    client: Client,
+    prefix: String,
+    me: String,
+    lease: i64,
+    ttl: i64,
+}
+
+impl Registration {
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}/{name}", self.prefix)
+    }
+}
+
+fn etcd_error(what: &str) -> impl Fn(etcd_client::Error) -> io::Error + '_ {
+    move |e| io::Error::other(format!("etcd: {what}: {e}"))
+}
+
+/// Joins the cluster: registers this node under a lease, reads the members,
+/// and starts keeping the lease alive, watching for views and handing off.
+pub async fn start(
+    node: &Arc<NodeState>,
+    membership: &ClusterConfig,
+    advertise: String,
+) -> io::Result<()> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    let mut client = Client::connect(&membership.etcd, Some(options))
+        .await
+        .map_err(etcd_error("cannot connect"))?;
+    let ttl = membership.lease_ttl.as_secs().max(1) as i64;
+    let lease = client
+        .lease_grant(ttl, None)
+        .await
+        .map_err(etcd_error("cannot get a lease"))?
+        .id();
+    let registration = Arc::new(Registration {
+        client,
+        prefix: format!("/crucial/{}/", membership.name),
+        me: advertise,
+        lease,
+        ttl,
+    });
+    let mut client = registration.client.clone();
+    client
+        .put(
+            registration.key("members", &registration.me),
+            registration.me.clone(),
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .map_err(etcd_error("cannot register"))?;
+    let cluster = Arc::new(Cluster::new(registration.me.clone()));
+    let members = read(&registration, &cluster).await?;
+    cluster.settler_mut().view(
+        View {
+            epoch: members.revision as u64,
+            nodes: members.members.iter().cloned().collect(),
+        },
+        &[],
+    );
+    tracing::info!(
+        me = %registration.me,
+        epoch = members.revision,
+        members = ?members.members,
+        "joined the cluster"
+    );
+    if node.cluster.set(Arc::clone(&cluster)).is_err() {
+        return Err(io::Error::other("the node is already in a cluster"));
+    }
+    handoff::spawn(
+        Arc::downgrade(node),
+        Arc::clone(&cluster),
+        tokio::runtime::Handle::current(),
+    );
+    cluster.wake_handoff();
+    tokio::spawn(keep_alive(Arc::clone(&registration)));
+    tokio::spawn(watch(
+        Arc::clone(&registration),
+        Arc::clone(&cluster),
+        members,
+    ));
+    tokio::spawn(drain_when_asked(registration, cluster, Arc::clone(node)));
+    Ok(())
+}
+
+/// Reads members, leaving nodes and lost ranges.
+async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Members> {
+    let mut client = registration.client.clone();
+    let got = client
+        .get(
+            registration.prefix.clone(),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .map_err(etcd_error("cannot read the members"))?;
+    let mut members = Members {
+        revision: got.header().map_or(0, |h| h.revision()),
+        ..Members::default()
+    };
+    for kv in got.kvs() {
+        let key = String::from_utf8_lossy(kv.key());
+        let Some(rest) = key.strip_prefix(&registration.prefix) else {
+            continue;
+        };
+        if let Some(addr) = rest.strip_prefix("members/") {
+            members.members.insert(addr.to_string());
+        } else if let Some(addr) = rest.strip_prefix("leaving/") {
+            members.leaving.insert(addr.to_string());
+        } else if rest.starts_with("lost/") {
+            add_lost_record(cluster, kv.value());
+        }
+    }
+    Ok(members)
+}
+
+fn add_lost_record(cluster: &Cluster, value: &[u8]) {
+    match codec::decode::<LostRecord>(value) {
+        Ok(record) => cluster.add_lost(vec![LostRange {
+            node: record.node,
+            epoch: record.epoch,
+            placement: Arc::new(Placement::new(record.view)),
+        }]),
+        Err(e) => tracing::warn!("an unreadable lost range in etcd: {e}"),
+    }
+}
+
+/// Keeps the lease alive; while etcd is unreachable, keeps trying. A lease
+/// that expired meanwhile (etcd already removed this node) is replaced and
+/// the node registers again, as a node that joins.
+async fn keep_alive(registration: Arc<Registration>) {
+    let mut lease = registration.lease;
+    let period = Duration::from_millis((registration.ttl as u64 * 1000 / 3).max(200));
+    loop {
+        let mut client = registration.client.clone();
+        match client.lease_keep_alive(lease).await {
+            Ok((mut keeper, mut stream)) => loop {
+                if keeper.keep_alive().await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(period * 2, stream.message()).await {
+                    Ok(Ok(Some(reply))) if reply.ttl() > 0 => {}
+                    Ok(Ok(Some(_))) => {
+                        tracing::error!("the etcd lease expired: registering again");
+                        if let Some(new) = register_again(&registration).await {
+                            lease = new;
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+                tokio::time::sleep(period).await;
+            },
+            Err(e) => tracing::warn!("etcd unreachable, serving the last view: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn register_again(registration: &Registration) -> Option<i64> {
+    let mut client = registration.client.clone();
+    let lease = client.lease_grant(registration.ttl, None).await.ok()?.id();
+    client
+        .put(
+            registration.key("members", &registration.me),
+            registration.me.clone(),
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .ok()?;
+    Some(lease)
+}
+
+/// Follows etcd's changes from the state read at start, one revision at a
+/// time; on a broken watch, watches again from the next revision (or reads
+/// everything again if etcd compacted it away).
+async fn watch(registration: Arc<Registration>, cluster: Arc<Cluster>, mut members: Members) {
+    loop {
+        if let Err(e) = follow(&registration, &cluster, &mut members).await {
+            tracing::warn!("etcd watch broke, serving the last view: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn follow(
+    registration: &Registration,
+    cluster: &Cluster,
+    members: &mut Members,
+) -> Result<(), String> {
+    let mut client = registration.client.clone();
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(members.revision + 1);
+    let mut stream = client
+        .watch(registration.prefix.clone(), Some(options))
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(reply) = stream.message().await.map_err(|e| e.to_string())? {
+        if reply.compact_revision() > 0 {
+            // Changes were compacted away: start from what etcd holds now.
+            let now = read(registration, cluster)
+                .await
+                .map_err(|e| e.to_string())?;
+            apply(registration, cluster, members, now);
+            return Ok(());
+        }
+        // Events come in revision order; apply each revision's as one change.
+        let events = reply.events();
+        let mut at = 0;
+        while at < events.len() {
+            let revision = events[at].kv().map_or(0, |kv| kv.mod_revision());
+            let mut next = members.clone();
+            next.revision = revision;
+            while at < events.len() && events[at].kv().map_or(0, |kv| kv.mod_revision()) == revision
+            {
+                let event = &events[at];
+                at += 1;
+                let Some(kv) = event.kv() else { continue };
+                let key = String::from_utf8_lossy(kv.key());
+                let Some(rest) = key.strip_prefix(&registration.prefix) else {
+                    continue;
+                };
+                let put = event.event_type() == EventType::Put;
+                if let Some(addr) = rest.strip_prefix("members/") {
+                    if put {
+                        next.members.insert(addr.to_string());
+                    } else {
+                        next.members.remove(addr);
+                    }
+                } else if let Some(addr) = rest.strip_prefix("leaving/") {
+                    if put {
+                        next.leaving.insert(addr.to_string());
+                    } else {
+                        next.leaving.remove(addr);
+                    }
+                } else if rest.starts_with("lost/") && put {
+                    add_lost_record(cluster, kv.value());
+                }
+            }
+            apply(registration, cluster, members, next);
+        }
+    }
+    Err("the watch stream ended".into())
+}
+
+/// Moves from `members` to `next`: a new view if the members changed, and
+/// the end of drains whose leaving key went away.
+fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, next: Members) {
+    let epoch = next.revision as u64;
+    let mut lost = Vec::new();
+    if next.members != members.members {
+        let departed: Vec<(String, Departure)> = members
+            .members
+            .difference(&next.members)
+            .map(|addr| {
+                let how = if next.leaving.contains(addr) {
+                    Departure::Draining
+                } else {
+                    Departure::Crashed
+                };
+                (addr.clone(), how)
+            })
+            .collect();
+        let view = View {
+            epoch,
+            nodes: next.members.iter().cloned().collect(),
+        };
+        tracing::info!(epoch, nodes = ?view.nodes, departed = ?departed, "new view");
+        lost.extend(cluster.settler_mut().view(view, &departed));
+    }
+    for gone in members.leaving.difference(&next.leaving) {
+        lost.extend(cluster.settler_mut().gone(gone, epoch));
+    }
+    *members = next;
+    for range in &lost {
+        record_lost(registration, range);
+    }
+    cluster.add_lost(lost);
+    cluster.wake_handoff();
+    cluster.objects_arrived();
+}
+
+/// Writes a lost range to etcd for nodes that join later (every node that
+/// saw the crash writes the same record).
+fn record_lost(registration: &Registration, range: &LostRange) {
+    let record = LostRecord {
+        node: range.node.clone(),
+        epoch: range.epoch,
+        view: range.placement.view().clone(),
+    };
+    let Ok(value) = codec::encode(&record) else {
+        return;
+    };
+    let key = registration.key("lost", &format!("{:020}-{}", range.epoch, range.node));
+    let mut client = registration.client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = client.put(key, value, None).await {
+            tracing::warn!("cannot record a lost range in etcd: {e}");
+        }
+    });
+}
+
+/// Drains when asked: leaves the view (marked as leaving, in one etcd
+/// transaction), waits until the handoff of the view without this node is
+/// done, removes the mark and the lease, and stops the node.
+async fn drain_when_asked(
+    registration: Arc<Registration>,
+    cluster: Arc<Cluster>,
+    node: Arc<NodeState>,
+) {
+    cluster.drain_requested().await;
+    let mut client = registration.client.clone();
+    let txn = Txn::new().and_then(vec![
+        TxnOp::delete(registration.key("members", &registration.me), None),
+        TxnOp::put(
+            registration.key("leaving", &registration.me),
+            registration.me.clone(),
+            Some(PutOptions::new().with_lease(registration.lease)),
+        ),
+    ]);
+    let epoch = loop {
+        match client.txn(txn.clone()).await {
+            Ok(reply) => break reply.header().map_or(0, |h| h.revision()) as u64,
+            Err(e) => {
+                tracing::warn!("cannot leave the view yet (etcd): {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    tracing::info!(epoch, "draining: left the view");
+    while !cluster.has_stepped(epoch) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = client
+        .delete(registration.key("leaving", &registration.me), None)
+        .await;
+    let _ = client.lease_revoke(registration.lease).await;
+    tracing::info!(epoch, "drained: every object handed off");
+    cluster.set_drained();
+    node.stop();
+}

@@ -1,0 +1,61 @@
+//! The cluster: many nodes, one object space.
+//!
+//! * `membership.rs` keeps this node in etcd (a key under a lease, kept alive)
+//!   and turns etcd's changes into views, in etcd's order;
+//! * `settle.rs` is the order in which a node walks through those views and
+//!   what it may do with a missing object meanwhile;
+//! * `handoff.rs` moves objects, their remembered replies and their parked
+//!   calls to their new owner on each step, and adopts what others send;
+//! * `local.rs` is this node's part, and this file what the apply step asks:
+//!   does this node own the object, may it create it, must the call wait.
+//!
+//! A node started without `--etcd` has no cluster and behaves as before.
+
+mod handoff;
+pub mod local;
+mod membership;
+mod settle;
+
+pub use handoff::adopt;
+pub use membership::start;
+
+use crate::objects::ObjectCell;
+use crate::state::NodeState;
+use crucial::__private::registry::SharedTypeEntry;
+use crucial::RemoteError;
+use std::sync::Arc;
+
+/// The apply step's ownership check for calls and control requests on one
+/// object: `Err` is the reply (a redirect) when another node owns it.
+pub fn check(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteError> {
+    match node.cluster.get() {
+        Some(cluster) if !cluster.owns(type_name, key) => Err(cluster.not_owner(type_name, key)),
+        _ => Ok(()),
+    }
+}
+
+/// A call's object on this node: created from `Default` if absent (and, in a
+/// cluster, if no other node can hold it: else the call waits for it, is
+/// redirected, or learns it was lost with a crashed node).
+pub async fn object(
+    node: &NodeState,
+    entry: &'static SharedTypeEntry,
+    key: &str,
+) -> Result<Arc<ObjectCell>, RemoteError> {
+    match node.cluster.get() {
+        None => Ok(node.table.get_or_default(entry, key)),
+        Some(cluster) => {
+            let (cell, _) = cluster
+                .cell(&node.table, entry, key, true, entry.create_default)
+                .await?;
+            Ok(cell)
+        }
+    }
+}
+
+/// Fills in the redirect of a call that found its object moved.
+pub fn fill_redirect(node: &NodeState, error: &mut RemoteError) {
+    if let Some(cluster) = node.cluster.get() {
+        cluster.fill(error);
+    }
+}

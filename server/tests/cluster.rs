@@ -1,0 +1,350 @@
+//! The cluster with real processes: etcd (Debian's `etcd-server`) and
+//! `fixture-node` processes on loopback, joined through it; clients in this
+//! process, each standing for a cloud thread.
+
+mod common;
+
+use common::cluster::{objects_on, terminate, view_of, Etcd};
+use common::{wait_until, ServerProcess};
+use crucial::__private::placement::Placement;
+use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ACCOUNTS: usize = 48;
+
+fn connect(addrs: &[String]) -> Client {
+    addrs
+        .iter()
+        .fold(Config::new(), |config, addr| config.server(addr.clone()))
+        .connect()
+        .expect("client")
+}
+
+fn client_of(nodes: &[&ServerProcess]) -> Client {
+    connect(&nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>())
+}
+
+/// Waits until every node's view has exactly `count` members.
+fn wait_for_views(nodes: &[&ServerProcess], count: usize) {
+    wait_until(&format!("every node sees {count} members"), || {
+        nodes.iter().all(|n| view_of(&n.addr).nodes.len() == count)
+    });
+}
+
+/// One transfer of the bank: takes `amount` from one account and gives it to
+/// another (two calls), then counts it. Every call must succeed: the client
+/// follows redirects and waits for moving objects on its own.
+fn transfer(client: &Client, from: usize, to: usize, amount: i64) {
+    let take = client.open::<AtomicI64>(format!("acct/{from}"));
+    let give = client.open::<AtomicI64>(format!("acct/{to}"));
+    take.fetch_add(-amount).expect("take");
+    give.fetch_add(amount).expect("give");
+    client
+        .open::<AtomicI64>("bank/transfers")
+        .fetch_add(1)
+        .expect("count");
+}
+
+/// Runs the bank with `threads` clients until `stop`; returns the transfers made.
+fn bank_until(
+    nodes: Vec<String>,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let made = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (nodes, stop, made) = (nodes.clone(), Arc::clone(&stop), Arc::clone(&made));
+                std::thread::spawn(move || {
+                    let client = connect(&nodes);
+                    let mut i = t as u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i = i
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let from = (i >> 33) as usize % ACCOUNTS;
+                        let to = (from + 1 + (i >> 17) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
+                        transfer(&client, from, to, (i % 50) as i64 + 1);
+                        made.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("a bank thread failed");
+        }
+        made.load(Ordering::Relaxed)
+    })
+}
+
+/// The bank's invariants: money is neither made nor lost, every transfer
+/// counted exactly once.
+fn check_bank(client: &Client, transfers: u64) {
+    let total: i64 = (0..ACCOUNTS)
+        .map(|a| {
+            client
+                .open::<AtomicI64>(format!("acct/{a}"))
+                .load()
+                .expect("balance")
+        })
+        .sum();
+    assert_eq!(total, 0, "the bank's total moved");
+    let counted = client
+        .open::<AtomicI64>("bank/transfers")
+        .load()
+        .expect("count");
+    assert_eq!(counted as u64, transfers, "transfers counted once each");
+}
+
+/// Every object listed by a node is owned by it in its view.
+fn every_object_on_its_owner(nodes: &[&ServerProcess]) -> usize {
+    let mut total = 0;
+    for node in nodes {
+        let placement = Placement::new(view_of(&node.addr));
+        for object in objects_on(&node.addr) {
+            assert_eq!(
+                placement.owner(&object.type_name, &object.key),
+                node.addr,
+                "{} `{}` is on {} but not its owner",
+                object.type_name,
+                object.key,
+                node.addr
+            );
+            total += 1;
+        }
+    }
+    total
+}
+
+#[test]
+fn three_nodes_run_the_bank_and_spread_the_objects() {
+    let etcd = Etcd::start("three");
+    let a = etcd.node("three", &[]);
+    let b = etcd.node("three", &[]);
+    let c = etcd.node("three", &[]);
+    wait_for_views(&[&a, &b, &c], 3);
+    // One bootstrap address is enough: the handshake carries the view.
+    let client = client_of(&[&a]);
+    client.ping().expect("ping");
+    assert_eq!(client.servers().len(), 3, "the client found every node");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let bank = bank_until(vec![a.addr.clone()], 8, Arc::clone(&stop));
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let transfers = bank.join().expect("bank");
+    assert!(transfers > 0);
+    check_bank(&client, transfers);
+
+    let counts: Vec<usize> = [&a, &b, &c]
+        .iter()
+        .map(|n| objects_on(&n.addr).len())
+        .collect();
+    eprintln!("{transfers} transfers; objects per node: {counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "objects spread: {counts:?}");
+    assert_eq!(every_object_on_its_owner(&[&a, &b, &c]), ACCOUNTS + 1);
+}
+
+#[test]
+fn a_node_joins_and_another_drains_while_the_bank_runs() {
+    let etcd = Etcd::start("elastic");
+    let a = etcd.node("elastic", &[]);
+    let b = etcd.node("elastic", &[]);
+    let c = etcd.node("elastic", &[]);
+    wait_for_views(&[&a, &b, &c], 3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let bank = bank_until(
+        vec![a.addr.clone(), b.addr.clone(), c.addr.clone()],
+        6,
+        Arc::clone(&stop),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+
+    let d = etcd.node("elastic", &[]);
+    wait_for_views(&[&a, &b, &c, &d], 4);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut a = a;
+    terminate(&a);
+    let status = a.wait();
+    assert!(status.success(), "the drained node exits cleanly: {status}");
+    wait_for_views(&[&b, &c, &d], 3);
+    std::thread::sleep(Duration::from_millis(700));
+
+    stop.store(true, Ordering::Relaxed);
+    let transfers = bank.join().expect("no call failed");
+    let client = client_of(&[&b]);
+    check_bank(&client, transfers);
+    let held = every_object_on_its_owner(&[&b, &c, &d]);
+    assert_eq!(held, ACCOUNTS + 1, "every object on its new owner");
+    assert!(!objects_on(&d.addr).is_empty(), "the new node took objects");
+    eprintln!("{transfers} transfers across a join and a drain");
+}
+
+#[test]
+fn barrier_waiters_parked_on_a_moving_object_are_released_on_its_new_owner() {
+    let etcd = Etcd::start("barrier");
+    let a = etcd.node("barrier", &[]);
+    let b = etcd.node("barrier", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a]);
+    client.ping().expect("ping");
+    // A barrier key that lives on `a`, so draining `a` moves it.
+    let placement = Placement::new(view_of(&a.addr));
+    let key = (0..1000)
+        .map(|i| format!("phase/{i}"))
+        .find(|k| placement.owner("crucial::Barrier", k) == a.addr)
+        .expect("a key on a");
+    assert!(client.create(&key, &Barrier::new(3)).expect("create"));
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let barrier = client.open::<Barrier>(key.clone());
+            std::thread::spawn(move || barrier.wait())
+        })
+        .collect();
+    wait_until("two waiters parked", || {
+        objects_on(&a.addr)
+            .iter()
+            .any(|o| o.key == key && o.parked == 2)
+    });
+
+    let mut a = a;
+    terminate(&a);
+    assert!(a.wait().success());
+    wait_until("the waiters parked again on the new owner", || {
+        objects_on(&b.addr)
+            .iter()
+            .any(|o| o.key == key && o.parked == 2)
+    });
+    let leader = client.open::<Barrier>(key.clone()).wait().expect("arrive");
+    let leaders = waiters
+        .into_iter()
+        .map(|w| w.join().expect("waiter").expect("released").is_leader())
+        .filter(|l| *l)
+        .count();
+    assert_eq!(leaders + usize::from(leader.is_leader()), 1, "one leader");
+}
+
+#[test]
+fn a_client_with_a_stale_view_is_redirected() {
+    let etcd = Etcd::start("stale");
+    let a = etcd.node("stale", &[]);
+    let b = etcd.node("stale", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a, &b]);
+    for i in 0..64 {
+        client
+            .open::<AtomicI64>(format!("k/{i}"))
+            .fetch_add(1)
+            .expect("add");
+    }
+    let old_epoch = view_of(&a.addr).epoch;
+    let c = etcd.node("stale", &[]);
+    wait_for_views(&[&a, &b, &c], 3);
+    // The client still routes by the two-node view: calls on keys `c` took
+    // go to their old owner, which redirects them.
+    assert_eq!(client.servers().len(), 2);
+    for i in 0..64 {
+        let value = client
+            .open::<AtomicI64>(format!("k/{i}"))
+            .fetch_add(1)
+            .expect("add after the join");
+        assert_eq!(value, 1, "k/{i} kept its value across the move");
+    }
+    assert_eq!(
+        client.servers().len(),
+        3,
+        "the redirect carried the new view"
+    );
+    assert!(view_of(&c.addr).epoch > old_epoch);
+    assert!(!objects_on(&c.addr).is_empty());
+}
+
+#[test]
+fn nodes_keep_serving_while_etcd_is_down_and_views_resume_after() {
+    let mut etcd = Etcd::start("outage");
+    let a = etcd.node("outage", &[]);
+    let b = etcd.node("outage", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a]);
+    let counter = client.open::<AtomicI64>("outage/hits");
+    counter.fetch_add(1).expect("before");
+    let epoch = view_of(&a.addr).epoch;
+
+    etcd.stop();
+    // Longer than the lease: without etcd, nobody leaves the view.
+    for _ in 0..30 {
+        counter.fetch_add(1).expect("while etcd is down");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(view_of(&a.addr).epoch, epoch);
+    assert_eq!(view_of(&b.addr).nodes.len(), 2);
+
+    etcd.restart();
+    let c = etcd.node("outage", &[]);
+    wait_for_views(&[&a, &b, &c], 3);
+    assert_eq!(counter.load().expect("after"), 31);
+}
+
+#[test]
+fn a_crashed_nodes_objects_are_reported_lost_not_recreated() {
+    let etcd = Etcd::start("crash");
+    let a = etcd.node("crash", &[]);
+    let mut b = etcd.node("crash", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a]);
+    for i in 0..32 {
+        client
+            .open::<AtomicI64>(format!("c/{i}"))
+            .fetch_add(5)
+            .expect("add");
+    }
+    let placement = Placement::new(view_of(&a.addr));
+    let on_b: Vec<String> = (0..32)
+        .map(|i| format!("c/{i}"))
+        .filter(|k| placement.owner("crucial::AtomicI64", k) == b.addr)
+        .collect();
+    assert!(!on_b.is_empty());
+    b.kill(); // SIGKILL: no handoff
+    wait_for_views(&[&a], 1);
+
+    for i in 0..32 {
+        let key = format!("c/{i}");
+        let result = client.open::<AtomicI64>(key.clone()).load();
+        if on_b.contains(&key) {
+            match result {
+                Err(Error::Remote(RemoteError::Lost { lost_node, .. })) => {
+                    assert_eq!(lost_node, b.addr)
+                }
+                other => panic!("{key} was on the crashed node, got {other:?}"),
+            }
+        } else {
+            assert_eq!(result.expect("kept"), 5, "{key} lived on the survivor");
+        }
+    }
+    // Deleting a lost object starts it afresh.
+    let lost = &on_b[0];
+    assert!(!client.delete("crucial::AtomicI64", lost).expect("delete"));
+    assert_eq!(
+        client
+            .open::<AtomicI64>(lost.clone())
+            .load()
+            .expect("fresh"),
+        0
+    );
+    // A node that joins later still knows (the loss is recorded in etcd).
+    let c = etcd.node("crash", &[]);
+    wait_for_views(&[&a, &c], 2);
+    let still_lost = on_b[1..]
+        .iter()
+        .filter(|k| {
+            matches!(
+                client.open::<AtomicI64>((*k).clone()).load(),
+                Err(Error::Remote(RemoteError::Lost { .. }))
+            )
+        })
+        .count();
+    assert_eq!(still_lost, on_b.len() - 1);
+}

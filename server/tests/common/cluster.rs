@@ -1,0 +1,125 @@
+//! A real etcd and cluster nodes for the cluster tests: etcd from Debian's
+//! `etcd-server` (installed by `.ci/run`) on free loopback ports, nodes as
+//! `fixture-node` processes that join it.
+
+use super::{fixture_command, DataDir, RawConnection, ServerProcess};
+use crucial::__private::codec;
+use crucial::__private::wire::Request;
+use crucial::ObjectInfo;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// An etcd server process with its own data directory, killed when dropped.
+pub struct Etcd {
+    child: Option<Child>,
+    client_port: u16,
+    peer_port: u16,
+    dir: DataDir,
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it answers.
+    pub fn start(name: &str) -> Etcd {
+        let mut etcd = Etcd {
+            child: None,
+            client_port: free_port(),
+            peer_port: free_port(),
+            dir: DataDir::new(&format!("etcd-{name}")),
+        };
+        etcd.spawn();
+        etcd
+    }
+
+    fn spawn(&mut self) {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--data-dir", self.dir.arg()])
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd (Debian's etcd-server; .ci/run installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.endpoint()).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not start in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `host:port` of its client endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// Kills it (its data stays for [`Etcd::restart`]).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// A node of cluster `name` on this etcd (`fixture-node`, two workers,
+    /// a lease of 2 s), with extra flags.
+    pub fn node(&self, name: &str, extra: &[&str]) -> ServerProcess {
+        let endpoint = self.endpoint();
+        let mut args = vec!["--etcd", &endpoint, "--cluster", name, "--lease-ttl", "2"];
+        args.extend_from_slice(extra);
+        ServerProcess::start(fixture_command("fixture-node", &args))
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The objects one node holds (asked directly: no cluster-wide listing).
+pub fn objects_on(addr: &str) -> Vec<ObjectInfo> {
+    let mut conn = RawConnection::open(addr, 0x0b5e_77e5);
+    let reply = conn
+        .request(1, &Request::ListObjects.encode().expect("encode"))
+        .unwrap_or_else(|e| panic!("{addr} did not list its objects: {e}"));
+    codec::decode(&reply).expect("a listing")
+}
+
+/// The view one node has.
+pub fn view_of(addr: &str) -> crucial::__private::placement::View {
+    let mut conn = RawConnection::open(addr, 0x0b5e_77e6);
+    let reply = conn
+        .request(1, &Request::View.encode().expect("encode"))
+        .unwrap_or_else(|e| panic!("{addr} did not say its view: {e}"));
+    let view: Option<crucial::__private::placement::View> = codec::decode(&reply).expect("a view");
+    view.expect("a node in a cluster has a view")
+}
+
+/// Sends SIGTERM (a clean stop: a cluster member drains first).
+pub fn terminate(node: &ServerProcess) {
+    let status = Command::new("kill")
+        .args(["-TERM", &node.pid().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+}
