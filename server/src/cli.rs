@@ -82,6 +82,10 @@ pub struct Args {
     /// address it bound; set it when listening on 0.0.0.0).
     #[arg(long, env = "CRUCIAL_ADVERTISE")]
     pub advertise: Option<String>,
+    /// Serve the admin plane (gRPC: status, objects, drain, delete; used by
+    /// `crucial-admin`) on this address, e.g. `127.0.0.1:7100`.
+    #[arg(long, env = "CRUCIAL_ADMIN_LISTEN")]
+    pub admin: Option<String>,
     /// Seconds a crashed node stays in the view (its etcd lease's time to live).
     #[arg(long, default_value_t = 3)]
     pub lease_ttl: u64,
@@ -123,6 +127,7 @@ impl Args {
                 advertise: self.advertise.clone(),
                 lease_ttl: std::time::Duration::from_secs(self.lease_ttl.max(1)),
             }),
+            admin: self.admin.clone(),
             ..defaults
         }
     }
@@ -279,6 +284,9 @@ pub fn main() {
             let addr = bound.addr;
             if let Some(metrics) = bound.metrics {
                 println!("crucial-server metrics at http://{metrics}/metrics");
+            }
+            if let Some(admin) = bound.admin {
+                println!("crucial-server admin at {admin}");
             }
             // Tests and scripts read this line to learn the port.
             println!("crucial-server listening on {addr}");

@@ -84,6 +84,8 @@ pub struct NodeConfig {
     pub workflow_threads: Option<usize>,
     /// The cluster to join; none: the node is on its own (and needs no etcd).
     pub cluster: Option<ClusterConfig>,
+    /// Address of the admin plane (gRPC, `crucial-admin`); none by default.
+    pub admin: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -126,6 +128,7 @@ impl Default for NodeConfig {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             cluster: None,
+            admin: None,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 mod cluster;
 mod config;

@@ -21,6 +21,18 @@ const BUCKETS_MICROS: [u64; 14] = [
     5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000,
 ];
 
+/// A few counters read together (the admin plane's status).
+pub struct Counts {
+    /// Request frames since start.
+    pub requests: u64,
+    /// Time since start.
+    pub uptime: Duration,
+    /// Objects taken over from other nodes.
+    pub moved_in: u64,
+    /// Objects handed off to other nodes.
+    pub moved_out: u64,
+}
+
 /// Counters of one node.
 pub struct Metrics {
     started: Instant,
@@ -137,6 +149,16 @@ impl Metrics {
     /// A connection stopped being read because its client does not read its replies.
     pub fn paused(&self) {
         self.paused_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters the admin plane reports.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            requests: self.requests_total.load(Ordering::Relaxed),
+            uptime: self.started.elapsed(),
+            moved_in: self.moved_in_total.load(Ordering::Relaxed),
+            moved_out: self.moved_out_total.load(Ordering::Relaxed),
+        }
     }
 
     /// Objects handed off to their new owners.

@@ -38,6 +38,8 @@ pub struct Bound {
     pub addr: SocketAddr,
     /// Where `GET /metrics` is served, if [`NodeConfig::metrics`] asked for it.
     pub metrics: Option<SocketAddr>,
+    /// Where the admin plane is served, if [`NodeConfig::admin`] asked for it.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Runs a node in the current thread until it fails. `on_ready` gets the bound address.
@@ -64,18 +66,37 @@ pub fn run_until(
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let admin = match &config.admin {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
         let bound = Bound {
             addr: listener.local_addr()?,
             metrics: metrics.as_ref().map(|l| l.local_addr()).transpose()?,
+            admin: admin.as_ref().map(|l| l.local_addr()).transpose()?,
         };
         let cluster = config.cluster.clone();
         let node = NodeState::new(config)?;
+        let advertise = cluster
+            .as_ref()
+            .and_then(|c| c.advertise.clone())
+            .unwrap_or_else(|| bound.addr.to_string());
         if let Some(cluster) = &cluster {
-            let advertise = cluster
-                .advertise
-                .clone()
-                .unwrap_or_else(|| bound.addr.to_string());
-            crate::cluster::start(&node, cluster, advertise).await?;
+            let admin = bound.admin.map(|a| a.to_string());
+            crate::cluster::start(&node, cluster, advertise.clone(), admin).await?;
+        }
+        if let (Some(listener), Some(admin)) = (admin, bound.admin) {
+            let service =
+                crate::admin::AdminService::new(Arc::clone(&node), advertise, admin.to_string());
+            let stopped = {
+                let node = Arc::clone(&node);
+                async move { node.stopped().await }
+            };
+            tokio::spawn(async move {
+                if let Err(e) = crate::admin::serve(listener, service, stopped).await {
+                    tracing::warn!("the admin plane stopped: {e}");
+                }
+            });
         }
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);

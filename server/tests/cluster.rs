@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cluster::{objects_on, terminate, view_of, Etcd};
+use common::cluster::{admin, objects_on, terminate, view_of, Etcd};
 use common::{wait_until, ServerProcess};
 use crucial::__private::placement::Placement;
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
@@ -139,13 +139,28 @@ fn three_nodes_run_the_bank_and_spread_the_objects() {
     assert!(transfers > 0);
     check_bank(&client, transfers);
 
-    let counts: Vec<usize> = [&a, &b, &c]
+    // Each node's object count, through the admin plane.
+    let status = admin(&b, &["status"]).expect("crucial-admin status");
+    let nodes = status["nodes"].as_array().expect("rows");
+    assert_eq!(nodes.len(), 3, "{status}");
+    let counts: Vec<u64> = nodes
         .iter()
-        .map(|n| objects_on(&n.addr).len())
+        .map(|n| n["objects"].as_u64().unwrap())
         .collect();
     eprintln!("{transfers} transfers; objects per node: {counts:?}");
     assert!(counts.iter().all(|&n| n > 0), "objects spread: {counts:?}");
+    assert_eq!(counts.iter().sum::<u64>(), ACCOUNTS as u64 + 1);
     assert_eq!(every_object_on_its_owner(&[&a, &b, &c]), ACCOUNTS + 1);
+
+    let listed = admin(&c, &["objects"]).expect("crucial-admin objects");
+    assert_eq!(listed["objects"].as_array().unwrap().len(), ACCOUNTS + 1);
+    // Delete through any node: the admin finds the owner.
+    let deleted = admin(&a, &["delete", "crucial::AtomicI64", "bank/transfers"]).expect("delete");
+    assert_eq!(deleted["existed"], true, "{deleted}");
+    assert_eq!(
+        client.open::<AtomicI64>("bank/transfers").load().unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -166,8 +181,10 @@ fn a_node_joins_and_another_drains_while_the_bank_runs() {
     let d = etcd.node("elastic", &[]);
     wait_for_views(&[&a, &b, &c, &d], 4);
     std::thread::sleep(Duration::from_millis(700));
+    // Drained through the admin plane: it answers once the handoff is done.
+    let drained = admin(&a, &["drain"]).expect("crucial-admin drain");
+    eprintln!("drain: {drained}");
     let mut a = a;
-    terminate(&a);
     let status = a.wait();
     assert!(status.success(), "the drained node exits cleanly: {status}");
     wait_for_views(&[&b, &c, &d], 3);

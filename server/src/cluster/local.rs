@@ -25,6 +25,8 @@ pub struct Cluster {
     arrived: tokio::sync::Notify,
     /// Work for the handoff thread (a view, a "done", a drain).
     work: (Mutex<bool>, Condvar),
+    /// Admin addresses of the members, by data address (from etcd).
+    admins: RwLock<std::collections::BTreeMap<String, String>>,
     /// Set once a drain is asked for.
     draining: tokio::sync::watch::Sender<bool>,
     /// Set once the drain is over.
@@ -40,6 +42,7 @@ impl Cluster {
             forgiven: Mutex::default(),
             arrived: tokio::sync::Notify::new(),
             work: (Mutex::new(false), Condvar::new()),
+            admins: RwLock::default(),
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
         }
@@ -59,6 +62,34 @@ impl Cluster {
             .current()
             .map(|p| p.view().clone())
             .unwrap_or_else(|| View::fixed(vec![self.me.clone()]))
+    }
+
+    /// Whether every view known is settled (no object is on its way).
+    pub fn is_settled(&self) -> bool {
+        self.settler().is_settled()
+    }
+
+    /// Whether a drain was asked for.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Admin addresses of the members, by data address.
+    pub fn admins(&self) -> std::collections::BTreeMap<String, String> {
+        self.admins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A member's admin address (`""`: none).
+    pub(super) fn set_admin(&self, addr: &str, admin: &str) {
+        let mut admins = self.admins.write().unwrap_or_else(|e| e.into_inner());
+        if admin.is_empty() {
+            admins.remove(addr);
+        } else {
+            admins.insert(addr.to_string(), admin.to_string());
+        }
     }
 
     /// The redirect for a call on an object this node does not own.

@@ -50,6 +50,8 @@ struct Registration {
     client: Client,
     prefix: String,
     me: String,
+    /// This node's admin address, the value of its member key.
+    admin: String,
     lease: i64,
     ttl: i64,
 }
@@ -70,6 +72,7 @@ pub async fn start(
     node: &Arc<NodeState>,
     membership: &ClusterConfig,
     advertise: String,
+    admin: Option<String>,
 ) -> io::Result<()> {
     let options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
@@ -87,6 +90,7 @@ pub async fn start(
         client,
         prefix: format!("/crucial/{}/", membership.name),
         me: advertise,
+        admin: admin.unwrap_or_default(),
         lease,
         ttl,
     });
@@ -94,7 +98,7 @@ pub async fn start(
     client
         .put(
             registration.key("members", &registration.me),
-            registration.me.clone(),
+            registration.admin.clone(),
             Some(PutOptions::new().with_lease(lease)),
         )
         .await
@@ -154,6 +158,7 @@ async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Memb
         };
         if let Some(addr) = rest.strip_prefix("members/") {
             members.members.insert(addr.to_string());
+            cluster.set_admin(addr, &String::from_utf8_lossy(kv.value()));
         } else if let Some(addr) = rest.strip_prefix("leaving/") {
             members.leaving.insert(addr.to_string());
         } else if rest.starts_with("lost/") {
@@ -212,7 +217,7 @@ async fn register_again(registration: &Registration) -> Option<i64> {
     client
         .put(
             registration.key("members", &registration.me),
-            registration.me.clone(),
+            registration.admin.clone(),
             Some(PutOptions::new().with_lease(lease)),
         )
         .await
@@ -274,6 +279,7 @@ async fn follow(
                 if let Some(addr) = rest.strip_prefix("members/") {
                     if put {
                         next.members.insert(addr.to_string());
+                        cluster.set_admin(addr, &String::from_utf8_lossy(kv.value()));
                     } else {
                         next.members.remove(addr);
                     }

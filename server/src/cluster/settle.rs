@@ -221,7 +221,6 @@ impl Settler {
     }
 
     /// Whether every view known is settled.
-    #[cfg(test)]
     pub fn is_settled(&self) -> bool {
         self.pending.is_empty() && self.settled.is_some()
     }

@@ -91,41 +91,8 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             }
             encode(&created.is_some())
         }
-        Request::Delete { object } => {
-            cluster::check(node, object.type_name, object.key)?;
-            if let Some(cluster) = node.cluster.get() {
-                cluster.forgive(object.type_name, object.key);
-            }
-            let deleted = node.table.delete(object.type_name, object.key);
-            if let Some(storage) = &node.storage {
-                let persistent = node
-                    .registry
-                    .shared_type(object.type_name)
-                    .is_none_or(|e| e.persistent);
-                if persistent {
-                    durable(node, storage.delete(object.type_name, object.key))
-                        .await
-                        .map_err(not_durable(object.type_name, object.key, "<delete>"))?;
-                }
-            }
-            encode(&deleted)
-        }
-        Request::ListObjects => {
-            let mut objects = node.table.list(node.storage.is_some());
-            // Lambda objects: their entries' bytes; always resident.
-            let lambda = node.lambdas.store.list().into_iter();
-            let lambda = lambda.filter(|(id, _, _)| !crate::lambda::is_record(id));
-            objects.extend(lambda.map(|(id, _, bytes)| ObjectInfo {
-                type_name: id.type_name,
-                key: id.key,
-                poisoned: false,
-                parked: 0,
-                persistent: node.storage.is_some(),
-                resident: true,
-                bytes: bytes as u64,
-            }));
-            encode(&objects)
-        }
+        Request::Delete { object } => encode(&delete(node, object.type_name, object.key).await?),
+        Request::ListObjects => encode(&objects(node)),
         Request::ListTypes => encode(
             &node
                 .registry
@@ -154,4 +121,43 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
             })
         }
     }
+}
+
+/// Deletes an object this node owns; returns whether it existed.
+pub async fn delete(node: &NodeState, type_name: &str, key: &str) -> Result<bool, RemoteError> {
+    cluster::check(node, type_name, key)?;
+    if let Some(cluster) = node.cluster.get() {
+        cluster.forgive(type_name, key);
+    }
+    let deleted = node.table.delete(type_name, key);
+    if let Some(storage) = &node.storage {
+        let persistent = node
+            .registry
+            .shared_type(type_name)
+            .is_none_or(|e| e.persistent);
+        if persistent {
+            durable(node, storage.delete(type_name, key))
+                .await
+                .map_err(not_durable(type_name, key, "<delete>"))?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Every object this node holds: shared objects, then lambda objects.
+pub fn objects(node: &NodeState) -> Vec<ObjectInfo> {
+    let mut objects = node.table.list(node.storage.is_some());
+    // Lambda objects: their entries' bytes; always resident.
+    let lambda = node.lambdas.store.list().into_iter();
+    let lambda = lambda.filter(|(id, _, _)| !crate::lambda::is_record(id));
+    objects.extend(lambda.map(|(id, _, bytes)| ObjectInfo {
+        type_name: id.type_name,
+        key: id.key,
+        poisoned: false,
+        parked: 0,
+        persistent: node.storage.is_some(),
+        resident: true,
+        bytes: bytes as u64,
+    }));
+    objects
 }

@@ -81,10 +81,19 @@ impl Etcd {
     }
 
     /// A node of cluster `name` on this etcd (`fixture-node`, two workers,
-    /// a lease of 2 s), with extra flags.
+    /// a lease of 2 s, an admin plane), with extra flags.
     pub fn node(&self, name: &str, extra: &[&str]) -> ServerProcess {
         let endpoint = self.endpoint();
-        let mut args = vec!["--etcd", &endpoint, "--cluster", name, "--lease-ttl", "2"];
+        let mut args = vec![
+            "--etcd",
+            &endpoint,
+            "--cluster",
+            name,
+            "--lease-ttl",
+            "2",
+            "--admin",
+            "127.0.0.1:0",
+        ];
         args.extend_from_slice(extra);
         ServerProcess::start(fixture_command("fixture-node", &args))
     }
@@ -122,4 +131,27 @@ pub fn terminate(node: &ServerProcess) {
         .status()
         .expect("kill -TERM");
     assert!(status.success());
+}
+
+/// Runs `crucial-admin --node ADMIN ARGS.. --json` and parses what it prints;
+/// `Err` carries its stderr if it failed.
+pub fn admin(node: &ServerProcess, args: &[&str]) -> Result<serde_json::Value, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_crucial-admin"))
+        .args([
+            "--node",
+            node.admin.as_deref().expect("a node with --admin"),
+        ])
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run crucial-admin");
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }

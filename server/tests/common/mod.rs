@@ -21,6 +21,8 @@ pub struct ServerProcess {
     pub addr: String,
     /// `http://host:port/metrics`, when started with `--metrics`.
     pub metrics: Option<String>,
+    /// The admin plane's `host:port`, when started with `--admin`.
+    pub admin: Option<String>,
 }
 
 impl ServerProcess {
@@ -59,21 +61,25 @@ impl ServerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // The metrics line, if any, comes first.
+                // The metrics and admin lines, if any, come first.
                 if let Some(url) = line.split("metrics at ").nth(1) {
-                    let _ = tx.send((true, url.trim().to_string()));
+                    let _ = tx.send((0, url.trim().to_string()));
+                }
+                if let Some(addr) = line.split("admin at ").nth(1) {
+                    let _ = tx.send((1, addr.trim().to_string()));
                 }
                 if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send((false, addr.trim().to_string()));
+                    let _ = tx.send((2, addr.trim().to_string()));
                 }
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut metrics = None;
+        let (mut metrics, mut admin) = (None, None);
         let addr = loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok((true, url)) => metrics = Some(url),
-                Ok((false, addr)) => break addr,
+                Ok((0, url)) => metrics = Some(url),
+                Ok((1, addr)) => admin = Some(addr),
+                Ok((_, addr)) => break addr,
                 Err(_) => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -87,6 +93,7 @@ impl ServerProcess {
             child,
             addr,
             metrics,
+            admin,
         })
     }
 

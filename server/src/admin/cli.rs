@@ -1,0 +1,369 @@
+//! `crucial-admin`: the admin plane from the command line.
+//!
+//! ```text
+//! crucial-admin --node 127.0.0.1:7100 status          # the cluster, one row per node
+//! crucial-admin --node 127.0.0.1:7100 objects         # every object, with its node
+//! crucial-admin --node 127.0.0.1:7101 drain           # hand off, leave, stop
+//! crucial-admin --node 127.0.0.1:7100 delete crucial::AtomicI64 hits
+//! ```
+//!
+//! `--node` is any member's admin address (`CRUCIAL_ADMIN`); the others are
+//! found through its view. `--json` prints one JSON document for scripts.
+
+use super::pb;
+use super::pb::admin_client::AdminClient;
+use clap::{Parser, Subcommand};
+use crucial::__private::placement::{Placement, View};
+use serde::Serialize;
+use std::io::Write;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// The admin plane of a Crucial cluster.
+#[derive(Debug, Parser)]
+#[command(name = "crucial-admin", version, about)]
+pub struct Args {
+    /// Admin address (`host:port`) of any node of the cluster.
+    #[arg(long, env = "CRUCIAL_ADMIN", default_value = "127.0.0.1:7100")]
+    pub node: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `crucial-admin` command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The cluster's view and every node's objects, bytes, calls/s and parked calls.
+    Status,
+    /// Every object of the cluster, with the node that holds it.
+    Objects,
+    /// Makes the node at `--node` hand off its objects, leave and stop.
+    Drain,
+    /// Deletes an object (on whichever node owns it).
+    Delete {
+        /// Registered type name, e.g. `crucial::AtomicI64`.
+        type_name: String,
+        /// The object's key.
+        key: String,
+    },
+}
+
+/// One node's row of `status`.
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    /// Data-plane address.
+    pub addr: String,
+    /// Admin address.
+    pub admin: String,
+    /// Its newest view's epoch.
+    pub epoch: u64,
+    /// Objects it holds.
+    pub objects: u64,
+    /// Bytes of its persistent objects.
+    pub bytes: u64,
+    /// Requests per second over the sampling interval.
+    pub calls_per_second: f64,
+    /// Calls parked on its objects.
+    pub parked: u64,
+    /// `serving`, `moving` (a handoff under way) or `draining`.
+    pub state: String,
+}
+
+/// `status`: the cluster as one document.
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    /// Whether the nodes are in a cluster (etcd) or one is on its own.
+    pub clustered: bool,
+    /// The view's epoch as the asked node knows it.
+    pub epoch: u64,
+    /// The view's members, in order.
+    pub members: Vec<String>,
+    /// One row per member that answered.
+    pub nodes: Vec<NodeRow>,
+    /// `node: error` for each member that did not.
+    pub errors: Vec<String>,
+}
+
+/// One object, with its node.
+#[derive(Debug, Serialize)]
+pub struct ObjectRow {
+    /// The node holding it.
+    pub node: String,
+    /// Registered type name.
+    pub type_name: String,
+    /// Key.
+    pub key: String,
+    /// Kept on disk.
+    pub persistent: bool,
+    /// Encoded bytes (persistent objects).
+    pub bytes: u64,
+    /// Calls parked on it.
+    pub parked: u32,
+}
+
+async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{admin}"))
+        .map_err(|e| format!("node {admin}: bad address: {e}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("node {admin}: cannot connect: {e}"))?;
+    Ok(AdminClient::new(channel))
+}
+
+async fn status_of(admin: &str) -> Result<pb::NodeStatus, String> {
+    let mut client = connect(admin).await?;
+    client
+        .status(pb::StatusRequest {})
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| format!("node {admin}: {}", e.message()))
+}
+
+/// Asks `node` for the view, then every member for its status (twice, 500 ms
+/// apart, for the call rate).
+pub async fn cluster_status(node: &str) -> Result<ClusterStatus, String> {
+    let first = status_of(node).await?;
+    let members: Vec<pb::Member> = first.members.clone();
+    let mut before = Vec::new();
+    for member in &members {
+        before.push(status_of(&member.admin).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut status = ClusterStatus {
+        clustered: first.clustered,
+        epoch: first.epoch,
+        members: members.iter().map(|m| m.addr.clone()).collect(),
+        nodes: Vec::new(),
+        errors: Vec::new(),
+    };
+    for (member, before) in members.iter().zip(before) {
+        if member.admin.is_empty() {
+            status.errors.push(format!(
+                "node {}: serves no admin plane (--admin)",
+                member.addr
+            ));
+            continue;
+        }
+        let after = status_of(&member.admin).await;
+        match (before, after) {
+            (Ok(before), Ok(after)) => {
+                let seconds = after.uptime_ms.saturating_sub(before.uptime_ms).max(1) as f64 / 1e3;
+                let state = if after.draining {
+                    "draining"
+                } else if !after.settled {
+                    "moving"
+                } else {
+                    "serving"
+                };
+                status.nodes.push(NodeRow {
+                    addr: after.addr,
+                    admin: after.admin,
+                    epoch: after.epoch,
+                    objects: after.objects,
+                    bytes: after.bytes,
+                    calls_per_second: after.requests_total.saturating_sub(before.requests_total)
+                        as f64
+                        / seconds,
+                    parked: after.parked,
+                    state: state.into(),
+                });
+            }
+            (Err(e), _) | (_, Err(e)) => status.errors.push(e),
+        }
+    }
+    Ok(status)
+}
+
+/// Every object of the cluster.
+pub async fn cluster_objects(node: &str) -> Result<(Vec<ObjectRow>, Vec<String>), String> {
+    let first = status_of(node).await?;
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for member in first.members {
+        let listed = async {
+            let mut client = connect(&member.admin).await?;
+            client
+                .list_objects(pb::ListObjectsRequest {})
+                .await
+                .map(|r| r.into_inner().objects)
+                .map_err(|e| format!("node {}: {}", member.admin, e.message()))
+        };
+        match listed.await {
+            Ok(objects) => rows.extend(objects.into_iter().map(|o| ObjectRow {
+                node: member.addr.clone(),
+                type_name: o.type_name,
+                key: o.key,
+                persistent: o.persistent,
+                bytes: o.bytes,
+                parked: o.parked,
+            })),
+            Err(e) => errors.push(e),
+        }
+    }
+    rows.sort_by(|a, b| (&a.type_name, &a.key).cmp(&(&b.type_name, &b.key)));
+    Ok((rows, errors))
+}
+
+/// Deletes an object on its owner (found through the asked node's view).
+pub async fn delete(node: &str, type_name: &str, key: &str) -> Result<(String, bool), String> {
+    let first = status_of(node).await?;
+    let view = View {
+        epoch: first.epoch,
+        nodes: first.members.iter().map(|m| m.addr.clone()).collect(),
+    };
+    let owner_addr = Placement::new(view).owner(type_name, key).to_string();
+    let owner = first
+        .members
+        .iter()
+        .find(|m| m.addr == owner_addr)
+        .map(|m| m.admin.clone())
+        .unwrap_or_default();
+    let mut client = connect(&owner).await?;
+    let existed = client
+        .delete_object(pb::DeleteObjectRequest {
+            type_name: type_name.into(),
+            key: key.into(),
+        })
+        .await
+        .map_err(|e| format!("node {owner_addr}: {}", e.message()))?
+        .into_inner()
+        .existed;
+    Ok((owner_addr, existed))
+}
+
+/// Drains the node at `admin`.
+pub async fn drain(admin: &str) -> Result<u64, String> {
+    let mut client = connect(admin).await?;
+    client
+        .drain(pb::DrainRequest {})
+        .await
+        .map(|r| r.into_inner().moved)
+        .map_err(|e| format!("node {admin}: {}", e.message()))
+}
+
+/// Prints `status` as a table.
+pub fn print_status(out: &mut impl Write, status: &ClusterStatus) -> std::io::Result<()> {
+    if status.clustered {
+        writeln!(
+            out,
+            "cluster view {}: {} node(s)",
+            status.epoch,
+            status.members.len()
+        )?;
+    } else {
+        writeln!(out, "a single node (no cluster)")?;
+    }
+    writeln!(
+        out,
+        "{:22} {:22} {:>8} {:>9} {:>12} {:>9} {:>7}  STATE",
+        "NODE", "ADMIN", "EPOCH", "OBJECTS", "BYTES", "CALLS/S", "PARKED"
+    )?;
+    for n in &status.nodes {
+        writeln!(
+            out,
+            "{:22} {:22} {:>8} {:>9} {:>12} {:>9.0} {:>7}  {}",
+            n.addr, n.admin, n.epoch, n.objects, n.bytes, n.calls_per_second, n.parked, n.state
+        )?;
+    }
+    for e in &status.errors {
+        writeln!(out, "error: {e}")?;
+    }
+    Ok(())
+}
+
+/// `main` of `crucial-admin`.
+pub fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result: Result<bool, String> = rt.block_on(async {
+        match &args.command {
+            Command::Status => {
+                let status = cluster_status(&args.node).await?;
+                if args.json {
+                    let _ = writeln!(out, "{}", json(&status));
+                } else {
+                    let _ = print_status(&mut out, &status);
+                }
+                Ok(status.errors.is_empty())
+            }
+            Command::Objects => {
+                let (rows, errors) = cluster_objects(&args.node).await?;
+                if args.json {
+                    let doc = serde_json::json!({ "objects": rows, "errors": errors });
+                    let _ = writeln!(out, "{doc}");
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{:22} {:28} {:24} {:>10} {:>10} {:>6}",
+                        "NODE", "TYPE", "KEY", "PERSISTENT", "BYTES", "PARKED"
+                    );
+                    for r in &rows {
+                        let _ = writeln!(
+                            out,
+                            "{:22} {:28} {:24} {:>10} {:>10} {:>6}",
+                            r.node, r.type_name, r.key, r.persistent, r.bytes, r.parked
+                        );
+                    }
+                    let _ = writeln!(out, "objects: {}", rows.len());
+                    for e in &errors {
+                        let _ = writeln!(out, "error: {e}");
+                    }
+                }
+                Ok(errors.is_empty())
+            }
+            Command::Drain => {
+                let moved = drain(&args.node).await?;
+                if args.json {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "drained": args.node, "moved": moved })
+                    );
+                } else {
+                    let _ = writeln!(out, "{} drained: {moved} object(s) handed off", args.node);
+                }
+                Ok(true)
+            }
+            Command::Delete { type_name, key } => {
+                let (owner, existed) = delete(&args.node, type_name, key).await?;
+                if args.json {
+                    let doc = serde_json::json!({ "node": owner, "existed": existed });
+                    let _ = writeln!(out, "{doc}");
+                } else {
+                    let what = if existed { "deleted" } else { "did not exist" };
+                    let _ = writeln!(out, "{type_name} `{key}` on {owner}: {what}");
+                }
+                Ok(true)
+            }
+        }
+    });
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}

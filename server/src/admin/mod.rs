@@ -1,0 +1,34 @@
+//! The admin plane: a gRPC service (tonic, from `proto/admin.proto`) beside
+//! the framed data-plane wire, and `crucial-admin`, its command-line client.
+//! People get tables, scripts get `--json`; an error names the node that failed.
+
+pub mod cli;
+mod service;
+
+/// The code generated from `proto/admin.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("crucial.admin.v1");
+}
+
+pub use service::AdminService;
+
+/// Serves the admin plane on `listener` until the node stops.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: AdminService,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tokio_stream_from(listener);
+    tonic::transport::Server::builder()
+        .add_service(pb::admin_server::AdminServer::new(service))
+        .serve_with_incoming_shutdown(incoming, stop)
+        .await
+}
+
+/// The listener's connections as the stream tonic serves.
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}

@@ -1,0 +1,129 @@
+//! The admin plane's gRPC service, served by every node that has `--admin`.
+
+use super::pb;
+use crate::request::control::objects;
+use crate::state::NodeState;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The `Admin` service of one node.
+pub struct AdminService {
+    node: Arc<NodeState>,
+    /// This node's admin address, as it reports it.
+    admin: String,
+    /// This node's data-plane address.
+    addr: String,
+}
+
+impl AdminService {
+    /// The service for `node`, bound at `addr` (data) and `admin`.
+    pub fn new(node: Arc<NodeState>, addr: String, admin: String) -> AdminService {
+        AdminService { node, admin, addr }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let node = &self.node;
+        let listed = objects(node);
+        let counts = node.metrics.counts();
+        let mut status = pb::NodeStatus {
+            addr: self.addr.clone(),
+            admin: self.admin.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            clustered: false,
+            epoch: 0,
+            members: vec![pb::Member {
+                addr: self.addr.clone(),
+                admin: self.admin.clone(),
+            }],
+            settled: true,
+            draining: false,
+            objects: listed.len() as u64,
+            bytes: listed.iter().map(|o| o.bytes).sum(),
+            parked: listed.iter().map(|o| u64::from(o.parked)).sum(),
+            requests_total: counts.requests,
+            uptime_ms: counts.uptime.as_millis() as u64,
+            moved_in: counts.moved_in,
+            moved_out: counts.moved_out,
+        };
+        if let Some(cluster) = node.cluster.get() {
+            let view = cluster.view();
+            let admins = cluster.admins();
+            status.clustered = true;
+            status.epoch = view.epoch;
+            status.members = view
+                .nodes
+                .iter()
+                .map(|addr| pb::Member {
+                    addr: addr.clone(),
+                    admin: admins.get(addr).cloned().unwrap_or_default(),
+                })
+                .collect();
+            status.settled = cluster.is_settled();
+            status.draining = cluster.is_draining();
+        }
+        Ok(Response::new(status))
+    }
+
+    async fn list_objects(
+        &self,
+        _: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ObjectList>, Status> {
+        let objects = objects(&self.node)
+            .into_iter()
+            .map(|o| pb::Object {
+                type_name: o.type_name,
+                key: o.key,
+                persistent: o.persistent,
+                resident: o.resident,
+                bytes: o.bytes,
+                parked: o.parked,
+                poisoned: o.poisoned,
+            })
+            .collect();
+        Ok(Response::new(pb::ObjectList { objects }))
+    }
+
+    async fn delete_object(
+        &self,
+        request: Request<pb::DeleteObjectRequest>,
+    ) -> Result<Response<pb::DeleteObjectReply>, Status> {
+        let request = request.into_inner();
+        let existed = crate::request::control::delete(&self.node, &request.type_name, &request.key)
+            .await
+            .map_err(|e| match e {
+                crucial::RemoteError::NotOwner { view, .. } => {
+                    let owner = crucial::__private::placement::Placement::new(view)
+                        .owner(&request.type_name, &request.key)
+                        .to_string();
+                    Status::failed_precondition(format!(
+                        "{} does not own `{}` of type `{}`: its owner is {owner}",
+                        self.addr, request.key, request.type_name
+                    ))
+                }
+                other => Status::internal(other.to_string()),
+            })?;
+        Ok(Response::new(pb::DeleteObjectReply { existed }))
+    }
+
+    async fn drain(
+        &self,
+        _: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::DrainReply>, Status> {
+        let Some(cluster) = self.node.cluster.get() else {
+            return Err(Status::failed_precondition(format!(
+                "{} is not in a cluster (started without --etcd): nothing to drain to",
+                self.addr
+            )));
+        };
+        let before = self.node.metrics.counts().moved_out;
+        cluster.drain().await;
+        let moved = self.node.metrics.counts().moved_out - before;
+        Ok(Response::new(pb::DrainReply { moved }))
+    }
+}
