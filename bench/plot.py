@@ -9,6 +9,7 @@ bench/results/ and run this script (it needs matplotlib):
     cargo run --release -p crucial-bench --bin bench-apps > bench/results/apps.txt
     cargo run --release -p crucial-bench --features lambda --bin bench-spawn > bench/results/spawn.txt
     cargo run --release -p crucial-bench --bin bench-load -- -c 1,8,64,512 -P 1,16 --busy --validate > bench/results/load.txt
+    cargo run --release -p crucial-bench --bin bench-cluster > bench/results/cluster.txt
     python3 bench/plot.py            # writes guide/src/img/*.svg
 
 Nothing is typed in by hand: every point comes from a saved run.
@@ -174,7 +175,33 @@ def load():
     save(fig, "load.svg")
 
 
+def cluster():
+    rows = table(RESULTS / "cluster.txt", "bank mix")
+    nodes = [int(r["nodes"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 3.0))
+    left.bar(nodes, [number(r["transfers/s"]) / 1e3 for r in rows], color=OURS)
+    left.set_xticks(nodes)
+    left.set_xlabel("nodes (one 2-core machine)")
+    left.set_ylabel("k transfers/s")
+    left.set_title("Bank mix throughput", fontsize=9)
+    width = 0.38
+    right.bar([n - width / 2 for n in nodes], [number(r["node CPU us/call"]) for r in rows],
+              width, color=OURS, label="nodes")
+    right.bar([n + width / 2 for n in nodes], [number(r["client CPU us/call"]) for r in rows],
+              width, color=PEER, alpha=0.7, label="clients")
+    right.set_xticks(nodes)
+    right.set_xlabel("nodes")
+    right.set_ylabel("CPU µs per call")
+    right.set_title("CPU per call (what scales on real machines)", fontsize=9)
+    right.legend(fontsize=7)
+    fig.suptitle("bench-cluster run 1: nodes share the machine's two cores")
+    save(fig, "cluster.svg")
+
+
 if __name__ == "__main__":
     plt.rcParams.update({"svg.hashsalt": "crucial", "font.size": 9})
-    for plot in (latency, sweep, barrier, apps, spawn, load):
-        plot()
+    plots = (latency, sweep, barrier, apps, spawn, load, cluster)
+    only = sys.argv[1:]
+    for plot in plots:
+        if not only or plot.__name__ in only:
+            plot()

@@ -11,10 +11,13 @@
 //! * `bench-durable`: persistent objects against Redis with an append-only file;
 //! * `bench-lambda`: lambda objects (CloudForum's mix and a read-modify-write
 //!   transaction) against Redis with client-side `WATCH`/`MULTI`/`EXEC` and
-//!   PostgreSQL with serializable SQL functions.
+//!   PostgreSQL with serializable SQL functions;
+//! * `bench-cluster`: the bank mix on 1..3 nodes (CPU per call beside
+//!   calls/s) and the rebalance time and unavailability window of a join.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
+pub mod cluster;
 pub mod forum;
 pub mod load;
 pub mod postgres;

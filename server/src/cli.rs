@@ -250,7 +250,13 @@ fn list_objects(addr: &str) -> Result<(), String> {
 
 /// `main` of a server binary.
 pub fn main() {
-    let args = Args::parse();
+    main_with(std::env::args())
+}
+
+/// [`main`] with the command line given (its first item is the program
+/// name): for programs that start themselves as a node, like the benches.
+pub fn main_with(args: impl IntoIterator<Item = String>) {
+    let args = Args::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CRUCIAL_LOG")

@@ -105,7 +105,8 @@ pub struct ObjectRow {
     pub parked: u32,
 }
 
-async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
+/// A gRPC client of the admin plane of the node at `admin`.
+pub async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{admin}"))
         .map_err(|e| format!("node {admin}: bad address: {e}"))?
         .connect_timeout(Duration::from_secs(3))
@@ -117,7 +118,8 @@ async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
     Ok(AdminClient::new(channel))
 }
 
-async fn status_of(admin: &str) -> Result<pb::NodeStatus, String> {
+/// One node's status, asked at its admin address.
+pub async fn status_of(admin: &str) -> Result<pb::NodeStatus, String> {
     let mut client = connect(admin).await?;
     client
         .status(pb::StatusRequest {})

@@ -117,6 +117,10 @@ impl Settler {
                 }
             }
         }
+        // A crashed node back at the same address is a new member.
+        for node in &view.nodes {
+            self.crashed.remove(node);
+        }
         self.pending.push_back(Arc::new(Placement::new(view)));
         lost
     }
