@@ -91,7 +91,10 @@ impl Node {
         let mut lines = BufReader::new(stdout).lines();
         let mut admin = String::new();
         let addr = loop {
-            let line = lines.next().expect("the node printed its address").expect("read");
+            let line = lines
+                .next()
+                .expect("the node printed its address")
+                .expect("read");
             if let Some(a) = line.split("admin at ").nth(1) {
                 admin = a.trim().to_string();
             }

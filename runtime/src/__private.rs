@@ -83,11 +83,26 @@ pub mod peer {
             self.conn.is_dead()
         }
 
-        /// Sends a request and blocks for its reply's value.
-        pub fn request<R: serde::de::DeserializeOwned>(&self, request: &Request<'_>) -> Result<R> {
+        /// Sends a request and waits for its reply's value, at most
+        /// `timeout`; past it the connection is closed (a peer that does not
+        /// answer is treated as a broken connection).
+        pub async fn request<R: serde::de::DeserializeOwned>(
+            &self,
+            request: &Request<'_>,
+            timeout: Duration,
+        ) -> Result<R> {
             let id = self.seq.fetch_add(1, Ordering::Relaxed);
-            let reply = self.conn.call(id, &request.encode()?, Duration::ZERO)?;
-            codec::decode(&reply)
+            let slot = self.conn.start_async(id, &request.encode()?)?;
+            match tokio::time::timeout(timeout, slot.wait_async()).await {
+                Ok(reply) => codec::decode(&reply?),
+                Err(_) => {
+                    self.conn.close();
+                    Err(crate::Error::Disconnected {
+                        addr: format!("{:?}", self.conn),
+                        reason: format!("no reply in {timeout:?}"),
+                    })
+                }
+            }
         }
     }
 

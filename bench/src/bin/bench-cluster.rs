@@ -63,17 +63,27 @@ fn wait_for_members(nodes: &[Node], count: usize) {
         loop {
             let mut statuses = Vec::new();
             for client in &mut clients {
-                statuses.push(client.status(pb::StatusRequest {}).await.map(|r| r.into_inner()));
+                statuses.push(
+                    client
+                        .status(pb::StatusRequest {})
+                        .await
+                        .map(|r| r.into_inner()),
+                );
             }
-            let ready = statuses
-                .iter()
-                .all(|s| s.as_ref().is_ok_and(|s| s.members.len() == count && s.settled));
+            let ready = statuses.iter().all(|s| {
+                s.as_ref()
+                    .is_ok_and(|s| s.members.len() == count && s.settled)
+            });
             if ready {
                 return;
             }
             if Instant::now() > deadline {
                 for (n, s) in nodes.iter().zip(statuses) {
-                    eprintln!("{}: {:?}", n.addr, s.map(|s| (s.epoch, s.members, s.settled)));
+                    eprintln!(
+                        "{}: {:?}",
+                        n.addr,
+                        s.map(|s| (s.epoch, s.members, s.settled))
+                    );
                 }
                 panic!("the cluster did not form");
             }
@@ -168,7 +178,12 @@ fn bank(etcd: &Etcd, args: &Args, count: usize) -> BankRow {
     // The money stayed: every transfer moved one unit.
     let client = connect(&bootstrap);
     let total: i64 = (0..args.accounts)
-        .map(|a| client.open::<AtomicI64>(format!("acct/{a}")).load().expect("balance"))
+        .map(|a| {
+            client
+                .open::<AtomicI64>(format!("acct/{a}"))
+                .load()
+                .expect("balance")
+        })
         .sum();
     assert_eq!(total, 0, "the bank's total moved");
     let calls = (transfers * 2).max(1) as f64;
@@ -183,7 +198,11 @@ fn bank(etcd: &Etcd, args: &Args, count: usize) -> BankRow {
 }
 
 /// A client hammering one object; records when each call completed.
-fn probe(addr: String, key: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Instant>> {
+fn probe(
+    addr: String,
+    key: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Instant>> {
     std::thread::spawn(move || {
         let client = connect(&addr);
         let counter = client.open::<AtomicI64>(key);
@@ -281,7 +300,10 @@ fn join(etcd: &Etcd, objects: usize) -> JoinRow {
                 .unwrap_or(0)
         })
         .sum();
-    assert_eq!(held as usize, objects, "every object is held once after the join");
+    assert_eq!(
+        held as usize, objects,
+        "every object is held once after the join"
+    );
     JoinRow {
         objects,
         moved,
@@ -312,7 +334,8 @@ fn main() {
     let mut first: Option<(f64, f64)> = None;
     for &count in &args.nodes {
         let row = bank(&etcd, &args, count);
-        let (base_rate, base_cpu) = *first.get_or_insert((row.transfers_per_s, row.node_cpu_per_call));
+        let (base_rate, base_cpu) =
+            *first.get_or_insert((row.transfers_per_s, row.node_cpu_per_call));
         println!(
             "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
             row.nodes,

@@ -31,12 +31,18 @@ const BATCH_BYTES: usize = 2 << 20;
 /// objects for the next view (the owner is likely gone; etcd will say so).
 const REACH_FOR: Duration = Duration::from_secs(5);
 
+/// How long a peer may take to answer one handoff request.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// The handoff thread: steps through views as they come and settle.
 pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::runtime::Handle) {
     let spawned = std::thread::Builder::new()
         .name("crucial-handoff".into())
         .spawn(move || {
-            let mut peers = Peers::default();
+            let mut peers = Peers {
+                open: HashMap::new(),
+                rt: rt.clone(),
+            };
             loop {
                 cluster.wait_for_work(Duration::from_millis(100));
                 let Some(node) = node.upgrade() else { return };
@@ -45,7 +51,7 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
                     if let Some(placement) = &step {
                         let epoch = placement.view().epoch;
                         let started = Instant::now();
-                        let moved = step_to(&node, &cluster, placement, &mut peers, &rt);
+                        let moved = step_to(&node, &cluster, placement, &mut peers);
                         cluster.settler_mut().stepped(epoch);
                         tracing::info!(
                             epoch,
@@ -71,9 +77,9 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
 }
 
 /// Connections to the other nodes, opened on first use.
-#[derive(Default)]
 struct Peers {
     open: HashMap<String, Peer>,
+    rt: tokio::runtime::Handle,
 }
 
 impl Peers {
@@ -93,7 +99,7 @@ impl Peers {
             self.open.insert(addr.to_string(), peer);
         }
         let peer = &self.open[addr];
-        let reply = peer.request(request);
+        let reply = self.rt.block_on(peer.request(request, ANSWER_WITHIN));
         if reply.is_err() && peer.is_dead() {
             self.open.remove(addr);
         }
@@ -135,13 +141,7 @@ struct Leaving {
 
 /// Hands off everything this node holds and does not own in `placement`,
 /// then says done to every member; returns how many objects moved.
-fn step_to(
-    node: &NodeState,
-    cluster: &Cluster,
-    placement: &Placement,
-    peers: &mut Peers,
-    rt: &tokio::runtime::Handle,
-) -> usize {
+fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &mut Peers) -> usize {
     let epoch = placement.view().epoch;
     let me = cluster.me.as_str();
     let taken = node
@@ -169,7 +169,7 @@ fn step_to(
     for (owner, objects) in by_owner {
         if send_objects(node, cluster, peers, &owner, epoch, &objects, &replies) {
             moved += objects.len();
-            forget_on_disk(node, &objects, rt);
+            forget_on_disk(node, &objects, &peers.rt);
         } else {
             tracing::warn!(
                 owner,

@@ -28,9 +28,14 @@ use std::sync::Arc;
 /// The apply step's ownership check for calls and control requests on one
 /// object: `Err` is the reply (a redirect) when another node owns it.
 pub fn check(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteError> {
-    match node.cluster.get() {
-        Some(cluster) if !cluster.owns(type_name, key) => Err(cluster.not_owner(type_name, key)),
-        _ => Ok(()),
+    let Some(cluster) = node.cluster.get() else {
+        return Ok(());
+    };
+    let owns = cluster.owns(type_name, key);
+    if owns {
+        Ok(())
+    } else {
+        Err(cluster.not_owner(type_name, key))
     }
 }
 
