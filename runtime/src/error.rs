@@ -321,7 +321,10 @@ pub enum RemoteError {
         /// The node that answered.
         node: String,
         /// The node's view (its owner per that view is where to go).
-        view: crate::placement::View,
+        view: Box<crate::placement::View>,
+        /// Where the object is served instead of its owner per the view, if
+        /// somewhere else (lambda objects kept by the node that holds them).
+        served_by: Option<String>,
     },
     /// The object is moving to this node (a node joined or drains) and did
     /// not arrive within the node's bound: nothing ran; retry.
@@ -537,7 +540,8 @@ mod tests {
                 type_name: s(),
                 key: s(),
                 node: s(),
-                view: crate::placement::View::fixed(vec![]),
+                view: Box::new(crate::placement::View::fixed(vec![])),
+                served_by: None,
             },
             RemoteError::Moving {
                 type_name: s(),

@@ -85,6 +85,7 @@ pub fn run_until(
             let admin = bound.admin.map(|a| a.to_string());
             crate::cluster::start(&node, cluster, advertise.clone(), admin).await?;
         }
+        let mut admin_task = None;
         if let (Some(listener), Some(admin)) = (admin, bound.admin) {
             let service =
                 crate::admin::AdminService::new(Arc::clone(&node), advertise, admin.to_string());
@@ -92,12 +93,19 @@ pub fn run_until(
                 let node = Arc::clone(&node);
                 async move { node.stopped().await }
             };
-            tokio::spawn(async move {
+            admin_task = Some(tokio::spawn(async move {
                 if let Err(e) = crate::admin::serve(listener, service, stopped).await {
                     tracing::warn!("the admin plane stopped: {e}");
                 }
-            });
+            }));
         }
+        // The admin plane stops with the node, answering its requests in
+        // flight first (a drain's answer is sent after the node stopped).
+        let finish_admin = || async move {
+            if let Some(task) = admin_task {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+            }
+        };
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);
             tokio::spawn(async move {
@@ -110,7 +118,10 @@ pub fn run_until(
         let serving = net::serve(listener, Arc::clone(&node));
         tokio::pin!(serving);
         tokio::select! {
-            served = &mut serving => return served,
+            served = &mut serving => {
+                finish_admin().await;
+                return served;
+            }
             () = stop => {}
         }
         if let Some(cluster) = node.cluster.get() {
@@ -118,14 +129,19 @@ pub fn run_until(
             tracing::info!("draining before the stop");
             tokio::select! {
                 () = cluster.drain() => {}
-                served = &mut serving => return served,
+                served = &mut serving => {
+                    finish_admin().await;
+                    return served;
+                }
                 () = tokio::time::sleep(DRAIN_FOR) => {
                     tracing::error!("the drain did not finish in {DRAIN_FOR:?}: stopping anyway");
                 }
             }
         }
         node.stop();
-        serving.await
+        let served = serving.await;
+        finish_admin().await;
+        served
     })
 }
 

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::cluster::{admin, objects_on, terminate, view_of, Etcd};
+use common::bank::{Account, AccountRef};
+use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd};
 use common::{wait_until, ServerProcess};
-use crucial::__private::placement::Placement;
+use crucial::__private::placement::{Placement, View, LAMBDA_HOME};
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -364,4 +365,56 @@ fn a_crashed_nodes_objects_are_reported_lost_not_recreated() {
         })
         .count();
     assert_eq!(still_lost, on_b.len() - 1);
+}
+
+fn account(client: &Client, key: &str) -> AccountRef {
+    Account::at(key).with_client(client.clone())
+}
+
+#[test]
+fn lambda_objects_stay_served_by_their_node_when_a_join_gives_their_application_away() {
+    let etcd = Etcd::start("lambda");
+    let a = etcd.node("lambda", &[]);
+    let b = etcd.node("lambda", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a]);
+    let (x, y) = (account(&client, "x"), account(&client, "y"));
+    x.open("xena".into(), 100).expect("open x");
+    y.open("yann".into(), 0).expect("open y");
+    x.transfer(y.id().clone(), 30).expect("transfer");
+    let app = "crucial-server";
+    let holder = Placement::new(view_of(&a.addr))
+        .owner(LAMBDA_HOME, app)
+        .to_string();
+
+    // A third node on a port that makes it the application's owner.
+    let members = view_of(&a.addr).nodes;
+    let port = (0..500)
+        .map(|_| free_port())
+        .find(|port| {
+            let mut nodes = members.clone();
+            nodes.push(format!("127.0.0.1:{port}"));
+            nodes.sort();
+            let addr = format!("127.0.0.1:{port}");
+            Placement::new(View { epoch: 0, nodes }).owner(LAMBDA_HOME, app) == addr
+        })
+        .expect("a port whose node owns the application");
+    let c = etcd.node_at("lambda", port, &[]);
+    wait_for_views(&[&a, &b, &c], 3);
+
+    // The node that holds them keeps serving them; the new owner redirects.
+    x.transfer(y.id().clone(), 20)
+        .expect("transfer after the join");
+    let through_c = client_of(&[&c]);
+    assert_eq!(account(&through_c, "x").balance().expect("balance"), 50);
+    assert_eq!(account(&through_c, "y").balance().expect("balance"), 50);
+    let on = |node: &ServerProcess| {
+        objects_on(&node.addr)
+            .iter()
+            .filter(|o| o.type_name == "Account")
+            .count()
+    };
+    assert_eq!(on(&c), 0, "nothing was created afresh on the new owner");
+    let holder = [&a, &b].into_iter().find(|n| n.addr == holder).unwrap();
+    assert_eq!(on(holder), 2);
 }

@@ -325,7 +325,7 @@ impl Client {
         let id = self.next_id();
         let mut route = Rerouting::new();
         loop {
-            let node = self.owner(object);
+            let node = route.node(self, object);
             let reply = self.roundtrip_id(&node, id, payload, may_spin);
             match route.next(self, &node, reply) {
                 Next::Done(reply) => return reply,
@@ -351,7 +351,7 @@ impl Client {
             let id = client.next_id();
             let mut route = Rerouting::new();
             loop {
-                let node = client.owner(object);
+                let node = route.node(&client, object);
                 let reply = client.roundtrip_async(&node, id, &payload).await;
                 match route.next(&client, &node, reply) {
                     Next::Done(reply) => return reply,
@@ -461,6 +461,9 @@ enum Next {
 struct Rerouting {
     started: std::time::Instant,
     attempts: u32,
+    /// A node named by the last redirect as serving the object instead of
+    /// its owner per the view.
+    served_by: Option<String>,
 }
 
 impl Rerouting {
@@ -468,7 +471,21 @@ impl Rerouting {
         Rerouting {
             started: std::time::Instant::now(),
             attempts: 0,
+            served_by: None,
         }
+    }
+
+    /// Where the next attempt goes: the node a redirect named, else the
+    /// owner in the client's view.
+    fn node(&self, client: &Client, object: ObjectRef<'_>) -> Arc<Node> {
+        if let Some(addr) = &self.served_by {
+            let routing = client.routing();
+            if let Some(node) = routing.nodes.iter().find(|n| &n.addr == addr) {
+                return Arc::clone(node);
+            }
+            return Node::new(addr.clone());
+        }
+        client.owner(object)
     }
 
     /// Decides on `reply`, which `node` gave: a redirect takes the node's
@@ -482,8 +499,12 @@ impl Rerouting {
         self.attempts += 1;
         let backoff = Duration::from_micros(500 << self.attempts.min(7));
         match reply {
-            Err(Error::Remote(RemoteError::NotOwner { view, .. })) => {
-                if client.update_view(view) {
+            Err(Error::Remote(RemoteError::NotOwner {
+                view, served_by, ..
+            })) => {
+                let hinted = served_by.is_some();
+                self.served_by = served_by;
+                if client.update_view(*view) || hinted {
                     Next::Again(Duration::ZERO)
                 } else {
                     Next::Again(backoff)

@@ -146,6 +146,9 @@ pub enum Request<'a> {
         from: &'a str,
         /// The view.
         epoch: u64,
+        /// Applications whose lambda objects `from` keeps serving although
+        /// another node owns them in that view (they do not move yet).
+        kept: Vec<String>,
     },
 }
 
@@ -219,6 +222,7 @@ mod tests {
             Request::HandoffDone {
                 from: "a:1",
                 epoch: 3,
+                kept: vec!["forum".into()],
             },
         ];
         for request in requests {

@@ -16,7 +16,7 @@ use crate::request::call::durable;
 use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::peer::Peer;
-use crucial::__private::placement::Placement;
+use crucial::__private::placement::{Placement, LAMBDA_HOME};
 use crucial::__private::wire::{Adopt, MovedObject, MovedReply, Outcome, Request};
 use crucial::RemoteError;
 use std::collections::{BTreeMap, HashMap};
@@ -180,7 +180,31 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
                 .put_back(objects.into_iter().map(|l| l.cell).collect());
         }
     }
-    let done = Request::HandoffDone { from: me, epoch };
+    // Lambda objects do not move yet: the node keeps serving the applications
+    // it holds whose owner is now another node, and says so with its "done".
+    let mut kept: Vec<String> = node
+        .lambdas
+        .store
+        .list()
+        .into_iter()
+        .filter(|(id, _, _)| !crate::lambda::is_record(id))
+        .map(|(id, _, _)| id.application)
+        .filter(|app| placement.owner(LAMBDA_HOME, app) != me)
+        .collect();
+    kept.sort();
+    kept.dedup();
+    if !kept.is_empty() {
+        tracing::warn!(
+            ?kept,
+            "keeping lambda objects whose owner changed: they do not move between nodes yet"
+        );
+    }
+    cluster.keep(me, kept.clone());
+    let done = Request::HandoffDone {
+        from: me,
+        epoch,
+        kept,
+    };
     for member in placement.view().nodes.iter().filter(|n| *n != me) {
         peers.deliver(node, cluster, member, &done);
     }
@@ -221,7 +245,8 @@ fn pack(
             type_name: cell.entry.name.to_string(),
             key: cell.key.to_string(),
             node: node.cluster.get().map(|c| c.me.clone()).unwrap_or_default(),
-            view: placement.view().clone(),
+            view: Box::new(placement.view().clone()),
+            served_by: None,
         };
         redirected.push(call.answer(Err(error)));
     }

@@ -25,6 +25,9 @@ pub struct Cluster {
     arrived: tokio::sync::Notify,
     /// Work for the handoff thread (a view, a "done", a drain).
     work: (Mutex<bool>, Condvar),
+    /// Applications whose lambda objects a node keeps serving although the
+    /// ring gives them to another (they do not move yet), by application.
+    kept: RwLock<std::collections::HashMap<String, String>>,
     /// Admin addresses of the members, by data address (from etcd).
     admins: RwLock<std::collections::BTreeMap<String, String>>,
     /// Set once a drain is asked for.
@@ -42,6 +45,7 @@ impl Cluster {
             forgiven: Mutex::default(),
             arrived: tokio::sync::Notify::new(),
             work: (Mutex::new(false), Condvar::new()),
+            kept: RwLock::default(),
             admins: RwLock::default(),
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
@@ -98,7 +102,8 @@ impl Cluster {
             type_name: type_name.to_string(),
             key: key.to_string(),
             node: self.me.clone(),
-            view: self.view(),
+            view: Box::new(self.view()),
+            served_by: None,
         }
     }
 
@@ -107,7 +112,7 @@ impl Cluster {
     pub fn fill(&self, error: &mut RemoteError) {
         if let RemoteError::NotOwner { node, view, .. } = error {
             *node = self.me.clone();
-            *view = self.view();
+            **view = self.view();
         }
     }
 
@@ -213,10 +218,76 @@ impl Cluster {
         }
     }
 
-    /// Another node is done handing off for view `epoch`.
-    pub fn done(&self, from: &str, epoch: u64) {
+    /// Another node is done handing off for view `epoch`, and keeps serving
+    /// the lambda objects of `kept`. The apps are recorded before the "done"
+    /// counts, so a node that settles knows every app kept elsewhere.
+    pub fn done(&self, from: &str, epoch: u64, kept: Vec<String>) {
+        self.keep(from, kept);
         self.settler_mut().done(from, epoch);
         self.wake_handoff();
+    }
+
+    /// Records that `node` keeps exactly the applications `apps`.
+    pub(super) fn keep(&self, node: &str, apps: Vec<String>) {
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|_, holder| holder != node);
+        for app in apps {
+            kept.insert(app, node.to_string());
+        }
+    }
+
+    /// Where the lambda objects of `application` are served: `Ok` here, or
+    /// the redirect (to the node that keeps them, or to their owner). A node
+    /// that became the owner waits (at most [`MOVE_WAIT`]) until it settled,
+    /// so that it knows whether another node keeps them.
+    pub async fn lambda_home(&self, application: &str) -> Result<(), RemoteError> {
+        use crucial::__private::placement::LAMBDA_HOME;
+        let started = Instant::now();
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let keeper = self
+                .kept
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(application)
+                .cloned();
+            match keeper {
+                Some(node) if node == self.me => return Ok(()),
+                Some(node) if !self.view().nodes.contains(&node) => {
+                    // Its keeper left (drained or crashed) with them.
+                    return Err(RemoteError::Lost {
+                        type_name: LAMBDA_HOME.to_string(),
+                        key: application.to_string(),
+                        lost_node: node,
+                        epoch: self.view().epoch,
+                    });
+                }
+                Some(node) => {
+                    let mut redirect = self.not_owner(LAMBDA_HOME, application);
+                    if let RemoteError::NotOwner { served_by, .. } = &mut redirect {
+                        *served_by = Some(node);
+                    }
+                    return Err(redirect);
+                }
+                None => match self.settler().absent(LAMBDA_HOME, application) {
+                    Absent::NotOwner => return Err(self.not_owner(LAMBDA_HOME, application)),
+                    Absent::Create => return Ok(()),
+                    Absent::Wait => {}
+                },
+            }
+            let left = MOVE_WAIT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(RemoteError::Moving {
+                    type_name: LAMBDA_HOME.to_string(),
+                    key: application.to_string(),
+                    node: self.me.clone(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), arrived).await;
+        }
     }
 
     /// Objects arrived: calls waiting for them look again.

@@ -58,6 +58,15 @@ pub async fn object(
     }
 }
 
+/// The ownership check of a lambda-object workflow: its application's
+/// objects are served by the node that keeps them, else by the owner.
+pub async fn lambda_home(node: &NodeState, application: &str) -> Result<(), RemoteError> {
+    match node.cluster.get() {
+        None => Ok(()),
+        Some(cluster) => cluster.lambda_home(application).await,
+    }
+}
+
 /// Fills in the redirect of a call that found its object moved.
 pub fn fill_redirect(node: &NodeState, error: &mut RemoteError) {
     if let Some(cluster) = node.cluster.get() {

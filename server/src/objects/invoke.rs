@@ -116,7 +116,8 @@ pub fn moved(cell: &ObjectCell) -> RemoteError {
         type_name: cell.entry.name.to_string(),
         key: cell.key.to_string(),
         node: String::new(),
-        view: crucial::__private::placement::View::fixed(Vec::new()),
+        view: Box::new(crucial::__private::placement::View::fixed(Vec::new())),
+        served_by: None,
     }
 }
 

@@ -106,9 +106,9 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
         Request::WorkflowStats => encode(&node.lambdas.metrics.stats()),
         Request::View => encode(&node.cluster.get().map(|cluster| cluster.view())),
         Request::Adopt(adopt) => cluster::adopt(node, adopt).await,
-        Request::HandoffDone { from, epoch } => match node.cluster.get() {
+        Request::HandoffDone { from, epoch, kept } => match node.cluster.get() {
             Some(cluster) => {
-                cluster.done(from, epoch);
+                cluster.done(from, epoch, kept);
                 encode(&())
             }
             None => Err(RemoteError::Protocol {

@@ -8,7 +8,6 @@ use crate::cluster;
 use crate::lambda::{execute, Ended, Gate, Invocation};
 use crate::state::NodeState;
 use crate::txn::{Committed, Failure};
-use crucial::__private::placement::LAMBDA_HOME;
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::FunctionKind;
 use crucial::__private::wire::{Invoke, Outcome};
@@ -31,11 +30,7 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         Ok(resolved) => resolved,
         Err(error) => return Applied::Now(Some(Err(error))),
     };
-    // In a cluster an application's lambda objects live on the owner of the
-    // application (they do not move on view changes yet: see the guide).
-    if let Err(redirect) = cluster::check(node, LAMBDA_HOME, invoke.application) {
-        return Applied::Now(Some(Err(redirect)));
-    }
+    let application = invoke.application.to_string();
     let object = invoke
         .key
         .map(|key| ObjectId::new(invoke.application, invoke.type_name, key));
@@ -51,6 +46,12 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
     };
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
+        // In a cluster an application's lambda objects live on the owner of
+        // the application, or stay on the node that held them when the owner
+        // changed (they do not move yet: see the guide); elsewhere, a redirect.
+        if let Err(redirect) = cluster::lambda_home(&node, &application).await {
+            return Some(Err(redirect));
+        }
         // 2. A retried call is answered from the dedup table.
         if let Some(outcome) = replay(&node, client, id).await {
             return Some(outcome);

@@ -2,7 +2,7 @@
 //! `etcd-server` (installed by `.ci/run`) on free loopback ports, nodes as
 //! `fixture-node` processes that join it.
 
-use super::{fixture_command, DataDir, RawConnection, ServerProcess};
+use super::{example_binary, DataDir, RawConnection, ServerProcess};
 use crucial::__private::codec;
 use crucial::__private::wire::Request;
 use crucial::ObjectInfo;
@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound, then released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -83,7 +83,13 @@ impl Etcd {
     /// A node of cluster `name` on this etcd (`fixture-node`, two workers,
     /// a lease of 2 s, an admin plane), with extra flags.
     pub fn node(&self, name: &str, extra: &[&str]) -> ServerProcess {
+        self.node_at(name, 0, extra)
+    }
+
+    /// [`Etcd::node`] listening on `port` (0: any).
+    pub fn node_at(&self, name: &str, port: u16, extra: &[&str]) -> ServerProcess {
         let endpoint = self.endpoint();
+        let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
             "--etcd",
             &endpoint,
@@ -95,7 +101,11 @@ impl Etcd {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        ServerProcess::start(fixture_command("fixture-node", &args))
+        let mut command = Command::new(example_binary("fixture-node"));
+        command
+            .args(["--listen", &listen, "--workers", "2"])
+            .args(&args);
+        ServerProcess::start(command)
     }
 }
 
