@@ -5,7 +5,7 @@
 mod common;
 
 use common::bank::{Account, AccountRef};
-use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd};
+use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Proxy};
 use common::{wait_until, ServerProcess};
 use crucial::__private::placement::{Placement, View, LAMBDA_HOME};
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
@@ -417,4 +417,55 @@ fn lambda_objects_stay_served_by_their_node_when_a_join_gives_their_application_
     assert_eq!(on(&c), 0, "nothing was created afresh on the new owner");
     let holder = [&a, &b].into_iter().find(|n| n.addr == holder).unwrap();
     assert_eq!(on(holder), 2);
+}
+
+#[test]
+fn objects_owed_to_an_unreachable_new_owner_are_delivered_once_it_answers() {
+    let etcd = Etcd::start("owed");
+    let a = etcd.node("owed", &[]);
+    let b = etcd.node("owed", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a]);
+    for i in 0..64 {
+        client
+            .open::<AtomicI64>(format!("o/{i}"))
+            .fetch_add(1)
+            .expect("fill");
+    }
+    // `c` is reachable only through a proxy that holds connections: it joins
+    // (etcd sees it) but its peers cannot hand it anything.
+    let (proxy, target) = Proxy::start();
+    let port = free_port();
+    *target.lock().unwrap() = Some(format!("127.0.0.1:{port}"));
+    let c = etcd.node_at(
+        "owed",
+        port,
+        &["--advertise", &proxy.addr, "--lease-ttl", "30"],
+    );
+    wait_until("a and b see c", || view_of(&a.addr).nodes.len() == 3);
+    std::thread::sleep(Duration::from_millis(2500));
+    // Objects that stay on a and b answer meanwhile.
+    let placement = Placement::new(view_of(&a.addr));
+    let staying = (0..64)
+        .map(|i| format!("o/{i}"))
+        .find(|k| placement.owner("crucial::AtomicI64", k) != proxy.addr)
+        .unwrap();
+    assert_eq!(client.open::<AtomicI64>(staying).load().expect("stays"), 1);
+    proxy.open();
+    wait_for_views(&[&a, &b], 3);
+    wait_until("everything handed to c", || {
+        admin(&a, &["status"]).is_ok_and(|s| {
+            s["nodes"]
+                .as_array()
+                .is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "serving"))
+        })
+    });
+    for i in 0..64 {
+        let value = client
+            .open::<AtomicI64>(format!("o/{i}"))
+            .load()
+            .expect("after");
+        assert_eq!(value, 1, "o/{i} kept its value");
+    }
+    drop(c);
 }

@@ -27,10 +27,6 @@ use std::time::{Duration, Instant};
 const BATCH_OBJECTS: usize = 2048;
 const BATCH_BYTES: usize = 2 << 20;
 
-/// How long a step keeps trying to reach a new owner before it keeps the
-/// objects for the next view (the owner is likely gone; etcd will say so).
-const REACH_FOR: Duration = Duration::from_secs(5);
-
 /// How long a peer may take to answer one handoff request.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
@@ -42,6 +38,8 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
             let mut peers = Peers {
                 open: HashMap::new(),
                 rt: rt.clone(),
+                owed: BTreeMap::new(),
+                dones: BTreeMap::new(),
             };
             loop {
                 cluster.wait_for_work(Duration::from_millis(100));
@@ -69,6 +67,7 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
                         break;
                     }
                 }
+                peers.flush(&node, &cluster);
             }
         });
     if let Err(e) = spawned {
@@ -76,10 +75,21 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
     }
 }
 
-/// Connections to the other nodes, opened on first use.
+/// Connections to the other nodes, and what could not be delivered yet.
+///
+/// A new owner that cannot be reached keeps its objects *owed*: they stay out
+/// of this node's table (calls on them are redirected to the owner, which
+/// waits for them) and are sent again on every wake-up while the owner is a
+/// member; its "done" waits until they are in. An owner that left the view
+/// gives its owed objects back to the table, and the step to that view hands
+/// them to their owner in it.
 struct Peers {
     open: HashMap<String, Peer>,
     rt: tokio::runtime::Handle,
+    /// Objects not delivered yet, per new owner, with the view they are for.
+    owed: BTreeMap<String, Vec<Leaving>>,
+    /// The newest "done" each member has not received yet: `(epoch, kept apps)`.
+    dones: BTreeMap<String, (u64, Vec<String>)>,
 }
 
 impl Peers {
@@ -106,30 +116,93 @@ impl Peers {
         reply
     }
 
-    /// Sends `request` until it is answered, `addr` has left the newest view,
-    /// or [`REACH_FOR`] passed; returns whether it was answered.
-    fn deliver(
-        &mut self,
-        node: &NodeState,
-        cluster: &Cluster,
-        addr: &str,
-        request: &Request<'_>,
-    ) -> bool {
-        let started = Instant::now();
-        loop {
-            match self.request::<()>(node, addr, request) {
-                Ok(()) => return true,
-                Err(e) => {
-                    let member = cluster.view().nodes.iter().any(|n| n == addr);
-                    if !member || started.elapsed() > REACH_FOR {
-                        tracing::warn!("cannot reach {addr} for a handoff: {e}");
-                        return false;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+    /// Owed objects of owners that left `members` go back to the table.
+    fn give_back_unless(&mut self, node: &NodeState, members: &[String]) {
+        let gone: Vec<String> = self
+            .owed
+            .keys()
+            .filter(|owner| !members.contains(owner))
+            .cloned()
+            .collect();
+        for owner in gone {
+            if let Some(objects) = self.owed.remove(&owner) {
+                tracing::warn!(
+                    owner,
+                    objects = objects.len(),
+                    "the new owner left before taking its objects: they stay here for now"
+                );
+                node.table
+                    .put_back(objects.into_iter().map(|l| l.cell).collect());
             }
         }
+        self.dones.retain(|member, _| members.contains(member));
     }
+
+    /// Tries once to deliver what is owed: objects first, then the "done" of
+    /// members that are owed no objects.
+    fn flush(&mut self, node: &NodeState, cluster: &Cluster) {
+        if self.owed.is_empty() && self.dones.is_empty() {
+            cluster.set_owing(false);
+            return;
+        }
+        let members = cluster.view().nodes;
+        let owners: Vec<String> = self.owed.keys().cloned().collect();
+        for owner in owners {
+            if !members.contains(&owner) {
+                continue; // given back by the step to the view without it
+            }
+            let Some(objects) = self.owed.remove(&owner) else {
+                continue;
+            };
+            let replies = replies(node);
+            let sent = send_objects(node, cluster, self, &owner, &objects, &replies);
+            let (delivered, rest) = split_at(objects, sent);
+            forget_on_disk(node, &delivered, &self.rt);
+            node.metrics.moved_out(delivered.len());
+            if !rest.is_empty() {
+                self.owed.insert(owner, rest);
+            }
+        }
+        let waiting: Vec<String> = self.dones.keys().cloned().collect();
+        for member in waiting {
+            if self.owed.contains_key(&member) {
+                continue;
+            }
+            let Some((epoch, kept)) = self.dones.get(&member).cloned() else {
+                continue;
+            };
+            let done = Request::HandoffDone {
+                from: &cluster.me,
+                epoch,
+                kept,
+            };
+            match self.request::<()>(node, &member, &done) {
+                Ok(()) => {
+                    self.dones.remove(&member);
+                }
+                Err(e) => tracing::debug!("cannot reach {member} yet: {e}"),
+            }
+        }
+        cluster.set_owing(!self.owed.is_empty() || !self.dones.is_empty());
+    }
+}
+
+fn split_at(mut objects: Vec<Leaving>, at: usize) -> (Vec<Leaving>, Vec<Leaving>) {
+    let rest = objects.split_off(at.min(objects.len()));
+    (objects, rest)
+}
+
+/// The remembered replies handed over with objects.
+fn replies(node: &NodeState) -> Vec<MovedReply> {
+    node.dedup
+        .snapshot()
+        .into_iter()
+        .map(|(client, request, outcome)| MovedReply {
+            client,
+            request,
+            outcome,
+        })
+        .collect()
 }
 
 /// One object on its way out.
@@ -140,46 +213,23 @@ struct Leaving {
 }
 
 /// Hands off everything this node holds and does not own in `placement`,
-/// then says done to every member; returns how many objects moved.
+/// then says done to every member (a member owed objects gets its "done"
+/// once they are in); returns how many objects were taken out.
 fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &mut Peers) -> usize {
     let epoch = placement.view().epoch;
     let me = cluster.me.as_str();
+    peers.give_back_unless(node, &placement.view().nodes);
     let taken = node
         .table
         .take_if(|type_name, key| placement.owner(type_name, key) != me);
-    let mut by_owner: BTreeMap<String, Vec<Leaving>> = BTreeMap::new();
+    let count = taken.len();
     let mut redirected = Vec::new();
     for cell in taken {
         let leaving = pack(node, &cell, &mut redirected, placement);
         let owner = placement.owner(cell.entry.name, &cell.key).to_string();
-        by_owner.entry(owner).or_default().push(leaving);
+        peers.owed.entry(owner).or_default().push(leaving);
     }
     deliver(redirected);
-    let replies: Vec<MovedReply> = node
-        .dedup
-        .snapshot()
-        .into_iter()
-        .map(|(client, request, outcome)| MovedReply {
-            client,
-            request,
-            outcome,
-        })
-        .collect();
-    let mut moved = 0;
-    for (owner, objects) in by_owner {
-        if send_objects(node, cluster, peers, &owner, epoch, &objects, &replies) {
-            moved += objects.len();
-            forget_on_disk(node, &objects, &peers.rt);
-        } else {
-            tracing::warn!(
-                owner,
-                objects = objects.len(),
-                "kept objects whose new owner cannot be reached; the next view moves them"
-            );
-            node.table
-                .put_back(objects.into_iter().map(|l| l.cell).collect());
-        }
-    }
     // Lambda objects do not move yet: the node keeps serving the applications
     // it holds whose owner is now another node, and says so with its "done".
     let mut kept: Vec<String> = node
@@ -200,16 +250,11 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
         );
     }
     cluster.keep(me, kept.clone());
-    let done = Request::HandoffDone {
-        from: me,
-        epoch,
-        kept,
-    };
     for member in placement.view().nodes.iter().filter(|n| *n != me) {
-        peers.deliver(node, cluster, member, &done);
+        peers.dones.insert(member.clone(), (epoch, kept.clone()));
     }
-    node.metrics.moved_out(moved);
-    moved
+    peers.flush(node, cluster);
+    count
 }
 
 /// Encodes a taken object and answers its parked calls with a redirect.
@@ -261,18 +306,17 @@ fn pack(
 }
 
 /// Sends one owner its objects, in batches, the remembered replies with the
-/// first; returns whether every batch was acknowledged.
+/// first; returns how many were acknowledged (a prefix of `objects`).
 fn send_objects(
     node: &NodeState,
     cluster: &Cluster,
     peers: &mut Peers,
     owner: &str,
-    epoch: u64,
     objects: &[Leaving],
     replies: &[MovedReply],
-) -> bool {
+) -> usize {
+    let epoch = cluster.view().epoch;
     let mut start = 0;
-    let mut first = true;
     while start < objects.len() {
         let mut end = start;
         let mut bytes = 0;
@@ -292,15 +336,23 @@ fn send_objects(
                     poison: l.poison.clone(),
                 })
                 .collect(),
-            replies: if first { replies.to_vec() } else { Vec::new() },
+            replies: if start == 0 {
+                replies.to_vec()
+            } else {
+                Vec::new()
+            },
         };
-        if !peers.deliver(node, cluster, owner, &Request::Adopt(batch)) {
-            return false;
+        if let Err(e) = peers.request::<()>(node, owner, &Request::Adopt(batch)) {
+            tracing::warn!(
+                owner,
+                left = objects.len() - start,
+                "cannot hand objects to their new owner yet (retrying): {e}"
+            );
+            return start;
         }
-        first = false;
         start = end;
     }
-    true
+    start
 }
 
 /// Deletes handed-off persistent objects from this node's disk.

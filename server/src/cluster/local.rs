@@ -34,6 +34,8 @@ pub struct Cluster {
     draining: tokio::sync::watch::Sender<bool>,
     /// Set once the drain is over.
     drained: tokio::sync::watch::Sender<bool>,
+    /// The handoff thread still owes objects or a "done" to some member.
+    owing: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -49,6 +51,7 @@ impl Cluster {
             admins: RwLock::default(),
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
+            owing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -333,8 +336,15 @@ impl Cluster {
         self.drained.send_replace(true);
     }
 
-    /// Whether this node has handed off what it owed for view `epoch`.
+    /// Whether this node has handed off what it owed for view `epoch` (and
+    /// every member has it).
     pub(super) fn has_stepped(&self, epoch: u64) -> bool {
-        self.settler().has_stepped(epoch)
+        self.settler().has_stepped(epoch) && !self.owing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether objects or a "done" are still owed to some member.
+    pub(super) fn set_owing(&self, owing: bool) {
+        self.owing
+            .store(owing, std::sync::atomic::Ordering::Release);
     }
 }

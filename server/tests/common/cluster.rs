@@ -95,11 +95,12 @@ impl Etcd {
             &endpoint,
             "--cluster",
             name,
-            "--lease-ttl",
-            "2",
             "--admin",
             "127.0.0.1:0",
         ];
+        if !extra.contains(&"--lease-ttl") {
+            args.extend_from_slice(&["--lease-ttl", "2"]);
+        }
         args.extend_from_slice(extra);
         let mut command = Command::new(example_binary("fixture-node"));
         command
@@ -164,4 +165,58 @@ pub fn admin(node: &ServerProcess, args: &[&str]) -> Result<serde_json::Value, S
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// A TCP proxy in front of a node that holds every connection unforwarded
+/// while closed: the node looks alive to etcd but unreachable to its peers.
+pub struct Proxy {
+    /// Where it listens.
+    pub addr: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    /// A closed proxy to `target` (set later with [`Proxy::forward_to`]).
+    pub fn start() -> (Proxy, std::sync::Arc<std::sync::Mutex<Option<String>>>) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let open = Arc::new(AtomicBool::new(false));
+        let target: Arc<Mutex<Option<String>>> = Arc::default();
+        let (gate, to) = (Arc::clone(&open), Arc::clone(&target));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (gate, to) = (Arc::clone(&gate), Arc::clone(&to));
+                std::thread::spawn(move || {
+                    while !gate.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let Some(target) = to.lock().unwrap().clone() else {
+                        return;
+                    };
+                    let Ok(server) = std::net::TcpStream::connect(target) else {
+                        return;
+                    };
+                    let _ = server.set_nodelay(true);
+                    let _ = client.set_nodelay(true);
+                    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        })
+                    };
+                    pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+                    pump(server, client);
+                });
+            }
+        });
+        (Proxy { addr, open }, target)
+    }
+
+    /// Starts forwarding (connections held so far go through now).
+    pub fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
