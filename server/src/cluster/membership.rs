@@ -52,13 +52,33 @@ struct Registration {
     me: String,
     /// This node's admin address, the value of its member key.
     admin: String,
-    lease: i64,
+    /// The current lease (replaced if it expired while etcd was away).
+    lease: std::sync::atomic::AtomicI64,
     ttl: i64,
 }
 
 impl Registration {
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}{kind}/{name}", self.prefix)
+    }
+
+    fn lease(&self) -> i64 {
+        self.lease.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Puts this node's member key (its admin address as the value) under `lease`.
+    async fn register(&self, lease: i64) -> Result<(), etcd_client::Error> {
+        let mut client = self.client.clone();
+        client
+            .put(
+                self.key("members", &self.me),
+                self.admin.clone(),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+        self.lease
+            .store(lease, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
 
@@ -91,16 +111,11 @@ pub async fn start(
         prefix: format!("/crucial/{}/", membership.name),
         me: advertise,
         admin: admin.unwrap_or_default(),
-        lease,
+        lease: std::sync::atomic::AtomicI64::new(lease),
         ttl,
     });
-    let mut client = registration.client.clone();
-    client
-        .put(
-            registration.key("members", &registration.me),
-            registration.admin.clone(),
-            Some(PutOptions::new().with_lease(lease)),
-        )
+    registration
+        .register(lease)
         .await
         .map_err(etcd_error("cannot register"))?;
     let cluster = Arc::new(Cluster::new(registration.me.clone()));
@@ -183,11 +198,10 @@ fn add_lost_record(cluster: &Cluster, value: &[u8]) {
 /// that expired meanwhile (etcd already removed this node) is replaced and
 /// the node registers again, as a node that joins.
 async fn keep_alive(registration: Arc<Registration>) {
-    let mut lease = registration.lease;
     let period = Duration::from_millis((registration.ttl as u64 * 1000 / 3).max(200));
     loop {
         let mut client = registration.client.clone();
-        match client.lease_keep_alive(lease).await {
+        match client.lease_keep_alive(registration.lease()).await {
             Ok((mut keeper, mut stream)) => loop {
                 if keeper.keep_alive().await.is_err() {
                     break;
@@ -196,9 +210,7 @@ async fn keep_alive(registration: Arc<Registration>) {
                     Ok(Ok(Some(reply))) if reply.ttl() > 0 => {}
                     Ok(Ok(Some(_))) => {
                         tracing::error!("the etcd lease expired: registering again");
-                        if let Some(new) = register_again(&registration).await {
-                            lease = new;
-                        }
+                        register_again(&registration).await;
                         break;
                     }
                     _ => break,
@@ -211,18 +223,16 @@ async fn keep_alive(registration: Arc<Registration>) {
     }
 }
 
-async fn register_again(registration: &Registration) -> Option<i64> {
+async fn register_again(registration: &Registration) {
     let mut client = registration.client.clone();
-    let lease = client.lease_grant(registration.ttl, None).await.ok()?.id();
-    client
-        .put(
-            registration.key("members", &registration.me),
-            registration.admin.clone(),
-            Some(PutOptions::new().with_lease(lease)),
-        )
-        .await
-        .ok()?;
-    Some(lease)
+    let granted = client.lease_grant(registration.ttl, None).await;
+    let registered = match granted {
+        Ok(lease) => registration.register(lease.id()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = registered {
+        tracing::warn!("cannot register again yet: {e}");
+    }
 }
 
 /// Follows etcd's changes from the state read at start, one revision at a
@@ -371,7 +381,7 @@ async fn drain_when_asked(
         TxnOp::put(
             registration.key("leaving", &registration.me),
             registration.me.clone(),
-            Some(PutOptions::new().with_lease(registration.lease)),
+            Some(PutOptions::new().with_lease(registration.lease())),
         ),
     ]);
     let epoch = loop {
@@ -390,7 +400,7 @@ async fn drain_when_asked(
     let _ = client
         .delete(registration.key("leaving", &registration.me), None)
         .await;
-    let _ = client.lease_revoke(registration.lease).await;
+    let _ = client.lease_revoke(registration.lease()).await;
     tracing::info!(epoch, "drained: every object handed off");
     cluster.set_drained();
     node.stop();
