@@ -372,7 +372,7 @@ fn account(client: &Client, key: &str) -> AccountRef {
 }
 
 #[test]
-fn lambda_objects_stay_served_by_their_node_when_a_join_gives_their_application_away() {
+fn lambda_objects_move_with_their_application_on_a_join_and_a_drain_under_load() {
     let etcd = Etcd::start("lambda");
     let a = etcd.node("lambda", &[]);
     let b = etcd.node("lambda", &[]);
@@ -381,11 +381,27 @@ fn lambda_objects_stay_served_by_their_node_when_a_join_gives_their_application_
     let (x, y) = (account(&client, "x"), account(&client, "y"));
     x.open("xena".into(), 100).expect("open x");
     y.open("yann".into(), 0).expect("open y");
-    x.transfer(y.id().clone(), 30).expect("transfer");
     let app = "crucial-server";
-    let holder = Placement::new(view_of(&a.addr))
-        .owner(LAMBDA_HOME, app)
-        .to_string();
+
+    // Transfers back and forth all along: workflows keep running while the
+    // application moves.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, nodes) = (Arc::clone(&stop), vec![a.addr.clone()]);
+        std::thread::spawn(move || {
+            let client = connect(&nodes);
+            let (x, y) = (account(&client, "x"), account(&client, "y"));
+            let mut done = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (from, to) = if done % 2 == 0 { (&x, &y) } else { (&y, &x) };
+                from.transfer(to.id().clone(), 1)
+                    .expect("a transfer during the moves");
+                done += 1;
+            }
+            done
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
 
     // A third node on a port that makes it the application's owner.
     let members = view_of(&a.addr).nodes;
@@ -401,22 +417,37 @@ fn lambda_objects_stay_served_by_their_node_when_a_join_gives_their_application_
         .expect("a port whose node owns the application");
     let c = etcd.node_at("lambda", port, &[]);
     wait_for_views(&[&a, &b, &c], 3);
-
-    // The node that holds them keeps serving them; the new owner redirects.
-    x.transfer(y.id().clone(), 20)
-        .expect("transfer after the join");
-    let through_c = client_of(&[&c]);
-    assert_eq!(account(&through_c, "x").balance().expect("balance"), 50);
-    assert_eq!(account(&through_c, "y").balance().expect("balance"), 50);
-    let on = |node: &ServerProcess| {
+    let accounts_on = |node: &ServerProcess| {
         objects_on(&node.addr)
             .iter()
             .filter(|o| o.type_name == "Account")
             .count()
     };
-    assert_eq!(on(&c), 0, "nothing was created afresh on the new owner");
-    let holder = [&a, &b].into_iter().find(|n| n.addr == holder).unwrap();
-    assert_eq!(on(holder), 2);
+    wait_until("the accounts moved to the new owner", || {
+        accounts_on(&c) == 2
+    });
+    assert_eq!(accounts_on(&a) + accounts_on(&b), 0);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The new owner drains: they move on again.
+    let mut c = c;
+    terminate(&c);
+    assert!(c.wait().success());
+    wait_for_views(&[&a, &b], 2);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let transfers = load.join().expect("no transfer failed");
+    assert_eq!(accounts_on(&a) + accounts_on(&b), 2);
+    // Transfers alternate x -> y and y -> x: each applied exactly once leaves
+    // x at 100 or 99.
+    let (bx, by) = (x.balance().expect("x"), y.balance().expect("y"));
+    assert_eq!(bx + by, 100, "money neither made nor lost");
+    assert_eq!(
+        bx,
+        100 - (transfers % 2) as i64,
+        "each of {transfers} transfers applied once"
+    );
+    eprintln!("{transfers} transfers across a join and a drain of the application's owner");
 }
 
 #[test]

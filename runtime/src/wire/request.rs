@@ -79,6 +79,15 @@ pub struct MovedReply {
     pub outcome: super::Outcome,
 }
 
+/// One lambda object handed over with its application: its stored entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedEntries {
+    /// The object.
+    pub object: crate::ObjectId,
+    /// Its entries, `(key, value)`, as the node stores them.
+    pub entries: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
+}
+
 /// Part of a state transfer between nodes after a view change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adopt<'a> {
@@ -92,6 +101,8 @@ pub struct Adopt<'a> {
     /// Remembered replies of requests on them (or on any object: the sender
     /// does not tell them apart).
     pub replies: Vec<MovedReply>,
+    /// Lambda objects of applications whose owner is now the receiver.
+    pub lambda: Vec<MovedEntries>,
 }
 
 /// Everything a client can ask a node. The reply to each is a postcard
@@ -147,7 +158,7 @@ pub enum Request<'a> {
         /// The view.
         epoch: u64,
         /// Applications whose lambda objects `from` keeps serving although
-        /// another node owns them in that view (they do not move yet).
+        /// another node owns them in that view (their move timed out).
         kept: Vec<String>,
     },
 }
@@ -217,6 +228,10 @@ mod tests {
                     client: 1,
                     request: 2,
                     outcome: Ok(vec![3]),
+                }],
+                lambda: vec![MovedEntries {
+                    object: crate::ObjectId::new("forum", "Thread", "t"),
+                    entries: vec![(vec![1].into(), vec![2].into())],
                 }],
             }),
             Request::HandoffDone {

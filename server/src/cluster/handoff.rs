@@ -17,7 +17,7 @@ use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::peer::Peer;
 use crucial::__private::placement::{Placement, LAMBDA_HOME};
-use crucial::__private::wire::{Adopt, MovedObject, MovedReply, Outcome, Request};
+use crucial::__private::wire::{Adopt, MovedEntries, MovedObject, MovedReply, Outcome, Request};
 use crucial::RemoteError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -40,6 +40,7 @@ pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::run
                 rt: rt.clone(),
                 owed: BTreeMap::new(),
                 dones: BTreeMap::new(),
+                owed_apps: BTreeMap::new(),
             };
             loop {
                 cluster.wait_for_work(Duration::from_millis(100));
@@ -90,7 +91,16 @@ struct Peers {
     owed: BTreeMap<String, Vec<Leaving>>,
     /// The newest "done" each member has not received yet: `(epoch, kept apps)`.
     dones: BTreeMap<String, (u64, Vec<String>)>,
+    /// Lambda-object applications not delivered yet, per new owner (held
+    /// back here meanwhile: their workflows wait).
+    owed_apps: BTreeMap<String, Vec<(String, LambdaObjects)>>,
 }
+
+/// An application's lambda objects with their entries.
+type LambdaObjects = crate::txn::ObjectEntries;
+
+/// Longest a move waits for an application's running workflows to end.
+const QUIESCE_FOR: Duration = Duration::from_secs(30);
 
 impl Peers {
     fn request<R: serde::de::DeserializeOwned>(
@@ -135,13 +145,32 @@ impl Peers {
                     .put_back(objects.into_iter().map(|l| l.cell).collect());
             }
         }
+        let gone: Vec<String> = self
+            .owed_apps
+            .keys()
+            .filter(|owner| !members.contains(owner))
+            .cloned()
+            .collect();
+        for owner in gone {
+            for (app, objects) in self.owed_apps.remove(&owner).unwrap_or_default() {
+                tracing::warn!(
+                    owner,
+                    app,
+                    "the new owner left before taking the application: it stays here for now"
+                );
+                node.lambdas.store.put_objects(objects);
+                if let Some(cluster) = node.cluster.get() {
+                    cluster.thaw(&app);
+                }
+            }
+        }
         self.dones.retain(|member, _| members.contains(member));
     }
 
     /// Tries once to deliver what is owed: objects first, then the "done" of
     /// members that are owed no objects.
     fn flush(&mut self, node: &NodeState, cluster: &Cluster) {
-        if self.owed.is_empty() && self.dones.is_empty() {
+        if self.owed.is_empty() && self.dones.is_empty() && self.owed_apps.is_empty() {
             cluster.set_owing(false);
             return;
         }
@@ -163,9 +192,30 @@ impl Peers {
                 self.owed.insert(owner, rest);
             }
         }
+        let owners: Vec<String> = self.owed_apps.keys().cloned().collect();
+        for owner in owners {
+            if !members.contains(&owner) {
+                continue;
+            }
+            let apps = self.owed_apps.remove(&owner).unwrap_or_default();
+            let mut rest = Vec::new();
+            for (app, objects) in apps {
+                if !rest.is_empty() || !send_app(node, cluster, self, &owner, &objects) {
+                    rest.push((app, objects));
+                    continue;
+                }
+                forget_entries_on_disk(node, &objects, &self.rt);
+                node.metrics.moved_out(objects.len());
+                tracing::info!(app, owner, objects = objects.len(), "moved lambda objects");
+                cluster.thaw(&app);
+            }
+            if !rest.is_empty() {
+                self.owed_apps.insert(owner, rest);
+            }
+        }
         let waiting: Vec<String> = self.dones.keys().cloned().collect();
         for member in waiting {
-            if self.owed.contains_key(&member) {
+            if self.owed.contains_key(&member) || self.owed_apps.contains_key(&member) {
                 continue;
             }
             let Some((epoch, kept)) = self.dones.get(&member).cloned() else {
@@ -183,7 +233,9 @@ impl Peers {
                 Err(e) => tracing::debug!("cannot reach {member} yet: {e}"),
             }
         }
-        cluster.set_owing(!self.owed.is_empty() || !self.dones.is_empty());
+        cluster.set_owing(
+            !self.owed.is_empty() || !self.dones.is_empty() || !self.owed_apps.is_empty(),
+        );
     }
 }
 
@@ -230,9 +282,10 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
         peers.owed.entry(owner).or_default().push(leaving);
     }
     deliver(redirected);
-    // Lambda objects do not move yet: the node keeps serving the applications
-    // it holds whose owner is now another node, and says so with its "done".
-    let mut kept: Vec<String> = node
+    // Lambda objects move by application: its workflows here end first (new
+    // ones wait), then its objects leave the store. An application whose
+    // workflows do not end in time stays, served here, and the "done" says so.
+    let mut leaving: Vec<String> = node
         .lambdas
         .store
         .list()
@@ -241,13 +294,26 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
         .map(|(id, _, _)| id.application)
         .filter(|app| placement.owner(LAMBDA_HOME, app) != me)
         .collect();
-    kept.sort();
-    kept.dedup();
-    if !kept.is_empty() {
-        tracing::warn!(
-            ?kept,
-            "keeping lambda objects whose owner changed: they do not move between nodes yet"
-        );
+    leaving.sort();
+    leaving.dedup();
+    let mut kept = Vec::new();
+    for app in leaving {
+        if !cluster.freeze(&app, QUIESCE_FOR) {
+            tracing::error!(
+                app,
+                "workflows did not end in {QUIESCE_FOR:?}: the application stays here"
+            );
+            cluster.thaw(&app);
+            kept.push(app);
+            continue;
+        }
+        let objects = node.lambdas.store.take_application(&app);
+        let owner = placement.owner(LAMBDA_HOME, &app).to_string();
+        peers
+            .owed_apps
+            .entry(owner)
+            .or_default()
+            .push((app, objects));
     }
     cluster.keep(me, kept.clone());
     for member in placement.view().nodes.iter().filter(|n| *n != me) {
@@ -341,6 +407,7 @@ fn send_objects(
             } else {
                 Vec::new()
             },
+            lambda: Vec::new(),
         };
         if let Err(e) = peers.request::<()>(node, owner, &Request::Adopt(batch)) {
             tracing::warn!(
@@ -353,6 +420,75 @@ fn send_objects(
         start = end;
     }
     start
+}
+
+/// Sends an application's lambda objects to their new owner, in batches of
+/// about [`BATCH_BYTES`]; returns whether all were acknowledged (a retry sends
+/// them all again: installing an entry twice is harmless).
+fn send_app(
+    node: &NodeState,
+    cluster: &Cluster,
+    peers: &mut Peers,
+    owner: &str,
+    objects: &LambdaObjects,
+) -> bool {
+    let epoch = cluster.view().epoch;
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    // The remembered replies go with the first batch, so a workflow retried
+    // on the new owner is answered, not run again.
+    let mut first = Some(replies(node));
+    let mut send = |batch: Vec<MovedEntries>, peers: &mut Peers| {
+        let adopt = Adopt {
+            from: &cluster.me,
+            epoch,
+            objects: Vec::new(),
+            replies: first.take().unwrap_or_default(),
+            lambda: batch,
+        };
+        match peers.request::<()>(node, owner, &Request::Adopt(adopt)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    owner,
+                    "cannot hand lambda objects to their new owner yet (retrying): {e}"
+                );
+                false
+            }
+        }
+    };
+    for (id, entries) in objects {
+        bytes += entries
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+        batch.push(MovedEntries {
+            object: id.clone(),
+            entries: entries
+                .iter()
+                .map(|(k, v)| (k.clone().into(), v.to_vec().into()))
+                .collect(),
+        });
+        if bytes >= BATCH_BYTES {
+            if !send(std::mem::take(&mut batch), peers) {
+                return false;
+            }
+            bytes = 0;
+        }
+    }
+    batch.is_empty() || send(batch, peers)
+}
+
+/// Deletes moved lambda objects' entries from this node's disk.
+fn forget_entries_on_disk(node: &NodeState, objects: &LambdaObjects, rt: &tokio::runtime::Handle) {
+    let Some(storage) = &node.storage else { return };
+    let deletes = objects
+        .iter()
+        .flat_map(|(id, entries)| entries.iter().map(move |(k, _)| (id, k.as_slice(), None)));
+    let ticket = storage.save_entries(deletes, None).ticket;
+    if let Err(e) = rt.block_on(durable(node, ticket)) {
+        tracing::warn!("moved lambda objects stay on disk: {e}");
+    }
 }
 
 /// Deletes handed-off persistent objects from this node's disk.
@@ -415,6 +551,38 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
                     reason,
                 })?;
         }
+    }
+    if !adopt.lambda.is_empty() {
+        let objects: LambdaObjects = adopt
+            .lambda
+            .into_iter()
+            .map(|moved| {
+                let entries = moved
+                    .entries
+                    .into_iter()
+                    .map(|(k, v)| (k.into_vec(), bytes::Bytes::from(v.into_vec())))
+                    .collect();
+                (moved.object, entries)
+            })
+            .collect();
+        count += objects.len();
+        if let Some(storage) = &node.storage {
+            let writes = objects.iter().flat_map(|(id, entries)| {
+                entries
+                    .iter()
+                    .map(move |(k, v)| (id, k.as_slice(), Some(v.as_ref())))
+            });
+            let ticket = storage.save_entries(writes, None).ticket;
+            durable(node, ticket)
+                .await
+                .map_err(|reason| RemoteError::NotDurable {
+                    type_name: "<lambda objects>".into(),
+                    key: adopt.from.to_string(),
+                    method: "<moved entries>".into(),
+                    reason,
+                })?;
+        }
+        node.lambdas.store.put_objects(objects);
     }
     node.metrics.moved_in(count);
     if let Some(cluster) = node.cluster.get() {

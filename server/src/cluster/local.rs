@@ -26,7 +26,7 @@ pub struct Cluster {
     /// Work for the handoff thread (a view, a "done", a drain).
     work: (Mutex<bool>, Condvar),
     /// Applications whose lambda objects a node keeps serving although the
-    /// ring gives them to another (they do not move yet), by application.
+    /// ring gives them to another (their move timed out), by application.
     kept: RwLock<std::collections::HashMap<String, String>>,
     /// Admin addresses of the members, by data address (from etcd).
     admins: RwLock<std::collections::BTreeMap<String, String>>,
@@ -36,6 +36,37 @@ pub struct Cluster {
     drained: tokio::sync::watch::Sender<bool>,
     /// The handoff thread still owes objects or a "done" to some member.
     owing: std::sync::atomic::AtomicBool,
+    /// Workflows running per application, and the applications being moved
+    /// (whose new workflows wait).
+    apps: Mutex<std::collections::HashMap<String, AppGate>>,
+    apps_idle: Condvar,
+}
+
+/// One application's workflows on this node.
+#[derive(Default)]
+struct AppGate {
+    running: usize,
+    moving: bool,
+}
+
+/// A workflow of an application running on this node: counted until dropped,
+/// so a move of the application waits for it.
+pub struct AppGuard {
+    cluster: Arc<Cluster>,
+    application: String,
+}
+
+impl Drop for AppGuard {
+    fn drop(&mut self) {
+        let mut apps = self.cluster.apps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(gate) = apps.get_mut(&self.application) {
+            gate.running = gate.running.saturating_sub(1);
+            if gate.running == 0 && !gate.moving {
+                apps.remove(&self.application);
+            }
+        }
+        self.cluster.apps_idle.notify_all();
+    }
 }
 
 impl Cluster {
@@ -52,6 +83,8 @@ impl Cluster {
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
             owing: std::sync::atomic::AtomicBool::new(false),
+            apps: Mutex::default(),
+            apps_idle: Condvar::new(),
         }
     }
 
@@ -243,7 +276,7 @@ impl Cluster {
     /// the redirect (to the node that keeps them, or to their owner). A node
     /// that became the owner waits (at most [`MOVE_WAIT`]) until it settled,
     /// so that it knows whether another node keeps them.
-    pub async fn lambda_home(&self, application: &str) -> Result<(), RemoteError> {
+    pub async fn lambda_home(self: &Arc<Self>, application: &str) -> Result<AppGuard, RemoteError> {
         use crucial::__private::placement::LAMBDA_HOME;
         let started = Instant::now();
         loop {
@@ -256,8 +289,8 @@ impl Cluster {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(application)
                 .cloned();
-            match keeper {
-                Some(node) if node == self.me => return Ok(()),
+            let here = match keeper {
+                Some(node) if node == self.me => true,
                 Some(node) if !self.view().nodes.contains(&node) => {
                     // Its keeper left (drained or crashed) with them.
                     return Err(RemoteError::Lost {
@@ -276,9 +309,20 @@ impl Cluster {
                 }
                 None => match self.settler().absent(LAMBDA_HOME, application) {
                     Absent::NotOwner => return Err(self.not_owner(LAMBDA_HOME, application)),
-                    Absent::Create => return Ok(()),
-                    Absent::Wait => {}
+                    Absent::Create => true,
+                    Absent::Wait => false,
                 },
+            };
+            if here {
+                let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+                let gate = apps.entry(application.to_string()).or_default();
+                if !gate.moving {
+                    gate.running += 1;
+                    return Ok(AppGuard {
+                        cluster: Arc::clone(self),
+                        application: application.to_string(),
+                    });
+                }
             }
             let left = MOVE_WAIT.saturating_sub(started.elapsed());
             if left.is_zero() {
@@ -340,6 +384,41 @@ impl Cluster {
     /// every member has it).
     pub(super) fn has_stepped(&self, epoch: u64) -> bool {
         self.settler().has_stepped(epoch) && !self.owing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Holds back new workflows of `application` and waits (at most
+    /// `timeout`) until none runs; returns whether none does.
+    pub(super) fn freeze(&self, application: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        apps.entry(application.to_string()).or_default().moving = true;
+        loop {
+            if apps.get(application).is_none_or(|g| g.running == 0) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            apps = self
+                .apps_idle
+                .wait_timeout(apps, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Lets workflows of `application` run again (its move ended).
+    pub(super) fn thaw(&self, application: &str) {
+        let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(gate) = apps.get_mut(application) {
+            gate.moving = false;
+            if gate.running == 0 {
+                apps.remove(application);
+            }
+        }
+        drop(apps);
+        self.objects_arrived();
     }
 
     /// Whether objects or a "done" are still owed to some member.

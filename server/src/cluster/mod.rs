@@ -60,10 +60,13 @@ pub async fn object(
 
 /// The ownership check of a lambda-object workflow: its application's
 /// objects are served by the node that keeps them, else by the owner.
-pub async fn lambda_home(node: &NodeState, application: &str) -> Result<(), RemoteError> {
+pub async fn lambda_home(
+    node: &NodeState,
+    application: &str,
+) -> Result<Option<local::AppGuard>, RemoteError> {
     match node.cluster.get() {
-        None => Ok(()),
-        Some(cluster) => cluster.lambda_home(application).await,
+        None => Ok(None),
+        Some(cluster) => cluster.lambda_home(application).await.map(Some),
     }
 }
 

@@ -47,11 +47,13 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
         // In a cluster an application's lambda objects live on the owner of
-        // the application, or stay on the node that held them when the owner
-        // changed (they do not move yet: see the guide); elsewhere, a redirect.
-        if let Err(redirect) = cluster::lambda_home(&node, &application).await {
-            return Some(Err(redirect));
-        }
+        // the application (or on a node that kept them when their move timed
+        // out); elsewhere, a redirect, and meanwhile a move, a wait.
+        // The guard keeps the application here until the workflow ends.
+        let _here = match cluster::lambda_home(&node, &application).await {
+            Ok(guard) => guard,
+            Err(redirect) => return Some(Err(redirect)),
+        };
         // 2. A retried call is answered from the dedup table.
         if let Some(outcome) = replay(&node, client, id).await {
             return Some(outcome);

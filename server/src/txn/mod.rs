@@ -17,7 +17,7 @@ mod transaction;
 mod workflow;
 
 pub use host::TxHost;
-pub use transaction::{Abort, Store};
+pub use transaction::{Abort, ObjectEntries, Store};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]
 pub use workflow::{run, run_with_host};

@@ -147,6 +147,36 @@ impl Store {
         all
     }
 
+    /// Takes every object of `application` out of the store, with its
+    /// entries (its owner is another node now). No workflow of the
+    /// application may run meanwhile (the cluster holds them back).
+    pub fn take_application(&self, application: &str) -> ObjectEntries {
+        let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<ObjectId> = objects
+            .keys()
+            .filter(|id| id.application == application)
+            .cloned()
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let object = objects.remove(&id)?;
+                let (_, entries) = object.scan(&[], None);
+                (!entries.is_empty()).then_some((id, entries))
+            })
+            .collect()
+    }
+
+    /// Puts objects in (handed over by another node, or given back after a
+    /// handoff that could not be delivered).
+    pub fn put_objects(&self, objects: ObjectEntries) {
+        for (id, entries) in objects {
+            let values: Vec<(Vec<u8>, Option<Bytes>)> =
+                entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            self.object(&id)
+                .install(values.iter().map(|(k, v)| (k.as_slice(), v)));
+        }
+    }
+
     /// Starts a transaction that gives up at `deadline`.
     pub fn begin(self: &Arc<Self>, deadline: Option<Instant>) -> Transaction {
         Transaction {
@@ -166,6 +196,9 @@ impl Store {
 }
 
 type Key = (ObjectId, Vec<u8>);
+
+/// Lambda objects with their entries `(key, value)`: what moves between nodes.
+pub type ObjectEntries = Vec<(ObjectId, Vec<(Vec<u8>, Bytes)>)>;
 
 /// One object's share of a commit's writes.
 type ObjectWrites<'a> = Vec<(&'a [u8], &'a Option<Bytes>)>;
