@@ -127,41 +127,25 @@ impl Peers {
     }
 
     /// Owed objects of owners that left `members` go back to the table.
-    fn give_back_unless(&mut self, node: &NodeState, members: &[String]) {
-        let gone: Vec<String> = self
-            .owed
-            .keys()
-            .filter(|owner| !members.contains(owner))
-            .cloned()
-            .collect();
-        for owner in gone {
-            if let Some(objects) = self.owed.remove(&owner) {
-                tracing::warn!(
-                    owner,
-                    objects = objects.len(),
-                    "the new owner left before taking its objects: they stay here for now"
-                );
-                node.table
-                    .put_back(objects.into_iter().map(|l| l.cell).collect());
-            }
+    fn give_back_unless(&mut self, node: &NodeState, cluster: &Cluster, members: &[String]) {
+        for (owner, objects) in departed(&mut self.owed, members) {
+            tracing::warn!(
+                owner,
+                objects = objects.len(),
+                "the new owner left before taking its objects: they stay here for now"
+            );
+            node.table
+                .put_back(objects.into_iter().map(|l| l.cell).collect());
         }
-        let gone: Vec<String> = self
-            .owed_apps
-            .keys()
-            .filter(|owner| !members.contains(owner))
-            .cloned()
-            .collect();
-        for owner in gone {
-            for (app, objects) in self.owed_apps.remove(&owner).unwrap_or_default() {
+        for (owner, apps) in departed(&mut self.owed_apps, members) {
+            for (app, objects) in apps {
                 tracing::warn!(
                     owner,
                     app,
                     "the new owner left before taking the application: it stays here for now"
                 );
                 node.lambdas.store.put_objects(objects);
-                if let Some(cluster) = node.cluster.get() {
-                    cluster.thaw(&app);
-                }
+                cluster.thaw(&app);
             }
         }
         self.dones.retain(|member, _| members.contains(member));
@@ -176,6 +160,12 @@ impl Peers {
         }
         let members = cluster.view().nodes;
         let owners: Vec<String> = self.owed.keys().cloned().collect();
+        // One snapshot of the remembered replies for every owner of this try.
+        let replies = if owners.is_empty() {
+            Vec::new()
+        } else {
+            replies(node)
+        };
         for owner in owners {
             if !members.contains(&owner) {
                 continue; // given back by the step to the view without it
@@ -183,7 +173,6 @@ impl Peers {
             let Some(objects) = self.owed.remove(&owner) else {
                 continue;
             };
-            let replies = replies(node);
             let sent = send_objects(node, cluster, self, &owner, &objects, &replies);
             let (delivered, rest) = split_at(objects, sent);
             forget_on_disk(node, &delivered, &self.rt);
@@ -239,6 +228,15 @@ impl Peers {
     }
 }
 
+/// Takes out what is owed to nodes that are not `members` any more.
+fn departed<V>(owed: &mut BTreeMap<String, V>, members: &[String]) -> Vec<(String, V)> {
+    let (gone, staying): (BTreeMap<_, _>, _) = std::mem::take(owed)
+        .into_iter()
+        .partition(|(owner, _)| !members.contains(owner));
+    *owed = staying;
+    gone.into_iter().collect()
+}
+
 fn split_at(mut objects: Vec<Leaving>, at: usize) -> (Vec<Leaving>, Vec<Leaving>) {
     let rest = objects.split_off(at.min(objects.len()));
     (objects, rest)
@@ -270,7 +268,7 @@ struct Leaving {
 fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &mut Peers) -> usize {
     let epoch = placement.view().epoch;
     let me = cluster.me.as_str();
-    peers.give_back_unless(node, &placement.view().nodes);
+    peers.give_back_unless(node, cluster, &placement.view().nodes);
     let taken = node
         .table
         .take_if(|type_name, key| placement.owner(type_name, key) != me);

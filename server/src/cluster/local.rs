@@ -169,11 +169,7 @@ impl Cluster {
         check_lost: bool,
         mut create: impl FnMut() -> ObjectBox,
     ) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
-        let started = Instant::now();
-        loop {
-            let arrived = self.arrived.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
+        self.wait_for(entry.name, key, || {
             let mut verdict = Absent::Wait;
             let mut lost = None;
             let found = table.get_or_create_if(entry, key, || {
@@ -184,22 +180,45 @@ impl Cluster {
                 (verdict == Absent::Create && lost.is_none()).then(&mut create)
             });
             if let Some(lost) = lost {
-                return Err(lost);
+                return Some(Err(lost));
             }
             match (found, verdict) {
-                (Some((cell, created)), _) => {
-                    if cell.lock().moved {
-                        return Err(self.not_owner(entry.name, key));
-                    }
-                    return Ok((cell, created));
+                (Some((cell, _)), _) if cell.lock().moved => {
+                    Some(Err(self.not_owner(entry.name, key)))
                 }
-                (None, Absent::NotOwner) => return Err(self.not_owner(entry.name, key)),
-                _ => {}
+                (Some(found), _) => Some(Ok(found)),
+                (None, Absent::NotOwner) => Some(Err(self.not_owner(entry.name, key))),
+                (None, _) => None,
+            }
+        })
+        .await
+    }
+
+    /// Runs `decide` until it decides (`Some`), waiting for arrivals between
+    /// tries, at most [`MOVE_WAIT`] (then `Moving` for `type_name`/`key`). The
+    /// first try registers nothing: a call whose object is here pays no wait.
+    async fn wait_for<T>(
+        &self,
+        type_name: &str,
+        key: &str,
+        mut decide: impl FnMut() -> Option<Result<T, RemoteError>>,
+    ) -> Result<T, RemoteError> {
+        if let Some(decided) = decide() {
+            return decided;
+        }
+        let started = Instant::now();
+        loop {
+            // Registered before looking again, so an arrival in between wakes us.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(decided) = decide() {
+                return decided;
             }
             let left = MOVE_WAIT.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(RemoteError::Moving {
-                    type_name: entry.name.to_string(),
+                    type_name: type_name.to_string(),
                     key: key.to_string(),
                     node: self.me.clone(),
                     waited_ms: started.elapsed().as_millis() as u64,
@@ -278,11 +297,7 @@ impl Cluster {
     /// so that it knows whether another node keeps them.
     pub async fn lambda_home(self: &Arc<Self>, application: &str) -> Result<AppGuard, RemoteError> {
         use crucial::__private::placement::LAMBDA_HOME;
-        let started = Instant::now();
-        loop {
-            let arrived = self.arrived.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
+        self.wait_for(LAMBDA_HOME, application, || {
             let keeper = self
                 .kept
                 .read()
@@ -291,50 +306,44 @@ impl Cluster {
                 .cloned();
             let here = match keeper {
                 Some(node) if node == self.me => true,
-                Some(node) if !self.view().nodes.contains(&node) => {
-                    // Its keeper left (drained or crashed) with them.
-                    return Err(RemoteError::Lost {
-                        type_name: LAMBDA_HOME.to_string(),
-                        key: application.to_string(),
-                        lost_node: node,
-                        epoch: self.view().epoch,
-                    });
-                }
                 Some(node) => {
+                    let view = self.view();
+                    if !view.nodes.contains(&node) {
+                        // Its keeper left (drained or crashed) with them.
+                        return Some(Err(RemoteError::Lost {
+                            type_name: LAMBDA_HOME.to_string(),
+                            key: application.to_string(),
+                            lost_node: node,
+                            epoch: view.epoch,
+                        }));
+                    }
                     let mut redirect = self.not_owner(LAMBDA_HOME, application);
                     if let RemoteError::NotOwner { served_by, .. } = &mut redirect {
                         *served_by = Some(node);
                     }
-                    return Err(redirect);
+                    return Some(Err(redirect));
                 }
                 None => match self.settler().absent(LAMBDA_HOME, application) {
-                    Absent::NotOwner => return Err(self.not_owner(LAMBDA_HOME, application)),
+                    Absent::NotOwner => return Some(Err(self.not_owner(LAMBDA_HOME, application))),
                     Absent::Create => true,
                     Absent::Wait => false,
                 },
             };
-            if here {
-                let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-                let gate = apps.entry(application.to_string()).or_default();
-                if !gate.moving {
-                    gate.running += 1;
-                    return Ok(AppGuard {
-                        cluster: Arc::clone(self),
-                        application: application.to_string(),
-                    });
-                }
+            if !here {
+                return None;
             }
-            let left = MOVE_WAIT.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(RemoteError::Moving {
-                    type_name: LAMBDA_HOME.to_string(),
-                    key: application.to_string(),
-                    node: self.me.clone(),
-                    waited_ms: started.elapsed().as_millis() as u64,
-                });
+            let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            let gate = apps.entry(application.to_string()).or_default();
+            if gate.moving {
+                return None;
             }
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), arrived).await;
-        }
+            gate.running += 1;
+            Some(Ok(AppGuard {
+                cluster: Arc::clone(self),
+                application: application.to_string(),
+            }))
+        })
+        .await
     }
 
     /// Objects arrived: calls waiting for them look again.
