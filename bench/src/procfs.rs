@@ -100,9 +100,20 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let me = std::process::id();
-        let before = context_switches(me).expect("switches");
-        std::thread::sleep(Duration::from_millis(5)); // sleeping is a switch
-        assert!(context_switches(me).expect("switches") > before);
+        // A process of one sleeping thread has switched at least once. (Not
+        // this process: the test harness's other threads end while it runs,
+        // and an ended thread's switches leave the sum.)
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while context_switches(sleeper.id()).unwrap_or(0) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no switch read");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
         let own = own_context_switches().expect("getrusage");
         std::thread::spawn(|| std::thread::sleep(Duration::from_millis(5)))
             .join()
