@@ -40,7 +40,7 @@ impl Etcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start etcd (apt-get install etcd-server): {e}"))?;
+            .map_err(|e| format!("cannot start etcd ({e}): `sudo apt-get install etcd-server`"))?;
         let endpoint = format!("127.0.0.1:{client}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&endpoint).is_err() {

@@ -284,6 +284,7 @@ impl Dedup {
         }
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Every remembered reply, `(client, request, reply)`: what a node hands
     /// to the new owners of its objects with them.
     pub fn snapshot(&self) -> Vec<(u64, u64, Outcome)> {

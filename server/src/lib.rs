@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cluster")]
 pub mod admin;
 pub mod cli;
 mod cluster;

@@ -21,6 +21,7 @@ const BUCKETS_MICROS: [u64; 14] = [
     5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000,
 ];
 
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
 /// A few counters read together (the admin plane's status).
 pub struct Counts {
     /// Request frames since start.
@@ -151,6 +152,7 @@ impl Metrics {
         self.paused_total.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// The counters the admin plane reports.
     pub fn counts(&self) -> Counts {
         Counts {
@@ -161,6 +163,7 @@ impl Metrics {
         }
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Objects handed off to their new owners.
     pub fn moved_out(&self, count: usize) {
         self.moved_out_total
@@ -173,6 +176,7 @@ impl Metrics {
             .fetch_add(count as u64, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// The node settled a view of the cluster.
     pub fn view_settled(&self) {
         self.views_settled_total.fetch_add(1, Ordering::Relaxed);

@@ -59,6 +59,7 @@ pub fn run_until(
     on_ready: impl FnOnce(Bound),
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    check_features(&config)?;
     let rt = runtime(&config)?;
     rt.block_on(async {
         let listener = TcpListener::bind(&config.listen).await?;
@@ -81,24 +82,19 @@ pub fn run_until(
             .as_ref()
             .and_then(|c| c.advertise.clone())
             .unwrap_or_else(|| bound.addr.to_string());
+        #[cfg(feature = "cluster")]
         if let Some(cluster) = &cluster {
             let admin = bound.admin.map(|a| a.to_string());
             crate::cluster::start(&node, cluster, advertise.clone(), admin).await?;
         }
-        let mut admin_task = None;
-        if let (Some(listener), Some(admin)) = (admin, bound.admin) {
-            let service =
-                crate::admin::AdminService::new(Arc::clone(&node), advertise, admin.to_string());
-            let stopped = {
-                let node = Arc::clone(&node);
-                async move { node.stopped().await }
-            };
-            admin_task = Some(tokio::spawn(async move {
-                if let Err(e) = crate::admin::serve(listener, service, stopped).await {
-                    tracing::warn!("the admin plane stopped: {e}");
-                }
-            }));
-        }
+        #[cfg(feature = "cluster")]
+        let admin_task = admin.map(|listener| serve_admin(listener, &node, advertise));
+        #[cfg(not(feature = "cluster"))]
+        let admin_task: Option<tokio::task::JoinHandle<()>> = {
+            // check_features refused --admin and --etcd: neither is bound.
+            let _ = (admin, advertise);
+            None
+        };
         // The admin plane stops with the node, answering its requests in
         // flight first (a drain's answer is sent after the node stopped).
         let finish_admin = || async move {
@@ -142,6 +138,50 @@ pub fn run_until(
         let served = serving.await;
         finish_admin().await;
         served
+    })
+}
+
+/// `--etcd` and `--admin` need the `cluster` feature: a node built without it
+/// says so instead of ignoring them.
+fn check_features(config: &NodeConfig) -> io::Result<()> {
+    let flag = if cfg!(feature = "cluster") {
+        return Ok(());
+    } else if config.cluster.is_some() {
+        "--etcd (joining a cluster)"
+    } else if config.admin.is_some() {
+        "--admin (the admin plane)"
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{flag} needs a node built with crucial-server's `cluster` feature: \
+             `cargo build --release --features cluster` for the examples, \
+             `crucial-server = {{ version = \"0.1\", features = [\"cluster\"] }}` in an application"
+        ),
+    ))
+}
+
+/// Serves the admin plane on `listener` until the node stops.
+#[cfg(feature = "cluster")]
+fn serve_admin(
+    listener: TcpListener,
+    node: &Arc<NodeState>,
+    advertise: String,
+) -> tokio::task::JoinHandle<()> {
+    let admin = listener
+        .local_addr()
+        .map_or_else(|_| String::new(), |a| a.to_string());
+    let service = crate::admin::AdminService::new(Arc::clone(node), advertise, admin);
+    let stopped = {
+        let node = Arc::clone(node);
+        async move { node.stopped().await }
+    };
+    tokio::spawn(async move {
+        if let Err(e) = crate::admin::serve(listener, service, stopped).await {
+            tracing::warn!("the admin plane stopped: {e}");
+        }
     })
 }
 

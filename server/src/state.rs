@@ -103,6 +103,7 @@ pub struct NodeState {
     pub recovered: Recovered,
     /// The node's part of a cluster (set once it joined through etcd).
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// This node's client id when it talks to other nodes.
     pub peer_id: u64,
     /// Becomes `true` once when the node starts to stop.

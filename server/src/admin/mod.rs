@@ -1,15 +1,13 @@
 //! The admin plane: a gRPC service (tonic, from `proto/admin.proto`) beside
 //! the framed data-plane wire, and `crucial-admin`, its command-line client.
 //! People get tables, scripts get `--json`; an error names the node that failed.
+//! Compiled with the `cluster` feature.
 
 pub mod cli;
-mod service;
-
-/// The code generated from `proto/admin.proto`.
+/// The code generated from `proto/admin.proto` (`cargo xtask codegen`, committed).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("crucial.admin.v1");
-}
+pub mod pb;
+mod service;
 
 pub use service::AdminService;
 

@@ -1,6 +1,9 @@
 //! This node's part of the cluster: the views it walks through, the objects
 //! lost with crashed nodes, and what the apply step asks of them.
 
+// Built into every node, driven only by membership on etcd (feature "cluster").
+#![cfg_attr(not(feature = "cluster"), allow(dead_code))]
+
 use super::settle::{Absent, LostRange, Settler};
 use crate::objects::{ObjectCell, ObjectTable};
 use crucial::__private::placement::View;

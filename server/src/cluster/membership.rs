@@ -14,6 +14,7 @@
 //! If etcd cannot be reached, the node keeps serving with the view it has and
 //! makes no view change until etcd answers again.
 
+use super::etcd::{self, Etcd, EventType, Op};
 use super::handoff;
 use super::local::Cluster;
 use super::settle::{Departure, LostRange};
@@ -21,9 +22,6 @@ use crate::config::ClusterConfig;
 use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::placement::{Placement, View};
-use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
-};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io;
@@ -47,7 +45,7 @@ struct Members {
 }
 
 struct Registration {
-    client: Client,
+    client: Etcd,
     prefix: String,
     me: String,
     /// This node's admin address, the value of its member key.
@@ -67,13 +65,12 @@ impl Registration {
     }
 
     /// Puts this node's member key (its admin address as the value) under `lease`.
-    async fn register(&self, lease: i64) -> Result<(), etcd_client::Error> {
-        let mut client = self.client.clone();
-        client
+    async fn register(&self, lease: i64) -> Result<(), etcd::Error> {
+        self.client
             .put(
                 self.key("members", &self.me),
-                self.admin.clone(),
-                Some(PutOptions::new().with_lease(lease)),
+                self.admin.clone().into_bytes(),
+                lease,
             )
             .await?;
         self.lease
@@ -82,7 +79,7 @@ impl Registration {
     }
 }
 
-fn etcd_error(what: &str) -> impl Fn(etcd_client::Error) -> io::Error + '_ {
+fn etcd_error(what: &str) -> impl Fn(etcd::Error) -> io::Error + '_ {
     move |e| io::Error::other(format!("etcd: {what}: {e}"))
 }
 
@@ -94,18 +91,18 @@ pub async fn start(
     advertise: String,
     admin: Option<String>,
 ) -> io::Result<()> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(5));
-    let mut client = Client::connect(&membership.etcd, Some(options))
-        .await
-        .map_err(etcd_error("cannot connect"))?;
+    let client = Etcd::connect(
+        &membership.etcd,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(etcd_error("cannot connect"))?;
     let ttl = membership.lease_ttl.as_secs().max(1) as i64;
     let lease = client
-        .lease_grant(ttl, None)
+        .grant(ttl)
         .await
-        .map_err(etcd_error("cannot get a lease"))?
-        .id();
+        .map_err(etcd_error("cannot get a lease"))?;
     let registration = Arc::new(Registration {
         client,
         prefix: format!("/crucial/{}/", membership.name),
@@ -154,30 +151,27 @@ pub async fn start(
 
 /// Reads members, leaving nodes and lost ranges.
 async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Members> {
-    let mut client = registration.client.clone();
-    let got = client
-        .get(
-            registration.prefix.clone(),
-            Some(GetOptions::new().with_prefix()),
-        )
+    let (revision, kvs) = registration
+        .client
+        .get_prefix(&registration.prefix)
         .await
         .map_err(etcd_error("cannot read the members"))?;
     let mut members = Members {
-        revision: got.header().map_or(0, |h| h.revision()),
+        revision,
         ..Members::default()
     };
-    for kv in got.kvs() {
-        let key = String::from_utf8_lossy(kv.key());
+    for kv in &kvs {
+        let key = String::from_utf8_lossy(&kv.key);
         let Some(rest) = key.strip_prefix(&registration.prefix) else {
             continue;
         };
         if let Some(addr) = rest.strip_prefix("members/") {
             members.members.insert(addr.to_string());
-            cluster.set_admin(addr, &String::from_utf8_lossy(kv.value()));
+            cluster.set_admin(addr, &String::from_utf8_lossy(&kv.value));
         } else if let Some(addr) = rest.strip_prefix("leaving/") {
             members.leaving.insert(addr.to_string());
         } else if rest.starts_with("lost/") {
-            add_lost_record(cluster, kv.value());
+            add_lost_record(cluster, &kv.value);
         }
     }
     Ok(members)
@@ -200,20 +194,16 @@ fn add_lost_record(cluster: &Cluster, value: &[u8]) {
 async fn keep_alive(registration: Arc<Registration>) {
     let period = Duration::from_millis((registration.ttl as u64 * 1000 / 3).max(200));
     loop {
-        let mut client = registration.client.clone();
-        match client.lease_keep_alive(registration.lease()).await {
-            Ok((mut keeper, mut stream)) => loop {
-                if keeper.keep_alive().await.is_err() {
-                    break;
-                }
-                match tokio::time::timeout(period * 2, stream.message()).await {
-                    Ok(Ok(Some(reply))) if reply.ttl() > 0 => {}
-                    Ok(Ok(Some(_))) => {
+        match registration.client.keep_alive(registration.lease()).await {
+            Ok(mut keeper) => loop {
+                match keeper.renew(period * 2).await {
+                    Ok(Some(ttl)) if ttl > 0 => {}
+                    Ok(Some(_)) => {
                         tracing::error!("the etcd lease expired: registering again");
                         register_again(&registration).await;
                         break;
                     }
-                    _ => break,
+                    Ok(None) | Err(_) => break,
                 }
                 tokio::time::sleep(period).await;
             },
@@ -224,10 +214,9 @@ async fn keep_alive(registration: Arc<Registration>) {
 }
 
 async fn register_again(registration: &Registration) {
-    let mut client = registration.client.clone();
-    let granted = client.lease_grant(registration.ttl, None).await;
+    let granted = registration.client.grant(registration.ttl).await;
     let registered = match granted {
-        Ok(lease) => registration.register(lease.id()).await,
+        Ok(lease) => registration.register(lease).await,
         Err(e) => Err(e),
     };
     if let Err(e) = registered {
@@ -252,16 +241,14 @@ async fn follow(
     cluster: &Cluster,
     members: &mut Members,
 ) -> Result<(), String> {
-    let mut client = registration.client.clone();
-    let options = WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(members.revision + 1);
-    let mut stream = client
-        .watch(registration.prefix.clone(), Some(options))
+    let mut stream = registration
+        .client
+        .watch_prefix(&registration.prefix, members.revision + 1)
         .await
         .map_err(|e| e.to_string())?;
-    while let Some(reply) = stream.message().await.map_err(|e| e.to_string())? {
-        if reply.compact_revision() > 0 {
+    loop {
+        let reply = stream.next().await.map_err(|e| e.to_string())?;
+        if reply.compact_revision > 0 {
             // Changes were compacted away: start from what etcd holds now.
             let now = read(registration, cluster)
                 .await
@@ -269,27 +256,30 @@ async fn follow(
             apply(registration, cluster, members, now);
             return Ok(());
         }
+        if reply.canceled {
+            return Err(format!("etcd canceled the watch: {}", reply.cancel_reason));
+        }
         // Events come in revision order; apply each revision's as one change.
-        let events = reply.events();
+        let events = &reply.events;
+        let mod_revision = |at: usize| events[at].kv.as_ref().map_or(0, |kv| kv.mod_revision);
         let mut at = 0;
         while at < events.len() {
-            let revision = events[at].kv().map_or(0, |kv| kv.mod_revision());
+            let revision = mod_revision(at);
             let mut next = members.clone();
             next.revision = revision;
-            while at < events.len() && events[at].kv().map_or(0, |kv| kv.mod_revision()) == revision
-            {
+            while at < events.len() && mod_revision(at) == revision {
                 let event = &events[at];
                 at += 1;
-                let Some(kv) = event.kv() else { continue };
-                let key = String::from_utf8_lossy(kv.key());
+                let Some(kv) = &event.kv else { continue };
+                let key = String::from_utf8_lossy(&kv.key);
                 let Some(rest) = key.strip_prefix(&registration.prefix) else {
                     continue;
                 };
-                let put = event.event_type() == EventType::Put;
+                let put = event.r#type() == EventType::Put;
                 if let Some(addr) = rest.strip_prefix("members/") {
                     if put {
                         next.members.insert(addr.to_string());
-                        cluster.set_admin(addr, &String::from_utf8_lossy(kv.value()));
+                        cluster.set_admin(addr, &String::from_utf8_lossy(&kv.value));
                     } else {
                         next.members.remove(addr);
                     }
@@ -300,13 +290,12 @@ async fn follow(
                         next.leaving.remove(addr);
                     }
                 } else if rest.starts_with("lost/") && put {
-                    add_lost_record(cluster, kv.value());
+                    add_lost_record(cluster, &kv.value);
                 }
             }
             apply(registration, cluster, members, next);
         }
     }
-    Err("the watch stream ended".into())
 }
 
 /// Moves from `members` to `next`: a new view if the members changed, and
@@ -358,9 +347,9 @@ fn record_lost(registration: &Registration, range: &LostRange) {
         return;
     };
     let key = registration.key("lost", &format!("{:020}-{}", range.epoch, range.node));
-    let mut client = registration.client.clone();
+    let client = registration.client.clone();
     tokio::spawn(async move {
-        if let Err(e) = client.put(key, value, None).await {
+        if let Err(e) = client.put(key, value, 0).await {
             tracing::warn!("cannot record a lost range in etcd: {e}");
         }
     });
@@ -375,18 +364,22 @@ async fn drain_when_asked(
     node: Arc<NodeState>,
 ) {
     cluster.drain_requested().await;
-    let mut client = registration.client.clone();
-    let txn = Txn::new().and_then(vec![
-        TxnOp::delete(registration.key("members", &registration.me), None),
-        TxnOp::put(
-            registration.key("leaving", &registration.me),
-            registration.me.clone(),
-            Some(PutOptions::new().with_lease(registration.lease())),
-        ),
-    ]);
+    let client = &registration.client;
+    let leave = || {
+        vec![
+            Op::Delete {
+                key: registration.key("members", &registration.me),
+            },
+            Op::Put {
+                key: registration.key("leaving", &registration.me),
+                value: registration.me.clone().into_bytes(),
+                lease: registration.lease(),
+            },
+        ]
+    };
     let epoch = loop {
-        match client.txn(txn.clone()).await {
-            Ok(reply) => break reply.header().map_or(0, |h| h.revision()) as u64,
+        match client.txn(leave()).await {
+            Ok(revision) => break revision as u64,
             Err(e) => {
                 tracing::warn!("cannot leave the view yet (etcd): {e}");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -398,9 +391,9 @@ async fn drain_when_asked(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = client
-        .delete(registration.key("leaving", &registration.me), None)
+        .delete(registration.key("leaving", &registration.me))
         .await;
-    let _ = client.lease_revoke(registration.lease()).await;
+    let _ = client.revoke(registration.lease()).await;
     tracing::info!(epoch, "drained: every object handed off");
     cluster.set_drained();
     node.stop();

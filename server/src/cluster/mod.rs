@@ -1,7 +1,8 @@
 //! The cluster: many nodes, one object space.
 //!
 //! * `membership.rs` keeps this node in etcd (a key under a lease, kept alive)
-//!   and turns etcd's changes into views, in etcd's order;
+//!   and turns etcd's changes into views, in etcd's order, through the small
+//!   etcd client in `etcd/` (feature `cluster`);
 //! * `settle.rs` is the order in which a node walks through those views and
 //!   what it may do with a missing object meanwhile;
 //! * `handoff.rs` moves objects, their remembered replies and their parked
@@ -9,14 +10,20 @@
 //! * `local.rs` is this node's part, and this file what the apply step asks:
 //!   does this node own the object, may it create it, must the call wait.
 //!
-//! A node started without `--etcd` has no cluster and behaves as before.
+//! A node started without `--etcd` has no cluster and behaves as before. A
+//! node built without the `cluster` feature has no etcd client and cannot
+//! join one: the rest of this module is what every node answers with.
 
+#[cfg(feature = "cluster")]
+mod etcd;
 mod handoff;
 pub mod local;
+#[cfg(feature = "cluster")]
 mod membership;
 mod settle;
 
 pub use handoff::adopt;
+#[cfg(feature = "cluster")]
 pub use membership::start;
 
 use crate::objects::ObjectCell;

@@ -21,6 +21,9 @@
 //!
 //! This module is the bookkeeping only (no I/O), so it is tested alone.
 
+// Built into every node, driven only by membership on etcd (feature "cluster").
+#![cfg_attr(not(feature = "cluster"), allow(dead_code))]
+
 use crucial::__private::placement::{Placement, View};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;

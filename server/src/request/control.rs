@@ -105,7 +105,12 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
         Request::Ping => encode(&()),
         Request::WorkflowStats => encode(&node.lambdas.metrics.stats()),
         Request::View => encode(&node.cluster.get().map(|cluster| cluster.view())),
-        Request::Adopt(adopt) => cluster::adopt(node, adopt).await,
+        // Objects are handed only to members of a cluster (a node on its own
+        // has no peers, so an `Adopt` can only be forged).
+        Request::Adopt(adopt) if node.cluster.get().is_some() => cluster::adopt(node, adopt).await,
+        Request::Adopt(_) => Err(RemoteError::Protocol {
+            reason: "a handoff to a node that is not in a cluster".into(),
+        }),
         Request::HandoffDone { from, epoch, kept } => match node.cluster.get() {
             Some(cluster) => {
                 cluster.done(from, epoch, kept);

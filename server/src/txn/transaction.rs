@@ -147,6 +147,7 @@ impl Store {
         all
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Takes every object of `application` out of the store, with its
     /// entries (its owner is another node now). No workflow of the
     /// application may run meanwhile (the cluster holds them back).

@@ -1,5 +1,5 @@
 //! A real etcd and cluster nodes for the cluster tests: etcd from Debian's
-//! `etcd-server` (installed by `.ci/run`) on free loopback ports, nodes as
+//! `etcd-server` (`cargo xtask test` installs it) on free loopback ports, nodes as
 //! `fixture-node` processes that join it.
 
 use super::{example_binary, DataDir, RawConnection, ServerProcess};
@@ -52,7 +52,12 @@ impl Etcd {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start etcd (Debian's etcd-server; .ci/run installs it)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start etcd ({e}): the cluster tests need it on PATH; \
+                     `cargo xtask test` installs it, or `sudo apt-get install etcd-server`"
+                )
+            });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(self.endpoint()).is_err() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bank;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod fixtures;
 pub mod shaped;
@@ -164,8 +165,10 @@ pub fn fixture_command(example: &str, args: &[&str]) -> Command {
     command
 }
 
-/// The path of an example binary of this package, built on first use when a
-/// test runs alone (`cargo test` builds examples, `cargo test --test x` does not).
+/// The path of an example binary of this package, built with this test's
+/// features on first use in this process: `cargo test --test x` builds no
+/// examples, and one left by a build with other features (say, without
+/// `cluster`) would be stale. A build that is fresh costs a no-op `cargo build`.
 pub fn example_binary(name: &str) -> std::path::PathBuf {
     // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
@@ -174,11 +177,21 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
     let path = profile_dir.join("examples").join(name);
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "crucial-server", "--example", name]);
+        build.args([
+            "build",
+            "--quiet",
+            "-p",
+            "crucial-server",
+            "--example",
+            name,
+        ]);
+        if cfg!(feature = "cluster") {
+            build.args(["--features", "cluster"]);
+        }
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
@@ -186,6 +199,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
             build.status().expect("run cargo").success(),
             "building example {name} failed"
         );
+        built.push(name.to_string());
     }
     path
 }

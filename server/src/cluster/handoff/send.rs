@@ -1,23 +1,13 @@
-//! Moving objects between nodes: the sender's step through a view, and the
-//! receiver's adoption.
-//!
-//! To step to a view, a node takes out every object it holds and does not own
-//! in that view (each marked moved under its lock, so a call that already found
-//! it is redirected), answers the calls parked on them with a redirect (their
-//! clients re-send them, with the same ids, to the new owner, where they park
-//! again: blocking methods are idempotent by their tickets), and sends the
-//! objects in batches to their new owners with the node's remembered replies.
-//! Once every batch is acknowledged (stored, and on disk for persistent
-//! objects) it tells every member it is done with the view.
+//! The sender: steps through views, hands off what this node no longer owns.
 
-use super::local::Cluster;
-use crate::objects::{deliver, ObjectCell, Persist, Poison};
+use super::LambdaObjects;
+use crate::cluster::local::Cluster;
+use crate::objects::{deliver, ObjectCell, Persist};
 use crate::request::call::durable;
 use crate::state::NodeState;
-use crucial::__private::codec;
 use crucial::__private::peer::Peer;
 use crucial::__private::placement::{Placement, LAMBDA_HOME};
-use crucial::__private::wire::{Adopt, MovedEntries, MovedObject, MovedReply, Outcome, Request};
+use crucial::__private::wire::{Adopt, MovedEntries, MovedObject, MovedReply, Request};
 use crucial::RemoteError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -31,7 +21,11 @@ const BATCH_BYTES: usize = 2 << 20;
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The handoff thread: steps through views as they come and settle.
-pub(super) fn spawn(node: Weak<NodeState>, cluster: Arc<Cluster>, rt: tokio::runtime::Handle) {
+pub(in crate::cluster) fn spawn(
+    node: Weak<NodeState>,
+    cluster: Arc<Cluster>,
+    rt: tokio::runtime::Handle,
+) {
     let spawned = std::thread::Builder::new()
         .name("crucial-handoff".into())
         .spawn(move || {
@@ -95,9 +89,6 @@ struct Peers {
     /// back here meanwhile: their workflows wait).
     owed_apps: BTreeMap<String, Vec<(String, LambdaObjects)>>,
 }
-
-/// An application's lambda objects with their entries.
-type LambdaObjects = crate::txn::ObjectEntries;
 
 /// Longest a move waits for an application's running workflows to end.
 const QUIESCE_FOR: Duration = Duration::from_secs(30);
@@ -498,95 +489,4 @@ fn forget_on_disk(node: &NodeState, objects: &[Leaving], rt: &tokio::runtime::Ha
             tracing::warn!(key = %leaving.cell.key, "a moved object stays on disk: {e}");
         }
     }
-}
-
-/// `Adopt`: takes over objects another node hands off. Remembered replies go
-/// in first, so a retried call never finds its object without its reply.
-/// An object this node already holds is kept (a copy restored from an old
-/// disk is older than the one in use).
-pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
-    for reply in adopt.replies {
-        node.dedup.adopt(reply.client, reply.request, reply.outcome);
-    }
-    let mut count = 0;
-    for object in adopt.objects {
-        let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
-            RemoteError::UnknownType {
-                type_name: object.type_name.to_string(),
-                node: String::new(),
-            }
-        })?;
-        let value =
-            (entry.decode_state)(object.state).map_err(|reason| RemoteError::BadArguments {
-                type_name: entry.name.to_string(),
-                method: "<moved state>".into(),
-                reason,
-            })?;
-        let Some(cell) = node.table.create(entry, object.key, value) else {
-            tracing::warn!(
-                key = object.key,
-                from = adopt.from,
-                "kept the copy already here"
-            );
-            continue;
-        };
-        count += 1;
-        if let Some((method, message)) = object.poison {
-            cell.lock().poison = Some(Poison { method, message });
-        }
-        if let (Some(storage), true) = (&node.storage, entry.persistent) {
-            let persist = Persist {
-                storage,
-                residency: &node.table.residency,
-                reply_to: None,
-            };
-            durable(node, persist.save_created(&cell))
-                .await
-                .map_err(|reason| RemoteError::NotDurable {
-                    type_name: entry.name.to_string(),
-                    key: object.key.to_string(),
-                    method: "<moved state>".into(),
-                    reason,
-                })?;
-        }
-    }
-    if !adopt.lambda.is_empty() {
-        let objects: LambdaObjects = adopt
-            .lambda
-            .into_iter()
-            .map(|moved| {
-                let entries = moved
-                    .entries
-                    .into_iter()
-                    .map(|(k, v)| (k.into_vec(), bytes::Bytes::from(v.into_vec())))
-                    .collect();
-                (moved.object, entries)
-            })
-            .collect();
-        count += objects.len();
-        if let Some(storage) = &node.storage {
-            let writes = objects.iter().flat_map(|(id, entries)| {
-                entries
-                    .iter()
-                    .map(move |(k, v)| (id, k.as_slice(), Some(v.as_ref())))
-            });
-            let ticket = storage.save_entries(writes, None).ticket;
-            durable(node, ticket)
-                .await
-                .map_err(|reason| RemoteError::NotDurable {
-                    type_name: "<lambda objects>".into(),
-                    key: adopt.from.to_string(),
-                    method: "<moved entries>".into(),
-                    reason,
-                })?;
-        }
-        node.lambdas.store.put_objects(objects);
-    }
-    node.metrics.moved_in(count);
-    if let Some(cluster) = node.cluster.get() {
-        cluster.objects_arrived();
-    }
-    codec::encode(&()).map_err(|e| RemoteError::Protocol {
-        reason: e.to_string(),
-    })
 }
