@@ -363,11 +363,25 @@ pub enum RemoteError {
         /// The first view without it.
         epoch: u64,
     },
+    /// One of the node's limits was reached (`limit` names its flag, e.g.
+    /// `--max-connections`): `detail` says what was refused and whether
+    /// anything was applied. Limits keep one client from taking the memory,
+    /// descriptors or time the others need; the guide's *Limits* table lists
+    /// them.
+    #[error("{detail} (the node's limit {limit} = {value})")]
+    Limit {
+        /// The flag that sets the limit.
+        limit: String,
+        /// Its value on the node.
+        value: u64,
+        /// What was refused, and what was applied.
+        detail: String,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 25] = [
+    pub const KINDS: [&'static str; 26] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -393,6 +407,7 @@ impl RemoteError {
         "NotOwner",
         "Moving",
         "Lost",
+        "Limit",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -434,6 +449,7 @@ impl RemoteError {
             RemoteError::NotOwner { .. } => 22,
             RemoteError::Moving { .. } => 23,
             RemoteError::Lost { .. } => 24,
+            RemoteError::Limit { .. } => 25,
         }
     }
 }
@@ -554,6 +570,11 @@ mod tests {
                 key: s(),
                 lost_node: s(),
                 epoch: 0,
+            },
+            RemoteError::Limit {
+                limit: s(),
+                value: 0,
+                detail: s(),
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

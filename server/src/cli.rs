@@ -36,6 +36,44 @@ pub struct Args {
     /// Close a connection whose client stays stuck past the backlog bound this long (seconds).
     #[arg(long, default_value_t = 30.0)]
     pub stall_timeout: f64,
+    /// Unsent replies and partly received requests of all connections
+    /// together (bytes; k, M, G accepted); past it the connection holding the
+    /// most is closed.
+    #[arg(long, env = "CRUCIAL_MAX_CLIENT_MEMORY", default_value = "512M", value_parser = parse_bytes)]
+    pub max_client_memory: usize,
+    /// Client connections at once (default: 3/4 of the descriptor limit, at
+    /// most 10 000); past it new ones get a `Limit` error and are closed.
+    #[arg(long, env = "CRUCIAL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a new connection has to say `Hello`.
+    #[arg(long, default_value_t = 10.0)]
+    pub handshake_timeout: f64,
+    /// Seconds without a request after which a connection with nothing in
+    /// flight, parked or unsent is closed (0: never).
+    #[arg(long, env = "CRUCIAL_IDLE_TIMEOUT", default_value_t = 300.0)]
+    pub idle_timeout: f64,
+    /// Seconds a request frame may take to arrive once it started.
+    #[arg(long, default_value_t = 60.0)]
+    pub frame_timeout: f64,
+    /// Calls parked (blocking methods waiting) for one connection at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_parked_per_connection: usize,
+    /// Calls parked on the node at once.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_parked: usize,
+    /// Bytes of remembered replies (dedup of retries), all clients together.
+    #[arg(long, default_value = "128M", value_parser = parse_bytes)]
+    pub dedup_memory: usize,
+    /// Bytes of remembered replies of one client.
+    #[arg(long, default_value = "4M", value_parser = parse_bytes)]
+    pub dedup_client_memory: usize,
+    /// Largest reply remembered for a retry; a retry of a call with a larger
+    /// reply gets a `Limit` error (the call is not run twice).
+    #[arg(long, default_value = "64k", value_parser = parse_bytes)]
+    pub dedup_max_reply: usize,
+    /// Seconds after which a client not seen is forgotten by the dedup table.
+    #[arg(long, default_value_t = 600.0)]
+    pub dedup_forget_after: f64,
     /// Keep persistent objects (and the replies deduplicating their calls) in
     /// this directory, and recover them from it at start. Without it,
     /// everything lives in memory and is lost with the node.
@@ -111,7 +149,21 @@ impl Args {
             dedup_window: self.dedup_window,
             metrics: self.metrics.clone(),
             max_backlog: self.max_backlog,
-            stall_timeout: std::time::Duration::from_secs_f64(self.stall_timeout.max(0.001)),
+            stall_timeout: seconds(self.stall_timeout),
+            max_client_memory: self.max_client_memory,
+            max_connections: self
+                .max_connections
+                .unwrap_or(defaults.max_connections)
+                .max(1),
+            handshake_timeout: seconds(self.handshake_timeout),
+            idle_timeout: std::time::Duration::from_secs_f64(self.idle_timeout.max(0.0)),
+            frame_timeout: seconds(self.frame_timeout),
+            max_parked_per_connection: self.max_parked_per_connection,
+            max_parked: self.max_parked,
+            dedup_memory: self.dedup_memory,
+            dedup_client_memory: self.dedup_client_memory,
+            dedup_max_reply: self.dedup_max_reply,
+            dedup_forget_after: seconds(self.dedup_forget_after),
             data_dir: self.data_dir.clone(),
             durability: self.durability,
             memory_limit: self.memory_limit,
@@ -131,6 +183,11 @@ impl Args {
             ..defaults
         }
     }
+}
+
+/// A duration in seconds from a flag (at least a millisecond).
+fn seconds(value: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(value.max(0.001))
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -283,6 +340,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) {
         }
         return;
     }
+    // A server binary may use every descriptor it is allowed (the default
+    // --max-connections follows the limit, so raise it first).
+    crate::config::raise_descriptor_limit();
     let config = args.config();
     let result = crate::node::run_until(
         config.clone(),

@@ -54,6 +54,37 @@ pub struct NodeConfig {
     pub max_backlog: usize,
     /// A connection stuck past the backlog bound this long is closed.
     pub stall_timeout: Duration,
+    /// Unsent reply bytes and partly received request bytes of all
+    /// connections together; past it, the connection holding the most is
+    /// closed (a client that reads nothing cannot take the node's memory).
+    pub max_client_memory: usize,
+    /// Client connections served at once; past it a new connection is
+    /// answered with a `Limit` error and closed. Default: three quarters of
+    /// the process's descriptor limit, at most 10 000, so the store and the
+    /// other listeners always have descriptors left.
+    pub max_connections: usize,
+    /// A connection that has not said `Hello` this long after it opened is closed.
+    pub handshake_timeout: Duration,
+    /// A connection with nothing in flight, nothing parked and nothing to
+    /// send is closed after this long without a request (zero: never). Its
+    /// client reconnects on its next call.
+    pub idle_timeout: Duration,
+    /// A request frame that started arriving must be whole this long after.
+    pub frame_timeout: Duration,
+    /// Calls parked (blocking methods waiting) for one connection at once.
+    pub max_parked_per_connection: usize,
+    /// Calls parked on the whole node at once.
+    pub max_parked: usize,
+    /// Bytes of remembered replies (the dedup table), all clients together;
+    /// past it the least recently seen clients are forgotten.
+    pub dedup_memory: usize,
+    /// Bytes of remembered replies of one client; past it its oldest are forgotten.
+    pub dedup_client_memory: usize,
+    /// A reply larger than this is not remembered: a retry of its call is
+    /// answered with a `Limit` error instead (the call is not run twice).
+    pub dedup_max_reply: usize,
+    /// A client not seen this long is forgotten by the dedup table.
+    pub dedup_forget_after: Duration,
     /// How long a clean stop waits for in-flight calls and unwritten replies.
     pub shutdown_grace: Duration,
     /// Where persistent objects and their remembered replies are kept; none:
@@ -106,6 +137,17 @@ impl Default for NodeConfig {
             metrics: None,
             max_backlog: 4 << 20,
             stall_timeout: Duration::from_secs(30),
+            max_client_memory: 512 << 20,
+            max_connections: default_max_connections(),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(60),
+            max_parked_per_connection: 10_000,
+            max_parked: 1_000_000,
+            dedup_memory: 128 << 20,
+            dedup_client_memory: 4 << 20,
+            dedup_max_reply: 64 << 10,
+            dedup_forget_after: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(5),
             data_dir: std::env::var_os("CRUCIAL_DATA_DIR")
                 .filter(|d| !d.is_empty())
@@ -132,3 +174,56 @@ impl Default for NodeConfig {
         }
     }
 }
+
+/// Descriptors kept for everything but client connections: the store's files,
+/// the metrics and admin listeners, etcd and the other nodes.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Three quarters of the descriptor limit (leaving at least
+/// [`RESERVED_DESCRIPTORS`]), at most 10 000.
+fn default_max_connections() -> usize {
+    let limit = descriptor_limit().unwrap_or(1024);
+    let spare = (limit / 4).max(RESERVED_DESCRIPTORS);
+    limit.saturating_sub(spare).clamp(1, 10_000) as usize
+}
+
+/// The process's soft limit of open descriptors (`ulimit -n`).
+#[cfg(unix)]
+pub fn descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
+    ok.then_some(limit.rlim_cur as u64)
+}
+
+/// No descriptor limit is known off Unix.
+#[cfg(not(unix))]
+pub fn descriptor_limit() -> Option<u64> {
+    None
+}
+
+/// Raises the soft descriptor limit to the hard one (what a server binary
+/// does at start; an embedded node leaves its host process alone).
+#[cfg(unix)]
+pub fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Nothing to raise off Unix.
+#[cfg(not(unix))]
+pub fn raise_descriptor_limit() {}

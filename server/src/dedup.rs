@@ -21,11 +21,62 @@
 //! - the least recently seen client is found with a queue of `(client, time
 //!   seen)` checked lazily (a client seen again since it was queued is queued
 //!   again), not by scanning every client.
+//!
+//! Memory is bounded in bytes as well as in entries ([`DedupLimits`]): a
+//! client's replies beyond its share, and the least recently seen clients
+//! beyond the table's, are forgotten; a reply larger than `max_reply` is
+//! remembered only as its size, so a retry of its call is told the call ran
+//! (and is not run again) instead of getting the reply; and clients not seen
+//! for `forget_after` are forgotten by [`Dedup::forget_idle`], which the node
+//! calls every second.
 
 use crucial::__private::wire::Outcome;
+use crucial::RemoteError;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
+
+/// What an entry costs beyond its reply's bytes (ids, queues, the enum).
+const ENTRY_OVERHEAD: usize = 48;
+
+/// The byte bounds of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct DedupLimits {
+    /// Bytes of remembered replies, all clients together (`--dedup-memory`).
+    pub memory: usize,
+    /// Bytes of one client's remembered replies (`--dedup-client-memory`).
+    pub client_memory: usize,
+    /// Larger replies are remembered by size only (`--dedup-max-reply`).
+    pub max_reply: usize,
+    /// Clients not seen this long are forgotten (`--dedup-forget-after`).
+    pub forget_after: Duration,
+}
+
+impl Default for DedupLimits {
+    fn default() -> Self {
+        DedupLimits {
+            memory: 128 << 20,
+            client_memory: 4 << 20,
+            max_reply: 64 << 10,
+            forget_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The table's size now, for the metrics page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DedupGauges {
+    /// Bytes of remembered replies (with their overhead).
+    pub bytes: u64,
+    /// Clients remembered.
+    pub clients: u64,
+    /// Replies too large to remember, since start.
+    pub unremembered: u64,
+    /// Clients forgotten because they were not seen for `forget_after`.
+    pub forgotten_idle: u64,
+}
 
 /// Number of independently locked parts of a large table.
 const SHARDS: usize = 32;
@@ -50,6 +101,13 @@ enum Entry {
     /// Answered; `true` if the reply is also on disk (a call on a persistent
     /// object), so forgetting it must delete it there too.
     Done(Outcome, bool),
+    /// Answered with a reply of `size` bytes, too large to remember; `true`
+    /// if the reply is on disk.
+    Unremembered {
+        size: usize,
+        limit: usize,
+        stored: bool,
+    },
 }
 
 impl Entry {
@@ -64,18 +122,51 @@ impl Entry {
                 false
             }
             Entry::Running(None) => false,
-            Entry::Done(_, stored) => stored,
+            Entry::Done(_, stored) | Entry::Unremembered { stored, .. } => stored,
         }
     }
 
     /// What a request that finds this entry does.
-    fn begin(&mut self) -> Begin {
+    fn begin(&mut self, request: u64) -> Begin {
         match self {
             Entry::Done(outcome, _) => Begin::Done(outcome.clone()),
+            Entry::Unremembered { size, limit, .. } => {
+                Begin::Done(Err(unremembered(request, *size, *limit)))
+            }
             Entry::Running(notify) => Begin::InFlight(Arc::clone(
                 notify.get_or_insert_with(|| Arc::new(Notify::new())),
             )),
         }
+    }
+
+    /// The bytes it takes (a running entry is counted once answered).
+    fn cost(&self) -> usize {
+        match self {
+            Entry::Running(_) => 0,
+            Entry::Done(outcome, _) => ENTRY_OVERHEAD + outcome_bytes(outcome),
+            Entry::Unremembered { .. } => ENTRY_OVERHEAD,
+        }
+    }
+}
+
+/// A reply's bytes (an error's message, roughly).
+fn outcome_bytes(outcome: &Outcome) -> usize {
+    match outcome {
+        Ok(reply) => reply.len(),
+        Err(_) => 64,
+    }
+}
+
+/// What a retry of a call whose reply was too large to remember is told.
+fn unremembered(request: u64, size: usize, limit: usize) -> RemoteError {
+    RemoteError::Limit {
+        limit: "--dedup-max-reply".into(),
+        value: limit as u64,
+        detail: format!(
+            "request {request} was retried: it ran before and is not run again, but its reply \
+             ({size} bytes) was too large to remember for a retry; read the object to see its \
+             effect"
+        ),
     }
 }
 
@@ -85,6 +176,10 @@ struct Window {
     ids: VecDeque<u64>,
     entries: VecDeque<Entry>,
     last_seen: u64,
+    /// When it was last seen, in the table's coarse seconds.
+    seen_at: u64,
+    /// The entries' [`Entry::cost`], summed.
+    bytes: usize,
 }
 
 /// How many of the newest ids are scanned before a binary search: the
@@ -92,11 +187,13 @@ struct Window {
 const SCAN_NEWEST: usize = 32;
 
 impl Window {
-    fn new(now: u64) -> Window {
+    fn new(now: u64, seen_at: u64) -> Window {
         Window {
             ids: VecDeque::new(),
             entries: VecDeque::new(),
             last_seen: now,
+            seen_at,
+            bytes: 0,
         }
     }
 
@@ -124,10 +221,32 @@ impl Window {
         self.entries.insert(at, Entry::Running(None));
     }
 
-    /// Forgets one entry; returns its request id if its reply was on disk.
-    fn remove(&mut self, at: usize) -> Option<u64> {
-        let id = self.ids.remove(at)?;
-        self.entries.remove(at)?.forget().then_some(id)
+    /// Forgets one entry: its bytes (to take off the shard's) and its request
+    /// id if its reply was on disk.
+    fn remove(&mut self, at: usize) -> (usize, Option<u64>) {
+        let (Some(id), Some(entry)) = (self.ids.remove(at), self.entries.remove(at)) else {
+            return (0, None);
+        };
+        let cost = entry.cost();
+        self.bytes -= cost;
+        (cost, entry.forget().then_some(id))
+    }
+
+    /// Forgets the oldest answered entries until the window is within
+    /// `budget` bytes (running ones stay: a retry of them waits for them).
+    fn shrink_to(&mut self, budget: usize, client: u64, stored: &mut Vec<(u64, u64)>) -> usize {
+        let mut freed = 0;
+        let mut at = 0;
+        while self.bytes > budget && at < self.entries.len() {
+            if matches!(self.entries[at], Entry::Running(_)) {
+                at += 1;
+                continue;
+            }
+            let (cost, on_disk) = self.remove(at);
+            freed += cost;
+            stored.extend(on_disk.map(|id| (client, id)));
+        }
+        freed
     }
 
     /// Forgets every entry; pushes those whose reply was on disk.
@@ -147,11 +266,13 @@ struct Shard {
     /// `(client, time seen)` in the order clients were (re)queued.
     seen: VecDeque<(u64, u64)>,
     clock: u64,
+    /// The windows' bytes, summed.
+    bytes: usize,
 }
 
 impl Shard {
-    /// Forgets the least recently seen client.
-    fn forget_one(&mut self, stored: &mut Vec<(u64, u64)>) {
+    /// Forgets the least recently seen client; its bytes (`None`: no client).
+    fn forget_one(&mut self, stored: &mut Vec<(u64, u64)>) -> Option<usize> {
         while let Some((client, stamp)) = self.seen.pop_front() {
             let Some(window) = self.by_id.get(&client) else {
                 continue;
@@ -161,11 +282,18 @@ impl Shard {
                 self.seen.push_back((client, window.last_seen));
                 continue;
             }
-            if let Some(forgotten) = self.by_id.remove(&client) {
-                forgotten.forget_all(client, stored);
-            }
-            return;
+            return self.forget_client(client, stored);
         }
+        None
+    }
+
+    /// Forgets one client; its bytes (`None`: it was not here).
+    fn forget_client(&mut self, client: u64, stored: &mut Vec<(u64, u64)>) -> Option<usize> {
+        let forgotten = self.by_id.remove(&client)?;
+        let bytes = forgotten.bytes;
+        self.bytes -= bytes;
+        forgotten.forget_all(client, stored);
+        Some(bytes)
     }
 }
 
@@ -174,11 +302,26 @@ pub struct Dedup {
     shards: Box<[Mutex<Shard>]>,
     window: usize,
     clients_per_shard: usize,
+    limits: DedupLimits,
+    /// The byte budget of each shard (`limits.memory` shared out).
+    shard_memory: usize,
+    /// Bytes of every shard, summed (for the metrics page).
+    bytes: AtomicUsize,
+    clients: AtomicUsize,
+    unremembered: AtomicU64,
+    forgotten_idle: AtomicU64,
+    /// Seconds since the table was made, advanced by [`Dedup::forget_idle`]:
+    /// a clock that costs one load on the call path.
+    coarse_now: AtomicU64,
+    started: std::time::Instant,
+    /// Replies on disk forgotten where nobody could delete them yet.
+    on_disk: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Dedup {
-    /// A table remembering `window` replies for each of at most `max_clients` clients.
-    pub fn new(window: usize, max_clients: usize) -> Dedup {
+    /// A table remembering `window` replies for each of at most `max_clients`
+    /// clients, within the byte `limits`.
+    pub fn new(window: usize, max_clients: usize, limits: DedupLimits) -> Dedup {
         let max_clients = max_clients.max(1);
         let shards = if max_clients < SHARD_FROM_CLIENTS {
             1
@@ -189,7 +332,75 @@ impl Dedup {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             window: window.max(1),
             clients_per_shard: max_clients.div_ceil(shards),
+            limits,
+            shard_memory: (limits.memory / shards).max(1),
+            bytes: AtomicUsize::new(0),
+            clients: AtomicUsize::new(0),
+            unremembered: AtomicU64::new(0),
+            forgotten_idle: AtomicU64::new(0),
+            coarse_now: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            on_disk: Mutex::default(),
         }
+    }
+
+    /// The table's size now.
+    pub fn gauges(&self) -> DedupGauges {
+        DedupGauges {
+            bytes: self.bytes.load(Ordering::Relaxed) as u64,
+            clients: self.clients.load(Ordering::Relaxed) as u64,
+            unremembered: self.unremembered.load(Ordering::Relaxed),
+            forgotten_idle: self.forgotten_idle.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forgets the clients not seen for `forget_after`; returns the
+    /// `(client, request)` of their replies that were on disk, for the caller
+    /// to delete there. The node calls it every second.
+    pub fn forget_idle(&self) -> Vec<(u64, u64)> {
+        let now = self.started.elapsed().as_secs();
+        self.coarse_now.store(now, Ordering::Relaxed);
+        let horizon = self.limits.forget_after.as_secs().max(1);
+        let mut stored = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let idle: Vec<u64> = shard
+                .by_id
+                .iter()
+                .filter(|(_, w)| now.saturating_sub(w.seen_at) >= horizon)
+                .filter(|(_, w)| !w.entries.iter().any(|e| matches!(e, Entry::Running(_))))
+                .map(|(client, _)| *client)
+                .collect();
+            for client in idle {
+                if let Some(freed) = shard.forget_client(client, &mut stored) {
+                    self.client_forgotten(freed);
+                    self.forgotten_idle.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        stored.append(&mut self.lock_on_disk());
+        stored
+    }
+
+    fn freed(&self, bytes: usize) {
+        if bytes > 0 {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+
+    fn client_forgotten(&self, bytes: usize) {
+        self.freed(bytes);
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Replies on disk forgotten by [`Dedup::finish`] (which has no place to
+    /// return them): deleted from disk with the next [`Dedup::forget_idle`].
+    fn on_disk_forgotten(&self, mut forgotten: Vec<(u64, u64)>) {
+        self.lock_on_disk().append(&mut forgotten);
+    }
+
+    fn lock_on_disk(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
+        self.on_disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn shard(&self, client: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -214,32 +425,40 @@ impl Dedup {
         request: u64,
         forgotten: &mut Vec<(u64, u64)>,
     ) -> Begin {
+        let seen_at = self.coarse_now.load(Ordering::Relaxed);
         let mut shard = self.shard(client);
         shard.clock += 1;
         let now = shard.clock;
         if !shard.by_id.contains_key(&client) {
             if shard.by_id.len() >= self.clients_per_shard {
-                shard.forget_one(forgotten);
+                if let Some(freed) = shard.forget_one(forgotten) {
+                    self.client_forgotten(freed);
+                }
             }
             shard.seen.push_back((client, now));
+            self.clients.fetch_add(1, Ordering::Relaxed);
         }
         let window = shard
             .by_id
             .entry(client)
-            .or_insert_with(|| Window::new(now));
+            .or_insert_with(|| Window::new(now, seen_at));
         window.last_seen = now;
+        window.seen_at = seen_at;
         let at = match window.find(request) {
-            Ok(at) => return window.entries[at].begin(),
+            Ok(at) => return window.entries[at].begin(request),
             Err(at) => at,
         };
         window.insert(at, request);
+        let mut freed = 0;
         while window.ids.len() > self.window {
             // The smallest id goes, unless it is the request just registered
             // (older than the whole window): that one is tracked while it runs.
-            if let Some(id) = window.remove(usize::from(at == 0)) {
-                forgotten.push((client, id));
-            }
+            let (cost, on_disk) = window.remove(usize::from(at == 0));
+            freed += cost;
+            forgotten.extend(on_disk.map(|id| (client, id)));
         }
+        shard.bytes -= freed;
+        self.freed(freed);
         Begin::Fresh
     }
 
@@ -251,7 +470,7 @@ impl Dedup {
             .get_mut(&client)
             .and_then(|w| w.get_mut(request))
         {
-            Some(entry) => entry.begin(),
+            Some(entry) => entry.begin(request),
             None => Begin::Fresh,
         }
     }
@@ -275,26 +494,32 @@ impl Dedup {
     /// woken to ask again.
     pub fn abandon(&self, client: u64, request: u64) {
         let mut shard = self.shard(client);
+        let mut freed = 0;
         if let Some(window) = shard.by_id.get_mut(&client) {
             if let Ok(at) = window.find(request) {
-                if let (Some(_), Some(entry)) = (window.ids.remove(at), window.entries.remove(at)) {
-                    entry.forget();
-                }
+                freed = window.remove(at).0;
             }
         }
+        shard.bytes -= freed;
+        self.freed(freed);
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Every remembered reply, `(client, request, reply)`: what a node hands
     /// to the new owners of its objects with them.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn snapshot(&self) -> Vec<(u64, u64, Outcome)> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             for (client, window) in &shard.by_id {
                 for (id, entry) in window.ids.iter().zip(&window.entries) {
-                    if let Entry::Done(outcome, _) = entry {
-                        all.push((*client, *id, outcome.clone()));
+                    match entry {
+                        Entry::Done(outcome, _) => all.push((*client, *id, outcome.clone())),
+                        // The new owner remembers that it ran (as the error a retry gets).
+                        Entry::Unremembered { size, limit, .. } => {
+                            all.push((*client, *id, Err(unremembered(*id, *size, *limit))))
+                        }
+                        Entry::Running(_) => {}
                     }
                 }
             }
@@ -313,18 +538,48 @@ impl Dedup {
     /// Records the reply of a request registered with [`Dedup::begin_forgetting`];
     /// `stored`: the reply is on disk too.
     pub fn finish(&self, client: u64, request: u64, outcome: &Outcome, stored: bool) {
+        let size = outcome_bytes(outcome);
+        let done = if size > self.limits.max_reply {
+            self.unremembered.fetch_add(1, Ordering::Relaxed);
+            Entry::Unremembered {
+                size,
+                limit: self.limits.max_reply,
+                stored,
+            }
+        } else {
+            Entry::Done(outcome.clone(), stored)
+        };
+        let mut on_disk = Vec::new();
         let mut shard = self.shard(client);
-        let Some(entry) = shard
-            .by_id
-            .get_mut(&client)
-            .and_then(|w| w.get_mut(request))
-        else {
+        let Some(window) = shard.by_id.get_mut(&client) else {
             return;
         };
-        if let Entry::Running(Some(notify)) =
-            std::mem::replace(entry, Entry::Done(outcome.clone(), stored))
-        {
+        let Some(entry) = window.get_mut(request) else {
+            return;
+        };
+        let cost = done.cost() as isize - entry.cost() as isize;
+        if let Entry::Running(Some(notify)) = std::mem::replace(entry, done) {
             notify.notify_waiters();
+        }
+        window.bytes = window.bytes.saturating_add_signed(cost);
+        let freed = window.shrink_to(self.limits.client_memory, client, &mut on_disk);
+        shard.bytes = shard.bytes.saturating_add_signed(cost) - freed;
+        if cost > 0 {
+            self.bytes.fetch_add(cost as usize, Ordering::Relaxed);
+        } else {
+            self.freed(cost.unsigned_abs());
+        }
+        self.freed(freed);
+        // Past the table's share: the least recently seen other clients go.
+        while shard.bytes > self.shard_memory && shard.by_id.len() > 1 {
+            match shard.forget_one(&mut on_disk) {
+                Some(freed) => self.client_forgotten(freed),
+                None => break,
+            }
+        }
+        drop(shard);
+        if !on_disk.is_empty() {
+            self.on_disk_forgotten(on_disk);
         }
     }
 }
@@ -335,7 +590,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_request_runs_again_and_a_snapshot_carries_replies() {
-        let dedup = Dedup::new(8, 10);
+        let dedup = Dedup::new(8, 10, DedupLimits::default());
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
         dedup.abandon(1, 1);
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
@@ -343,14 +598,14 @@ mod tests {
         assert!(matches!(dedup.begin(2, 5), Begin::Fresh)); // running: not handed over
         let snapshot = dedup.snapshot();
         assert_eq!(snapshot, vec![(1, 1, Ok(vec![7]))]);
-        let other = Dedup::new(8, 10);
+        let other = Dedup::new(8, 10, DedupLimits::default());
         other.adopt(1, 1, Ok(vec![7]));
         assert!(matches!(other.begin(1, 1), Begin::Done(Ok(v)) if v == [7]));
     }
 
     #[test]
     fn replays_a_finished_request_and_forgets_old_ones() {
-        let dedup = Dedup::new(2, 10);
+        let dedup = Dedup::new(2, 10, DedupLimits::default());
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
         assert!(matches!(dedup.begin(1, 1), Begin::InFlight(_)));
         dedup.finish(1, 1, &Ok(vec![7]), false);
@@ -365,7 +620,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_waiting_for_a_forgotten_request_is_woken() {
-        let dedup = Dedup::new(2, 1);
+        let dedup = Dedup::new(2, 1, DedupLimits::default());
         assert!(matches!(dedup.begin(1, 1), Begin::Fresh));
         let Begin::InFlight(notify) = dedup.begin(1, 1) else {
             panic!("request 1 is running")
@@ -395,7 +650,7 @@ mod tests {
 
     #[test]
     fn forgets_least_recently_seen_client() {
-        let dedup = Dedup::new(4, 2);
+        let dedup = Dedup::new(4, 2, DedupLimits::default());
         let _ = dedup.begin(1, 1);
         dedup.finish(1, 1, &Ok(vec![]), false);
         let _ = dedup.begin(2, 1);
@@ -405,7 +660,7 @@ mod tests {
 
     #[test]
     fn a_client_seen_again_is_not_the_one_forgotten() {
-        let dedup = Dedup::new(4, 2);
+        let dedup = Dedup::new(4, 2, DedupLimits::default());
         let _ = dedup.begin(1, 1);
         let _ = dedup.begin(2, 1);
         dedup.finish(2, 1, &Ok(vec![2]), false);
@@ -417,7 +672,7 @@ mod tests {
 
     #[test]
     fn requests_out_of_order_are_found_and_the_smallest_ids_forgotten() {
-        let dedup = Dedup::new(3, 10);
+        let dedup = Dedup::new(3, 10, DedupLimits::default());
         for id in [5, 2, 9] {
             assert!(matches!(dedup.begin(7, id), Begin::Fresh));
             dedup.finish(7, id, &Ok(vec![id as u8]), false);
@@ -432,7 +687,7 @@ mod tests {
 
     #[test]
     fn a_large_table_keeps_every_client_within_its_limit() {
-        let dedup = Dedup::new(2, 4096);
+        let dedup = Dedup::new(2, 4096, DedupLimits::default());
         for client in 0..4096 {
             let _ = dedup.begin(client, 1);
             dedup.finish(client, 1, &Ok(vec![1]), false);
@@ -456,7 +711,7 @@ mod tests {
 
     #[test]
     fn forgetting_a_reply_on_disk_reports_it_for_deletion() {
-        let dedup = Dedup::new(2, 1);
+        let dedup = Dedup::new(2, 1, DedupLimits::default());
         let mut forgotten = Vec::new();
         let _ = dedup.begin_forgetting(1, 1, &mut forgotten);
         dedup.finish(1, 1, &Ok(vec![]), true);
@@ -469,5 +724,83 @@ mod tests {
         dedup.finish(1, 4, &Ok(vec![]), true);
         let _ = dedup.begin_forgetting(2, 1, &mut forgotten); // client 1 goes, with request 4
         assert_eq!(forgotten, vec![(1, 1), (1, 4)]);
+    }
+
+    fn limits(memory: usize, client_memory: usize, max_reply: usize) -> DedupLimits {
+        DedupLimits {
+            memory,
+            client_memory,
+            max_reply,
+            forget_after: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_reply_too_large_to_remember_is_not_run_again_on_a_retry() {
+        let dedup = Dedup::new(8, 10, limits(1 << 20, 1 << 20, 100));
+        let _ = dedup.begin(1, 1);
+        dedup.finish(1, 1, &Ok(vec![0; 1000]), false);
+        match dedup.begin(1, 1) {
+            Begin::Done(Err(RemoteError::Limit { limit, .. })) => {
+                assert_eq!(limit, "--dedup-max-reply")
+            }
+            _ => panic!("a retry is told the call ran"),
+        }
+        assert_eq!(dedup.gauges().unremembered, 1);
+        assert!(
+            dedup.gauges().bytes < 100,
+            "only the entry's overhead is kept"
+        );
+    }
+
+    #[test]
+    fn a_clients_replies_stay_within_its_share_and_all_within_the_table() {
+        let dedup = Dedup::new(1024, 10, limits(10_000, 4_000, 1_000));
+        for id in 0..100 {
+            let _ = dedup.begin(1, id);
+            dedup.finish(1, id, &Ok(vec![0; 900]), false);
+        }
+        let one = dedup.gauges().bytes;
+        assert!(one <= 4_000, "{one}");
+        assert!(
+            matches!(dedup.begin(1, 99), Begin::Done(Ok(_))),
+            "the newest stay"
+        );
+        assert!(matches!(dedup.begin(1, 0), Begin::Fresh), "the oldest went");
+        for client in 2..10 {
+            for id in 0..10 {
+                let _ = dedup.begin(client, id);
+                dedup.finish(client, id, &Ok(vec![0; 900]), false);
+            }
+        }
+        let all = dedup.gauges();
+        assert!(all.bytes <= 10_000, "{all:?}");
+        assert!(
+            all.clients < 9,
+            "least recently seen clients were forgotten: {all:?}"
+        );
+        assert!(
+            matches!(dedup.peek(9, 9), Begin::Done(Ok(_))),
+            "the newest client stays"
+        );
+    }
+
+    #[test]
+    fn clients_not_seen_for_a_while_are_forgotten_with_their_replies_on_disk() {
+        let dedup = Dedup::new(8, 10, limits(1 << 20, 1 << 20, 1 << 10));
+        let _ = dedup.begin(1, 1);
+        dedup.finish(1, 1, &Ok(vec![1]), true);
+        let _ = dedup.begin(2, 1); // still running: kept
+        assert!(
+            dedup.forget_idle().is_empty(),
+            "seen less than a second ago"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        let on_disk = dedup.forget_idle(); // the clock says 1 s: both were seen at 0
+        assert_eq!(on_disk, vec![(1, 1)]);
+        assert!(matches!(dedup.peek(1, 1), Begin::Fresh));
+        assert!(matches!(dedup.peek(2, 1), Begin::InFlight(_)));
+        assert_eq!(dedup.gauges().clients, 1);
+        assert_eq!(dedup.gauges().bytes, 0);
     }
 }

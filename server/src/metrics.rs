@@ -21,8 +21,33 @@ const BUCKETS_MICROS: [u64; 14] = [
     5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000,
 ];
 
-#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
+/// Why the node closed a client connection (each a limit with its flag).
+#[derive(Debug, Clone, Copy)]
+pub enum Closed {
+    /// Refused at once: `--max-connections` were open.
+    MaxConnections,
+    /// No `Hello` within `--handshake-timeout`.
+    HandshakeTimeout,
+    /// A frame not whole within `--frame-timeout`.
+    FrameTimeout,
+    /// Nothing to do for `--idle-timeout`.
+    IdleTimeout,
+    /// A frame length too absurd to skip (more than 4x `--max-frame-size`).
+    FrameSize,
+}
+
+impl Closed {
+    const ALL: [(Closed, &'static str); 5] = [
+        (Closed::MaxConnections, "max_connections"),
+        (Closed::HandshakeTimeout, "handshake_timeout"),
+        (Closed::FrameTimeout, "frame_timeout"),
+        (Closed::IdleTimeout, "idle_timeout"),
+        (Closed::FrameSize, "frame_size"),
+    ];
+}
+
 /// A few counters read together (the admin plane's status).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the admin plane's (feature "cluster")
 pub struct Counts {
     /// Request frames since start.
     pub requests: u64,
@@ -45,6 +70,8 @@ pub struct Metrics {
     parked_total: AtomicU64,
     parked_now: Arc<AtomicI64>,
     backlog_bytes: AtomicI64,
+    request_buffer_bytes: AtomicI64,
+    closed: [AtomicU64; Closed::ALL.len()],
     paused_total: AtomicU64,
     stalled_total: AtomicU64,
     moved_out_total: AtomicU64,
@@ -81,6 +108,8 @@ impl Metrics {
             parked_total: AtomicU64::new(0),
             parked_now: Arc::default(),
             backlog_bytes: AtomicI64::new(0),
+            request_buffer_bytes: AtomicI64::new(0),
+            closed: Default::default(),
             paused_total: AtomicU64::new(0),
             stalled_total: AtomicU64::new(0),
             moved_out_total: AtomicU64::new(0),
@@ -142,9 +171,26 @@ impl Metrics {
         ParkedGuard(Arc::clone(&self.parked_now))
     }
 
+    /// Blocking calls parked now.
+    pub fn parked_now(&self) -> u64 {
+        self.parked_now.load(Ordering::Relaxed).max(0) as u64
+    }
+
     /// Replies waiting to be written grew (or shrank, when negative) by `delta` bytes.
     pub fn backlog(&self, delta: i64) {
         self.backlog_bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Read buffers grew past their base size (a large frame arriving) or
+    /// shrank back, by `delta` bytes.
+    pub fn request_buffer(&self, delta: i64) {
+        self.request_buffer_bytes
+            .fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The node closed (or refused) a connection because of a limit.
+    pub fn closed(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection stopped being read because its client does not read its replies.
@@ -152,8 +198,8 @@ impl Metrics {
         self.paused_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// The counters the admin plane reports.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the admin plane's (feature "cluster")
     pub fn counts(&self) -> Counts {
         Counts {
             requests: self.requests_total.load(Ordering::Relaxed),
@@ -163,8 +209,8 @@ impl Metrics {
         }
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Objects handed off to their new owners.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn moved_out(&self, count: usize) {
         self.moved_out_total
             .fetch_add(count as u64, Ordering::Relaxed);
@@ -176,8 +222,8 @@ impl Metrics {
             .fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// The node settled a view of the cluster.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn view_settled(&self) {
         self.views_settled_total.fetch_add(1, Ordering::Relaxed);
     }
@@ -253,7 +299,7 @@ impl Metrics {
         let backlog = m.backlog_bytes.load(Ordering::Relaxed).max(0) as u64;
         let r = table.residency;
         #[rustfmt::skip]
-        let single: [(&str, &str, &str, u64); 23] = [
+        let single: [(&str, &str, &str, u64); 24] = [
             ("crucial_connections_open", "gauge", "Client connections open now.", load(&m.connections_open)),
             ("crucial_connections_total", "counter", "Client connections accepted.", load(&m.connections_total)),
             ("crucial_requests_total", "counter", "Request frames received (calls and control requests).", load(&m.requests_total)),
@@ -272,6 +318,7 @@ impl Metrics {
             ("crucial_snapshots_written_total", "counter", "Whole states of persistent objects written (a call's change, when the state is smaller than the log would grow).", table.written.0),
             ("crucial_calls_logged_total", "counter", "Calls appended to their persistent object's log instead of writing its whole state.", table.written.1),
             ("crucial_reply_backlog_bytes", "gauge", "Reply bytes waiting for slow clients to read them, all connections.", backlog),
+            ("crucial_request_buffer_bytes", "gauge", "Bytes of large request frames partly received, all connections (beyond each connection's 16 KiB buffer).", m.request_buffer_bytes.load(Ordering::Relaxed).max(0) as u64),
             ("crucial_read_pauses_total", "counter", "Times a connection stopped being read because its unread replies passed the bound.", load(&m.paused_total)),
             ("crucial_stalled_connections_closed_total", "counter", "Connections closed because their client read no reply for the stall timeout.", load(&m.stalled_total)),
             ("crucial_objects_moved_out_total", "counter", "Objects handed off to their new owner after a view change (cluster).", load(&m.moved_out_total)),
@@ -281,6 +328,19 @@ impl Metrics {
         for (name, kind, help, value) in single {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        family(
+            &mut out,
+            "crucial_connections_closed_total",
+            "counter",
+            "Client connections the node closed or refused because of a limit, by limit.",
+        );
+        for ((_, reason), count) in Closed::ALL.iter().zip(&m.closed) {
+            let _ = writeln!(
+                out,
+                "crucial_connections_closed_total{{reason=\"{reason}\"}} {}",
+                load(count)
+            );
         }
         if let Some(limit) = r.limit {
             let name = "crucial_memory_limit_bytes";

@@ -102,6 +102,7 @@ pub fn run_until(
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
             }
         };
+        tokio::spawn(housekeeping(Arc::downgrade(&node)));
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);
             tokio::spawn(async move {
@@ -139,6 +140,29 @@ pub fn run_until(
         finish_admin().await;
         served
     })
+}
+
+/// Once a second, while the node lives: clients not seen for
+/// `--dedup-forget-after` leave the dedup table (and their replies the disk),
+/// and a store that failed is given a chance to write again.
+async fn housekeeping(node: std::sync::Weak<NodeState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let forgotten = node.dedup.forget_idle();
+        if let Some(storage) = &node.storage {
+            if storage.failure().is_some() {
+                // Reopening waits for the engine's threads: off the reactor.
+                let healing = Arc::clone(storage);
+                let _ = tokio::task::spawn_blocking(move || healing.heal()).await;
+            }
+            if !forgotten.is_empty() {
+                drop(storage.forget_replies(&forgotten));
+            }
+        }
+    }
 }
 
 /// `--etcd` and `--admin` need the `cluster` feature: a node built without it

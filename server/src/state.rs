@@ -3,9 +3,10 @@
 
 use crate::cluster::local::Cluster;
 use crate::config::NodeConfig;
-use crate::dedup::Dedup;
+use crate::dedup::{Dedup, DedupLimits};
 use crate::lambda::Lambdas;
-use crate::metrics::{Metrics, TableGauges};
+use crate::metrics::{family, Metrics, TableGauges};
+use crate::net::Clients;
 use crate::objects::ObjectTable;
 use crate::recovery::{recover, Recovered};
 use crate::storage::Storage;
@@ -95,6 +96,8 @@ pub struct NodeState {
     pub metrics: Metrics,
     /// Connections and tasks applying requests right now.
     pub applying: Applying,
+    /// The client connections: how many, and the bytes they buffer.
+    pub clients: Arc<Clients>,
     /// The data directory, if the node keeps persistent objects on disk.
     pub storage: Option<Arc<Storage>>,
     /// Lambda objects: their store and their workflows.
@@ -103,8 +106,9 @@ pub struct NodeState {
     pub recovered: Recovered,
     /// The node's part of a cluster (set once it joined through etcd).
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// This node's client id when it talks to other nodes.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    // the handoff sender's (feature "cluster")
     pub peer_id: u64,
     /// Becomes `true` once when the node starts to stop.
     stopping: watch::Sender<bool>,
@@ -125,7 +129,16 @@ impl NodeState {
             ));
         }
         let table = ObjectTable::new(config.memory_limit);
-        let dedup = Dedup::new(config.dedup_window, config.dedup_clients);
+        let dedup = Dedup::new(
+            config.dedup_window,
+            config.dedup_clients,
+            DedupLimits {
+                memory: config.dedup_memory,
+                client_memory: config.dedup_client_memory,
+                max_reply: config.dedup_max_reply,
+                forget_after: config.dedup_forget_after,
+            },
+        );
         let (storage, recovered) = match &config.data_dir {
             None => (None, Recovered::default()),
             Some(dir) => {
@@ -159,6 +172,7 @@ impl NodeState {
             table,
             metrics: Metrics::new(registry),
             applying: Applying::default(),
+            clients: Clients::new(config.max_connections, config.max_client_memory),
             storage,
             lambdas,
             recovered,
@@ -180,6 +194,7 @@ impl NodeState {
     }
 
     /// Resolves once the node starts to stop.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the admin plane's (feature "cluster")
     pub async fn stopped(&self) {
         self.stop_signal().stopped().await
     }
@@ -199,9 +214,49 @@ impl NodeState {
             unreadable_objects: self.recovered.unreadable as u64,
             recovery_ms: self.recovered.elapsed.as_millis() as u64,
         });
+        self.render_limits(&mut page);
         self.lambdas
             .metrics
             .render(&mut page, self.lambdas.pool.threads());
         page
+    }
+
+    /// The gauges of the node's limits on its clients.
+    fn render_limits(&self, out: &mut String) {
+        use std::fmt::Write;
+        let clients = &self.clients;
+        let config = &self.config;
+        let dedup = self.dedup.gauges();
+        #[rustfmt::skip]
+        let lines: [(&str, &str, &str, u64); 11] = [
+            ("crucial_max_connections", "gauge", "The node's --max-connections.", clients.max_connections() as u64),
+            ("crucial_client_memory_bytes", "gauge", "Unsent replies and partly received requests, all connections.", clients.bytes() as u64),
+            ("crucial_max_client_memory_bytes", "gauge", "The node's --max-client-memory.", config.max_client_memory as u64),
+            ("crucial_connections_evicted_total", "counter", "Connections closed because they held the most when all together passed --max-client-memory.", clients.evicted_total()),
+            ("crucial_dedup_bytes", "gauge", "Bytes of remembered replies (the dedup table), all clients.", dedup.bytes),
+            ("crucial_dedup_memory_bytes", "gauge", "The node's --dedup-memory.", config.dedup_memory as u64),
+            ("crucial_dedup_clients", "gauge", "Clients whose replies are remembered now.", dedup.clients),
+            ("crucial_dedup_unremembered_total", "counter", "Replies larger than --dedup-max-reply, remembered by size only.", dedup.unremembered),
+            ("crucial_dedup_forgotten_idle_total", "counter", "Clients forgotten after --dedup-forget-after without a request.", dedup.forgotten_idle),
+            ("crucial_max_parked", "gauge", "The node's --max-parked.", config.max_parked as u64),
+            ("crucial_max_parked_per_connection", "gauge", "The node's --max-parked-per-connection.", config.max_parked_per_connection as u64),
+        ];
+        for (name, kind, help, value) in lines {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        if let Some(storage) = &self.storage {
+            let (failures, recoveries) = storage.health_counts();
+            #[rustfmt::skip]
+            let store: [(&str, &str, &str, u64); 3] = [
+                ("crucial_store_writable", "gauge", "1 while the data directory takes writes; 0 while it fails (writes are refused naming the cause, and retried every second).", u64::from(storage.failure().is_none())),
+                ("crucial_store_failures_total", "counter", "Times the data directory stopped taking writes (disk full, no descriptors, I/O error).", failures),
+                ("crucial_store_recoveries_total", "counter", "Times the node reopened its store and took writes again without a restart.", recoveries),
+            ];
+            for (name, kind, help, value) in store {
+                family(out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
     }
 }

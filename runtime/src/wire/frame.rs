@@ -51,6 +51,16 @@ impl FrameDecoder {
         self.limit = limit;
     }
 
+    /// The payload limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether the bytes of an oversized frame are still being dropped.
+    pub fn skipping(&self) -> bool {
+        self.skipping > 0
+    }
+
     /// Takes the next frame out of `buf`, or `None` if more bytes are needed.
     /// Oversized frames come out as [`Frame::TooLarge`] once their header is in,
     /// and their remaining bytes are dropped as they arrive.

@@ -69,6 +69,8 @@ pub struct NodeRow {
     pub calls_per_second: f64,
     /// Calls parked on its objects.
     pub parked: u64,
+    /// Its data directory: `none`, `ok` or `failing: <cause>`.
+    pub store: String,
     /// `serving`, `moving` (a handoff under way) or `draining`.
     pub state: String,
 }
@@ -174,6 +176,7 @@ pub async fn cluster_status(node: &str) -> Result<ClusterStatus, String> {
                         as f64
                         / seconds,
                     parked: after.parked,
+                    store: after.store,
                     state: state.into(),
                 });
             }
@@ -264,15 +267,32 @@ pub fn print_status(out: &mut impl Write, status: &ClusterStatus) -> std::io::Re
     }
     writeln!(
         out,
-        "{:22} {:22} {:>8} {:>9} {:>12} {:>9} {:>7}  STATE",
-        "NODE", "ADMIN", "EPOCH", "OBJECTS", "BYTES", "CALLS/S", "PARKED"
+        "{:22} {:22} {:>8} {:>9} {:>12} {:>9} {:>7}  {:8} STATE",
+        "NODE", "ADMIN", "EPOCH", "OBJECTS", "BYTES", "CALLS/S", "PARKED", "STORE"
     )?;
     for n in &status.nodes {
+        // A failing store's cause is printed below the table.
+        let store = n.store.split(':').next().unwrap_or_default();
         writeln!(
             out,
-            "{:22} {:22} {:>8} {:>9} {:>12} {:>9.0} {:>7}  {}",
-            n.addr, n.admin, n.epoch, n.objects, n.bytes, n.calls_per_second, n.parked, n.state
+            "{:22} {:22} {:>8} {:>9} {:>12} {:>9.0} {:>7}  {:8} {}",
+            n.addr,
+            n.admin,
+            n.epoch,
+            n.objects,
+            n.bytes,
+            n.calls_per_second,
+            n.parked,
+            store,
+            n.state
         )?;
+    }
+    for n in status
+        .nodes
+        .iter()
+        .filter(|n| n.store.starts_with("failing"))
+    {
+        writeln!(out, "store of {}: {}", n.addr, n.store)?;
     }
     for e in &status.errors {
         writeln!(out, "error: {e}")?;

@@ -4,6 +4,7 @@
 //! Compiled with the `cluster` feature.
 
 pub mod cli;
+mod incoming;
 /// The code generated from `proto/admin.proto` (`cargo xtask codegen`, committed).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb;
@@ -17,16 +18,9 @@ pub async fn serve(
     service: AdminService,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream_from(listener);
+    let incoming = incoming::incoming(listener);
     tonic::transport::Server::builder()
         .add_service(pb::admin_server::AdminServer::new(service))
         .serve_with_incoming_shutdown(incoming, stop)
         .await
-}
-
-/// The listener's connections as the stream tonic serves.
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(listener)
 }

@@ -50,6 +50,10 @@ pub struct NodeStatus {
     pub moved_in: u64,
     #[prost(uint64, tag = "15")]
     pub moved_out: u64,
+    /// The data directory: "none" (in memory only), "ok", or why it takes no
+    /// writes now ("failing: No space left on device ...").
+    #[prost(string, tag = "16")]
+    pub store: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListObjectsRequest {}

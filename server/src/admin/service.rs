@@ -50,6 +50,13 @@ impl pb::admin_server::Admin for AdminService {
             uptime_ms: counts.uptime.as_millis() as u64,
             moved_in: counts.moved_in,
             moved_out: counts.moved_out,
+            store: match &node.storage {
+                None => "none".into(),
+                Some(storage) => match storage.failure() {
+                    None => "ok".into(),
+                    Some(failure) => format!("failing: {}", failure.cause),
+                },
+            },
         };
         if let Some(cluster) = node.cluster.get() {
             let view = cluster.view();

@@ -4,28 +4,35 @@ use super::connection;
 use crate::state::NodeState;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// Serves every connection on `listener`, each on its own task, until the node
 /// stops; then stops accepting (the socket closes) and returns once every
-/// connection has finished its clean stop.
+/// connection has finished its clean stop. Past `--max-connections` a new
+/// connection is told so and closed.
 pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()> {
     let mut connections = JoinSet::new();
     let mut stop = node.stop_signal();
+    let mut failing = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tracing::debug!(%peer, "client connected");
-                    connections.spawn(connection::serve(stream, Arc::clone(&node)));
+                    failing.recovered();
+                    match node.clients.join() {
+                        Some(member) => {
+                            tracing::debug!(%peer, "client connected");
+                            connections.spawn(connection::serve(stream, Arc::clone(&node), member));
+                        }
+                        None => {
+                            tracing::debug!(%peer, "connection refused: --max-connections reached");
+                            connection::refuse(stream, &node, node.clients.max_connections());
+                        }
+                    }
                 }
-                Err(e) => {
-                    // Running out of descriptors must not kill the node.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => tokio::time::sleep(failing.failed(&e)).await,
             },
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -39,4 +46,58 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()
     );
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Accept errors (out of descriptors, mostly) must neither kill the node nor
+/// spin: each failure in a row waits twice as long (1 ms to 1 s), and the log
+/// says so once a second with the count, not at every failure.
+#[derive(Default)]
+pub struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl AcceptFailures {
+    /// Records a failure; how long to wait before accepting again.
+    pub fn failed(&mut self, error: &io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                failures = self.unlogged,
+                "accept failed: {error} (waiting before accepting again; lower \
+                 --max-connections below the descriptor limit if this lasts)"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(Instant::now());
+        }
+        Duration::from_millis(1 << (self.in_a_row.min(11) - 1))
+    }
+
+    /// An accept succeeded.
+    pub fn recovered(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_to_a_second() {
+        let mut failing = AcceptFailures::default();
+        let error = io::Error::other("too many open files");
+        let waits: Vec<u64> = (0..12)
+            .map(|_| failing.failed(&error).as_millis() as u64)
+            .collect();
+        assert_eq!(waits[..4], [1, 2, 4, 8]);
+        assert_eq!(*waits.last().expect("waits"), 1024);
+        failing.recovered();
+        assert_eq!(failing.failed(&error), Duration::from_millis(1));
+    }
 }

@@ -1,10 +1,14 @@
 //! Sockets, and only sockets: the listener, client connections, their outbox
 //! (the reply sink), and the HTTP endpoint of the metrics page.
 
+mod clients;
 mod connection;
 mod listener;
 mod metrics_http;
 mod outbox;
 
+pub use clients::Clients;
 pub use listener::serve;
+#[cfg(feature = "cluster")]
+pub use listener::AcceptFailures;
 pub use metrics_http::serve_metrics;

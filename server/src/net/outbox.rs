@@ -10,13 +10,16 @@
 //! reading requests (TCP then pushes back on the client) until the flusher has
 //! written it below the bound again.
 
+use super::clients::Member;
 use crate::objects::{ParkedCalls, ReplySink};
 use crate::state::NodeState;
 use bytes::{Buf, BytesMut};
 use crucial::__private::wire::{encode_outcome, Outcome};
+use crucial::RemoteError;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -38,7 +41,15 @@ struct OutState {
 pub struct Outbox {
     stream: Arc<TcpStream>,
     node: Arc<NodeState>,
+    /// The connection's share of the node's client memory.
+    member: Arc<Member>,
     state: Mutex<OutState>,
+    /// `state.buf.len()`, readable without the lock.
+    unsent: AtomicUsize,
+    /// When the connection opened, and the last request read or reply queued
+    /// (milliseconds since it opened): what the idle timeout measures.
+    opened: Instant,
+    active_ms: AtomicU64,
     /// Wakes the flusher when the socket was full.
     backlog: Notify,
     /// Wakes the reader when the backlog went below the bound or work finished.
@@ -50,12 +61,16 @@ pub struct Outbox {
 
 impl Outbox {
     /// The outbox of a connection on `stream`; start [`Outbox::flusher`] beside it.
-    pub fn new(stream: Arc<TcpStream>, node: Arc<NodeState>) -> Arc<Outbox> {
+    pub fn new(stream: Arc<TcpStream>, node: Arc<NodeState>, member: Arc<Member>) -> Arc<Outbox> {
         Arc::new(Outbox {
             stream,
             node,
+            member,
+            unsent: AtomicUsize::new(0),
+            opened: Instant::now(),
+            active_ms: AtomicU64::new(0),
             state: Mutex::new(OutState {
-                buf: BytesMut::with_capacity(16 * 1024),
+                buf: BytesMut::with_capacity(4 * 1024),
                 flushing: false,
                 closed: false,
                 reported: 0,
@@ -77,11 +92,21 @@ impl Outbox {
         if state.closed {
             return;
         }
+        self.touch();
+        let max_frame = self.node.config.max_frame;
         for (id, outcome) in replies {
-            if let Err(error) = outcome {
-                self.node.metrics.error(error);
+            match outcome {
+                Ok(reply) if reply.len() > max_frame => {
+                    let error = reply_too_large(*id, reply.len(), max_frame);
+                    self.node.metrics.error(&error);
+                    encode_outcome(&mut state.buf, *id, &Err(error));
+                }
+                Err(error) => {
+                    self.node.metrics.error(error);
+                    encode_outcome(&mut state.buf, *id, outcome);
+                }
+                Ok(_) => encode_outcome(&mut state.buf, *id, outcome),
             }
-            encode_outcome(&mut state.buf, *id, outcome);
         }
         if !state.flushing {
             while !state.buf.is_empty() {
@@ -103,15 +128,43 @@ impl Outbox {
         self.account(&mut state);
     }
 
-    /// Brings the node's backlog gauge up to date (no atomic op when nothing waits).
+    /// Brings the node's backlog gauge and client memory up to date (no
+    /// atomic op when nothing waits).
     fn account(&self, state: &mut OutState) {
         let now = state.buf.len();
         if now != state.reported {
             self.node
                 .metrics
                 .backlog(now as i64 - state.reported as i64);
+            self.member.account(state.reported, now);
+            self.unsent.store(now, Ordering::Release);
             state.reported = now;
         }
+    }
+
+    /// Resolves once the node evicts this connection (`--max-client-memory`).
+    pub async fn evicted(&self) {
+        self.member.evicted().await;
+    }
+
+    /// Marks the connection active now (a request read, a reply queued).
+    pub fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the connection has had nothing to do: no request running or
+    /// parked, no reply to send, no request read or reply queued since.
+    /// `None` while it has something.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let busy = self.unsent.load(Ordering::Acquire) > 0
+            || self.in_flight.load(Ordering::Acquire) > 0
+            || !self.parked.is_empty();
+        if busy {
+            return None;
+        }
+        let since = Duration::from_millis(self.active_ms.load(Ordering::Relaxed));
+        Some(self.opened.elapsed().saturating_sub(since))
     }
 
     /// Writes the backlog whenever the socket was full.
@@ -154,7 +207,7 @@ impl Outbox {
     /// Whether the reader should stop reading: too many unread reply bytes, or
     /// too many requests still running.
     pub fn congested(&self) -> bool {
-        self.lock().buf.len() >= self.node.config.max_backlog
+        self.unsent.load(Ordering::Acquire) >= self.node.config.max_backlog
             || self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT
     }
 
@@ -220,6 +273,20 @@ impl Outbox {
         drop(state);
         self.progress.notify_waiters();
         self.backlog.notify_one();
+    }
+}
+
+/// The error sent instead of a reply no frame can carry (the client would
+/// refuse it): the call ran, its reply is lost.
+fn reply_too_large(id: u64, size: usize, max_frame: usize) -> RemoteError {
+    RemoteError::Limit {
+        limit: "--max-frame-size".into(),
+        value: max_frame as u64,
+        detail: format!(
+            "the reply to request {id} has {size} bytes, more than a frame may carry: \
+             the call ran, but its reply cannot be sent (return less, or raise the limit \
+             on the node and the client)"
+        ),
     }
 }
 

@@ -24,6 +24,45 @@ pub struct Park<'a> {
     pub id: u64,
     /// Give up after this long with `Timeout` (zero: wait forever).
     pub timeout: Duration,
+    /// Calls that may be parked for one sink (`--max-parked-per-connection`).
+    pub max_per_sink: usize,
+    /// Calls that may be parked on the node (`--max-parked`).
+    pub max_total: usize,
+}
+
+impl Park<'_> {
+    /// Why this call may not park, if it may not: one of the limits is full.
+    /// The call ran (what it did to the object stays, as when a parked call's
+    /// client goes away) but does not wait.
+    fn refused(
+        &self,
+        cell: &ObjectCell,
+        method: &MethodEntry,
+        metrics: &Metrics,
+    ) -> Option<RemoteError> {
+        let (limit, value, whose) = if self.sink.parked().len() >= self.max_per_sink {
+            (
+                "--max-parked-per-connection",
+                self.max_per_sink,
+                "this connection's",
+            )
+        } else if metrics.parked_now() >= self.max_total as u64 {
+            ("--max-parked", self.max_total, "the node's")
+        } else {
+            return None;
+        };
+        let (type_name, key) = cell.name();
+        Some(RemoteError::Limit {
+            limit: limit.into(),
+            value: value as u64,
+            detail: format!(
+                "the blocking call `{type_name}::{}` on `{key}` must wait, but {whose} parked \
+                 calls are at their limit: it did not park (blocking methods are idempotent: \
+                 retry it later)",
+                method.id.name
+            ),
+        })
+    }
 }
 
 /// What running a call did.
@@ -65,23 +104,26 @@ pub fn run_call(
     let result = invoke(&mut state, method, args);
     let ran = match settle(&mut state, cell, method, result) {
         Some(outcome) => Ran::Done(outcome),
-        None => {
-            let counted = metrics.parked();
-            let call = ParkedCall::new(
-                method,
-                Bytes::copy_from_slice(args),
-                park.id,
-                park.sink,
-                counted,
-            );
-            let spot: Arc<dyn ParkingSpot> = Arc::clone(cell) as Arc<dyn ParkingSpot>;
-            park.sink.parked().track(call.token, Arc::downgrade(&spot));
-            if !park.timeout.is_zero() {
-                parking::expire_after(Arc::clone(cell), call.token, park.timeout);
+        None => match park.refused(cell, method, metrics) {
+            Some(error) => Ran::Done(Err(error)),
+            None => {
+                let counted = metrics.parked();
+                let call = ParkedCall::new(
+                    method,
+                    Bytes::copy_from_slice(args),
+                    park.id,
+                    park.sink,
+                    counted,
+                );
+                let spot: Arc<dyn ParkingSpot> = Arc::clone(cell) as Arc<dyn ParkingSpot>;
+                park.sink.parked().track(call.token, Arc::downgrade(&spot));
+                if !park.timeout.is_zero() {
+                    parking::expire_after(Arc::clone(cell), call.token, park.timeout);
+                }
+                state.parked.push(call);
+                Ran::Parked
             }
-            state.parked.push(call);
-            Ran::Parked
-        }
+        },
     };
     // Any mutating call may release parked calls, even one that is itself
     // pending: a reindeer that registers and waits is what wakes Santa.

@@ -100,6 +100,17 @@ impl Residency {
         self.resized(bytes, 0);
     }
 
+    /// Drops an object's value from memory after a write of it failed, so
+    /// that what the failed call changed is seen by nobody: its next call
+    /// reads back the last state that reached the disk (as for a passivated
+    /// object).
+    pub fn forget_unsaved(&self, cell: &ObjectCell) {
+        let mut state = cell.lock();
+        if state.value.take().is_some() {
+            self.left_memory(state.log.bytes());
+        }
+    }
+
     /// A passivated object was deleted.
     pub fn forgot_passivated(&self) {
         self.passivated.fetch_sub(1, Ordering::Relaxed);

@@ -139,6 +139,16 @@ impl ParkedCalls {
         self.lock().remove(&token);
     }
 
+    /// How many calls are parked on this sink's behalf.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no call is parked on this sink's behalf.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Removes every call of this sink from its object without answering: its
     /// client is gone, so it must take nothing and cost no memory.
     pub fn purge(&self) {

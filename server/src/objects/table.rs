@@ -103,11 +103,11 @@ impl ObjectTable {
         Some((cell, true))
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Takes out every object `leaves` picks, each marked moved under its lock
     /// (a call that found it before finds it moved and is redirected), shard
     /// by shard: calls on the other objects of a shard wait only while that
     /// shard is scanned.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn take_if(&self, mut leaves: impl FnMut(&str, &str) -> bool) -> Vec<Arc<ObjectCell>> {
         let mut taken = Vec::new();
         for shard in &self.shards {
@@ -129,8 +129,8 @@ impl ObjectTable {
         taken
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     /// Puts back objects taken out by [`ObjectTable::take_if`] (their handoff failed).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn put_back(&self, cells: Vec<Arc<ObjectCell>>) {
         for cell in cells {
             cell.lock().moved = false;

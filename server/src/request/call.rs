@@ -3,7 +3,7 @@
 
 use crate::cluster;
 use crate::dedup::Begin;
-use crate::objects::{run_call, Delivery, Park, Persist, Ran, ReplySink};
+use crate::objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
 use crate::storage::Ticket;
 use crucial::__private::registry::{MethodEntry, SharedTypeEntry};
@@ -32,7 +32,7 @@ pub enum Applied {
 pub struct Durable {
     ticket: Ticket,
     ran: Ran,
-    key: String,
+    cell: Arc<ObjectCell>,
     record: Record,
 }
 
@@ -49,18 +49,23 @@ impl Durable {
         let Durable {
             ticket,
             ran,
-            key,
+            cell,
             record,
         } = self;
         let (entry, method) = (record.entry, record.method);
         match durable(node, ticket).await {
             Ok(()) => record.finish(node, ran, true),
             Err(reason) => {
+                let key = cell.key.to_string();
                 tracing::error!(
                     "{}::{} on `{key}` is not durable: {reason}",
                     entry.name,
                     method.id.name
                 );
+                // What the call changed must not stay visible: the object
+                // leaves memory, and its next call reads the last state that
+                // reached the disk.
+                node.table.residency.forget_unsaved(&cell);
                 let ran = match ran {
                     Ran::Done(_) => Ran::Done(Err(RemoteError::NotDurable {
                         type_name: entry.name.to_string(),
@@ -158,6 +163,8 @@ pub async fn call(
         sink,
         id,
         timeout: Duration::from_millis(call.timeout_ms),
+        max_per_sink: node.config.max_parked_per_connection,
+        max_total: node.config.max_parked,
     };
     // A persistent object's new state is queued for the disk under its lock,
     // with the reply when the call is deduplicated (one atomic write).
@@ -169,6 +176,20 @@ pub async fn call(
         }),
         _ => None,
     };
+    // A store that cannot write refuses the write before it changes anything.
+    if let (Some(persist), false) = (&persist, method.id.read_only) {
+        if let Err(reason) = persist.storage.writable() {
+            if dedup {
+                node.dedup.abandon(client, id);
+            }
+            return Applied::Now(Some(Err(RemoteError::NotDurable {
+                type_name: entry.name.to_string(),
+                key: call.object.key.to_string(),
+                method: method.id.name.to_string(),
+                reason,
+            })));
+        }
+    }
     let (ran, ticket) = run_call(
         &cell,
         method,
@@ -191,7 +212,7 @@ pub async fn call(
         Some(ticket) => Applied::Durable(Durable {
             ticket,
             ran,
-            key: call.object.key.to_string(),
+            cell,
             record,
         }),
         None => Applied::Now(record.finish(node, ran, false)),

@@ -29,6 +29,15 @@ fn not_durable<'a>(
     }
 }
 
+/// `Err` naming the cause while the node's store cannot write, for a request
+/// that writes to it.
+fn writable(node: &NodeState, persistent: bool) -> Result<(), String> {
+    match (&node.storage, persistent) {
+        (Some(storage), true) => storage.writable(),
+        _ => Ok(()),
+    }
+}
+
 /// `Hello`: checks the protocol version and names the client for dedup.
 pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: u64) -> Outcome {
     if protocol != PROTOCOL_VERSION {
@@ -65,6 +74,8 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     method: "<initial state>".into(),
                     reason,
                 })?;
+            writable(node, entry.persistent)
+                .map_err(not_durable(entry.name, object.key, "<create>"))?;
             let created = match node.cluster.get() {
                 None => node.table.create(entry, object.key, value),
                 Some(cluster) => {
@@ -85,9 +96,11 @@ pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
                     residency: &node.table.residency,
                     reply_to: None,
                 };
-                durable(node, persist.save_created(cell))
-                    .await
-                    .map_err(not_durable(entry.name, object.key, "<create>"))?;
+                if let Err(reason) = durable(node, persist.save_created(cell)).await {
+                    // Not on disk: not created.
+                    node.table.delete(entry.name, object.key);
+                    return Err(not_durable(entry.name, object.key, "<create>")(reason));
+                }
             }
             encode(&created.is_some())
         }
@@ -134,12 +147,13 @@ pub async fn delete(node: &NodeState, type_name: &str, key: &str) -> Result<bool
     if let Some(cluster) = node.cluster.get() {
         cluster.forgive(type_name, key);
     }
+    let persistent = node
+        .registry
+        .shared_type(type_name)
+        .is_none_or(|e| e.persistent);
+    writable(node, persistent).map_err(not_durable(type_name, key, "<delete>"))?;
     let deleted = node.table.delete(type_name, key);
     if let Some(storage) = &node.storage {
-        let persistent = node
-            .registry
-            .shared_type(type_name)
-            .is_none_or(|e| e.persistent);
         if persistent {
             durable(node, storage.delete(type_name, key))
                 .await

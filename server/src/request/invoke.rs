@@ -129,7 +129,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
             );
             match ticket {
                 None => Ok(value),
-                Some(ticket) => match durable(node, ticket).await {
+                Some(durably) => match durable(node, durably.ticket).await {
                     Ok(()) => Ok(value),
                     Err(reason) => {
                         tracing::error!(
@@ -137,6 +137,8 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
                             label(),
                             object_text()
                         );
+                        // What it installed must not stay visible.
+                        lambdas.store.restore_from_disk(&durably.written);
                         return (
                             Err(RemoteError::NotDurable {
                                 type_name: ty.name.to_string(),
@@ -171,6 +173,12 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
                         attempts,
                     }
                 }
+                Ended::Failure(Failure::NotDurable(reason)) => RemoteError::NotDurable {
+                    type_name: ty.name.to_string(),
+                    key: key(),
+                    method: function.id.name.to_string(),
+                    reason,
+                },
                 Ended::Failure(Failure::Deadline { limit }) => {
                     lambdas.metrics.timed_out();
                     RemoteError::WorkflowTimeout {

@@ -40,6 +40,9 @@ pub trait Engine: Send + Sync + 'static {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
 }
 
+/// The error of opening a store that another process holds.
+pub const LOCKED: &str = "another process holds it";
+
 /// Largest memtable of the objects' key space.
 const MEMTABLE_BYTES: u64 = 16 << 20;
 
@@ -53,11 +56,13 @@ pub struct Fjall {
 }
 
 impl Fjall {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`; [`LOCKED`] if another process
+    /// (or another node in this one) has it open.
     pub fn open(dir: &Path) -> Result<Fjall, String> {
-        let db = fjall::Database::builder(dir)
-            .open()
-            .map_err(|e| e.to_string())?;
+        let db = fjall::Database::builder(dir).open().map_err(|e| match e {
+            fjall::Error::Locked => LOCKED.to_string(),
+            e => e.to_string(),
+        })?;
         // A smaller memtable than fjall's 64 MiB: it bounds the memory the
         // engine keeps of recent writes (beside `--memory-limit`) and how much
         // journal a restart replays.

@@ -22,16 +22,19 @@
 
 mod commit;
 mod engine;
+mod health;
 mod records;
 
 pub use commit::{Durability, Ticket};
 pub use engine::Space;
+pub use health::Failure;
 
 use commit::Committer;
 use crucial::__private::panic_message;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::__private::wire::Outcome;
-use engine::{Engine, Fjall, Write};
+use engine::{Engine, Write, LOCKED};
+use health::Healing;
 use records::{
     call_key, calls_prefix, decode, encode, entry_key, object_key, reply_key, split_call_key,
     split_entry_key, split_object_key, CallRecord, EntryRecord, ObjectRecord,
@@ -187,7 +190,7 @@ pub struct StoredReply {
 /// A node's data directory, open.
 pub struct Storage {
     dir: PathBuf,
-    engine: Arc<dyn Engine>,
+    engine: Arc<Healing>,
     committer: Committer,
     snapshots: AtomicU64,
     logged_calls: AtomicU64,
@@ -200,14 +203,22 @@ impl Storage {
     pub fn open(dir: &Path, durability: Durability) -> Result<Storage, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
-        let engine: Arc<dyn Engine> = Arc::new(Fjall::open(dir).map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e} (a damaged store: restore it from a \
-                 backup or move it away to start empty)",
-                dir.display()
-            )
+        let engine = Arc::new(Healing::open(dir).map_err(|e| {
+            if e == LOCKED {
+                format!(
+                    "cannot open the data directory {}: {e} (is a node running on it?): stop \
+                     that node first, or give this one another --data-dir",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "cannot open the data directory {}: {e} (a damaged store: restore it from \
+                     a backup or move it away to start empty)",
+                    dir.display()
+                )
+            }
         })?);
-        let committer = Committer::start(Arc::clone(&engine), durability);
+        let committer = Committer::start(Arc::clone(&engine) as Arc<dyn Engine>, durability);
         Ok(Storage {
             dir: dir.to_path_buf(),
             engine,
@@ -250,6 +261,28 @@ impl Storage {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// `Err` (naming the cause) while the store cannot write: a write is
+    /// refused before it changes anything in memory.
+    pub fn writable(&self) -> Result<(), String> {
+        self.engine.writable()
+    }
+
+    /// Why the store cannot write now, if it cannot.
+    pub fn failure(&self) -> Option<Failure> {
+        self.engine.failure()
+    }
+
+    /// Write failures since start, and recoveries from them.
+    pub fn health_counts(&self) -> (u64, u64) {
+        self.engine.counts()
+    }
+
+    /// Tries to make a failed store write again (see `health.rs`); whether
+    /// it writes. The node calls it every second.
+    pub fn heal(&self) -> bool {
+        self.engine.heal()
     }
 
     /// Logs that a stored object cannot be read by this build (at recovery,
@@ -451,6 +484,16 @@ impl Storage {
             })
             .collect();
         self.submit(writes, reply)
+    }
+
+    /// One stored entry of a lambda object, if there is one.
+    pub fn entry(&self, object: &crucial::ObjectId, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let Some(record) = self.engine.get(Space::Entries, &entry_key(object, key))? else {
+            return Ok(None);
+        };
+        let EntryRecord(value) = decode(&record)
+            .map_err(|e| format!("{}: an entry's value is damaged ({e})", self.dir.display()))?;
+        Ok(Some(value.to_vec()))
     }
 
     /// Every stored entry of every lambda object.

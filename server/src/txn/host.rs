@@ -14,6 +14,8 @@ impl From<Abort> for TxError {
             Abort::Conflict => TxError::Conflict,
             Abort::Deadline => TxError::Deadline,
             Abort::Failed(error) => error,
+            // Only a commit says it; a function never sees one.
+            Abort::NotDurable(reason) => TxError::Aborted(reason),
         }
     }
 }

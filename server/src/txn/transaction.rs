@@ -51,6 +51,19 @@ pub enum Abort {
     /// The function failed (its error, a child call's, or a panic): nothing
     /// is written, and re-executing would fail again.
     Failed(TxError),
+    /// The node's store cannot write (the reason names the cause): nothing is
+    /// written or installed.
+    NotDurable(String),
+}
+
+/// A commit's writes on their way to the disk.
+#[derive(Debug)]
+pub struct Durably {
+    /// Resolves when they are durable (or failed).
+    pub ticket: Ticket,
+    /// The keys written: if the ticket fails, [`Store::restore_from_disk`]
+    /// puts back what the disk holds, so the failed commit is seen by nobody.
+    pub written: Vec<Key>,
 }
 
 /// The lambda objects of one node, the clock their commits are numbered by,
@@ -147,10 +160,34 @@ impl Store {
         all
     }
 
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
+    /// After a commit's write to disk failed: puts back, in memory, what the
+    /// disk holds for every key it wrote, so that the failed commit is seen
+    /// by nobody from now on (a workflow that read it is re-executed).
+    pub fn restore_from_disk(self: &Arc<Self>, written: &[Key]) {
+        let Some(storage) = &self.storage else {
+            return;
+        };
+        let mut txn = self.begin(None);
+        for (id, key) in written {
+            match storage.entry(id, key) {
+                Ok(value) => {
+                    txn.writes
+                        .insert((id.clone(), key.clone()), value.map(Bytes::from));
+                }
+                Err(e) => tracing::error!(
+                    "cannot read back entry of {id} to undo a commit that is not durable: {e}"
+                ),
+            }
+        }
+        if let Err(abort) = txn.install_in_memory() {
+            tracing::error!("cannot undo a commit that is not durable: {abort:?}");
+        }
+    }
+
     /// Takes every object of `application` out of the store, with its
     /// entries (its owner is another node now). No workflow of the
     /// application may run meanwhile (the cluster holds them back).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
     pub fn take_application(&self, application: &str) -> ObjectEntries {
         let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<ObjectId> = objects
@@ -196,7 +233,8 @@ impl Store {
     }
 }
 
-type Key = (ObjectId, Vec<u8>);
+/// One entry: its object and its key.
+pub type Key = (ObjectId, Vec<u8>);
 
 /// Lambda objects with their entries `(key, value)`: what moves between nodes.
 pub type ObjectEntries = Vec<(ObjectId, Vec<(Vec<u8>, Bytes)>)>;
@@ -305,6 +343,33 @@ impl Transaction {
         Ok(merged.into_iter().collect())
     }
 
+    /// Installs writes in memory only, as a commit of its own (locks, a new
+    /// version, unlock): any transaction that read the values they replace
+    /// fails its validation and runs again.
+    fn install_in_memory(mut self) -> Result<u64, Abort> {
+        // Commits only hold locks for a moment: wait for them.
+        let mut attempts = 0;
+        let locked = loop {
+            match self.lock_write_sets() {
+                Ok(locked) => break locked,
+                Err(Abort::Conflict) if attempts < 10_000 => {
+                    attempts += 1;
+                    std::thread::yield_now();
+                }
+                Err(abort) => return Err(abort),
+            }
+        };
+        let tid = self.store.tick();
+        let writes = std::mem::take(&mut self.writes);
+        for ((id, key), value) in &writes {
+            self.objects[id].install([(key.as_slice(), value)]);
+        }
+        for lock in &locked {
+            lock.set.unlock(tid);
+        }
+        Ok(tid)
+    }
+
     /// Commits: returns the commit's number (its place in the serial order),
     /// or why it aborted (nothing written then).
     #[cfg(test)]
@@ -316,8 +381,12 @@ impl Transaction {
     /// the disk before the entry sets are unlocked (so commits of one set
     /// reach the disk in their order); the ticket says when they are durable,
     /// and the workflow's reply must wait for it.
-    pub fn commit_durably(mut self) -> Result<(u64, Option<Ticket>), Abort> {
+    pub fn commit_durably(mut self) -> Result<(u64, Option<Durably>), Abort> {
         self.check()?;
+        if let (Some(storage), false) = (&self.store.storage, self.writes.is_empty()) {
+            // A store that cannot write refuses before anything is installed.
+            storage.writable().map_err(Abort::NotDurable)?;
+        }
         let locked = self.lock_write_sets()?;
         let tid = self.store.tick();
         for (set, version) in &self.reads {
@@ -340,8 +409,8 @@ impl Transaction {
             self.objects[id].install(object_writes);
         }
         let durable = match &self.store.storage {
-            Some(storage) if !writes.is_empty() => Some(
-                storage
+            Some(storage) if !writes.is_empty() => Some(Durably {
+                ticket: storage
                     .save_entries(
                         writes
                             .iter()
@@ -349,7 +418,8 @@ impl Transaction {
                         self.reply.as_ref().map(|(c, r, o)| (*c, *r, o)),
                     )
                     .ticket,
-            ),
+                written: writes.keys().cloned().collect(),
+            }),
             _ => None,
         };
         for lock in &locked {

@@ -1,8 +1,7 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
-use super::transaction::{Abort, Store, Transaction};
-use crate::storage::Ticket;
+use super::transaction::{Abort, Durably, Store, Transaction};
 use crucial::store::TxError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ pub struct Committed<T> {
     pub attempts: u32,
     /// On a store with a data directory, resolves when the writes are
     /// durable: the reply waits for it.
-    pub durable: Option<Ticket>,
+    pub durable: Option<Durably>,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -54,6 +53,8 @@ pub enum Failure {
     },
     /// The function failed.
     Failed(TxError),
+    /// The node's store cannot write: nothing was installed.
+    NotDurable(String),
 }
 
 /// Runs `body` as one transaction, again after each conflict.
@@ -118,6 +119,7 @@ pub fn retry<T>(
             Err(Abort::Conflict) => return Err(Failure::Conflicts { attempts }),
             Err(Abort::Deadline) => return Err(Failure::Deadline { limit: limits.time }),
             Err(Abort::Failed(reason)) => return Err(Failure::Failed(reason)),
+            Err(Abort::NotDurable(reason)) => return Err(Failure::NotDurable(reason)),
         }
     }
 }
