@@ -31,7 +31,7 @@ pub struct Args {
     pub metrics: Option<String>,
     /// Unwritten reply bytes of one connection past which its requests are no
     /// longer read until the client reads its replies (backpressure).
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value = "4M", value_parser = parse_bytes)]
     pub max_backlog: usize,
     /// Close a connection whose client stays stuck past the backlog bound this long (seconds).
     #[arg(long, default_value_t = 30.0)]

@@ -152,7 +152,11 @@ fn committed_entries_come_back_from_the_data_directory() {
         let ticket = committed
             .durable
             .expect("a write on a durable store has a ticket");
-        ticket.ticket.blocking_recv().expect("answered").expect("durable");
+        ticket
+            .ticket
+            .blocking_recv()
+            .expect("answered")
+            .expect("durable");
     };
     {
         let storage = Arc::new(Storage::open(&dir, Durability::Sync).expect("open"));
