@@ -562,7 +562,12 @@ struct SmallDisk {
 impl SmallDisk {
     fn new(megabytes: u32) -> SmallDisk {
         use std::io::BufRead;
-        let mount = format!("/tmp/crucial-small-disk-{}", std::process::id());
+        // One mount point per disk: removing a directory that is a mount point
+        // in another namespace unmounts it there (Linux), so two disks of one
+        // test process must never share one.
+        static DISKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = DISKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mount = format!("/tmp/crucial-small-disk-{}-{n}", std::process::id());
         std::fs::create_dir_all(&mount).expect("mount point");
         let mut holder = std::process::Command::new("unshare")
             .args(["-rm", "sh", "-c"])
@@ -683,4 +688,75 @@ fn a_full_disk_fails_writes_by_name_and_they_succeed_again_once_there_is_room() 
     for key in acknowledged {
         assert_eq!(ledger.get(key).expect("get"), Some(key * 10), "key {key}");
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn lambda_transfers_on_a_full_disk_fail_whole_and_the_total_holds() {
+    use common::bank::{Account, AccountRef};
+    let disk = SmallDisk::new(32);
+    let mut server = disk.node(&[]);
+    let client = server.client();
+    let account = |i: usize| -> AccountRef {
+        Account::at(format!("acct/{i}").as_str()).with_client(client.clone())
+    };
+    const N: usize = 4;
+    for i in 0..N {
+        account(i).open(format!("owner {i}"), 1_000).expect("open");
+    }
+    let total = || -> i64 { (0..N).map(|i| account(i).balance().expect("balance")).sum() };
+    let fill = disk.outside("fill");
+    {
+        let mut file = std::fs::File::create(&fill).expect("filler");
+        let chunk = vec![1u8; 1 << 20];
+        while file.write_all(&chunk).is_ok() {}
+    }
+    // Transfers until one fails for the disk: it names the cause, and what
+    // it installed is gone (the total is the total).
+    let mut moved = 0;
+    let reason = loop {
+        match account(moved % N).transfer(account((moved + 1) % N).id().clone(), 1) {
+            Ok(_) => moved += 1,
+            Err(Error::Remote(RemoteError::NotDurable { reason, .. })) => break reason,
+            Err(other) => panic!("a transfer on a full disk: {other}"),
+        }
+        assert!(moved < 100_000, "transfers never failed on a full disk");
+    };
+    println!("a transfer on a full disk, after {moved}: {reason}");
+    assert!(reason.contains("No space left"), "{reason}");
+    assert_eq!(total(), 1_000 * N as i64);
+    let versions: u64 = (0..N)
+        .map(|i| account(i).seen().expect("seen").version)
+        .sum();
+    assert_eq!(
+        versions,
+        2 * moved as u64,
+        "each acknowledged transfer counted twice"
+    );
+    std::fs::remove_file(&fill).expect("remove the filler");
+    wait_until("transfers succeed again", || {
+        account(0).transfer(account(1).id().clone(), 1).is_ok()
+    });
+    moved += 1;
+    drop(client);
+    server.kill();
+    let server = disk.node(&[]);
+    let client = server.client();
+    let after: Vec<_> = (0..N)
+        .map(|i| {
+            Account::at(format!("acct/{i}").as_str())
+                .with_client(client.clone())
+                .seen()
+                .expect("seen")
+        })
+        .collect();
+    assert_eq!(
+        after.iter().map(|s| s.balance).sum::<i64>(),
+        1_000 * N as i64
+    );
+    assert_eq!(
+        after.iter().map(|s| s.version).sum::<u64>(),
+        2 * moved as u64,
+        "every acknowledged transfer, and nothing else, survived kill -9"
+    );
 }

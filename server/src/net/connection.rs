@@ -165,7 +165,7 @@ impl<'a> Reader<'a> {
         loop {
             if self.outbox.congested() {
                 tokio::select! {
-                    ended = wait_uncongested(self.node, self.outbox) => {
+                    ended = wait_until_not(self.node, self.outbox, Outbox::congested) => {
                         if let Some(ended) = ended {
                             return ended;
                         }
@@ -391,12 +391,17 @@ fn check_period(config: &crate::config::NodeConfig) -> Duration {
     .clamp(Duration::from_millis(10), Duration::from_millis(2500))
 }
 
-/// Waits until the client reads enough of its replies; `Some` if the
-/// connection ends meanwhile (stalled past the stall timeout, or closed).
-async fn wait_uncongested(node: &NodeState, outbox: &Outbox) -> Option<Ended> {
+/// Waits until `busy` is false for the outbox (the client read enough of its
+/// replies); `Some` if the connection ends meanwhile (stalled past the stall
+/// timeout, evicted, or closed).
+async fn wait_until_not(
+    node: &NodeState,
+    outbox: &Outbox,
+    busy: fn(&Outbox) -> bool,
+) -> Option<Ended> {
     node.metrics.paused();
     let waited = tokio::select! {
-        waited = tokio::time::timeout(node.config.stall_timeout, outbox.uncongested()) => waited,
+        waited = tokio::time::timeout(node.config.stall_timeout, outbox.until_not(busy)) => waited,
         () = outbox.evicted() => {
             outbox.close(); // its unsent replies are dropped now
             return Some(Ended::Client);
@@ -425,9 +430,9 @@ async fn apply_all(
 ) -> Result<(), Ended> {
     let mut replies = BatchReplies::with_capacity(requests.len());
     for (id, payload) in requests.drain(..) {
-        if outbox.congested() {
+        if outbox.backlogged() {
             std::mem::take(&mut replies).send(node, outbox);
-            if let Some(ended) = wait_uncongested(node, outbox).await {
+            if let Some(ended) = wait_until_not(node, outbox, Outbox::backlogged).await {
                 return Err(ended);
             }
         }

@@ -211,13 +211,20 @@ impl Outbox {
             || self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT
     }
 
-    /// Resolves once the outbox is not [congested](Outbox::congested) (or closed).
-    pub async fn uncongested(&self) {
+    /// Whether the client leaves too many reply bytes unread (the part of
+    /// [`Outbox::congested`] a task applying requests waits on: waiting for
+    /// requests in flight there could wait for itself).
+    pub fn backlogged(&self) -> bool {
+        self.unsent.load(Ordering::Acquire) >= self.node.config.max_backlog
+    }
+
+    /// Resolves once `busy` is false (or the outbox is closed).
+    pub async fn until_not(&self, busy: fn(&Outbox) -> bool) {
         loop {
             let progress = self.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            if !self.congested() || self.is_closed() {
+            if !busy(self) || self.is_closed() {
                 return;
             }
             progress.await;

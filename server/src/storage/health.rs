@@ -13,8 +13,17 @@
 //! passes, the engine is closed and opened again (recovering from its
 //! journal, as after a crash), a probe write is committed with an fsync, and
 //! writes are accepted again.
+//!
+//! A failed write must not come back. fjall may still hold its bytes (a
+//! journal buffer it could not flush) and write them when it is closed, once
+//! the disk has room: reopened, the store would then hold a write its caller
+//! was told failed. So when a write fails, the wrapper reads what the store
+//! holds for each key it touched (the failed write is not among it), and the
+//! reopened store gets exactly those values back, in the same commit as the
+//! probe, before it takes any other write.
 
 use super::engine::{Engine, Fjall, Pair, Space, Write};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,12 +39,18 @@ pub struct Failure {
     pub since: Instant,
 }
 
+/// What the store held for each key a failed write touched.
+type Preimages = BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>;
+
 /// The engine, reopened after it fails.
 pub struct Healing {
     dir: PathBuf,
     /// `None` between closing a failed engine and opening it again.
     engine: RwLock<Option<Fjall>>,
     failure: Mutex<Option<Failure>>,
+    /// What the store held, before the failed writes, for each key they
+    /// touched: written back when the engine is reopened.
+    restore: Mutex<Preimages>,
     failures_total: AtomicU64,
     recoveries_total: AtomicU64,
 }
@@ -51,6 +66,7 @@ impl Healing {
             dir: dir.to_path_buf(),
             engine: RwLock::new(Some(Fjall::open(dir)?)),
             failure: Mutex::default(),
+            restore: Mutex::default(),
             failures_total: AtomicU64::new(0),
             recoveries_total: AtomicU64::new(0),
         })
@@ -123,16 +139,28 @@ impl Healing {
         // Close the failed engine before opening it again (it holds the
         // directory's lock).
         drop(engine.take());
+        let restore: Vec<Write> = self
+            .lock_restore()
+            .iter()
+            .map(|((space, key), value)| (*space, key.clone(), value.clone()))
+            .collect();
+        for (space, key, value) in &restore {
+            tracing::debug!(?space, key = ?String::from_utf8_lossy(key), restored = value.as_ref().map(Vec::len), "restore");
+        }
         let reopened = Fjall::open(&self.dir).and_then(|fjall| {
-            // A deletion goes through the journal and the fsync like any
-            // write, and leaves nothing to read back.
-            fjall.commit(vec![(Space::Calls, PROBE_KEY.to_vec(), None)], true)?;
+            // The keys the failed writes touched get their old values back;
+            // the probe, a deletion, goes through the journal and the fsync
+            // like any write and leaves nothing to read back.
+            let mut writes = restore;
+            writes.push((Space::Calls, PROBE_KEY.to_vec(), None));
+            fjall.commit(writes, true)?;
             Ok(fjall)
         });
         match reopened {
             Ok(fjall) => {
                 *engine = Some(fjall);
                 drop(engine);
+                self.lock_restore().clear();
                 *self.lock_failure() = None;
                 self.recoveries_total.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
@@ -143,10 +171,35 @@ impl Healing {
                 true
             }
             Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), "the store cannot be reopened yet: {e}");
                 if let Some(failure) = &mut *self.lock_failure() {
                     failure.cause = format!("the storage engine cannot be reopened yet: {e}");
                 }
                 false
+            }
+        }
+    }
+
+    fn lock_restore(&self) -> std::sync::MutexGuard<'_, Preimages> {
+        self.restore.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers what the store holds for the keys of a write that failed
+    /// (the first failure's value of a key is the one before every failed write).
+    fn remember_before(&self, fjall: &Fjall, writes: &[Write]) {
+        let mut restore = self.lock_restore();
+        for (space, key, _) in writes {
+            if restore.contains_key(&(*space, key.clone())) {
+                continue;
+            }
+            match fjall.get(*space, key) {
+                Ok(value) => {
+                    restore.insert((*space, key.clone()), value);
+                }
+                Err(e) => tracing::error!(
+                    "cannot read a key a failed write touched ({e}): it may come back when \
+                     the store is reopened"
+                ),
             }
         }
     }
@@ -174,8 +227,14 @@ fn refusal(failure: &Failure) -> String {
     )
 }
 
-/// Writes, syncs and removes a small file in `dir`: `Err` is what the
-/// operating system said (a full disk, no descriptors left, read-only).
+/// Free space below which a failed store is not reopened: a disk with a few
+/// kilobytes left (a failed write's bytes given back) would fail the next
+/// writes again at once; waiting for some room keeps the store from flapping.
+const FREE_TO_REOPEN: u64 = 16 << 20;
+
+/// Writes, syncs and removes a small file in `dir`, and checks there is
+/// [`FREE_TO_REOPEN`] left: `Err` is what the operating system said (a full
+/// disk, no descriptors left, read-only).
 fn probe_file(dir: &Path) -> Result<(), String> {
     let path = dir.join(".crucial-probe");
     let written = std::fs::File::create(&path).and_then(|mut file| {
@@ -183,14 +242,44 @@ fn probe_file(dir: &Path) -> Result<(), String> {
         file.sync_all()
     });
     let _ = std::fs::remove_file(&path);
-    written.map_err(|e| e.to_string())
+    written.map_err(|e| e.to_string())?;
+    match free_bytes(dir) {
+        Some(free) if free < FREE_TO_REOPEN => Err(format!(
+            "No space left on device: {} KiB free, writes resume once {} MiB are",
+            free >> 10,
+            FREE_TO_REOPEN >> 20
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes free for unprivileged writes on the file system of `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes one struct for a NUL-terminated path.
+    let ok = unsafe { libc::statvfs(path.as_ptr(), &mut stats) } == 0;
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ between Unixes
+    ok.then(|| stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
+/// Free space is not checked off Unix.
+#[cfg(not(unix))]
+fn free_bytes(_: &Path) -> Option<u64> {
+    None
 }
 
 impl Engine for Healing {
     fn commit(&self, writes: Vec<Write>, sync: bool) -> Result<(), String> {
         self.writable()?;
-        self.with(|fjall| fjall.commit(writes, sync))
-            .map_err(|e| self.failed(&e))
+        self.with(|fjall| {
+            fjall
+                .commit_all(&writes, sync)
+                .inspect_err(|_| self.remember_before(fjall, &writes))
+        })
+        .map_err(|e| self.failed(&e))
     }
 
     fn sync(&self) -> Result<(), String> {
