@@ -66,6 +66,17 @@ impl Placement {
     pub fn owner(&self, type_name: &str, key: &str) -> &str {
         &self.view.nodes[self.owner_index(type_name, key)]
     }
+
+    /// Addresses of the `rf` nodes that hold an object's replicas, the
+    /// owner first (fewer if the view has fewer nodes). With `rf = 1`, the
+    /// owner alone.
+    pub fn replicas(&self, type_name: &str, key: &str, rf: usize) -> Vec<&str> {
+        self.ring
+            .replicas(type_name, key, rf)
+            .into_iter()
+            .map(|i| self.view.nodes[i].as_str())
+            .collect()
+    }
 }
 
 /// A consistent-hash ring built from a [`View`].
@@ -123,9 +134,37 @@ impl Ring {
         if self.nodes <= 1 {
             return 0;
         }
+        self.points[self.first_point(type_name, key)].1
+    }
+
+    /// Indexes of the `rf` distinct nodes met walking the ring clockwise
+    /// from an object's hash: its owner, then its successors (a replica
+    /// chain's order). Fewer if the view has fewer nodes.
+    pub fn replicas(&self, type_name: &str, key: &str, rf: usize) -> Vec<usize> {
+        let wanted = rf.min(self.nodes);
+        match wanted {
+            0 => return Vec::new(),
+            1 => return vec![self.owner(type_name, key)],
+            _ => {}
+        }
+        let start = self.first_point(type_name, key);
+        let mut nodes = Vec::with_capacity(wanted);
+        for step in 0..self.points.len() {
+            let node = self.points[(start + step) % self.points.len()].1;
+            if !nodes.contains(&node) {
+                nodes.push(node);
+                if nodes.len() == wanted {
+                    break;
+                }
+            }
+        }
+        nodes
+    }
+
+    /// The first point at or after an object's hash.
+    fn first_point(&self, type_name: &str, key: &str) -> usize {
         let h = hash64(&[type_name.as_bytes(), key.as_bytes()]);
-        let at = self.points.partition_point(|(p, _)| *p < h);
-        self.points[at % self.points.len()].1
+        self.points.partition_point(|(p, _)| *p < h) % self.points.len()
     }
 }
 
@@ -171,5 +210,37 @@ mod tests {
             placement.view().nodes[placement.owner_index("T", "k")],
             owner
         );
+    }
+
+    #[test]
+    fn replicas_are_distinct_owner_first_and_mostly_stay_on_a_join() {
+        let placement = Placement::new(view(4));
+        for i in 0..1000 {
+            let key = format!("k{i}");
+            let three = placement.replicas("T", &key, 3);
+            assert_eq!(three.len(), 3);
+            assert_eq!(three[0], placement.owner("T", &key));
+            let mut distinct = three.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "{three:?}");
+            assert_eq!(
+                placement.replicas("T", &key, 1),
+                vec![placement.owner("T", &key)]
+            );
+        }
+        // Asking for more replicas than nodes gives every node once.
+        assert_eq!(Placement::new(view(2)).replicas("T", "k", 3).len(), 2);
+        assert_eq!(Placement::new(view(1)).replicas("T", "k", 3).len(), 1);
+        // A joining node takes a share of the replica slots, not all of them.
+        let four = Ring::new(&view(4));
+        let five = Ring::new(&view(5));
+        let kept = (0..2000)
+            .filter(|i| {
+                let key = format!("k{i}");
+                four.replicas("T", &key, 2)[0] == five.replicas("T", &key, 2)[0]
+            })
+            .count();
+        assert!(kept > 1400, "{kept} of 2000 owners kept");
     }
 }

@@ -27,6 +27,14 @@
 //! old set, so a read of the old set fails validation and a writer that
 //! looked it up looks again. The history test in `txn/history.rs` checks this
 //! against recorded runs.
+//!
+//! The commit is three steps a node can run apart, as a participant of a
+//! commit across nodes will: [`Transaction::prepare`] (lock, number, validate:
+//! the transaction can no longer conflict), then [`Prepared::commit`] (install,
+//! queue for the disk, unlock) or [`Prepared::abort`] (unlock, nothing
+//! written). A workflow on one node runs them in sequence
+//! ([`Transaction::commit_durably`]). The numbers come from a [`CommitClock`],
+//! the node's own counter today; a timestamp shared across nodes can replace it.
 
 use super::entry_set::{EntrySet, Locking};
 use super::object::{LambdaObject, Seen};
@@ -66,11 +74,39 @@ pub struct Durably {
     pub written: Vec<Key>,
 }
 
+/// Where commit numbers come from: the serialization order of commits.
+pub trait CommitClock: Send + Sync + 'static {
+    /// A number larger than every number handed out before (a commit's).
+    fn tick(&self) -> u64;
+    /// A number no later commit is below (a new object's first version).
+    fn now(&self) -> u64;
+}
+
+/// The node's own commit counter.
+#[derive(Debug)]
+pub struct Counter(AtomicU64);
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter(AtomicU64::new(1))
+    }
+}
+
+impl CommitClock for Counter {
+    fn tick(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The lambda objects of one node, the clock their commits are numbered by,
 /// and the data directory their entries are kept in (if any).
 pub struct Store {
     objects: RwLock<HashMap<ObjectId, Arc<LambdaObject>>>,
-    clock: AtomicU64,
+    clock: Box<dyn CommitClock>,
     storage: Option<Arc<Storage>>,
     /// Types whose stored shape this build cannot read, with the reason.
     unreadable: RwLock<HashMap<String, String>>,
@@ -80,7 +116,7 @@ impl Default for Store {
     fn default() -> Self {
         Store {
             objects: RwLock::default(),
-            clock: AtomicU64::new(1),
+            clock: Box::<Counter>::default(),
             storage: None,
             unreadable: RwLock::default(),
         }
@@ -114,7 +150,7 @@ impl Store {
             return Arc::clone(object);
         }
         let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
-        let version = self.clock.load(Ordering::Acquire);
+        let version = self.clock.now();
         Arc::clone(
             objects
                 .entry(id.clone())
@@ -229,7 +265,7 @@ impl Store {
     }
 
     fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::AcqRel) + 1
+        self.clock.tick()
     }
 }
 
@@ -380,16 +416,28 @@ impl Transaction {
     /// Commits, and on a store with a data directory queues the writes for
     /// the disk before the entry sets are unlocked (so commits of one set
     /// reach the disk in their order); the ticket says when they are durable,
-    /// and the workflow's reply must wait for it.
-    pub fn commit_durably(mut self) -> Result<(u64, Option<Durably>), Abort> {
+    /// and the workflow's reply must wait for it. One node's commit: prepare,
+    /// then commit.
+    pub fn commit_durably(self) -> Result<(u64, Option<Durably>), Abort> {
+        let prepared = self.prepare()?;
+        let tid = prepared.tid();
+        Ok((tid, prepared.commit()))
+    }
+
+    /// The first step of a commit: locks the entry sets of every written key,
+    /// takes the commit's number and validates every read. From here on the
+    /// transaction cannot conflict: it must be [committed](Prepared::commit)
+    /// or [aborted](Prepared::abort) (dropping it aborts). A store that cannot
+    /// write refuses here, before anything is locked.
+    pub fn prepare(self) -> Result<Prepared, Abort> {
         self.check()?;
         if let (Some(storage), false) = (&self.store.storage, self.writes.is_empty()) {
-            // A store that cannot write refuses before anything is installed.
             storage.writable().map_err(Abort::NotDurable)?;
         }
-        let locked = self.lock_write_sets()?;
-        let tid = self.store.tick();
-        for (set, version) in &self.reads {
+        let mut txn = self;
+        let locked = txn.lock_write_sets()?;
+        let tid = txn.store.tick();
+        for (set, version) in &txn.reads {
             let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
             if !set.still(*version, mine) {
                 set.conflicted();
@@ -397,38 +445,12 @@ impl Transaction {
                 return Err(Abort::Conflict);
             }
         }
-        let writes = std::mem::take(&mut self.writes);
-        let mut by_object: BTreeMap<&ObjectId, ObjectWrites<'_>> = BTreeMap::new();
-        for ((id, key), value) in &writes {
-            by_object
-                .entry(id)
-                .or_default()
-                .push((key.as_slice(), value));
-        }
-        for (id, object_writes) in by_object {
-            self.objects[id].install(object_writes);
-        }
-        let durable = match &self.store.storage {
-            Some(storage) if !writes.is_empty() => Some(Durably {
-                ticket: storage
-                    .save_entries(
-                        writes
-                            .iter()
-                            .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
-                        self.reply.as_ref().map(|(c, r, o)| (*c, *r, o)),
-                    )
-                    .ticket,
-                written: writes.keys().cloned().collect(),
-            }),
-            _ => None,
-        };
-        for lock in &locked {
-            let split = lock.set.contended() && lock.object.split(&lock.set, &lock.first_key, tid);
-            if !split {
-                lock.set.unlock(tid);
-            }
-        }
-        Ok((tid, durable))
+        Ok(Prepared {
+            txn,
+            locked,
+            tid,
+            done: false,
+        })
     }
 
     /// Locks the entry sets of every written key, in the order of their
@@ -469,6 +491,81 @@ impl Transaction {
                 }
             }
             return Ok(locked);
+        }
+    }
+}
+
+/// A transaction between its prepare and its commit or abort: its write
+/// sets locked, its number taken, its reads valid.
+pub struct Prepared {
+    txn: Transaction,
+    locked: Vec<Locked>,
+    tid: u64,
+    /// Committed or aborted (the locks are released).
+    done: bool,
+}
+
+impl Prepared {
+    /// The commit's number: its place in the serial order.
+    pub fn tid(&self) -> u64 {
+        self.tid
+    }
+
+    /// The second step: installs the writes, queues them for the disk (on a
+    /// store with a data directory) while the sets are still locked, and
+    /// unlocks them at the commit's number, splitting the sets that saw
+    /// conflicts. Returns the writes' way to the disk, if they take one.
+    pub fn commit(mut self) -> Option<Durably> {
+        let writes = std::mem::take(&mut self.txn.writes);
+        let mut by_object: BTreeMap<&ObjectId, ObjectWrites<'_>> = BTreeMap::new();
+        for ((id, key), value) in &writes {
+            by_object
+                .entry(id)
+                .or_default()
+                .push((key.as_slice(), value));
+        }
+        for (id, object_writes) in by_object {
+            self.txn.objects[id].install(object_writes);
+        }
+        let durable = match &self.txn.store.storage {
+            Some(storage) if !writes.is_empty() => Some(Durably {
+                ticket: storage
+                    .save_entries(
+                        writes
+                            .iter()
+                            .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
+                        self.txn.reply.as_ref().map(|(c, r, o)| (*c, *r, o)),
+                    )
+                    .ticket,
+                written: writes.keys().cloned().collect(),
+            }),
+            _ => None,
+        };
+        let tid = self.tid;
+        for lock in &self.locked {
+            let split = lock.set.contended() && lock.object.split(&lock.set, &lock.first_key, tid);
+            if !split {
+                lock.set.unlock(tid);
+            }
+        }
+        self.done = true;
+        durable
+    }
+
+    /// The other second step: releases the locks, writes nothing. The
+    /// versions stay as they were, so readers are not disturbed.
+    pub fn abort(mut self) {
+        unlock(&self.locked);
+        self.done = true;
+    }
+}
+
+impl Drop for Prepared {
+    /// A prepared transaction neither committed nor aborted (a panic between
+    /// the steps) is aborted: its locks must not outlive it.
+    fn drop(&mut self) {
+        if !self.done {
+            unlock(&self.locked);
         }
     }
 }
@@ -623,5 +720,77 @@ mod tests {
         writer.commit().unwrap();
         assert_eq!(store.object(&map).sets(), 2, "split at mango");
         assert_eq!(reader.commit(), Err(Abort::Conflict));
+    }
+
+    #[test]
+    fn a_prepared_transaction_holds_its_sets_until_it_commits() {
+        let store = Arc::new(Store::default());
+        let mut t = store.begin(None);
+        t.put(&id("a"), b"k", bytes("1")).unwrap();
+        let prepared = t.prepare().unwrap();
+        // A writer of the same set cannot prepare meanwhile.
+        let mut other = store.begin(None);
+        other.put(&id("a"), b"k", bytes("2")).unwrap();
+        assert_eq!(other.prepare().err(), Some(Abort::Conflict));
+        // Nothing is visible before the commit; then everything is.
+        assert_eq!(store.peek(&id("a"), b"k"), None);
+        let tid = prepared.tid();
+        assert!(
+            prepared.commit().is_none(),
+            "no data directory, no disk write"
+        );
+        assert_eq!(store.peek(&id("a"), b"k"), Some(bytes("1")));
+        let mut later = store.begin(None);
+        later.put(&id("a"), b"k", bytes("3")).unwrap();
+        assert!(later.commit().unwrap() > tid);
+    }
+
+    #[test]
+    fn an_aborted_prepare_writes_nothing_and_disturbs_no_reader() {
+        let store = Arc::new(Store::default());
+        let mut setup = store.begin(None);
+        setup.put(&id("a"), b"k", bytes("0")).unwrap();
+        setup.commit().unwrap();
+        let mut reader = store.begin(None);
+        assert_eq!(reader.get(&id("a"), b"k").unwrap(), Some(bytes("0")));
+        let mut t = store.begin(None);
+        t.put(&id("a"), b"k", bytes("1")).unwrap();
+        t.prepare().unwrap().abort();
+        assert_eq!(store.peek(&id("a"), b"k"), Some(bytes("0")));
+        // The version did not move: the reader still validates.
+        reader.put(&id("b"), b"k", bytes("x")).unwrap();
+        reader.commit().expect("the read is still valid");
+        // And the set is free again.
+        let mut again = store.begin(None);
+        again.put(&id("a"), b"k", bytes("2")).unwrap();
+        again.commit().unwrap();
+        assert_eq!(store.peek(&id("a"), b"k"), Some(bytes("2")));
+    }
+
+    #[test]
+    fn a_prepare_fails_on_a_read_overwritten_since_and_a_dropped_prepare_unlocks() {
+        let store = Arc::new(Store::default());
+        let mut reader = store.begin(None);
+        assert_eq!(reader.get(&id("a"), b"k").unwrap(), None);
+        reader.put(&id("b"), b"k", bytes("from the read")).unwrap();
+        let mut writer = store.begin(None);
+        writer.put(&id("a"), b"k", bytes("1")).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(reader.prepare().err(), Some(Abort::Conflict));
+        // Neither committed nor aborted: dropping it releases its locks.
+        let mut t = store.begin(None);
+        t.put(&id("c"), b"k", bytes("1")).unwrap();
+        drop(t.prepare().unwrap());
+        let mut after = store.begin(None);
+        after.put(&id("c"), b"k", bytes("2")).unwrap();
+        after.commit().expect("the set was unlocked");
+    }
+
+    #[test]
+    fn the_node_counter_numbers_commits_in_order() {
+        let clock = Counter::default();
+        let first = clock.tick();
+        assert!(clock.tick() > first);
+        assert!(clock.now() > first);
     }
 }
