@@ -9,7 +9,10 @@ use syn::Type;
 
 /// A `#[lambda_object]` struct: concrete, named fields, each a storage field
 /// (the number of its type arguments is the compiler's to check, on the
-/// struct as written). Returns whether it can be expanded.
+/// struct as written). Returns whether it can be expanded: a field that is
+/// not a storage field is reported here and bound to nothing by the
+/// expansion, so the impl block's functions still find the struct's
+/// `LambdaObject` impl and the one mistake gives one error.
 pub fn lambda_struct(cx: &Ctxt, object: &ObjectStruct, fields: &[StorageField]) -> bool {
     let item = &object.item;
     let mut ok = concrete(cx, Subject::ObjectStruct(object.kind), &item.generics);
@@ -39,7 +42,6 @@ pub fn lambda_struct(cx: &Ctxt, object: &ObjectStruct, fields: &[StorageField]) 
                  value of this type: `Cell<{written}>`)"
             ),
         );
-        ok = false;
     }
     ok
 }

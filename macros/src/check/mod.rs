@@ -45,6 +45,24 @@ pub fn wrong_item(cx: &Ctxt, attr: &str, item: &Item) {
             other,
             "#[shared] goes on a struct and on its inherent impl block".into(),
         ),
+        ("#[lambda_object]", Item::Enum(e)) => (
+            &e.enum_token,
+            "#[lambda_object] goes on a struct whose fields are storage fields and on its impl \
+             block, not on an enum; keep the enum in a field: `value: Cell<MyEnum>`"
+                .into(),
+        ),
+        ("#[lambda_object]", Item::Fn(f)) => (
+            &f.sig.fn_token,
+            "#[lambda_object] goes on a struct and its impl block, not on a function; to run \
+             a function as a cloud thread use #[cloud_thread]"
+                .into(),
+        ),
+        ("#[lambda_object]", other) => (
+            other,
+            "#[lambda_object] goes on a struct whose fields are storage fields (`Cell<T>`, \
+             `Map<K, V>`, `MultiMap<K, V>`, `Set<T>`) and on its inherent impl block"
+                .into(),
+        ),
         (_, other) => (
             other,
             format!(

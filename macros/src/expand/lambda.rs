@@ -103,6 +103,13 @@ impl<'a> LambdaGen<'a> {
                 let field_ident = &field.ident;
                 let ty = &field.ty;
                 let index = index as u16;
+                if field.kind.is_none() {
+                    // Not a storage field (already reported): never bound,
+                    // the struct cannot be built until it is fixed.
+                    return quote! {
+                        #field_ident: ::crucial::__private::unreachable!("not a storage field")
+                    };
+                }
                 quote_spanned! {ty.span()=>
                     #field_ident: <#ty as ::crucial::__private::store::StorageField>::bind(
                         ::crucial::__private::store::FieldRef::new(
@@ -120,6 +127,7 @@ impl<'a> LambdaGen<'a> {
                 const APPLICATION: &'static str = ::crucial::__private::env!("CARGO_PKG_NAME");
                 const FIELDS: &'static [&'static str] = &[#(#names),*];
                 const SHAPE: &'static [&'static str] = &[#(#shape),*];
+                #[allow(unreachable_code)] // a field that is not a storage field (reported)
                 fn open(
                     host: ::crucial::__private::store::Arc<dyn ::crucial::__private::store::Host>,
                     id: ::crucial::__private::store::Arc<::crucial::__private::store::ObjectId>,

@@ -1,0 +1,7 @@
+#[crucial::lambda_object]
+pub enum Page {
+    Draft,
+    Published,
+}
+
+fn main() {}
