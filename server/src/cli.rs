@@ -127,6 +127,15 @@ pub struct Args {
     /// Seconds a crashed node stays in the view (its etcd lease's time to live).
     #[arg(long, default_value_t = 3)]
     pub lease_ttl: u64,
+    /// Where the other members reach this node for handoffs (the peer port;
+    /// default: the host of --listen, a free port). Node-to-node requests are
+    /// taken only there, never on the port clients use.
+    #[arg(long, env = "CRUCIAL_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+    /// The peer address the other members are told (default: the host of
+    /// --advertise, or the bound address, with the bound peer port).
+    #[arg(long, env = "CRUCIAL_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -178,6 +187,8 @@ impl Args {
                 name: self.cluster.clone(),
                 advertise: self.advertise.clone(),
                 lease_ttl: std::time::Duration::from_secs(self.lease_ttl.max(1)),
+                peer_listen: self.peer_listen.clone(),
+                advertise_peer: self.advertise_peer.clone(),
             }),
             admin: self.admin.clone(),
             ..defaults

@@ -27,6 +27,13 @@ pub struct ClusterConfig {
     /// Lease time to live: a node that stops (crashes) leaves the view this
     /// long after its last keep-alive.
     pub lease_ttl: Duration,
+    /// Where the other members reach this node for node-to-node requests
+    /// (handoffs): the peer port, apart from the port clients use. Default:
+    /// the host of `listen`, a free port.
+    pub peer_listen: Option<String>,
+    /// The peer address the other members are told (default: the advertised
+    /// host with the bound peer port).
+    pub advertise_peer: Option<String>,
 }
 
 /// Settings of one storage node.

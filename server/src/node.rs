@@ -7,6 +7,7 @@
 
 use crate::config::{Flavor, NodeConfig};
 use crate::net;
+use crate::request::Plane;
 use crate::state::NodeState;
 use std::future::Future;
 use std::io;
@@ -84,8 +85,10 @@ pub fn run_until(
             .unwrap_or_else(|| bound.addr.to_string());
         #[cfg(feature = "cluster")]
         if let Some(cluster) = &cluster {
+            // The peer port serves before the node joins: handoffs may come at once.
+            let peer = serve_peers(&node, cluster, bound.addr, &advertise).await?;
             let admin = bound.admin.map(|a| a.to_string());
-            crate::cluster::start(&node, cluster, advertise.clone(), admin).await?;
+            crate::cluster::start(&node, cluster, advertise.clone(), admin, peer).await?;
         }
         #[cfg(feature = "cluster")]
         let admin_task = admin.map(|listener| serve_admin(listener, &node, advertise));
@@ -112,7 +115,7 @@ pub fn run_until(
             });
         }
         on_ready(bound);
-        let serving = net::serve(listener, Arc::clone(&node));
+        let serving = net::serve(listener, Arc::clone(&node), Plane::Client);
         tokio::pin!(serving);
         tokio::select! {
             served = &mut serving => {
@@ -185,6 +188,32 @@ fn check_features(config: &NodeConfig) -> io::Result<()> {
              `crucial-server = {{ version = \"0.1\", features = [\"cluster\"] }}` in an application"
         ),
     ))
+}
+
+/// Binds and serves a cluster member's peer port (node-to-node requests);
+/// returns the address the other members are told.
+#[cfg(feature = "cluster")]
+async fn serve_peers(
+    node: &Arc<NodeState>,
+    cluster: &crate::config::ClusterConfig,
+    bound: SocketAddr,
+    advertise: &str,
+) -> io::Result<String> {
+    let at = cluster
+        .peer_listen
+        .clone()
+        .unwrap_or_else(|| SocketAddr::new(bound.ip(), 0).to_string());
+    let listener = TcpListener::bind(&at).await?;
+    let port = listener.local_addr()?.port();
+    let advertised = cluster.advertise_peer.clone().unwrap_or_else(|| {
+        let host = advertise
+            .rsplit_once(':')
+            .map_or(advertise, |(host, _)| host);
+        format!("{host}:{port}")
+    });
+    tracing::info!(peer = %advertised, "serving the peer port");
+    tokio::spawn(net::serve(listener, Arc::clone(node), Plane::Peer));
+    Ok(advertised)
 }
 
 /// Serves the admin plane on `listener` until the node stops.

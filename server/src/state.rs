@@ -98,6 +98,8 @@ pub struct NodeState {
     pub applying: Applying,
     /// The client connections: how many, and the bytes they buffer.
     pub clients: Arc<Clients>,
+    /// The other nodes' connections to the peer port (a cluster member's).
+    pub peers: Arc<Clients>,
     /// The data directory, if the node keeps persistent objects on disk.
     pub storage: Option<Arc<Storage>>,
     /// Lambda objects: their store and their workflows.
@@ -173,6 +175,9 @@ impl NodeState {
             metrics: Metrics::new(registry),
             applying: Applying::default(),
             clients: Clients::new(config.max_connections, config.max_client_memory),
+            // Nodes, not clients: a few connections each, never refused by
+            // the clients' limits.
+            peers: Clients::new(1024, config.max_client_memory),
             storage,
             lambdas,
             recovered,

@@ -8,6 +8,7 @@ use common::bank::{Account, AccountRef};
 use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Proxy};
 use common::{wait_until, ServerProcess};
 use crucial::__private::placement::{Placement, View, LAMBDA_HOME};
+use crucial::__private::wire::Request;
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -463,15 +464,28 @@ fn objects_owed_to_an_unreachable_new_owner_are_delivered_once_it_answers() {
             .fetch_add(1)
             .expect("fill");
     }
-    // `c` is reachable only through a proxy that holds connections: it joins
-    // (etcd sees it) but its peers cannot hand it anything.
+    // `c` is reachable only through proxies that hold connections, on its data
+    // port and on its peer port: it joins (etcd sees it) but its peers cannot
+    // hand it anything.
     let (proxy, target) = Proxy::start();
-    let port = free_port();
+    let (peer_proxy, peer_target) = Proxy::start();
+    let (port, peer_port) = (free_port(), free_port());
     *target.lock().unwrap() = Some(format!("127.0.0.1:{port}"));
+    *peer_target.lock().unwrap() = Some(format!("127.0.0.1:{peer_port}"));
+    let peer_listen = format!("127.0.0.1:{peer_port}");
     let c = etcd.node_at(
         "owed",
         port,
-        &["--advertise", &proxy.addr, "--lease-ttl", "30"],
+        &[
+            "--advertise",
+            &proxy.addr,
+            "--peer-listen",
+            &peer_listen,
+            "--advertise-peer",
+            &peer_proxy.addr,
+            "--lease-ttl",
+            "30",
+        ],
     );
     wait_until("a and b see c", || view_of(&a.addr).nodes.len() == 3);
     std::thread::sleep(Duration::from_millis(2500));
@@ -483,6 +497,7 @@ fn objects_owed_to_an_unreachable_new_owner_are_delivered_once_it_answers() {
         .unwrap();
     assert_eq!(client.open::<AtomicI64>(staying).load().expect("stays"), 1);
     proxy.open();
+    peer_proxy.open();
     wait_for_views(&[&a, &b], 3);
     wait_until("everything handed to c", || {
         admin(&a, &["status"]).is_ok_and(|s| {
@@ -499,4 +514,39 @@ fn objects_owed_to_an_unreachable_new_owner_are_delivered_once_it_answers() {
         assert_eq!(value, 1, "o/{i} kept its value");
     }
     drop(c);
+}
+
+#[test]
+fn a_handoff_sent_to_the_port_clients_use_is_refused() {
+    let etcd = Etcd::start("planes");
+    let a = etcd.node("planes", &[]);
+    let mut raw = common::RawConnection::open(&a.addr, 0xbad);
+    let forged = Request::Adopt(crucial::__private::wire::Adopt {
+        from: "127.0.0.1:1",
+        epoch: u64::MAX,
+        objects: Vec::new(),
+        replies: Vec::new(),
+        lambda: Vec::new(),
+    });
+    match raw.request(1, &forged.encode().expect("encode")) {
+        Err(RemoteError::Protocol { reason }) => {
+            assert!(reason.contains("peer port"), "{reason}")
+        }
+        other => panic!("a forged Adopt on the client port: {other:?}"),
+    }
+    let done = Request::HandoffDone {
+        from: "127.0.0.1:1",
+        epoch: u64::MAX,
+        kept: Vec::new(),
+    };
+    assert!(matches!(
+        raw.request(2, &done.encode().expect("encode")),
+        Err(RemoteError::Protocol { .. })
+    ));
+    // The connection still serves its client.
+    let client = client_of(&[&a]);
+    client
+        .open::<AtomicI64>("after")
+        .fetch_add(1)
+        .expect("served");
 }

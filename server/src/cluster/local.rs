@@ -33,6 +33,8 @@ pub struct Cluster {
     kept: RwLock<std::collections::HashMap<String, String>>,
     /// Admin addresses of the members, by data address (from etcd).
     admins: RwLock<std::collections::BTreeMap<String, String>>,
+    /// Members' peer ports, by data address.
+    peers: RwLock<std::collections::BTreeMap<String, String>>,
     /// Set once a drain is asked for.
     draining: tokio::sync::watch::Sender<bool>,
     /// Set once the drain is over.
@@ -83,6 +85,7 @@ impl Cluster {
             work: (Mutex::new(false), Condvar::new()),
             kept: RwLock::default(),
             admins: RwLock::default(),
+            peers: RwLock::default(),
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
             owing: std::sync::atomic::AtomicBool::new(false),
@@ -125,14 +128,30 @@ impl Cluster {
             .clone()
     }
 
-    /// A member's admin address (`""`: none).
-    pub(super) fn set_admin(&self, addr: &str, admin: &str) {
+    /// A member's admin address (`""`: none) and peer port.
+    pub(super) fn set_member(&self, addr: &str, admin: &str, peer: &str) {
         let mut admins = self.admins.write().unwrap_or_else(|e| e.into_inner());
         if admin.is_empty() {
             admins.remove(addr);
         } else {
             admins.insert(addr.to_string(), admin.to_string());
         }
+        drop(admins);
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        if peer.is_empty() {
+            peers.remove(addr);
+        } else {
+            peers.insert(addr.to_string(), peer.to_string());
+        }
+    }
+
+    /// Where a member takes node-to-node requests, if it said.
+    pub(super) fn peer_of(&self, addr: &str) -> Option<String> {
+        self.peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(addr)
+            .cloned()
     }
 
     /// The redirect for a call on an object this node does not own.

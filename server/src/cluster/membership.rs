@@ -4,7 +4,8 @@
 //! node is a member while its lease lives.
 //!
 //! Keys, under `/crucial/<cluster>/`:
-//! * `members/<addr>` (leased): the members; their sorted addresses are the view;
+//! * `members/<addr>` (leased): the members; their sorted addresses are the
+//!   view; the value is a [`MemberInfo`] (its admin and peer addresses);
 //! * `leaving/<addr>` (leased): written with the member key's deletion, in one
 //!   transaction, by a node that drains, and deleted once its handoff is done;
 //!   a member that disappears without it crashed;
@@ -28,6 +29,24 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a member key holds: where its admin plane and its peer port are.
+#[derive(Serialize, Deserialize, Default)]
+struct MemberInfo {
+    /// Admin-plane address (`""`: none).
+    admin: String,
+    /// Peer port: where other members send it node-to-node requests.
+    peer: String,
+}
+
+impl MemberInfo {
+    fn decode(value: &[u8]) -> MemberInfo {
+        codec::decode(value).unwrap_or_else(|e| {
+            tracing::warn!("an unreadable member record in etcd (another version?): {e}");
+            MemberInfo::default()
+        })
+    }
+}
+
 /// A lost range as stored in etcd.
 #[derive(Serialize, Deserialize)]
 struct LostRecord {
@@ -48,8 +67,8 @@ struct Registration {
     client: Etcd,
     prefix: String,
     me: String,
-    /// This node's admin address, the value of its member key.
-    admin: String,
+    /// This node's admin and peer addresses, the value of its member key.
+    info: Vec<u8>,
     /// The current lease (replaced if it expired while etcd was away).
     lease: std::sync::atomic::AtomicI64,
     ttl: i64,
@@ -67,11 +86,7 @@ impl Registration {
     /// Puts this node's member key (its admin address as the value) under `lease`.
     async fn register(&self, lease: i64) -> Result<(), etcd::Error> {
         self.client
-            .put(
-                self.key("members", &self.me),
-                self.admin.clone().into_bytes(),
-                lease,
-            )
+            .put(self.key("members", &self.me), self.info.clone(), lease)
             .await?;
         self.lease
             .store(lease, std::sync::atomic::Ordering::Release);
@@ -90,6 +105,7 @@ pub async fn start(
     membership: &ClusterConfig,
     advertise: String,
     admin: Option<String>,
+    peer: String,
 ) -> io::Result<()> {
     let client = Etcd::connect(
         &membership.etcd,
@@ -107,7 +123,11 @@ pub async fn start(
         client,
         prefix: format!("/crucial/{}/", membership.name),
         me: advertise,
-        admin: admin.unwrap_or_default(),
+        info: codec::encode(&MemberInfo {
+            admin: admin.unwrap_or_default(),
+            peer,
+        })
+        .map_err(io::Error::other)?,
         lease: std::sync::atomic::AtomicI64::new(lease),
         ttl,
     });
@@ -167,7 +187,8 @@ async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Memb
         };
         if let Some(addr) = rest.strip_prefix("members/") {
             members.members.insert(addr.to_string());
-            cluster.set_admin(addr, &String::from_utf8_lossy(&kv.value));
+            let info = MemberInfo::decode(&kv.value);
+            cluster.set_member(addr, &info.admin, &info.peer);
         } else if let Some(addr) = rest.strip_prefix("leaving/") {
             members.leaving.insert(addr.to_string());
         } else if rest.starts_with("lost/") {
@@ -279,7 +300,8 @@ async fn follow(
                 if let Some(addr) = rest.strip_prefix("members/") {
                     if put {
                         next.members.insert(addr.to_string());
-                        cluster.set_admin(addr, &String::from_utf8_lossy(&kv.value));
+                        let info = MemberInfo::decode(&kv.value);
+                        cluster.set_member(addr, &info.admin, &info.peer);
                     } else {
                         next.members.remove(addr);
                     }

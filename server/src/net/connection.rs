@@ -17,7 +17,7 @@ use super::clients::Member;
 use super::outbox::Outbox;
 use crate::metrics::Closed;
 use crate::objects::{deliver, Delivery, ReplySink};
-use crate::request::{apply, Applied, Durable, Session};
+use crate::request::{apply, Applied, Durable, Plane, Session};
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use crucial::__private::wire::{Frame, FrameDecoder, Outcome};
@@ -51,13 +51,13 @@ enum Ended {
 }
 
 /// Serves one connection until the client goes away or the node stops.
-pub async fn serve(stream: TcpStream, node: Arc<NodeState>, member: Arc<Member>) {
+pub async fn serve(stream: TcpStream, node: Arc<NodeState>, member: Arc<Member>, plane: Plane) {
     let _ = stream.set_nodelay(true);
     let stream = Arc::new(stream);
     let outbox = Outbox::new(Arc::clone(&stream), Arc::clone(&node), Arc::clone(&member));
     node.metrics.connection_opened();
     let flusher = tokio::spawn(Arc::clone(&outbox).flusher());
-    let mut reader = Reader::new(&node, &outbox, &member);
+    let mut reader = Reader::new(&node, &outbox, &member, plane);
     if reader.run(&stream).await == Ended::NodeStopping {
         stop(&node, &outbox).await;
     }
@@ -129,13 +129,21 @@ impl Drop for Reader<'_> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(node: &'a Arc<NodeState>, outbox: &'a Arc<Outbox>, member: &'a Member) -> Self {
+    fn new(
+        node: &'a Arc<NodeState>,
+        outbox: &'a Arc<Outbox>,
+        member: &'a Member,
+        plane: Plane,
+    ) -> Self {
         Reader {
             node,
             outbox,
             member,
             sink: Arc::clone(outbox) as Arc<dyn ReplySink>,
-            session: Session::default(),
+            session: Session {
+                client_id: None,
+                plane,
+            },
             // Until the handshake, only a Hello-sized frame is accepted, so a
             // stray protocol (an HTTP request, say) cannot make the node wait
             // for gigabytes.

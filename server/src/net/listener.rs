@@ -1,6 +1,7 @@
 //! Accepting connections until the node stops, then waiting for them to finish.
 
 use super::connection;
+use crate::request::Plane;
 use crate::state::NodeState;
 use std::io;
 use std::sync::Arc;
@@ -11,24 +12,29 @@ use tokio::task::JoinSet;
 /// Serves every connection on `listener`, each on its own task, until the node
 /// stops; then stops accepting (the socket closes) and returns once every
 /// connection has finished its clean stop. Past `--max-connections` a new
-/// connection is told so and closed.
-pub async fn serve(listener: TcpListener, node: Arc<NodeState>) -> io::Result<()> {
+/// connection is told so and closed. `plane` says which listener it is: the
+/// data port, or a cluster member's peer port.
+pub async fn serve(listener: TcpListener, node: Arc<NodeState>, plane: Plane) -> io::Result<()> {
     let mut connections = JoinSet::new();
     let mut stop = node.stop_signal();
     let mut failing = AcceptFailures::default();
+    let members = match plane {
+        Plane::Client => Arc::clone(&node.clients),
+        Plane::Peer => Arc::clone(&node.peers),
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     failing.recovered();
-                    match node.clients.join() {
+                    match members.join() {
                         Some(member) => {
-                            tracing::debug!(%peer, "client connected");
-                            connections.spawn(connection::serve(stream, Arc::clone(&node), member));
+                            tracing::debug!(%peer, ?plane, "connected");
+                            connections.spawn(connection::serve(stream, Arc::clone(&node), member, plane));
                         }
                         None => {
-                            tracing::debug!(%peer, "connection refused: --max-connections reached");
-                            connection::refuse(stream, &node, node.clients.max_connections());
+                            tracing::debug!(%peer, ?plane, "connection refused: its limit is reached");
+                            connection::refuse(stream, &node, members.max_connections());
                         }
                     }
                 }

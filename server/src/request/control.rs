@@ -1,7 +1,7 @@
 //! Control requests: the handshake, creating and deleting objects, listings.
 
 use super::call::durable;
-use super::Session;
+use super::{Plane, Session};
 use crate::cluster;
 use crate::objects::Persist;
 use crate::state::NodeState;
@@ -57,8 +57,17 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
     })
 }
 
-/// Every request but `Hello`, `Call` and `Invoke`, after the handshake.
-pub async fn control(node: &NodeState, request: Request<'_>) -> Outcome {
+/// Every request but `Hello`, `Call` and `Invoke`, after the handshake;
+/// node-to-node ones only from the peer plane.
+pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Outcome {
+    if let (Plane::Client, Request::Adopt(_) | Request::HandoffDone { .. }) = (plane, &request) {
+        return Err(RemoteError::Protocol {
+            reason: "a handoff is a node-to-node request: a node takes it only on its peer \
+                     port (--peer-listen), from the members of its cluster, never on the port \
+                     clients use"
+                .into(),
+        });
+    }
     match request {
         Request::Create { object, state } => {
             cluster::check(node, object.type_name, object.key)?;

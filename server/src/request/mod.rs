@@ -27,11 +27,25 @@ use crucial::__private::wire::Request;
 use crucial::RemoteError;
 use std::sync::Arc;
 
+/// Which listener a connection came through.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// The data port: clients (and cloud threads).
+    #[default]
+    Client,
+    /// The peer port of a cluster member (`--peer-listen`): other nodes.
+    /// Node-to-node requests (handoffs) are taken only here.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // a member's (feature "cluster")
+    Peer,
+}
+
 /// What a connection knows about its client.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Session {
     /// Set by the `Hello`.
     pub client_id: Option<u64>,
+    /// The listener it came through.
+    pub plane: Plane,
 }
 
 /// Applies one request frame from `sink`'s client. Never panics on bad input:
@@ -73,6 +87,8 @@ pub async fn apply(
         (_, None) => Applied::Now(Some(Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
         }))),
-        (request, Some(_)) => Applied::Now(Some(control::control(node, request).await)),
+        (request, Some(_)) => {
+            Applied::Now(Some(control::control(node, session.plane, request).await))
+        }
     }
 }

@@ -94,15 +94,23 @@ struct Peers {
 const QUIESCE_FOR: Duration = Duration::from_secs(30);
 
 impl Peers {
+    /// Sends `request` to member `addr` on its peer port.
     fn request<R: serde::de::DeserializeOwned>(
         &mut self,
         node: &NodeState,
+        cluster: &Cluster,
         addr: &str,
         request: &Request<'_>,
     ) -> crucial::Result<R> {
         if self.open.get(addr).is_none_or(Peer::is_dead) {
+            let peer_port = cluster
+                .peer_of(addr)
+                .ok_or_else(|| crucial::Error::Connect {
+                    addr: addr.to_string(),
+                    reason: "the member has not said where its peer port is (yet)".into(),
+                })?;
             let peer = Peer::connect(
-                addr,
+                &peer_port,
                 node.peer_id,
                 node.config.max_frame,
                 Duration::from_secs(2),
@@ -206,7 +214,7 @@ impl Peers {
                 epoch,
                 kept,
             };
-            match self.request::<()>(node, &member, &done) {
+            match self.request::<()>(node, cluster, &member, &done) {
                 Ok(()) => {
                     self.dones.remove(&member);
                 }
@@ -398,7 +406,7 @@ fn send_objects(
             },
             lambda: Vec::new(),
         };
-        if let Err(e) = peers.request::<()>(node, owner, &Request::Adopt(batch)) {
+        if let Err(e) = peers.request::<()>(node, cluster, owner, &Request::Adopt(batch)) {
             tracing::warn!(
                 owner,
                 left = objects.len() - start,
@@ -435,7 +443,7 @@ fn send_app(
             replies: first.take().unwrap_or_default(),
             lambda: batch,
         };
-        match peers.request::<()>(node, owner, &Request::Adopt(adopt)) {
+        match peers.request::<()>(node, cluster, owner, &Request::Adopt(adopt)) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(
