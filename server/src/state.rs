@@ -193,6 +193,17 @@ impl NodeState {
         Ok(node)
     }
 
+    /// Waits until a write this node queued is durable (every request kind,
+    /// and the handoff, wait here).
+    pub async fn durable(&self, ticket: crate::storage::Ticket) -> Result<(), String> {
+        match &self.storage {
+            Some(storage) => storage.durable(ticket).await,
+            None => ticket
+                .await
+                .unwrap_or_else(|_| Err("the storage layer stopped".to_string())),
+        }
+    }
+
     /// Starts the node's clean stop (idempotent).
     pub fn stop(&self) {
         self.stopping.send_replace(true);

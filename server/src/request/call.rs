@@ -1,8 +1,8 @@
 //! A method call, step by step: resolve the method, deduplicate, run it on its
 //! object, record the outcome.
 
-use crate::cluster;
-use crate::dedup::Begin;
+use super::retry::replay;
+use super::route;
 use crate::objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
 use crate::storage::Ticket;
@@ -53,7 +53,7 @@ impl Durable {
             record,
         } = self;
         let (entry, method) = (record.entry, record.method);
-        match durable(node, ticket).await {
+        match node.durable(ticket).await {
             Ok(()) => record.finish(node, ran, true),
             Err(reason) => {
                 let key = cell.key.to_string();
@@ -100,7 +100,7 @@ impl Record {
             Ran::Done(Err(mut moved @ RemoteError::NotOwner { .. })) => {
                 // Its object was handed off before it ran: nothing ran, so
                 // nothing is remembered; the client re-sends it to the owner.
-                cluster::fill_redirect(node, &mut moved);
+                route::redirect(node, &mut moved);
                 if self.dedup {
                     node.dedup.abandon(self.client, self.id);
                 }
@@ -136,7 +136,7 @@ pub async fn call(
     };
     // In a cluster, a node that does not own the object in its view runs
     // nothing and redirects.
-    if let Err(redirect) = cluster::check(node, entry.name, call.object.key) {
+    if let Err(redirect) = route::owned(node, entry.name, call.object.key) {
         return Applied::Now(Some(Err(redirect)));
     }
     // 2. A retried mutating call is answered from the dedup table. Blocking
@@ -150,7 +150,7 @@ pub async fn call(
     }
     // 3. Run it on its object (in a cluster, waiting for it if it is on its
     // way here).
-    let cell = match cluster::object(node, entry, call.object.key).await {
+    let cell = match route::object(node, entry, call.object.key).await {
         Ok(cell) => cell,
         Err(error) => {
             if dedup {
@@ -219,17 +219,6 @@ pub async fn call(
     }
 }
 
-/// Waits until a queued write is durable, committing it on this thread if no
-/// commit is under way (see `storage/commit.rs`).
-pub async fn durable(node: &NodeState, ticket: Ticket) -> Result<(), String> {
-    if let Some(storage) = &node.storage {
-        storage.lead();
-    }
-    ticket
-        .await
-        .unwrap_or_else(|_| Err("the storage layer stopped".to_string()))
-}
-
 /// The type and method a call names, if the node's registry has them with the
 /// client's signature.
 fn resolve(
@@ -258,37 +247,4 @@ fn resolve(
         });
     }
     Ok((entry, method))
-}
-
-/// Registers a mutating request with the dedup table; returns the remembered
-/// reply if it ran before (waiting for it if it is running right now).
-pub(super) async fn replay(node: &NodeState, client: u64, id: u64) -> Option<Outcome> {
-    loop {
-        let mut forgotten = Vec::new();
-        let begun = node.dedup.begin_forgetting(client, id, &mut forgotten);
-        if let (false, Some(storage)) = (forgotten.is_empty(), &node.storage) {
-            // Replies the bounded memory let go of leave the disk too (in the
-            // background: nothing waits for a deletion).
-            drop(storage.forget_replies(&forgotten));
-        }
-        match begun {
-            Begin::Fresh => return None,
-            Begin::Done(outcome) => {
-                node.metrics.replayed();
-                return Some(outcome);
-            }
-            Begin::InFlight(notify) => {
-                // Register interest, then re-check: the original may have
-                // finished between `begin` and here.
-                let notified = notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if let Begin::Done(outcome) = node.dedup.peek(client, id) {
-                    node.metrics.replayed();
-                    return Some(outcome);
-                }
-                notified.await;
-            }
-        }
-    }
 }

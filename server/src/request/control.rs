@@ -1,6 +1,6 @@
 //! Control requests: the handshake, creating and deleting objects, listings.
 
-use super::call::durable;
+use super::route;
 use super::{Plane, Session};
 use crate::cluster;
 use crate::objects::Persist;
@@ -70,7 +70,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
     }
     match request {
         Request::Create { object, state } => {
-            cluster::check(node, object.type_name, object.key)?;
+            route::owned(node, object.type_name, object.key)?;
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
                     type_name: object.type_name.to_string(),
@@ -105,7 +105,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                     residency: &node.table.residency,
                     reply_to: None,
                 };
-                if let Err(reason) = durable(node, persist.save_created(cell)).await {
+                if let Err(reason) = node.durable(persist.save_created(cell)).await {
                     // Not on disk: not created.
                     node.table.delete(entry.name, object.key);
                     return Err(not_durable(entry.name, object.key, "<create>")(reason));
@@ -152,7 +152,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
 
 /// Deletes an object this node owns; returns whether it existed.
 pub async fn delete(node: &NodeState, type_name: &str, key: &str) -> Result<bool, RemoteError> {
-    cluster::check(node, type_name, key)?;
+    route::owned(node, type_name, key)?;
     if let Some(cluster) = node.cluster.get() {
         cluster.forgive(type_name, key);
     }
@@ -164,7 +164,7 @@ pub async fn delete(node: &NodeState, type_name: &str, key: &str) -> Result<bool
     let deleted = node.table.delete(type_name, key);
     if let Some(storage) = &node.storage {
         if persistent {
-            durable(node, storage.delete(type_name, key))
+            node.durable(storage.delete(type_name, key))
                 .await
                 .map_err(not_durable(type_name, key, "<delete>"))?;
         }

@@ -3,8 +3,9 @@
 //! workflow on the workflow pool under a watchdog, wait for its writes to be
 //! durable, record the reply.
 
-use super::call::{durable, replay, Applied};
-use crate::cluster;
+use super::call::Applied;
+use super::retry::replay;
+use super::route;
 use crate::lambda::{execute, Ended, Gate, Invocation};
 use crate::state::NodeState;
 use crate::txn::{Committed, Failure};
@@ -50,7 +51,7 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         // the application (or on a node that kept them when their move timed
         // out); elsewhere, a redirect, and meanwhile a move, a wait.
         // The guard keeps the application here until the workflow ends.
-        let _here = match cluster::lambda_home(&node, &application).await {
+        let _here = match route::application(&node, &application).await {
             Ok(guard) => guard,
             Err(redirect) => return Some(Err(redirect)),
         };
@@ -129,7 +130,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
             );
             match ticket {
                 None => Ok(value),
-                Some(durably) => match durable(node, durably.ticket).await {
+                Some(durably) => match node.durable(durably.ticket).await {
                     Ok(()) => Ok(value),
                     Err(reason) => {
                         tracing::error!(

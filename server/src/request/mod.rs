@@ -4,8 +4,9 @@
 //! that read it and the reply sink that answers it, so it is where later work
 //! plugs in, each in one spot of [`call::call`]:
 //!
-//! * **ownership check** (cluster): after the method is resolved, before
-//!   anything runs, a node that does not own the object answers a redirect;
+//! * **ownership check** (cluster, `route.rs`, the one place the apply step
+//!   asks where an object is): after the method is resolved, before anything
+//!   runs, a node that does not own the object answers a redirect;
 //! * **OCC validation** (lambda objects): where the call runs on its object;
 //! * **log append / chain forward** (durable node, replication): after the
 //!   call ran and before its outcome is recorded for dedup and returned, so no
@@ -13,11 +14,16 @@
 //!
 //! Calls of lambda objects' functions go to [`invoke`] (the ownership check
 //! and OCC validation have their places there too); control requests
-//! (handshake, create, delete, listings) go to [`control`].
+//! (handshake, create, delete, listings) go to [`control`]. A retried request
+//! is answered from the dedup table in `retry.rs`; every kind waits for its
+//! writes with `NodeState::durable`. Node-to-node requests (handoffs) are
+//! taken only on a member's peer port ([`Plane::Peer`]).
 
 pub mod call;
 pub mod control;
 pub mod invoke;
+mod retry;
+mod route;
 
 pub use call::{Applied, Durable};
 

@@ -246,6 +246,15 @@ impl Storage {
         }
     }
 
+    /// Waits until a queued write is durable, committing it on this thread if
+    /// no commit is under way (see `commit.rs`); `Err` says why it is not.
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), String> {
+        self.lead();
+        ticket
+            .await
+            .unwrap_or_else(|_| Err("the storage layer stopped".to_string()))
+    }
+
     /// With `false`, every change is a snapshot: no call is logged (for types
     /// whose methods are not deterministic, or to compare).
     pub fn with_call_log(mut self, on: bool) -> Storage {

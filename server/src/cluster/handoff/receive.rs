@@ -2,7 +2,6 @@
 
 use super::LambdaObjects;
 use crate::objects::{Persist, Poison};
-use crate::request::call::durable;
 use crate::state::NodeState;
 use crucial::__private::codec;
 use crucial::__private::wire::{Adopt, Outcome};
@@ -48,7 +47,7 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
                 residency: &node.table.residency,
                 reply_to: None,
             };
-            durable(node, persist.save_created(&cell))
+            node.durable(persist.save_created(&cell))
                 .await
                 .map_err(|reason| RemoteError::NotDurable {
                     type_name: entry.name.to_string(),
@@ -79,7 +78,7 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
                     .map(move |(k, v)| (id, k.as_slice(), Some(v.as_ref())))
             });
             let ticket = storage.save_entries(writes, None).ticket;
-            durable(node, ticket)
+            node.durable(ticket)
                 .await
                 .map_err(|reason| RemoteError::NotDurable {
                     type_name: "<lambda objects>".into(),

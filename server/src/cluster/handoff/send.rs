@@ -3,7 +3,6 @@
 use super::LambdaObjects;
 use crate::cluster::local::Cluster;
 use crate::objects::{deliver, ObjectCell, Persist};
-use crate::request::call::durable;
 use crate::state::NodeState;
 use crucial::__private::peer::Peer;
 use crucial::__private::placement::{Placement, LAMBDA_HOME};
@@ -483,7 +482,7 @@ fn forget_entries_on_disk(node: &NodeState, objects: &LambdaObjects, rt: &tokio:
         .iter()
         .flat_map(|(id, entries)| entries.iter().map(move |(k, _)| (id, k.as_slice(), None)));
     let ticket = storage.save_entries(deletes, None).ticket;
-    if let Err(e) = rt.block_on(durable(node, ticket)) {
+    if let Err(e) = rt.block_on(node.durable(ticket)) {
         tracing::warn!("moved lambda objects stay on disk: {e}");
     }
 }
@@ -493,7 +492,7 @@ fn forget_on_disk(node: &NodeState, objects: &[Leaving], rt: &tokio::runtime::Ha
     let Some(storage) = &node.storage else { return };
     for leaving in objects.iter().filter(|l| l.cell.entry.persistent) {
         let ticket = storage.delete(leaving.cell.entry.name, &leaving.cell.key);
-        if let Err(e) = rt.block_on(durable(node, ticket)) {
+        if let Err(e) = rt.block_on(node.durable(ticket)) {
             tracing::warn!(key = %leaving.cell.key, "a moved object stays on disk: {e}");
         }
     }
