@@ -533,9 +533,9 @@ impl Floor {
 
 /// The frame sizes of one `fetch_add(1)` call and its reply, as the client sends them.
 pub fn incr_frame_sizes() -> (usize, usize) {
-    use crucial::__private::codec;
     use crucial::__private::registry::registry;
-    use crucial::__private::wire::{self, Call, ObjectRef, Request};
+    use crucial_protocol::codec;
+    use crucial_protocol::wire::{self, Call, ObjectRef, Request};
     let fingerprint = registry()
         .shared_type("crucial::AtomicI64")
         .and_then(|t| t.method("fetch_add"))

@@ -109,14 +109,11 @@ mod context;
 mod embedded;
 mod error;
 mod function;
-mod object_id;
-mod placement;
 mod proxy;
 mod registry;
 mod rounds;
 pub mod store;
 mod thread;
-mod wire;
 
 pub use builtins::atomic::{
     AtomicBool, AtomicBoolProxy, AtomicI32, AtomicI32Proxy, AtomicI64, AtomicI64Proxy,
@@ -133,8 +130,10 @@ pub use client::Client;
 pub use config::{Config, ENV_SERVER};
 pub use context::Context;
 pub use crucial_macros::{cloud_thread, lambda_object, shared};
+pub use crucial_protocol::ObjectId;
 pub use error::{Error, RemoteError, Result};
-pub use object_id::ObjectId;
+// The protocol, under the names the crate has always used for it.
+use crucial_protocol::{placement, wire};
 pub use proxy::SharedProxy;
 pub use registry::SharedType;
 pub use rounds::Rounds;

@@ -136,14 +136,14 @@ impl ProxyCore {
         timeout: Duration,
     ) -> Result<Vec<u8>> {
         let args = codec::encode(args)?;
-        Request::Call(Call {
+        Ok(Request::Call(Call {
             object: self.object(),
             method: method.name,
             fingerprint: method.fingerprint,
             args: &args,
             timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
         })
-        .encode()
+        .encode()?)
     }
 
     /// Ships a call and blocks for its result.

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "multi-thread")]
     pub runtime: Flavor,
     /// Largest request payload accepted, in bytes.
-    #[arg(long, env = "CRUCIAL_MAX_FRAME_SIZE", default_value_t = crucial::__private::wire::DEFAULT_MAX_FRAME)]
+    #[arg(long, env = "CRUCIAL_MAX_FRAME_SIZE", default_value_t = crucial_protocol::wire::DEFAULT_MAX_FRAME)]
     pub max_frame_size: usize,
     /// Replies remembered per client to deduplicate retries.
     #[arg(long, default_value_t = 1024)]

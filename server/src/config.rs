@@ -1,7 +1,7 @@
 //! Node configuration, shared by the CLI, the embedded server and tests.
 
 use crate::storage::Durability;
-use crucial::__private::wire::DEFAULT_MAX_FRAME;
+use crucial_protocol::wire::DEFAULT_MAX_FRAME;
 use std::path::PathBuf;
 use std::time::Duration;
 

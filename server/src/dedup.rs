@@ -30,8 +30,8 @@
 //! for `forget_after` are forgotten by [`Dedup::forget_idle`], which the node
 //! calls every second.
 
-use crucial::__private::wire::Outcome;
 use crucial::RemoteError;
+use crucial_protocol::wire::Outcome;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -6,10 +6,10 @@
 mod common;
 
 use common::{http_get, sample, wait_until, ServerProcess};
-use crucial::__private::codec;
 use crucial::__private::registry::registry;
-use crucial::__private::wire::{self, Call, ObjectRef, Request, PROTOCOL_VERSION};
 use crucial::AtomicI64;
+use crucial_protocol::codec;
+use crucial_protocol::wire::{self, Call, ObjectRef, Request, PROTOCOL_VERSION};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -7,9 +7,9 @@ mod common;
 use common::bank::{Account, AccountRef};
 use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Proxy};
 use common::{wait_until, ServerProcess};
-use crucial::__private::placement::{Placement, View, LAMBDA_HOME};
-use crucial::__private::wire::Request;
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
+use crucial_protocol::placement::{Placement, View, LAMBDA_HOME};
+use crucial_protocol::wire::Request;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -521,7 +521,7 @@ fn a_handoff_sent_to_the_port_clients_use_is_refused() {
     let etcd = Etcd::start("planes");
     let a = etcd.node("planes", &[]);
     let mut raw = common::RawConnection::open(&a.addr, 0xbad);
-    let forged = Request::Adopt(crucial::__private::wire::Adopt {
+    let forged = Request::Adopt(crucial_protocol::wire::Adopt {
         from: "127.0.0.1:1",
         epoch: u64::MAX,
         objects: Vec::new(),

@@ -36,7 +36,7 @@ fn run(executor: &ProcessExecutor, invocation: Invocation) -> Result<Vec<u8>, St
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    crucial::__private::codec::encode(value).unwrap()
+    crucial_protocol::codec::encode(value).unwrap()
 }
 
 /// A cloud thread of this test binary, for calling the function side directly.
@@ -58,7 +58,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         attempt: 1,
     }));
     assert_eq!(
-        crucial::__private::codec::decode::<u64>(&ok.unwrap()).unwrap(),
+        crucial_protocol::codec::decode::<u64>(&ok.unwrap()).unwrap(),
         15
     );
     let bad = rt.block_on(crucial::__private::function::dispatch(Invocation {
@@ -87,10 +87,7 @@ fn values_and_error_values_come_back_and_environments_are_reused() {
     let executor = executor(Duration::from_secs(10), 4);
     for n in 0..5u64 {
         let out = run(&executor, invocation("double", encode(&(n,)), &server)).unwrap();
-        assert_eq!(
-            crucial::__private::codec::decode::<u64>(&out).unwrap(),
-            2 * n
-        );
+        assert_eq!(crucial_protocol::codec::decode::<u64>(&out).unwrap(), 2 * n);
     }
     assert_eq!(
         executor.cold_starts(),
@@ -103,7 +100,7 @@ fn values_and_error_values_come_back_and_environments_are_reused() {
     )
     .unwrap();
     assert_eq!(
-        crucial::__private::codec::decode::<Result<u64, String>>(&out).unwrap(),
+        crucial_protocol::codec::decode::<Result<u64, String>>(&out).unwrap(),
         Err("no".to_string())
     );
     let e = run(&executor, invocation("nope", encode(&()), &server)).unwrap_err();
@@ -156,7 +153,7 @@ fn an_overrun_is_sandbox_timedout_and_kills_the_environment() {
         "{e}"
     );
     let out = run(&executor, invocation("sleep", encode(&(10u64,)), &server)).unwrap();
-    assert_eq!(crucial::__private::codec::decode::<u64>(&out).unwrap(), 10);
+    assert_eq!(crucial_protocol::codec::decode::<u64>(&out).unwrap(), 10);
     assert_eq!(
         executor.cold_starts(),
         2,
@@ -183,7 +180,7 @@ fn concurrent_invocations_stay_within_the_concurrency_limit() {
     }
     for r in running {
         assert_eq!(
-            crucial::__private::codec::decode::<u64>(&r.join().unwrap()).unwrap(),
+            crucial_protocol::codec::decode::<u64>(&r.join().unwrap()).unwrap(),
             300
         );
     }
@@ -275,7 +272,7 @@ mod lambda {
         let server = ServerProcess::crucial_server(&[]);
         let (host, executor) = rig(Duration::from_millis(800), 4);
         let out = call(&executor, invocation("double", encode(&(21u64,)), &server)).unwrap();
-        assert_eq!(crucial::__private::codec::decode::<u64>(&out).unwrap(), 42);
+        assert_eq!(crucial_protocol::codec::decode::<u64>(&out).unwrap(), 42);
         let e = call(&executor, invocation("boom", encode(&()), &server)).unwrap_err();
         assert!(
             e.contains("CloudThreadFailed") && e.contains("panicked: boom"),

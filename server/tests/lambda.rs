@@ -9,9 +9,9 @@ mod common;
 
 use common::bank::{Account, AccountRef, Audit, Board, Seen};
 use common::{http_get, DataDir, RawConnection, ServerProcess};
-use crucial::__private::codec;
-use crucial::__private::wire::{Invoke, Outcome, Request};
 use crucial::{Client, Error, ObjectId, RemoteError};
+use crucial_protocol::codec;
+use crucial_protocol::wire::{Invoke, Outcome, Request};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -9,12 +9,12 @@
 mod common;
 
 use common::{fixture_command, http_get, sample, wait_until, ServerProcess};
-use crucial::__private::codec;
 use crucial::__private::registry::registry;
-use crucial::__private::wire::{
+use crucial::{AtomicBytes, AtomicI64, Error, RemoteError, Semaphore};
+use crucial_protocol::codec;
+use crucial_protocol::wire::{
     self, decode_reply, Call, Frame, FrameDecoder, ObjectRef, Request, PROTOCOL_VERSION,
 };
-use crucial::{AtomicBytes, AtomicI64, Error, RemoteError, Semaphore};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ fn closed_by_node(stream: &mut TcpStream) -> bool {
 }
 
 /// Reads frames from `stream` until `n` replies came or it closed.
-fn replies(stream: &mut TcpStream, n: usize) -> Vec<(u64, crucial::__private::wire::Outcome)> {
+fn replies(stream: &mut TcpStream, n: usize) -> Vec<(u64, crucial_protocol::wire::Outcome)> {
     stream.set_nonblocking(false).expect("blocking");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -111,7 +111,7 @@ fn replies(stream: &mut TcpStream, n: usize) -> Vec<(u64, crucial::__private::wi
     out
 }
 
-fn limit_of(error: &crucial::__private::wire::Outcome) -> Option<String> {
+fn limit_of(error: &crucial_protocol::wire::Outcome) -> Option<String> {
     match error {
         Err(RemoteError::Limit { limit, .. }) => Some(limit.clone()),
         _ => None,

@@ -218,7 +218,7 @@ fn the_checker_rejects_a_history_with_a_lost_update() {
 fn a_bank_keeps_its_total_and_applies_each_transfer_once_while_connections_are_cut() {
     const ACCOUNTS: usize = 8;
     const EACH: i64 = 1_000;
-    let server = ServerProcess::fixture_node(crucial::__private::wire::DEFAULT_MAX_FRAME);
+    let server = ServerProcess::fixture_node(crucial_protocol::wire::DEFAULT_MAX_FRAME);
     let client = crucial::Config::new()
         .server(server.addr.clone())
         .retries(8)

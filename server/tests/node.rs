@@ -4,10 +4,10 @@ mod common;
 
 use common::fixtures::Faulty;
 use common::{http_get, sample, ServerProcess};
-use crucial::__private::codec;
 use crucial::__private::testing::{drop_connection, roundtrip_with_id};
-use crucial::__private::wire::{self, Call, ObjectRef, Request};
 use crucial::{AtomicBytes, AtomicI64, Bytes, Error, RemoteError, SharedProxy};
+use crucial_protocol::codec;
+use crucial_protocol::wire::{self, Call, ObjectRef, Request};
 use std::io::{Read, Write};
 use std::sync::Arc;
 

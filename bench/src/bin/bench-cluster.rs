@@ -13,11 +13,11 @@
 //! Usage: `bench-cluster [--seconds S] [--clients C] [--objects 10000,100000]`
 
 use clap::Parser;
-use crucial::__private::placement::{Placement, View};
 use crucial::{AtomicI64, Client, Config};
 use crucial_bench::cluster::{free_port, serve_node_if_asked, Etcd, Node};
 use crucial_bench::procfs;
 use crucial_bench::stats::Latencies;
+use crucial_protocol::placement::{Placement, View};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -34,7 +34,7 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
     measure(spawns, |i| {
         let invocation = Invocation {
             thread: noop::NAME.to_string(),
-            args: crucial::__private::codec::encode(&(i,)).expect("encode"),
+            args: crucial_protocol::codec::encode(&(i,)).expect("encode"),
             servers: servers.clone(),
             attempt: 1,
         };
@@ -44,7 +44,7 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
             .join()
             .expect("join");
         assert_eq!(
-            crucial::__private::codec::decode::<u64>(&out).expect("decode"),
+            crucial_protocol::codec::decode::<u64>(&out).expect("decode"),
             i
         );
     })
@@ -119,7 +119,7 @@ fn main() {
     let start = Instant::now();
     let invocation = Invocation {
         thread: noop::NAME.to_string(),
-        args: crucial::__private::codec::encode(&(7u64,)).expect("encode"),
+        args: crucial_protocol::codec::encode(&(7u64,)).expect("encode"),
         servers,
         attempt: 1,
     };

@@ -5,10 +5,10 @@
 use super::workload::OpKind;
 use super::Protocol;
 use bytes::BytesMut;
-use crucial::__private::codec;
 use crucial::__private::registry::registry;
-use crucial::__private::wire::{self, decode_reply, Call, Frame, FrameDecoder, ObjectRef, Request};
 use crucial::Bytes;
+use crucial_protocol::codec;
+use crucial_protocol::wire::{self, decode_reply, Call, Frame, FrameDecoder, ObjectRef, Request};
 
 /// The fingerprint of a registered method.
 fn fingerprint(type_name: &str, method: &str) -> u64 {

@@ -13,7 +13,7 @@
 use super::pb;
 use super::pb::admin_client::AdminClient;
 use clap::{Parser, Subcommand};
-use crucial::__private::placement::{Placement, View};
+use crucial_protocol::placement::{Placement, View};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;

@@ -105,7 +105,7 @@ impl pb::admin_server::Admin for AdminService {
             .await
             .map_err(|e| match e {
                 crucial::RemoteError::NotOwner { view, .. } => {
-                    let owner = crucial::__private::placement::Placement::new(*view)
+                    let owner = crucial_protocol::placement::Placement::new(*view)
                         .owner(&request.type_name, &request.key)
                         .to_string();
                     Status::failed_precondition(format!(

@@ -6,9 +6,9 @@
 
 use super::settle::{Absent, LostRange, Settler};
 use crate::objects::{ObjectCell, ObjectTable};
-use crucial::__private::placement::View;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::RemoteError;
+use crucial_protocol::placement::View;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -318,7 +318,7 @@ impl Cluster {
     /// that became the owner waits (at most [`MOVE_WAIT`]) until it settled,
     /// so that it knows whether another node keeps them.
     pub async fn lambda_home(self: &Arc<Self>, application: &str) -> Result<AppGuard, RemoteError> {
-        use crucial::__private::placement::LAMBDA_HOME;
+        use crucial_protocol::placement::LAMBDA_HOME;
         self.wait_for(LAMBDA_HOME, application, || {
             let keeper = self
                 .kept

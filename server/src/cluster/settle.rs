@@ -24,7 +24,7 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
-use crucial::__private::placement::{Placement, View};
+use crucial_protocol::placement::{Placement, View};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -260,7 +260,7 @@ mod tests {
     // Named by its full path: `super` in a file's test module reads as the
     // parent module to the import-cycle check.
     use crate::cluster::settle::{Absent, Departure, Settler};
-    use crucial::__private::placement::{Placement, View};
+    use crucial_protocol::placement::{Placement, View};
 
     fn view(epoch: u64, nodes: &[&str]) -> View {
         View {

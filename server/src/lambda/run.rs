@@ -7,9 +7,9 @@
 use crate::txn::{retry, Abort, Committed, Failure, Limits, Store, TxHost};
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::{Host, Workflow};
-use crucial::__private::wire::Outcome;
 use crucial::store::TxError;
 use crucial::ObjectId;
+use crucial_protocol::wire::Outcome;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;

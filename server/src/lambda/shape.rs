@@ -10,9 +10,9 @@
 use crate::storage::Storage;
 use crate::txn::Store;
 use bytes::Bytes;
-use crucial::__private::codec;
 use crucial::__private::registry::LambdaTypeEntry;
 use crucial::ObjectId;
+use crucial_protocol::codec;
 use std::sync::Arc;
 
 /// The application and type of the node's shape records.

@@ -20,8 +20,8 @@ use crate::objects::{deliver, Delivery, ReplySink};
 use crate::request::{apply, Applied, Durable, Plane, Session};
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
-use crucial::__private::wire::{Frame, FrameDecoder, Outcome};
 use crucial::RemoteError;
+use crucial_protocol::wire::{Frame, FrameDecoder, Outcome};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ pub fn refuse(stream: TcpStream, node: &NodeState, open: usize) {
     node.metrics.error(&error);
     node.metrics.closed(Closed::MaxConnections);
     let mut frame = BytesMut::new();
-    crucial::__private::wire::encode_outcome(&mut frame, 0, &Err(error));
+    crucial_protocol::wire::encode_outcome(&mut frame, 0, &Err(error));
     let _ = stream.try_write(&frame);
 }
 

@@ -9,9 +9,10 @@ use super::sink::{Delivery, ParkedCall, ParkingSpot, ReplySink};
 use crate::metrics::Metrics;
 use crate::storage::Ticket;
 use bytes::Bytes;
+use crucial::__private::panic_message;
 use crucial::__private::registry::{DispatchError, Invoked, MethodEntry};
-use crucial::__private::{panic_message, wire::Outcome};
 use crucial::RemoteError;
+use crucial_protocol::wire::Outcome;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +159,7 @@ pub fn moved(cell: &ObjectCell) -> RemoteError {
         type_name: cell.entry.name.to_string(),
         key: cell.key.to_string(),
         node: String::new(),
-        view: Box::new(crucial::__private::placement::View::fixed(Vec::new())),
+        view: Box::new(crucial_protocol::placement::View::fixed(Vec::new())),
         served_by: None,
     }
 }

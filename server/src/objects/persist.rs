@@ -7,7 +7,7 @@ use super::cell::{CallLog, ObjectCell, ObjectState};
 use super::residency::Residency;
 use crate::storage::{call_size, Change, Queued, Storage, StoredObject, Ticket};
 use crucial::__private::registry::MethodEntry;
-use crucial::__private::wire::Outcome;
+use crucial_protocol::wire::Outcome;
 
 /// How a call's effect on a persistent object reaches the disk.
 pub struct Persist<'a> {

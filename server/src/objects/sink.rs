@@ -12,8 +12,8 @@
 use crate::metrics::ParkedGuard;
 use bytes::Bytes;
 use crucial::__private::registry::MethodEntry;
-use crucial::__private::wire::Outcome;
 use crucial::RemoteError;
+use crucial_protocol::wire::Outcome;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

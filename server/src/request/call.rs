@@ -7,8 +7,8 @@ use crate::objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySi
 use crate::state::NodeState;
 use crate::storage::Ticket;
 use crucial::__private::registry::{MethodEntry, SharedTypeEntry};
-use crucial::__private::wire::{Call, Outcome};
 use crucial::RemoteError;
+use crucial_protocol::wire::{Call, Outcome};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

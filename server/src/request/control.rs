@@ -5,9 +5,9 @@ use super::{Plane, Session};
 use crate::cluster;
 use crate::objects::Persist;
 use crate::state::NodeState;
-use crucial::__private::codec;
-use crucial::__private::wire::{ObjectInfo, Outcome, Request, ServerInfo, PROTOCOL_VERSION};
 use crucial::RemoteError;
+use crucial_protocol::codec;
+use crucial_protocol::wire::{ObjectInfo, Outcome, Request, ServerInfo, PROTOCOL_VERSION};
 
 fn encode<T: serde::Serialize>(value: &T) -> Outcome {
     codec::encode(value).map_err(|e| RemoteError::Protocol {

@@ -11,9 +11,9 @@ use crate::state::NodeState;
 use crate::txn::{Committed, Failure};
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::FunctionKind;
-use crucial::__private::wire::{Invoke, Outcome};
 use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
+use crucial_protocol::wire::{Invoke, Outcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -29,8 +29,8 @@ pub use call::{Applied, Durable};
 
 use crate::objects::{Delivery, ReplySink};
 use crate::state::NodeState;
-use crucial::__private::wire::Request;
 use crucial::RemoteError;
+use crucial_protocol::wire::Request;
 use std::sync::Arc;
 
 /// Which listener a connection came through.

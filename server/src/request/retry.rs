@@ -3,7 +3,7 @@
 
 use crate::dedup::Begin;
 use crate::state::NodeState;
-use crucial::__private::wire::Outcome;
+use crucial_protocol::wire::Outcome;
 
 /// Registers a mutating request with the dedup table; returns the remembered
 /// reply if it ran before (waiting for it if it is running right now).

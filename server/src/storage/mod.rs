@@ -32,7 +32,7 @@ pub use health::Failure;
 use commit::Committer;
 use crucial::__private::panic_message;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
-use crucial::__private::wire::Outcome;
+use crucial_protocol::wire::Outcome;
 use engine::{Engine, Write, LOCKED};
 use health::Healing;
 use records::{

@@ -123,7 +123,7 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crucial::__private::wire::Outcome;
+    use crucial_protocol::wire::Outcome;
 
     #[test]
     fn a_record_of_another_format_is_refused_not_decoded() {

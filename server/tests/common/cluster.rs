@@ -3,9 +3,9 @@
 //! `fixture-node` processes that join it.
 
 use super::{example_binary, DataDir, RawConnection, ServerProcess};
-use crucial::__private::codec;
-use crucial::__private::wire::Request;
 use crucial::ObjectInfo;
+use crucial_protocol::codec;
+use crucial_protocol::wire::Request;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,12 +131,12 @@ pub fn objects_on(addr: &str) -> Vec<ObjectInfo> {
 }
 
 /// The view one node has.
-pub fn view_of(addr: &str) -> crucial::__private::placement::View {
+pub fn view_of(addr: &str) -> crucial_protocol::placement::View {
     let mut conn = RawConnection::open(addr, 0x0b5e_77e6);
     let reply = conn
         .request(1, &Request::View.encode().expect("encode"))
         .unwrap_or_else(|e| panic!("{addr} did not say its view: {e}"));
-    let view: Option<crucial::__private::placement::View> = codec::decode(&reply).expect("a view");
+    let view: Option<crucial_protocol::placement::View> = codec::decode(&reply).expect("a view");
     view.expect("a node in a cluster has a view")
 }
 

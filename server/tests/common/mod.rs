@@ -9,7 +9,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod shaped;
 
-use crucial::__private::wire::{self, decode_reply, Frame, FrameDecoder, Outcome, Request};
+use crucial_protocol::wire::{self, decode_reply, Frame, FrameDecoder, Outcome, Request};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

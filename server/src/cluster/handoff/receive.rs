@@ -3,9 +3,9 @@
 use super::LambdaObjects;
 use crate::objects::{Persist, Poison};
 use crate::state::NodeState;
-use crucial::__private::codec;
-use crucial::__private::wire::{Adopt, Outcome};
 use crucial::RemoteError;
+use crucial_protocol::codec;
+use crucial_protocol::wire::{Adopt, Outcome};
 
 /// `Adopt`: takes over objects another node hands off. Remembered replies go
 /// in first, so a retried call never finds its object without its reply.

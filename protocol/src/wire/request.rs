@@ -2,7 +2,7 @@
 //! the frame it arrived in, so the node copies nothing it does not keep.
 
 use crate::codec;
-use crate::Error;
+use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.

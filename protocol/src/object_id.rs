@@ -8,7 +8,7 @@ use std::fmt;
 /// threads), so objects can reference each other.
 ///
 /// ```
-/// let id = crucial::ObjectId::new("forum", "Thread", "t-42");
+/// let id = crucial_protocol::ObjectId::new("forum", "Thread", "t-42");
 /// assert_eq!(id.to_string(), "forum/Thread/t-42");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! request (see [`Request`](super::Request)).
 
 use super::frame::HEADER_LEN;
-use crate::{codec, Error, RemoteError};
+use crate::{codec, CodecError as Error, RemoteError};
 use bytes::{BufMut, Bytes};
 
 /// A reply before it is framed: the encoded value, or the error for the caller.
