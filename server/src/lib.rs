@@ -17,7 +17,7 @@
 //! inside the process.
 //!
 //! The path of one call: `net/connection.rs` reads a frame, `request::apply`
-//! turns it into an outcome (running it on its object in `objects/`), and the
+//! turns it into an outcome (running it on its object in `shared_objects/`), and the
 //! connection's outbox (`net/outbox.rs`), the node's one reply sink, writes the
 //! reply. The guide's *Architecture* chapter walks through it.
 
@@ -30,13 +30,13 @@ mod cluster;
 mod config;
 mod dedup;
 mod embedded_node;
-mod lambda;
+mod lambda_objects;
 mod metrics;
 mod net;
 mod node;
-mod objects;
 mod recovery;
 mod request;
+mod shared_objects;
 mod state;
 mod storage;
 mod txn;

@@ -7,7 +7,7 @@
 //! read from the table when the page is scraped ([`Metrics::render`]);
 //! `crucial-server --metrics ADDR` serves the page (`net/metrics_http.rs`).
 
-use crate::objects::ResidencyGauges;
+use crate::shared_objects::ResidencyGauges;
 use crucial::__private::registry::Registry;
 use crucial::RemoteError;
 use std::collections::HashMap;

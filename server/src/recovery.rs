@@ -3,7 +3,7 @@
 //! node accepts its first connection.
 
 use crate::dedup::Dedup;
-use crate::objects::{log_of, ObjectTable};
+use crate::shared_objects::{log_of, ObjectTable};
 use crate::storage::Storage;
 use crucial::__private::registry::Registry;
 use std::collections::HashMap;

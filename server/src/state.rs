@@ -1,14 +1,14 @@
 //! What every part of a node shares: its settings, the registry of its binary,
 //! the objects, the dedup table, the counters, and the stop signal.
 
-use crate::cluster::local::Cluster;
+use crate::cluster::member::Cluster;
 use crate::config::NodeConfig;
 use crate::dedup::{Dedup, DedupLimits};
-use crate::lambda::Lambdas;
+use crate::lambda_objects::Lambdas;
 use crate::metrics::{family, Metrics, TableGauges};
 use crate::net::Clients;
-use crate::objects::ObjectTable;
 use crate::recovery::{recover, Recovered};
+use crate::shared_objects::ObjectTable;
 use crate::storage::Storage;
 use crucial::__private::registry::{registry, Registry};
 use std::io;

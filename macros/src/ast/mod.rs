@@ -4,13 +4,13 @@
 //! (`#[shared]`, `#[lambda_object]`) and both forms of cloud thread.
 
 mod function;
-mod lambda;
+mod lambda_object;
 mod method;
 mod object;
 mod thread;
 
 pub use function::{Function, FunctionKind, LambdaImpl};
-pub use lambda::{storage_fields, StorageField};
+pub use lambda_object::{storage_fields, StorageField};
 pub use method::{Method, ObjectImpl};
 pub use object::{parse_object, ObjectStruct, ObjectTarget};
 pub use thread::{parse_thread, ThreadFn, ThreadTarget};

@@ -4,10 +4,10 @@
 //! [`Ctxt`] and never stop: the user sees every mistake in one build. Each
 //! check returns what can still be expanded, so that one mistake gives one error.
 
-mod lambda;
+mod lambda_object;
 mod rules;
 
-pub use lambda::{lambda_impl, lambda_struct, LambdaVerdict};
+pub use lambda_object::{lambda_impl, lambda_struct, LambdaVerdict};
 
 use crate::ast::{Method, ObjectImpl, ObjectKind, ObjectStruct, ThreadFn};
 use crate::ctxt::Ctxt;

@@ -6,7 +6,7 @@
 //! instead of a cascade of "cannot find" errors (as thiserror's fallback does).
 
 mod functions;
-mod lambda;
+mod lambda_object;
 mod methods;
 mod object;
 mod thread;
@@ -45,7 +45,7 @@ fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> 
             }
             let fields = ast::storage_fields(&object.item);
             let expandable = check::lambda_struct(&cx, &object, &fields);
-            lambda::LambdaGen::new(&object, &fields, &args, expandable).generate()
+            lambda_object::LambdaGen::new(&object, &fields, &args, expandable).generate()
         }
         ObjectTarget::Struct(object) => {
             let args = attr::object_args(&cx, args);

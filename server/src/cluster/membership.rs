@@ -17,7 +17,7 @@
 
 use super::etcd::{self, Etcd, EventType, Op};
 use super::handoff;
-use super::local::Cluster;
+use super::member::Cluster;
 use super::settle::{Departure, LostRange};
 use crate::config::ClusterConfig;
 use crate::state::NodeState;

@@ -7,7 +7,7 @@
 //!   what it may do with a missing object meanwhile;
 //! * `handoff.rs` moves objects, their remembered replies and their parked
 //!   calls to their new owner on each step, and adopts what others send;
-//! * `local.rs` is this node's part, and this file what the apply step asks:
+//! * `member.rs` is this node's part, and this file what the apply step asks:
 //!   does this node own the object, may it create it, must the call wait.
 //!
 //! A node started without `--etcd` has no cluster and behaves as before. A
@@ -17,7 +17,7 @@
 #[cfg(feature = "cluster")]
 mod etcd;
 mod handoff;
-pub mod local;
+pub mod member;
 #[cfg(feature = "cluster")]
 mod membership;
 mod settle;
@@ -26,7 +26,7 @@ pub use handoff::adopt;
 #[cfg(feature = "cluster")]
 pub use membership::start;
 
-use crate::objects::ObjectCell;
+use crate::shared_objects::ObjectCell;
 use crate::state::NodeState;
 use crucial::__private::registry::SharedTypeEntry;
 use crucial::RemoteError;
@@ -70,7 +70,7 @@ pub async fn object(
 pub async fn lambda_home(
     node: &NodeState,
     application: &str,
-) -> Result<Option<local::AppGuard>, RemoteError> {
+) -> Result<Option<member::AppGuard>, RemoteError> {
     match node.cluster.get() {
         None => Ok(None),
         Some(cluster) => cluster.lambda_home(application).await.map(Some),

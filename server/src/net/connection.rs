@@ -16,8 +16,8 @@
 use super::clients::Member;
 use super::outbox::Outbox;
 use crate::metrics::Closed;
-use crate::objects::{deliver, Delivery, ReplySink};
 use crate::request::{apply, Applied, Durable, Plane, Session};
+use crate::shared_objects::{deliver, Delivery, ReplySink};
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use crucial::RemoteError;

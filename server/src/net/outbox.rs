@@ -11,7 +11,7 @@
 //! written it below the bound again.
 
 use super::clients::Member;
-use crate::objects::{ParkedCalls, ReplySink};
+use crate::shared_objects::{ParkedCalls, ReplySink};
 use crate::state::NodeState;
 use bytes::{Buf, BytesMut};
 use crucial::RemoteError;

@@ -3,7 +3,7 @@
 
 use super::retry::replay;
 use super::route;
-use crate::objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
+use crate::shared_objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
 use crate::storage::Ticket;
 use crucial::__private::registry::{MethodEntry, SharedTypeEntry};

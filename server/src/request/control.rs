@@ -3,7 +3,7 @@
 use super::route;
 use super::{Plane, Session};
 use crate::cluster;
-use crate::objects::Persist;
+use crate::shared_objects::Persist;
 use crate::state::NodeState;
 use crucial::RemoteError;
 use crucial_protocol::codec;
@@ -177,7 +177,7 @@ pub fn objects(node: &NodeState) -> Vec<ObjectInfo> {
     let mut objects = node.table.list(node.storage.is_some());
     // Lambda objects: their entries' bytes; always resident.
     let lambda = node.lambdas.store.list().into_iter();
-    let lambda = lambda.filter(|(id, _, _)| !crate::lambda::is_record(id));
+    let lambda = lambda.filter(|(id, _, _)| !crate::lambda_objects::is_record(id));
     objects.extend(lambda.map(|(id, _, bytes)| ObjectInfo {
         type_name: id.type_name,
         key: id.key,

@@ -21,13 +21,13 @@
 
 pub mod call;
 pub mod control;
-pub mod invoke;
 mod retry;
 mod route;
+pub mod workflow;
 
 pub use call::{Applied, Durable};
 
-use crate::objects::{Delivery, ReplySink};
+use crate::shared_objects::{Delivery, ReplySink};
 use crate::state::NodeState;
 use crucial::RemoteError;
 use crucial_protocol::wire::Request;
@@ -82,7 +82,7 @@ pub async fn apply(
         (Request::Call(request), Some(client)) => {
             call::call(node, client, sink, id, request, released).await
         }
-        (Request::Invoke(request), Some(client)) => invoke::invoke(node, client, id, request),
+        (Request::Invoke(request), Some(client)) => workflow::invoke(node, client, id, request),
         (
             Request::Hello {
                 protocol,

@@ -6,7 +6,7 @@
 //! across nodes (a workflow's participants) extend these answers here.
 
 use crate::cluster;
-use crate::objects::ObjectCell;
+use crate::shared_objects::ObjectCell;
 use crate::state::NodeState;
 use crucial::__private::registry::SharedTypeEntry;
 use crucial::RemoteError;
@@ -33,7 +33,7 @@ pub async fn object(
 pub async fn application(
     node: &NodeState,
     application: &str,
-) -> Result<Option<cluster::local::AppGuard>, RemoteError> {
+) -> Result<Option<cluster::member::AppGuard>, RemoteError> {
     cluster::lambda_home(node, application).await
 }
 

@@ -69,7 +69,7 @@ pub fn run<T>(
 
 /// Runs `body` as one transaction, again after each conflict, giving it the
 /// transaction as the [`Host`] that storage fields (`crucial::store`) use.
-/// (The node runs functions through `lambda::execute`, which adds panics,
+/// (The node runs functions through `lambda_objects::execute`, which adds panics,
 /// arguments and the watchdog.)
 #[cfg(test)]
 pub fn run_with_host<T>(

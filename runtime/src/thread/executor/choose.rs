@@ -34,7 +34,7 @@ pub(crate) fn by_kind(
 /// emulators, `CRUCIAL_LAMBDA_ENDPOINT`.
 #[cfg(feature = "lambda")]
 fn lambda() -> Result<Arc<dyn Executor>> {
-    Ok(Arc::new(super::lambda::LambdaExecutor::from_env()?))
+    Ok(Arc::new(super::aws_lambda::LambdaExecutor::from_env()?))
 }
 
 #[cfg(not(feature = "lambda"))]

@@ -2,16 +2,16 @@
 //! `process`es of the function binary under the local Lambda host, and AWS
 //! `lambda` (feature `lambda`) implement one trait, [`Executor`].
 
+#[cfg(feature = "lambda")]
+mod aws_lambda;
 mod choose;
 mod invoke_api;
-#[cfg(feature = "lambda")]
-mod lambda;
 mod local;
 mod process;
 
-pub(crate) use choose::by_kind;
 #[cfg(feature = "lambda")]
-pub use lambda::LambdaExecutor;
+pub use aws_lambda::LambdaExecutor;
+pub(crate) use choose::by_kind;
 pub use local::{panic_message, run_registered, LocalExecutor};
 pub use process::ProcessExecutor;
 

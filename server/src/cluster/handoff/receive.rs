@@ -1,7 +1,7 @@
 //! The receiver: adopts the objects another node hands off.
 
 use super::LambdaObjects;
-use crate::objects::{Persist, Poison};
+use crate::shared_objects::{Persist, Poison};
 use crate::state::NodeState;
 use crucial::RemoteError;
 use crucial_protocol::codec;

@@ -1,8 +1,8 @@
 //! The sender: steps through views, hands off what this node no longer owns.
 
 use super::LambdaObjects;
-use crate::cluster::local::Cluster;
-use crate::objects::{deliver, ObjectCell, Persist};
+use crate::cluster::member::Cluster;
+use crate::shared_objects::{deliver, ObjectCell, Persist};
 use crate::state::NodeState;
 use crucial::__private::peer::Peer;
 use crucial::RemoteError;
@@ -286,7 +286,7 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
         .store
         .list()
         .into_iter()
-        .filter(|(id, _, _)| !crate::lambda::is_record(id))
+        .filter(|(id, _, _)| !crate::lambda_objects::is_record(id))
         .map(|(id, _, _)| id.application)
         .filter(|app| placement.owner(LAMBDA_HOME, app) != me)
         .collect();
@@ -323,7 +323,7 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
 fn pack(
     node: &NodeState,
     cell: &Arc<ObjectCell>,
-    redirected: &mut Vec<crate::objects::Delivery>,
+    redirected: &mut Vec<crate::shared_objects::Delivery>,
     placement: &Placement,
 ) -> Leaving {
     let mut state = cell.lock();

@@ -1,7 +1,7 @@
 //! Bounding the memory persistent objects take (`--memory-limit`): how many
 //! bytes are resident, and passivation — writing idle objects out (they are on
 //! disk already) and dropping them from memory; the next call brings one back
-//! transparently ([`super::invoke`]).
+//! transparently ([`super::run`]).
 //!
 //! An object's size is the size of its encoded state, known from its last
 //! write: exact for what is on disk, an estimate of what its Rust value takes

@@ -5,7 +5,7 @@
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
 use super::settle::{Absent, LostRange, Settler};
-use crate::objects::{ObjectCell, ObjectTable};
+use crate::shared_objects::{ObjectCell, ObjectTable};
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::RemoteError;
 use crucial_protocol::placement::View;

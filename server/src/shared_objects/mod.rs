@@ -4,16 +4,16 @@
 //! replies ([`Delivery`]s) it released, which the caller delivers.
 
 mod cell;
-mod invoke;
 mod parking;
 mod persist;
 mod residency;
+mod run;
 mod sink;
 mod table;
 
 pub use cell::{ObjectCell, Poison};
-pub use invoke::{run_call, Park, Ran};
 pub use persist::{log_of, Persist};
 pub use residency::ResidencyGauges;
+pub use run::{run_call, Park, Ran};
 pub use sink::{deliver, Delivery, ParkedCalls, ReplySink};
 pub use table::ObjectTable;

@@ -1,7 +1,7 @@
 //! Lambda objects on a node: the transactional store their entries live in,
 //! the workflows that run their functions (on a pool of their own, never on
 //! the reactor), the limits those run under, and what the node counts of them.
-//! The request path is `request/invoke.rs`.
+//! The request path is `request/workflow.rs`.
 
 mod metrics;
 mod pool;

@@ -6,7 +6,7 @@
 use super::call::Applied;
 use super::retry::replay;
 use super::route;
-use crate::lambda::{execute, Ended, Gate, Invocation};
+use crate::lambda_objects::{execute, Ended, Gate, Invocation};
 use crate::state::NodeState;
 use crate::txn::{Committed, Failure};
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
