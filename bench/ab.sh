@@ -7,11 +7,15 @@
 #
 # Usage: bench/ab.sh OLD_COMMIT [NEW_COMMIT] [ROUNDS]   (defaults: HEAD, 5)
 # Extra bench flags: AB_FLAGS="--ops 20000 --seconds 2 --trials 3"
+# AB_CLIENTS=64 adds the separate-clients row (64 connections, one caller each,
+# the default client) and Redis's with a connection per caller, and their ratio.
 set -euo pipefail
 old=${1:?usage: bench/ab.sh OLD_COMMIT [NEW_COMMIT] [ROUNDS]}
 new=${2:-HEAD}
 rounds=${3:-5}
 flags=${AB_FLAGS:---ops 20000 --seconds 2 --trials 3}
+clients=${AB_CLIENTS:-}
+if [ -n "$clients" ]; then flags="$flags --clients $clients"; fi
 top=$(git rev-parse --show-toplevel)
 work=$(mktemp -d)
 target="$top/target/ab"
@@ -40,16 +44,29 @@ pick() {
     inside && cell == row { gsub(/ /, "", $3); print $3; exit }'
 }
 
-echo "| round | side | incr p50 (us) | incr 64 callers (ops/s) |"
-echo "|---|---|---|---|"
-declare -a p50_old p50_new tput_old tput_new
+# The ratio cell (crucial default / redis) of the separate-clients row.
+pick_ratio() {
+  awk -v row="$1" -F'|' '
+    index($0, "Separate clients") { inside = 1 }
+    { cell = $2; gsub(/^ +| +$/, "", cell) }
+    inside && cell == row { gsub(/ /, "", $7); print $7; exit }'
+}
+
+echo "| round | side | incr p50 (us) | incr 64 callers (ops/s) | $clients separate clients (ops/s) | vs redis |"
+echo "|---|---|---|---|---|---|"
+declare -a p50_old p50_new tput_old tput_new sep_old sep_new
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
     out=$("$work/bench-$side" $flags)
     p50=$(echo "$out" | pick "incr (fetch_add / INCR)" "Sequential latency")
     tput=$(echo "$out" | pick "incr" "Throughput, 64 concurrent callers")
-    echo "| $round | $side | $p50 | $tput |"
-    if [ "$side" = old ]; then p50_old+=("$p50"); tput_old+=("$tput"); else p50_new+=("$p50"); tput_new+=("$tput"); fi
+    sep=-; vs=-
+    if [ -n "$clients" ]; then
+      sep=$(echo "$out" | pick "$clients" "Separate clients")
+      vs=$(echo "$out" | pick_ratio "$clients")
+    fi
+    echo "| $round | $side | $p50 | $tput | $sep | $vs |"
+    if [ "$side" = old ]; then p50_old+=("$p50"); tput_old+=("$tput"); sep_old+=("$sep"); else p50_new+=("$p50"); tput_new+=("$tput"); sep_new+=("$sep"); fi
   done
 done
 
@@ -62,3 +79,7 @@ echo "| metric | old median (range) | new median (range) | new/old |"
 echo "|---|---|---|---|"
 echo "| incr p50 (us) | $mp_old ($(spread "${p50_old[@]}")) | $mp_new ($(spread "${p50_new[@]}")) | $(awk -v a="$mp_new" -v b="$mp_old" 'BEGIN { printf "%.2f", a / b }') |"
 echo "| incr 64 callers (ops/s) | $mt_old ($(spread "${tput_old[@]}")) | $mt_new ($(spread "${tput_new[@]}")) | $(awk -v a="$mt_new" -v b="$mt_old" 'BEGIN { printf "%.2f", a / b }') |"
+if [ -n "$clients" ]; then
+  ms_old=$(median "${sep_old[@]}"); ms_new=$(median "${sep_new[@]}")
+  echo "| $clients separate clients (ops/s) | $ms_old ($(spread "${sep_old[@]}")) | $ms_new ($(spread "${sep_new[@]}")) | $(awk -v a="$ms_new" -v b="$ms_old" 'BEGIN { printf "%.2f", a / b }') |"
+fi
