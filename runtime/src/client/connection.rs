@@ -24,12 +24,12 @@
 //! with other clients do not burn the CPU those need.
 
 use super::slot::{Reply, Slot, Woken};
+use super::stream::Stream;
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
 use crate::{codec, Error, RemoteError};
 use bytes::BytesMut;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -147,7 +147,7 @@ impl SpinPolicy {
 /// A connection to one node.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     write: Mutex<WriteState>,
     flush: Condvar,
     shared: Mutex<Shared>,
@@ -196,7 +196,7 @@ impl Connection {
                 Err(e) => last = e.to_string(),
             }
         }
-        let mut stream = stream.ok_or_else(|| fail(last))?;
+        let stream = stream.ok_or_else(|| fail(last))?;
         stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
 
         // Handshake, synchronously, before any other traffic.
@@ -238,7 +238,7 @@ impl Connection {
 
         let conn = Arc::new(Connection {
             addr: addr.to_string(),
-            stream,
+            stream: Box::new(stream),
             write: Mutex::default(),
             flush: Condvar::new(),
             shared: Mutex::default(),
@@ -415,7 +415,7 @@ impl Connection {
             let start = Instant::now();
             let mut polls = 0u32;
             loop {
-                match nonblocking_read(&self.stream, &mut half.chunk) {
+                match self.stream.try_read(&mut half.chunk) {
                     Ok(n) => {
                         self.spin.record(true);
                         half.buf.extend_from_slice(&half.chunk[..n]);
@@ -432,7 +432,7 @@ impl Connection {
                 }
             }
         }
-        let n = (&self.stream).read(&mut half.chunk)?;
+        let n = self.stream.read(&mut half.chunk)?;
         half.buf.extend_from_slice(&half.chunk[..n]);
         Ok(n)
     }
@@ -483,7 +483,7 @@ impl Connection {
         loop {
             let batch = std::mem::replace(&mut state.buf, spare);
             drop(state);
-            let result = (&self.stream).write_all(&batch);
+            let result = self.stream.write_all(&batch);
             state = lock(&self.write);
             spare = batch;
             spare.clear();
@@ -545,39 +545,13 @@ impl Connection {
             write.buf.clear();
         }
         self.flush.notify_all();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown();
     }
 
     /// Closes the connection; pending calls fail with `Disconnected`.
     pub fn close(&self) {
         self.fail_all("closed by the client");
     }
-}
-
-/// One `recv` that does not block (`MSG_DONTWAIT`), for the spin.
-#[cfg(unix)]
-fn nonblocking_read(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-/// Without `MSG_DONTWAIT` the spin never finds data and the caller just blocks.
-#[cfg(not(unix))]
-fn nonblocking_read(_: &TcpStream, _: &mut [u8]) -> std::io::Result<usize> {
-    Err(std::io::ErrorKind::WouldBlock.into())
 }
 
 /// The value bytes of a reply payload, or the node's error (naming the node

@@ -7,6 +7,7 @@
 
 pub(crate) mod connection;
 mod slot;
+mod stream;
 
 use crate::placement::{Placement, View};
 use crate::registry::SharedType;

@@ -15,6 +15,7 @@
 
 use super::clients::Member;
 use super::outbox::Outbox;
+use super::transport::Transport;
 use crate::metrics::Closed;
 use crate::request::{apply, Applied, Durable, Plane, Session};
 use crate::shared_objects::{deliver, Delivery, ReplySink};
@@ -51,8 +52,12 @@ enum Ended {
 }
 
 /// Serves one connection until the client goes away or the node stops.
-pub async fn serve(stream: TcpStream, node: Arc<NodeState>, member: Arc<Member>, plane: Plane) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve<T: Transport>(
+    stream: T,
+    node: Arc<NodeState>,
+    member: Arc<Member>,
+    plane: Plane,
+) {
     let stream = Arc::new(stream);
     let outbox = Outbox::new(Arc::clone(&stream), Arc::clone(&node), Arc::clone(&member));
     node.metrics.connection_opened();
@@ -88,7 +93,7 @@ pub fn refuse(stream: TcpStream, node: &NodeState, open: usize) {
 /// A clean stop: the calls already read finish, the calls parked for this
 /// client get `ShuttingDown`, and the replies are written (for at most the
 /// shutdown grace) before the connection closes.
-async fn stop(node: &NodeState, outbox: &Outbox) {
+async fn stop<T: Transport>(node: &NodeState, outbox: &Outbox<T>) {
     let grace = node.config.shutdown_grace;
     let _ = tokio::time::timeout(grace, async {
         outbox.idle().await;
@@ -105,9 +110,9 @@ async fn stop(node: &NodeState, outbox: &Outbox) {
 }
 
 /// The read side of one connection.
-struct Reader<'a> {
+struct Reader<'a, T> {
     node: &'a Arc<NodeState>,
-    outbox: &'a Arc<Outbox>,
+    outbox: &'a Arc<Outbox<T>>,
     member: &'a Member,
     sink: Arc<dyn ReplySink>,
     session: Session,
@@ -122,16 +127,16 @@ struct Reader<'a> {
     check: tokio::time::Interval,
 }
 
-impl Drop for Reader<'_> {
+impl<T> Drop for Reader<'_, T> {
     fn drop(&mut self) {
         self.member.account(self.counted, 0);
     }
 }
 
-impl<'a> Reader<'a> {
+impl<'a, T: Transport> Reader<'a, T> {
     fn new(
         node: &'a Arc<NodeState>,
-        outbox: &'a Arc<Outbox>,
+        outbox: &'a Arc<Outbox<T>>,
         member: &'a Member,
         plane: Plane,
     ) -> Self {
@@ -164,7 +169,7 @@ impl<'a> Reader<'a> {
         self.session.client_id.is_some()
     }
 
-    async fn run(&mut self, stream: &TcpStream) -> Ended {
+    async fn run(&mut self, stream: &T) -> Ended {
         let mut stop = self.node.stop_signal();
         let mut batch: Vec<(u64, Bytes)> = Vec::new();
         // Bytes already in `buf` after the handshake are decoded before
@@ -247,11 +252,7 @@ impl<'a> Reader<'a> {
 
     /// Waits until the socket is readable and reads, within the connection's
     /// timeouts; `Err` says why the connection ends.
-    async fn read(
-        &mut self,
-        stream: &TcpStream,
-        stop: &mut crate::state::StopSignal,
-    ) -> Result<(), Ended> {
+    async fn read(&mut self, stream: &T, stop: &mut crate::state::StopSignal) -> Result<(), Ended> {
         loop {
             tokio::select! {
                 readable = stream.readable() => {
@@ -402,10 +403,10 @@ fn check_period(config: &crate::config::NodeConfig) -> Duration {
 /// Waits until `busy` is false for the outbox (the client read enough of its
 /// replies); `Some` if the connection ends meanwhile (stalled past the stall
 /// timeout, evicted, or closed).
-async fn wait_until_not(
+async fn wait_until_not<T: Transport>(
     node: &NodeState,
-    outbox: &Outbox,
-    busy: fn(&Outbox) -> bool,
+    outbox: &Outbox<T>,
+    busy: fn(&Outbox<T>) -> bool,
 ) -> Option<Ended> {
     node.metrics.paused();
     let waited = tokio::select! {
@@ -429,11 +430,11 @@ async fn wait_until_not(
 /// Applies requests in order and sends their replies: together at the end,
 /// or sooner when they reach [`SEND_AT`] bytes or the client has too many
 /// unread (then the rest waits until it reads). `Err`: it stalled or closed.
-async fn apply_all(
+async fn apply_all<T: Transport>(
     node: &Arc<NodeState>,
     session: &mut Session,
     sink: &Arc<dyn ReplySink>,
-    outbox: &Arc<Outbox>,
+    outbox: &Arc<Outbox<T>>,
     requests: &mut Vec<(u64, Bytes)>,
 ) -> Result<(), Ended> {
     let mut replies = BatchReplies::with_capacity(requests.len());
@@ -491,7 +492,7 @@ impl BatchReplies {
         }
     }
 
-    fn send(self, node: &Arc<NodeState>, outbox: &Arc<Outbox>) {
+    fn send<T: Transport>(self, node: &Arc<NodeState>, outbox: &Arc<Outbox<T>>) {
         if !self.now.is_empty() {
             outbox.send(self.now);
         }

@@ -30,6 +30,7 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>, plane: Plane) ->
                     match members.join() {
                         Some(member) => {
                             tracing::debug!(%peer, ?plane, "connected");
+                            let _ = stream.set_nodelay(true);
                             connections.spawn(connection::serve(stream, Arc::clone(&node), member, plane));
                         }
                         None => {

@@ -6,6 +6,7 @@ mod connection;
 mod listener;
 mod metrics_http;
 mod outbox;
+mod transport;
 
 pub use clients::Clients;
 pub use listener::serve;

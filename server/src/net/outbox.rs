@@ -11,6 +11,7 @@
 //! written it below the bound again.
 
 use super::clients::Member;
+use super::transport::Transport;
 use crate::shared_objects::{ParkedCalls, ReplySink};
 use crate::state::NodeState;
 use bytes::{Buf, BytesMut};
@@ -20,7 +21,6 @@ use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// Requests of one connection running in worker tasks at once, at most; past
@@ -37,9 +37,9 @@ struct OutState {
     reported: usize,
 }
 
-/// A connection's reply sink.
-pub struct Outbox {
-    stream: Arc<TcpStream>,
+/// A connection's reply sink, over its byte stream `T`.
+pub struct Outbox<T> {
+    stream: Arc<T>,
     node: Arc<NodeState>,
     /// The connection's share of the node's client memory.
     member: Arc<Member>,
@@ -59,9 +59,9 @@ pub struct Outbox {
     parked: ParkedCalls,
 }
 
-impl Outbox {
+impl<T: Transport> Outbox<T> {
     /// The outbox of a connection on `stream`; start [`Outbox::flusher`] beside it.
-    pub fn new(stream: Arc<TcpStream>, node: Arc<NodeState>, member: Arc<Member>) -> Arc<Outbox> {
+    pub fn new(stream: Arc<T>, node: Arc<NodeState>, member: Arc<Member>) -> Arc<Outbox<T>> {
         Arc::new(Outbox {
             stream,
             node,
@@ -219,7 +219,7 @@ impl Outbox {
     }
 
     /// Resolves once `busy` is false (or the outbox is closed).
-    pub async fn until_not(&self, busy: fn(&Outbox) -> bool) {
+    pub async fn until_not(&self, busy: fn(&Outbox<T>) -> bool) {
         loop {
             let progress = self.progress.notified();
             tokio::pin!(progress);
@@ -297,7 +297,7 @@ fn reply_too_large(id: u64, size: usize, max_frame: usize) -> RemoteError {
     }
 }
 
-impl ReplySink for Outbox {
+impl<T: Transport> ReplySink for Outbox<T> {
     fn send(&self, replies: Vec<(u64, Outcome)>) {
         if !replies.is_empty() {
             self.push(&replies);

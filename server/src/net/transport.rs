@@ -1,0 +1,45 @@
+//! The byte stream a connection runs over. The connection's reader and its
+//! outbox share it: the reader waits until it is readable and takes what
+//! arrived; a reply is written with `try_write` by whichever thread produced
+//! it (no task hop), and only when the stream is full does the outbox's
+//! flusher wait until it is writable. Plain TCP implements it by handing
+//! each call to tokio's `TcpStream`; a TLS stream can implement it over
+//! rustls (records encrypted into a buffer under a lock, then `try_write` of
+//! the ciphertext to the same TCP stream), which is why nothing here needs a
+//! task context or exclusive access.
+
+use bytes::BytesMut;
+use std::future::Future;
+use std::io;
+use tokio::net::TcpStream;
+
+/// A connection's byte stream (see the module's documentation).
+pub trait Transport: Send + Sync + 'static {
+    /// Resolves once a read may make progress.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+    /// Appends what arrived to `buf` without waiting (`WouldBlock`: nothing
+    /// yet; `Ok(0)`: closed by the peer).
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+    /// Resolves once a write may make progress.
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+    /// Writes what fits now without waiting (`WouldBlock`: nothing fits).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl Transport for TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        TcpStream::readable(self)
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        TcpStream::writable(self)
+    }
+
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+}
