@@ -5,6 +5,8 @@
 //!   etcd client in `etcd/` (feature `cluster`);
 //! * `settle.rs` is the order in which a node walks through those views and
 //!   what it may do with a missing object meanwhile;
+//! * `peers.rs` keeps this node's connections to the other members' peer
+//!   ports (one each, reopened when broken, every request with a timeout);
 //! * `handoff.rs` moves objects, their remembered replies and their parked
 //!   calls to their new owner on each step, and adopts what others send;
 //! * `member.rs` is this node's part, and this file what the apply step asks:
@@ -20,6 +22,8 @@ mod handoff;
 pub mod member;
 #[cfg(feature = "cluster")]
 mod membership;
+#[cfg(feature = "cluster")]
+mod peers;
 mod settle;
 
 pub use handoff::adopt;

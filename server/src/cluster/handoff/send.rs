@@ -2,22 +2,19 @@
 
 use super::LambdaObjects;
 use crate::cluster::member::Cluster;
+use crate::cluster::peers::PeerPool;
 use crate::shared_objects::{deliver, ObjectCell, Persist};
 use crate::state::NodeState;
-use crucial::__private::peer::Peer;
 use crucial::RemoteError;
 use crucial_protocol::placement::{Placement, LAMBDA_HOME};
 use crucial_protocol::wire::{Adopt, MovedEntries, MovedObject, MovedReply, Request};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Objects per `Adopt` request (and at most about this many bytes).
 const BATCH_OBJECTS: usize = 2048;
 const BATCH_BYTES: usize = 2 << 20;
-
-/// How long a peer may take to answer one handoff request.
-const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The handoff thread: steps through views as they come and settle.
 pub(in crate::cluster) fn spawn(
@@ -29,8 +26,7 @@ pub(in crate::cluster) fn spawn(
         .name("crucial-handoff".into())
         .spawn(move || {
             let mut peers = Peers {
-                open: HashMap::new(),
-                rt: rt.clone(),
+                pool: PeerPool::new(rt.clone()),
                 owed: BTreeMap::new(),
                 dones: BTreeMap::new(),
                 owed_apps: BTreeMap::new(),
@@ -78,8 +74,7 @@ pub(in crate::cluster) fn spawn(
 /// gives its owed objects back to the table, and the step to that view hands
 /// them to their owner in it.
 struct Peers {
-    open: HashMap<String, Peer>,
-    rt: tokio::runtime::Handle,
+    pool: PeerPool,
     /// Objects not delivered yet, per new owner, with the view they are for.
     owed: BTreeMap<String, Vec<Leaving>>,
     /// The newest "done" each member has not received yet: `(epoch, kept apps)`.
@@ -101,27 +96,7 @@ impl Peers {
         addr: &str,
         request: &Request<'_>,
     ) -> crucial::Result<R> {
-        if self.open.get(addr).is_none_or(Peer::is_dead) {
-            let peer_port = cluster
-                .peer_of(addr)
-                .ok_or_else(|| crucial::Error::Connect {
-                    addr: addr.to_string(),
-                    reason: "the member has not said where its peer port is (yet)".into(),
-                })?;
-            let peer = Peer::connect(
-                &peer_port,
-                node.peer_id,
-                node.config.max_frame,
-                Duration::from_secs(2),
-            )?;
-            self.open.insert(addr.to_string(), peer);
-        }
-        let peer = &self.open[addr];
-        let reply = self.rt.block_on(peer.request(request, ANSWER_WITHIN));
-        if reply.is_err() && peer.is_dead() {
-            self.open.remove(addr);
-        }
-        reply
+        self.pool.request(node, cluster, addr, request)
     }
 
     /// Owed objects of owners that left `members` go back to the table.
@@ -173,7 +148,7 @@ impl Peers {
             };
             let sent = send_objects(node, cluster, self, &owner, &objects, &replies);
             let (delivered, rest) = split_at(objects, sent);
-            forget_on_disk(node, &delivered, &self.rt);
+            forget_on_disk(node, &delivered, self.pool.runtime());
             node.metrics.moved_out(delivered.len());
             if !rest.is_empty() {
                 self.owed.insert(owner, rest);
@@ -191,7 +166,7 @@ impl Peers {
                     rest.push((app, objects));
                     continue;
                 }
-                forget_entries_on_disk(node, &objects, &self.rt);
+                forget_entries_on_disk(node, &objects, self.pool.runtime());
                 node.metrics.moved_out(objects.len());
                 tracing::info!(app, owner, objects = objects.len(), "moved lambda objects");
                 cluster.thaw(&app);
