@@ -24,7 +24,7 @@
 //! with other clients do not burn the CPU those need.
 
 use super::slot::{Reply, Slot, Woken};
-use super::stream::Stream;
+use super::stream::{AnyStream, Stream};
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
 use crate::{codec, Error, RemoteError};
 use bytes::BytesMut;
@@ -147,7 +147,7 @@ impl SpinPolicy {
 /// A connection to one node.
 pub struct Connection {
     addr: String,
-    stream: Box<dyn Stream>,
+    stream: AnyStream,
     write: Mutex<WriteState>,
     flush: Condvar,
     shared: Mutex<Shared>,
@@ -238,7 +238,7 @@ impl Connection {
 
         let conn = Arc::new(Connection {
             addr: addr.to_string(),
-            stream: Box::new(stream),
+            stream: AnyStream::Tcp(stream),
             write: Mutex::default(),
             flush: Condvar::new(),
             shared: Mutex::default(),

@@ -20,6 +20,40 @@ pub trait Stream: Send + Sync + 'static {
     fn shutdown(&self);
 }
 
+/// The streams a client connection can run over, dispatched by a `match`
+/// (no allocation, no virtual call on the read path the spin polls): plain
+/// TCP today; TLS joins as a second variant.
+pub enum AnyStream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+}
+
+impl Stream for AnyStream {
+    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            AnyStream::Tcp(tcp) => Stream::read(tcp, buf),
+        }
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            AnyStream::Tcp(tcp) => Stream::try_read(tcp, buf),
+        }
+    }
+
+    fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            AnyStream::Tcp(tcp) => Stream::write_all(tcp, buf),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            AnyStream::Tcp(tcp) => Stream::shutdown(tcp),
+        }
+    }
+}
+
 impl Stream for TcpStream {
     fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         Read::read(&mut &*self, buf)
