@@ -306,12 +306,16 @@ pub enum RemoteError {
     /// off (a crash): its state is lost (ephemeral objects are not replicated
     /// yet). A persistent object comes back when that node restarts with its
     /// data directory. Nothing ran; delete or create the object to start it
-    /// afresh.
+    /// afresh (an application's lambda objects: delete type
+    /// `<lambda objects>`, key the application). A copy that comes back
+    /// after that is the older one and is dropped.
     #[error(
         "object `{key}` of type `{type_name}` may be lost: node {lost_node}, which held it, left \
          the cluster without handing it off (a crash) in view {epoch}; an ephemeral object is \
          gone, a persistent one comes back when {lost_node} restarts with its data directory; \
-         `delete` or `create` the object to start it afresh"
+         `delete` or `create` the object to start it afresh (lambda objects: `delete` type \
+         `<lambda objects>` with the application as key), and the copy that comes back later \
+         is dropped"
     )]
     Lost {
         /// The type.

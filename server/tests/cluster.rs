@@ -6,7 +6,8 @@ mod common;
 
 use common::bank::{Account, AccountRef};
 use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Proxy};
-use common::{wait_until, ServerProcess};
+use common::fixtures::Ledger;
+use common::{wait_until, DataDir, ServerProcess};
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
 use crucial_protocol::placement::{Placement, View, LAMBDA_HOME};
 use crucial_protocol::wire::Request;
@@ -549,4 +550,180 @@ fn a_handoff_sent_to_the_port_clients_use_is_refused() {
         .open::<AtomicI64>("after")
         .fetch_add(1)
         .expect("served");
+}
+
+/// The port of a node's data address.
+fn port_of(node: &ServerProcess) -> u16 {
+    node.addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
+/// `Lost` from a call, naming `node`; panics on anything else.
+fn assert_lost<T: std::fmt::Debug>(result: Result<T, Error>, node: &str, what: &str) {
+    match result {
+        Err(Error::Remote(RemoteError::Lost { lost_node, .. })) => assert_eq!(lost_node, node),
+        other => panic!("{what}: expected Lost with {node}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_crashed_nodes_lambda_objects_are_lost_then_back_or_started_afresh_never_merged() {
+    let etcd = Etcd::start("lostapp");
+    let dirs = [DataDir::new("lostapp-0"), DataDir::new("lostapp-1")];
+    let start = |i: usize, port: u16| etcd.node_at("lostapp", port, &["--data-dir", dirs[i].arg()]);
+    let mut nodes = [start(0, 0), start(1, 0)];
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    let app = "crucial-server";
+    let placement = Placement::new(view_of(&nodes[0].addr));
+    let holder = (0..2)
+        .find(|&i| placement.owner(LAMBDA_HOME, app) == nodes[i].addr)
+        .expect("one node owns the application");
+    let survivor = 1 - holder;
+    {
+        let client = client_of(&[&nodes[0], &nodes[1]]);
+        let (x, y) = (account(&client, "x"), account(&client, "y"));
+        x.open("xena".into(), 100).expect("open x");
+        y.open("yann".into(), 0).expect("open y");
+        for _ in 0..7 {
+            x.transfer(y.id().clone(), 1).expect("transfer");
+        }
+    }
+    let holder_addr = nodes[holder].addr.clone();
+    let port = port_of(&nodes[holder]);
+
+    // 1. The holder crashes: its application is lost on the survivor (not
+    // created from nothing), then back whole with the holder's data directory.
+    nodes[holder].kill();
+    wait_for_views(&[&nodes[survivor]], 1);
+    let on_survivor = client_of(&[&nodes[survivor]]);
+    assert_lost(account(&on_survivor, "x").balance(), &holder_addr, "x");
+    assert_lost(
+        account(&on_survivor, "z").open("zoe".into(), 5),
+        &holder_addr,
+        "a create-if-missing start-up",
+    );
+    nodes[holder] = start(holder, port);
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    let client = client_of(&[&nodes[0], &nodes[1]]);
+    assert_eq!(account(&client, "x").balance().expect("x back"), 93);
+    assert_eq!(account(&client, "y").balance().expect("y back"), 7);
+    drop(client);
+
+    // 2. It crashes again, and the application is started afresh on the
+    // survivor: when the holder returns, its copy from disk gives way whole.
+    nodes[holder].kill();
+    wait_for_views(&[&nodes[survivor]], 1);
+    assert_lost(account(&on_survivor, "x").balance(), &holder_addr, "x");
+    assert!(!on_survivor.delete(LAMBDA_HOME, app).expect("start afresh"));
+    account(&on_survivor, "x")
+        .open("xavier".into(), 50)
+        .expect("a new x");
+    nodes[holder] = start(holder, port);
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    let client = client_of(&[&nodes[0], &nodes[1]]);
+    let x = account(&client, "x");
+    assert_eq!(x.balance().expect("x"), 50, "the new history");
+    assert_eq!(x.owner().expect("x's owner"), "xavier");
+    assert!(
+        account(&client, "y").balance().is_err(),
+        "y belongs to the old history: not merged into the new one"
+    );
+    wait_until("the application is on its owner", || {
+        objects_on(&nodes[holder].addr)
+            .iter()
+            .any(|o| o.type_name == "Account")
+    });
+}
+
+#[test]
+fn a_key_started_afresh_keeps_its_new_history_when_the_crashed_node_returns() {
+    let etcd = Etcd::start("afresh");
+    let dirs = [DataDir::new("afresh-0"), DataDir::new("afresh-1")];
+    let start = |i: usize, port: u16| etcd.node_at("afresh", port, &["--data-dir", dirs[i].arg()]);
+    let mut nodes = [start(0, 0), start(1, 0)];
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    let client = client_of(&[&nodes[0], &nodes[1]]);
+    let keys: Vec<String> = (0..16).map(|i| format!("l/{i}")).collect();
+    for key in &keys {
+        client.open::<Ledger>(key.clone()).put(0, 7).expect("put");
+    }
+    let placement = Placement::new(view_of(&nodes[0].addr));
+    let on_1: Vec<&String> = keys
+        .iter()
+        .filter(|k| placement.owner("Ledger", k) == nodes[1].addr)
+        .collect();
+    assert!(on_1.len() >= 2, "keys on both nodes");
+    let (gone, port) = (nodes[1].addr.clone(), port_of(&nodes[1]));
+    nodes[1].kill();
+    wait_for_views(&[&nodes[0]], 1);
+
+    let on_0 = client_of(&[&nodes[0]]);
+    let afresh = on_0.open::<Ledger>(on_1[0].clone());
+    assert_lost(afresh.get(0), &gone, "a persistent key of the crashed node");
+    assert!(!on_0.delete("Ledger", on_1[0]).expect("start it afresh"));
+    for value in 1..=5 {
+        afresh.put(0, value).expect("a write to the new copy");
+    }
+
+    nodes[1] = start(1, port);
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    let client = client_of(&[&nodes[0], &nodes[1]]);
+    assert_eq!(
+        client.open::<Ledger>(on_1[0].clone()).get(0).expect("get"),
+        Some(5),
+        "the five acknowledged writes of the new copy stand"
+    );
+    for key in &on_1[1..] {
+        let ledger = client.open::<Ledger>((*key).clone());
+        assert_eq!(ledger.get(0).expect("get"), Some(7), "{key} came back");
+    }
+}
+
+#[test]
+fn a_node_restarted_before_its_lease_expired_rejoins_as_a_new_member() {
+    let etcd = Etcd::start("quick");
+    let dir = DataDir::new("quick");
+    // A long lease: the restart is sure to come before it expires.
+    let flags = ["--data-dir", dir.arg(), "--lease-ttl", "60"];
+    let a = etcd.node("quick", &[]);
+    let mut b = etcd.node("quick", &flags);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a, &b]);
+    let keys: Vec<String> = (0..16).map(|i| format!("q/{i}")).collect();
+    for key in &keys {
+        client
+            .open::<AtomicI64>(key.clone())
+            .fetch_add(3)
+            .expect("add");
+        client.open::<Ledger>(key.clone()).put(0, 7).expect("put");
+    }
+    let placement = Placement::new(view_of(&a.addr));
+    let epoch = view_of(&a.addr).epoch;
+    let (b_addr, port) = (b.addr.clone(), port_of(&b));
+    b.kill();
+    b = etcd.node_at("quick", port, &flags);
+    wait_until("the restart is a new view", || {
+        view_of(&a.addr).epoch > epoch && view_of(&b.addr).epoch == view_of(&a.addr).epoch
+    });
+    let client = client_of(&[&a, &b]);
+    for key in &keys {
+        let counter = client.open::<AtomicI64>(key.clone()).load();
+        let ledger = client
+            .open::<Ledger>(key.clone())
+            .get(0)
+            .expect("persistent");
+        assert_eq!(ledger, Some(7), "{key} is back from the data directory");
+        if placement.owner("crucial::AtomicI64", key) == b_addr {
+            assert_lost(
+                counter,
+                &b_addr,
+                "an ephemeral object of the restarted node",
+            );
+        } else {
+            assert_eq!(counter.expect("kept"), 3, "{key} lived on the other node");
+        }
+    }
 }

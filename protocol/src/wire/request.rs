@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +65,10 @@ pub struct MovedObject<'a> {
     pub state: &'a [u8],
     /// `(method, message)` of the panic that poisoned it, if one did.
     pub poison: Option<(String, String)>,
+    /// A copy the sender restored from its disk when it started and that has
+    /// served no call since: older than any copy the receiver holds (which
+    /// can only have been started afresh while the sender was away).
+    pub restored: bool,
 }
 
 /// A remembered reply handed with the objects, so a client's retry on the new
@@ -86,6 +90,9 @@ pub struct MovedEntries {
     pub object: crate::ObjectId,
     /// Its entries, `(key, value)`, as the node stores them.
     pub entries: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>,
+    /// Its application was restored from the sender's disk when it started
+    /// and has run no workflow since (see [`MovedObject::restored`]).
+    pub restored: bool,
 }
 
 /// Part of a state transfer between nodes after a view change.
@@ -223,6 +230,7 @@ mod tests {
                     key: "k",
                     state: &[1, 2],
                     poison: Some(("m".into(), "boom".into())),
+                    restored: true,
                 }],
                 replies: vec![MovedReply {
                     client: 1,
@@ -232,6 +240,7 @@ mod tests {
                 lambda: vec![MovedEntries {
                     object: crate::ObjectId::new("forum", "Thread", "t"),
                     entries: vec![(vec![1].into(), vec![2].into())],
+                    restored: false,
                 }],
             }),
             Request::HandoffDone {

@@ -205,10 +205,23 @@ impl Cluster {
                 return Some(Err(lost));
             }
             match (found, verdict) {
-                (Some((cell, _)), _) if cell.lock().moved => {
-                    Some(Err(self.not_owner(entry.name, key)))
+                (Some(found), _) => {
+                    let mut state = found.0.lock();
+                    if state.moved {
+                        return Some(Err(self.not_owner(entry.name, key)));
+                    }
+                    if state.restored {
+                        // A copy from this node's disk: a newer one may be on
+                        // its way until the first view settles; after that,
+                        // it is the object (and is served from now on).
+                        if !self.settler().has_settled() {
+                            return None;
+                        }
+                        state.restored = false;
+                    }
+                    drop(state);
+                    Some(Ok(found))
                 }
-                (Some(found), _) => Some(Ok(found)),
                 (None, Absent::NotOwner) => Some(Err(self.not_owner(entry.name, key))),
                 (None, _) => None,
             }
@@ -317,7 +330,13 @@ impl Cluster {
     /// the redirect (to the node that keeps them, or to their owner). A node
     /// that became the owner waits (at most [`MOVE_WAIT`]) until it settled,
     /// so that it knows whether another node keeps them.
-    pub async fn lambda_home(self: &Arc<Self>, application: &str) -> Result<AppGuard, RemoteError> {
+    /// `holds`: whether this node has objects of the application (a node
+    /// that lost them in a crash and came back with its data directory).
+    pub async fn lambda_home(
+        self: &Arc<Self>,
+        application: &str,
+        holds: impl Fn() -> bool,
+    ) -> Result<AppGuard, RemoteError> {
         use crucial_protocol::placement::LAMBDA_HOME;
         self.wait_for(LAMBDA_HOME, application, || {
             let keeper = self
@@ -345,11 +364,27 @@ impl Cluster {
                     }
                     return Some(Err(redirect));
                 }
-                None => match self.settler().absent(LAMBDA_HOME, application) {
-                    Absent::NotOwner => return Some(Err(self.not_owner(LAMBDA_HOME, application))),
-                    Absent::Create => true,
-                    Absent::Wait => false,
-                },
+                None => {
+                    let absent = self.settler().absent(LAMBDA_HOME, application);
+                    match absent {
+                        Absent::NotOwner => {
+                            return Some(Err(self.not_owner(LAMBDA_HOME, application)))
+                        }
+                        // Its objects lived on a node that crashed, unless
+                        // this node holds them (it was that node, back with
+                        // its data directory).
+                        Absent::Create => match self.lost(LAMBDA_HOME, application) {
+                            Some(lost) if !holds() => return Some(Err(lost)),
+                            Some(_) => {
+                                // Here after all: never scanned for again.
+                                self.forgive(LAMBDA_HOME, application);
+                                true
+                            }
+                            None => true,
+                        },
+                        Absent::Wait => false,
+                    }
+                }
             };
             if !here {
                 return None;

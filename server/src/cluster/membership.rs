@@ -24,7 +24,7 @@ use crate::state::NodeState;
 use crucial_protocol::codec;
 use crucial_protocol::placement::{Placement, View};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,10 @@ struct MemberInfo {
     admin: String,
     /// Peer port: where other members send it node-to-node requests.
     peer: String,
+    /// Different in every process: a member key put again with another
+    /// incarnation is a node that crashed and restarted at the same address
+    /// (before its lease expired), not the same node registering again.
+    incarnation: u64,
 }
 
 impl MemberInfo {
@@ -60,6 +64,8 @@ struct LostRecord {
 struct Members {
     revision: i64,
     members: BTreeSet<String>,
+    /// Each member's incarnation.
+    incarnations: BTreeMap<String, u64>,
     leaving: BTreeSet<String>,
 }
 
@@ -83,14 +89,18 @@ impl Registration {
         self.lease.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Puts this node's member key (its admin address as the value) under `lease`.
-    async fn register(&self, lease: i64) -> Result<(), etcd::Error> {
-        self.client
+    /// Puts this node's member key (its addresses and incarnation as the
+    /// value) under `lease`; returns the revision of the put and the
+    /// incarnation the key held before, if it existed.
+    async fn register(&self, lease: i64) -> Result<(i64, Option<u64>), etcd::Error> {
+        let (revision, previous) = self
+            .client
             .put(self.key("members", &self.me), self.info.clone(), lease)
             .await?;
         self.lease
             .store(lease, std::sync::atomic::Ordering::Release);
-        Ok(())
+        let previous = previous.map(|kv| MemberInfo::decode(&kv.value).incarnation);
+        Ok((revision, previous))
     }
 }
 
@@ -115,6 +125,7 @@ pub async fn start(
     .await
     .map_err(etcd_error("cannot connect"))?;
     let ttl = membership.lease_ttl.as_secs().max(1) as i64;
+    let this_process = incarnation();
     let lease = client
         .grant(ttl)
         .await
@@ -126,24 +137,42 @@ pub async fn start(
         info: codec::encode(&MemberInfo {
             admin: admin.unwrap_or_default(),
             peer,
+            incarnation: this_process,
         })
         .map_err(io::Error::other)?,
         lease: std::sync::atomic::AtomicI64::new(lease),
         ttl,
     });
-    registration
+    let (joined, previous) = registration
         .register(lease)
         .await
         .map_err(etcd_error("cannot register"))?;
     let cluster = Arc::new(Cluster::new(registration.me.clone()));
-    let members = read(&registration, &cluster).await?;
-    cluster.settler_mut().view(
-        View {
-            epoch: members.revision as u64,
-            nodes: members.members.iter().cloned().collect(),
-        },
-        &[],
-    );
+    // The members as of this node's own put: that revision is the view the
+    // others see it join in, so all agree on the epoch it is done with
+    // first; changes after it come through the watch.
+    let members = read(&registration, &cluster, joined).await?;
+    let view = View {
+        epoch: members.revision as u64,
+        nodes: members.members.iter().cloned().collect(),
+    };
+    cluster.settler_mut().view(view.clone(), &[]);
+    if previous.is_some_and(|previous| previous != this_process) {
+        // An earlier process at this address was still a member (it crashed
+        // and this one started before its lease expired): what it held only
+        // in memory is lost. The others record the same range when they see
+        // the new incarnation; this node knows it before its first call.
+        tracing::warn!(
+            "restarted before the last process's lease expired: its ephemeral objects are lost"
+        );
+        let range = LostRange {
+            node: registration.me.clone(),
+            epoch: view.epoch,
+            placement: Arc::new(Placement::new(view)),
+        };
+        record_lost(&registration, &range);
+        cluster.add_lost(vec![range]);
+    }
     tracing::info!(
         me = %registration.me,
         epoch = members.revision,
@@ -169,15 +198,15 @@ pub async fn start(
     Ok(())
 }
 
-/// Reads members, leaving nodes and lost ranges.
-async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Members> {
-    let (revision, kvs) = registration
+/// Reads members, leaving nodes and lost ranges as of revision `at` (0: now).
+async fn read(registration: &Registration, cluster: &Cluster, at: i64) -> io::Result<Members> {
+    let (now, kvs) = registration
         .client
-        .get_prefix(&registration.prefix)
+        .get_prefix(&registration.prefix, at)
         .await
         .map_err(etcd_error("cannot read the members"))?;
     let mut members = Members {
-        revision,
+        revision: if at > 0 { at } else { now },
         ..Members::default()
     };
     for kv in &kvs {
@@ -189,6 +218,9 @@ async fn read(registration: &Registration, cluster: &Cluster) -> io::Result<Memb
             members.members.insert(addr.to_string());
             let info = MemberInfo::decode(&kv.value);
             cluster.set_member(addr, &info.admin, &info.peer);
+            members
+                .incarnations
+                .insert(addr.to_string(), info.incarnation);
         } else if let Some(addr) = rest.strip_prefix("leaving/") {
             members.leaving.insert(addr.to_string());
         } else if rest.starts_with("lost/") {
@@ -271,7 +303,7 @@ async fn follow(
         let reply = stream.next().await.map_err(|e| e.to_string())?;
         if reply.compact_revision > 0 {
             // Changes were compacted away: start from what etcd holds now.
-            let now = read(registration, cluster)
+            let now = read(registration, cluster, 0)
                 .await
                 .map_err(|e| e.to_string())?;
             apply(registration, cluster, members, now);
@@ -302,8 +334,10 @@ async fn follow(
                         next.members.insert(addr.to_string());
                         let info = MemberInfo::decode(&kv.value);
                         cluster.set_member(addr, &info.admin, &info.peer);
+                        next.incarnations.insert(addr.to_string(), info.incarnation);
                     } else {
                         next.members.remove(addr);
+                        next.incarnations.remove(addr);
                     }
                 } else if let Some(addr) = rest.strip_prefix("leaving/") {
                     if put {
@@ -325,7 +359,15 @@ async fn follow(
 fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, next: Members) {
     let epoch = next.revision as u64;
     let mut lost = Vec::new();
-    if next.members != members.members {
+    // A member back under another incarnation crashed and restarted at the
+    // same address: its old self left (a crash), a new node joined.
+    let restarted: Vec<String> = members
+        .members
+        .intersection(&next.members)
+        .filter(|addr| members.incarnations.get(*addr) != next.incarnations.get(*addr))
+        .cloned()
+        .collect();
+    if next.members != members.members || !restarted.is_empty() {
         let departed: Vec<(String, Departure)> = members
             .members
             .difference(&next.members)
@@ -337,6 +379,7 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
                 };
                 (addr.clone(), how)
             })
+            .chain(restarted.into_iter().map(|addr| (addr, Departure::Crashed)))
             .collect();
         let view = View {
             epoch,
@@ -419,4 +462,12 @@ async fn drain_when_asked(
     tracing::info!(epoch, "drained: every object handed off");
     cluster.set_drained();
     node.stop();
+}
+
+/// This process's incarnation: its start time and process id.
+fn incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
 }

@@ -77,7 +77,10 @@ pub async fn lambda_home(
 ) -> Result<Option<member::AppGuard>, RemoteError> {
     match node.cluster.get() {
         None => Ok(None),
-        Some(cluster) => cluster.lambda_home(application).await.map(Some),
+        Some(cluster) => {
+            let holds = || node.lambdas.store.holds_application(application);
+            cluster.lambda_home(application, holds).await.map(Some)
+        }
     }
 }
 

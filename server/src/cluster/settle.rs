@@ -227,6 +227,12 @@ impl Settler {
         any
     }
 
+    /// Whether this node has settled a view since it started: every object
+    /// owed to it for that view has arrived.
+    pub fn has_settled(&self) -> bool {
+        self.settled.is_some()
+    }
+
     /// Whether every view known is settled.
     pub fn is_settled(&self) -> bool {
         self.pending.is_empty() && self.settled.is_some()

@@ -35,6 +35,12 @@ pub struct ObjectState {
     /// Handed off to another node (a cluster's view changed): calls that still
     /// hold this cell are redirected, not run.
     pub moved: bool,
+    /// Restored from this node's disk when it started, and no call has run on
+    /// it since. In a cluster such a copy is provisional: while this node was
+    /// away the object may have been started afresh elsewhere, and that copy,
+    /// handed here, replaces this one; calls wait until the node has settled
+    /// its first view (so every such copy has arrived).
+    pub restored: bool,
 }
 
 /// Where a persistent object's copy on disk stands: a snapshot, and the calls
@@ -83,7 +89,10 @@ impl ObjectCell {
         log: CallLog,
     ) -> ObjectCell {
         let cell = ObjectCell::with(entry, key, value, None);
-        cell.lock().log = log;
+        let mut state = cell.lock();
+        state.log = log;
+        state.restored = true;
+        drop(state);
         cell
     }
 
@@ -110,6 +119,7 @@ impl ObjectCell {
                 log: CallLog::default(),
                 last_write: 0,
                 moved: false,
+                restored: false,
             }),
         }
     }

@@ -16,4 +16,4 @@ pub use persist::{log_of, Persist};
 pub use residency::ResidencyGauges;
 pub use run::{run_call, Park, Ran};
 pub use sink::{deliver, Delivery, ParkedCalls, ReplySink};
-pub use table::ObjectTable;
+pub use table::{Adopted, ObjectTable};

@@ -18,6 +18,17 @@ const SHARDS: usize = 64;
 
 type Shard = RwLock<HashMap<&'static str, HashMap<Box<str>, Arc<ObjectCell>>>>;
 
+/// What [`ObjectTable::adopt`] did with an object handed over.
+pub enum Adopted {
+    /// No copy was here: it is now.
+    New(Arc<ObjectCell>),
+    /// It replaced a copy restored from this node's disk (that copy's
+    /// stored state must go first).
+    Replaced(Arc<ObjectCell>),
+    /// The copy here stays; the one handed over is dropped.
+    Kept,
+}
+
 /// All objects of a node.
 pub struct ObjectTable {
     shards: Vec<Shard>,
@@ -163,6 +174,47 @@ impl ObjectTable {
         let cell = Arc::new(ObjectCell::new(entry, key, value));
         objects.insert(key.into(), Arc::clone(&cell));
         Some(cell)
+    }
+
+    /// Puts in an object another node handed over, unless one is held here
+    /// already. The one here gives way only if it is a copy restored from this
+    /// node's disk that no call has used, and the one handed over is not:
+    /// then the object was started afresh elsewhere while this node was away,
+    /// and the copy here is the older one.
+    pub fn adopt(
+        &self,
+        entry: &'static SharedTypeEntry,
+        key: &str,
+        value: ObjectBox,
+        restored: bool,
+    ) -> Adopted {
+        let mut shard = self
+            .shard(entry.name, key)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let objects = shard.entry(entry.name).or_default();
+        let replaced = match objects.get(key) {
+            None => false,
+            Some(here) => {
+                let mut state = here.lock();
+                if !state.restored || restored || state.moved {
+                    return Adopted::Kept;
+                }
+                state.moved = true;
+                match state.value {
+                    Some(_) => self.residency.resized(state.log.bytes(), 0),
+                    None => self.residency.forgot_passivated(),
+                }
+                true
+            }
+        };
+        let cell = Arc::new(ObjectCell::new(entry, key, value));
+        objects.insert(key.into(), Arc::clone(&cell));
+        if replaced {
+            Adopted::Replaced(cell)
+        } else {
+            Adopted::New(cell)
+        }
     }
 
     /// Puts in a recovered object: in memory (`value`) or left on disk until

@@ -13,10 +13,12 @@ mod fields_test;
 mod history;
 mod host;
 mod object;
+mod provisional;
 mod transaction;
 mod workflow;
 
 pub use host::TxHost;
+pub use provisional::Meeting;
 pub use transaction::{Abort, ObjectEntries, Store};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

@@ -38,6 +38,7 @@
 
 use super::entry_set::{EntrySet, Locking};
 use super::object::{LambdaObject, Seen};
+use super::provisional::Provisional;
 use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
 use crucial::store::TxError;
@@ -110,6 +111,8 @@ pub struct Store {
     storage: Option<Arc<Storage>>,
     /// Types whose stored shape this build cannot read, with the reason.
     unreadable: RwLock<HashMap<String, String>>,
+    /// Applications whose copy here is provisional (restored from a disk).
+    pub provisional: Provisional,
 }
 
 impl Default for Store {
@@ -119,6 +122,7 @@ impl Default for Store {
             clock: Box::<Counter>::default(),
             storage: None,
             unreadable: RwLock::default(),
+            provisional: Provisional::default(),
         }
     }
 }
@@ -127,6 +131,7 @@ impl Store {
     /// The lambda objects kept in `storage`: every stored entry is loaded,
     /// and every commit's writes are stored.
     pub fn recover(storage: Arc<Storage>) -> Result<Store, String> {
+        let mut apps = std::collections::HashSet::new();
         let store = Store {
             storage: Some(Arc::clone(&storage)),
             ..Store::default()
@@ -134,8 +139,12 @@ impl Store {
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
             store.object(&object).install([(key.as_slice(), &value)]);
+            apps.insert(object.application.clone());
         }
-        Ok(store)
+        Ok(Store {
+            provisional: Provisional::from_disk(apps),
+            ..store
+        })
     }
 
     /// The object with `id`, made empty on first touch (so that a read of a
@@ -238,6 +247,15 @@ impl Store {
                 (!entries.is_empty()).then_some((id, entries))
             })
             .collect()
+    }
+
+    /// Whether this node has objects of `application` with entries.
+    pub fn holds_application(&self, application: &str) -> bool {
+        self.objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(id, object)| id.application == application && object.size().0 > 0)
     }
 
     /// Puts objects in (handed over by another node, or given back after a

@@ -153,8 +153,14 @@ impl Etcd {
         })
     }
 
-    /// Puts `key = value` under `lease` (0: none); the revision it made.
-    pub async fn put(&self, key: String, value: Vec<u8>, lease: i64) -> Result<i64, Error> {
+    /// Puts `key = value` under `lease` (0: none); the revision it made and
+    /// the key as it was before, if it existed.
+    pub async fn put(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<(i64, Option<KeyValue>), Error> {
         let reply = self
             .kv
             .clone()
@@ -162,10 +168,11 @@ impl Etcd {
                 key: key.into_bytes(),
                 value,
                 lease,
+                prev_kv: true,
             })
             .await?
             .into_inner();
-        Ok(revision(reply.header))
+        Ok((revision(reply.header), reply.prev_kv))
     }
 
     /// Deletes `key`; the revision after.
@@ -182,8 +189,9 @@ impl Etcd {
         Ok(revision(reply.header))
     }
 
-    /// Every key under `prefix`, and the revision they were read at.
-    pub async fn get_prefix(&self, prefix: &str) -> Result<(i64, Vec<KeyValue>), Error> {
+    /// Every key under `prefix` as of revision `at` (0: now), and etcd's
+    /// revision now.
+    pub async fn get_prefix(&self, prefix: &str, at: i64) -> Result<(i64, Vec<KeyValue>), Error> {
         let reply = self
             .kv
             .clone()
@@ -191,7 +199,7 @@ impl Etcd {
                 key: prefix.as_bytes().to_vec(),
                 range_end: prefix_end(prefix.as_bytes()),
                 limit: 0,
-                revision: 0,
+                revision: at,
             })
             .await?
             .into_inner();
@@ -209,6 +217,7 @@ impl Etcd {
                         key: key.into_bytes(),
                         value,
                         lease,
+                        prev_kv: false,
                     }),
                     Op::Delete { key } => Request::RequestDeleteRange(pb::DeleteRangeRequest {
                         key: key.into_bytes(),

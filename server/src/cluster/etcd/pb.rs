@@ -102,11 +102,17 @@ pub struct PutRequest {
     /// The lease the key is attached to (0: none).
     #[prost(int64, tag = "3")]
     pub lease: i64,
+    /// Return the key's value before this put.
+    #[prost(bool, tag = "4")]
+    pub prev_kv: bool,
 }
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PutResponse {
     #[prost(message, optional, tag = "1")]
     pub header: ::core::option::Option<ResponseHeader>,
+    /// The key's value before the put, if asked for and there was one.
+    #[prost(message, optional, tag = "2")]
+    pub prev_kv: ::core::option::Option<KeyValue>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DeleteRangeRequest {

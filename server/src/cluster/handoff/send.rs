@@ -81,7 +81,7 @@ struct Peers {
     dones: BTreeMap<String, (u64, Vec<String>)>,
     /// Lambda-object applications not delivered yet, per new owner (held
     /// back here meanwhile: their workflows wait).
-    owed_apps: BTreeMap<String, Vec<(String, LambdaObjects)>>,
+    owed_apps: BTreeMap<String, Vec<LeavingApp>>,
 }
 
 /// Longest a move waits for an application's running workflows to end.
@@ -111,14 +111,16 @@ impl Peers {
                 .put_back(objects.into_iter().map(|l| l.cell).collect());
         }
         for (owner, apps) in departed(&mut self.owed_apps, members) {
-            for (app, objects) in apps {
+            for leaving in apps {
                 tracing::warn!(
                     owner,
-                    app,
+                    app = leaving.app,
                     "the new owner left before taking the application: it stays here for now"
                 );
-                node.lambdas.store.put_objects(objects);
-                cluster.thaw(&app);
+                let store = &node.lambdas.store;
+                store.put_objects(leaving.objects);
+                store.provisional.put_back(&leaving.app, leaving.restored);
+                cluster.thaw(&leaving.app);
             }
         }
         self.dones.retain(|member, _| members.contains(member));
@@ -161,11 +163,12 @@ impl Peers {
             }
             let apps = self.owed_apps.remove(&owner).unwrap_or_default();
             let mut rest = Vec::new();
-            for (app, objects) in apps {
-                if !rest.is_empty() || !send_app(node, cluster, self, &owner, &objects) {
-                    rest.push((app, objects));
+            for leaving in apps {
+                if !rest.is_empty() || !send_app(node, cluster, self, &owner, &leaving) {
+                    rest.push(leaving);
                     continue;
                 }
+                let LeavingApp { app, objects, .. } = leaving;
                 forget_entries_on_disk(node, &objects, self.pool.runtime());
                 node.metrics.moved_out(objects.len());
                 tracing::info!(app, owner, objects = objects.len(), "moved lambda objects");
@@ -233,6 +236,16 @@ struct Leaving {
     cell: Arc<ObjectCell>,
     state: Vec<u8>,
     poison: Option<(String, String)>,
+    /// Restored from this node's disk at its start and not used since.
+    restored: bool,
+}
+
+/// An application's lambda objects on their way to their new owner.
+struct LeavingApp {
+    app: String,
+    objects: LambdaObjects,
+    /// Its copy was provisional here (restored from a disk, not used since).
+    restored: bool,
 }
 
 /// Hands off everything this node holds and does not own in `placement`,
@@ -279,12 +292,13 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
             continue;
         }
         let objects = node.lambdas.store.take_application(&app);
+        let restored = node.lambdas.store.provisional.leaves(&app);
         let owner = placement.owner(LAMBDA_HOME, &app).to_string();
-        peers
-            .owed_apps
-            .entry(owner)
-            .or_default()
-            .push((app, objects));
+        peers.owed_apps.entry(owner).or_default().push(LeavingApp {
+            app,
+            objects,
+            restored,
+        });
     }
     cluster.keep(me, kept.clone());
     for member in placement.view().nodes.iter().filter(|n| *n != me) {
@@ -339,6 +353,7 @@ fn pack(
             .poison
             .as_ref()
             .map(|p| (p.method.clone(), p.message.clone())),
+        restored: state.restored,
     }
 }
 
@@ -371,6 +386,7 @@ fn send_objects(
                     key: &l.cell.key,
                     state: &l.state,
                     poison: l.poison.clone(),
+                    restored: l.restored,
                 })
                 .collect(),
             replies: if start == 0 {
@@ -401,7 +417,7 @@ fn send_app(
     cluster: &Cluster,
     peers: &mut Peers,
     owner: &str,
-    objects: &LambdaObjects,
+    leaving: &LeavingApp,
 ) -> bool {
     let epoch = cluster.view().epoch;
     let mut batch = Vec::new();
@@ -428,7 +444,7 @@ fn send_app(
             }
         }
     };
-    for (id, entries) in objects {
+    for (id, entries) in &leaving.objects {
         bytes += entries
             .iter()
             .map(|(k, v)| k.len() + v.len())
@@ -439,6 +455,7 @@ fn send_app(
                 .iter()
                 .map(|(k, v)| (k.clone().into(), v.to_vec().into()))
                 .collect(),
+            restored: leaving.restored,
         });
         if bytes >= BATCH_BYTES {
             if !send(std::mem::take(&mut batch), peers) {
