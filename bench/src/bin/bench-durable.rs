@@ -1,9 +1,11 @@
 //! `bench-durable`: persistent objects on a node with a data directory against
 //! Redis with an append-only file, in the same run and on the same disk.
 //!
-//! Four systems: our node with `--durability sync` (a call is acknowledged
+//! Six systems: our node with `--durability sync` (a call is acknowledged
 //! after an fsync shared by every call that finished meanwhile) and with
-//! `interval=1000`, Redis with `appendfsync always` and with `everysec`. Rows: a
+//! `interval=1000`, Redis with `appendfsync always` and with `everysec`, and
+//! Redis with one replica, with and without `WAIT 1 0` after each write (the
+//! peer of replication, which is not built yet). Rows: a
 //! persistent `fetch_add` and a 1 KiB set, one caller (p50, p99) and many
 //! callers (ops/s; ours: threads sharing the client's connection, Redis: a
 //! connection per caller). Then the time a node takes to recover 100k
@@ -115,6 +117,75 @@ impl Durable for RedisAof {
                 .query::<()>(c)
                 .expect("SET")
         });
+    }
+}
+
+/// Redis with one replica (`--replicaof`), no append-only file: the copy on
+/// a second server is the durability. With `wait`, every write is sent with
+/// `WAIT 1 0` in the same round trip (acknowledged once the replica has it),
+/// the best case for a Redis client; without, the replica lags behind.
+struct RedisReplicated {
+    primary: RedisAof,
+    _replica: Redis,
+    wait: bool,
+}
+
+impl RedisReplicated {
+    fn start(wait: bool) -> Result<RedisReplicated, String> {
+        let primary = Redis::start()?;
+        let (host, port) = primary.addr.rsplit_once(':').ok_or("an address")?;
+        let replica = Redis::start_with(&["--replicaof", host, port])?;
+        let mut c = primary.connect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut c)
+                .map_err(|e| e.to_string())?;
+            if info.contains("connected_slaves:1") && info.contains("state=online") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("the replica did not come online in 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(RedisReplicated {
+            primary: RedisAof(primary),
+            _replica: replica,
+            wait,
+        })
+    }
+
+    fn write(&self, command: redis::Cmd) {
+        self.primary.with(|c| {
+            if self.wait {
+                let (_, replicas): (redis::Value, i64) = redis::pipe()
+                    .add_command(command)
+                    .cmd("WAIT")
+                    .arg(1)
+                    .arg(0)
+                    .query(c)
+                    .expect("write + WAIT");
+                assert_eq!(replicas, 1, "WAIT 1 0 returns once the replica has it");
+            } else {
+                command.query::<redis::Value>(c).expect("write");
+            }
+        });
+    }
+}
+
+impl Durable for RedisReplicated {
+    fn incr(&self, key: &str) {
+        let mut command = redis::cmd("INCR");
+        command.arg(key);
+        self.write(command);
+    }
+
+    fn set(&self, key: &str, value: &Bytes) {
+        let mut command = redis::cmd("SET");
+        command.arg(key).arg(value.as_ref());
+        self.write(command);
     }
 }
 
@@ -377,6 +448,13 @@ fn main() {
     if let Some(r) = redis(&root.join("redis-everysec"), "everysec") {
         rows.push(("redis, appendfsync everysec".into(), Box::new(r)));
     }
+    for wait in [true, false] {
+        match RedisReplicated::start(wait) {
+            Ok(r) if wait => rows.push(("redis + 1 replica, WAIT 1 0".into(), Box::new(r))),
+            Ok(r) => rows.push(("redis + 1 replica, no WAIT".into(), Box::new(r))),
+            Err(e) => println!("# redis with a replica not measured: {e}"),
+        }
+    }
     let mut measured = Vec::new();
     for (name, system) in &rows {
         let a = sequential(system.as_ref(), args.ops, &incr);
@@ -405,6 +483,19 @@ fn main() {
             args.callers,
             ours.2 / always.2,
             ours.3 / always.3
+        );
+    }
+    if let (Some(ours), Some(replicated)) = (
+        measured.iter().find(|m| m.0.contains("sync")),
+        measured.iter().find(|m| m.0.contains("WAIT 1")),
+    ) {
+        println!(
+            "# sync (one copy) vs redis + 1 replica with WAIT: one-caller incr p50 ratio {:.2}, {} callers incr {:.2}x, set {:.2}x \
+             (the targets of replication, rf = 2: p50 at or below, throughput at or above; not built yet)",
+            ours.1 / replicated.1,
+            args.callers,
+            ours.2 / replicated.2,
+            ours.3 / replicated.3
         );
     }
     drop(rows);
