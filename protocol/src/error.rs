@@ -341,11 +341,27 @@ pub enum RemoteError {
         /// What was refused, and what was applied.
         detail: String,
     },
+    /// The node has not renewed its membership lease in etcd for longer than
+    /// the lease lasts: the cluster may have declared it gone and given its
+    /// objects to other nodes, so it serves nothing until etcd answers it
+    /// again (no split brain). Nothing ran; the client asks the other nodes
+    /// for a newer view and retries.
+    #[error(
+        "node {node} is fenced: it has not heard from etcd for {silent_ms} ms, longer than its \
+         lease, so the cluster may have given its objects to other nodes; it serves nothing \
+         until etcd answers it again (nothing ran; retry, or reach etcd from {node})"
+    )]
+    Fenced {
+        /// The fenced node.
+        node: String,
+        /// Since the last renewal etcd acknowledged.
+        silent_ms: u64,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 26] = [
+    pub const KINDS: [&'static str; 27] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -372,6 +388,7 @@ impl RemoteError {
         "Moving",
         "Lost",
         "Limit",
+        "Fenced",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -414,6 +431,7 @@ impl RemoteError {
             RemoteError::Moving { .. } => 23,
             RemoteError::Lost { .. } => 24,
             RemoteError::Limit { .. } => 25,
+            RemoteError::Fenced { .. } => 26,
         }
     }
 }
@@ -539,6 +557,10 @@ mod tests {
                 limit: s(),
                 value: 0,
                 detail: s(),
+            },
+            RemoteError::Fenced {
+                node: s(),
+                silent_ms: 0,
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

@@ -124,7 +124,9 @@ pub struct Args {
     /// `crucial-admin`) on this address, e.g. `127.0.0.1:7100`.
     #[arg(long, env = "CRUCIAL_ADMIN_LISTEN")]
     pub admin: Option<String>,
-    /// Seconds a crashed node stays in the view (its etcd lease's time to live).
+    /// Seconds a crashed node stays in the view (its etcd lease's time to
+    /// live); a node that cannot renew its lease serves nothing after 90 % of
+    /// it (fenced), since the others may have declared it gone.
     #[arg(long, default_value_t = 3)]
     pub lease_ttl: u64,
     /// Where the other members reach this node for handoffs (the peer port;

@@ -25,7 +25,8 @@ pub struct ClusterConfig {
     /// address it bound).
     pub advertise: Option<String>,
     /// Lease time to live: a node that stops (crashes) leaves the view this
-    /// long after its last keep-alive.
+    /// long after its last keep-alive, and a node that cannot renew it fences
+    /// itself after 90 % of it.
     pub lease_ttl: Duration,
     /// Where the other members reach this node for node-to-node requests
     /// (handoffs): the peer port, apart from the port clients use. Default:

@@ -491,8 +491,8 @@ impl Rerouting {
 
     /// Decides on `reply`, which `node` gave: a redirect takes the node's
     /// view when it is newer (else waits a little for the node or this client
-    /// to catch up), a moving object is waited for, an unreachable node makes
-    /// the client ask the others for a newer view.
+    /// to catch up), a moving object is waited for, an unreachable or fenced
+    /// node makes the client ask the others for a newer view.
     fn next(&mut self, client: &Client, node: &Node, reply: Reply) -> Next {
         if self.started.elapsed() > REROUTE_FOR {
             return Next::Done(reply);
@@ -512,6 +512,14 @@ impl Rerouting {
                 }
             }
             Err(Error::Remote(RemoteError::Moving { .. })) => Next::Again(backoff),
+            // A node cut off from etcd: the others may know a newer view.
+            Err(Error::Remote(RemoteError::Fenced { .. })) => {
+                if client.refresh_view_avoiding(node) {
+                    Next::Again(Duration::ZERO)
+                } else {
+                    Next::Again(backoff)
+                }
+            }
             Err(e @ (Error::Connect { .. } | Error::Disconnected { .. })) => {
                 if client.refresh_view_avoiding(node) {
                     Next::Again(Duration::ZERO)

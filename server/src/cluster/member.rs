@@ -45,6 +45,24 @@ pub struct Cluster {
     /// (whose new workflows wait).
     apps: Mutex<std::collections::HashMap<String, AppGate>>,
     apps_idle: Condvar,
+    /// The membership lease: when the last renewal etcd acknowledged was
+    /// sent, and until when the lease surely holds, in ms since `born`.
+    lease: LeaseClock,
+}
+
+/// How long this node's etcd lease surely holds. Past that, the cluster may
+/// have declared the node gone and given its objects to others, so it fences
+/// itself: it serves nothing until a renewal succeeds again.
+struct LeaseClock {
+    born: Instant,
+    renewed_ms: std::sync::atomic::AtomicU64,
+    valid_until_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LeaseClock {
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.born).as_millis() as u64
+    }
 }
 
 /// One application's workflows on this node.
@@ -91,7 +109,45 @@ impl Cluster {
             owing: std::sync::atomic::AtomicBool::new(false),
             apps: Mutex::default(),
             apps_idle: Condvar::new(),
+            lease: LeaseClock {
+                born: Instant::now(),
+                renewed_ms: std::sync::atomic::AtomicU64::new(0),
+                valid_until_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+            },
         }
+    }
+
+    /// etcd acknowledged a renewal (or a grant) of this node's lease, sent
+    /// at `sent`, for `ttl` more seconds. The lease surely holds until 90 %
+    /// of that from `sent` (etcd counts from when it received it, later).
+    pub(super) fn lease_renewed(&self, sent: Instant, ttl: i64) {
+        use std::sync::atomic::Ordering;
+        let ttl = Duration::from_millis((ttl.max(0) as u64) * 900);
+        let clock = &self.lease;
+        clock.renewed_ms.fetch_max(clock.ms(sent), Ordering::AcqRel);
+        let until = clock.ms(sent + ttl);
+        let previous = clock.valid_until_ms.load(Ordering::Acquire);
+        if previous == u64::MAX || until > previous {
+            clock.valid_until_ms.store(until, Ordering::Release);
+        }
+    }
+
+    /// `Err(Fenced)` once this node's lease may have run out.
+    pub fn fenced(&self) -> Result<(), RemoteError> {
+        use std::sync::atomic::Ordering;
+        let clock = &self.lease;
+        let until = clock.valid_until_ms.load(Ordering::Acquire);
+        if until == u64::MAX {
+            return Ok(());
+        }
+        let now = clock.ms(Instant::now());
+        if now <= until {
+            return Ok(());
+        }
+        Err(RemoteError::Fenced {
+            node: self.me.clone(),
+            silent_ms: now.saturating_sub(clock.renewed_ms.load(Ordering::Acquire)),
+        })
     }
 
     pub(super) fn settler(&self) -> std::sync::RwLockReadGuard<'_, Settler> {

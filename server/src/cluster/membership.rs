@@ -126,6 +126,7 @@ pub async fn start(
     .map_err(etcd_error("cannot connect"))?;
     let ttl = membership.lease_ttl.as_secs().max(1) as i64;
     let this_process = incarnation();
+    let granting = std::time::Instant::now();
     let lease = client
         .grant(ttl)
         .await
@@ -148,6 +149,7 @@ pub async fn start(
         .await
         .map_err(etcd_error("cannot register"))?;
     let cluster = Arc::new(Cluster::new(registration.me.clone()));
+    cluster.lease_renewed(granting, ttl);
     // The members as of this node's own put: that revision is the view the
     // others see it join in, so all agree on the epoch it is done with
     // first; changes after it come through the watch.
@@ -188,7 +190,7 @@ pub async fn start(
         tokio::runtime::Handle::current(),
     );
     cluster.wake_handoff();
-    tokio::spawn(keep_alive(Arc::clone(&registration)));
+    tokio::spawn(keep_alive(Arc::clone(&registration), Arc::clone(&cluster)));
     tokio::spawn(watch(
         Arc::clone(&registration),
         Arc::clone(&cluster),
@@ -244,21 +246,25 @@ fn add_lost_record(cluster: &Cluster, value: &[u8]) {
 /// Keeps the lease alive; while etcd is unreachable, keeps trying. A lease
 /// that expired meanwhile (etcd already removed this node) is replaced and
 /// the node registers again, as a node that joins.
-async fn keep_alive(registration: Arc<Registration>) {
+async fn keep_alive(registration: Arc<Registration>, cluster: Arc<Cluster>) {
     let period = Duration::from_millis((registration.ttl as u64 * 1000 / 3).max(200));
     loop {
+        // Taken before the renewal is sent: the lease holds at least TTL
+        // from a moment after it.
+        let mut sent = std::time::Instant::now();
         match registration.client.keep_alive(registration.lease()).await {
             Ok(mut keeper) => loop {
                 match keeper.renew(period * 2).await {
-                    Ok(Some(ttl)) if ttl > 0 => {}
+                    Ok(Some(ttl)) if ttl > 0 => cluster.lease_renewed(sent, ttl),
                     Ok(Some(_)) => {
                         tracing::error!("the etcd lease expired: registering again");
-                        register_again(&registration).await;
+                        register_again(&registration, &cluster).await;
                         break;
                     }
                     Ok(None) | Err(_) => break,
                 }
                 tokio::time::sleep(period).await;
+                sent = std::time::Instant::now();
             },
             Err(e) => tracing::warn!("etcd unreachable, serving the last view: {e}"),
         }
@@ -266,14 +272,16 @@ async fn keep_alive(registration: Arc<Registration>) {
     }
 }
 
-async fn register_again(registration: &Registration) {
+async fn register_again(registration: &Registration, cluster: &Cluster) {
+    let granting = std::time::Instant::now();
     let granted = registration.client.grant(registration.ttl).await;
     let registered = match granted {
         Ok(lease) => registration.register(lease).await,
         Err(e) => Err(e),
     };
-    if let Err(e) = registered {
-        tracing::warn!("cannot register again yet: {e}");
+    match registered {
+        Ok(_) => cluster.lease_renewed(granting, registration.ttl),
+        Err(e) => tracing::warn!("cannot register again yet: {e}"),
     }
 }
 

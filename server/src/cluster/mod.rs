@@ -37,11 +37,13 @@ use crucial::RemoteError;
 use std::sync::Arc;
 
 /// The apply step's ownership check for calls and control requests on one
-/// object: `Err` is the reply (a redirect) when another node owns it.
+/// object: `Err` is the reply — a redirect when another node owns it, or
+/// `Fenced` while this node's etcd lease may have run out.
 pub fn check(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteError> {
     let Some(cluster) = node.cluster.get() else {
         return Ok(());
     };
+    cluster.fenced()?;
     let owns = cluster.owns(type_name, key);
     if owns {
         Ok(())
@@ -78,6 +80,7 @@ pub async fn lambda_home(
     match node.cluster.get() {
         None => Ok(None),
         Some(cluster) => {
+            cluster.fenced()?;
             let holds = || node.lambdas.store.holds_application(application);
             cluster.lambda_home(application, holds).await.map(Some)
         }
