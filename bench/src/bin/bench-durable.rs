@@ -131,10 +131,20 @@ struct RedisReplicated {
 }
 
 impl RedisReplicated {
-    fn start(wait: bool) -> Result<RedisReplicated, String> {
-        let primary = Redis::start()?;
+    /// Starts both servers; the snapshots of the replica's first sync go to
+    /// `dir` (not the working directory).
+    fn start(wait: bool, dir: &Path) -> Result<RedisReplicated, String> {
+        let made = |name: &str| -> Result<String, String> {
+            let path = dir.join(name);
+            std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+            path.to_str()
+                .map(str::to_owned)
+                .ok_or("a UTF-8 path".into())
+        };
+        let (primary_dir, replica_dir) = (made("primary")?, made("replica")?);
+        let primary = Redis::start_with(&["--dir", &primary_dir])?;
         let (host, port) = primary.addr.rsplit_once(':').ok_or("an address")?;
-        let replica = Redis::start_with(&["--replicaof", host, port])?;
+        let replica = Redis::start_with(&["--replicaof", host, port, "--dir", &replica_dir])?;
         let mut c = primary.connect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -449,7 +459,8 @@ fn main() {
         rows.push(("redis, appendfsync everysec".into(), Box::new(r)));
     }
     for wait in [true, false] {
-        match RedisReplicated::start(wait) {
+        let dir = root.join(if wait { "redis-wait" } else { "redis-no-wait" });
+        match RedisReplicated::start(wait, &dir) {
             Ok(r) if wait => rows.push(("redis + 1 replica, WAIT 1 0".into(), Box::new(r))),
             Ok(r) => rows.push(("redis + 1 replica, no WAIT".into(), Box::new(r))),
             Err(e) => println!("# redis with a replica not measured: {e}"),

@@ -90,17 +90,16 @@ impl Registration {
     }
 
     /// Puts this node's member key (its addresses and incarnation as the
-    /// value) under `lease`; returns the revision of the put and the
-    /// incarnation the key held before, if it existed.
-    async fn register(&self, lease: i64) -> Result<(i64, Option<u64>), etcd::Error> {
+    /// value) under `lease`; returns the revision of the put and whether the
+    /// key existed (put by an earlier process at this address).
+    async fn register(&self, lease: i64) -> Result<(i64, bool), etcd::Error> {
         let (revision, previous) = self
             .client
             .put(self.key("members", &self.me), self.info.clone(), lease)
             .await?;
         self.lease
             .store(lease, std::sync::atomic::Ordering::Release);
-        let previous = previous.map(|kv| MemberInfo::decode(&kv.value).incarnation);
-        Ok((revision, previous))
+        Ok((revision, previous.is_some()))
     }
 }
 
@@ -125,7 +124,6 @@ pub async fn start(
     .await
     .map_err(etcd_error("cannot connect"))?;
     let ttl = membership.lease_ttl.as_secs().max(1) as i64;
-    let this_process = incarnation();
     let granting = std::time::Instant::now();
     let lease = client
         .grant(ttl)
@@ -138,13 +136,13 @@ pub async fn start(
         info: codec::encode(&MemberInfo {
             admin: admin.unwrap_or_default(),
             peer,
-            incarnation: this_process,
+            incarnation: incarnation(),
         })
         .map_err(io::Error::other)?,
         lease: std::sync::atomic::AtomicI64::new(lease),
         ttl,
     });
-    let (joined, previous) = registration
+    let (joined, restarted) = registration
         .register(lease)
         .await
         .map_err(etcd_error("cannot register"))?;
@@ -159,7 +157,7 @@ pub async fn start(
         nodes: members.members.iter().cloned().collect(),
     };
     cluster.settler_mut().view(view.clone(), &[]);
-    if previous.is_some_and(|previous| previous != this_process) {
+    if restarted {
         // An earlier process at this address was still a member (it crashed
         // and this one started before its lease expired): what it held only
         // in memory is lost. The others record the same range when they see

@@ -72,7 +72,8 @@ pub async fn object(
 }
 
 /// The ownership check of a lambda-object workflow: its application's
-/// objects are served by the node that keeps them, else by the owner.
+/// objects are served by the node that keeps them, else by the owner. Once
+/// it passes, a provisional copy of the application here is the one in use.
 pub async fn lambda_home(
     node: &NodeState,
     application: &str,
@@ -82,7 +83,10 @@ pub async fn lambda_home(
         Some(cluster) => {
             cluster.fenced()?;
             let holds = || node.lambdas.store.holds_application(application);
-            cluster.lambda_home(application, holds).await.map(Some)
+            let guard = cluster.lambda_home(application, holds).await?;
+            // The application's copy here is the one in use from now on.
+            node.lambdas.store.provisional.confirm(application);
+            Ok(Some(guard))
         }
     }
 }

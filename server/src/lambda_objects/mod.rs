@@ -44,7 +44,10 @@ impl Lambdas {
         threads: usize,
     ) -> Result<Lambdas, String> {
         let store = match &storage {
-            Some(storage) => Arc::new(Store::recover(Arc::clone(storage))?),
+            // The node's own records are nobody's copy: never provisional.
+            Some(storage) => Arc::new(Store::recover(Arc::clone(storage), |id| {
+                !shape::is_record(id)
+            })?),
             None => Arc::new(Store::default()),
         };
         if let Some(storage) = &storage {

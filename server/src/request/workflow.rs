@@ -55,8 +55,6 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
             Ok(guard) => guard,
             Err(redirect) => return Some(Err(redirect)),
         };
-        // The application's copy here is the one in use from now on.
-        node.lambdas.store.provisional.confirm(&application);
         // 2. A retried call is answered from the dedup table.
         if let Some(outcome) = replay(&node, client, id).await {
             return Some(outcome);

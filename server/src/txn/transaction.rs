@@ -129,22 +129,26 @@ impl Default for Store {
 
 impl Store {
     /// The lambda objects kept in `storage`: every stored entry is loaded,
-    /// and every commit's writes are stored.
-    pub fn recover(storage: Arc<Storage>) -> Result<Store, String> {
+    /// and every commit's writes are stored. The applications of the objects
+    /// `provisional` picks are provisional copies (see [`Provisional`]).
+    pub fn recover(
+        storage: Arc<Storage>,
+        provisional: impl Fn(&ObjectId) -> bool,
+    ) -> Result<Store, String> {
         let mut apps = std::collections::HashSet::new();
-        let store = Store {
+        let mut store = Store {
             storage: Some(Arc::clone(&storage)),
             ..Store::default()
         };
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
             store.object(&object).install([(key.as_slice(), &value)]);
-            apps.insert(object.application.clone());
+            if provisional(&object) {
+                apps.insert(object.application.clone());
+            }
         }
-        Ok(Store {
-            provisional: Provisional::from_disk(apps),
-            ..store
-        })
+        store.provisional = Provisional::from_disk(apps);
+        Ok(store)
     }
 
     /// The object with `id`, made empty on first touch (so that a read of a
