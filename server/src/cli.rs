@@ -126,7 +126,8 @@ pub struct Args {
     pub admin: Option<String>,
     /// Seconds a crashed node stays in the view (its etcd lease's time to
     /// live); a node that cannot renew its lease serves nothing after 90 % of
-    /// it (fenced), since the others may have declared it gone.
+    /// it (fenced), since the others may have declared it gone; a node whose
+    /// lease expired stops with an error (restart it: it rejoins).
     #[arg(long, default_value_t = 3)]
     pub lease_ttl: u64,
     /// Where the other members reach this node for handoffs (the peer port;

@@ -117,10 +117,16 @@ pub fn run_until(
         on_ready(bound);
         let serving = net::serve(listener, Arc::clone(&node), Plane::Client);
         tokio::pin!(serving);
+        // A node that had to stop on its own (its cluster lease expired)
+        // ends with that reason as the error.
+        let failed = |served: io::Result<()>| match node.failure() {
+            Some(reason) => Err(io::Error::other(reason.to_string())),
+            None => served,
+        };
         tokio::select! {
             served = &mut serving => {
                 finish_admin().await;
-                return served;
+                return failed(served);
             }
             () = stop => {}
         }
@@ -131,7 +137,7 @@ pub fn run_until(
                 () = cluster.drain() => {}
                 served = &mut serving => {
                     finish_admin().await;
-                    return served;
+                    return failed(served);
                 }
                 () = tokio::time::sleep(DRAIN_FOR) => {
                     tracing::error!("the drain did not finish in {DRAIN_FOR:?}: stopping anyway");
@@ -141,7 +147,7 @@ pub fn run_until(
         node.stop();
         let served = serving.await;
         finish_admin().await;
-        served
+        failed(served)
     })
 }
 

@@ -114,6 +114,9 @@ pub struct NodeState {
     pub peer_id: u64,
     /// Becomes `true` once when the node starts to stop.
     stopping: watch::Sender<bool>,
+    /// Why the node stopped on its own, if it had to (it then exits with
+    /// this error instead of cleanly).
+    failure: std::sync::OnceLock<String>,
 }
 
 impl NodeState {
@@ -184,6 +187,7 @@ impl NodeState {
             cluster: std::sync::OnceLock::new(),
             peer_id: random_id(),
             stopping: watch::Sender::new(false),
+            failure: std::sync::OnceLock::new(),
             registry,
             config,
         });
@@ -207,6 +211,21 @@ impl NodeState {
     /// Starts the node's clean stop (idempotent).
     pub fn stop(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Stops the node because it cannot go on serving safely: it stops as
+    /// [`NodeState::stop`] does (no drain), and its run ends with `reason`
+    /// as the error. The first reason given stays.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn fail(&self, reason: String) {
+        tracing::error!("{reason}");
+        let _ = self.failure.set(reason);
+        self.stop();
+    }
+
+    /// Why the node stopped on its own, if it did (see [`NodeState::fail`]).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// Resolves once the node starts to stop.

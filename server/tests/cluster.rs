@@ -5,7 +5,7 @@
 mod common;
 
 use common::bank::{Account, AccountRef};
-use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Proxy};
+use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Link, Proxy};
 use common::fixtures::Ledger;
 use common::{wait_until, DataDir, RawConnection, ServerProcess};
 use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
@@ -321,6 +321,90 @@ fn nodes_cut_off_from_etcd_past_their_lease_serve_nothing_until_it_answers() {
     let c = etcd.node("outage", &[]);
     wait_for_views(&[&a, &b, &c], 3);
     assert_eq!(counter.load().expect("after"), 2);
+}
+
+/// A raw `Delete` of `key` on `addr`: how a test asks a node whether it is
+/// fenced (the request is refused before it runs).
+fn fenced(addr: &str, key: &str) -> bool {
+    let mut raw = RawConnection::open(addr, 7);
+    let delete = Request::Delete {
+        object: ObjectRef {
+            type_name: "Ledger",
+            key,
+        },
+    };
+    matches!(
+        raw.request(1, &delete.encode().expect("delete")),
+        Err(RemoteError::Fenced { .. })
+    )
+}
+
+#[test]
+fn a_node_cut_off_from_etcd_alone_stops_when_its_lease_expired_and_returns_as_a_new_member() {
+    let etcd = Etcd::start("alone");
+    let link = Link::to(&etcd.endpoint());
+    let dir = DataDir::new("alone-a");
+    let flags = ["--data-dir", dir.arg()];
+    let mut a = etcd.node_via(&link.addr, "alone", 0, &flags);
+    let b = etcd.node("alone", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a, &b]);
+    let keys: Vec<String> = (0..16).map(|i| format!("alone/{i}")).collect();
+    for key in &keys {
+        client.open::<Ledger>(key.clone()).put(0, 7).expect("put");
+    }
+    let placement = Placement::new(view_of(&b.addr));
+    let on_a: Vec<&String> = keys
+        .iter()
+        .filter(|k| placement.owner("Ledger", k) == a.addr)
+        .collect();
+    assert!(on_a.len() >= 2, "keys on both nodes");
+    let (a_addr, port) = (a.addr.clone(), port_of(&a));
+
+    // Cut off alone: the node fences itself within its lease, the other
+    // declares it crashed once the lease expires.
+    link.cut();
+    wait_until("the cut-off node fences itself", || {
+        fenced(&a_addr, on_a[0])
+    });
+    wait_for_views(&[&b], 1);
+    let on_b = client_of(&[&b]);
+    let afresh = on_b.open::<Ledger>(on_a[0].clone());
+    assert_lost(afresh.get(0), &a_addr, "a key of the cut-off node");
+    assert!(!on_b.delete("Ledger", on_a[0]).expect("start it afresh"));
+    for value in 1..=5 {
+        afresh.put(0, value).expect("a write to the new copy");
+    }
+    assert!(
+        fenced(&a_addr, on_a[0]),
+        "still fenced: no second copy served"
+    );
+
+    // Back in touch, it learns its lease expired and stops, saying why.
+    link.heal();
+    let status = a.wait_within(Duration::from_secs(30));
+    assert!(
+        !status.success(),
+        "a node whose lease expired exits with an error"
+    );
+    let said = a.stderr();
+    assert!(said.contains("etcd lease expired"), "it says why: {said}");
+
+    // Restarted on its data directory, it rejoins: the key started afresh
+    // keeps its five writes, the others come back from its disk.
+    a = etcd.node_at("alone", port, &flags);
+    wait_for_views(&[&a, &b], 2);
+    let client = client_of(&[&a, &b]);
+    let ledger = client.open::<Ledger>(on_a[0].clone());
+    assert_eq!(
+        ledger.get(0).expect("get"),
+        Some(5),
+        "the new history stands"
+    );
+    for key in &on_a[1..] {
+        let ledger = client.open::<Ledger>((*key).clone());
+        assert_eq!(ledger.get(0).expect("get"), Some(7), "{key} came back");
+    }
 }
 
 #[test]

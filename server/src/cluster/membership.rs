@@ -12,8 +12,10 @@
 //! * `lost/<epoch>-<addr>`: what a crashed node owned, so nodes that join later
 //!   still answer `Lost` for it.
 //!
-//! If etcd cannot be reached, the node keeps serving with the view it has and
-//! makes no view change until etcd answers again.
+//! If etcd cannot be reached, the node keeps serving with the view it has for
+//! 90 % of its lease (then it is fenced: see `member.rs`) and makes no view
+//! change until etcd answers again. If its lease expired meanwhile, the
+//! others have declared it crashed: it stops (see [`lease_lost`]).
 
 use super::etcd::{self, Etcd, EventType, Op};
 use super::handoff;
@@ -75,9 +77,11 @@ struct Registration {
     me: String,
     /// This node's admin and peer addresses, the value of its member key.
     info: Vec<u8>,
-    /// The current lease (replaced if it expired while etcd was away).
-    lease: std::sync::atomic::AtomicI64,
+    /// The lease its member key is put under (for the node's life).
+    lease: i64,
     ttl: i64,
+    /// The node, stopped if its lease expires.
+    node: std::sync::Weak<NodeState>,
 }
 
 impl Registration {
@@ -85,21 +89,35 @@ impl Registration {
         format!("{}{kind}/{name}", self.prefix)
     }
 
-    fn lease(&self) -> i64 {
-        self.lease.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     /// Puts this node's member key (its addresses and incarnation as the
-    /// value) under `lease`; returns the revision of the put and whether the
-    /// key existed (put by an earlier process at this address).
-    async fn register(&self, lease: i64) -> Result<(i64, bool), etcd::Error> {
+    /// value) under its lease; returns the revision of the put and whether
+    /// the key existed (put by an earlier process at this address).
+    async fn register(&self) -> Result<(i64, bool), etcd::Error> {
         let (revision, previous) = self
             .client
-            .put(self.key("members", &self.me), self.info.clone(), lease)
+            .put(self.key("members", &self.me), self.info.clone(), self.lease)
             .await?;
-        self.lease
-            .store(lease, std::sync::atomic::Ordering::Release);
         Ok((revision, previous.is_some()))
+    }
+}
+
+/// This node's lease expired (it was cut off from etcd, or stalled, for
+/// longer than `--lease-ttl`): the others have declared it crashed, recorded
+/// what it held as lost and may have started those objects afresh. Its copies
+/// are stale, and rejoining in place would need everything a restart does
+/// (ephemeral objects dropped, persistent ones provisional until the node
+/// has settled as a new member), so it stops — fenced since 90 % of the
+/// lease, it has acknowledged nothing since the others could take over — and
+/// its supervisor restarts it on its data directory: the tested path of a
+/// crashed node's return.
+fn lease_lost(registration: &Registration, how: &str) {
+    if let Some(node) = registration.node.upgrade() {
+        node.fail(format!(
+            "this node's etcd lease expired ({how}): the other members have declared it \
+             crashed and may have started its objects afresh, so it stops instead of serving \
+             stale copies; restart it (with its --data-dir, if it has one) and it rejoins as a \
+             new member"
+        ));
     }
 }
 
@@ -139,11 +157,12 @@ pub async fn start(
             incarnation: incarnation(),
         })
         .map_err(io::Error::other)?,
-        lease: std::sync::atomic::AtomicI64::new(lease),
+        lease,
         ttl,
+        node: Arc::downgrade(node),
     });
     let (joined, restarted) = registration
-        .register(lease)
+        .register()
         .await
         .map_err(etcd_error("cannot register"))?;
     let cluster = Arc::new(Cluster::new(registration.me.clone()));
@@ -242,22 +261,20 @@ fn add_lost_record(cluster: &Cluster, value: &[u8]) {
 }
 
 /// Keeps the lease alive; while etcd is unreachable, keeps trying. A lease
-/// that expired meanwhile (etcd already removed this node) is replaced and
-/// the node registers again, as a node that joins.
+/// that expired meanwhile (etcd already removed this node) stops the node.
 async fn keep_alive(registration: Arc<Registration>, cluster: Arc<Cluster>) {
     let period = Duration::from_millis((registration.ttl as u64 * 1000 / 3).max(200));
     loop {
         // Taken before the renewal is sent: the lease holds at least TTL
         // from a moment after it.
         let mut sent = std::time::Instant::now();
-        match registration.client.keep_alive(registration.lease()).await {
+        match registration.client.keep_alive(registration.lease).await {
             Ok(mut keeper) => loop {
                 match keeper.renew(period * 2).await {
                     Ok(Some(ttl)) if ttl > 0 => cluster.lease_renewed(sent, ttl),
                     Ok(Some(_)) => {
-                        tracing::error!("the etcd lease expired: registering again");
-                        register_again(&registration, &cluster).await;
-                        break;
+                        lease_lost(&registration, "etcd answered a renewal with TTL 0");
+                        return;
                     }
                     Ok(None) | Err(_) => break,
                 }
@@ -267,19 +284,6 @@ async fn keep_alive(registration: Arc<Registration>, cluster: Arc<Cluster>) {
             Err(e) => tracing::warn!("etcd unreachable, serving the last view: {e}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn register_again(registration: &Registration, cluster: &Cluster) {
-    let granting = std::time::Instant::now();
-    let granted = registration.client.grant(registration.ttl).await;
-    let registered = match granted {
-        Ok(lease) => registration.register(lease).await,
-        Err(e) => Err(e),
-    };
-    match registered {
-        Ok(_) => cluster.lease_renewed(granting, registration.ttl),
-        Err(e) => tracing::warn!("cannot register again yet: {e}"),
     }
 }
 
@@ -364,6 +368,14 @@ async fn follow(
 /// the end of drains whose leaving key went away.
 fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, next: Members) {
     let epoch = next.revision as u64;
+    let me = &registration.me;
+    if members.members.contains(me) && !next.members.contains(me) && !next.leaving.contains(me) {
+        // Removed without a drain: the lease expired. Step to nothing (a
+        // handoff now would hand stale copies to the others).
+        lease_lost(registration, "its member key was removed");
+        *members = next;
+        return;
+    }
     let mut lost = Vec::new();
     // A member back under another incarnation crashed and restarted at the
     // same address: its old self left (a crash), a new node joined.
@@ -444,7 +456,7 @@ async fn drain_when_asked(
             Op::Put {
                 key: registration.key("leaving", &registration.me),
                 value: registration.me.clone().into_bytes(),
-                lease: registration.lease(),
+                lease: registration.lease,
             },
         ]
     };
@@ -464,7 +476,7 @@ async fn drain_when_asked(
     let _ = client
         .delete(registration.key("leaving", &registration.me))
         .await;
-    let _ = client.revoke(registration.lease()).await;
+    let _ = client.revoke(registration.lease).await;
     tracing::info!(epoch, "drained: every object handed off");
     cluster.set_drained();
     node.stop();

@@ -93,7 +93,12 @@ impl Etcd {
 
     /// [`Etcd::node`] listening on `port` (0: any).
     pub fn node_at(&self, name: &str, port: u16, extra: &[&str]) -> ServerProcess {
-        let endpoint = self.endpoint();
+        self.node_via(&self.endpoint(), name, port, extra)
+    }
+
+    /// [`Etcd::node_at`] reaching etcd at `endpoint` (a [`Link`] to it).
+    pub fn node_via(&self, endpoint: &str, name: &str, port: u16, extra: &[&str]) -> ServerProcess {
+        let endpoint = endpoint.to_string();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
             "--etcd",
@@ -223,5 +228,72 @@ impl Proxy {
     /// Starts forwarding (connections held so far go through now).
     pub fn open(&self) {
         self.open.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A TCP link to `target` that can be cut: [`Link::cut`] closes every
+/// connection through it and holds new ones (unanswered, as behind a
+/// partition) until [`Link::heal`].
+pub struct Link {
+    /// Where it listens.
+    pub addr: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Both ends of every connection forwarded, to close on a cut.
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Link {
+    /// A working link to `target`.
+    pub fn to(target: &str) -> Link {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the link");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let live: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (gate, open, target) = (Arc::clone(&up), Arc::clone(&live), target.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let (gate, open, target) = (Arc::clone(&gate), Arc::clone(&open), target.clone());
+                std::thread::spawn(move || {
+                    while !gate.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let Ok(server) = std::net::TcpStream::connect(&target) else {
+                        return;
+                    };
+                    let _ = server.set_nodelay(true);
+                    let _ = client.set_nodelay(true);
+                    {
+                        let mut open = open.lock().unwrap();
+                        open.push(client.try_clone().unwrap());
+                        open.push(server.try_clone().unwrap());
+                    }
+                    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        })
+                    };
+                    pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+                    pump(server, client);
+                });
+            }
+        });
+        Link { addr, up, live }
+    }
+
+    /// Closes every connection through the link and holds new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::Release);
+        for stream in self.live.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Forwards again (connections held meanwhile go through now).
+    pub fn heal(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::Release);
     }
 }

@@ -24,6 +24,8 @@ pub struct ServerProcess {
     pub metrics: Option<String>,
     /// The admin plane's `host:port`, when started with `--admin`.
     pub admin: Option<String>,
+    /// What it printed on stderr so far.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl ServerProcess {
@@ -95,6 +97,7 @@ impl ServerProcess {
             addr,
             metrics,
             admin,
+            stderr: kept,
         })
     }
 
@@ -141,6 +144,29 @@ impl ServerProcess {
     /// Waits for the process to exit on its own.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("wait for the node")
+    }
+
+    /// Waits for the process to exit on its own, for at most `within`.
+    pub fn wait_within(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the node") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not exit in {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the process printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Kills the process now (SIGKILL: no clean stop, nothing flushed).
