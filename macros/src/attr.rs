@@ -1,4 +1,4 @@
-//! Attribute arguments: `#[shared(persistent, name = "...")]` on an object's
+//! Attribute arguments: `#[shared(persistent, replicas = 3, name = "...")]` on an object's
 //! struct; nothing anywhere else. Problems are recorded and parsing goes on.
 
 use crate::ctxt::Ctxt;
@@ -14,6 +14,24 @@ pub struct ObjectArgs {
     pub persistent: bool,
     /// `name = "..."`: the type name used on the wire instead of the struct's ident.
     pub name: Option<LitStr>,
+    /// `replicas = N`: copies of each object in a cluster (persistent only),
+    /// instead of the cluster's `--replicas`.
+    pub replicas: Option<syn::LitInt>,
+    /// The `replicas` word itself, for errors about the argument as a whole.
+    pub replicas_word: Option<syn::Ident>,
+}
+
+impl ObjectArgs {
+    /// A shared type's `replicas` needs `persistent`.
+    pub fn check_replicas(&self, cx: &Ctxt) {
+        if let (Some(word), false) = (&self.replicas_word, self.persistent) {
+            cx.error_spanned_by(
+                word,
+                "`replicas` needs `persistent`: ephemeral objects have one copy and are lost \
+                 with their node; write `#[shared(persistent, replicas = N)]`",
+            );
+        }
+    }
 }
 
 impl ObjectArgs {
@@ -29,6 +47,7 @@ impl ObjectArgs {
 enum ObjectArg {
     Persistent,
     Name(LitStr),
+    Replicas(syn::Ident, syn::LitInt),
 }
 
 impl Parse for ObjectArg {
@@ -48,11 +67,20 @@ impl Parse for ObjectArg {
                 })?;
                 Ok(ObjectArg::Name(lit))
             }
+            "replicas" => {
+                let hint = "expected `replicas = N`, with N from 1 to 7";
+                input
+                    .parse::<Token![=]>()
+                    .map_err(|e| syn::Error::new(e.span(), hint))?;
+                let lit: syn::LitInt =
+                    input.parse().map_err(|e| syn::Error::new(e.span(), hint))?;
+                Ok(ObjectArg::Replicas(ident, lit))
+            }
             other => Err(syn::Error::new(
                 ident.span(),
                 format!(
                     "unknown argument `{other}`; expected `name = \"...\"` (and, for #[shared], \
-                     `persistent`)"
+                     `persistent` and `replicas = N`)"
                 ),
             )),
         }
@@ -73,9 +101,27 @@ pub fn object_args(cx: &Ctxt, tokens: TokenStream) -> ObjectArgs {
             return args;
         }
     };
+    let mut replicas_ident = None;
     for arg in list {
         match arg {
             ObjectArg::Persistent => args.persistent = true,
+            ObjectArg::Replicas(ident, lit) => {
+                match lit.base10_parse::<u8>() {
+                    Ok(1..=MAX_REPLICAS) if lit.suffix().is_empty() => {}
+                    _ => cx.error_spanned_by(
+                        &lit,
+                        format!(
+                            "`replicas` is the number of copies of each object: an integer \
+                             from 1 to {MAX_REPLICAS}"
+                        ),
+                    ),
+                }
+                if args.replicas.is_some() {
+                    cx.error_spanned_by(&lit, "`replicas` is given twice");
+                }
+                args.replicas = Some(lit);
+                replicas_ident = Some(ident);
+            }
             ObjectArg::Name(lit) => {
                 if lit.value().trim().is_empty() {
                     cx.error_spanned_by(&lit, "`name` must not be empty");
@@ -87,8 +133,12 @@ pub fn object_args(cx: &Ctxt, tokens: TokenStream) -> ObjectArgs {
             }
         }
     }
+    args.replicas_word = replicas_ident;
     args
 }
+
+/// Most copies of one object `replicas = N` may ask for.
+pub const MAX_REPLICAS: u8 = 7;
 
 /// Records an error if an attribute that takes no arguments got some.
 pub fn expect_empty(cx: &Ctxt, tokens: TokenStream, what: &str) {

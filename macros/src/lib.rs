@@ -23,8 +23,10 @@ use proc_macro::TokenStream;
 
 /// Turns a struct and its inherent `impl` block into a distributed shared object.
 ///
-/// Put it on the struct (optionally with `persistent` and `name = "..."`) and on
-/// the `impl` block whose `&self` / `&mut self` methods should run on the server.
+/// Put it on the struct (optionally with `persistent`, `replicas = N` — copies
+/// of each object in a cluster, 1 to 7, persistent types only, instead of the
+/// cluster's `--replicas` — and `name = "..."`) and on the `impl` block whose
+/// `&self` / `&mut self` methods should run on the server.
 /// See the `crucial` crate documentation for the full contract.
 #[proc_macro_attribute]
 pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {

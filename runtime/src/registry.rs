@@ -95,6 +95,9 @@ pub trait SharedType: Sized + Send + 'static {
     /// reports the mismatch instead of decoding garbage. `#[shared]` computes
     /// it; 0 means "not tracked".
     const SHAPE: u64 = 0;
+    /// Copies of each object in a cluster, from `#[shared(persistent,
+    /// replicas = N)]`; 0 (the default) means the cluster's `--replicas`.
+    const REPLICAS: u8 = 0;
     /// The generated proxy type (`CounterProxy` for `Counter`).
     type Proxy: crate::SharedProxy;
 }
@@ -118,6 +121,9 @@ pub struct SharedTypeEntry {
     pub encode_state: fn(&(dyn Any + Send)) -> Result<Vec<u8>, String>,
     /// Fingerprint of the state's shape ([`SharedType::SHAPE`]).
     pub shape: u64,
+    /// Copies of each object in a cluster ([`SharedType::REPLICAS`]; 0: the
+    /// cluster's default).
+    pub replicas: u8,
 }
 
 impl SharedTypeEntry {
@@ -135,6 +141,7 @@ impl SharedTypeEntry {
             decode_state: decode_state::<T>,
             encode_state: encode_state::<T>,
             shape: T::SHAPE,
+            replicas: T::REPLICAS,
         }
     }
 

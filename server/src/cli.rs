@@ -130,6 +130,12 @@ pub struct Args {
     /// lease expired stops with an error (restart it: it rejoins).
     #[arg(long, default_value_t = 3)]
     pub lease_ttl: u64,
+    /// Copies of each persistent object in the cluster (1 to 7; a type's
+    /// `#[shared(persistent, replicas = N)]` overrides it). The cluster's
+    /// setting, kept in etcd: the first node sets it (1 if not given), later
+    /// nodes take it, and a node given another value refuses to join.
+    #[arg(long, env = "CRUCIAL_REPLICAS", value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub replicas: Option<u8>,
     /// Where the other members reach this node for handoffs (the peer port;
     /// default: the host of --listen, a free port). Node-to-node requests are
     /// taken only there, never on the port clients use.
@@ -192,6 +198,7 @@ impl Args {
                 lease_ttl: std::time::Duration::from_secs(self.lease_ttl.max(1)),
                 peer_listen: self.peer_listen.clone(),
                 advertise_peer: self.advertise_peer.clone(),
+                replicas: self.replicas,
             }),
             admin: self.admin.clone(),
             ..defaults

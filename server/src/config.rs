@@ -35,6 +35,11 @@ pub struct ClusterConfig {
     /// The peer address the other members are told (default: the advertised
     /// host with the bound peer port).
     pub advertise_peer: Option<String>,
+    /// Copies of each persistent object (a type's `replicas = N` overrides
+    /// it). A setting of the cluster, kept in etcd: the first node sets it
+    /// (1 if not given), `None` takes the cluster's, and a node given another
+    /// value refuses to join.
+    pub replicas: Option<u8>,
 }
 
 /// Settings of one storage node.

@@ -167,6 +167,30 @@ fn three_nodes_run_the_bank_and_spread_the_objects() {
 }
 
 #[test]
+fn the_cluster_keeps_one_replicas_setting_and_refuses_a_node_that_disagrees() {
+    let etcd = Etcd::start("settings");
+    let a = etcd.node("settings", &["--replicas", "2"]);
+    // Without the flag a node takes the cluster's setting.
+    let b = etcd.node("settings", &[]);
+    wait_for_views(&[&a, &b], 2);
+    let status = admin(&b, &["status"]).expect("crucial-admin status");
+    assert_eq!(status["replicas"], 2, "{status}");
+    let refused = etcd
+        .try_node("settings", &["--replicas", "3"])
+        .err()
+        .expect("a node with another --replicas is refused");
+    assert!(
+        refused.contains("start it with --replicas 2"),
+        "it says what to do: {refused}"
+    );
+    assert_eq!(
+        view_of(&a.addr).nodes.len(),
+        2,
+        "the refused node never joined"
+    );
+}
+
+#[test]
 fn a_node_joins_and_another_drains_while_the_bank_runs() {
     let etcd = Etcd::start("elastic");
     let a = etcd.node("elastic", &[]);

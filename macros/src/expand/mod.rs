@@ -43,12 +43,20 @@ fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> 
                      storage): remove `persistent`",
                 );
             }
+            if let Some(replicas) = &args.replicas {
+                cx.error_spanned_by(
+                    replicas,
+                    "lambda objects are not replicated per type: they are copied with their \
+                     application, by the cluster's `--replicas`; remove `replicas`",
+                );
+            }
             let fields = ast::storage_fields(&object.item);
             let expandable = check::lambda_struct(&cx, &object, &fields);
             lambda_object::LambdaGen::new(&object, &fields, &args, expandable).generate()
         }
         ObjectTarget::Struct(object) => {
             let args = attr::object_args(&cx, args);
+            args.check_replicas(&cx);
             let expandable = check::object_struct(&cx, &object);
             object::ObjectGen::new(&object, &args, expandable).generate()
         }

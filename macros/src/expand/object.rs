@@ -62,11 +62,16 @@ impl<'a> ObjectGen<'a> {
         let wire_name = self.args.type_name(ident);
         let persistent = self.args.persistent;
         let shape = self.shape();
+        let replicas = self.args.replicas.as_ref().map(|n| {
+            let n = n.base10_parse::<u8>().unwrap_or(0);
+            quote! { const REPLICAS: u8 = #n; }
+        });
         quote! {
             impl ::crucial::__private::SharedType for #ident {
                 const NAME: &'static str = #wire_name;
                 const PERSISTENT: bool = #persistent;
                 const SHAPE: u64 = #shape;
+                #replicas
                 type Proxy = #proxy;
             }
         }

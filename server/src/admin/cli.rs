@@ -82,6 +82,8 @@ pub struct ClusterStatus {
     pub clustered: bool,
     /// The view's epoch as the asked node knows it.
     pub epoch: u64,
+    /// Copies of each persistent object (`--replicas`).
+    pub replicas: u32,
     /// The view's members, in order.
     pub members: Vec<String>,
     /// One row per member that answered.
@@ -143,6 +145,7 @@ pub async fn cluster_status(node: &str) -> Result<ClusterStatus, String> {
     let mut status = ClusterStatus {
         clustered: first.clustered,
         epoch: first.epoch,
+        replicas: first.replicas.max(1),
         members: members.iter().map(|m| m.addr.clone()).collect(),
         nodes: Vec::new(),
         errors: Vec::new(),
@@ -258,9 +261,11 @@ pub fn print_status(out: &mut impl Write, status: &ClusterStatus) -> std::io::Re
     if status.clustered {
         writeln!(
             out,
-            "cluster view {}: {} node(s)",
+            "cluster view {}: {} node(s), {} cop{} of each persistent object",
             status.epoch,
-            status.members.len()
+            status.members.len(),
+            status.replicas,
+            if status.replicas == 1 { "y" } else { "ies" }
         )?;
     } else {
         writeln!(out, "a single node (no cluster)")?;

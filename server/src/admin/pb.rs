@@ -54,6 +54,10 @@ pub struct NodeStatus {
     /// writes now ("failing: No space left on device ...").
     #[prost(string, tag = "16")]
     pub store: ::prost::alloc::string::String,
+    /// Copies of each persistent object in the cluster (--replicas; 1 for a
+    /// node on its own).
+    #[prost(uint32, tag = "17")]
+    pub replicas: u32,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListObjectsRequest {}

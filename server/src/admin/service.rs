@@ -37,6 +37,7 @@ impl pb::admin_server::Admin for AdminService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             clustered: false,
             epoch: 0,
+            replicas: 1,
             members: vec![pb::Member {
                 addr: self.addr.clone(),
                 admin: self.admin.clone(),
@@ -63,6 +64,7 @@ impl pb::admin_server::Admin for AdminService {
             let admins = cluster.admins();
             status.clustered = true;
             status.epoch = view.epoch;
+            status.replicas = u32::from(cluster.replicas());
             status.members = view
                 .nodes
                 .iter()

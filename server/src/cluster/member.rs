@@ -48,6 +48,8 @@ pub struct Cluster {
     /// The membership lease: when the last renewal etcd acknowledged was
     /// sent, and until when the lease surely holds, in ms since `born`.
     lease: LeaseClock,
+    /// The cluster's copies of each persistent object (`--replicas`).
+    replicas: u8,
 }
 
 /// How long this node's etcd lease surely holds. Past that, the cluster may
@@ -93,8 +95,9 @@ impl Drop for AppGuard {
 }
 
 impl Cluster {
-    pub(super) fn new(me: String) -> Cluster {
+    pub(super) fn new(me: String, replicas: u8) -> Cluster {
         Cluster {
+            replicas,
             settler: RwLock::new(Settler::new(&me)),
             me,
             lost: RwLock::default(),
@@ -129,6 +132,21 @@ impl Cluster {
         let previous = clock.valid_until_ms.load(Ordering::Acquire);
         if previous == u64::MAX || until > previous {
             clock.valid_until_ms.store(until, Ordering::Release);
+        }
+    }
+
+    /// The cluster's copies of each persistent object (`--replicas`).
+    pub fn replicas(&self) -> u8 {
+        self.replicas
+    }
+
+    /// Copies of each object of a type: 1 for ephemeral types, the type's
+    /// `replicas = N` if it says, else the cluster's.
+    pub fn replicas_of(&self, entry: &SharedTypeEntry) -> u8 {
+        match (entry.persistent, entry.replicas) {
+            (false, _) => 1,
+            (true, 0) => self.replicas,
+            (true, n) => n,
         }
     }
 

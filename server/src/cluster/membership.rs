@@ -10,7 +10,12 @@
 //!   transaction, by a node that drains, and deleted once its handoff is done;
 //!   a member that disappears without it crashed;
 //! * `lost/<epoch>-<addr>`: what a crashed node owned, so nodes that join later
-//!   still answer `Lost` for it.
+//!   still answer `Lost` for it;
+//! * `settings`: what every member must agree on ([`Settings`]), written
+//!   once by the first node (an etcd transaction: put if absent).
+//!
+//! The members' keys are read by prefix (`members/`, `leaving/`, `lost/`);
+//! `settings` is outside those and ignored by the watch.
 //!
 //! If etcd cannot be reached, the node keeps serving with the view it has for
 //! 90 % of its lease (then it is fenced: see `member.rs`) and makes no view
@@ -50,6 +55,54 @@ impl MemberInfo {
             tracing::warn!("an unreadable member record in etcd (another version?): {e}");
             MemberInfo::default()
         })
+    }
+}
+
+/// The cluster's settings: every member runs with the same.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+struct Settings {
+    /// Copies of each persistent object (`--replicas`).
+    replicas: u8,
+}
+
+/// The cluster's settings: the ones in etcd, or `wanted`'s if this node is
+/// the first. A node given a value that differs from the cluster's refuses
+/// to join (it would place replicas where the others do not look).
+async fn agree(
+    client: &Etcd,
+    prefix: &str,
+    name: &str,
+    wanted: Option<u8>,
+) -> io::Result<Settings> {
+    let mine = Settings {
+        replicas: wanted.unwrap_or(1),
+    };
+    let key = format!("{prefix}settings");
+    let value = codec::encode(&mine).map_err(io::Error::other)?;
+    let existing = client
+        .put_if_absent(key.clone(), value)
+        .await
+        .map_err(etcd_error("cannot read the cluster's settings"))?;
+    let Some(existing) = existing else {
+        return Ok(mine);
+    };
+    let theirs: Settings = codec::decode(&existing).map_err(|e| {
+        io::Error::other(format!(
+            "the cluster's settings in etcd ({key}) are unreadable ({e}): written by another \
+             version of crucial?"
+        ))
+    })?;
+    match wanted {
+        Some(replicas) if replicas != theirs.replicas => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cluster `{name}` keeps {} copies of each persistent object (--replicas {}), \
+                 this node was started with --replicas {replicas}: start it with --replicas {} \
+                 or without the flag (the setting is the cluster's, in etcd at {key})",
+                theirs.replicas, theirs.replicas, theirs.replicas
+            ),
+        )),
+        _ => Ok(theirs),
     }
 }
 
@@ -141,6 +194,8 @@ pub async fn start(
     )
     .await
     .map_err(etcd_error("cannot connect"))?;
+    let prefix = format!("/crucial/{}/", membership.name);
+    let settings = agree(&client, &prefix, &membership.name, membership.replicas).await?;
     let ttl = membership.lease_ttl.as_secs().max(1) as i64;
     let granting = std::time::Instant::now();
     let lease = client
@@ -149,7 +204,7 @@ pub async fn start(
         .map_err(etcd_error("cannot get a lease"))?;
     let registration = Arc::new(Registration {
         client,
-        prefix: format!("/crucial/{}/", membership.name),
+        prefix,
         me: advertise,
         info: codec::encode(&MemberInfo {
             admin: admin.unwrap_or_default(),
@@ -165,7 +220,16 @@ pub async fn start(
         .register()
         .await
         .map_err(etcd_error("cannot register"))?;
-    let cluster = Arc::new(Cluster::new(registration.me.clone()));
+    let cluster = Arc::new(Cluster::new(registration.me.clone(), settings.replicas));
+    if settings.replicas > 1 {
+        tracing::warn!(
+            replicas = settings.replicas,
+            "the cluster asks for {} copies of each persistent object, but this version keeps \
+             one: replication is not built yet (a crashed node's objects answer `Lost` until it \
+             returns with its data directory)",
+            settings.replicas
+        );
+    }
     cluster.lease_renewed(granting, ttl);
     // The members as of this node's own put: that revision is the view the
     // others see it join in, so all agree on the epoch it is done with
@@ -196,6 +260,7 @@ pub async fn start(
         me = %registration.me,
         epoch = members.revision,
         members = ?members.members,
+        replicas = settings.replicas,
         "joined the cluster"
     );
     if node.cluster.set(Arc::clone(&cluster)).is_err() {

@@ -98,6 +98,15 @@ impl Etcd {
 
     /// [`Etcd::node_at`] reaching etcd at `endpoint` (a [`Link`] to it).
     pub fn node_via(&self, endpoint: &str, name: &str, port: u16, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start(Etcd::command(endpoint, name, port, extra))
+    }
+
+    /// [`Etcd::node`], or `Err` with its stderr if it exits before listening.
+    pub fn try_node(&self, name: &str, extra: &[&str]) -> Result<ServerProcess, String> {
+        ServerProcess::try_start(Etcd::command(&self.endpoint(), name, 0, extra))
+    }
+
+    fn command(endpoint: &str, name: &str, port: u16, extra: &[&str]) -> Command {
         let endpoint = endpoint.to_string();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
@@ -116,7 +125,7 @@ impl Etcd {
         command
             .args(["--listen", &listen, "--workers", "2"])
             .args(&args);
-        ServerProcess::start(command)
+        command
     }
 }
 

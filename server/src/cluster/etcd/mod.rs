@@ -239,6 +239,62 @@ impl Etcd {
         Ok(revision(reply.header))
     }
 
+    /// Puts `key = value` (no lease) unless the key exists, in one
+    /// transaction: `None` if it was put, else the value already there.
+    pub async fn put_if_absent(
+        &self,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        use pb::compare::{CompareResult, CompareTarget, TargetUnion};
+        use pb::request_op::Request;
+        let absent = pb::Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Create as i32,
+            key: key.clone().into_bytes(),
+            target_union: Some(TargetUnion::CreateRevision(0)),
+        };
+        let put = pb::RequestOp {
+            request: Some(Request::RequestPut(pb::PutRequest {
+                key: key.clone().into_bytes(),
+                value,
+                lease: 0,
+                prev_kv: false,
+            })),
+        };
+        let get = pb::RequestOp {
+            request: Some(Request::RequestRange(pb::RangeRequest {
+                key: key.into_bytes(),
+                range_end: Vec::new(),
+                limit: 1,
+                revision: 0,
+            })),
+        };
+        let reply = self
+            .kv
+            .clone()
+            .txn(pb::TxnRequest {
+                compare: vec![absent],
+                success: vec![put],
+                failure: vec![get],
+            })
+            .await?
+            .into_inner();
+        if reply.succeeded {
+            return Ok(None);
+        }
+        let existing = reply
+            .responses
+            .into_iter()
+            .find_map(|op| match op.response {
+                Some(pb::response_op::Response::ResponseRange(range)) => {
+                    range.kvs.into_iter().next().map(|kv| kv.value)
+                }
+                _ => None,
+            });
+        Ok(Some(existing.unwrap_or_default()))
+    }
+
     /// Watches every key under `prefix` from `start_revision` on.
     pub async fn watch_prefix(&self, prefix: &str, start_revision: i64) -> Result<Watch, Error> {
         use pb::watch_request::RequestUnion;
