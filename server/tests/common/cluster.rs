@@ -218,16 +218,7 @@ impl Proxy {
                     let Ok(server) = std::net::TcpStream::connect(target) else {
                         return;
                     };
-                    let _ = server.set_nodelay(true);
-                    let _ = client.set_nodelay(true);
-                    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
-                        std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
-                            let _ = to.shutdown(std::net::Shutdown::Both);
-                        })
-                    };
-                    pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                    pump(server, client);
+                    forward(client, server);
                 });
             }
         });
@@ -272,21 +263,12 @@ impl Link {
                     let Ok(server) = std::net::TcpStream::connect(&target) else {
                         return;
                     };
-                    let _ = server.set_nodelay(true);
-                    let _ = client.set_nodelay(true);
                     {
                         let mut open = open.lock().unwrap();
                         open.push(client.try_clone().unwrap());
                         open.push(server.try_clone().unwrap());
                     }
-                    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
-                        std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
-                            let _ = to.shutdown(std::net::Shutdown::Both);
-                        })
-                    };
-                    pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                    pump(server, client);
+                    forward(client, server);
                 });
             }
         });
@@ -305,4 +287,19 @@ impl Link {
     pub fn heal(&self) {
         self.up.store(true, std::sync::atomic::Ordering::Release);
     }
+}
+
+/// Copies bytes both ways between two connected streams, each way on its
+/// own thread; either side closing closes both.
+fn forward(client: std::net::TcpStream, server: std::net::TcpStream) {
+    let _ = server.set_nodelay(true);
+    let _ = client.set_nodelay(true);
+    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        })
+    };
+    pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+    pump(server, client);
 }
