@@ -417,11 +417,15 @@ async fn wait_until_not<T: Transport>(
         }
     };
     if waited.is_err() {
-        node.metrics.stalled();
-        tracing::info!(
-            "closing a connection whose client read no reply for {:?}",
-            node.config.stall_timeout
-        );
+        // Several tasks of one connection may wait here and time out on the
+        // same tick: the one that closes it counts the stall.
+        if outbox.close() {
+            node.metrics.stalled();
+            tracing::info!(
+                "closing a connection whose client read no reply for {:?}",
+                node.config.stall_timeout
+            );
+        }
         return Some(Ended::Client);
     }
     outbox.is_closed().then_some(Ended::Client)

@@ -272,14 +272,17 @@ impl<T: Transport> Outbox<T> {
     }
 
     /// Stops sending: drops what is unsent and wakes everyone waiting.
-    pub fn close(&self) {
+    /// Returns whether it was open (the caller closed it).
+    pub fn close(&self) -> bool {
         let mut state = self.lock();
+        let was_open = !state.closed;
         state.closed = true;
         state.buf.clear();
         self.account(&mut state);
         drop(state);
         self.progress.notify_waiters();
         self.backlog.notify_one();
+        was_open
     }
 }
 
