@@ -140,16 +140,6 @@ impl Cluster {
         self.replicas
     }
 
-    /// Copies of each object of a type: 1 for ephemeral types, the type's
-    /// `replicas = N` if it says, else the cluster's.
-    pub fn replicas_of(&self, entry: &SharedTypeEntry) -> u8 {
-        match (entry.persistent, entry.replicas) {
-            (false, _) => 1,
-            (true, 0) => self.replicas,
-            (true, n) => n,
-        }
-    }
-
     /// `Err(Fenced)` once this node's lease may have run out.
     pub fn fenced(&self) -> Result<(), RemoteError> {
         use std::sync::atomic::Ordering;
