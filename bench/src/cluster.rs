@@ -78,11 +78,17 @@ impl Node {
     /// Starts a node of cluster `name` on `port` (0: any) and waits until it
     /// joined and listens.
     pub fn start(etcd: &Etcd, name: &str, port: u16) -> Node {
+        Node::start_with(etcd, name, port, &[])
+    }
+
+    /// [`Node::start`] with more of `crucial-server`'s flags.
+    pub fn start_with(etcd: &Etcd, name: &str, port: u16, extra: &[&str]) -> Node {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
             .arg("--serve-node")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--admin", "127.0.0.1:0"])
             .args(["--etcd", &etcd.endpoint, "--cluster", name])
+            .args(extra)
             .env("CRUCIAL_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -111,6 +117,12 @@ impl Node {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Kills the process with SIGKILL (no handoff, no goodbye).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Node {
@@ -118,6 +130,52 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits (at most 30 s) until every node of `nodes` has `count` members in
+/// its view and has settled it (asked on their admin planes).
+pub fn wait_for_members(nodes: &[Node], count: usize) {
+    use crucial_server::admin::{cli, pb};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for n in nodes {
+            clients.push(cli::connect(&n.admin).await.expect("admin plane"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut statuses = Vec::new();
+            for client in &mut clients {
+                statuses.push(
+                    client
+                        .status(pb::StatusRequest {})
+                        .await
+                        .map(|r| r.into_inner()),
+                );
+            }
+            let ready = statuses.iter().all(|s| {
+                s.as_ref()
+                    .is_ok_and(|s| s.members.len() == count && s.settled)
+            });
+            if ready {
+                return;
+            }
+            if Instant::now() > deadline {
+                for (n, s) in nodes.iter().zip(statuses) {
+                    eprintln!(
+                        "{}: {:?}",
+                        n.addr,
+                        s.map(|s| (s.epoch, s.members, s.settled))
+                    );
+                }
+                panic!("the cluster did not form");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
 }
 
 /// Body of the `--serve-node` child: `crucial-server`'s command line with

@@ -13,7 +13,9 @@
 //!   transaction) against Redis with client-side `WATCH`/`MULTI`/`EXEC` and
 //!   PostgreSQL with serializable SQL functions;
 //! * `bench-cluster`: the bank mix on 1..3 nodes (CPU per call beside
-//!   calls/s) and the rebalance time and unavailability window of a join.
+//!   calls/s) and the rebalance time and unavailability window of a join;
+//! * `bench-replication`: persistent writes with 1..3 replicas against Redis
+//!   with one replica (with and without `WAIT`), and the failover window.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
@@ -25,6 +27,7 @@ pub mod procfs;
 pub mod rmw;
 pub mod stats;
 pub mod systems;
+pub mod writes;
 
 use serde::{Deserialize, Serialize};
 

@@ -83,9 +83,39 @@ pub mod peer {
             request: &Request<'_>,
             timeout: Duration,
         ) -> Result<R> {
+            self.start(request)?.wait(timeout).await
+        }
+
+        /// Sends a request now (requests started one after another on one
+        /// peer reach it in that order) and returns its reply to wait for.
+        pub fn start(&self, request: &Request<'_>) -> Result<Pending> {
             let id = self.seq.fetch_add(1, Ordering::Relaxed);
             let slot = self.conn.start_async(id, &request.encode()?)?;
-            match tokio::time::timeout(timeout, slot.wait_async()).await {
+            Ok(Pending {
+                conn: Arc::clone(&self.conn),
+                slot,
+            })
+        }
+    }
+
+    /// The reply of a request a [`Peer`] started.
+    pub struct Pending {
+        conn: Arc<Connection>,
+        slot: Arc<crate::client::slot::Slot>,
+    }
+
+    impl std::fmt::Debug for Pending {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Pending").field("conn", &self.conn).finish()
+        }
+    }
+
+    impl Pending {
+        /// Waits for the reply's value, at most `timeout`; past it the
+        /// connection is closed (a peer that does not answer is treated as a
+        /// broken connection).
+        pub async fn wait<R: serde::de::DeserializeOwned>(self, timeout: Duration) -> Result<R> {
+            match tokio::time::timeout(timeout, self.slot.wait_async()).await {
                 Ok(reply) => codec::decode(&reply?),
                 Err(_) => {
                     self.conn.close();

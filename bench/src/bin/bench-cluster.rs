@@ -14,7 +14,7 @@
 
 use clap::Parser;
 use crucial::{AtomicI64, Client, Config};
-use crucial_bench::cluster::{free_port, serve_node_if_asked, Etcd, Node};
+use crucial_bench::cluster::{free_port, serve_node_if_asked, wait_for_members, Etcd, Node};
 use crucial_bench::procfs;
 use crucial_bench::stats::Latencies;
 use crucial_protocol::placement::{Placement, View};
@@ -46,50 +46,6 @@ fn connect(addr: &str) -> Client {
         .server(addr.to_string())
         .connect()
         .expect("connect")
-}
-
-fn wait_for_members(nodes: &[Node], count: usize) {
-    use crucial_server::admin::{cli, pb};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut clients = Vec::new();
-        for n in nodes {
-            clients.push(cli::connect(&n.admin).await.expect("admin plane"));
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut statuses = Vec::new();
-            for client in &mut clients {
-                statuses.push(
-                    client
-                        .status(pb::StatusRequest {})
-                        .await
-                        .map(|r| r.into_inner()),
-                );
-            }
-            let ready = statuses.iter().all(|s| {
-                s.as_ref()
-                    .is_ok_and(|s| s.members.len() == count && s.settled)
-            });
-            if ready {
-                return;
-            }
-            if Instant::now() > deadline {
-                for (n, s) in nodes.iter().zip(statuses) {
-                    eprintln!(
-                        "{}: {:?}",
-                        n.addr,
-                        s.map(|s| (s.epoch, s.members, s.settled))
-                    );
-                }
-                panic!("the cluster did not form");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
 }
 
 fn own_cpu() -> Duration {

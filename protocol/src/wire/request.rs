@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +69,42 @@ pub struct MovedObject<'a> {
     /// served no call since: older than any copy the receiver holds (which
     /// can only have been started afresh while the sender was away).
     pub restored: bool,
+    /// Its replication version (see [`ObjectCopy::version`]): the receiver goes on
+    /// counting from it.
+    pub version: u64,
+}
+
+/// One object's state sent to a replica: by its head after each write, or
+/// by a node that holds a backup to the new owner after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCopy<'a> {
+    /// Registered type name.
+    pub type_name: &'a str,
+    /// Key.
+    pub key: &'a str,
+    /// Counts the object's writes over its whole life (it moves with the
+    /// object): of two copies the higher version is the newer.
+    pub version: u64,
+    /// Its state, encoded as its type's `encode_state` does; `None`: the
+    /// object was deleted.
+    #[serde(borrow)]
+    pub state: Option<&'a serde_bytes::Bytes>,
+}
+
+/// Node to node: copies of objects for the receiver to keep as backups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicate<'a> {
+    /// The sender.
+    pub from: &'a str,
+    /// The sender's newest view when it sent them.
+    pub epoch: u64,
+    /// The copies, in the order they were made.
+    #[serde(borrow)]
+    pub copies: Vec<ObjectCopy<'a>>,
+    /// Replies of the writes the copies include (deduplicated calls), so a
+    /// retry that reaches the receiver after a failover is answered, not run
+    /// again.
+    pub replies: Vec<MovedReply>,
 }
 
 /// A remembered reply handed with the objects, so a client's retry on the new
@@ -168,6 +204,9 @@ pub enum Request<'a> {
         /// another node owns them in that view (their move timed out).
         kept: Vec<String>,
     },
+    /// Node to node: keep these copies as backups (replication). Reply: `()`
+    /// once they are held.
+    Replicate(Replicate<'a>),
 }
 
 impl Request<'_> {
@@ -231,6 +270,7 @@ mod tests {
                     state: &[1, 2],
                     poison: Some(("m".into(), "boom".into())),
                     restored: true,
+                    version: 4,
                 }],
                 replies: vec![MovedReply {
                     client: 1,
@@ -248,6 +288,25 @@ mod tests {
                 epoch: 3,
                 kept: vec!["forum".into()],
             },
+            Request::Replicate(Replicate {
+                from: "a:1",
+                epoch: 2,
+                copies: vec![
+                    ObjectCopy {
+                        type_name: "T",
+                        key: "k",
+                        version: 9,
+                        state: Some(serde_bytes::Bytes::new(&[7])),
+                    },
+                    ObjectCopy {
+                        type_name: "T",
+                        key: "gone",
+                        version: 3,
+                        state: None,
+                    },
+                ],
+                replies: vec![],
+            }),
         ];
         for request in requests {
             let bytes = request.encode().unwrap();

@@ -6,7 +6,7 @@
 //! threads: those belong to the process-wide [`Context`](crate::Context).
 
 pub(crate) mod connection;
-mod slot;
+pub(crate) mod slot;
 mod stream;
 
 use crate::placement::{Placement, View};
@@ -520,9 +520,14 @@ impl Rerouting {
                     Next::Again(backoff)
                 }
             }
+            // An unreachable node: the others may know a newer view; in a
+            // cluster, one without it comes once its lease expired (a
+            // replica then answers for its objects, or the loss is told).
             Err(e @ (Error::Connect { .. } | Error::Disconnected { .. })) => {
                 if client.refresh_view_avoiding(node) {
                     Next::Again(Duration::ZERO)
+                } else if client.routing().placement.view().epoch != 0 {
+                    Next::Again(backoff.max(Duration::from_millis(20)))
                 } else {
                     Next::Done(Err(e))
                 }

@@ -4,6 +4,7 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
+use super::replication::Replication;
 use super::settle::{Absent, LostRange, Settler};
 use crate::shared_objects::{ObjectCell, ObjectTable};
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
@@ -15,6 +16,18 @@ use std::time::{Duration, Instant};
 /// How long a call on an object that is moving here waits for it before it
 /// is answered `Moving` (its client then retries).
 pub const MOVE_WAIT: Duration = Duration::from_secs(2);
+
+/// How [`Cluster::cell`] found an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// It was here (or arrived).
+    Found,
+    /// Made now by `create`.
+    Created,
+    /// Made now from this node's backup of it (its head crashed): it must
+    /// be stored and sent to its new replica set before it is relied on.
+    Promoted,
+}
 
 /// One node's part of the cluster.
 pub struct Cluster {
@@ -50,6 +63,8 @@ pub struct Cluster {
     lease: LeaseClock,
     /// The cluster's copies of each persistent object (`--replicas`).
     replicas: u8,
+    /// Connections to replicas, and the backups kept for other heads.
+    pub replication: Replication,
 }
 
 /// How long this node's etcd lease surely holds. Past that, the cluster may
@@ -95,9 +110,10 @@ impl Drop for AppGuard {
 }
 
 impl Cluster {
-    pub(super) fn new(me: String, replicas: u8) -> Cluster {
+    pub(super) fn new(me: String, replicas: u8, peer_id: u64, max_frame: usize) -> Cluster {
         Cluster {
             replicas,
+            replication: Replication::new(peer_id, max_frame),
             settler: RwLock::new(Settler::new(&me)),
             me,
             lost: RwLock::default(),
@@ -174,6 +190,15 @@ impl Cluster {
             .unwrap_or_else(|| View::fixed(vec![self.me.clone()]))
     }
 
+    /// The newest view this node knows, with its ring.
+    pub fn placement(&self) -> Arc<crucial_protocol::placement::Placement> {
+        self.settler().current().cloned().unwrap_or_else(|| {
+            Arc::new(crucial_protocol::placement::Placement::new(View::fixed(
+                vec![self.me.clone()],
+            )))
+        })
+    }
+
     /// Whether every view known is settled (no object is on its way).
     pub fn is_settled(&self) -> bool {
         self.settler().is_settled()
@@ -243,10 +268,12 @@ impl Cluster {
         self.settler().owns(type_name, key)
     }
 
-    /// The object's cell on this node and whether it was created now: made
-    /// by `create` if no other node can hold it, after waiting (at most
-    /// [`MOVE_WAIT`]) for it if it is on its way here. `check_lost`: a key a
-    /// crashed node held is `Lost`, not created.
+    /// The object's cell on this node and how it came: made by `create` if
+    /// no other node can hold it, after waiting (at most [`MOVE_WAIT`]) for
+    /// it if it is on its way here. A backup this node keeps of it becomes
+    /// the object (its head crashed: see `replication.rs`). `check_lost`: a
+    /// key a crashed node held, of which no backup is here, is `Lost`, not
+    /// created.
     pub async fn cell(
         &self,
         table: &ObjectTable,
@@ -254,21 +281,54 @@ impl Cluster {
         key: &str,
         check_lost: bool,
         mut create: impl FnMut() -> ObjectBox,
-    ) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
+    ) -> Result<(Arc<ObjectCell>, Made), RemoteError> {
         self.wait_for(entry.name, key, || {
             let mut verdict = Absent::Wait;
             let mut lost = None;
+            let mut promoted = None;
             let found = table.get_or_create_if(entry, key, || {
                 verdict = self.settler().absent(entry.name, key);
-                if verdict == Absent::Create && check_lost {
+                if verdict != Absent::Create {
+                    return None;
+                }
+                if let Some(backup) = self.replication.take(entry.name, key) {
+                    // Deleted (`None`): the key starts afresh.
+                    self.forgive(entry.name, key);
+                    let state = backup.state?;
+                    match (entry.decode_state)(&state) {
+                        Ok(value) => {
+                            promoted = Some(backup.version);
+                            return Some(value);
+                        }
+                        Err(reason) => tracing::error!(
+                            type_name = entry.name,
+                            key,
+                            "cannot decode the backup of an object whose head crashed: {reason}"
+                        ),
+                    }
+                }
+                if check_lost {
                     lost = self.lost(entry.name, key);
                 }
-                (verdict == Absent::Create && lost.is_none()).then(&mut create)
+                lost.is_none().then(&mut create)
             });
             if let Some(lost) = lost {
                 return Some(Err(lost));
             }
+            if let (Some((cell, true)), Some(version)) = (&found, promoted) {
+                let mut state = cell.lock();
+                state.version = version;
+                drop(state);
+                tracing::info!(
+                    type_name = entry.name,
+                    key,
+                    version,
+                    "took over an object whose head crashed, from its backup here"
+                );
+                return Some(Ok((Arc::clone(cell), Made::Promoted)));
+            }
             match (found, verdict) {
+                (Some((cell, true)), _) => Some(Ok((cell, Made::Created))),
                 (Some(found), _) => {
                     let mut state = found.0.lock();
                     if state.moved {
@@ -284,7 +344,7 @@ impl Cluster {
                         state.restored = false;
                     }
                     drop(state);
-                    Some(Ok(found))
+                    Some(Ok((found.0, Made::Found)))
                 }
                 (None, Absent::NotOwner) => Some(Err(self.not_owner(entry.name, key))),
                 (None, _) => None,

@@ -220,16 +220,12 @@ pub async fn start(
         .register()
         .await
         .map_err(etcd_error("cannot register"))?;
-    let cluster = Arc::new(Cluster::new(registration.me.clone(), settings.replicas));
-    if settings.replicas > 1 {
-        tracing::warn!(
-            replicas = settings.replicas,
-            "the cluster asks for {} copies of each persistent object, but this version keeps \
-             one: replication is not built yet (a crashed node's objects answer `Lost` until it \
-             returns with its data directory)",
-            settings.replicas
-        );
-    }
+    let cluster = Arc::new(Cluster::new(
+        registration.me.clone(),
+        settings.replicas,
+        node.peer_id,
+        node.config.max_frame,
+    ));
     cluster.lease_renewed(granting, ttl);
     // The members as of this node's own put: that revision is the view the
     // others see it join in, so all agree on the epoch it is done with

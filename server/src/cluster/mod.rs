@@ -24,6 +24,7 @@ pub mod member;
 mod membership;
 #[cfg(feature = "cluster")]
 mod peers;
+pub mod replication;
 mod settle;
 
 pub use handoff::adopt;
@@ -63,12 +64,90 @@ pub async fn object(
     match node.cluster.get() {
         None => Ok(node.table.get_or_default(entry, key)),
         Some(cluster) => {
-            let (cell, _) = cluster
+            let (cell, made) = cluster
                 .cell(&node.table, entry, key, true, entry.create_default)
                 .await?;
+            if made == member::Made::Promoted {
+                promoted(node, cluster, &cell).await?;
+            }
             Ok(cell)
         }
     }
+}
+
+/// A backup became the object here (its head crashed): it is stored and
+/// sent to its new replica set before anything runs on it.
+pub async fn promoted(
+    node: &NodeState,
+    cluster: &member::Cluster,
+    cell: &ObjectCell,
+) -> Result<(), RemoteError> {
+    let failed = |reason: String| RemoteError::NotDurable {
+        type_name: cell.entry.name.to_string(),
+        key: cell.key.to_string(),
+        method: "<failover>".into(),
+        reason,
+    };
+    if let Some(storage) = &node.storage {
+        let persist = crate::shared_objects::Persist {
+            storage,
+            residency: &node.table.residency,
+            reply_to: None,
+        };
+        node.durable(persist.save_created(cell))
+            .await
+            .map_err(failed)?;
+    }
+    replication::replicate(node, cluster, cell, None, None)
+        .await
+        .map_err(failed)
+}
+
+/// `Replicate`: keeps the copies as backups, and their writes' replies for
+/// retries that reach this node after a failover.
+pub fn keep_copies(
+    node: &NodeState,
+    cluster: &member::Cluster,
+    replicate: crucial_protocol::wire::Replicate<'_>,
+) {
+    for reply in replicate.replies {
+        node.dedup.adopt(reply.client, reply.request, reply.outcome);
+    }
+    for copy in &replicate.copies {
+        cluster.replication.keep(replicate.from, copy);
+    }
+}
+
+/// A call's replication: its object's other copies in the newest view.
+pub struct Replicated {
+    /// This node's part of the cluster.
+    pub cluster: Arc<member::Cluster>,
+    /// The other replicas, connections open (`None`: too few members for a
+    /// second copy now).
+    pub targets: Option<replication::Targets>,
+}
+
+/// The replication of a call on an object of `entry`, if its objects have
+/// other copies (persistent, `rf` > 1, in a cluster). For a write
+/// (`write`), connections to the replicas are opened here, before it runs.
+pub async fn replicated(
+    node: &NodeState,
+    entry: &'static SharedTypeEntry,
+    key: &str,
+    write: bool,
+) -> Option<Replicated> {
+    let cluster = node.cluster.get()?;
+    if replication::factor(cluster, entry) < 2 {
+        return None;
+    }
+    let targets = match write {
+        true => replication::targets(cluster, &cluster.placement(), entry, key).await,
+        false => None,
+    };
+    Some(Replicated {
+        cluster: Arc::clone(cluster),
+        targets,
+    })
 }
 
 /// The ownership check of a lambda-object workflow: its application's

@@ -227,6 +227,11 @@ impl Settler {
         any
     }
 
+    /// The last view this node settled, if any.
+    pub fn settled(&self) -> Option<&Arc<Placement>> {
+        self.settled.as_ref()
+    }
+
     /// Whether this node has settled a view since it started: every object
     /// owed to it for that view has arrived.
     pub fn has_settled(&self) -> bool {

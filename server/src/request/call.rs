@@ -3,6 +3,7 @@
 
 use super::retry::replay;
 use super::route;
+use crate::cluster;
 use crate::shared_objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
 use crate::storage::Ticket;
@@ -28,12 +29,41 @@ pub enum Applied {
     Later(Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>),
 }
 
-/// A call whose reply waits for its write to be durable.
+/// A call whose reply waits for its write to be durable: on this node's
+/// disk (`ticket`), on its object's replicas (`copies`), or both.
 pub struct Durable {
-    ticket: Ticket,
+    ticket: Option<Ticket>,
+    copies: Option<Box<Copies>>,
     ran: Ran,
     cell: Arc<ObjectCell>,
     record: Record,
+}
+
+/// What a call on a replicated object waits for.
+enum Copies {
+    /// A write: its copy sent to every replica and acknowledged.
+    Write {
+        replicated: cluster::Replicated,
+        reply: Option<crucial_protocol::wire::MovedReply>,
+    },
+    /// A read: the state it read (of `version`) acknowledged.
+    Read {
+        cluster: Arc<cluster::member::Cluster>,
+        version: u64,
+    },
+}
+
+impl Copies {
+    async fn wait(self, node: &NodeState, cell: &ObjectCell) -> Result<(), String> {
+        use cluster::replication;
+        match self {
+            Copies::Write { replicated, reply } => {
+                let cluster = &replicated.cluster;
+                replication::replicate(node, cluster, cell, replicated.targets, reply).await
+            }
+            Copies::Read { cluster, version } => replication::acked(&cluster, cell, version).await,
+        }
+    }
 }
 
 impl Durable {
@@ -42,19 +72,52 @@ impl Durable {
         self.record.id
     }
 
-    /// Waits for the write, then records and returns the reply (replication:
-    /// the chain forward joins here too). A write that failed answers
+    /// Waits for the write (on disk and on the replicas at once), then
+    /// records and returns the reply. A write that failed answers
     /// `NotDurable`.
     pub async fn finish(self, node: &NodeState) -> Option<Outcome> {
         let Durable {
             ticket,
+            copies,
             ran,
             cell,
             record,
         } = self;
         let (entry, method) = (record.entry, record.method);
-        match node.durable(ticket).await {
-            Ok(()) => record.finish(node, ran, true),
+        let stored = ticket.is_some();
+        let disk = async {
+            match ticket {
+                Some(ticket) => node.durable(ticket).await,
+                None => Ok(()),
+            }
+        };
+        let replicas = async {
+            match copies {
+                Some(copies) => (*copies).wait(node, &cell).await,
+                None => Ok(()),
+            }
+        };
+        let (disk, replicas) = tokio::join!(disk, replicas);
+        if let Err(reason) = replicas {
+            let key = cell.key.to_string();
+            tracing::error!(
+                "{}::{} on `{key}` is not replicated: {reason}",
+                entry.name,
+                method.id.name
+            );
+            let ran = match ran {
+                Ran::Done(_) => Ran::Done(Err(RemoteError::NotDurable {
+                    type_name: entry.name.to_string(),
+                    key,
+                    method: method.id.name.to_string(),
+                    reason: format!("not replicated: {reason}"),
+                })),
+                Ran::Parked => Ran::Parked,
+            };
+            return record.finish(node, ran, stored && disk.is_ok());
+        }
+        match disk {
+            Ok(()) => record.finish(node, ran, stored),
             Err(reason) => {
                 let key = cell.key.to_string();
                 tracing::error!(
@@ -190,7 +253,9 @@ pub async fn call(
             })));
         }
     }
-    let (ran, ticket) = run_call(
+    // A replicated object's replica set, connections open before it runs.
+    let replicated = cluster::replicated(node, entry, call.object.key, !method.id.read_only).await;
+    let (ran, ticket, version) = run_call(
         &cell,
         method,
         call.args,
@@ -208,15 +273,37 @@ pub async fn call(
         dedup,
         start,
     };
-    match ticket {
-        Some(ticket) => Applied::Durable(Durable {
-            ticket,
-            ran,
-            cell,
-            record,
-        }),
-        None => Applied::Now(record.finish(node, ran, false)),
+    // 5. Nor before every replica has it (a read: the state it read).
+    let copies = replicated.and_then(|replicated| {
+        if !method.id.read_only {
+            if let Ran::Done(Err(_)) = ran {
+                return None;
+            }
+            let reply = match (&ran, dedup) {
+                (Ran::Done(outcome), true) => {
+                    Some(cluster::replication::reply(client, id, outcome))
+                }
+                _ => None,
+            };
+            return Some(Box::new(Copies::Write { replicated, reply }));
+        }
+        (version > cell.lock().acked).then(|| {
+            Box::new(Copies::Read {
+                cluster: replicated.cluster,
+                version,
+            })
+        })
+    });
+    if ticket.is_none() && copies.is_none() {
+        return Applied::Now(record.finish(node, ran, false));
     }
+    Applied::Durable(Durable {
+        ticket,
+        copies,
+        ran,
+        cell,
+        record,
+    })
 }
 
 /// The type and method a call names, if the node's registry has them with the

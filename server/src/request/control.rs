@@ -60,11 +60,15 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
 /// Every request but `Hello`, `Call` and `Invoke`, after the handshake;
 /// node-to-node ones only from the peer plane.
 pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Outcome {
-    if let (Plane::Client, Request::Adopt(_) | Request::HandoffDone { .. }) = (plane, &request) {
+    if let (
+        Plane::Client,
+        Request::Adopt(_) | Request::HandoffDone { .. } | Request::Replicate(_),
+    ) = (plane, &request)
+    {
         return Err(RemoteError::Protocol {
-            reason: "a handoff is a node-to-node request: a node takes it only on its peer \
-                     port (--peer-listen), from the members of its cluster, never on the port \
-                     clients use"
+            reason: "handoffs and replication are node-to-node requests: a node takes them \
+                     only on its peer port (--peer-listen), from the members of its cluster, \
+                     never on the port clients use"
                 .into(),
         });
     }
@@ -93,10 +97,17 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                     cluster.forgive(entry.name, object.key);
                     let mut value = Some(value);
                     let make = || value.take().unwrap_or_else(entry.create_default);
-                    let (cell, created) = cluster
+                    let (cell, made) = cluster
                         .cell(&node.table, entry, object.key, false, make)
                         .await?;
-                    created.then_some(cell)
+                    match made {
+                        cluster::member::Made::Created => Some(cell),
+                        cluster::member::Made::Found => None,
+                        cluster::member::Made::Promoted => {
+                            cluster::promoted(node, cluster, &cell).await?;
+                            None
+                        }
+                    }
                 }
             };
             if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
@@ -110,6 +121,12 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                     node.table.delete(entry.name, object.key);
                     return Err(not_durable(entry.name, object.key, "<create>")(reason));
                 }
+            }
+            if let (Some(cell), Some(cluster)) = (&created, node.cluster.get()) {
+                // Its first copy on its replicas, before the create is answered.
+                cluster::replication::replicate(node, cluster, cell, None, None)
+                    .await
+                    .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }
             encode(&created.is_some())
         }
@@ -142,6 +159,15 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                 reason: "a handoff to a node that is not in a cluster".into(),
             }),
         },
+        Request::Replicate(replicate) => match node.cluster.get() {
+            Some(cluster) => {
+                cluster::keep_copies(node, cluster, replicate);
+                encode(&())
+            }
+            None => Err(RemoteError::Protocol {
+                reason: "a replica's copy sent to a node that is not in a cluster".into(),
+            }),
+        },
         Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) => {
             Err(RemoteError::Protocol {
                 reason: "a Hello, a Call or an Invoke is not a control request".into(),
@@ -161,7 +187,20 @@ pub async fn delete(node: &NodeState, type_name: &str, key: &str) -> Result<bool
         .shared_type(type_name)
         .is_none_or(|e| e.persistent);
     writable(node, persistent).map_err(not_durable(type_name, key, "<delete>"))?;
+    let version = node
+        .table
+        .get(type_name, key)
+        .map(|cell| cell.lock().version);
     let deleted = node.table.delete(type_name, key);
+    if let (Some(cluster), Some(entry)) = (node.cluster.get(), node.registry.shared_type(type_name))
+    {
+        // Its replicas forget it too (and this node any backup of it): no
+        // failover brings it back.
+        cluster.replication.take(type_name, key);
+        cluster::replication::tombstone(cluster, entry, key, version.unwrap_or(0))
+            .await
+            .map_err(not_durable(type_name, key, "<delete>"))?;
+    }
     if let Some(storage) = &node.storage {
         if persistent {
             node.durable(storage.delete(type_name, key))

@@ -41,6 +41,12 @@ pub struct ObjectState {
     /// handed here, replaces this one; calls wait until the node has settled
     /// its first view (so every such copy has arrived).
     pub restored: bool,
+    /// Counts the writes of a replicated object over its whole life (it
+    /// moves with the object): the version its copies on replicas carry.
+    pub version: u64,
+    /// The newest version every replica acknowledged: a read of a newer
+    /// state waits for it, so no reply shows a write a failover could lose.
+    pub acked: u64,
 }
 
 /// Where a persistent object's copy on disk stands: a snapshot, and the calls
@@ -120,6 +126,8 @@ impl ObjectCell {
                 last_write: 0,
                 moved: false,
                 restored: false,
+                version: 0,
+                acked: 0,
             }),
         }
     }

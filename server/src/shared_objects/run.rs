@@ -79,7 +79,9 @@ pub enum Ran {
 /// the caller to deliver after its own reply. With `persist`, a mutating call's
 /// new state is queued for the disk before the object's lock is released (so
 /// an object's states reach the disk in order); the ticket says when it is
-/// durable, and the caller must wait for it before replying.
+/// durable, and the caller must wait for it before replying. The third value
+/// is the object's version after the call (see [`ObjectState::version`]): a
+/// mutating call that did not fail counts one more.
 pub fn run_call(
     cell: &Arc<ObjectCell>,
     method: &'static MethodEntry,
@@ -88,19 +90,19 @@ pub fn run_call(
     persist: Option<Persist<'_>>,
     metrics: &Metrics,
     released: &mut Vec<Delivery>,
-) -> (Ran, Option<Ticket>) {
+) -> (Ran, Option<Ticket>, u64) {
     let mut state = cell.lock();
     if state.moved {
-        return (Ran::Done(Err(moved(cell))), None);
+        return (Ran::Done(Err(moved(cell))), None, 0);
     }
     if let Some(persist) = &persist {
         persist.activate(&mut state, cell);
     }
     if let Some(reason) = &state.unreadable {
-        return (Ran::Done(Err(cell.unreadable_error(reason))), None);
+        return (Ran::Done(Err(cell.unreadable_error(reason))), None, 0);
     }
     if let Some(poison) = &state.poison {
-        return (Ran::Done(Err(cell.poisoned(poison))), None);
+        return (Ran::Done(Err(cell.poisoned(poison))), None, 0);
     }
     let result = invoke(&mut state, method, args);
     let ran = match settle(&mut state, cell, method, result) {
@@ -149,7 +151,10 @@ pub fn run_call(
         }
         _ => None,
     };
-    (ran, ticket)
+    if !method.id.read_only && !matches!(ran, Ran::Done(Err(_))) {
+        state.version += 1;
+    }
+    (ran, ticket, state.version)
 }
 
 /// The redirect of a call that found its object handed off; the node puts its

@@ -1,6 +1,7 @@
 //! The receiver: adopts the objects another node hands off.
 
 use super::LambdaObjects;
+use crate::cluster::replication;
 use crate::shared_objects::{Adopted, Persist, Poison};
 use crate::state::NodeState;
 use crate::txn::Meeting;
@@ -9,6 +10,7 @@ use crucial_protocol::codec;
 use crucial_protocol::placement::LAMBDA_HOME;
 use crucial_protocol::wire::{Adopt, MovedEntries, Outcome};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// `Adopt`: takes over objects another node hands off. Remembered replies go
 /// in first, so a retried call never finds its object without its reply.
@@ -21,6 +23,7 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
         node.dedup.adopt(reply.client, reply.request, reply.outcome);
     }
     let mut count = 0;
+    let mut heads = Vec::new();
     for object in adopt.objects {
         let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
             RemoteError::UnknownType {
@@ -58,8 +61,19 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
             }
         };
         count += 1;
-        if let Some((method, message)) = object.poison {
-            cell.lock().poison = Some(Poison { method, message });
+        {
+            let mut state = cell.lock();
+            if let Some((method, message)) = object.poison {
+                state.poison = Some(Poison { method, message });
+            }
+            state.version = state.version.max(object.version);
+        }
+        if let Some(cluster) = node.cluster.get() {
+            // This node heads it now: a backup of it here is older.
+            cluster.replication.take(entry.name, object.key);
+            if replication::factor(cluster, entry) > 1 {
+                heads.push(Arc::clone(&cell));
+            }
         }
         if let (Some(storage), true) = (&node.storage, entry.persistent) {
             let not_durable = |reason| RemoteError::NotDurable {
@@ -83,6 +97,18 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
             node.durable(persist.save_created(&cell))
                 .await
                 .map_err(not_durable)?;
+        }
+    }
+    if let (Some(cluster), false) = (node.cluster.get(), heads.is_empty()) {
+        // Their replica sets get them before the handoff is acknowledged (the
+        // old head's replicas may drop their backups once the view settles).
+        let failed = replication::sync(node, cluster, &heads).await;
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "adopted objects not sent to their replica set: they are sent again with \
+                 their next write"
+            );
         }
     }
     if !adopt.lambda.is_empty() {

@@ -3,6 +3,7 @@
 use super::LambdaObjects;
 use crate::cluster::member::Cluster;
 use crate::cluster::peers::PeerPool;
+use crate::cluster::replication;
 use crate::shared_objects::{deliver, ObjectCell, Persist};
 use crate::state::NodeState;
 use crucial::RemoteError;
@@ -50,6 +51,7 @@ pub(in crate::cluster) fn spawn(
                     }
                     let settled = cluster.settler_mut().settle();
                     if settled {
+                        rt.block_on(replication::settled(&node, &cluster));
                         cluster.objects_arrived();
                         node.metrics.view_settled();
                     }
@@ -238,6 +240,8 @@ struct Leaving {
     poison: Option<(String, String)>,
     /// Restored from this node's disk at its start and not used since.
     restored: bool,
+    /// Its replication version.
+    version: u64,
 }
 
 /// An application's lambda objects on their way to their new owner.
@@ -301,11 +305,54 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
         });
     }
     cluster.keep(me, kept.clone());
+    replicas_for(node, cluster, placement, peers);
     for member in placement.view().nodes.iter().filter(|n| *n != me) {
         peers.dones.insert(member.clone(), (epoch, kept.clone()));
     }
     peers.flush(node, cluster);
     count
+}
+
+/// Replication's part of a step, before this node says done: the backups of
+/// heads that left go to the objects' new owners, and the objects this node
+/// heads go to their replica sets in the view.
+fn replicas_for(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &mut Peers) {
+    let epoch = placement.view().epoch;
+    for (owner, backups) in replication::orphans(cluster, placement) {
+        let request = replication::handing(cluster, epoch, &backups, replies(node));
+        match peers.request::<()>(node, cluster, &owner, &request) {
+            Ok(()) => tracing::info!(
+                owner,
+                backups = backups.len(),
+                "handed the backups of a crashed head to their new owner"
+            ),
+            Err(e) => tracing::warn!(
+                owner,
+                backups = backups.len(),
+                "cannot hand backups to their new owner: {e}"
+            ),
+        }
+    }
+    let heads: Vec<_> = node
+        .table
+        .cells()
+        .into_iter()
+        .filter(|cell| replication::factor(cluster, cell.entry) > 1)
+        .collect();
+    if heads.is_empty() {
+        return;
+    }
+    let failed = peers
+        .pool
+        .runtime()
+        .block_on(replication::sync(node, cluster, &heads));
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "objects not sent to their replica set in view {epoch}: they are sent again with \
+             their next write"
+        );
+    }
 }
 
 /// Encodes a taken object and answers its parked calls with a redirect.
@@ -354,6 +401,7 @@ fn pack(
             .as_ref()
             .map(|p| (p.method.clone(), p.message.clone())),
         restored: state.restored,
+        version: state.version,
     }
 }
 
@@ -387,6 +435,7 @@ fn send_objects(
                     state: &l.state,
                     poison: l.poison.clone(),
                     restored: l.restored,
+                    version: l.version,
                 })
                 .collect(),
             replies: if start == 0 {
