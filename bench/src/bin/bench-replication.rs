@@ -43,6 +43,15 @@ struct Args {
     /// The nodes' `--lease-ttl` (seconds): bounds how soon a crash is seen.
     #[arg(long, default_value_t = 3)]
     lease_ttl: u32,
+    /// The nodes' `--runtime` (multi-thread or current-thread).
+    #[arg(long, default_value = "multi-thread")]
+    runtime: String,
+    /// Replication factors of the memory-only rows.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    replicas: Vec<u8>,
+    /// Skip the Redis rows and the row with data directories.
+    #[arg(long)]
+    ours_only: bool,
 }
 
 /// Three nodes of one cluster with `--replicas rf`.
@@ -55,7 +64,14 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(rf: u8, lease_ttl: u32, extra: &[String]) -> Cluster {
+    fn start(rf: u8, args: &Args) -> Cluster {
+        Cluster::start_in(rf, args, None)
+    }
+
+    /// [`Cluster::start`] with each node's data directory in `dir`
+    /// (`--durability sync`).
+    fn start_in(rf: u8, args: &Args, dir: Option<&std::path::Path>) -> Cluster {
+        let (lease_ttl, runtime) = (args.lease_ttl, &args.runtime);
         let etcd = Etcd::start().expect("etcd (the nodes' membership)");
         let name = format!("rf{rf}");
         let mut flags = vec![
@@ -64,10 +80,22 @@ impl Cluster {
             "--lease-ttl".to_string(),
             lease_ttl.to_string(),
         ];
-        flags.extend(extra.iter().cloned());
-        let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        flags.extend(["--runtime".to_string(), runtime.to_string()]);
         let nodes: Vec<Node> = (0..3)
-            .map(|_| Node::start_with(&etcd, &name, 0, &args))
+            .map(|i| {
+                let mut args: Vec<String> = flags.clone();
+                if let Some(dir) = dir {
+                    let dir = dir.join(format!("n{i}")).to_string_lossy().into_owned();
+                    args.extend([
+                        "--data-dir".into(),
+                        dir,
+                        "--durability".into(),
+                        "sync".into(),
+                    ]);
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Node::start_with(&etcd, &name, 0, &args)
+            })
             .collect();
         wait_for_members(&nodes, 3);
         let client = connect(&nodes);
@@ -80,13 +108,9 @@ impl Cluster {
         }
     }
 
-    /// Starts one more node (with `dir` as its data directory).
-    fn add(&mut self, dir: Option<&std::path::Path>) {
-        let mut flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        let dir = dir.map(|d| d.to_string_lossy().into_owned());
-        if let Some(dir) = &dir {
-            flags.extend(["--data-dir", dir, "--durability", "sync"]);
-        }
+    /// Starts one more node.
+    fn add(&mut self) {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
         let node = Node::start_with(&self.etcd, &self.name, 0, &flags);
         self.nodes.push(node);
     }
@@ -159,7 +183,7 @@ fn measure(name: &str, system: &dyn Durable, args: &Args) -> Row {
 /// Kills the head of a hammered key `kills` times; returns each kill's
 /// longest gap between successive calls, and the calls made.
 fn failover(args: &Args) -> (Vec<Duration>, u64) {
-    let mut cluster = Cluster::start(2, args.lease_ttl, &[]);
+    let mut cluster = Cluster::start(2, args);
     let mut gaps = Vec::new();
     let mut calls = 0;
     for round in 0..args.kills {
@@ -239,7 +263,7 @@ fn failover(args: &Args) -> (Vec<Duration>, u64) {
         gaps.push(gap);
         drop(times);
         cluster.nodes.remove(victim);
-        cluster.add(None);
+        cluster.add();
         wait_for_members(&cluster.nodes, 3);
     }
     (gaps, calls)
@@ -262,29 +286,21 @@ fn main() {
     println!("| system | incr p50 us | incr p99 us | set 1 KiB p50 us | set 1 KiB p99 us | incr ops/s, {0} callers | set ops/s, {0} callers |", args.callers);
     println!("|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for rf in [1u8, 2, 3] {
-        let cluster = Cluster::start(rf, args.lease_ttl, &[]);
+    for &rf in &args.replicas {
+        let cluster = Cluster::start(rf, &args);
         let name = format!("crucial, 3 nodes, --replicas {rf} (memory)");
         rows.push(measure(&name, &Replicated(&cluster.client), &args));
     }
-    {
+    if !args.ours_only {
         let dir = crucial_bench::scratch_dir(None, "replication");
-        let mut cluster = Cluster::start(2, args.lease_ttl, &[]);
-        // The same with data directories: replace the nodes one by one.
-        let old: Vec<Node> = cluster.nodes.drain(..).collect();
-        for i in 0..3 {
-            cluster.add(Some(&dir.join(format!("n{i}"))));
-        }
-        drop(old);
-        wait_for_members(&cluster.nodes, 3);
-        cluster.client = cluster.connect();
+        let cluster = Cluster::start_in(2, &args, Some(&dir));
         let name = "crucial, 3 nodes, --replicas 2, --durability sync";
         rows.push(measure(name, &Replicated(&cluster.client), &args));
         drop(cluster);
         let _ = std::fs::remove_dir_all(&dir);
     }
     let dir = crucial_bench::scratch_dir(None, "replication-redis");
-    for wait in [true, false] {
+    for wait in [true, false].into_iter().filter(|_| !args.ours_only) {
         match RedisReplicated::start(wait, &dir.join(if wait { "wait" } else { "no-wait" })) {
             Ok(redis) => {
                 let name = if wait {

@@ -308,7 +308,8 @@ impl Cluster {
                     }
                 }
                 if check_lost {
-                    lost = self.lost(entry.name, key);
+                    let rf = super::replication::factor(self, entry);
+                    lost = self.lost(entry.name, key, rf);
                 }
                 lost.is_none().then(&mut create)
             });
@@ -388,10 +389,27 @@ impl Cluster {
     }
 
     /// The loss of an object this node does not hold and would create: it
-    /// lived on a node that crashed.
-    pub fn lost(&self, type_name: &str, key: &str) -> Option<RemoteError> {
+    /// lived on a node that crashed. With `rf` > 1 copies, only if no other
+    /// node of its replica set stepped to the view without the crashed one
+    /// (each that did handed its backup to the key's owner before, see
+    /// `replication.rs`): then the key never existed or was deleted.
+    pub fn lost(&self, type_name: &str, key: &str, rf: usize) -> Option<RemoteError> {
         let lost = self.lost.read().unwrap_or_else(|e| e.into_inner());
-        let range = lost.iter().find(|r| r.covers(type_name, key))?;
+        let settler = self.settler();
+        let range = lost.iter().find(|r| {
+            // A replica that stepped to the view without the crashed head
+            // handed its backup to the key's owner in it.
+            let handed = |replica: &&str| {
+                *replica != r.node
+                    && (settler.said_done(replica, r.epoch) || settler.joined_after(r.epoch))
+            };
+            r.covers(type_name, key)
+                && !r
+                    .placement
+                    .replicas(type_name, key, rf)
+                    .iter()
+                    .any(handed)
+        })?;
         let forgiven = self.forgiven.lock().unwrap_or_else(|e| e.into_inner());
         if forgiven.contains(&(type_name.to_string(), key.to_string())) {
             return None;
@@ -497,7 +515,7 @@ impl Cluster {
                         // Its objects lived on a node that crashed, unless
                         // this node holds them (it was that node, back with
                         // its data directory).
-                        Absent::Create => match self.lost(LAMBDA_HOME, application) {
+                        Absent::Create => match self.lost(LAMBDA_HOME, application, 1) {
                             Some(lost) if !holds() => return Some(Err(lost)),
                             Some(_) => {
                                 // Here after all: never scanned for again.

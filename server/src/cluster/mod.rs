@@ -19,6 +19,7 @@
 #[cfg(feature = "cluster")]
 mod etcd;
 mod handoff;
+mod link;
 pub mod member;
 #[cfg(feature = "cluster")]
 mod membership;
@@ -98,7 +99,7 @@ pub async fn promoted(
             .await
             .map_err(failed)?;
     }
-    replication::replicate(node, cluster, cell, None, None)
+    replication::replicate(node, cluster, cell, None, None, None)
         .await
         .map_err(failed)
 }

@@ -26,10 +26,10 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
+use super::link::{Link, Reply};
 use super::member::Cluster;
 use crate::shared_objects::{ObjectCell, Persist};
 use crate::state::NodeState;
-use crucial::__private::peer::{Peer, Pending};
 use crucial::__private::registry::SharedTypeEntry;
 use crucial_protocol::placement::Placement;
 use crucial_protocol::wire::{MovedReply, ObjectCopy, Outcome, Replicate, Request};
@@ -65,7 +65,7 @@ pub struct Backup {
 pub struct Replication {
     peer_id: u64,
     max_frame: usize,
-    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    peers: Mutex<HashMap<String, Arc<Link>>>,
     backups: Mutex<HashMap<(String, String), Backup>>,
     /// Signalled whenever an object's acknowledged version rises.
     acked: tokio::sync::Notify,
@@ -77,7 +77,7 @@ pub struct Targets {
     /// Data addresses of the other replicas.
     addrs: Vec<String>,
     /// Their connections (`None`: it could not be opened).
-    peers: Vec<Option<Arc<Peer>>>,
+    peers: Vec<Option<Arc<Link>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,30 +144,17 @@ impl Replication {
         self.len() == 0
     }
 
-    /// The connection to member `addr`'s peer port, opened if needed (off the
-    /// reactor: opening blocks).
-    async fn peer(&self, cluster: &Cluster, addr: &str) -> crucial::Result<Arc<Peer>> {
-        if let Some(peer) = lock(&self.peers).get(addr).filter(|p| !p.is_dead()) {
-            return Ok(Arc::clone(peer));
+    /// The link to member `addr`'s peer port, opened if needed.
+    async fn peer(&self, cluster: &Cluster, addr: &str) -> Result<Arc<Link>, String> {
+        if let Some(link) = lock(&self.peers).get(addr).filter(|l| !l.is_dead()) {
+            return Ok(Arc::clone(link));
         }
         let port = cluster
             .peer_of(addr)
-            .ok_or_else(|| crucial::Error::Connect {
-                addr: addr.to_string(),
-                reason: "the member has not said where its peer port is (yet)".into(),
-            })?;
-        let (id, max_frame) = (self.peer_id, self.max_frame);
-        let peer = tokio::task::spawn_blocking(move || {
-            Peer::connect(&port, id, max_frame, CONNECT_WITHIN)
-        })
-        .await
-        .map_err(|e| crucial::Error::Connect {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })??;
-        let peer = Arc::new(peer);
-        lock(&self.peers).insert(addr.to_string(), Arc::clone(&peer));
-        Ok(peer)
+            .ok_or_else(|| format!("member {addr} has not said where its peer port is (yet)"))?;
+        let link = Link::connect(&port, self.peer_id, self.max_frame, CONNECT_WITHIN).await?;
+        lock(&self.peers).insert(addr.to_string(), Arc::clone(&link));
+        Ok(link)
     }
 }
 
@@ -231,7 +218,7 @@ fn send(
     cell: &ObjectCell,
     targets: &Targets,
     reply: Option<&MovedReply>,
-) -> Result<Option<(u64, Vec<Pending>)>, String> {
+) -> Result<Option<(u64, Vec<Reply>)>, String> {
     let mut state = cell.lock();
     if state.moved {
         return Ok(None);
@@ -268,7 +255,7 @@ fn send(
 
 impl Targets {
     /// Sends `request` to every replica.
-    fn start(&self, request: &Request<'_>) -> Result<Vec<Pending>, String> {
+    fn start(&self, request: &Request<'_>) -> Result<Vec<Reply>, String> {
         let mut pending = Vec::with_capacity(self.peers.len());
         for (addr, peer) in self.addrs.iter().zip(&self.peers) {
             let Some(peer) = peer else {
@@ -325,12 +312,28 @@ pub async fn tombstone(
     }
 }
 
+/// A copy sent: its version and the replies to wait for (`None`: the object
+/// was handed off meanwhile).
+pub type Sent = Result<Option<(u64, Vec<Reply>)>, String>;
+
+/// Sends a write's copy at once, from the call's own task (before its reply
+/// waits in a task of its own): [`replicate`] then waits for it.
+pub fn send_now(
+    node: &NodeState,
+    cluster: &Cluster,
+    cell: &ObjectCell,
+    targets: &Targets,
+    reply: Option<&MovedReply>,
+) -> Sent {
+    send(node, cluster, cell, targets, reply)
+}
+
 /// Waits for every replica's acknowledgement.
-async fn acknowledged(pending: Vec<Pending>) -> Result<(), String> {
+async fn acknowledged(pending: Vec<Reply>) -> Result<(), String> {
     let mut failed = None;
     for reply in pending {
-        if let Err(e) = reply.wait::<()>(ACK_WITHIN).await {
-            failed.get_or_insert(e.to_string());
+        if let Err(e) = reply.wait(ACK_WITHIN).await {
+            failed.get_or_insert(e);
         }
     }
     failed.map_or(Ok(()), Err)
@@ -350,12 +353,14 @@ fn set_acked(cluster: &Cluster, cell: &ObjectCell, version: u64) {
 /// remembered reply: sends the object's state to its replica set in the
 /// newest view and waits for all to acknowledge, again with each new view
 /// while one fails, at most [`REPLICATE_FOR`].
+/// `sent`: the first copy, already sent by [`send_now`].
 pub async fn replicate(
     node: &NodeState,
     cluster: &Cluster,
     cell: &ObjectCell,
     first: Option<Targets>,
     reply: Option<MovedReply>,
+    mut sent: Option<Sent>,
 ) -> Result<(), String> {
     let started = Instant::now();
     let mut targets = first;
@@ -363,7 +368,10 @@ pub async fn replicate(
         let placement = cluster.placement();
         let now = match targets.take() {
             Some(t) if t.epoch == placement.view().epoch => Some(t),
-            _ => self::targets(cluster, &placement, cell.entry, &cell.key).await,
+            _ => {
+                sent = None;
+                self::targets(cluster, &placement, cell.entry, &cell.key).await
+            }
         };
         let Some(now) = now else {
             // No other copy in this view (too few members): the head alone.
@@ -371,7 +379,11 @@ pub async fn replicate(
             set_acked(cluster, cell, version);
             return Ok(());
         };
-        let failure = match send(node, cluster, cell, &now, reply.as_ref()) {
+        let this = match sent.take() {
+            Some(sent) => sent,
+            None => send(node, cluster, cell, &now, reply.as_ref()),
+        };
+        let failure = match this {
             Ok(None) => return Ok(()),
             Ok(Some((version, pending))) => match acknowledged(pending).await {
                 Ok(()) => {
@@ -431,9 +443,30 @@ pub fn reply(client: u64, request: u64, outcome: &Outcome) -> MovedReply {
 /// replica sets in the newest view, all in flight at once, and waits for the
 /// acknowledgements; returns how many were not acknowledged.
 pub async fn sync(node: &NodeState, cluster: &Cluster, cells: &[Arc<ObjectCell>]) -> usize {
+    // A member that joined a moment ago may not take copies yet (its part of
+    // the cluster is being set up): what failed is sent again, for a while.
+    let mut left: Vec<Arc<ObjectCell>> = cells.to_vec();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        left = sync_once(node, cluster, &left).await;
+        if left.is_empty() {
+            return 0;
+        }
+    }
+    left.len()
+}
+
+/// One try of [`sync`]: returns the cells not acknowledged.
+async fn sync_once(
+    node: &NodeState,
+    cluster: &Cluster,
+    cells: &[Arc<ObjectCell>],
+) -> Vec<Arc<ObjectCell>> {
     let placement = cluster.placement();
     let mut waiting = Vec::new();
-    let mut failed = 0;
+    let mut failed = Vec::new();
     for cell in cells {
         let Some(targets) = targets(cluster, &placement, cell.entry, &cell.key).await else {
             let version = cell.lock().version;
@@ -444,11 +477,11 @@ pub async fn sync(node: &NodeState, cluster: &Cluster, cells: &[Arc<ObjectCell>]
             Ok(Some((version, pending))) => waiting.push((cell, version, pending)),
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(
+                tracing::debug!(
                     key = &*cell.key,
                     "cannot send an object to its replicas: {e}"
                 );
-                failed += 1;
+                failed.push(Arc::clone(cell));
             }
         }
     }
@@ -456,8 +489,8 @@ pub async fn sync(node: &NodeState, cluster: &Cluster, cells: &[Arc<ObjectCell>]
         match acknowledged(pending).await {
             Ok(()) => set_acked(cluster, cell, version),
             Err(e) => {
-                tracing::warn!(key = &*cell.key, "a replica did not take an object: {e}");
-                failed += 1;
+                tracing::debug!(key = &*cell.key, "a replica did not take an object: {e}");
+                failed.push(Arc::clone(cell));
             }
         }
     }

@@ -83,6 +83,8 @@ pub struct Settler {
     leaving: HashMap<String, u64>,
     /// Nodes that crashed: never waited for.
     crashed: BTreeSet<String>,
+    /// The epoch of the first view this node saw (it joined in it).
+    first: Option<u64>,
 }
 
 impl Settler {
@@ -96,6 +98,7 @@ impl Settler {
             done: HashMap::new(),
             leaving: HashMap::new(),
             crashed: BTreeSet::new(),
+            first: None,
         }
     }
 
@@ -124,6 +127,7 @@ impl Settler {
         for node in &view.nodes {
             self.crashed.remove(node);
         }
+        self.first.get_or_insert(epoch);
         self.pending.push_back(Arc::new(Placement::new(view)));
         lost
     }
@@ -225,6 +229,22 @@ impl Settler {
             any = true;
         }
         any
+    }
+
+    /// Whether `node` said it is done with view `epoch` or a later one: it
+    /// had handed over, before, what that view asked of it (this node knows
+    /// it only from what it received).
+    pub fn said_done(&self, node: &str, epoch: u64) -> bool {
+        if node == self.me {
+            return self.has_stepped(epoch);
+        }
+        self.done.get(node).is_some_and(|done| *done >= epoch)
+    }
+
+    /// Whether this node joined after view `epoch` (whatever that view moved
+    /// had arrived where it belonged before this node was a member).
+    pub fn joined_after(&self, epoch: u64) -> bool {
+        self.first.is_some_and(|first| first > epoch)
     }
 
     /// The last view this node settled, if any.

@@ -39,12 +39,15 @@ pub struct Durable {
     record: Record,
 }
 
-/// What a call on a replicated object waits for.
+/// What a call on a replicated object waits for (boxed in [`Durable`]).
+#[allow(clippy::large_enum_variant)]
 enum Copies {
     /// A write: its copy sent to every replica and acknowledged.
     Write {
         replicated: cluster::Replicated,
         reply: Option<crucial_protocol::wire::MovedReply>,
+        /// Its copy, sent as soon as it ran.
+        sent: Option<cluster::replication::Sent>,
     },
     /// A read: the state it read (of `version`) acknowledged.
     Read {
@@ -57,9 +60,14 @@ impl Copies {
     async fn wait(self, node: &NodeState, cell: &ObjectCell) -> Result<(), String> {
         use cluster::replication;
         match self {
-            Copies::Write { replicated, reply } => {
+            Copies::Write {
+                replicated,
+                reply,
+                sent,
+            } => {
                 let cluster = &replicated.cluster;
-                replication::replicate(node, cluster, cell, replicated.targets, reply).await
+                let targets = replicated.targets;
+                replication::replicate(node, cluster, cell, targets, reply, sent).await
             }
             Copies::Read { cluster, version } => replication::acked(&cluster, cell, version).await,
         }
@@ -285,7 +293,15 @@ pub async fn call(
                 }
                 _ => None,
             };
-            return Some(Box::new(Copies::Write { replicated, reply }));
+            let sent = replicated.targets.as_ref().map(|targets| {
+                let cluster = &replicated.cluster;
+                cluster::replication::send_now(node, cluster, &cell, targets, reply.as_ref())
+            });
+            return Some(Box::new(Copies::Write {
+                replicated,
+                reply,
+                sent,
+            }));
         }
         (version > cell.lock().acked).then(|| {
             Box::new(Copies::Read {

@@ -124,7 +124,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
             }
             if let (Some(cell), Some(cluster)) = (&created, node.cluster.get()) {
                 // Its first copy on its replicas, before the create is answered.
-                cluster::replication::replicate(node, cluster, cell, None, None)
+                cluster::replication::replicate(node, cluster, cell, None, None, None)
                     .await
                     .map_err(not_durable(entry.name, object.key, "<create>"))?;
             }
