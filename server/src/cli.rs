@@ -145,6 +145,11 @@ pub struct Args {
     /// --advertise, or the bound address, with the bound peer port).
     #[arg(long, env = "CRUCIAL_ADVERTISE_PEER")]
     pub advertise_peer: Option<String>,
+    /// Tests only, never in production: a head acknowledges a write before
+    /// its replicas have it (the copy leaves 300 ms later), so the
+    /// linearizability test can show it catches lost acknowledged writes.
+    #[arg(long, hide = true)]
+    pub weaken_ack_at_head: bool,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -199,6 +204,7 @@ impl Args {
                 peer_listen: self.peer_listen.clone(),
                 advertise_peer: self.advertise_peer.clone(),
                 replicas: self.replicas,
+                weaken_ack_at_head: self.weaken_ack_at_head,
             }),
             admin: self.admin.clone(),
             ..defaults

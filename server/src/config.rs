@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// (1 if not given), `None` takes the cluster's, and a node given another
     /// value refuses to join.
     pub replicas: Option<u8>,
+    /// Tests only: acknowledge writes at the head before the replicas have
+    /// them (`--weaken-ack-at-head`, hidden), to show the linearizability
+    /// test catches it.
+    pub weaken_ack_at_head: bool,
 }
 
 /// Settings of one storage node.

@@ -65,6 +65,9 @@ pub struct Cluster {
     replicas: u8,
     /// Connections to replicas, and the backups kept for other heads.
     pub replication: Replication,
+    /// Tests only (`--weaken-ack-at-head`): writes are acknowledged before
+    /// their replicas have them.
+    pub weaken_ack_at_head: bool,
 }
 
 /// How long this node's etcd lease surely holds. Past that, the cluster may
@@ -114,6 +117,7 @@ impl Cluster {
         Cluster {
             replicas,
             replication: Replication::new(peer_id, max_frame),
+            weaken_ack_at_head: false,
             settler: RwLock::new(Settler::new(&me)),
             me,
             lost: RwLock::default(),
@@ -286,6 +290,7 @@ impl Cluster {
             let mut verdict = Absent::Wait;
             let mut lost = None;
             let mut promoted = None;
+            let mut backup_due = false;
             let found = table.get_or_create_if(entry, key, || {
                 verdict = self.settler().absent(entry.name, key);
                 if verdict != Absent::Create {
@@ -309,10 +314,28 @@ impl Cluster {
                 }
                 if check_lost {
                     let rf = super::replication::factor(self, entry);
+                    if rf > 1 && !self.settler().is_settled() && self.in_lost_range(entry.name, key)
+                    {
+                        // Its backup may be on its way: wait for the views
+                        // to settle.
+                        backup_due = true;
+                        return None;
+                    }
                     lost = self.lost(entry.name, key, rf);
+                    if lost.is_none() && rf > 1 && self.in_lost_range(entry.name, key) {
+                        tracing::info!(
+                            type_name = entry.name,
+                            key,
+                            "a key of a crashed head with no backup anywhere: it never \
+                             existed, created now"
+                        );
+                    }
                 }
                 lost.is_none().then(&mut create)
             });
+            if backup_due {
+                return None;
+            }
             if let Some(lost) = lost {
                 return Some(Err(lost));
             }
@@ -389,26 +412,44 @@ impl Cluster {
     }
 
     /// The loss of an object this node does not hold and would create: it
-    /// lived on a node that crashed. With `rf` > 1 copies, only if no other
-    /// node of its replica set stepped to the view without the crashed one
-    /// (each that did handed its backup to the key's owner before, see
-    /// `replication.rs`): then the key never existed or was deleted.
+    /// lived on a node that crashed.
+    ///
+    /// With `rf` > 1 copies, and no backup of it here once every view known
+    /// settled (each node holding a backup of a crashed head hands it to the
+    /// key's new owner before it says done, see `replication.rs`), the key
+    /// never existed or was deleted — when that is sure: another node of its
+    /// replica set in the head's last view stepped to the view without the
+    /// head (it handed what it held), and the head had stepped to its last
+    /// view (it had sent that node its objects); or this node joined later
+    /// and not every other node of the set crashed with the head. Otherwise
+    /// the key is `Lost`: a key of a head that crashed amid a view change may
+    /// answer `Lost` although it never existed.
     pub fn lost(&self, type_name: &str, key: &str, rf: usize) -> Option<RemoteError> {
         let lost = self.lost.read().unwrap_or_else(|e| e.into_inner());
         let settler = self.settler();
         let range = lost.iter().find(|r| {
-            // A replica that stepped to the view without the crashed head
-            // handed its backup to the key's owner in it.
-            let handed = |replica: &&str| {
-                *replica != r.node
-                    && (settler.said_done(replica, r.epoch) || settler.joined_after(r.epoch))
+            if !r.covers(type_name, key) {
+                return false;
+            }
+            if rf < 2 {
+                return true;
+            }
+            let replicas = r.placement.replicas(type_name, key, rf);
+            let others = || replicas.iter().filter(|x| **x != r.node);
+            // Crashed no later than the head: it handed nothing.
+            let crashed_with_head = |x: &&str| {
+                lost.iter()
+                    .any(|crashed| crashed.node == **x && crashed.epoch <= r.epoch)
             };
-            r.covers(type_name, key)
-                && !r
-                    .placement
-                    .replicas(type_name, key, rf)
-                    .iter()
-                    .any(handed)
+            if settler.joined_after(r.epoch) {
+                // Every member had settled the view without the head (and
+                // promoted its backups) before this node joined.
+                return others().all(crashed_with_head);
+            }
+            let last = r.placement.view().epoch;
+            let head_stepped = settler.said_done(&r.node, last);
+            let handed = |x: &str| head_stepped && settler.said_done(x, r.epoch);
+            !others().any(|x| handed(x))
         })?;
         let forgiven = self.forgiven.lock().unwrap_or_else(|e| e.into_inner());
         if forgiven.contains(&(type_name.to_string(), key.to_string())) {
@@ -420,6 +461,13 @@ impl Cluster {
             lost_node: range.node.clone(),
             epoch: range.epoch,
         })
+    }
+
+    /// Whether the key was a crashed node's (its backups may be on their way
+    /// here until every view known settled).
+    fn in_lost_range(&self, type_name: &str, key: &str) -> bool {
+        let lost = self.lost.read().unwrap_or_else(|e| e.into_inner());
+        lost.iter().any(|r| r.covers(type_name, key))
     }
 
     /// The object was deleted or created on purpose: its loss is forgotten.

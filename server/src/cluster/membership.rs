@@ -112,6 +112,8 @@ struct LostRecord {
     node: String,
     epoch: u64,
     view: View,
+    /// Views before it whose objects it still held (see `LostRange::earlier`).
+    earlier: Vec<View>,
 }
 
 /// The membership state read from etcd.
@@ -220,12 +222,20 @@ pub async fn start(
         .register()
         .await
         .map_err(etcd_error("cannot register"))?;
-    let cluster = Arc::new(Cluster::new(
+    let mut cluster = Cluster::new(
         registration.me.clone(),
         settings.replicas,
         node.peer_id,
         node.config.max_frame,
-    ));
+    );
+    cluster.weaken_ack_at_head = membership.weaken_ack_at_head;
+    if cluster.weaken_ack_at_head {
+        tracing::warn!(
+            "--weaken-ack-at-head: writes are acknowledged before their replicas have them \
+             (a test switch: acknowledged writes can be lost)"
+        );
+    }
+    let cluster = Arc::new(cluster);
     cluster.lease_renewed(granting, ttl);
     // The members as of this node's own put: that revision is the view the
     // others see it join in, so all agree on the epoch it is done with
@@ -248,6 +258,7 @@ pub async fn start(
             node: registration.me.clone(),
             epoch: view.epoch,
             placement: Arc::new(Placement::new(view)),
+            earlier: Vec::new(),
         };
         record_lost(&registration, &range);
         cluster.add_lost(vec![range]);
@@ -316,6 +327,11 @@ fn add_lost_record(cluster: &Cluster, value: &[u8]) {
             node: record.node,
             epoch: record.epoch,
             placement: Arc::new(Placement::new(record.view)),
+            earlier: record
+                .earlier
+                .into_iter()
+                .map(|view| Arc::new(Placement::new(view)))
+                .collect(),
         }]),
         Err(e) => tracing::warn!("an unreadable lost range in etcd: {e}"),
     }
@@ -486,6 +502,7 @@ fn record_lost(registration: &Registration, range: &LostRange) {
         node: range.node.clone(),
         epoch: range.epoch,
         view: range.placement.view().clone(),
+        earlier: range.earlier.iter().map(|p| p.view().clone()).collect(),
     };
     let Ok(value) = codec::encode(&record) else {
         return;

@@ -46,12 +46,18 @@ pub struct LostRange {
     pub epoch: u64,
     /// Its last view, whose ring says which objects it owned.
     pub placement: Arc<Placement>,
+    /// The views before it since the last one it is known to have stepped to
+    /// (said done with): it held their objects too — a node that crashed
+    /// before handing off what a view moved away from it still had them.
+    pub earlier: Vec<Arc<Placement>>,
 }
 
 impl LostRange {
     /// Whether the object was the crashed node's.
     pub fn covers(&self, type_name: &str, key: &str) -> bool {
-        self.placement.owner(type_name, key) == self.node
+        std::iter::once(&self.placement)
+            .chain(&self.earlier)
+            .any(|placement| placement.owner(type_name, key) == self.node)
     }
 }
 
@@ -160,12 +166,47 @@ impl Settler {
         }
         self.crashed.insert(node.to_string());
         self.leaving.remove(node);
-        last.filter(|p| p.view().nodes.iter().any(|n| n == node))
-            .map(|placement| LostRange {
-                node: node.to_string(),
-                epoch,
-                placement: Arc::clone(placement),
-            })
+        let last = last.filter(|p| p.view().nodes.iter().any(|n| n == node))?;
+        // The newest view it said done with, and every view it was in since.
+        let done = self.done.get(node).copied().unwrap_or(0);
+        let stepped = self
+            .all_views()
+            .map(|p| p.view().epoch)
+            .filter(|e| *e <= done)
+            .max()
+            .unwrap_or(0);
+        let mut earlier: Vec<Arc<Placement>> = self
+            .all_views()
+            .filter(|p| p.view().epoch >= stepped && p.view().epoch < last.view().epoch)
+            .filter(|p| p.view().nodes.iter().any(|n| n == node))
+            .cloned()
+            .collect();
+        if stepped == 0 {
+            // This node joined after the last view the crashed one stepped
+            // to: it knows only views with itself. The view before its
+            // first one is that view without it (nodes join one a view).
+            if let Some(first) = self.all_views().next() {
+                let before: Vec<String> = first
+                    .view()
+                    .nodes
+                    .iter()
+                    .filter(|n| **n != self.me)
+                    .cloned()
+                    .collect();
+                if before.iter().any(|n| n == node) {
+                    earlier.push(Arc::new(Placement::new(View {
+                        epoch: first.view().epoch.saturating_sub(1),
+                        nodes: before,
+                    })));
+                }
+            }
+        }
+        Some(LostRange {
+            node: node.to_string(),
+            epoch,
+            placement: Arc::clone(last),
+            earlier,
+        })
     }
 
     fn all_views(&self) -> impl Iterator<Item = &Arc<Placement>> {
@@ -241,8 +282,8 @@ impl Settler {
         self.done.get(node).is_some_and(|done| *done >= epoch)
     }
 
-    /// Whether this node joined after view `epoch` (whatever that view moved
-    /// had arrived where it belonged before this node was a member).
+    /// Whether this node joined after view `epoch`: every member had settled
+    /// that view (and done what it asked) before this node's first view.
     pub fn joined_after(&self, epoch: u64) -> bool {
         self.first.is_some_and(|first| first > epoch)
     }

@@ -192,7 +192,7 @@ impl Record {
 
 /// Applies a `Call` from client `client`; see [`super::apply`].
 pub async fn call(
-    node: &NodeState,
+    node: &Arc<NodeState>,
     client: u64,
     sink: &Arc<dyn ReplySink>,
     id: u64,
@@ -293,6 +293,18 @@ pub async fn call(
                 }
                 _ => None,
             };
+            if replicated.cluster.weaken_ack_at_head {
+                // Tests only: the copy leaves 300 ms after the reply.
+                let (node, cell) = (Arc::clone(node), Arc::clone(&cell));
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let cluster = &replicated.cluster;
+                    let _ =
+                        cluster::replication::replicate(&node, cluster, &cell, None, reply, None)
+                            .await;
+                });
+                return None;
+            }
             let sent = replicated.targets.as_ref().map(|targets| {
                 let cluster = &replicated.cluster;
                 cluster::replication::send_now(node, cluster, &cell, targets, reply.as_ref())
@@ -303,7 +315,8 @@ pub async fn call(
                 sent,
             }));
         }
-        (version > cell.lock().acked).then(|| {
+        let weakened = replicated.cluster.weaken_ack_at_head;
+        (version > cell.lock().acked && !weakened).then(|| {
             Box::new(Copies::Read {
                 cluster: replicated.cluster,
                 version,
