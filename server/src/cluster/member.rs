@@ -4,7 +4,7 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
-use super::replication::Replication;
+use super::backups::Replication;
 use super::settle::{Absent, LostRange, Settler};
 use crate::shared_objects::{ObjectCell, ObjectTable};
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
@@ -160,6 +160,18 @@ impl Cluster {
         self.replicas
     }
 
+    /// How many copies objects of `entry` have (1: not replicated):
+    /// persistent types have their own `replicas = N` or the cluster's.
+    pub fn copies(&self, entry: &SharedTypeEntry) -> usize {
+        if !entry.persistent {
+            return 1;
+        }
+        match entry.replicas {
+            0 => self.replicas as usize,
+            n => n as usize,
+        }
+    }
+
     /// `Err(Fenced)` once this node's lease may have run out.
     pub fn fenced(&self) -> Result<(), RemoteError> {
         use std::sync::atomic::Ordering;
@@ -313,7 +325,7 @@ impl Cluster {
                     }
                 }
                 if check_lost {
-                    let rf = super::replication::factor(self, entry);
+                    let rf = self.copies(entry);
                     if rf > 1 && !self.settler().is_settled() && self.in_lost_range(entry.name, key)
                     {
                         // Its backup may be on its way: wait for the views

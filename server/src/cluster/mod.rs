@@ -16,6 +16,7 @@
 //! node built without the `cluster` feature has no etcd client and cannot
 //! join one: the rest of this module is what every node answers with.
 
+mod backups;
 #[cfg(feature = "cluster")]
 mod etcd;
 mod handoff;
