@@ -4,11 +4,12 @@
 mod common;
 
 use common::cluster::{objects_on, view_of, Etcd};
-use common::fixtures::{DurableBank, Ledger};
-use common::{wait_until, ServerProcess};
+use common::fixtures::{DurableBank, DurableBarrier, Ledger};
+use common::{wait_until, RawConnection, ServerProcess};
 use consistency_model::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use crucial::{Client, Config};
+use crucial::{Client, Config, RemoteError};
 use crucial_protocol::placement::Placement;
+use crucial_protocol::wire::{ObjectCopy, Replicate, Request};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -370,4 +371,107 @@ fn the_check_catches_a_head_that_acknowledges_before_its_replicas_have_the_write
         "with acknowledgements at the head, the kill must lose acknowledged writes and the \
          history must not be linearizable"
     );
+}
+
+#[test]
+fn barrier_waiters_parked_on_a_killed_head_are_released_after_the_failover() {
+    let _serial = serial();
+    let etcd = Etcd::start("park");
+    let flags = ["--replicas", "2"];
+    let mut nodes = [
+        etcd.node("park", &flags),
+        etcd.node("park", &flags),
+        etcd.node("park", &flags),
+    ];
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let client = connect(&addrs);
+    client
+        .open::<DurableBarrier>("barrier")
+        .set_parties(3)
+        .expect("set up");
+    let placement = Placement::new(view_of(&addrs[0]));
+    let head = addrs
+        .iter()
+        .position(|a| *a == placement.owner("DurableBarrier", "barrier"))
+        .expect("its head");
+    let waiters: Vec<_> = (0..2u64)
+        .map(|i| {
+            let addrs = addrs.clone();
+            std::thread::spawn(move || {
+                connect(&addrs)
+                    .open::<DurableBarrier>("barrier")
+                    .arrive(100 + i)
+                    .expect("released after the failover")
+            })
+        })
+        .collect();
+    // Both park on the head, which is then killed.
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[head].kill();
+    let survivors: Vec<&ServerProcess> = (0..3).filter(|&n| n != head).map(|n| &nodes[n]).collect();
+    wait_for_views(&survivors, 2);
+    let on_survivors = connect(&survivors.iter().map(|n| n.addr.clone()).collect::<Vec<_>>());
+    let last = on_survivors
+        .open::<DurableBarrier>("barrier")
+        .arrive(200)
+        .expect("the third arrival");
+    let released: Vec<bool> = waiters
+        .into_iter()
+        .map(|w| w.join().expect("a waiter failed"))
+        .collect();
+    assert!(last, "the last to arrive leads");
+    assert_eq!(
+        released,
+        [false, false],
+        "both waiters released, neither leads"
+    );
+}
+
+#[test]
+fn copies_from_a_node_outside_the_view_are_refused_and_clients_cannot_send_any() {
+    let _serial = serial();
+    let etcd = Etcd::start("fence");
+    let peer_port = common::cluster::free_port();
+    let peer = format!("127.0.0.1:{peer_port}");
+    let a = etcd.node("fence", &["--replicas", "2", "--peer-listen", &peer]);
+    let b = etcd.node("fence", &["--replicas", "2"]);
+    wait_for_views(&[&a, &b], 2);
+    let copy = |from: &'static str| {
+        Request::Replicate(Replicate {
+            from,
+            epoch: u64::MAX,
+            copies: vec![ObjectCopy {
+                type_name: "Ledger",
+                key: "forged",
+                version: u64::MAX,
+                state: None,
+            }],
+            replies: Vec::new(),
+        })
+        .encode()
+        .expect("encode")
+    };
+    // On the peer port, from a node that is not a member (a deposed head).
+    let mut raw = RawConnection::open(&peer, 0xfe);
+    match raw.request(1, &copy("127.0.0.1:1")) {
+        Err(RemoteError::Protocol { reason }) => {
+            assert!(reason.contains("not a member"), "{reason}")
+        }
+        other => panic!("copies from outside the view: {other:?}"),
+    }
+    // On the port clients use, from anyone.
+    let mut raw = RawConnection::open(&a.addr, 0xff);
+    match raw.request(1, &copy("127.0.0.1:1")) {
+        Err(RemoteError::Protocol { reason }) => {
+            assert!(reason.contains("peer port"), "{reason}")
+        }
+        other => panic!("copies on the client port: {other:?}"),
+    }
+    // The nodes serve on.
+    let client = connect(&[a.addr.clone(), b.addr.clone()]);
+    client
+        .open::<Ledger>("after".to_string())
+        .put(0, 1)
+        .expect("served");
 }

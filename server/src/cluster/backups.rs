@@ -32,6 +32,8 @@ pub struct Replication {
     peer_id: u64,
     max_frame: usize,
     peers: Mutex<HashMap<String, Arc<Link>>>,
+    /// Held while a link is being opened.
+    connecting: tokio::sync::Mutex<()>,
     backups: Mutex<HashMap<(String, String), Backup>>,
     /// Signalled whenever an object's acknowledged version rises.
     pub acked: tokio::sync::Notify,
@@ -47,21 +49,23 @@ impl Replication {
             peer_id,
             max_frame,
             peers: Mutex::default(),
+            connecting: tokio::sync::Mutex::new(()),
             backups: Mutex::default(),
             acked: tokio::sync::Notify::new(),
         }
     }
 
-    /// Keeps `copy`, sent by `from`, unless the backup here is newer: copies
-    /// from one sender arrive in the order it made them and each replaces
-    /// the last; of copies from different senders the higher version wins.
+    /// Keeps `copy`, sent by `from`, unless the backup here is newer (a
+    /// higher version): copies may arrive in any order, from the head or,
+    /// after a crash, from the nodes that held its backups.
     pub fn keep(&self, from: &str, copy: &ObjectCopy<'_>) {
         let mut backups = lock(&self.backups);
         let key = (copy.type_name.to_string(), copy.key.to_string());
-        if let Some(here) = backups.get(&key) {
-            if here.from != from && here.version > copy.version {
-                return;
-            }
+        if backups
+            .get(&key)
+            .is_some_and(|here| here.version > copy.version)
+        {
+            return;
         }
         backups.insert(
             key,
@@ -109,6 +113,13 @@ impl Replication {
         }
         let port =
             port.ok_or_else(|| format!("member {addr} has not said where its peer port is (yet)"))?;
+        // One link per member at a time: an object's copies reach a replica
+        // in the order they were sent only over one connection (two calls
+        // that both found no link would otherwise open two).
+        let _connecting = self.connecting.lock().await;
+        if let Some(link) = lock(&self.peers).get(addr).filter(|l| !l.is_dead()) {
+            return Ok(Arc::clone(link));
+        }
         let link = Link::connect(&port, self.peer_id, self.max_frame, CONNECT_WITHIN).await?;
         lock(&self.peers).insert(addr.to_string(), Arc::clone(&link));
         Ok(link)

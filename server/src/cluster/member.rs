@@ -17,6 +17,15 @@ use std::time::{Duration, Instant};
 /// is answered `Moving` (its client then retries).
 pub const MOVE_WAIT: Duration = Duration::from_secs(2);
 
+/// The first version of an object created now: the wall clock in
+/// microseconds, so a key deleted and created again starts above the
+/// versions (and the tombstone) of its earlier life.
+fn fresh_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+}
+
 /// How [`Cluster::cell`] found an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Made {
@@ -364,7 +373,18 @@ impl Cluster {
                 return Some(Ok((Arc::clone(cell), Made::Promoted)));
             }
             match (found, verdict) {
-                (Some((cell, true)), _) => Some(Ok((cell, Made::Created))),
+                (Some((cell, true)), _) => {
+                    // Above any version a copy of an earlier life of this
+                    // key (a tombstone) may carry.
+                    // Its first state (`Default`, or the one a create
+                    // gave, replicated by the create itself) is what a node
+                    // without any copy would start from: acknowledged.
+                    let mut state = cell.lock();
+                    state.version = fresh_version();
+                    state.acked = state.version;
+                    drop(state);
+                    Some(Ok((cell, Made::Created)))
+                }
                 (Some(found), _) => {
                     let mut state = found.0.lock();
                     if state.moved {

@@ -106,18 +106,32 @@ pub async fn promoted(
 }
 
 /// `Replicate`: keeps the copies as backups, and their writes' replies for
-/// retries that reach this node after a failover.
+/// retries that reach this node after a failover. Copies from a node that is
+/// not a member of this node's newest view are refused (fencing): a head the
+/// cluster deposed — its lease expired while it was cut off — cannot make
+/// its writes acknowledged. (A member this node does not know yet retries.)
 pub fn keep_copies(
     node: &NodeState,
     cluster: &member::Cluster,
     replicate: crucial_protocol::wire::Replicate<'_>,
-) {
+) -> Result<(), RemoteError> {
+    let view = cluster.view();
+    if !view.nodes.iter().any(|n| n == replicate.from) {
+        return Err(RemoteError::Protocol {
+            reason: format!(
+                "copies from {}, which is not a member of the cluster in this node's view \
+                 (epoch {}, sender's epoch {}): refused, so a deposed head cannot write",
+                replicate.from, view.epoch, replicate.epoch
+            ),
+        });
+    }
     for reply in replicate.replies {
         node.dedup.adopt(reply.client, reply.request, reply.outcome);
     }
     for copy in &replicate.copies {
         cluster.replication.keep(replicate.from, copy);
     }
+    Ok(())
 }
 
 /// A call's replication: its object's other copies in the newest view.

@@ -161,7 +161,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
         },
         Request::Replicate(replicate) => match node.cluster.get() {
             Some(cluster) => {
-                cluster::keep_copies(node, cluster, replicate);
+                cluster::keep_copies(node, cluster, replicate)?;
                 encode(&())
             }
             None => Err(RemoteError::Protocol {

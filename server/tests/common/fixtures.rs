@@ -153,3 +153,40 @@ impl Ledger {
         (self.entries.len(), self.entries.values().sum())
     }
 }
+
+/// A barrier of persistent state: with replicas, its waiters survive a crash
+/// of its head (they re-send their arrival, with the same ticket, to the new
+/// head, where it parks again).
+#[crucial::shared(persistent)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DurableBarrier {
+    parties: usize,
+    arrived: std::collections::BTreeSet<u64>,
+    released: std::collections::BTreeMap<u64, bool>,
+}
+
+#[crucial::shared]
+impl DurableBarrier {
+    /// Sets the number of parties.
+    pub fn set_parties(&mut self, parties: usize) {
+        self.parties = parties;
+    }
+
+    /// Arrives with `ticket` (one per wait) and waits until all parties
+    /// arrived; the last to arrive is told `true`.
+    pub fn arrive(&mut self, ticket: u64) -> std::task::Poll<bool> {
+        if let Some(leader) = self.released.remove(&ticket) {
+            return std::task::Poll::Ready(leader);
+        }
+        self.arrived.insert(ticket);
+        if self.arrived.len() >= self.parties.max(1) {
+            for other in std::mem::take(&mut self.arrived) {
+                if other != ticket {
+                    self.released.insert(other, false);
+                }
+            }
+            return std::task::Poll::Ready(true);
+        }
+        std::task::Poll::Pending
+    }
+}
