@@ -5,10 +5,12 @@
 mod common;
 
 use common::bank::{Account, AccountRef};
-use common::cluster::{admin, free_port, objects_on, terminate, view_of, Etcd, Link, Proxy};
+use common::cluster::{
+    admin, connect, free_port, objects_on, terminate, view_of, wait_for_views, Etcd, Link, Proxy,
+};
 use common::fixtures::Ledger;
 use common::{wait_until, DataDir, RawConnection, ServerProcess};
-use crucial::{AtomicI64, Barrier, Client, Config, Error, RemoteError};
+use crucial::{AtomicI64, Barrier, Client, Error, RemoteError};
 use crucial_protocol::placement::{Placement, View, LAMBDA_HOME};
 use crucial_protocol::wire::{ObjectRef, Request};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,23 +19,8 @@ use std::time::Duration;
 
 const ACCOUNTS: usize = 48;
 
-fn connect(addrs: &[String]) -> Client {
-    addrs
-        .iter()
-        .fold(Config::new(), |config, addr| config.server(addr.clone()))
-        .connect()
-        .expect("client")
-}
-
 fn client_of(nodes: &[&ServerProcess]) -> Client {
     connect(&nodes.iter().map(|n| n.addr.clone()).collect::<Vec<_>>())
-}
-
-/// Waits until every node's view has exactly `count` members.
-fn wait_for_views(nodes: &[&ServerProcess], count: usize) {
-    wait_until(&format!("every node sees {count} members"), || {
-        nodes.iter().all(|n| view_of(&n.addr).nodes.len() == count)
-    });
 }
 
 /// One transfer of the bank: takes `amount` from one account and gives it to

@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::cluster::{objects_on, view_of, Etcd};
+use common::cluster::{connect, objects_on, view_of, wait_for_views, Etcd};
 use common::fixtures::{DurableBank, DurableBarrier, Ledger};
-use common::{wait_until, RawConnection, ServerProcess};
+use common::{RawConnection, ServerProcess};
 use consistency_model::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use crucial::{Client, Config, RemoteError};
+use crucial::{Client, RemoteError};
 use crucial_protocol::placement::Placement;
 use crucial_protocol::wire::{ObjectCopy, Replicate, Request};
 use std::collections::HashMap;
@@ -21,20 +21,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn connect(addrs: &[String]) -> Client {
-    addrs
-        .iter()
-        .fold(Config::new(), |config, addr| config.server(addr.clone()))
-        .connect()
-        .expect("client")
-}
-
-fn wait_for_views(nodes: &[&ServerProcess], count: usize) {
-    wait_until(&format!("every node sees {count} members"), || {
-        nodes.iter().all(|n| view_of(&n.addr).nodes.len() == count)
-    });
 }
 
 const BANKS: usize = 6;

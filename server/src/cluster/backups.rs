@@ -95,16 +95,6 @@ impl Replication {
         lock(&self.backups).retain(|(t, k), b| keep(t, k, b));
     }
 
-    /// Number of backups held.
-    pub fn len(&self) -> usize {
-        lock(&self.backups).len()
-    }
-
-    /// Whether no backup is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The link to member `addr`'s peer port (`port`, from its etcd record),
     /// opened if needed.
     pub async fn peer(&self, addr: &str, port: Option<String>) -> Result<Arc<Link>, String> {

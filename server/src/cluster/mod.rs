@@ -115,7 +115,8 @@ pub fn keep_copies(
     cluster: &member::Cluster,
     replicate: crucial_protocol::wire::Replicate<'_>,
 ) -> Result<(), RemoteError> {
-    let view = cluster.view();
+    let placement = cluster.placement();
+    let view = placement.view();
     if !view.nodes.iter().any(|n| n == replicate.from) {
         return Err(RemoteError::Protocol {
             reason: format!(

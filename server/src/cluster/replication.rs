@@ -103,7 +103,7 @@ pub async fn targets(
 /// replica in version order; returns the version sent and the replies to
 /// wait for, or `None` when the object was handed off meanwhile (its new
 /// owner replicates it).
-fn send(
+pub fn send(
     node: &NodeState,
     cluster: &Cluster,
     cell: &ObjectCell,
@@ -114,14 +114,12 @@ fn send(
     if state.moved {
         return Ok(None);
     }
-    if let (None, Some(storage)) = (&state.value, &node.storage) {
-        Persist {
-            storage,
-            residency: &node.table.residency,
-            reply_to: None,
-        }
-        .activate(&mut state, cell);
-    }
+    Persist::reload(
+        node.storage.as_deref(),
+        &node.table.residency,
+        &mut state,
+        cell,
+    );
     let Some(value) = &state.value else {
         return Err("the object is not in memory".into());
     };
@@ -207,18 +205,6 @@ pub async fn tombstone(
 /// was handed off meanwhile).
 pub type Sent = Result<Option<(u64, Vec<Reply>)>, String>;
 
-/// Sends a write's copy at once, from the call's own task (before its reply
-/// waits in a task of its own): [`replicate`] then waits for it.
-pub fn send_now(
-    node: &NodeState,
-    cluster: &Cluster,
-    cell: &ObjectCell,
-    targets: &Targets,
-    reply: Option<&MovedReply>,
-) -> Sent {
-    send(node, cluster, cell, targets, reply)
-}
-
 /// Waits for every replica's acknowledgement.
 async fn acknowledged(pending: Vec<Reply>) -> Result<(), String> {
     let mut failed = None;
@@ -244,7 +230,8 @@ fn set_acked(cluster: &Cluster, cell: &ObjectCell, version: u64) {
 /// remembered reply: sends the object's state to its replica set in the
 /// newest view and waits for all to acknowledge, again with each new view
 /// while one fails, at most [`REPLICATE_FOR`].
-/// `sent`: the first copy, already sent by [`send_now`].
+/// `sent`: the first copy, already sent by [`send`] from the call's own
+/// task (before its reply waits in a task of its own).
 pub async fn replicate(
     node: &NodeState,
     cluster: &Cluster,

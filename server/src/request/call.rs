@@ -307,7 +307,7 @@ pub async fn call(
             }
             let sent = replicated.targets.as_ref().map(|targets| {
                 let cluster = &replicated.cluster;
-                cluster::replication::send_now(node, cluster, &cell, targets, reply.as_ref())
+                cluster::replication::send(node, cluster, &cell, targets, reply.as_ref())
             });
             return Some(Box::new(Copies::Write {
                 replicated,

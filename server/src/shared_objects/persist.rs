@@ -83,6 +83,24 @@ impl Persist<'_> {
         Some(self.write(state, cell, Some(cause), reply))
     }
 
+    /// Brings a passivated object back from `storage` (if the node has one)
+    /// before its state is read whole: to send it to another node.
+    pub fn reload(
+        storage: Option<&Storage>,
+        residency: &Residency,
+        state: &mut ObjectState,
+        cell: &ObjectCell,
+    ) {
+        if let (None, Some(storage)) = (&state.value, storage) {
+            Persist {
+                storage,
+                residency,
+                reply_to: None,
+            }
+            .activate(state, cell);
+        }
+    }
+
     /// Writes the state of an object that was just created.
     pub fn save_created(self, cell: &ObjectCell) -> Ticket {
         self.write(&mut cell.lock(), cell, None, None)

@@ -10,6 +10,24 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A client of the nodes at `addrs` (it learns the rest of the view from them).
+pub fn connect(addrs: &[String]) -> crucial::Client {
+    addrs
+        .iter()
+        .fold(crucial::Config::new(), |config, addr| {
+            config.server(addr.clone())
+        })
+        .connect()
+        .expect("client")
+}
+
+/// Waits until every node's view has exactly `count` members.
+pub fn wait_for_views(nodes: &[&ServerProcess], count: usize) {
+    super::wait_until(&format!("every node sees {count} members"), || {
+        nodes.iter().all(|n| view_of(&n.addr).nodes.len() == count)
+    });
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -363,14 +363,12 @@ fn pack(
     placement: &Placement,
 ) -> Leaving {
     let mut state = cell.lock();
-    if let (None, Some(storage)) = (&state.value, &node.storage) {
-        Persist {
-            storage,
-            residency: &node.table.residency,
-            reply_to: None,
-        }
-        .activate(&mut state, cell);
-    }
+    Persist::reload(
+        node.storage.as_deref(),
+        &node.table.residency,
+        &mut state,
+        cell,
+    );
     let encoded = state
         .value
         .as_ref()
