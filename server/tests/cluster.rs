@@ -6,7 +6,8 @@ mod common;
 
 use common::bank::{Account, AccountRef};
 use common::cluster::{
-    admin, connect, free_port, objects_on, terminate, view_of, wait_for_views, Etcd, Link, Proxy,
+    admin, connect, free_port, objects_on, port_of, terminate, view_of, wait_for_views, Etcd, Link,
+    Proxy,
 };
 use common::fixtures::Ledger;
 use common::{wait_until, DataDir, RawConnection, ServerProcess};
@@ -660,15 +661,6 @@ fn a_handoff_sent_to_the_port_clients_use_is_refused() {
         .open::<AtomicI64>("after")
         .fetch_add(1)
         .expect("served");
-}
-
-/// The port of a node's data address.
-fn port_of(node: &ServerProcess) -> u16 {
-    node.addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a port")
 }
 
 /// `Lost` from a call, naming `node`; panics on anything else.

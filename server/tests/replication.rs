@@ -3,9 +3,10 @@
 
 mod common;
 
+use common::cluster::Link;
 use common::cluster::{connect, objects_on, view_of, wait_for_views, Etcd};
 use common::fixtures::{DurableBank, DurableBarrier, Ledger};
-use common::{RawConnection, ServerProcess};
+use common::{DataDir, RawConnection, ServerProcess};
 use consistency_model::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use crucial::{Client, RemoteError};
 use crucial_protocol::placement::Placement;
@@ -247,18 +248,30 @@ impl SequentialSpec for Register {
 type Registers = Vec<Mutex<LinearizabilityTester<usize, Register>>>;
 
 /// Clients put unique values into and read a few persistent registers while
-/// the head of the first is killed with SIGKILL (a fresh node joins after);
-/// returns each register's history checked: `Ok(operations)` or the
-/// register whose history no order explains.
+/// a fault thread slows down and cuts the links between nodes (every peer
+/// port is behind a [`Link`]) and kills the head of the first register with
+/// SIGKILL (a fresh node joins after); returns each register's history
+/// checked: `Ok(operations)` or the register whose history no order
+/// explains.
 fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
     const REGISTERS: usize = 2;
     const THREADS: usize = 3;
     let etcd = Etcd::start(name);
-    let mut nodes = vec![
-        etcd.node(name, flags),
-        etcd.node(name, flags),
-        etcd.node(name, flags),
-    ];
+    let peers: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", common::cluster::free_port()))
+        .collect();
+    let links: Vec<Link> = peers.iter().map(|peer| Link::to(peer)).collect();
+    let behind_link = |i: usize| {
+        let mut with = flags.to_vec();
+        with.extend_from_slice(&[
+            "--peer-listen",
+            &peers[i],
+            "--advertise-peer",
+            &links[i].addr,
+        ]);
+        etcd.node(name, &with)
+    };
+    let mut nodes = vec![behind_link(0), behind_link(1), behind_link(2)];
     wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let placement = Placement::new(view_of(&addrs[0]));
@@ -309,10 +322,22 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(600));
+        let (next, last) = (&links[(victim + 1) % 3], &links[(victim + 2) % 3]);
+        std::thread::sleep(Duration::from_millis(200));
+        next.delay(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(300));
+        next.delay(Duration::ZERO);
+        last.cut();
+        std::thread::sleep(Duration::from_millis(30));
+        last.heal();
+        std::thread::sleep(Duration::from_millis(100));
         nodes[victim].kill();
         nodes.push(etcd.node(name, flags));
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(Duration::from_secs(1));
+        next.cut();
+        next.heal();
+        last.delay(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_secs(3));
         stop.store(true, Ordering::Relaxed);
         workers
             .into_iter()
@@ -460,4 +485,231 @@ fn copies_from_a_node_outside_the_view_are_refused_and_clients_cannot_send_any()
         .open::<Ledger>("after".to_string())
         .put(0, 1)
         .expect("served");
+}
+
+/// Every value `bump` returned, per key.
+type Bumps = Arc<Mutex<HashMap<String, Vec<u64>>>>;
+
+/// `callers` threads `bump` entry 0 of random ones of `keys` (persistent
+/// ledgers) until `stop`; every call must succeed (the client retries
+/// through failovers). Returns each caller's call latencies.
+fn bumps_until(
+    nodes: &[String],
+    keys: &[String],
+    callers: usize,
+    stop: &Arc<AtomicBool>,
+    bumps: &Bumps,
+) -> Vec<std::thread::JoinHandle<Vec<Duration>>> {
+    (0..callers)
+        .map(|caller| {
+            let (nodes, keys, stop, bumps) = (
+                nodes.to_vec(),
+                keys.to_vec(),
+                Arc::clone(stop),
+                Arc::clone(bumps),
+            );
+            std::thread::spawn(move || {
+                let client = connect(&nodes);
+                let mut took = Vec::new();
+                let mut i = caller as u64 + 11;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let key = &keys[(i >> 40) as usize % keys.len()];
+                    let started = std::time::Instant::now();
+                    let value = client
+                        .open::<Ledger>(key.clone())
+                        .bump(0)
+                        .expect("a bump through the failover");
+                    took.push(started.elapsed());
+                    bumps
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_default()
+                        .push(value);
+                }
+                took
+            })
+        })
+        .collect()
+}
+
+/// Each key's acknowledged bumps were applied once each and none was lost:
+/// the values returned are exactly `1..=n` and the entry holds `n`.
+fn check_bumps(client: &Client, bumps: &Bumps) -> usize {
+    let bumps = bumps.lock().unwrap();
+    let mut total = 0;
+    for (key, values) in bumps.iter() {
+        let mut values = values.clone();
+        values.sort_unstable();
+        let n = values.len() as u64;
+        assert_eq!(
+            values,
+            (1..=n).collect::<Vec<_>>(),
+            "{key}: the values acknowledged are not 1..={n} (a write applied twice or lost)"
+        );
+        assert_eq!(
+            client.open::<Ledger>(key.clone()).get(0).expect("get"),
+            Some(n),
+            "{key}: {n} bumps acknowledged"
+        );
+        total += values.len();
+    }
+    total
+}
+
+/// The median of some latencies.
+fn median(mut took: Vec<Duration>) -> Duration {
+    took.sort_unstable();
+    took.get(took.len() / 2).copied().unwrap_or_default()
+}
+
+#[test]
+fn a_slow_replica_slows_writes_but_loses_nothing() {
+    let _serial = serial();
+    let etcd = Etcd::start("slow");
+    // Three copies on three nodes: every write waits for the third node,
+    // whose peer port is behind a link that can be slowed down.
+    let flags = ["--replicas", "3"];
+    let peer = format!("127.0.0.1:{}", common::cluster::free_port());
+    let link = Link::to(&peer);
+    let mut nodes = vec![etcd.node("slow", &flags), etcd.node("slow", &flags)];
+    let mut slow_flags = flags.to_vec();
+    slow_flags.extend_from_slice(&["--peer-listen", &peer, "--advertise-peer", &link.addr]);
+    nodes.push(etcd.node("slow", &slow_flags));
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let keys: Vec<String> = (0..8).map(|i| format!("slow/{i}")).collect();
+
+    let bumps = Bumps::default();
+    let run = |delay: Duration| {
+        link.delay(delay);
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers = bumps_until(&addrs[..2], &keys, 3, &stop, &bumps);
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        let took: Vec<Duration> = callers
+            .into_iter()
+            .flat_map(|c| c.join().expect("a caller failed"))
+            .collect();
+        (took.len(), median(took))
+    };
+    let (fast, fast_p50) = run(Duration::ZERO);
+    let (slow, slow_p50) = run(Duration::from_millis(20));
+    eprintln!(
+        "bumps: {fast} with a prompt replica (p50 {fast_p50:?}), {slow} with one 20 ms away each \
+         way (p50 {slow_p50:?})"
+    );
+    assert!(slow > 0, "writes went on with a slow replica");
+
+    // The two fast nodes are killed one after the other: the slow one alone
+    // must hold every acknowledged write.
+    let third = nodes.pop().expect("the slow node");
+    for victim in nodes.iter_mut() {
+        victim.kill();
+    }
+    wait_for_views(&[&third], 1);
+    let alone = connect(std::slice::from_ref(&third.addr));
+    let total = check_bumps(&alone, &bumps);
+    assert_eq!(total, fast + slow);
+}
+
+#[test]
+fn a_replica_back_with_an_old_data_directory_catches_up() {
+    let _serial = serial();
+    let etcd = Etcd::start("stale");
+    let dirs: Vec<DataDir> = (0..3)
+        .map(|i| DataDir::new(&format!("stale-{i}")))
+        .collect();
+    let flags = |i: usize| vec!["--replicas", "2", "--data-dir", dirs[i].arg()];
+    let mut nodes: Vec<ServerProcess> = (0..3).map(|i| etcd.node("stale", &flags(i))).collect();
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let keys: Vec<String> = (0..16).map(|i| format!("stale/{i}")).collect();
+    let bumps = Bumps::default();
+    let phase = |bumps: &Bumps, on: &[String]| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers = bumps_until(on, &keys, 2, &stop, bumps);
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, Ordering::Relaxed);
+        for caller in callers {
+            caller.join().expect("a caller failed");
+        }
+    };
+    phase(&bumps, &addrs);
+
+    // The third node crashes, the others go on writing, and it comes back
+    // on its data directory, which holds the copies as they were.
+    let port = common::cluster::port_of(&nodes[2]);
+    nodes[2].kill();
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    phase(&bumps, &addrs[..2]);
+    nodes[2] = etcd.node_at("stale", port, &flags(2));
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    phase(&bumps, &addrs);
+
+    // Then the first crashes, and once its objects are taken over (every key
+    // read through the client), the second: the returning node alone holds
+    // every acknowledged write, so it caught up.
+    nodes[0].kill();
+    wait_for_views(&[&nodes[1], &nodes[2]], 2);
+    let survivors = connect(&addrs[1..]);
+    for key in &keys {
+        survivors
+            .open::<Ledger>(key.clone())
+            .get(0)
+            .expect("taken over");
+    }
+    nodes[1].kill();
+    wait_for_views(&[&nodes[2]], 1);
+    let alone = connect(std::slice::from_ref(&addrs[2]));
+    check_bumps(&alone, &bumps);
+}
+
+#[test]
+fn a_head_cut_off_from_etcd_stops_acknowledging_and_its_replicas_take_over() {
+    let _serial = serial();
+    let etcd = Etcd::start("cutoff");
+    let link = Link::to(&etcd.endpoint());
+    let flags = ["--replicas", "2"];
+    let mut head = etcd.node_via(&link.addr, "cutoff", 0, &flags);
+    let others = [etcd.node("cutoff", &flags), etcd.node("cutoff", &flags)];
+    wait_for_views(&[&head, &others[0], &others[1]], 3);
+    let addrs = vec![
+        head.addr.clone(),
+        others[0].addr.clone(),
+        others[1].addr.clone(),
+    ];
+    let placement = Placement::new(view_of(&addrs[0]));
+    let keys: Vec<String> = (0..64)
+        .map(|i| format!("cutoff/{i}"))
+        .filter(|k| placement.owner("Ledger", k) == head.addr)
+        .take(4)
+        .collect();
+    assert!(!keys.is_empty(), "the head heads some keys");
+
+    // The head loses etcd but not its replicas, while clients write to the
+    // keys it heads: it must stop acknowledging before its lease expires
+    // and the others take over, or two heads would answer for one key.
+    let bumps = Bumps::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = bumps_until(&addrs, &keys, 3, &stop, &bumps);
+    std::thread::sleep(Duration::from_millis(600));
+    link.cut();
+    wait_for_views(&[&others[0], &others[1]], 2);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().expect("a caller failed");
+    }
+    let survivors = connect(&addrs[1..]);
+    let total = check_bumps(&survivors, &bumps);
+    eprintln!("{total} bumps acknowledged, each applied once, across the cut");
+
+    // Back in touch, it learns its lease expired and stops.
+    link.heal();
+    let status = head.wait_within(Duration::from_secs(30));
+    assert!(!status.success(), "a node whose lease expired exits");
 }

@@ -349,13 +349,17 @@ impl<'a, T: Transport> Reader<'a, T> {
     /// other connections already keep every core applying — splitting it then
     /// adds task hops and writes but no parallelism (measured with 64
     /// connections pipelining 16 each: splitting always cost 1.7x the CPU per
-    /// request of running inline); else in chunks on worker tasks. `Err`: the
+    /// request of running inline); else in chunks on worker tasks. A peer's
+    /// batch always runs in order: a member sends an object's copies one after
+    /// another on one link and they must be applied in that order (split into
+    /// chunks, a replica was seen applying version 22 before 21). `Err`: the
     /// client stalled or the connection closed.
     async fn apply(&mut self, batch: &mut Vec<(u64, Bytes)>) -> Result<(), Ended> {
         let node = self.node;
         let applying = node.applying.enter();
         let cores_busy = applying.others + 1 >= node.config.workers;
-        if batch.len() <= node.config.inline_batch || cores_busy {
+        let in_order = self.session.plane == Plane::Peer;
+        if batch.len() <= node.config.inline_batch || cores_busy || in_order {
             return apply_all(node, &mut self.session, &self.sink, self.outbox, batch).await;
         }
         let chunks = node.config.workers.clamp(1, batch.len());

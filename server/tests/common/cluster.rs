@@ -153,6 +153,15 @@ impl Drop for Etcd {
     }
 }
 
+/// The port of a node's data address.
+pub fn port_of(node: &ServerProcess) -> u16 {
+    node.addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
 /// The objects one node holds (asked directly: no cluster-wide listing).
 pub fn objects_on(addr: &str) -> Vec<ObjectInfo> {
     let mut conn = RawConnection::open(addr, 0x0b5e_77e5);
@@ -258,6 +267,8 @@ pub struct Link {
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Both ends of every connection forwarded, to close on a cut.
     live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Microseconds each chunk of bytes waits before it is passed on.
+    delay: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Link {
@@ -269,11 +280,14 @@ impl Link {
         let addr = listener.local_addr().expect("addr").to_string();
         let up = Arc::new(AtomicBool::new(true));
         let live: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let delay = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (gate, open, target) = (Arc::clone(&up), Arc::clone(&live), target.to_string());
+        let slow = Arc::clone(&delay);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let (gate, open, target) = (Arc::clone(&gate), Arc::clone(&open), target.clone());
+                let slow = Arc::clone(&slow);
                 std::thread::spawn(move || {
                     while !gate.load(Ordering::Acquire) {
                         std::thread::sleep(Duration::from_millis(10));
@@ -286,11 +300,25 @@ impl Link {
                         open.push(client.try_clone().unwrap());
                         open.push(server.try_clone().unwrap());
                     }
-                    forward(client, server);
+                    forward_slowly(client, server, slow);
                 });
             }
         });
-        Link { addr, up, live }
+        Link {
+            addr,
+            up,
+            live,
+            delay,
+        }
+    }
+
+    /// Makes every chunk of bytes through the link, either way, wait `delay`
+    /// first (zero: as fast as it comes).
+    pub fn delay(&self, delay: Duration) {
+        self.delay.store(
+            delay.as_micros() as u64,
+            std::sync::atomic::Ordering::Release,
+        );
     }
 
     /// Closes every connection through the link and holds new ones.
@@ -310,11 +338,32 @@ impl Link {
 /// Copies bytes both ways between two connected streams, each way on its
 /// own thread; either side closing closes both.
 fn forward(client: std::net::TcpStream, server: std::net::TcpStream) {
+    forward_slowly(client, server, std::sync::Arc::default());
+}
+
+/// [`forward`], each chunk read waiting `delay` microseconds (read at the
+/// time) before it is written on.
+fn forward_slowly(
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    delay: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::{Read, Write};
     let _ = server.set_nodelay(true);
     let _ = client.set_nodelay(true);
     let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+        let delay = std::sync::Arc::clone(&delay);
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                let wait = delay.load(std::sync::atomic::Ordering::Acquire);
+                if wait > 0 {
+                    std::thread::sleep(Duration::from_micros(wait));
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
             let _ = to.shutdown(std::net::Shutdown::Both);
         })
     };

@@ -143,6 +143,14 @@ impl Ledger {
         self.entries.insert(key, value)
     }
 
+    /// Adds one to an entry; returns its new value (each acknowledged call
+    /// returns a value no other call returned).
+    pub fn bump(&mut self, key: u64) -> u64 {
+        let value = self.entries.entry(key).or_default();
+        *value += 1;
+        *value
+    }
+
     /// One entry.
     pub fn get(&self, key: u64) -> Option<u64> {
         self.entries.get(&key).copied()
