@@ -145,6 +145,13 @@ pub struct Args {
     /// --advertise, or the bound address, with the bound peer port).
     #[arg(long, env = "CRUCIAL_ADVERTISE_PEER")]
     pub advertise_peer: Option<String>,
+    /// Seconds a member's store may refuse writes (disk full, too many open
+    /// files, I/O errors) before the node hands its objects to the other
+    /// members, leaves the cluster and stops with an error (restart it once
+    /// the disk is healthy: it rejoins and catches up); 0: it stays in the
+    /// cluster, refusing persistent writes until the store heals.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub leave_after_store_failure: f64,
     /// Tests only, never in production: a head acknowledges a write before
     /// its replicas have it (the copy leaves 300 ms later), so the
     /// linearizability test can show it catches lost acknowledged writes.
@@ -204,6 +211,8 @@ impl Args {
                 peer_listen: self.peer_listen.clone(),
                 advertise_peer: self.advertise_peer.clone(),
                 replicas: self.replicas,
+                leave_after_store_failure: (self.leave_after_store_failure > 0.0)
+                    .then(|| seconds(self.leave_after_store_failure)),
                 weaken_ack_at_head: self.weaken_ack_at_head,
             }),
             admin: self.admin.clone(),

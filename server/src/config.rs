@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// (1 if not given), `None` takes the cluster's, and a node given another
     /// value refuses to join.
     pub replicas: Option<u8>,
+    /// A node whose store refused writes this long hands its objects to the
+    /// other members, leaves the cluster and stops (`None`: it stays,
+    /// refusing persistent writes until its store heals).
+    pub leave_after_store_failure: Option<Duration>,
     /// Tests only: acknowledge writes at the head before the replicas have
     /// them (`--weaken-ack-at-head`, hidden), to show the linearizability
     /// test catches it.

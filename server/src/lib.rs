@@ -39,6 +39,7 @@ mod request;
 mod shared_objects;
 mod state;
 mod storage;
+mod throttle;
 mod txn;
 
 pub use config::{ClusterConfig, Flavor, NodeConfig};

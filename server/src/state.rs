@@ -218,9 +218,17 @@ impl NodeState {
     /// as the error. The first reason given stays.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
     pub fn fail(&self, reason: String) {
+        self.set_failure(reason);
+        self.stop();
+    }
+
+    /// Records why the node is about to stop on its own (a drain then
+    /// stops it): its run ends with `reason` as the error. The first
+    /// reason given stays.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn set_failure(&self, reason: String) {
         tracing::error!("{reason}");
         let _ = self.failure.set(reason);
-        self.stop();
     }
 
     /// Why the node stopped on its own, if it did (see [`NodeState::fail`]).

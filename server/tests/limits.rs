@@ -547,80 +547,10 @@ fn a_hello_sent_with_a_large_request_is_answered_and_an_absurd_length_closes() {
     assert_eq!(value.len(), 4096);
 }
 
-/// A node whose data directory is on a small tmpfs of its own: a user and
-/// mount namespace (`unshare -rm`, no root needed) kept by a holder process,
-/// which the node enters (`nsenter`) and the test reaches through
-/// `/proc/<holder>/root`. Linux only; needs util-linux's `unshare` and
-/// `nsenter` (Debian's base system has them).
-#[cfg(target_os = "linux")]
-struct SmallDisk {
-    holder: std::process::Child,
-    mount: String,
-}
-
-#[cfg(target_os = "linux")]
-impl SmallDisk {
-    fn new(megabytes: u32) -> SmallDisk {
-        use std::io::BufRead;
-        // One mount point per disk: removing a directory that is a mount point
-        // in another namespace unmounts it there (Linux), so two disks of one
-        // test process must never share one.
-        static DISKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = DISKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mount = format!("/tmp/crucial-small-disk-{}-{n}", std::process::id());
-        std::fs::create_dir_all(&mount).expect("mount point");
-        let mut holder = std::process::Command::new("unshare")
-            .args(["-rm", "sh", "-c"])
-            .arg(format!(
-                "mount -t tmpfs -o size={megabytes}m tmpfs {mount} && echo mounted && exec sleep 3600"
-            ))
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) starts a namespace for the small disk");
-        let mut line = String::new();
-        std::io::BufReader::new(holder.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert_eq!(
-            line.trim(),
-            "mounted",
-            "a tmpfs in a user namespace (unshare -rm) could not be mounted"
-        );
-        SmallDisk { holder, mount }
-    }
-
-    /// A path inside the small disk, as the test sees it.
-    fn outside(&self, path: &str) -> String {
-        format!("/proc/{}/root{}/{path}", self.holder.id(), self.mount)
-    }
-
-    /// The fixture node on `data` inside the small disk.
-    fn node(&self, args: &[&str]) -> ServerProcess {
-        let mut command = std::process::Command::new("nsenter");
-        command
-            .args(["-t", &self.holder.id().to_string()])
-            .args(["-U", "-m", "--preserve-credentials", "--"])
-            .arg(common::example_binary("fixture-node"))
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-            .args(["--data-dir", &format!("{}/data", self.mount)])
-            .args(args);
-        ServerProcess::start(command)
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-        let _ = std::fs::remove_dir(&self.mount);
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_fails_writes_by_name_and_they_succeed_again_once_there_is_room() {
-    let disk = SmallDisk::new(32);
+    let disk = common::disk::SmallDisk::new(32);
     let mut server = disk.node(&["--metrics", "127.0.0.1:0"]);
     let url = server.metrics.clone().expect("metrics");
     let metric = |url: &str, name: &str| sample(&http_get(url).1, name);
@@ -632,12 +562,7 @@ fn a_full_disk_fails_writes_by_name_and_they_succeed_again_once_there_is_room() 
         acknowledged.push(key);
     }
     // Fill the disk.
-    let fill = disk.outside("fill");
-    {
-        let mut file = std::fs::File::create(&fill).expect("filler");
-        let chunk = vec![1u8; 1 << 20];
-        while file.write_all(&chunk).is_ok() {}
-    }
+    let fill = disk.fill("fill");
     let mut key = 50u64;
     let failed_key = loop {
         match ledger.put(key, key * 10) {
@@ -694,7 +619,7 @@ fn a_full_disk_fails_writes_by_name_and_they_succeed_again_once_there_is_room() 
 #[test]
 fn lambda_transfers_on_a_full_disk_fail_whole_and_the_total_holds() {
     use common::bank::{Account, AccountRef};
-    let disk = SmallDisk::new(32);
+    let disk = common::disk::SmallDisk::new(32);
     let mut server = disk.node(&[]);
     let client = server.client();
     let account = |i: usize| -> AccountRef {
@@ -705,12 +630,7 @@ fn lambda_transfers_on_a_full_disk_fail_whole_and_the_total_holds() {
         account(i).open(format!("owner {i}"), 1_000).expect("open");
     }
     let total = || -> i64 { (0..N).map(|i| account(i).balance().expect("balance")).sum() };
-    let fill = disk.outside("fill");
-    {
-        let mut file = std::fs::File::create(&fill).expect("filler");
-        let chunk = vec![1u8; 1 << 20];
-        while file.write_all(&chunk).is_ok() {}
-    }
+    let fill = disk.fill("fill");
     // Transfers until one fails for the disk: it names the cause, and what
     // it installed is gone (the total is the total).
     let mut moved = 0;

@@ -12,7 +12,7 @@ use crucial::{Client, RemoteError};
 use crucial_protocol::placement::Placement;
 use crucial_protocol::wire::{ObjectCopy, Replicate, Request};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -500,13 +500,27 @@ fn bumps_until(
     stop: &Arc<AtomicBool>,
     bumps: &Bumps,
 ) -> Vec<std::thread::JoinHandle<Vec<Duration>>> {
+    bumps_refused_or_not(nodes, keys, callers, stop, bumps, None)
+}
+
+/// [`bumps_until`], counting in `refused` the calls a node refused as not
+/// durable (its store failed) instead of failing on them.
+fn bumps_refused_or_not(
+    nodes: &[String],
+    keys: &[String],
+    callers: usize,
+    stop: &Arc<AtomicBool>,
+    bumps: &Bumps,
+    refused: Option<&Arc<AtomicU64>>,
+) -> Vec<std::thread::JoinHandle<Vec<Duration>>> {
     (0..callers)
         .map(|caller| {
-            let (nodes, keys, stop, bumps) = (
+            let (nodes, keys, stop, bumps, refused) = (
                 nodes.to_vec(),
                 keys.to_vec(),
                 Arc::clone(stop),
                 Arc::clone(bumps),
+                refused.cloned(),
             );
             std::thread::spawn(move || {
                 let client = connect(&nodes);
@@ -518,10 +532,16 @@ fn bumps_until(
                         .wrapping_add(1442695040888963407);
                     let key = &keys[(i >> 40) as usize % keys.len()];
                     let started = std::time::Instant::now();
-                    let value = client
-                        .open::<Ledger>(key.clone())
-                        .bump(0)
-                        .expect("a bump through the failover");
+                    let value = match client.open::<Ledger>(key.clone()).bump(0) {
+                        Ok(value) => value,
+                        Err(crucial::Error::Remote(RemoteError::NotDurable { .. }))
+                            if refused.is_some() =>
+                        {
+                            refused.as_ref().unwrap().fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Err(e) => panic!("a bump through the failover: {e}"),
+                    };
                     took.push(started.elapsed());
                     bumps
                         .lock()
@@ -712,4 +732,87 @@ fn a_head_cut_off_from_etcd_stops_acknowledging_and_its_replicas_take_over() {
     link.heal();
     let status = head.wait_within(Duration::from_secs(30));
     assert!(!status.success(), "a node whose lease expired exits");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_member_whose_disk_fills_up_leaves_and_catches_up_when_it_returns() {
+    let _serial = serial();
+    let etcd = Etcd::start("disk");
+    let disk = common::disk::SmallDisk::new(32);
+    let dirs = [DataDir::new("disk-0"), DataDir::new("disk-1")];
+    let flags = ["--replicas", "2", "--leave-after-store-failure", "2"];
+    fn with_dir<'a>(flags: &[&'a str], dir: &'a str) -> Vec<&'a str> {
+        let mut with = flags.to_vec();
+        with.extend_from_slice(&["--data-dir", dir]);
+        with
+    }
+    let mut nodes = [
+        etcd.node("disk", &with_dir(&flags, dirs[0].arg())),
+        etcd.node("disk", &with_dir(&flags, dirs[1].arg())),
+    ];
+    let inside = disk.inside("data");
+    let on_disk = |port: u16| {
+        ServerProcess::start(disk.wrap(etcd.node_command("disk", port, &with_dir(&flags, &inside))))
+    };
+    let mut small = on_disk(0);
+    wait_for_views(&[&nodes[0], &nodes[1], &small], 3);
+    let mut addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    addrs.push(small.addr.clone());
+    let keys: Vec<String> = (0..16).map(|i| format!("disk/{i}")).collect();
+
+    // The small disk fills up while clients write: its node refuses what
+    // it heads (not durable) for two seconds, then hands its objects to the
+    // others and leaves, saying why.
+    let bumps = Bumps::default();
+    let refused = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = bumps_refused_or_not(&addrs, &keys, 3, &stop, &bumps, Some(&refused));
+    std::thread::sleep(Duration::from_millis(500));
+    let fill = disk.fill("fill");
+    let status = small.wait_within(Duration::from_secs(30));
+    assert!(
+        !status.success(),
+        "a node that left on a failed store exits with an error"
+    );
+    let said = small.stderr();
+    assert!(
+        said.contains("store has not written"),
+        "it says why: {said}"
+    );
+    wait_for_views(&[&nodes[0], &nodes[1]], 2);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().expect("a caller failed");
+    }
+    let survivors = connect(&addrs[..2]);
+    check_bumps(&survivors, &bumps);
+    eprintln!(
+        "{} writes refused while the disk was full, none of them applied",
+        refused.load(Ordering::Relaxed)
+    );
+
+    // Room again: restarted on its data directory, it rejoins and catches
+    // up — once the two others crashed one after the other, it alone holds
+    // every acknowledged write.
+    std::fs::remove_file(&fill).expect("remove the filler");
+    small = on_disk(common::cluster::port_of(&small));
+    wait_for_views(&[&nodes[0], &nodes[1], &small], 3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = bumps_until(&addrs, &keys, 2, &stop, &bumps);
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().expect("a caller failed");
+    }
+    nodes[0].kill();
+    wait_for_views(&[&nodes[1], &small], 2);
+    let two = connect(&addrs[1..]);
+    for key in &keys {
+        two.open::<Ledger>(key.clone()).get(0).expect("taken over");
+    }
+    nodes[1].kill();
+    wait_for_views(&[&small], 1);
+    check_bumps(&connect(std::slice::from_ref(&small.addr)), &bumps);
 }

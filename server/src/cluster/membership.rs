@@ -285,8 +285,49 @@ pub async fn start(
         Arc::clone(&cluster),
         members,
     ));
+    if let Some(after) = membership.leave_after_store_failure {
+        tokio::spawn(leave_when_the_store_fails(
+            Arc::clone(&cluster),
+            Arc::clone(node),
+            after,
+        ));
+    }
     tokio::spawn(drain_when_asked(registration, cluster, Arc::clone(node)));
     Ok(())
+}
+
+/// Leaves the cluster once this node's store has refused writes for `after`
+/// and another member is there to take its objects: they are handed off
+/// from memory (what failed to write was never acknowledged, and is not in
+/// memory either), the other members carry on with copies whose stores
+/// write, and the node stops with an error saying why. Restarted once its
+/// disk is healthy, it rejoins and catches up like any joiner.
+async fn leave_when_the_store_fails(cluster: Arc<Cluster>, node: Arc<NodeState>, after: Duration) {
+    let Some(storage) = node.storage.clone() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(failure) = storage.failure() else {
+            continue;
+        };
+        if failure.since.elapsed() < after || cluster.is_draining() {
+            continue;
+        }
+        if cluster.view().nodes.len() < 2 {
+            continue; // nowhere to go: it stays, refusing writes until it heals
+        }
+        node.set_failure(format!(
+            "this node's store has not written for {:.1?} ({}): it hands its objects to the other \
+             members, leaves the cluster and stops; restart it once its disk is healthy and it \
+             rejoins",
+            failure.since.elapsed(),
+            failure.cause
+        ));
+        cluster.drain().await;
+        return;
+    }
 }
 
 /// Reads members, leaving nodes and lost ranges as of revision `at` (0: now).

@@ -128,11 +128,15 @@ impl Durable {
             Ok(()) => record.finish(node, ran, stored),
             Err(reason) => {
                 let key = cell.key.to_string();
-                tracing::error!(
-                    "{}::{} on `{key}` is not durable: {reason}",
-                    entry.name,
-                    method.id.name
-                );
+                static GATE: crate::throttle::Throttle = crate::throttle::Throttle::new();
+                if let Some(held) = GATE.pass() {
+                    tracing::error!(
+                        held,
+                        "{}::{} on `{key}` is not durable: {reason}",
+                        entry.name,
+                        method.id.name
+                    );
+                }
                 // What the call changed must not stay visible: the object
                 // leaves memory, and its next call reads the last state that
                 // reached the disk.

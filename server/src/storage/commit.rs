@@ -121,7 +121,7 @@ impl Shared {
             .collect();
         let result = self.engine.commit(writes, true);
         if let Err(e) = &result {
-            tracing::error!("storage commit failed: {e}");
+            failed(e);
         }
         self.applied.fetch_max(newest, Ordering::AcqRel);
         for pending in group {
@@ -180,7 +180,7 @@ impl Committer {
             };
             let result = shared.engine.commit(writes, false);
             if let Err(e) = &result {
-                tracing::error!("storage commit failed: {e}");
+                failed(e);
             }
             shared.dirty.store(true, Ordering::Release);
             // Inline commits of different objects may finish out of order;
@@ -294,6 +294,15 @@ fn run(shared: &Shared) {
 fn log_failure(result: Result<(), String>) {
     if let Err(e) = result {
         tracing::error!("storage sync failed: {e}");
+    }
+}
+
+/// Logs a failed commit (at most once a second: while a disk is full, every
+/// write fails).
+fn failed(error: &str) {
+    static GATE: crate::throttle::Throttle = crate::throttle::Throttle::new();
+    if let Some(held) = GATE.pass() {
+        tracing::error!(held, "storage commit failed: {error}");
     }
 }
 

@@ -124,6 +124,12 @@ impl Etcd {
         ServerProcess::try_start(Etcd::command(&self.endpoint(), name, 0, extra))
     }
 
+    /// The command that starts [`Etcd::node_at`] (to run it elsewhere, as
+    /// on a small disk).
+    pub fn node_command(&self, name: &str, port: u16, extra: &[&str]) -> Command {
+        Etcd::command(&self.endpoint(), name, port, extra)
+    }
+
     fn command(endpoint: &str, name: &str, port: u16, extra: &[&str]) -> Command {
         let endpoint = endpoint.to_string();
         let listen = format!("127.0.0.1:{port}");

@@ -6,6 +6,8 @@
 pub mod bank;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+#[cfg(target_os = "linux")]
+pub mod disk;
 pub mod fixtures;
 pub mod shaped;
 
