@@ -459,6 +459,7 @@ fn copies_from_a_node_outside_the_view_are_refused_and_clients_cannot_send_any()
                 state: None,
             }],
             replies: Vec::new(),
+            apps: Vec::new(),
         })
         .encode()
         .expect("encode")
@@ -815,4 +816,125 @@ fn a_member_whose_disk_fills_up_leaves_and_catches_up_when_it_returns() {
     nodes[1].kill();
     wait_for_views(&[&small], 1);
     check_bumps(&connect(std::slice::from_ref(&small.addr)), &bumps);
+}
+
+const LAMBDA_ACCOUNTS: usize = 8;
+
+/// Three threads transfer between random accounts of the fixture bank
+/// (`acct-0..`) until `stop`; every transfer must succeed. Returns how many
+/// each made.
+fn lambda_transfers_until(
+    addrs: &[String],
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    use common::bank::Account;
+    (0..3u64)
+        .map(|caller| {
+            let (addrs, stop) = (addrs.to_vec(), Arc::clone(stop));
+            std::thread::spawn(move || {
+                let client = connect(&addrs);
+                let mut done = 0u64;
+                let mut i = caller + 5;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = (i >> 33) as usize % LAMBDA_ACCOUNTS;
+                    let to =
+                        (from + 1 + (i >> 17) as usize % (LAMBDA_ACCOUNTS - 1)) % LAMBDA_ACCOUNTS;
+                    Account::at(format!("acct-{from}"))
+                        .with_client(client.clone())
+                        .transfer(
+                            Account::at(format!("acct-{to}")).id().clone(),
+                            (i % 5) as i64 + 1,
+                        )
+                        .expect("a transfer through the failover");
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+/// One audit over every account: the total holds, and each account's
+/// version counts the transfers it took part in, so their sum is twice the
+/// transfers acknowledged (none lost, none applied twice).
+fn audit_accounts(addrs: &[String], transfers: u64) {
+    use common::bank::Account;
+    let client = connect(addrs);
+    let ids = (0..LAMBDA_ACCOUNTS)
+        .map(|i| Account::at(format!("acct-{i}")).id().clone())
+        .collect();
+    let audit = Account::at("acct-0")
+        .with_client(client)
+        .audit(ids)
+        .expect("audit");
+    let total: i64 = audit.iter().map(|(_, s)| s.balance).sum();
+    let versions: u64 = audit.iter().map(|(_, s)| s.version).sum();
+    assert_eq!(
+        total,
+        EACH * LAMBDA_ACCOUNTS as i64,
+        "money neither made nor lost"
+    );
+    assert_eq!(
+        versions,
+        2 * transfers,
+        "{transfers} transfers acknowledged, each applied once"
+    );
+}
+
+/// The index in `addrs` of the node holding the fixture bank's application.
+fn application_head(addrs: &[String]) -> usize {
+    let placement = Placement::new(view_of(&addrs[0]));
+    let home = placement.owner(crucial_protocol::placement::LAMBDA_HOME, "crucial-server");
+    addrs
+        .iter()
+        .position(|a| *a == home)
+        .expect("the application's head")
+}
+
+#[test]
+fn lambda_objects_survive_kills_of_their_applications_head() {
+    use common::bank::Account;
+    let _serial = serial();
+    let etcd = Etcd::start("lambda-rf2");
+    let flags = ["--replicas", "2"];
+    let mut nodes: Vec<ServerProcess> = (0..3).map(|_| etcd.node("lambda-rf2", &flags)).collect();
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let mut addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let client = connect(&addrs);
+    for i in 0..LAMBDA_ACCOUNTS {
+        Account::at(format!("acct-{i}"))
+            .with_client(client.clone())
+            .open(format!("owner {i}"), EACH)
+            .expect("open");
+    }
+    let mut transfers = 0;
+    // Twice: the node holding the application is killed while transfers
+    // run; after the first kill a fresh node joins, so the second kill
+    // finds the application's backups re-made on the new replica set.
+    for round in 0..2 {
+        let head = application_head(&addrs);
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers = lambda_transfers_until(&addrs, &stop);
+        std::thread::sleep(Duration::from_millis(700));
+        nodes[head].kill();
+        nodes.remove(head);
+        addrs.remove(head);
+        wait_for_views(&nodes.iter().collect::<Vec<_>>(), 2);
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        transfers += callers
+            .into_iter()
+            .map(|c| c.join().expect("a caller failed"))
+            .sum::<u64>();
+        audit_accounts(&addrs, transfers);
+        eprintln!("round {round}: {transfers} transfers, the application's head killed");
+        if round == 0 {
+            nodes.push(etcd.node("lambda-rf2", &flags));
+            addrs.push(nodes[2].addr.clone());
+            wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+        }
+    }
 }

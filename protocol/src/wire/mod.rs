@@ -21,8 +21,8 @@ pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
 pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
 pub use request::{
-    Adopt, Call, Invoke, MovedEntries, MovedObject, MovedReply, ObjectCopy, ObjectRef, Replicate,
-    Request, PROTOCOL_VERSION,
+    Adopt, AppCopy, Call, EntryCopy, Invoke, MovedEntries, MovedObject, MovedReply, ObjectCopy,
+    ObjectRef, Replicate, Request, PROTOCOL_VERSION,
 };
 
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).

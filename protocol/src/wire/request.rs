@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +105,37 @@ pub struct Replicate<'a> {
     /// retry that reaches the receiver after a failover is answered, not run
     /// again.
     pub replies: Vec<MovedReply>,
+    /// Copies of lambda objects' entries, by application.
+    pub apps: Vec<AppCopy>,
+}
+
+/// Node to node: entries of an application's lambda objects, for the
+/// receiver to keep as a backup of the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCopy {
+    /// The application.
+    pub application: String,
+    /// `Some(as_of)`: the entries are every entry the application had (a
+    /// snapshot begun when the sender's commit clock read `as_of`), so the
+    /// receiver drops the entries it keeps at a version up to `as_of` that
+    /// are not among them (deleted meanwhile). `None`: the writes of commits.
+    pub complete: Option<u64>,
+    /// The entries.
+    pub entries: Vec<EntryCopy>,
+}
+
+/// One entry of a lambda object, as replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryCopy {
+    /// Its object.
+    pub object: crate::ObjectId,
+    /// Its key.
+    pub key: serde_bytes::ByteBuf,
+    /// Its value; `None`: deleted.
+    pub value: Option<serde_bytes::ByteBuf>,
+    /// The number of the commit that wrote it (or a lower bound of it): of
+    /// two copies of an entry the higher version is the newer.
+    pub version: u64,
 }
 
 /// A remembered reply handed with the objects, so a client's retry on the new
@@ -129,6 +160,9 @@ pub struct MovedEntries {
     /// Its application was restored from the sender's disk when it started
     /// and has run no workflow since (see [`MovedObject::restored`]).
     pub restored: bool,
+    /// The sender's commit clock when it packed them: the receiver numbers
+    /// its commits above it, so replicas can tell its writes are newer.
+    pub version: u64,
 }
 
 /// Part of a state transfer between nodes after a view change.
@@ -281,6 +315,7 @@ mod tests {
                     object: crate::ObjectId::new("forum", "Thread", "t"),
                     entries: vec![(vec![1].into(), vec![2].into())],
                     restored: false,
+                    version: 12,
                 }],
             }),
             Request::HandoffDone {
@@ -306,6 +341,16 @@ mod tests {
                     },
                 ],
                 replies: vec![],
+                apps: vec![AppCopy {
+                    application: "forum".into(),
+                    complete: Some(40),
+                    entries: vec![EntryCopy {
+                        object: crate::ObjectId::new("forum", "Thread", "t"),
+                        key: vec![1].into(),
+                        value: None,
+                        version: 41,
+                    }],
+                }],
             }),
         ];
         for request in requests {

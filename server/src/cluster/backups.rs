@@ -6,8 +6,10 @@
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
 use super::link::Link;
-use crucial_protocol::wire::ObjectCopy;
-use std::collections::HashMap;
+use bytes::Bytes;
+use crucial::ObjectId;
+use crucial_protocol::wire::{AppCopy, ObjectCopy};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +28,60 @@ pub struct Backup {
     pub state: Option<Vec<u8>>,
 }
 
+/// A copy of an application's lambda objects whose head is another node.
+#[derive(Debug, Clone, Default)]
+pub struct AppBackup {
+    /// The node that sent the newest copy.
+    pub from: String,
+    /// Each entry's version and value (`None`: deleted).
+    pub entries: BTreeMap<(ObjectId, Vec<u8>), (u64, Option<Bytes>)>,
+}
+
+/// Why a copy of an application was not kept.
+#[derive(Debug)]
+pub struct NoBase(pub String);
+
+impl AppBackup {
+    /// The highest version of its entries.
+    pub fn version(&self) -> u64 {
+        self.entries.values().map(|(v, _)| *v).max().unwrap_or(0)
+    }
+
+    /// Its entries with values (the deleted ones left out).
+    pub fn live(self) -> crate::txn::Writes {
+        self.entries
+            .into_iter()
+            .filter(|(_, (_, value))| value.is_some())
+            .map(|(key, (_, value))| (key, value))
+            .collect()
+    }
+
+    /// Merges `copy` in: an entry keeps its higher version; a complete copy
+    /// also drops the entries up to its `as_of` that it does not hold.
+    fn merge(&mut self, from: &str, copy: AppCopy) {
+        self.from = from.to_string();
+        let mut listed = std::collections::HashSet::new();
+        for entry in copy.entries {
+            let key = (entry.object, entry.key.into_vec());
+            if copy.complete.is_some() {
+                listed.insert(key.clone());
+            }
+            let newer = self
+                .entries
+                .get(&key)
+                .is_none_or(|(version, _)| *version <= entry.version);
+            if newer {
+                let value = entry.value.map(|v| Bytes::from(v.into_vec()));
+                self.entries.insert(key, (entry.version, value));
+            }
+        }
+        if let Some(as_of) = copy.complete {
+            self.entries
+                .retain(|key, (version, _)| *version > as_of || listed.contains(key));
+        }
+    }
+}
+
 /// This node's part of replication: its connections to replicas, and the
 /// backups it keeps for other heads.
 pub struct Replication {
@@ -35,6 +91,7 @@ pub struct Replication {
     /// Held while a link is being opened.
     connecting: tokio::sync::Mutex<()>,
     backups: Mutex<HashMap<(String, String), Backup>>,
+    apps: Mutex<HashMap<String, AppBackup>>,
     /// Signalled whenever an object's acknowledged version rises.
     pub acked: tokio::sync::Notify,
 }
@@ -51,6 +108,7 @@ impl Replication {
             peers: Mutex::default(),
             connecting: tokio::sync::Mutex::new(()),
             backups: Mutex::default(),
+            apps: Mutex::default(),
             acked: tokio::sync::Notify::new(),
         }
     }
@@ -75,6 +133,43 @@ impl Replication {
                 state: copy.state.map(|s| s.to_vec()),
             },
         );
+    }
+
+    /// Merges `copy`, sent by `from`, into the backup of its application.
+    /// A commit's copy is refused while no complete copy of the application
+    /// is here: a backup made of some commits only would lack the entries
+    /// they did not write (the head then sends a complete copy).
+    pub fn keep_app(&self, from: &str, copy: AppCopy) -> Result<(), NoBase> {
+        let mut apps = lock(&self.apps);
+        match apps.get_mut(&copy.application) {
+            Some(backup) => backup.merge(from, copy),
+            None if copy.complete.is_some() => {
+                let app = copy.application.clone();
+                let mut backup = AppBackup::default();
+                backup.merge(from, copy);
+                apps.insert(app, backup);
+            }
+            None => return Err(NoBase(copy.application)),
+        }
+        Ok(())
+    }
+
+    /// Takes the backup of an application (it is becoming the application).
+    pub fn take_app(&self, application: &str) -> Option<AppBackup> {
+        lock(&self.apps).remove(application)
+    }
+
+    /// Every application backup.
+    pub fn app_backups(&self) -> Vec<(String, AppBackup)> {
+        lock(&self.apps)
+            .iter()
+            .map(|(app, b)| (app.clone(), b.clone()))
+            .collect()
+    }
+
+    /// Keeps only the application backups `keep` picks.
+    pub fn retain_apps(&self, mut keep: impl FnMut(&str, &AppBackup) -> bool) {
+        lock(&self.apps).retain(|app, b| keep(app, b));
     }
 
     /// Takes the backup of an object (it is becoming the object).
@@ -113,5 +208,77 @@ impl Replication {
         let link = Link::connect(&port, self.peer_id, self.max_frame, CONNECT_WITHIN).await?;
         lock(&self.peers).insert(addr.to_string(), Arc::clone(&link));
         Ok(link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::backups::{AppCopy, ObjectId, Replication};
+    use crucial_protocol::wire::EntryCopy;
+    use serde_bytes::ByteBuf;
+
+    fn entry(key: &str, value: Option<&str>, version: u64) -> EntryCopy {
+        EntryCopy {
+            object: ObjectId::new("app", "T", "o"),
+            key: ByteBuf::from(key.as_bytes().to_vec()),
+            value: value.map(|v| ByteBuf::from(v.as_bytes().to_vec())),
+            version,
+        }
+    }
+
+    fn copy(complete: Option<u64>, entries: Vec<EntryCopy>) -> AppCopy {
+        AppCopy {
+            application: "app".into(),
+            complete,
+            entries,
+        }
+    }
+
+    fn values(replication: &Replication) -> Vec<(String, Option<String>, u64)> {
+        let backup = replication.take_app("app").expect("a backup");
+        backup
+            .entries
+            .into_iter()
+            .map(|((_, k), (v, value))| {
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                (text(&k), value.map(|b| text(&b)), v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_application_backup_starts_from_a_complete_copy_and_keeps_the_newest_entries() {
+        let r = Replication::new(1, 1 << 20);
+        assert!(
+            r.keep_app("h", copy(None, vec![entry("a", Some("1"), 5)]))
+                .is_err(),
+            "a commit's copy without a complete one first"
+        );
+        r.keep_app(
+            "h",
+            copy(
+                Some(10),
+                vec![entry("a", Some("1"), 5), entry("b", Some("2"), 8)],
+            ),
+        )
+        .unwrap();
+        // Commits arriving out of order: the higher version stays.
+        r.keep_app("h", copy(None, vec![entry("a", Some("3"), 12)]))
+            .unwrap();
+        r.keep_app("h", copy(None, vec![entry("a", Some("old"), 11)]))
+            .unwrap();
+        r.keep_app("h", copy(None, vec![entry("c", None, 13)]))
+            .unwrap();
+        // A complete copy as of 12 without `b`: it was deleted; `c` (13)
+        // is newer than the copy and stays.
+        r.keep_app("h", copy(Some(12), vec![entry("a", Some("3"), 12)]))
+            .unwrap();
+        assert_eq!(
+            values(&r),
+            [
+                ("a".to_string(), Some("3".to_string()), 12),
+                ("c".to_string(), None, 13)
+            ]
+        );
     }
 }

@@ -554,75 +554,100 @@ impl Cluster {
     /// so that it knows whether another node keeps them.
     /// `holds`: whether this node has objects of the application (a node
     /// that lost them in a crash and came back with its data directory).
+    /// With replicas, the backup of an application whose head crashed is
+    /// handed to `promote` (it becomes the application here); the second
+    /// value says it was.
     pub async fn lambda_home(
         self: &Arc<Self>,
         application: &str,
         holds: impl Fn() -> bool,
-    ) -> Result<AppGuard, RemoteError> {
+        promote: impl Fn(super::backups::AppBackup),
+    ) -> Result<(AppGuard, bool), RemoteError> {
         use crucial_protocol::placement::LAMBDA_HOME;
-        self.wait_for(LAMBDA_HOME, application, || {
-            let keeper = self
-                .kept
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(application)
-                .cloned();
-            let here = match keeper {
-                Some(node) if node == self.me => true,
-                Some(node) => {
-                    let view = self.view();
-                    if !view.nodes.contains(&node) {
-                        // Its keeper left (drained or crashed) with them.
-                        return Some(Err(RemoteError::Lost {
-                            type_name: LAMBDA_HOME.to_string(),
-                            key: application.to_string(),
-                            lost_node: node,
-                            epoch: view.epoch,
-                        }));
-                    }
-                    let mut redirect = self.not_owner(LAMBDA_HOME, application);
-                    if let RemoteError::NotOwner { served_by, .. } = &mut redirect {
-                        *served_by = Some(node);
-                    }
-                    return Some(Err(redirect));
-                }
-                None => {
-                    let absent = self.settler().absent(LAMBDA_HOME, application);
-                    match absent {
-                        Absent::NotOwner => {
-                            return Some(Err(self.not_owner(LAMBDA_HOME, application)))
+        let mut promoted = false;
+        let guard = self
+            .wait_for(LAMBDA_HOME, application, || {
+                let keeper = self
+                    .kept
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(application)
+                    .cloned();
+                let here = match keeper {
+                    Some(node) if node == self.me => true,
+                    Some(node) => {
+                        let view = self.view();
+                        if !view.nodes.contains(&node) {
+                            // Its keeper left (drained or crashed) with them.
+                            return Some(Err(RemoteError::Lost {
+                                type_name: LAMBDA_HOME.to_string(),
+                                key: application.to_string(),
+                                lost_node: node,
+                                epoch: view.epoch,
+                            }));
                         }
-                        // Its objects lived on a node that crashed, unless
-                        // this node holds them (it was that node, back with
-                        // its data directory).
-                        Absent::Create => match self.lost(LAMBDA_HOME, application, 1) {
-                            Some(lost) if !holds() => return Some(Err(lost)),
-                            Some(_) => {
-                                // Here after all: never scanned for again.
-                                self.forgive(LAMBDA_HOME, application);
-                                true
-                            }
-                            None => true,
-                        },
-                        Absent::Wait => false,
+                        let mut redirect = self.not_owner(LAMBDA_HOME, application);
+                        if let RemoteError::NotOwner { served_by, .. } = &mut redirect {
+                            *served_by = Some(node);
+                        }
+                        return Some(Err(redirect));
                     }
+                    None => {
+                        let absent = self.settler().absent(LAMBDA_HOME, application);
+                        match absent {
+                            Absent::NotOwner => {
+                                return Some(Err(self.not_owner(LAMBDA_HOME, application)))
+                            }
+                            // Its objects lived on a node that crashed, unless
+                            // this node holds them (it was that node, back with
+                            // its data directory, or it promoted their backup)
+                            // or has their backup.
+                            Absent::Create => {
+                                let rf = usize::from(self.replicas());
+                                if let Some(backup) = self.replication.take_app(application) {
+                                    if !holds() {
+                                        promote(backup);
+                                        promoted = true;
+                                    }
+                                    self.forgive(LAMBDA_HOME, application);
+                                    true
+                                } else if rf > 1
+                                    && !self.settler().is_settled()
+                                    && self.in_lost_range(LAMBDA_HOME, application)
+                                {
+                                    return None; // its backup may be on its way
+                                } else {
+                                    match self.lost(LAMBDA_HOME, application, rf) {
+                                        Some(lost) if !holds() => return Some(Err(lost)),
+                                        Some(_) => {
+                                            // Here after all: never scanned for again.
+                                            self.forgive(LAMBDA_HOME, application);
+                                            true
+                                        }
+                                        None => true,
+                                    }
+                                }
+                            }
+                            Absent::Wait => false,
+                        }
+                    }
+                };
+                if !here {
+                    return None;
                 }
-            };
-            if !here {
-                return None;
-            }
-            let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-            let gate = apps.entry(application.to_string()).or_default();
-            if gate.moving {
-                return None;
-            }
-            gate.running += 1;
-            Some(Ok(AppGuard {
-                cluster: Arc::clone(self),
-                application: application.to_string(),
-            }))
-        })
-        .await
+                let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+                let gate = apps.entry(application.to_string()).or_default();
+                if gate.moving {
+                    return None;
+                }
+                gate.running += 1;
+                Some(Ok(AppGuard {
+                    cluster: Arc::clone(self),
+                    application: application.to_string(),
+                }))
+            })
+            .await?;
+        Ok((guard, promoted))
     }
 
     /// Objects arrived: calls waiting for them look again.

@@ -229,6 +229,11 @@ pub async fn start(
         node.config.max_frame,
     );
     cluster.weaken_ack_at_head = membership.weaken_ack_at_head;
+    if settings.replicas > 1 {
+        // Lambda objects replicate with their application: a workflow waits
+        // for the commits it may have read to be on the replicas.
+        node.lambdas.store.replicate_commits();
+    }
     if cluster.weaken_ack_at_head {
         tracing::warn!(
             "--weaken-ack-at-head: writes are acknowledged before their replicas have them \

@@ -16,6 +16,7 @@
 //! node built without the `cluster` feature has no etcd client and cannot
 //! join one: the rest of this module is what every node answers with.
 
+mod app_replication;
 mod backups;
 #[cfg(feature = "cluster")]
 mod etcd;
@@ -132,7 +133,47 @@ pub fn keep_copies(
     for copy in &replicate.copies {
         cluster.replication.keep(replicate.from, copy);
     }
+    for app in replicate.apps {
+        if let Err(no_base) = cluster.replication.keep_app(replicate.from, app) {
+            return Err(RemoteError::Protocol {
+                reason: format!(
+                    "no complete copy of application {} here yet: send one first",
+                    no_base.0
+                ),
+            });
+        }
+    }
     Ok(())
+}
+
+/// After a workflow of `application` committed as number `tid`: in a
+/// cluster whose applications have more than one copy, its `writes` (and
+/// `reply`, the workflow's reply) go to the application's replicas, and
+/// then, written or not, the workflow waits until every commit it may have
+/// read is on them. `Err`: the replicas did not take the writes.
+pub async fn replicate_workflow(
+    node: &NodeState,
+    application: &str,
+    writes: &crate::txn::Writes,
+    tid: u64,
+    reply: Option<crucial_protocol::wire::MovedReply>,
+) -> Result<(), String> {
+    let Some(cluster) = node.cluster.get() else {
+        return Ok(());
+    };
+    if app_replication::factor(cluster) < 2 {
+        return Ok(());
+    }
+    let store = &node.lambdas.store;
+    let sent = if writes.is_empty() {
+        Ok(())
+    } else {
+        let sent = app_replication::replicate(node, cluster, application, writes, tid, reply).await;
+        store.replicated(tid);
+        sent
+    };
+    store.wait_replicated(tid).await;
+    sent
 }
 
 /// A call's replication: its object's other copies in the newest view.
@@ -179,7 +220,11 @@ pub async fn lambda_home(
         Some(cluster) => {
             cluster.fenced()?;
             let holds = || node.lambdas.store.holds_application(application);
-            let guard = cluster.lambda_home(application, holds).await?;
+            let promote = |backup| app_replication::promote(node, application, backup);
+            let (guard, promoted) = cluster.lambda_home(application, holds, promote).await?;
+            if promoted {
+                app_replication::sync(node, cluster, application).await;
+            }
             // The application's copy here is the one in use from now on.
             node.lambdas.store.provisional.confirm(application);
             Ok(Some(guard))

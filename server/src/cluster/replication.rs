@@ -26,14 +26,16 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
-use super::backups::Backup;
+use super::backups::{AppBackup, Backup};
 use super::link::{Link, Reply};
 use super::member::Cluster;
 use crate::shared_objects::{ObjectCell, Persist};
 use crate::state::NodeState;
 use crucial::__private::registry::SharedTypeEntry;
-use crucial_protocol::placement::Placement;
-use crucial_protocol::wire::{MovedReply, ObjectCopy, Outcome, Replicate, Request};
+use crucial_protocol::placement::{Placement, LAMBDA_HOME};
+use crucial_protocol::wire::{
+    AppCopy, EntryCopy, MovedReply, ObjectCopy, Outcome, Replicate, Request,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,12 +70,22 @@ pub async fn targets(
     entry: &SharedTypeEntry,
     key: &str,
 ) -> Option<Targets> {
-    let rf = factor(cluster, entry);
+    targets_of(cluster, placement, entry.name, key, factor(cluster, entry)).await
+}
+
+/// [`targets`] of any placed key with `rf` copies.
+pub(super) async fn targets_of(
+    cluster: &Cluster,
+    placement: &Placement,
+    type_name: &str,
+    key: &str,
+    rf: usize,
+) -> Option<Targets> {
     if rf < 2 {
         return None;
     }
     let addrs: Vec<String> = placement
-        .replicas(entry.name, key, rf)
+        .replicas(type_name, key, rf)
         .into_iter()
         .filter(|a| *a != cluster.me)
         .map(str::to_string)
@@ -136,6 +148,7 @@ pub fn send(
             state: Some(serde_bytes::Bytes::new(&encoded)),
         }],
         replies: reply.cloned().into_iter().collect(),
+        apps: Vec::new(),
     });
     let pending = targets.start(&request)?;
     drop(state);
@@ -143,8 +156,13 @@ pub fn send(
 }
 
 impl Targets {
+    /// The view the set is taken from.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Sends `request` to every replica.
-    fn start(&self, request: &Request<'_>) -> Result<Vec<Reply>, String> {
+    pub(super) fn start(&self, request: &Request<'_>) -> Result<Vec<Reply>, String> {
         let mut pending = Vec::with_capacity(self.peers.len());
         for (addr, peer) in self.addrs.iter().zip(&self.peers) {
             let Some(peer) = peer else {
@@ -184,6 +202,7 @@ pub async fn tombstone(
                 state: None,
             }],
             replies: Vec::new(),
+            apps: Vec::new(),
         });
         let failure = match targets.start(&request) {
             Ok(pending) => match acknowledged(pending).await {
@@ -206,7 +225,7 @@ pub async fn tombstone(
 pub type Sent = Result<Option<(u64, Vec<Reply>)>, String>;
 
 /// Waits for every replica's acknowledgement.
-async fn acknowledged(pending: Vec<Reply>) -> Result<(), String> {
+pub(super) async fn acknowledged(pending: Vec<Reply>) -> Result<(), String> {
     let mut failed = None;
     for reply in pending {
         if let Err(e) = reply.wait(ACK_WITHIN).await {
@@ -375,15 +394,28 @@ async fn sync_once(
     failed
 }
 
+/// What a step hands to one new owner: backups whose head left.
+#[derive(Default)]
+pub struct Orphans {
+    /// Shared objects: type, key, backup.
+    pub objects: Vec<(String, String, Backup)>,
+    /// Applications of lambda objects.
+    pub apps: Vec<(String, AppBackup)>,
+}
+
+impl Orphans {
+    /// How many backups.
+    pub fn len(&self) -> usize {
+        self.objects.len() + self.apps.len()
+    }
+}
+
 /// On a step to `placement`: the backups this node keeps whose head is not
 /// a member any more, grouped by the node that owns them now (this node's
 /// own stay here, to be promoted once the view settles).
-pub fn orphans(
-    cluster: &Cluster,
-    placement: &Placement,
-) -> HashMap<String, Vec<(String, String, Backup)>> {
+pub fn orphans(cluster: &Cluster, placement: &Placement) -> HashMap<String, Orphans> {
     let members = &placement.view().nodes;
-    let mut by_owner: HashMap<String, Vec<(String, String, Backup)>> = HashMap::new();
+    let mut by_owner: HashMap<String, Orphans> = HashMap::new();
     for (type_name, key, backup) in cluster.replication.backups() {
         if members.contains(&backup.from) {
             continue;
@@ -393,25 +425,40 @@ pub fn orphans(
             by_owner
                 .entry(owner.to_string())
                 .or_default()
+                .objects
                 .push((type_name, key, backup));
+        }
+    }
+    for (app, backup) in cluster.replication.app_backups() {
+        if members.contains(&backup.from) {
+            continue;
+        }
+        let owner = placement.owner(LAMBDA_HOME, &app);
+        if owner != cluster.me {
+            by_owner
+                .entry(owner.to_string())
+                .or_default()
+                .apps
+                .push((app, backup));
         }
     }
     by_owner
 }
 
-/// The `Replicate` that hands `backups` to their new owner, with this node's
+/// The `Replicate` that hands `orphans` to their new owner, with this node's
 /// remembered replies (a retry of a write they include must find its reply
 /// there).
 pub fn handing<'a>(
     cluster: &'a Cluster,
     epoch: u64,
-    backups: &'a [(String, String, Backup)],
+    orphans: &'a Orphans,
     replies: Vec<MovedReply>,
 ) -> Request<'a> {
     Request::Replicate(Replicate {
         from: &cluster.me,
         epoch,
-        copies: backups
+        copies: orphans
+            .objects
             .iter()
             .map(|(type_name, key, backup)| ObjectCopy {
                 type_name,
@@ -421,6 +468,28 @@ pub fn handing<'a>(
             })
             .collect(),
         replies,
+        apps: orphans
+            .apps
+            .iter()
+            .map(|(app, backup)| AppCopy {
+                application: app.clone(),
+                // Whole (a holder's backup began with a complete copy), and
+                // drops nothing at the receiver (nothing is at version 0).
+                complete: Some(0),
+                entries: backup
+                    .entries
+                    .iter()
+                    .map(|((object, key), (version, value))| EntryCopy {
+                        object: object.clone(),
+                        key: serde_bytes::ByteBuf::from(key.clone()),
+                        value: value
+                            .as_ref()
+                            .map(|v| serde_bytes::ByteBuf::from(v.to_vec())),
+                        version: *version,
+                    })
+                    .collect(),
+            })
+            .collect(),
     })
 }
 
@@ -434,12 +503,8 @@ pub fn handing<'a>(
 /// that is a member of the settled view may be gone from the newer one, and
 /// its backups are needed for the step to it.
 pub async fn settled(node: &NodeState, cluster: &Cluster) {
-    let placement = {
-        let settler = cluster.settler();
-        match (settler.is_settled(), settler.settled()) {
-            (true, Some(placement)) => Arc::clone(placement),
-            _ => return,
-        }
+    let Some(placement) = settled_view(cluster) else {
+        return;
     };
     let members = &placement.view().nodes;
     let mut promote = Vec::new();
@@ -471,5 +536,14 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
                 "cannot take over an object whose head crashed: {e}"
             );
         }
+    }
+}
+
+/// The newest view, once every view known is settled.
+pub fn settled_view(cluster: &Cluster) -> Option<Arc<Placement>> {
+    let settler = cluster.settler();
+    match (settler.is_settled(), settler.settled()) {
+        (true, Some(placement)) => Some(Arc::clone(placement)),
+        _ => None,
     }
 }

@@ -84,8 +84,10 @@ fn write(store: &Arc<Store>, storage: &Storage, id: &ObjectId, shape: &[String])
     let written = txn
         .put(id, b"", Bytes::from(encoded))
         .and_then(|()| txn.commit_durably());
-    if let Err(e) = written {
-        tracing::error!("cannot record the shape of {id}: {e:?}");
+    match written {
+        // Not a workflow's: nobody waits for it on the replicas.
+        Ok((tid, _, _)) => store.replicated(tid),
+        Err(e) => tracing::error!("cannot record the shape of {id}: {e:?}"),
     }
     storage.lead();
 }

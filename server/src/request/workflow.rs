@@ -13,7 +13,7 @@ use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::FunctionKind;
 use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
-use crucial_protocol::wire::{Invoke, Outcome};
+use crucial_protocol::wire::{Invoke, MovedReply, Outcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
             return Some(outcome);
         }
         // 3. Run the workflow; 4. no reply leaves before its writes are durable.
-        let (outcome, stored) = run(&node, invocation).await;
+        let (outcome, stored) = run(&node, invocation, (client, id)).await;
         // 5. Record the outcome.
         node.metrics
             .call(ty.name, function.id.name, start.elapsed());
@@ -71,7 +71,12 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
 
 /// Runs the workflow under its watchdog and turns its end into the reply
 /// (and whether that reply is on disk with the commit).
-async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
+/// `asker`: the client and request id, for the reply the replicas keep.
+async fn run(
+    node: &Arc<NodeState>,
+    invocation: Invocation,
+    asker: (u64, u64),
+) -> (Outcome, bool) {
     let (ty, function) = (invocation.type_entry, invocation.function);
     let object = invocation.object.clone();
     let stored = invocation.reply_to.is_some();
@@ -119,6 +124,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
             attempts,
             durable: ticket,
             tid,
+            writes,
         }) => {
             lambdas.metrics.committed(attempts);
             tracing::trace!(
@@ -128,29 +134,45 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation) -> (Outcome, bool) {
                 label(),
                 object_text()
             );
-            match ticket {
-                None => Ok(value),
-                Some(durably) => match node.durable(durably.ticket).await {
-                    Ok(()) => Ok(value),
-                    Err(reason) => {
-                        tracing::error!(
-                            "workflow {} on {} is not durable: {reason}",
-                            label(),
-                            object_text()
-                        );
-                        // What it installed must not stay visible.
-                        lambdas.store.restore_from_disk(&durably.written);
-                        return (
-                            Err(RemoteError::NotDurable {
-                                type_name: ty.name.to_string(),
-                                key: key(),
-                                method: function.id.name.to_string(),
-                                reason,
-                            }),
-                            false,
-                        );
-                    }
-                },
+            let not_durable = |reason| {
+                Err(RemoteError::NotDurable {
+                    type_name: ty.name.to_string(),
+                    key: key(),
+                    method: function.id.name.to_string(),
+                    reason,
+                })
+            };
+            if let Some(durably) = ticket {
+                if let Err(reason) = node.durable(durably.ticket).await {
+                    tracing::error!(
+                        "workflow {} on {} is not durable: {reason}",
+                        label(),
+                        object_text()
+                    );
+                    // What it installed must not stay visible.
+                    lambdas.store.restore_from_disk(&durably.written);
+                    lambdas.store.replicated(tid);
+                    return (not_durable(reason), false);
+                }
+            }
+            // Its writes on its application's replicas (with its reply, for
+            // a retry after a failover), and what it read too.
+            let reply = Some(MovedReply {
+                client: asker.0,
+                request: asker.1,
+                outcome: Ok(value.clone()),
+            });
+            let application = ty.application;
+            match crate::cluster::replicate_workflow(node, application, &writes, tid, reply).await {
+                Ok(()) => Ok(value),
+                Err(reason) => {
+                    tracing::error!(
+                        "workflow {} on {} is not on its replicas: {reason}",
+                        label(),
+                        object_text()
+                    );
+                    return (not_durable(reason), false);
+                }
             }
         }
         Err(ended) => {

@@ -19,7 +19,7 @@ mod workflow;
 
 pub use host::TxHost;
 pub use provisional::Meeting;
-pub use transaction::{Abort, ObjectEntries, Store};
+pub use transaction::{Abort, ObjectEntries, Store, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]
 pub use workflow::{run, run_with_host};

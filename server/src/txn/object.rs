@@ -115,6 +115,17 @@ impl LambdaObject {
         (seen, values)
     }
 
+    /// Every entry with the version of its set, read before the entries (so
+    /// never above the commit that wrote the value read).
+    pub fn versioned_entries(&self) -> Vec<(Vec<u8>, Bytes, u64)> {
+        let partition = self.partition();
+        let versions: Vec<u64> = partition.sets.iter().map(|s| s.version()).collect();
+        self.entries()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), versions[partition.index(k)]))
+            .collect()
+    }
+
     /// Installs a committed transaction's writes to this object (its sets
     /// are locked by the committer).
     pub fn install<'a>(&self, writes: impl IntoIterator<Item = (&'a [u8], &'a Option<Bytes>)>) {

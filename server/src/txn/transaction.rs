@@ -81,6 +81,9 @@ pub trait CommitClock: Send + Sync + 'static {
     fn tick(&self) -> u64;
     /// A number no later commit is below (a new object's first version).
     fn now(&self) -> u64;
+    /// Makes every later number larger than `seen` (a number another node
+    /// gave the entries this node takes over).
+    fn observe(&self, seen: u64);
 }
 
 /// The node's own commit counter.
@@ -101,6 +104,10 @@ impl CommitClock for Counter {
     fn now(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
+
+    fn observe(&self, seen: u64) {
+        self.0.fetch_max(seen, Ordering::AcqRel);
+    }
 }
 
 /// The lambda objects of one node, the clock their commits are numbered by,
@@ -113,6 +120,19 @@ pub struct Store {
     unreadable: RwLock<HashMap<String, String>>,
     /// Applications whose copy here is provisional (restored from a disk).
     pub provisional: Provisional,
+    /// Commits whose writes wait for their replicas (see
+    /// [`Store::replicate_commits`]).
+    unreplicated: Unreplicated,
+}
+
+/// The numbers of commits installed here whose writes the replicas have not
+/// acknowledged yet: a workflow that may have read them answers only once
+/// they are acknowledged (a failover could lose them until then).
+#[derive(Default)]
+struct Unreplicated {
+    on: std::sync::atomic::AtomicBool,
+    pending: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    changed: tokio::sync::Notify,
 }
 
 impl Default for Store {
@@ -123,6 +143,7 @@ impl Default for Store {
             storage: None,
             unreadable: RwLock::default(),
             provisional: Provisional::default(),
+            unreplicated: Unreplicated::default(),
         }
     }
 }
@@ -273,6 +294,107 @@ impl Store {
         }
     }
 
+    /// The commit clock now: no later commit is numbered below it.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff's (feature "cluster")
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Numbers later commits above `seen` (entries taken over from a node
+    /// whose commits were numbered up to it).
+    pub fn observe(&self, seen: u64) {
+        self.clock.observe(seen);
+    }
+
+    /// From now on, every commit with writes is recorded as unreplicated
+    /// until [`Store::replicated`] is called with its number.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn replicate_commits(&self) {
+        self.unreplicated.on.store(true, Ordering::Release);
+    }
+
+    /// The replicas acknowledged (or gave up on) commit `tid`'s writes.
+    pub fn replicated(&self, tid: u64) {
+        self.unreplicated
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tid);
+        self.unreplicated.changed.notify_waiters();
+    }
+
+    /// Resolves once no commit numbered below `tid` waits for its replicas:
+    /// everything a transaction numbered `tid` can have read is on them.
+    pub async fn wait_replicated(&self, tid: u64) {
+        loop {
+            let changed = self.unreplicated.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let oldest = self
+                .unreplicated
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .copied();
+            if oldest.is_none_or(|oldest| oldest >= tid) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Every entry of `application`'s objects with the version of its entry
+    /// set (read before the value: never above the commit that wrote it),
+    /// and the clock when the snapshot began.
+    pub fn snapshot_application(&self, application: &str) -> (u64, Vec<Versioned>) {
+        let as_of = self.clock.now();
+        let objects: Vec<(ObjectId, Arc<LambdaObject>)> = self
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(id, _)| id.application == application)
+            .map(|(id, object)| (id.clone(), Arc::clone(object)))
+            .collect();
+        let mut entries = Vec::new();
+        for (id, object) in objects {
+            for (key, value, version) in object.versioned_entries() {
+                entries.push(((id.clone(), key), Some(value), version));
+            }
+        }
+        (as_of, entries)
+    }
+
+    /// Installs entries taken over from another node (a backup promoted):
+    /// in memory, as a commit of its own numbered above `seen`, and on disk;
+    /// returns the disk's ticket, if the store has a data directory.
+    pub fn install_taken_over(
+        self: &Arc<Self>,
+        entries: Vec<(Key, Option<Bytes>)>,
+        seen: u64,
+    ) -> Result<Option<Ticket>, String> {
+        self.observe(seen);
+        let ticket = match &self.storage {
+            Some(storage) if !entries.is_empty() => Some(
+                storage
+                    .save_entries(
+                        entries
+                            .iter()
+                            .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
+                        None,
+                    )
+                    .ticket,
+            ),
+            _ => None,
+        };
+        let mut txn = self.begin(None);
+        txn.writes.extend(entries);
+        txn.install_in_memory()
+            .map_err(|abort| format!("cannot install the entries: {abort:?}"))?;
+        Ok(ticket)
+    }
+
     /// Starts a transaction that gives up at `deadline`.
     pub fn begin(self: &Arc<Self>, deadline: Option<Instant>) -> Transaction {
         Transaction {
@@ -293,6 +415,12 @@ impl Store {
 
 /// One entry: its object and its key.
 pub type Key = (ObjectId, Vec<u8>);
+
+/// An entry with its value (`None`: deleted) and version.
+pub type Versioned = (Key, Option<Bytes>, u64);
+
+/// A commit's writes: each entry and its new value (`None`: deleted).
+pub type Writes = Vec<(Key, Option<Bytes>)>;
 
 /// Lambda objects with their entries `(key, value)`: what moves between nodes.
 pub type ObjectEntries = Vec<(ObjectId, Vec<(Vec<u8>, Bytes)>)>;
@@ -432,7 +560,7 @@ impl Transaction {
     /// or why it aborted (nothing written then).
     #[cfg(test)]
     pub fn commit(self) -> Result<u64, Abort> {
-        self.commit_durably().map(|(tid, _)| tid)
+        self.commit_durably().map(|(tid, _, _)| tid)
     }
 
     /// Commits, and on a store with a data directory queues the writes for
@@ -440,10 +568,11 @@ impl Transaction {
     /// reach the disk in their order); the ticket says when they are durable,
     /// and the workflow's reply must wait for it. One node's commit: prepare,
     /// then commit.
-    pub fn commit_durably(self) -> Result<(u64, Option<Durably>), Abort> {
+    pub fn commit_durably(self) -> Result<(u64, Option<Durably>, Writes), Abort> {
         let prepared = self.prepare()?;
         let tid = prepared.tid();
-        Ok((tid, prepared.commit()))
+        let (durably, writes) = prepared.commit();
+        Ok((tid, durably, writes))
     }
 
     /// The first step of a commit: locks the entry sets of every written key,
@@ -536,8 +665,9 @@ impl Prepared {
     /// The second step: installs the writes, queues them for the disk (on a
     /// store with a data directory) while the sets are still locked, and
     /// unlocks them at the commit's number, splitting the sets that saw
-    /// conflicts. Returns the writes' way to the disk, if they take one.
-    pub fn commit(mut self) -> Option<Durably> {
+    /// conflicts. Returns the writes' way to the disk, if they take one, and
+    /// the writes (for the replicas).
+    pub fn commit(mut self) -> (Option<Durably>, Writes) {
         let writes = std::mem::take(&mut self.txn.writes);
         let mut by_object: BTreeMap<&ObjectId, ObjectWrites<'_>> = BTreeMap::new();
         for ((id, key), value) in &writes {
@@ -564,6 +694,15 @@ impl Prepared {
             _ => None,
         };
         let tid = self.tid;
+        let unreplicated = &self.txn.store.unreplicated;
+        if !writes.is_empty() && unreplicated.on.load(Ordering::Acquire) {
+            // Before the unlock: a reader of these writes finds them pending.
+            unreplicated
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(tid);
+        }
         for lock in &self.locked {
             let split = lock.set.contended() && lock.object.split(&lock.set, &lock.first_key, tid);
             if !split {
@@ -571,7 +710,7 @@ impl Prepared {
             }
         }
         self.done = true;
-        durable
+        (durable, writes.into_iter().collect())
     }
 
     /// The other second step: releases the locks, writes nothing. The
@@ -761,7 +900,7 @@ mod tests {
         assert_eq!(store.peek(&id("a"), b"k"), None);
         let tid = prepared.tid();
         assert!(
-            prepared.commit().is_none(),
+            prepared.commit().0.is_none(),
             "no data directory, no disk write"
         );
         assert_eq!(store.peek(&id("a"), b"k"), Some(bytes("1")));

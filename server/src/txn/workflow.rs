@@ -1,7 +1,7 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
-use super::transaction::{Abort, Durably, Store, Transaction};
+use super::transaction::{Abort, Durably, Store, Transaction, Writes};
 use crucial::store::TxError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub struct Committed<T> {
     /// On a store with a data directory, resolves when the writes are
     /// durable: the reply waits for it.
     pub durable: Option<Durably>,
+    /// What it wrote (sent to the replicas of its application).
+    pub writes: Writes,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -107,12 +109,13 @@ pub fn retry<T>(
         let result = attempt(store.begin(Some(deadline)))
             .and_then(|(value, txn)| txn.commit_durably().map(|done| (value, done)));
         match result {
-            Ok((value, (tid, durable))) => {
+            Ok((value, (tid, durable, writes))) => {
                 return Ok(Committed {
                     value,
                     tid,
                     attempts,
                     durable,
+                    writes,
                 })
             }
             Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),

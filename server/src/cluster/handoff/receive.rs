@@ -1,6 +1,7 @@
 //! The receiver: adopts the objects another node hands off.
 
 use super::LambdaObjects;
+use crate::cluster::app_replication;
 use crate::cluster::replication;
 use crate::shared_objects::{Adopted, Persist, Poison};
 use crate::state::NodeState;
@@ -136,6 +137,7 @@ async fn adopt_lambda(
     let mut replaced: LambdaObjects = Vec::new();
     let mut objects: LambdaObjects = Vec::new();
     for moved in moved {
+        store.observe(moved.version);
         let app = &moved.object.application;
         let meeting = match meetings.get(app) {
             Some(meeting) => *meeting,
@@ -200,6 +202,30 @@ async fn adopt_lambda(
         node.durable(ticket).await.map_err(not_durable)?;
     }
     let count = objects.len();
+    let mut apps: Vec<String> = objects
+        .iter()
+        .map(|(id, _)| id.application.clone())
+        .collect();
+    apps.sort();
+    apps.dedup();
     store.put_objects(objects);
+    if let Some(cluster) = node.cluster.get() {
+        for app in &apps {
+            // This node is their head now: a backup of them here is older.
+            cluster.replication.take_app(app);
+        }
+        if app_replication::factor(cluster) > 1 {
+            // Their replica set gets them before the handoff is acknowledged.
+            for app in &apps {
+                if !app_replication::sync(node, cluster, app).await {
+                    tracing::warn!(
+                        application = %app,
+                        "adopted lambda objects not sent to their replica set: sent again \
+                         with their next write"
+                    );
+                }
+            }
+        }
+    }
     Ok(count)
 }

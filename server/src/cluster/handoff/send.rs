@@ -1,6 +1,7 @@
 //! The sender: steps through views, hands off what this node no longer owns.
 
 use super::LambdaObjects;
+use crate::cluster::app_replication;
 use crate::cluster::member::Cluster;
 use crate::cluster::peers::PeerPool;
 use crate::cluster::replication;
@@ -51,7 +52,10 @@ pub(in crate::cluster) fn spawn(
                     }
                     let settled = cluster.settler_mut().settle();
                     if settled {
-                        rt.block_on(replication::settled(&node, &cluster));
+                        rt.block_on(async {
+                            replication::settled(&node, &cluster).await;
+                            app_replication::settled(&node, &cluster).await;
+                        });
                         cluster.objects_arrived();
                         node.metrics.view_settled();
                     }
@@ -250,6 +254,9 @@ struct LeavingApp {
     objects: LambdaObjects,
     /// Its copy was provisional here (restored from a disk, not used since).
     restored: bool,
+    /// This node's commit clock when they were taken out: above the number
+    /// of every commit that wrote them.
+    version: u64,
 }
 
 /// Hands off everything this node holds and does not own in `placement`,
@@ -302,6 +309,7 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
             app,
             objects,
             restored,
+            version: node.lambdas.store.now(),
         });
     }
     cluster.keep(me, kept.clone());
@@ -339,13 +347,23 @@ fn replicas_for(node: &NodeState, cluster: &Cluster, placement: &Placement, peer
         .into_iter()
         .filter(|cell| replication::factor(cluster, cell.entry) > 1)
         .collect();
-    if heads.is_empty() {
-        return;
-    }
-    let failed = peers
-        .pool
-        .runtime()
-        .block_on(replication::sync(node, cluster, &heads));
+    let apps: Vec<String> = if app_replication::factor(cluster) > 1 {
+        app_replication::held(node)
+            .into_iter()
+            .filter(|app| placement.owner(LAMBDA_HOME, app) == cluster.me)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let failed = peers.pool.runtime().block_on(async {
+        let mut failed = replication::sync(node, cluster, &heads).await;
+        for app in &apps {
+            if !app_replication::sync(node, cluster, app).await {
+                failed += 1;
+            }
+        }
+        failed
+    });
     if failed > 0 {
         tracing::warn!(
             failed,
@@ -503,6 +521,7 @@ fn send_app(
                 .map(|(k, v)| (k.clone().into(), v.to_vec().into()))
                 .collect(),
             restored: leaving.restored,
+            version: leaving.version,
         });
         if bytes >= BATCH_BYTES {
             if !send(std::mem::take(&mut batch), peers) {

@@ -1,0 +1,227 @@
+//! Replication of lambda objects. They are placed by application (see
+//! `lambda_home`), so an application is replicated whole, on the replica set
+//! of its home key (`LAMBDA_HOME`, the application) with the cluster's
+//! `--replicas` copies, through the same peer links and `Replicate` messages
+//! as shared objects:
+//!
+//! * after a workflow commits, its head sends what it wrote — each entry
+//!   with the commit's number as its version — and the workflow's reply, and
+//!   answers once every replica acknowledged; a replica keeps, per entry, the
+//!   highest version it was sent (commits of one entry are numbered in the
+//!   order they installed, so copies may arrive in any order);
+//! * a workflow that may have read a commit not yet acknowledged waits for
+//!   it (`Store::wait_replicated`), so no reply shows a write a failover
+//!   could lose;
+//! * on a failed send, on a view step and after a handoff the head sends a
+//!   *complete* copy (every entry with its entry set's version, and the clock
+//!   when it began), which also removes the entries deleted meanwhile;
+//! * failover as for shared objects: the backups of a head that left go to
+//!   the application's new home at the step, which installs the newest once
+//!   the views settled ([`promote`]) — its commit clock moves above the
+//!   versions it took over, so its own writes are newer on every replica.
+
+// Built into every node, driven only by membership on etcd (feature "cluster").
+#![cfg_attr(not(feature = "cluster"), allow(dead_code))]
+
+use super::backups::AppBackup;
+use super::member::Cluster;
+use super::replication::{acknowledged, settled_view, targets_of, REPLICATE_FOR};
+use crate::state::NodeState;
+use crate::txn::Writes;
+use crucial_protocol::placement::{Placement, LAMBDA_HOME};
+use crucial_protocol::wire::{AppCopy, EntryCopy, MovedReply, Replicate, Request};
+use serde_bytes::ByteBuf;
+use std::time::{Duration, Instant};
+
+/// How many copies an application's lambda objects have.
+pub fn factor(cluster: &Cluster) -> usize {
+    usize::from(cluster.replicas())
+}
+
+/// The copy of one commit's writes.
+fn commit_copy(application: &str, writes: &Writes, tid: u64) -> AppCopy {
+    AppCopy {
+        application: application.to_string(),
+        complete: None,
+        entries: writes
+            .iter()
+            .filter(|((object, _), _)| object.application == application)
+            .map(|((object, key), value)| EntryCopy {
+                object: object.clone(),
+                key: ByteBuf::from(key.clone()),
+                value: value.as_ref().map(|v| ByteBuf::from(v.to_vec())),
+                version: tid,
+            })
+            .collect(),
+    }
+}
+
+/// A complete copy of the application as this node holds it now.
+fn complete_copy(node: &NodeState, application: &str) -> AppCopy {
+    let (as_of, entries) = node.lambdas.store.snapshot_application(application);
+    AppCopy {
+        application: application.to_string(),
+        complete: Some(as_of),
+        entries: entries
+            .into_iter()
+            .map(|((object, key), value, version)| EntryCopy {
+                object,
+                key: ByteBuf::from(key),
+                value: value.map(|v| ByteBuf::from(v.to_vec())),
+                version,
+            })
+            .collect(),
+    }
+}
+
+/// Sends `copy` (and `replies`) to the application's replica set in the
+/// newest view and waits for every acknowledgement; `Ok(false)`: no other
+/// copy in this view.
+async fn send(
+    cluster: &Cluster,
+    placement: &Placement,
+    copy: AppCopy,
+    replies: Vec<MovedReply>,
+) -> Result<bool, String> {
+    let Some(targets) = targets_of(
+        cluster,
+        placement,
+        LAMBDA_HOME,
+        &copy.application,
+        factor(cluster),
+    )
+    .await
+    else {
+        return Ok(false);
+    };
+    let request = Request::Replicate(Replicate {
+        from: &cluster.me,
+        epoch: targets.epoch(),
+        copies: Vec::new(),
+        replies,
+        apps: vec![copy],
+    });
+    acknowledged(targets.start(&request)?).await?;
+    Ok(true)
+}
+
+/// Replicates commit `tid` of a workflow of `application` (its `writes`, and
+/// `reply`, the workflow's remembered reply): at most [`REPLICATE_FOR`],
+/// again with each new view while a replica fails — then with a complete
+/// copy, since the replica may have missed earlier commits meanwhile.
+pub async fn replicate(
+    node: &NodeState,
+    cluster: &Cluster,
+    application: &str,
+    writes: &Writes,
+    tid: u64,
+    reply: Option<MovedReply>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut copy = commit_copy(application, writes, tid);
+    loop {
+        let placement = cluster.placement();
+        let replies = reply.clone().into_iter().collect();
+        let failure = match send(cluster, &placement, copy, replies).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if started.elapsed() >= REPLICATE_FOR {
+            return Err(format!(
+                "its replicas did not acknowledge it in {REPLICATE_FOR:?}: {failure}"
+            ));
+        }
+        tracing::warn!(
+            application,
+            "a replica did not acknowledge a workflow's writes ({failure}); sending the \
+             application again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        copy = complete_copy(node, application);
+    }
+}
+
+/// Sends the whole of `application` to its replica set in the newest view
+/// (a step, a handoff or a failover changed the set), a few times while it
+/// fails; returns whether the set has it.
+pub async fn sync(node: &NodeState, cluster: &Cluster, application: &str) -> bool {
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let copy = complete_copy(node, application);
+        match send(cluster, &cluster.placement(), copy, Vec::new()).await {
+            Ok(_) => return true,
+            Err(e) => tracing::debug!(application, "an application not synced yet: {e}"),
+        }
+    }
+    false
+}
+
+/// The applications this node keeps lambda objects of.
+pub fn held(node: &NodeState) -> Vec<String> {
+    let mut apps: Vec<String> = node
+        .lambdas
+        .store
+        .list()
+        .into_iter()
+        .filter(|(id, _, _)| !crate::lambda_objects::is_record(id))
+        .map(|(id, _, _)| id.application)
+        .collect();
+    apps.sort();
+    apps.dedup();
+    apps
+}
+
+/// The backup of an application whose head crashed becomes the application
+/// here: its entries are installed (numbered above every version taken over)
+/// and queued for the disk — before any workflow of it runs, so a
+/// workflow's own durable reply comes after them (the group commit keeps
+/// order). Sending it to its new replica set is [`sync`]'s.
+pub fn promote(node: &NodeState, application: &str, backup: AppBackup) {
+    let version = backup.version();
+    let entries = backup.live();
+    tracing::info!(
+        application,
+        entries = entries.len(),
+        version,
+        "took over an application whose head crashed, from its backup here"
+    );
+    if let Err(e) = node.lambdas.store.install_taken_over(entries, version) {
+        tracing::error!(application, "cannot take over an application: {e}");
+    }
+}
+
+/// Once every view known settled: the application backups of heads that
+/// left and whose home is this node become the applications (then sent to
+/// their replica sets); backups no longer needed are dropped (their head is
+/// alive and this node is not in their set, or they were handed on).
+pub async fn settled(node: &NodeState, cluster: &Cluster) {
+    let Some(placement) = settled_view(cluster) else {
+        return;
+    };
+    let members = &placement.view().nodes;
+    let rf = factor(cluster);
+    let mut promote_here = Vec::new();
+    cluster.replication.retain_apps(|app, backup| {
+        if members.contains(&backup.from) {
+            return placement
+                .replicas(LAMBDA_HOME, app, rf)
+                .contains(&cluster.me.as_str());
+        }
+        if placement.owner(LAMBDA_HOME, app) == cluster.me {
+            promote_here.push(app.to_string());
+            return true; // taken just below
+        }
+        false
+    });
+    for app in promote_here {
+        if node.lambdas.store.holds_application(&app) {
+            continue; // already served here
+        }
+        if let Some(backup) = cluster.replication.take_app(&app) {
+            promote(node, &app, backup);
+        }
+        sync(node, cluster, &app).await;
+    }
+}
