@@ -189,7 +189,8 @@ impl Link {
         }
     }
 
-    /// Reads replies and hands each to its waiter, until the link breaks.
+    /// Reads replies and hands each to its waiter, until the link breaks:
+    /// everything the socket holds, before it waits for more.
     async fn read(self: Arc<Self>, mut decoder: FrameDecoder, mut buf: BytesMut) {
         loop {
             while let Some(frame) = decoder.decode(&mut buf) {
@@ -208,6 +209,18 @@ impl Link {
                     let _ = waiter.send(answer);
                 }
             }
+            match self.stream.try_read_buf(&mut buf) {
+                Ok(0) => {
+                    self.fail("closed by the member");
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.fail(&format!("read failed: {e}"));
+                    return;
+                }
+            }
             tokio::select! {
                 ready = self.stream.readable() => {
                     if let Err(e) = ready {
@@ -216,18 +229,6 @@ impl Link {
                     }
                 }
                 _ = self.closed.notified() => return,
-            }
-            match self.stream.try_read_buf(&mut buf) {
-                Ok(0) => {
-                    self.fail("closed by the member");
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    self.fail(&format!("read failed: {e}"));
-                    return;
-                }
             }
         }
     }

@@ -72,11 +72,7 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
 /// Runs the workflow under its watchdog and turns its end into the reply
 /// (and whether that reply is on disk with the commit).
 /// `asker`: the client and request id, for the reply the replicas keep.
-async fn run(
-    node: &Arc<NodeState>,
-    invocation: Invocation,
-    asker: (u64, u64),
-) -> (Outcome, bool) {
+async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -> (Outcome, bool) {
     let (ty, function) = (invocation.type_entry, invocation.function);
     let object = invocation.object.clone();
     let stored = invocation.reply_to.is_some();
