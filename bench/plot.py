@@ -10,6 +10,7 @@ bench/results/ and run this script (it needs matplotlib):
     cargo run --release -p crucial-bench --features lambda --bin bench-spawn > bench/results/spawn.txt
     cargo run --release -p crucial-bench --bin bench-load -- -c 1,8,64,512 -P 1,16 --busy --validate > bench/results/load.txt
     cargo run --release -p crucial-bench --bin bench-cluster > bench/results/cluster.txt
+    cargo run --release -p crucial-bench --bin bench-replication > bench/results/replication.txt
     python3 bench/plot.py            # writes guide/src/img/*.svg
 
 Nothing is typed in by hand: every point comes from a saved run.
@@ -198,9 +199,40 @@ def cluster():
     save(fig, "cluster.svg")
 
 
+def replication():
+    rows = table(RESULTS / "replication.txt", "replication: 3 nodes")
+    short = {
+        "crucial, 3 nodes, --replicas 1 (memory)": "rf 1",
+        "crucial, 3 nodes, --replicas 2 (memory)": "rf 2",
+        "crucial, 3 nodes, --replicas 3 (memory)": "rf 3",
+        "crucial, 3 nodes, --replicas 2, --durability sync": "rf 2\n+ fsync",
+        "redis + 1 replica, WAIT 1 0": "redis\nWAIT 1",
+        "redis + 1 replica, no WAIT": "redis\nno WAIT",
+    }
+    names = [short.get(r["system"], r["system"]) for r in rows]
+    colors = [PEER if r["system"].startswith("redis") else OURS for r in rows]
+    xs = range(len(rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.2))
+    width = 0.4
+    left.bar([x - width / 2 for x in xs], [number(r["incr p50 us"]) for r in rows], width,
+             color=colors, label="p50")
+    left.bar([x + width / 2 for x in xs], [number(r["incr p99 us"]) for r in rows], width,
+             color=colors, alpha=0.5, hatch="//", label="p99")
+    left.set_xticks(list(xs), names, fontsize=7)
+    left.set_ylabel("µs")
+    left.set_title("incr, one caller (lower is better)", fontsize=9)
+    left.legend(fontsize=7)
+    right.bar(list(xs), [number(r["incr ops/s, 64 callers"]) / 1e3 for r in rows], color=colors)
+    right.set_xticks(list(xs), names, fontsize=7)
+    right.set_ylabel("k ops/s")
+    right.set_title("incr, 64 callers (higher is better)", fontsize=9)
+    fig.suptitle("bench-replication: 3 nodes and Redis + replica on one 2-core machine")
+    save(fig, "replication.svg")
+
+
 if __name__ == "__main__":
     plt.rcParams.update({"svg.hashsalt": "crucial", "font.size": 9})
-    plots = (latency, sweep, barrier, apps, spawn, load, cluster)
+    plots = (latency, sweep, barrier, apps, spawn, load, cluster, replication)
     only = sys.argv[1:]
     for plot in plots:
         if not only or plot.__name__ in only:
