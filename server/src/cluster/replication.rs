@@ -338,8 +338,12 @@ pub fn reply(client: u64, request: u64, outcome: &Outcome) -> MovedReply {
 
 /// Sends the current state of `cells` (objects this node heads) to their
 /// replica sets in the newest view, all in flight at once, and waits for the
-/// acknowledgements; returns how many were not acknowledged.
-pub async fn sync(node: &NodeState, cluster: &Cluster, cells: &[Arc<ObjectCell>]) -> usize {
+/// acknowledgements; returns those not acknowledged.
+pub async fn sync(
+    node: &NodeState,
+    cluster: &Cluster,
+    cells: &[Arc<ObjectCell>],
+) -> Vec<Arc<ObjectCell>> {
     // A member that joined a moment ago may not take copies yet (its part of
     // the cluster is being set up): what failed is sent again, for a while.
     let mut left: Vec<Arc<ObjectCell>> = cells.to_vec();
@@ -349,10 +353,10 @@ pub async fn sync(node: &NodeState, cluster: &Cluster, cells: &[Arc<ObjectCell>]
         }
         left = sync_once(node, cluster, &left).await;
         if left.is_empty() {
-            return 0;
+            break;
         }
     }
-    left.len()
+    left
 }
 
 /// One try of [`sync`]: returns the cells not acknowledged.

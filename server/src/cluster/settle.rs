@@ -91,6 +91,10 @@ pub struct Settler {
     crashed: BTreeSet<String>,
     /// The epoch of the first view this node saw (it joined in it).
     first: Option<u64>,
+    /// Per pending view, its members that hold nothing yet: those the view
+    /// before it did not have, and those back at the same address after a
+    /// crash (a new process).
+    fresh: HashMap<u64, Vec<String>>,
 }
 
 impl Settler {
@@ -105,6 +109,7 @@ impl Settler {
             leaving: HashMap::new(),
             crashed: BTreeSet::new(),
             first: None,
+            fresh: HashMap::new(),
         }
     }
 
@@ -129,6 +134,21 @@ impl Settler {
                 }
             }
         }
+        let fresh: Vec<String> = view
+            .nodes
+            .iter()
+            .filter(|n| {
+                let known = previous
+                    .as_ref()
+                    .is_some_and(|p| p.view().nodes.contains(n));
+                let restarted = departed
+                    .iter()
+                    .any(|(d, how)| d == *n && *how == Departure::Crashed);
+                !known || restarted
+            })
+            .cloned()
+            .collect();
+        self.fresh.insert(epoch, fresh);
         // A crashed node back at the same address is a new member.
         for node in &view.nodes {
             self.crashed.remove(node);
@@ -230,6 +250,13 @@ impl Settler {
     /// This node has handed off what it owed for view `epoch` and said done.
     pub fn stepped(&mut self, epoch: u64) {
         self.stepped = self.stepped.max(epoch);
+        self.fresh.retain(|e, _| *e > epoch);
+    }
+
+    /// The members of view `epoch` that hold nothing yet (new, or back
+    /// after a crash), until this node stepped to it.
+    pub fn fresh(&self, epoch: u64) -> &[String] {
+        self.fresh.get(&epoch).map_or(&[], Vec::as_slice)
     }
 
     /// Whether this node has stepped to view `epoch` (or a later one).
@@ -349,6 +376,21 @@ mod tests {
             .map(|i| format!("k{i}"))
             .find(|k| with.owner("T", k) == node && before.owner("T", k) != node)
             .expect("some key moves")
+    }
+
+    #[test]
+    fn fresh_members_are_the_new_ones_and_those_back_after_a_crash() {
+        let mut a = Settler::new("a");
+        a.view(view(1, &["a", "b"]), &[]);
+        assert_eq!(a.fresh(1), ["a", "b"], "a first view: all hold nothing here");
+        a.view(view(2, &["a", "b", "c"]), &[]);
+        assert_eq!(a.fresh(2), ["c"]);
+        // b restarted at its address: the same members, b holds nothing.
+        a.view(view(3, &["a", "b", "c"]), &[("b".into(), Departure::Crashed)]);
+        assert_eq!(a.fresh(3), ["b"]);
+        a.stepped(2);
+        assert!(a.fresh(2).is_empty(), "forgotten once stepped to");
+        assert_eq!(a.fresh(3), ["b"]);
     }
 
     #[test]

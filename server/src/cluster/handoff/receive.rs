@@ -103,7 +103,7 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
     if let (Some(cluster), false) = (node.cluster.get(), heads.is_empty()) {
         // Their replica sets get them before the handoff is acknowledged (the
         // old head's replicas may drop their backups once the view settles).
-        let failed = replication::sync(node, cluster, &heads).await;
+        let failed = replication::sync(node, cluster, &heads).await.len();
         if failed > 0 {
             tracing::warn!(
                 failed,

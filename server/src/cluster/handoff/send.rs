@@ -32,6 +32,7 @@ pub(in crate::cluster) fn spawn(
                 owed: BTreeMap::new(),
                 dones: BTreeMap::new(),
                 owed_apps: BTreeMap::new(),
+                repair: Repair::default(),
             };
             loop {
                 cluster.wait_for_work(Duration::from_millis(100));
@@ -88,6 +89,41 @@ struct Peers {
     /// Lambda-object applications not delivered yet, per new owner (held
     /// back here meanwhile: their workflows wait).
     owed_apps: BTreeMap<String, Vec<LeavingApp>>,
+    /// Replication's repair: the view of the last step, and what this node
+    /// heads whose replica set did not take it then (sent again at the next).
+    repair: Repair,
+}
+
+/// What the repair of one step must send (see [`replicas_for`]).
+#[derive(Default)]
+struct Repair {
+    last: Option<Arc<Placement>>,
+    unsynced: std::collections::HashSet<(String, String)>,
+}
+
+impl Repair {
+    /// Whether the copies of `key` (a type with `rf` copies) must be sent
+    /// to their set in `placement`: the set changed since the last step, or
+    /// holds a member with nothing yet (new, or back after a crash), or did
+    /// not take them at the last step.
+    fn due(
+        &self,
+        placement: &Placement,
+        fresh: &[String],
+        type_name: &str,
+        key: &str,
+        rf: usize,
+    ) -> bool {
+        let Some(last) = &self.last else {
+            return true;
+        };
+        let now = placement.replicas(type_name, key, rf);
+        now != last.replicas(type_name, key, rf)
+            || now.iter().any(|n| fresh.iter().any(|f| f == n))
+            || self
+                .unsynced
+                .contains(&(type_name.to_string(), key.to_string()))
+    }
 }
 
 /// Longest a move waits for an application's running workflows to end.
@@ -341,36 +377,61 @@ fn replicas_for(node: &NodeState, cluster: &Cluster, placement: &Placement, peer
             ),
         }
     }
+    // Only what a set does not hold yet: an unchanged set of live members
+    // has every acknowledged write already.
+    let fresh = cluster.settler().fresh(epoch).to_vec();
+    let repair = &peers.repair;
     let heads: Vec<_> = node
         .table
         .cells()
         .into_iter()
-        .filter(|cell| replication::factor(cluster, cell.entry) > 1)
+        .filter(|cell| {
+            let rf = replication::factor(cluster, cell.entry);
+            rf > 1 && repair.due(placement, &fresh, cell.entry.name, &cell.key, rf)
+        })
         .collect();
-    let apps: Vec<String> = if app_replication::factor(cluster) > 1 {
+    let app_rf = app_replication::factor(cluster);
+    let apps: Vec<String> = if app_rf > 1 {
         app_replication::held(node)
             .into_iter()
             .filter(|app| placement.owner(LAMBDA_HOME, app) == cluster.me)
+            .filter(|app| repair.due(placement, &fresh, LAMBDA_HOME, app, app_rf))
             .collect()
     } else {
         Vec::new()
     };
-    let failed = peers.pool.runtime().block_on(async {
-        let mut failed = replication::sync(node, cluster, &heads).await;
-        for app in &apps {
-            if !app_replication::sync(node, cluster, app).await {
-                failed += 1;
+    let (objects, sent_apps) = (heads.len(), apps.len());
+    let unsynced = peers.pool.runtime().block_on(async {
+        let mut unsynced: std::collections::HashSet<(String, String)> =
+            replication::sync(node, cluster, &heads)
+                .await
+                .iter()
+                .map(|cell| (cell.entry.name.to_string(), cell.key.to_string()))
+                .collect();
+        for app in apps {
+            if !app_replication::sync(node, cluster, &app).await {
+                unsynced.insert((LAMBDA_HOME.to_string(), app));
             }
         }
-        failed
+        unsynced
     });
-    if failed > 0 {
+    tracing::debug!(
+        objects,
+        apps = sent_apps,
+        unsynced = unsynced.len(),
+        "repair of view {epoch}"
+    );
+    if !unsynced.is_empty() {
         tracing::warn!(
-            failed,
-            "objects not sent to their replica set in view {epoch}: they are sent again with \
-             their next write"
+            failed = unsynced.len(),
+            "objects not sent to their replica set in view {epoch}: sent again with their next \
+             write and at the next step"
         );
     }
+    peers.repair = Repair {
+        last: Some(Arc::new(placement.clone())),
+        unsynced,
+    };
 }
 
 /// Encodes a taken object and answers its parked calls with a redirect.
