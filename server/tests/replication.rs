@@ -250,7 +250,8 @@ type Registers = Vec<Mutex<LinearizabilityTester<usize, Register>>>;
 /// Clients put unique values into and read a few persistent registers while
 /// a fault thread slows down and cuts the links between nodes (every peer
 /// port is behind a [`Link`]) and kills the head of the first register with
-/// SIGKILL (a fresh node joins after); returns each register's history
+/// SIGKILL (a fresh node joins after), then the head of the second, while
+/// the first victim restarts at its address; returns each register's history
 /// checked: `Ok(operations)` or the register whose history no order
 /// explains.
 fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
@@ -261,7 +262,7 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
         .map(|_| format!("127.0.0.1:{}", common::cluster::free_port()))
         .collect();
     let links: Vec<Link> = peers.iter().map(|peer| Link::to(peer)).collect();
-    let behind_link = |i: usize| {
+    let behind_link = |i: usize, port: u16| {
         let mut with = flags.to_vec();
         with.extend_from_slice(&[
             "--peer-listen",
@@ -269,9 +270,9 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
             "--advertise-peer",
             &links[i].addr,
         ]);
-        etcd.node(name, &with)
+        etcd.node_at(name, port, &with)
     };
-    let mut nodes = vec![behind_link(0), behind_link(1), behind_link(2)];
+    let mut nodes = vec![behind_link(0, 0), behind_link(1, 0), behind_link(2, 0)];
     wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let placement = Placement::new(view_of(&addrs[0]));
@@ -331,13 +332,34 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
         std::thread::sleep(Duration::from_millis(30));
         last.heal();
         std::thread::sleep(Duration::from_millis(100));
+        let port = common::cluster::port_of(&nodes[victim]);
         nodes[victim].kill();
         nodes.push(etcd.node(name, flags));
+        let live =
+            |dead: &[usize]| -> Vec<usize> { (0..4).filter(|i| !dead.contains(i)).collect() };
+        let mut dead = vec![victim];
+        let alive = live(&dead);
+        wait_for_views(&alive.iter().map(|&i| &nodes[i]).collect::<Vec<_>>(), 3);
         std::thread::sleep(Duration::from_secs(1));
         next.cut();
         next.heal();
         last.delay(Duration::from_millis(3));
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(500));
+        // A second kill, of the second register's head now, then the first
+        // victim restarts at its address (a new process: it holds nothing).
+        let now = Placement::new(view_of(&nodes[alive[0]].addr));
+        let second = alive
+            .iter()
+            .copied()
+            .find(|&i| nodes[i].addr == now.owner("Ledger", &keys[1]))
+            .unwrap_or(alive[0]);
+        nodes[second].kill();
+        dead.push(second);
+        nodes[victim] = behind_link(victim, port);
+        dead.retain(|&d| d != victim);
+        let alive = live(&dead);
+        wait_for_views(&alive.iter().map(|&i| &nodes[i]).collect::<Vec<_>>(), 3);
+        std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
         workers
             .into_iter()
@@ -364,7 +386,7 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
 }
 
 #[test]
-fn registers_stay_linearizable_when_a_head_is_killed() {
+fn registers_stay_linearizable_through_kills_a_restart_and_bad_links() {
     let _serial = serial();
     let ops = registers_under_a_kill("lin", &["--replicas", "2"]).expect("linearizable");
     eprintln!("{ops} operations, linearizable through the kill");

@@ -382,11 +382,18 @@ mod tests {
     fn fresh_members_are_the_new_ones_and_those_back_after_a_crash() {
         let mut a = Settler::new("a");
         a.view(view(1, &["a", "b"]), &[]);
-        assert_eq!(a.fresh(1), ["a", "b"], "a first view: all hold nothing here");
+        assert_eq!(
+            a.fresh(1),
+            ["a", "b"],
+            "a first view: all hold nothing here"
+        );
         a.view(view(2, &["a", "b", "c"]), &[]);
         assert_eq!(a.fresh(2), ["c"]);
         // b restarted at its address: the same members, b holds nothing.
-        a.view(view(3, &["a", "b", "c"]), &[("b".into(), Departure::Crashed)]);
+        a.view(
+            view(3, &["a", "b", "c"]),
+            &[("b".into(), Departure::Crashed)],
+        );
         assert_eq!(a.fresh(3), ["b"]);
         a.stepped(2);
         assert!(a.fresh(2).is_empty(), "forgotten once stepped to");
