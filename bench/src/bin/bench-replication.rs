@@ -8,7 +8,11 @@
 //!    the head's disk and in the replica's memory); Redis with one replica,
 //!    with `WAIT 1 0` after each write and without. One caller (p50, p99)
 //!    and many callers (ops/s).
-//! 2. Failover: a caller hammers a key whose head is then killed with
+//! 2. Workflows: the read-modify-write workflow of `bench-lambda`
+//!    (`Counter::add` on a lambda object, 1 024 counters) with the same
+//!    replication factors: a lambda object's application replicates whole
+//!    with each workflow's writes (one caller: p50, p99; many: tx/s).
+//! 3. Failover: a caller hammers a key whose head is then killed with
 //!    SIGKILL; the longest gap between two of its successive calls (every
 //!    call must succeed) is the time its calls failed or waited. Repeated,
 //!    with a fresh node joining after each kill.
@@ -18,6 +22,7 @@
 use clap::Parser;
 use crucial::{Bytes, Client, Config};
 use crucial_bench::cluster::{serve_node_if_asked, wait_for_members, Etcd, Node};
+use crucial_bench::rmw::{self, LambdaRmw, Rmw};
 use crucial_bench::stats::Latencies;
 use crucial_bench::writes::{concurrent, sequential, Durable, RedisReplicated};
 use crucial_bench::DurableCell;
@@ -180,6 +185,33 @@ fn measure(name: &str, system: &dyn Durable, args: &Args) -> Row {
     row
 }
 
+/// The workflow rows of one cluster.
+struct Workflows {
+    /// One caller's latencies.
+    one: Latencies,
+    /// Committed transactions per second with `args.callers` callers.
+    per_s: f64,
+    /// Re-executions after conflicts, both runs.
+    retries: u64,
+}
+
+/// `Counter::add` workflows on `client`'s cluster: one caller for the
+/// latencies, then `args.callers`; the counters must add up (checked by
+/// `rmw::run`).
+fn measure_workflows(client: &Client, args: &Args) -> Workflows {
+    const KEYS: usize = 1024;
+    let system = LambdaRmw(client.clone());
+    system.set_up(KEYS).expect("create the counters");
+    let duration = Duration::from_secs_f64(args.seconds);
+    let one = rmw::run(&system, KEYS, 1, duration, 1.0).expect("one caller");
+    let many = rmw::run(&system, KEYS, args.callers, duration, 1.0).expect("many callers");
+    Workflows {
+        one: Latencies::new(one.latencies),
+        per_s: many.per_second(),
+        retries: one.retries + many.retries,
+    }
+}
+
 /// Kills the head of a hammered key `kills` times; returns each kill's
 /// longest gap between successive calls, and the calls made.
 fn failover(args: &Args) -> (Vec<Duration>, u64) {
@@ -286,10 +318,12 @@ fn main() {
     println!("| system | incr p50 us | incr p99 us | set 1 KiB p50 us | set 1 KiB p99 us | incr ops/s, {0} callers | set ops/s, {0} callers |", args.callers);
     println!("|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
+    let mut workflows = Vec::new();
     for &rf in &args.replicas {
         let cluster = Cluster::start(rf, &args);
         let name = format!("crucial, 3 nodes, --replicas {rf} (memory)");
         rows.push(measure(&name, &Replicated(&cluster.client), &args));
+        workflows.push((rf, measure_workflows(&cluster.client, &args)));
     }
     if !args.ours_only {
         let dir = crucial_bench::scratch_dir(None, "replication");
@@ -330,6 +364,33 @@ fn main() {
             args.callers,
             two.incr_per_s / redis.incr_per_s,
             two.set_per_s / redis.set_per_s
+        );
+    }
+    println!();
+    println!("# workflows: Counter::add (read-modify-write lambda object), 1024 counters, on the same clusters");
+    println!();
+    println!(
+        "| replicas | rmw p50 us | rmw p99 us | rmw tx/s, {} callers | re-executions |",
+        args.callers
+    );
+    println!("|---|---|---|---|---|");
+    for (rf, w) in &workflows {
+        println!(
+            "| {rf} | {:.0} | {:.0} | {:.0} | {} |",
+            w.one.p50(),
+            w.one.p99(),
+            w.per_s,
+            w.retries
+        );
+    }
+    let rf = |n: u8| workflows.iter().find(|(r, _)| *r == n).map(|(_, w)| w);
+    if let (Some(one), Some(two)) = (rf(1), rf(2)) {
+        println!();
+        println!(
+            "# workflows, rf 2 vs rf 1: p50 ratio {:.2}, {} callers throughput {:.2}x",
+            two.one.p50() / one.one.p50(),
+            args.callers,
+            two.per_s / one.per_s
         );
     }
     if args.kills > 0 {

@@ -216,12 +216,13 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
         false
     });
     for app in promote_here {
+        let Some(backup) = cluster.replication.take_app(&app) else {
+            continue;
+        };
         if node.lambdas.store.holds_application(&app) {
-            continue; // already served here
+            continue; // already served here: the backup is older
         }
-        if let Some(backup) = cluster.replication.take_app(&app) {
-            promote(node, &app, backup);
-        }
+        promote(node, &app, backup);
         sync(node, cluster, &app).await;
     }
 }

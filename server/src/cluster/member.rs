@@ -567,12 +567,16 @@ impl Cluster {
         let mut promoted = false;
         let guard = self
             .wait_for(LAMBDA_HOME, application, || {
+                let rf = usize::from(self.replicas());
                 let keeper = self
                     .kept
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(application)
-                    .cloned();
+                    .cloned()
+                    // With replicas, a keeper that left is as no keeper: the
+                    // application's backups went to its home like any other's.
+                    .filter(|node| rf < 2 || *node == self.me || self.view().nodes.contains(node));
                 let here = match keeper {
                     Some(node) if node == self.me => true,
                     Some(node) => {
@@ -603,7 +607,6 @@ impl Cluster {
                             // its data directory, or it promoted their backup)
                             // or has their backup.
                             Absent::Create => {
-                                let rf = usize::from(self.replicas());
                                 if let Some(backup) = self.replication.take_app(application) {
                                     if !holds() {
                                         promote(backup);

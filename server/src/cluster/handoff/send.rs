@@ -316,17 +316,10 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
     // Lambda objects move by application: its workflows here end first (new
     // ones wait), then its objects leave the store. An application whose
     // workflows do not end in time stays, served here, and the "done" says so.
-    let mut leaving: Vec<String> = node
-        .lambdas
-        .store
-        .list()
+    let leaving: Vec<String> = app_replication::held(node)
         .into_iter()
-        .filter(|(id, _, _)| !crate::lambda_objects::is_record(id))
-        .map(|(id, _, _)| id.application)
         .filter(|app| placement.owner(LAMBDA_HOME, app) != me)
         .collect();
-    leaving.sort();
-    leaving.dedup();
     let mut kept = Vec::new();
     for app in leaving {
         if !cluster.freeze(&app, QUIESCE_FOR) {
