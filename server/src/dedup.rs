@@ -527,11 +527,16 @@ impl Dedup {
         all
     }
 
-    /// Remembers a reply handed over by another node (in memory only).
+    /// Remembers a reply handed over by another node (in memory only). A
+    /// retry of that request registered here and waiting for its object
+    /// (it came before the object and this reply did, in a failover or a
+    /// handoff) gets the reply too: the call checks again once its object is
+    /// here ([`Dedup::peek`]) and answers with it instead of running again.
     pub fn adopt(&self, client: u64, request: u64, outcome: Outcome) {
         let mut forgotten = Vec::new();
-        if let Begin::Fresh = self.begin_forgetting(client, request, &mut forgotten) {
-            self.finish(client, request, &outcome, false);
+        match self.begin_forgetting(client, request, &mut forgotten) {
+            Begin::Fresh | Begin::InFlight(_) => self.finish(client, request, &outcome, false),
+            Begin::Done(_) => {}
         }
     }
 
@@ -601,6 +606,19 @@ mod tests {
         let other = Dedup::new(8, 10, DedupLimits::default());
         other.adopt(1, 1, Ok(vec![7]));
         assert!(matches!(other.begin(1, 1), Begin::Done(Ok(v)) if v == [7]));
+    }
+
+    #[test]
+    fn a_reply_adopted_while_a_retry_of_it_waits_is_the_retrys_answer() {
+        let dedup = Dedup::new(8, 10, DedupLimits::default());
+        // The retry registered here, waiting for its object...
+        assert!(matches!(dedup.begin(3, 9), Begin::Fresh));
+        // ...when the object's former head's reply arrives with it.
+        dedup.adopt(3, 9, Ok(vec![4]));
+        assert!(matches!(dedup.peek(3, 9), Begin::Done(Ok(v)) if v == [4]));
+        // An adopted reply never replaces one given here.
+        dedup.adopt(3, 9, Ok(vec![5]));
+        assert!(matches!(dedup.peek(3, 9), Begin::Done(Ok(v)) if v == [4]));
     }
 
     #[test]

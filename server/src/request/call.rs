@@ -4,6 +4,7 @@
 use super::retry::replay;
 use super::route;
 use crate::cluster;
+use crate::dedup::Begin;
 use crate::shared_objects::{run_call, Delivery, ObjectCell, Park, Persist, Ran, ReplySink};
 use crate::state::NodeState;
 use crate::storage::Ticket;
@@ -234,6 +235,15 @@ pub async fn call(
             return Applied::Now(Some(Err(error)));
         }
     };
+    // In a cluster, a retry that waited for its object may find the reply
+    // of its first run here now, handed over with the object by the node
+    // that ran it (a crashed head's replica, a handoff): answered, not run
+    // again.
+    if dedup && node.cluster.get().is_some() {
+        if let Begin::Done(outcome) = node.dedup.peek(client, id) {
+            return Applied::Now(Some(outcome));
+        }
+    }
     let park = Park {
         sink,
         id,
