@@ -172,7 +172,21 @@ pub async fn replicate_workflow(
         store.replicated(tid);
         sent
     };
-    store.wait_replicated(tid).await;
+    // Earlier commits wait for their replicas at most as long as a write
+    // does, so this wait is bounded by it too (a commit whose reply was lost
+    // with its task must not hold every later workflow forever).
+    let within = replication::REPLICATE_FOR + std::time::Duration::from_secs(5);
+    if tokio::time::timeout(within, store.wait_replicated(tid))
+        .await
+        .is_err()
+    {
+        // Every replication ends within REPLICATE_FOR: what still waits was
+        // left by a task that died; later workflows must not wait for it.
+        store.forget_unreplicated_below(tid);
+        return Err(format!(
+            "a commit it may have read was not on the replicas after {within:?}"
+        ));
+    }
     sent
 }
 

@@ -323,6 +323,20 @@ impl Store {
         self.unreplicated.changed.notify_waiters();
     }
 
+    /// Stops waiting for the commits numbered below `tid` (their replication
+    /// was abandoned).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the cluster's (feature "cluster")
+    pub fn forget_unreplicated_below(&self, tid: u64) {
+        let mut pending = self
+            .unreplicated
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *pending = pending.split_off(&tid);
+        drop(pending);
+        self.unreplicated.changed.notify_waiters();
+    }
+
     /// Resolves once no commit numbered below `tid` waits for its replicas:
     /// everything a transaction numbered `tid` can have read is on them.
     pub async fn wait_replicated(&self, tid: u64) {
