@@ -24,6 +24,19 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Waits until every one of `nodes` sees all of them in its view; returns
+/// them with their data addresses.
+fn joined(nodes: Vec<ServerProcess>) -> (Vec<ServerProcess>, Vec<String>) {
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), nodes.len());
+    let addrs = nodes.iter().map(|n| n.addr.clone()).collect();
+    (nodes, addrs)
+}
+
+/// Three nodes of cluster `name` with `flags`, joined.
+fn three(etcd: &Etcd, name: &str, flags: &[&str]) -> (Vec<ServerProcess>, Vec<String>) {
+    joined((0..3).map(|_| etcd.node(name, flags)).collect())
+}
+
 const BANKS: usize = 6;
 const ACCOUNTS: usize = 8;
 const EACH: i64 = 1000;
@@ -94,13 +107,7 @@ fn with_two_replicas_a_killed_head_loses_no_acknowledged_transfer() {
     let _serial = serial();
     let etcd = Etcd::start("rf2");
     let flags = ["--replicas", "2"];
-    let mut nodes = [
-        etcd.node("rf2", &flags),
-        etcd.node("rf2", &flags),
-        etcd.node("rf2", &flags),
-    ];
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = three(&etcd, "rf2", &flags);
     let client = connect(&addrs);
     for bank in 0..BANKS {
         client
@@ -158,13 +165,7 @@ fn with_two_replicas_every_object_survives_two_kills_one_after_another() {
     let _serial = serial();
     let etcd = Etcd::start("rf2seq");
     let flags = ["--replicas", "2"];
-    let mut nodes = vec![
-        etcd.node("rf2seq", &flags),
-        etcd.node("rf2seq", &flags),
-        etcd.node("rf2seq", &flags),
-    ];
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = three(&etcd, "rf2seq", &flags);
     let client = connect(&addrs);
     let keys: Vec<String> = (0..24).map(|i| format!("l/{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -272,9 +273,11 @@ fn registers_under_a_kill(name: &str, flags: &[&str]) -> Result<usize, String> {
         ]);
         etcd.node_at(name, port, &with)
     };
-    let mut nodes = vec![behind_link(0, 0), behind_link(1, 0), behind_link(2, 0)];
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = joined(vec![
+        behind_link(0, 0),
+        behind_link(1, 0),
+        behind_link(2, 0),
+    ]);
     let placement = Placement::new(view_of(&addrs[0]));
     let keys: Vec<String> = (0..REGISTERS).map(|i| format!("{name}/{i}")).collect();
     let victim = addrs
@@ -411,13 +414,7 @@ fn barrier_waiters_parked_on_a_killed_head_are_released_after_the_failover() {
     let _serial = serial();
     let etcd = Etcd::start("park");
     let flags = ["--replicas", "2"];
-    let mut nodes = [
-        etcd.node("park", &flags),
-        etcd.node("park", &flags),
-        etcd.node("park", &flags),
-    ];
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = three(&etcd, "park", &flags);
     let client = connect(&addrs);
     client
         .open::<DurableBarrier>("barrier")
@@ -622,8 +619,7 @@ fn a_slow_replica_slows_writes_but_loses_nothing() {
     let mut slow_flags = flags.to_vec();
     slow_flags.extend_from_slice(&["--peer-listen", &peer, "--advertise-peer", &link.addr]);
     nodes.push(etcd.node("slow", &slow_flags));
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = joined(nodes);
     let keys: Vec<String> = (0..8).map(|i| format!("slow/{i}")).collect();
 
     let bumps = Bumps::default();
@@ -667,9 +663,7 @@ fn a_replica_back_with_an_old_data_directory_catches_up() {
         .map(|i| DataDir::new(&format!("stale-{i}")))
         .collect();
     let flags = |i: usize| vec!["--replicas", "2", "--data-dir", dirs[i].arg()];
-    let mut nodes: Vec<ServerProcess> = (0..3).map(|i| etcd.node("stale", &flags(i))).collect();
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, addrs) = joined((0..3).map(|i| etcd.node("stale", &flags(i))).collect());
     let keys: Vec<String> = (0..16).map(|i| format!("stale/{i}")).collect();
     let bumps = Bumps::default();
     let phase = |bumps: &Bumps, on: &[String]| {
@@ -922,9 +916,7 @@ fn lambda_objects_survive_kills_of_their_applications_head() {
     let _serial = serial();
     let etcd = Etcd::start("lambda-rf2");
     let flags = ["--replicas", "2"];
-    let mut nodes: Vec<ServerProcess> = (0..3).map(|_| etcd.node("lambda-rf2", &flags)).collect();
-    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
-    let mut addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let (mut nodes, mut addrs) = three(&etcd, "lambda-rf2", &flags);
     let client = connect(&addrs);
     for i in 0..LAMBDA_ACCOUNTS {
         Account::at(format!("acct-{i}"))

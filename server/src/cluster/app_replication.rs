@@ -23,14 +23,13 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
-use super::backups::AppBackup;
+use super::backups::{entry_copy, AppBackup};
 use super::member::Cluster;
 use super::replication::{acknowledged, settled_view, targets_of, REPLICATE_FOR};
 use crate::state::NodeState;
 use crate::txn::Writes;
 use crucial_protocol::placement::{Placement, LAMBDA_HOME};
-use crucial_protocol::wire::{AppCopy, EntryCopy, MovedReply, Replicate, Request};
-use serde_bytes::ByteBuf;
+use crucial_protocol::wire::{AppCopy, MovedReply, Replicate, Request};
 use std::time::{Duration, Instant};
 
 /// How many copies an application's lambda objects have.
@@ -46,12 +45,7 @@ fn commit_copy(application: &str, writes: &Writes, tid: u64) -> AppCopy {
         entries: writes
             .iter()
             .filter(|((object, _), _)| object.application == application)
-            .map(|((object, key), value)| EntryCopy {
-                object: object.clone(),
-                key: ByteBuf::from(key.clone()),
-                value: value.as_ref().map(|v| ByteBuf::from(v.to_vec())),
-                version: tid,
-            })
+            .map(|((object, key), value)| entry_copy(object, key, value.as_deref(), tid))
             .collect(),
     }
 }
@@ -64,11 +58,8 @@ fn complete_copy(node: &NodeState, application: &str) -> AppCopy {
         complete: Some(as_of),
         entries: entries
             .into_iter()
-            .map(|((object, key), value, version)| EntryCopy {
-                object,
-                key: ByteBuf::from(key),
-                value: value.map(|v| ByteBuf::from(v.to_vec())),
-                version,
+            .map(|((object, key), value, version)| {
+                entry_copy(&object, &key, value.as_deref(), version)
             })
             .collect(),
     }
@@ -115,13 +106,13 @@ pub async fn replicate(
     application: &str,
     writes: &Writes,
     tid: u64,
-    reply: Option<MovedReply>,
+    reply: MovedReply,
 ) -> Result<(), String> {
     let started = Instant::now();
     let mut copy = commit_copy(application, writes, tid);
     loop {
         let placement = cluster.placement();
-        let replies = reply.clone().into_iter().collect();
+        let replies = vec![reply.clone()];
         let failure = match send(cluster, &placement, copy, replies).await {
             Ok(_) => return Ok(()),
             Err(e) => e,

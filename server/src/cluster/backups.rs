@@ -8,7 +8,7 @@
 use super::link::Link;
 use bytes::Bytes;
 use crucial::ObjectId;
-use crucial_protocol::wire::{AppCopy, ObjectCopy};
+use crucial_protocol::wire::{AppCopy, EntryCopy, ObjectCopy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +37,16 @@ pub struct AppBackup {
     pub entries: BTreeMap<(ObjectId, Vec<u8>), (u64, Option<Bytes>)>,
 }
 
+/// One entry as it travels in an [`AppCopy`].
+pub fn entry_copy(object: &ObjectId, key: &[u8], value: Option<&[u8]>, version: u64) -> EntryCopy {
+    EntryCopy {
+        object: object.clone(),
+        key: serde_bytes::ByteBuf::from(key.to_vec()),
+        value: value.map(|v| serde_bytes::ByteBuf::from(v.to_vec())),
+        version,
+    }
+}
+
 /// Why a copy of an application was not kept.
 #[derive(Debug)]
 pub struct NoBase(pub String);
@@ -54,6 +64,23 @@ impl AppBackup {
             .filter(|(_, (_, value))| value.is_some())
             .map(|(key, (_, value))| (key, value))
             .collect()
+    }
+
+    /// The backup as a copy to hand on whole: complete (it began with a
+    /// complete copy) and dropping nothing at the receiver (no entry is at
+    /// version 0).
+    pub fn to_copy(&self, application: &str) -> AppCopy {
+        AppCopy {
+            application: application.to_string(),
+            complete: Some(0),
+            entries: self
+                .entries
+                .iter()
+                .map(|((object, key), (version, value))| {
+                    entry_copy(object, key, value.as_deref(), *version)
+                })
+                .collect(),
+        }
     }
 
     /// Merges `copy` in: an entry keeps its higher version; a complete copy
@@ -213,8 +240,7 @@ impl Replication {
 
 #[cfg(test)]
 mod tests {
-    use crate::cluster::backups::{AppCopy, ObjectId, Replication};
-    use crucial_protocol::wire::EntryCopy;
+    use crate::cluster::backups::{AppCopy, EntryCopy, ObjectId, Replication};
     use serde_bytes::ByteBuf;
 
     fn entry(key: &str, value: Option<&str>, version: u64) -> EntryCopy {

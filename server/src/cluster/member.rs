@@ -29,8 +29,11 @@ fn fresh_version() -> u64 {
 /// How [`Cluster::cell`] found an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Made {
-    /// It was here (or arrived).
+    /// It was here.
     Found,
+    /// It arrived from another node (a handoff) while the caller waited:
+    /// replies of calls its former owner ran came with it.
+    Arrived,
     /// Made now by `create`.
     Created,
     /// Made now from this node's backup of it (its head crashed): it must
@@ -307,7 +310,10 @@ impl Cluster {
         check_lost: bool,
         mut create: impl FnMut() -> ObjectBox,
     ) -> Result<(Arc<ObjectCell>, Made), RemoteError> {
+        // `decide` runs again only after a wait.
+        let mut tries = 0;
         self.wait_for(entry.name, key, || {
+            tries += 1;
             let mut verdict = Absent::Wait;
             let mut lost = None;
             let mut promoted = None;
@@ -400,7 +406,12 @@ impl Cluster {
                         state.restored = false;
                     }
                     drop(state);
-                    Some(Ok((found.0, Made::Found)))
+                    let made = if tries > 1 {
+                        Made::Arrived
+                    } else {
+                        Made::Found
+                    };
+                    Some(Ok((found.0, made)))
                 }
                 (None, Absent::NotOwner) => Some(Err(self.not_owner(entry.name, key))),
                 (None, _) => None,

@@ -58,14 +58,16 @@ pub fn check(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteE
 
 /// A call's object on this node: created from `Default` if absent (and, in a
 /// cluster, if no other node can hold it: else the call waits for it, is
-/// redirected, or learns it was lost with a crashed node).
+/// redirected, or learns it was lost with a crashed node). `true` with it:
+/// it came from another node (a handoff, or a backup of a crashed head)
+/// after the caller looked, with the replies of calls run there.
 pub async fn object(
     node: &NodeState,
     entry: &'static SharedTypeEntry,
     key: &str,
-) -> Result<Arc<ObjectCell>, RemoteError> {
+) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
     match node.cluster.get() {
-        None => Ok(node.table.get_or_default(entry, key)),
+        None => Ok((node.table.get_or_default(entry, key), false)),
         Some(cluster) => {
             let (cell, made) = cluster
                 .cell(&node.table, entry, key, true, entry.create_default)
@@ -73,7 +75,8 @@ pub async fn object(
             if made == member::Made::Promoted {
                 promoted(node, cluster, &cell).await?;
             }
-            Ok(cell)
+            let came = matches!(made, member::Made::Promoted | member::Made::Arrived);
+            Ok((cell, came))
         }
     }
 }
@@ -156,7 +159,7 @@ pub async fn replicate_workflow(
     application: &str,
     writes: &crate::txn::Writes,
     tid: u64,
-    reply: Option<crucial_protocol::wire::MovedReply>,
+    reply: crucial_protocol::wire::MovedReply,
 ) -> Result<(), String> {
     let Some(cluster) = node.cluster.get() else {
         return Ok(());

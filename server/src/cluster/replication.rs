@@ -33,9 +33,7 @@ use crate::shared_objects::{ObjectCell, Persist};
 use crate::state::NodeState;
 use crucial::__private::registry::SharedTypeEntry;
 use crucial_protocol::placement::{Placement, LAMBDA_HOME};
-use crucial_protocol::wire::{
-    AppCopy, EntryCopy, MovedReply, ObjectCopy, Outcome, Replicate, Request,
-};
+use crucial_protocol::wire::{MovedReply, ObjectCopy, Outcome, Replicate, Request};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -475,24 +473,7 @@ pub fn handing<'a>(
         apps: orphans
             .apps
             .iter()
-            .map(|(app, backup)| AppCopy {
-                application: app.clone(),
-                // Whole (a holder's backup began with a complete copy), and
-                // drops nothing at the receiver (nothing is at version 0).
-                complete: Some(0),
-                entries: backup
-                    .entries
-                    .iter()
-                    .map(|((object, key), (version, value))| EntryCopy {
-                        object: object.clone(),
-                        key: serde_bytes::ByteBuf::from(key.clone()),
-                        value: value
-                            .as_ref()
-                            .map(|v| serde_bytes::ByteBuf::from(v.to_vec())),
-                        version: *version,
-                    })
-                    .collect(),
-            })
+            .map(|(app, backup)| backup.to_copy(app))
             .collect(),
     })
 }

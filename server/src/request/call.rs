@@ -226,8 +226,8 @@ pub async fn call(
     }
     // 3. Run it on its object (in a cluster, waiting for it if it is on its
     // way here).
-    let cell = match route::object(node, entry, call.object.key).await {
-        Ok(cell) => cell,
+    let (cell, came) = match route::object(node, entry, call.object.key).await {
+        Ok(found) => found,
         Err(error) => {
             if dedup {
                 node.dedup.abandon(client, id);
@@ -235,11 +235,11 @@ pub async fn call(
             return Applied::Now(Some(Err(error)));
         }
     };
-    // In a cluster, a retry that waited for its object may find the reply
-    // of its first run here now, handed over with the object by the node
-    // that ran it (a crashed head's replica, a handoff): answered, not run
-    // again.
-    if dedup && node.cluster.get().is_some() {
+    // A retry whose object came from another node after it looked may find
+    // the reply of its first run here now, handed over with the object by
+    // the node that ran it (a crashed head's replica, a handoff): answered,
+    // not run again.
+    if dedup && came {
         if let Begin::Done(outcome) = node.dedup.peek(client, id) {
             return Applied::Now(Some(outcome));
         }

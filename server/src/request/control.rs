@@ -102,7 +102,7 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                         .await?;
                     match made {
                         cluster::member::Made::Created => Some(cell),
-                        cluster::member::Made::Found => None,
+                        cluster::member::Made::Found | cluster::member::Made::Arrived => None,
                         cluster::member::Made::Promoted => {
                             cluster::promoted(node, cluster, &cell).await?;
                             None

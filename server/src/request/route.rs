@@ -19,12 +19,13 @@ pub fn owned(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteE
 
 /// A call's object on this node: created from `Default` if absent and no
 /// other node can hold it; else the call waits for it, is redirected, or
-/// learns it was lost.
+/// learns it was lost; `true` with it: it came from another node after the
+/// call looked (see [`cluster::object`]).
 pub async fn object(
     node: &NodeState,
     entry: &'static SharedTypeEntry,
     key: &str,
-) -> Result<Arc<ObjectCell>, RemoteError> {
+) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
     cluster::object(node, entry, key).await
 }
 

@@ -153,11 +153,11 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
             }
             // Its writes on its application's replicas (with its reply, for
             // a retry after a failover), and what it read too.
-            let reply = Some(MovedReply {
+            let reply = MovedReply {
                 client: asker.0,
                 request: asker.1,
                 outcome: Ok(value.clone()),
-            });
+            };
             let application = ty.application;
             match crate::cluster::replicate_workflow(node, application, &writes, tid, reply).await {
                 Ok(()) => Ok(value),
