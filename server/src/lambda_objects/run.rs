@@ -4,7 +4,7 @@
 //! deciding its fate, and a handshake with the watchdog so that a workflow
 //! the watchdog gave up on can never commit afterwards.
 
-use crate::txn::{retry, Abort, Committed, Failure, Limits, Store, TxHost};
+use crate::txn::{retry, Abort, Committed, Failure, Limits, Spanning, Store, TxHost};
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::{Host, Workflow};
 use crucial::store::TxError;
@@ -89,7 +89,7 @@ pub fn execute(
     let result = retry(store, limits, |txn| {
         gate.begin_execution();
         panicked = None;
-        let host = Arc::new(TxHost::new(txn));
+        let host = Arc::new(TxHost::new(Spanning::local(txn)));
         let wf = Workflow::new(
             Arc::clone(&host) as Arc<dyn Host>,
             invocation.object.clone(),
@@ -127,7 +127,7 @@ pub fn execute(
         }
         if let Some((client, request)) = invocation.reply_to {
             let outcome: Outcome = Ok(value.clone());
-            txn.reply_with(client, request, outcome);
+            txn.local_mut().reply_with(client, request, outcome);
         }
         Ok((value, txn))
     });

@@ -1,6 +1,13 @@
 //! An entry set: the unit of versioning and locking of lambda objects
 //! (LambdaStore 4.3.1). One word holds its version, a lock bit and a retired
 //! bit, as Silo's TID word does; reads take no lock, they only load the word.
+//!
+//! A transaction that spans nodes also *pins* the sets it read when it
+//! prepares, until its outcome is known: a pinned set cannot be locked by a
+//! writer, so what a prepared transaction read stays as it read it on every
+//! node at once (see `txn/participant.rs`). Pins and locks exclude each other
+//! the way Dekker's flags do: each side announces itself, then looks at the
+//! other, so at least one of two racing sides sees the other and backs off.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -15,6 +22,8 @@ pub struct EntrySet {
     /// Commits that aborted on this set (a changed version, or its lock held
     /// by another): a set that saw one is split at its next written key.
     conflicts: AtomicU32,
+    /// Prepared transactions that read this set and wait for their outcome.
+    pins: AtomicU32,
 }
 
 /// What a lock attempt found.
@@ -34,6 +43,7 @@ impl EntrySet {
         EntrySet {
             word: AtomicU64::new(version << FLAGS),
             conflicts: AtomicU32::new(0),
+            pins: AtomicU32::new(0),
         }
     }
 
@@ -60,12 +70,35 @@ impl EntrySet {
         }
         match self
             .word
-            .compare_exchange(word, word | LOCKED, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(word, word | LOCKED, Ordering::SeqCst, Ordering::Acquire)
         {
+            Ok(_) if self.pins.load(Ordering::SeqCst) > 0 => {
+                // A prepared reader holds it: give it back untouched.
+                self.word.store(word, Ordering::SeqCst);
+                Locking::Busy
+            }
             Ok(_) => Locking::Locked,
             Err(now) if now & RETIRED != 0 => Locking::Retired,
             Err(_) => Locking::Busy,
         }
+    }
+
+    /// Pins the set for a prepared transaction that read it at `version`,
+    /// if that read still holds (then `true`: no writer can lock the set
+    /// until [`EntrySet::unpin`]); `false` leaves it unpinned.
+    pub fn pin(&self, version: u64) -> bool {
+        self.pins.fetch_add(1, Ordering::SeqCst);
+        let word = self.word.load(Ordering::SeqCst);
+        let holds = word >> FLAGS == version && word & (RETIRED | LOCKED) == 0;
+        if !holds {
+            self.unpin();
+        }
+        holds
+    }
+
+    /// Releases a pin (the prepared transaction's outcome is applied).
+    pub fn unpin(&self) {
+        self.pins.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Unlocks at `version` (the committing transaction's, or the old one
@@ -112,5 +145,22 @@ mod tests {
         set.retire(10);
         assert_eq!(set.try_lock(), Locking::Retired);
         assert!(!set.still(10, false), "retired");
+    }
+
+    #[test]
+    fn a_pinned_set_cannot_be_locked_and_a_locked_or_changed_set_cannot_be_pinned() {
+        let set = EntrySet::new(7);
+        assert!(set.pin(7));
+        assert!(set.pin(7), "readers share a set");
+        assert_eq!(set.try_lock(), Locking::Busy);
+        assert_eq!(set.version(), 7, "a refused lock leaves the word as it was");
+        set.unpin();
+        assert_eq!(set.try_lock(), Locking::Busy, "one pin is left");
+        set.unpin();
+        assert_eq!(set.try_lock(), Locking::Locked);
+        assert!(!set.pin(7), "locked by a writer");
+        set.unlock(8);
+        assert!(!set.pin(7), "a newer version than the read");
+        assert_eq!(set.try_lock(), Locking::Locked, "failed pins leave nothing");
     }
 }

@@ -5,6 +5,7 @@
 //! and a workflow that finished before another began must have the smaller
 //! number (strictness).
 
+use super::spanning::Spanning;
 use super::transaction::Transaction;
 use super::{run, Abort, Limits, Store};
 use bytes::Bytes;
@@ -13,27 +14,75 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-const ACCOUNTS: usize = 6;
-const THREADS: usize = 4;
-const WORKFLOWS: usize = 400;
+pub const ACCOUNTS: usize = 6;
+pub const THREADS: usize = 4;
+pub const WORKFLOWS: usize = 400;
 const START: u64 = 1000;
 
 /// What one committed workflow did.
 #[derive(Debug, Clone)]
-struct Record {
+pub struct Record {
     tid: u64,
-    attempts: u32,
+    pub attempts: u32,
     begin: Instant,
     end: Instant,
     reads: Vec<(usize, u64)>,
     writes: Vec<(usize, u64)>,
 }
 
-fn account(i: usize) -> ObjectId {
+pub fn account(i: usize) -> ObjectId {
     ObjectId::new("bank", "Account", format!("acct-{i}"))
 }
 
-fn balance(txn: &mut Transaction, i: usize, reads: &mut Vec<(usize, u64)>) -> Result<u64, Abort> {
+/// What the workload reads and writes through: one node's transaction, or
+/// one that spans nodes.
+pub trait Kv {
+    /// One entry.
+    fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort>;
+    /// Sets one entry.
+    fn put(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), Abort>;
+}
+
+impl Kv for Transaction {
+    fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort> {
+        Transaction::get(self, object, key)
+    }
+    fn put(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), Abort> {
+        Transaction::put(self, object, key, value)
+    }
+}
+
+impl Kv for Spanning {
+    fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort> {
+        Spanning::get(self, object, key)
+    }
+    fn put(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), Abort> {
+        self.write(object, key, Some(value))
+    }
+}
+
+/// One workflow of the workload, as a runner gets it.
+pub type Body<'a> = dyn FnMut(&mut dyn Kv) -> Result<u64, Abort> + 'a;
+
+/// Runs one workflow (`from`: the account it starts at) to its commit: what
+/// it returned, its number, its executions.
+pub trait Runner: Sync {
+    /// Runs `body` until it commits.
+    fn run(&self, from: usize, body: &mut Body<'_>) -> (u64, u64, u32);
+}
+
+/// Every workflow on one store.
+struct OneNode<'a>(&'a Arc<Store>);
+
+impl Runner for OneNode<'_> {
+    fn run(&self, _from: usize, body: &mut Body<'_>) -> (u64, u64, u32) {
+        let committed = run(self.0, Limits::default(), |txn| body(txn as &mut dyn Kv))
+            .expect("commits within the limits");
+        (committed.value, committed.tid, committed.attempts)
+    }
+}
+
+fn balance(txn: &mut dyn Kv, i: usize, reads: &mut Vec<(usize, u64)>) -> Result<u64, Abort> {
     let value = txn.get(&account(i), b"balance")?.map_or(START, |b| {
         u64::from_le_bytes(b.as_ref().try_into().expect("8 bytes"))
     });
@@ -42,7 +91,7 @@ fn balance(txn: &mut Transaction, i: usize, reads: &mut Vec<(usize, u64)>) -> Re
 }
 
 fn set(
-    txn: &mut Transaction,
+    txn: &mut dyn Kv,
     i: usize,
     value: u64,
     writes: &mut Vec<(usize, u64)>,
@@ -63,7 +112,8 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn workload(store: &Arc<Store>, seed: u64) -> Vec<Record> {
+/// Transfers between random accounts, one audit in ten, from one thread.
+pub fn workload(runner: &dyn Runner, seed: u64) -> Vec<Record> {
     let mut random = seed;
     let mut records = Vec::new();
     for _ in 0..WORKFLOWS {
@@ -75,7 +125,7 @@ fn workload(store: &Arc<Store>, seed: u64) -> Vec<Record> {
         let audit = next(&mut random) % 10 == 0;
         let begin = Instant::now();
         let mut log = (Vec::new(), Vec::new());
-        let committed = run(store, Limits::default(), |txn| {
+        let (value, tid, attempts) = runner.run(from, &mut |txn| {
             log = (Vec::new(), Vec::new());
             let (reads, writes) = &mut log;
             if audit {
@@ -96,18 +146,13 @@ fn workload(store: &Arc<Store>, seed: u64) -> Vec<Record> {
             set(txn, from, a - amount, writes)?;
             set(txn, to, b + amount, writes)?;
             Ok(0)
-        })
-        .expect("commits within the limits");
+        });
         if audit {
-            assert_eq!(
-                committed.value,
-                START * ACCOUNTS as u64,
-                "an audit saw money move"
-            );
+            assert_eq!(value, START * ACCOUNTS as u64, "an audit saw money move");
         }
         records.push(Record {
-            tid: committed.tid,
-            attempts: committed.attempts,
+            tid,
+            attempts,
             begin,
             end: Instant::now(),
             reads: log.0,
@@ -119,7 +164,7 @@ fn workload(store: &Arc<Store>, seed: u64) -> Vec<Record> {
 
 /// Replays `history` in commit order; panics at the first read no serial
 /// execution in that order explains, or at a real-time inversion.
-fn check(mut history: Vec<Record>) {
+pub fn check(mut history: Vec<Record>) {
     history.sort_by_key(|r| r.tid);
     for pair in history.windows(2) {
         assert!(pair[0].tid < pair[1].tid, "two commits share a number");
@@ -158,8 +203,8 @@ fn concurrent_transfers_and_audits_are_strictly_serializable() {
     let history: Vec<Record> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
-                let store = &store;
-                s.spawn(move || workload(store, 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1)))
+                let runner = OneNode(&store);
+                s.spawn(move || workload(&runner, 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1)))
             })
             .collect();
         workers

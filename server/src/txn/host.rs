@@ -1,7 +1,9 @@
 //! A workflow's transaction as its functions' storage fields see it: the
-//! runtime's `Host` interface over [`Transaction`].
+//! runtime's `Host` interface over [`Spanning`] (this node's part, and the
+//! other nodes' objects through their participants).
 
-use super::transaction::{Abort, Transaction};
+use super::spanning::Spanning;
+use super::transaction::Abort;
 use bytes::Bytes;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
@@ -34,13 +36,13 @@ impl From<TxError> for Abort {
 /// its storage fields and by its child calls, and the first error any of them
 /// met (the workflow's fate, see [`Host::doom`]).
 pub struct TxHost {
-    txn: Mutex<Option<Transaction>>,
+    txn: Mutex<Option<Spanning>>,
     doom: Mutex<Option<TxError>>,
 }
 
 impl TxHost {
     /// Wraps `txn` for the execution.
-    pub fn new(txn: Transaction) -> TxHost {
+    pub fn new(txn: Spanning) -> TxHost {
         TxHost {
             txn: Mutex::new(Some(txn)),
             doom: Mutex::new(None),
@@ -49,7 +51,7 @@ impl TxHost {
 
     /// Takes the transaction back to commit it; field handles kept past the
     /// execution get a conflict from then on.
-    pub fn take(&self) -> Transaction {
+    pub fn take(&self) -> Spanning {
         self.txn
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -57,7 +59,7 @@ impl TxHost {
             .expect("an execution's transaction is taken once")
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Transaction) -> Result<T, Abort>) -> Result<T, TxError> {
+    fn with<T>(&self, f: impl FnOnce(&mut Spanning) -> Result<T, Abort>) -> Result<T, TxError> {
         let result = match self.txn.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(txn) => f(txn).map_err(TxError::from),
             None => Err(TxError::Conflict),
@@ -82,7 +84,7 @@ impl Host for TxHost {
     }
 
     fn readable(&self, type_name: &str) -> Result<(), TxError> {
-        self.with(|txn| match txn.unreadable(type_name) {
+        self.with(|txn| match txn.local_mut().unreadable(type_name) {
             Some(reason) => Err(Abort::Failed(TxError::Unreadable {
                 type_name: type_name.to_string(),
                 reason,
@@ -96,11 +98,11 @@ impl Host for TxHost {
     }
 
     fn put(&self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), TxError> {
-        self.with(|txn| txn.put(object, key, value))
+        self.with(|txn| txn.write(object, key, Some(value)))
     }
 
     fn delete(&self, object: &ObjectId, key: &[u8]) -> Result<(), TxError> {
-        self.with(|txn| txn.delete(object, key))
+        self.with(|txn| txn.write(object, key, None))
     }
 
     fn scan(

@@ -1,6 +1,7 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
+use super::spanning::Spanning;
 use super::transaction::{Abort, Durably, Store, Transaction, Writes};
 use crucial::store::TxError;
 use std::sync::Arc;
@@ -66,7 +67,9 @@ pub fn run<T>(
     limits: Limits,
     mut body: impl FnMut(&mut Transaction) -> Result<T, Abort>,
 ) -> Result<Committed<T>, Failure> {
-    retry(store, limits, |mut txn| Ok((body(&mut txn)?, txn)))
+    retry(store, limits, |mut txn| {
+        Ok((body(&mut txn)?, Spanning::local(txn)))
+    })
 }
 
 /// Runs `body` as one transaction, again after each conflict, giving it the
@@ -82,7 +85,7 @@ pub fn run_with_host<T>(
     use super::host::TxHost;
     use crucial::__private::store::Host;
     retry(store, limits, |txn| {
-        let host = Arc::new(TxHost::new(txn));
+        let host = Arc::new(TxHost::new(Spanning::local(txn)));
         let value = body(Arc::clone(&host) as Arc<dyn Host>);
         // The first error of the execution decides, whatever the function
         // made of it.
@@ -95,19 +98,20 @@ pub fn run_with_host<T>(
     })
 }
 
-/// The loop every form shares: one transaction per execution, committed
-/// after `attempt` returns it with its value.
+/// The loop every form shares: one transaction per execution (begun on
+/// this node's store, and reaching other nodes if `attempt` makes it so),
+/// committed after `attempt` returns it with its value.
 pub fn retry<T>(
     store: &Arc<Store>,
     limits: Limits,
-    mut attempt: impl FnMut(Transaction) -> Result<(T, Transaction), Abort>,
+    mut attempt: impl FnMut(Transaction) -> Result<(T, Spanning), Abort>,
 ) -> Result<Committed<T>, Failure> {
     let deadline = Instant::now() + limits.time;
     let mut attempts = 0;
     loop {
         attempts += 1;
         let result = attempt(store.begin(Some(deadline)))
-            .and_then(|(value, txn)| txn.commit_durably().map(|done| (value, done)));
+            .and_then(|(value, txn)| txn.commit().map(|done| (value, done)));
         match result {
             Ok((value, (tid, durable, writes))) => {
                 return Ok(Committed {

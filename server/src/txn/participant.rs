@@ -1,0 +1,353 @@
+//! A node's part in workflows managed by other nodes: for each such
+//! transaction, the reads and buffered writes it made here, then its
+//! prepared state until the manager's decision.
+//!
+//! The commit across nodes is two-phase commit over each node's optimistic
+//! concurrency control:
+//!
+//! 1. *Prepare*, on every participant: lock the sets written here, take a
+//!    number from this node's clock, validate every read made here, and
+//!    *pin* the sets read (a pinned set cannot be locked by a writer until
+//!    the outcome; [`EntrySet::pin`](super::entry_set::EntrySet::pin)). The
+//!    vote is the number, or an abort.
+//! 2. *Commit* at the largest number proposed (`T`), on every participant:
+//!    move the clock past `T`, install at `T`, unlock, unpin. Or *abort*:
+//!    unlock and unpin, nothing written.
+//!
+//! Why this is strictly serializable. Between the moment its last
+//! participant prepared and the moment its first participant applied the
+//! outcome, a transaction holds, on every node at once, the lock of each set
+//! it writes and a pin on each set it reads, each still at the version it
+//! read. Call any instant of that window its *lock point*. Two conflicting
+//! transactions cannot both hold their sets at the same instant (a lock
+//! excludes a lock and a pin), and whichever goes first changed or read the
+//! set before the other took it, so conflicts order transactions as their
+//! lock points do; the lock point lies between a transaction's start and
+//! its reply, so that order also respects real time. A commit on one node
+//! without 2PC (Silo's: lock, number, validate, install) has its lock point
+//! at its number, and mixes with these the same way. The commit numbers
+//! follow the lock points wherever transactions conflict: the participant
+//! that applies `T1` first moves its clock past `T1`, and a later writer or
+//! reader of what `T1` touched there takes its number after that. Between
+//! transactions that share no node, numbers follow real time only as far as
+//! the nodes' wall clocks agree (the clock is hybrid, `Counter`); the
+//! history checkers run on one machine and check both.
+//!
+//! A transaction's parts here are dropped when its deadline passes before it
+//! prepared (a manager that crashed mid-workflow). A prepared part stays
+//! until the decision arrives: that is the price of two-phase commit, and a
+//! part that waits asks its manager (the cluster's side).
+
+use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A transaction's identity across nodes: the node that manages it (the
+/// node its workflow's root runs on) and a number unique there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxnId {
+    /// The manager's node id.
+    pub manager: u64,
+    /// Unique among the manager's transactions.
+    pub seq: u64,
+}
+
+/// What happened to a transaction here, remembered for a while so that a
+/// repeated message gets the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed at this number.
+    Committed(u64),
+    /// Aborted (by its manager, its deadline, or a failed prepare).
+    Aborted,
+}
+
+/// How many outcomes are remembered.
+const REMEMBERED: usize = 65_536;
+
+enum Stage {
+    /// Reading and writing: nothing locked yet.
+    Running(Transaction),
+    /// Locked, pinned, numbered: waits for the decision.
+    Prepared(Prepared),
+}
+
+struct Part {
+    stage: Stage,
+    deadline: Instant,
+}
+
+/// This node's parts of transactions managed elsewhere.
+pub struct Participant {
+    store: Arc<Store>,
+    parts: Mutex<HashMap<TxnId, Arc<Mutex<Option<Part>>>>>,
+    ended: Mutex<(HashMap<TxnId, Outcome>, VecDeque<TxnId>)>,
+}
+
+impl Participant {
+    /// Parts of transactions over `store`'s objects.
+    pub fn new(store: Arc<Store>) -> Participant {
+        Participant {
+            store,
+            parts: Mutex::default(),
+            ended: Mutex::default(),
+        }
+    }
+
+    /// The store the parts run on.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn part(&self, txn: TxnId) -> Option<Arc<Mutex<Option<Part>>>> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&txn)
+            .cloned()
+    }
+
+    fn remember(&self, txn: TxnId, outcome: Outcome) {
+        self.parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&txn);
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let (outcomes, order) = &mut *ended;
+        if outcomes.insert(txn, outcome).is_none() {
+            order.push_back(txn);
+            if order.len() > REMEMBERED {
+                if let Some(oldest) = order.pop_front() {
+                    outcomes.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// The outcome of `txn` here, if it ended and is remembered.
+    pub fn outcome(&self, txn: TxnId) -> Option<Outcome> {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(&txn)
+            .copied()
+    }
+
+    /// Runs `access` in `txn`'s part here (begun at the first access, to end
+    /// at `deadline`). A transaction that already prepared or ended here
+    /// cannot read or write any more: a conflict (its manager re-executes).
+    pub fn access<T>(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
+    ) -> Result<T, Abort> {
+        if self.outcome(txn).is_some() {
+            return Err(Abort::Conflict);
+        }
+        let part = {
+            let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(parts.entry(txn).or_insert_with(|| {
+                Arc::new(Mutex::new(Some(Part {
+                    stage: Stage::Running(self.store.begin(Some(deadline))),
+                    deadline,
+                })))
+            }))
+        };
+        let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+        match part.as_mut() {
+            Some(Part {
+                stage: Stage::Running(transaction),
+                ..
+            }) => access(transaction),
+            _ => Err(Abort::Conflict),
+        }
+    }
+
+    /// The value of `key` in `object`, as `txn` sees it here.
+    pub fn get(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        object: &crucial::ObjectId,
+        key: &[u8],
+    ) -> Result<Option<Bytes>, Abort> {
+        self.access(txn, deadline, |t| t.get(object, key))
+    }
+
+    /// The entries of `object` in `[from, to)` as `txn` sees them here.
+    pub fn scan(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        object: &crucial::ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
+        self.access(txn, deadline, |t| t.scan(object, from, to))
+    }
+
+    /// Phase one: adds `writes` (buffered by the manager) to `txn`'s part,
+    /// then prepares it. The vote: the number proposed, or why not. A
+    /// repeated prepare gets the same vote; a transaction unknown here (its
+    /// part expired, or it never reached this node and has no writes) is
+    /// prepared as an empty part, which holds nothing.
+    pub fn prepare(&self, txn: TxnId, deadline: Instant, writes: Writes) -> Result<u64, Abort> {
+        match self.outcome(txn) {
+            Some(Outcome::Aborted) => return Err(Abort::Conflict),
+            Some(Outcome::Committed(tid)) => return Ok(tid),
+            None => {}
+        }
+        if !writes.is_empty() {
+            self.access(txn, deadline, |t| {
+                for ((object, key), value) in writes {
+                    match value {
+                        Some(value) => t.put(&object, &key, value)?,
+                        None => t.delete(&object, &key)?,
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let Some(part) = self.part(txn) else {
+            // Nothing read or written here: nothing to hold.
+            return Ok(self.store.now());
+        };
+        let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(current) = slot.take() else {
+            return Err(Abort::Conflict);
+        };
+        match current.stage {
+            Stage::Prepared(prepared) => {
+                let tid = prepared.tid();
+                *slot = Some(Part {
+                    stage: Stage::Prepared(prepared),
+                    deadline: current.deadline,
+                });
+                Ok(tid)
+            }
+            Stage::Running(transaction) => match transaction.prepare_pinned() {
+                Ok(prepared) => {
+                    let tid = prepared.tid();
+                    *slot = Some(Part {
+                        stage: Stage::Prepared(prepared),
+                        deadline: current.deadline,
+                    });
+                    Ok(tid)
+                }
+                Err(abort) => {
+                    drop(slot);
+                    self.remember(txn, Outcome::Aborted);
+                    Err(abort)
+                }
+            },
+        }
+    }
+
+    /// Phase two, commit: installs `txn`'s writes here at `tid`. Returns
+    /// their way to the disk (the manager's acknowledgement waits for it)
+    /// and the writes (for this node's replicas). A repeated commit does
+    /// nothing; a commit of a transaction that did not prepare here is
+    /// refused (the manager never sends one).
+    pub fn commit(&self, txn: TxnId, tid: u64) -> Result<(Option<Durably>, Writes), String> {
+        if let Some(Outcome::Committed(_)) = self.outcome(txn) {
+            return Ok((None, Vec::new()));
+        }
+        let prepared = self.part(txn).and_then(|part| {
+            let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.take() {
+                Some(Part {
+                    stage: Stage::Prepared(prepared),
+                    ..
+                }) => Some(prepared),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        });
+        let Some(prepared) = prepared else {
+            return if self.outcome(txn).is_none() && self.part(txn).is_none() {
+                // Prepared with nothing here (an empty part).
+                self.store.observe(tid);
+                self.remember(txn, Outcome::Committed(tid));
+                Ok((None, Vec::new()))
+            } else {
+                Err(format!("transaction {txn:?} is not prepared here"))
+            };
+        };
+        let done = prepared.commit_at(tid);
+        self.remember(txn, Outcome::Committed(tid));
+        Ok(done)
+    }
+
+    /// Phase two, abort (or an execution its manager gave up): drops
+    /// `txn`'s part here, unlocking and unpinning what it held.
+    pub fn abort(&self, txn: TxnId) {
+        if let Some(Outcome::Committed(_)) = self.outcome(txn) {
+            return;
+        }
+        if let Some(part) = self.part(txn) {
+            part.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        self.remember(txn, Outcome::Aborted);
+    }
+
+    /// Drops the parts whose deadline passed before they prepared (their
+    /// manager stopped sending); returns how many. Prepared parts stay.
+    pub fn expire(&self, now: Instant) -> usize {
+        let parts: Vec<(TxnId, Arc<Mutex<Option<Part>>>)> = self
+            .parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, part)| (*id, Arc::clone(part)))
+            .collect();
+        let mut expired = 0;
+        for (txn, part) in parts {
+            let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(Part {
+                stage: Stage::Running(_),
+                deadline,
+            }) = slot.as_ref()
+            {
+                if *deadline <= now {
+                    slot.take();
+                    drop(slot);
+                    self.remember(txn, Outcome::Aborted);
+                    expired += 1;
+                }
+            }
+        }
+        expired
+    }
+
+    /// Transactions prepared here and waiting for their decision.
+    pub fn in_doubt(&self) -> Vec<TxnId> {
+        let parts: Vec<(TxnId, Arc<Mutex<Option<Part>>>)> = self
+            .parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, part)| (*id, Arc::clone(part)))
+            .collect();
+        let mut waiting: Vec<TxnId> = parts
+            .into_iter()
+            .filter(|(_, part)| {
+                matches!(
+                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+                    Some(Part {
+                        stage: Stage::Prepared(_),
+                        ..
+                    })
+                )
+            })
+            .map(|(txn, _)| txn)
+            .collect();
+        waiting.sort();
+        waiting
+    }
+}

@@ -1,0 +1,274 @@
+//! A workflow's transaction as the node its root runs on holds it: its part
+//! on this node (a [`Transaction`] on the node's store), and the nodes it
+//! reached through [`Reach`] — each one a participant
+//! ([`Participant`](super::participant::Participant)) — with the writes for
+//! them, buffered here until the prepare carries them.
+//!
+//! This node is the transaction's manager. A workflow that reached no other
+//! node commits as before (lock, number, validate, install: no message); one
+//! that did commits with two-phase commit (`txn/participant.rs` has the
+//! protocol and why it is strictly serializable). An execution dropped
+//! without committing (a conflict, a failed function) aborts its parts on
+//! the other nodes.
+
+use super::participant::TxnId;
+use super::transaction::{Abort, Durably, Key, Transaction, Writes};
+use bytes::Bytes;
+use crucial::ObjectId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+
+/// How a manager reaches the other nodes of its transactions: where an
+/// object lives, and the participants' operations. Implemented by the
+/// cluster's peer plane (and, in tests, by nodes in one process).
+pub trait Reach: Send + Sync {
+    /// This node's id (the manager of the transactions it starts).
+    fn me(&self) -> NodeId;
+    /// The node that holds `object` (`me()`: this one).
+    fn owner(&self, object: &ObjectId) -> NodeId;
+    /// One entry of `object` on `node`, read in `txn`.
+    fn get(
+        &self,
+        node: NodeId,
+        txn: TxnId,
+        deadline: Instant,
+        object: &ObjectId,
+        key: &[u8],
+    ) -> Result<Option<Bytes>, Abort>;
+    /// Entries of `object` on `node` in `[from, to)`, read in `txn`.
+    fn scan(
+        &self,
+        node: NodeId,
+        txn: TxnId,
+        deadline: Instant,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort>;
+    /// Phase one on every node of `parts` at once, with the writes for it:
+    /// each node's vote, in the same order.
+    fn prepare(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        parts: Vec<(NodeId, Writes)>,
+    ) -> Vec<Result<u64, Abort>>;
+    /// Phase two, commit at `tid`, on every node of `nodes`; returns once
+    /// each has installed (and, with a data directory, stored) the writes,
+    /// or says which could not be told.
+    fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String>;
+    /// Phase two, abort, on every node of `nodes` (best effort: a node not
+    /// told drops its part at its deadline, or asks).
+    fn abort(&self, txn: TxnId, nodes: &[NodeId]);
+}
+
+/// Numbers the transactions a node manages.
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// One execution's transaction, from the root's node.
+pub struct Spanning {
+    /// The part on this node.
+    local: Option<Transaction>,
+    reach: Option<Arc<dyn Reach>>,
+    txn: TxnId,
+    deadline: Instant,
+    /// Nodes where this execution read (their parts exist).
+    read_on: BTreeSet<NodeId>,
+    /// Writes for other nodes' objects, by node.
+    remote_writes: BTreeMap<NodeId, BTreeMap<Key, Option<Bytes>>>,
+}
+
+impl Spanning {
+    /// An execution on this node only (no cluster).
+    pub fn local(txn: Transaction) -> Spanning {
+        Spanning {
+            local: Some(txn),
+            reach: None,
+            txn: TxnId { manager: 0, seq: 0 },
+            deadline: Instant::now(),
+            read_on: BTreeSet::new(),
+            remote_writes: BTreeMap::new(),
+        }
+    }
+
+    /// An execution that reaches other nodes through `reach`; its parts
+    /// there end at `deadline`.
+    pub fn reaching(txn: Transaction, reach: Arc<dyn Reach>, deadline: Instant) -> Spanning {
+        Spanning {
+            local: Some(txn),
+            txn: TxnId {
+                manager: reach.me(),
+                seq: NEXT.fetch_add(1, Ordering::Relaxed),
+            },
+            reach: Some(reach),
+            deadline,
+            read_on: BTreeSet::new(),
+            remote_writes: BTreeMap::new(),
+        }
+    }
+
+    /// The part on this node.
+    pub fn local_mut(&mut self) -> &mut Transaction {
+        self.local
+            .as_mut()
+            .expect("the local part lives until the commit")
+    }
+
+    /// The node holding `object`, if not this one.
+    fn elsewhere(&self, object: &ObjectId) -> Option<(&Arc<dyn Reach>, NodeId)> {
+        let reach = self.reach.as_ref()?;
+        let owner = reach.owner(object);
+        (owner != reach.me()).then_some((reach, owner))
+    }
+
+    /// The value of `key` in `object`, as this transaction sees it.
+    pub fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort> {
+        let Some((reach, node)) = self.elsewhere(object) else {
+            return self.local_mut().get(object, key);
+        };
+        if Instant::now() >= self.deadline {
+            return Err(Abort::Deadline);
+        }
+        let k = (object.clone(), key.to_vec());
+        if let Some(value) = self.remote_writes.get(&node).and_then(|w| w.get(&k)) {
+            return Ok(value.clone());
+        }
+        let value = reach.get(node, self.txn, self.deadline, object, key);
+        self.read_on.insert(node);
+        value
+    }
+
+    /// Sets (`Some`) or deletes (`None`) `key` of `object`.
+    pub fn write(
+        &mut self,
+        object: &ObjectId,
+        key: &[u8],
+        value: Option<Bytes>,
+    ) -> Result<(), Abort> {
+        let Some((_, node)) = self.elsewhere(object) else {
+            let local = self.local_mut();
+            return match value {
+                Some(value) => local.put(object, key, value),
+                None => local.delete(object, key),
+            };
+        };
+        if Instant::now() >= self.deadline {
+            return Err(Abort::Deadline);
+        }
+        self.remote_writes
+            .entry(node)
+            .or_default()
+            .insert((object.clone(), key.to_vec()), value);
+        Ok(())
+    }
+
+    /// The entries of `object` in `[from, to)`, with this transaction's
+    /// writes applied.
+    pub fn scan(
+        &mut self,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
+        let Some((reach, node)) = self.elsewhere(object) else {
+            return self.local_mut().scan(object, from, to);
+        };
+        if Instant::now() >= self.deadline {
+            return Err(Abort::Deadline);
+        }
+        let stored = reach.scan(node, self.txn, self.deadline, object, from, to);
+        self.read_on.insert(node);
+        let mut merged: BTreeMap<Vec<u8>, Bytes> = stored?.into_iter().collect();
+        let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
+        for ((id, key), value) in self.remote_writes.get(&node).into_iter().flatten() {
+            if id == object && in_range(key) {
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// The other nodes this execution reached.
+    pub fn participants(&self) -> Vec<NodeId> {
+        let mut nodes: BTreeSet<NodeId> = self.read_on.clone();
+        nodes.extend(self.remote_writes.keys().copied());
+        nodes.into_iter().collect()
+    }
+
+    /// Commits: on this node alone if no other was reached, else with
+    /// two-phase commit. Returns the commit's number, this node's writes'
+    /// way to the disk, and this node's writes (for its replicas).
+    pub fn commit(mut self) -> Result<(u64, Option<Durably>, Writes), Abort> {
+        let local = self.local.take().expect("committed once");
+        let nodes = self.participants();
+        let Some(reach) = self.reach.clone().filter(|_| !nodes.is_empty()) else {
+            return local.commit_durably();
+        };
+        // Phase one: this node first (cheapest to refuse), then the others
+        // at once.
+        let prepared = match local.prepare_pinned() {
+            Ok(prepared) => prepared,
+            Err(abort) => {
+                reach.abort(self.txn, &nodes);
+                self.read_on.clear();
+                self.remote_writes.clear();
+                return Err(abort);
+            }
+        };
+        let mut writes = std::mem::take(&mut self.remote_writes);
+        let parts: Vec<(NodeId, Writes)> = nodes
+            .iter()
+            .map(|node| {
+                let w = writes.remove(node).unwrap_or_default();
+                (*node, w.into_iter().collect())
+            })
+            .collect();
+        self.read_on.clear();
+        let votes = reach.prepare(self.txn, self.deadline, parts);
+        let mut tid = prepared.tid();
+        let mut refused = None;
+        for vote in votes {
+            match vote {
+                Ok(proposed) => tid = tid.max(proposed),
+                Err(abort) => refused = Some(refused.unwrap_or(abort)),
+            }
+        }
+        if let Some(abort) = refused {
+            prepared.abort();
+            reach.abort(self.txn, &nodes);
+            return Err(abort);
+        }
+        // Phase two: the decision is made; every participant installs.
+        let (durable, writes) = prepared.commit_at(tid);
+        if let Err(reason) = reach.commit(self.txn, &nodes, tid) {
+            // Committed here and decided: the participants not told learn
+            // the outcome when they ask.
+            tracing::error!(
+                "transaction {:?} committed, not yet on every participant: {reason}",
+                self.txn
+            );
+        }
+        Ok((tid, durable, writes))
+    }
+}
+
+impl Drop for Spanning {
+    /// An execution dropped before its commit (a conflict, a failure, a
+    /// panic) releases its parts on the other nodes.
+    fn drop(&mut self) {
+        if let Some(reach) = &self.reach {
+            let nodes = self.participants();
+            if !nodes.is_empty() {
+                reach.abort(self.txn, &nodes);
+            }
+        }
+    }
+}

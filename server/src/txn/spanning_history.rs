@@ -1,0 +1,315 @@
+//! The history checker over transactions that span nodes: three stores in
+//! one process, each with its participant, the bank's accounts spread over
+//! them, every workflow managed by the node of the account it starts at and
+//! committed with two-phase commit when it reached another node. The same
+//! checker as for one node (`txn/history.rs`): serializable in commit-number
+//! order, and that order follows real time. Then the broken engines it must
+//! catch, and write skew across two nodes step by step. (The real nodes'
+//! runs, over the peer plane, are in `server/tests`.)
+
+use super::history::{account, check, workload, Body, Kv, Runner, ACCOUNTS, THREADS, WORKFLOWS};
+use super::participant::{Participant, TxnId};
+use super::spanning::{NodeId, Reach, Spanning};
+use super::transaction::{Abort, Store, Writes};
+use super::{retry, Limits};
+use bytes::Bytes;
+use crucial::ObjectId;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NODES: usize = 3;
+
+/// Nodes in one process: each node's participant, reached by direct calls.
+struct InProcess {
+    nodes: Vec<Arc<Participant>>,
+    /// Participant operations sent (reads, prepares, commits, aborts).
+    messages: AtomicU64,
+}
+
+/// One node's view of the others.
+struct Node {
+    me: NodeId,
+    all: Arc<InProcess>,
+}
+
+/// Where the test's objects live: account `i` on node `i % NODES`.
+fn owner_of(object: &ObjectId) -> NodeId {
+    let i: usize = object
+        .key
+        .trim_start_matches("acct-")
+        .parse()
+        .unwrap_or_default();
+    (i % NODES) as NodeId
+}
+
+impl Node {
+    fn at(&self, node: NodeId) -> &Participant {
+        self.all.messages.fetch_add(1, Ordering::Relaxed);
+        &self.all.nodes[node as usize]
+    }
+}
+
+impl Reach for Node {
+    fn me(&self) -> NodeId {
+        self.me
+    }
+
+    fn owner(&self, object: &ObjectId) -> NodeId {
+        owner_of(object)
+    }
+
+    fn get(
+        &self,
+        node: NodeId,
+        txn: TxnId,
+        deadline: Instant,
+        object: &ObjectId,
+        key: &[u8],
+    ) -> Result<Option<Bytes>, Abort> {
+        self.at(node).get(txn, deadline, object, key)
+    }
+
+    fn scan(
+        &self,
+        node: NodeId,
+        txn: TxnId,
+        deadline: Instant,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
+        self.at(node).scan(txn, deadline, object, from, to)
+    }
+
+    fn prepare(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        parts: Vec<(NodeId, Writes)>,
+    ) -> Vec<Result<u64, Abort>> {
+        parts
+            .into_iter()
+            .map(|(node, writes)| self.at(node).prepare(txn, deadline, writes))
+            .collect()
+    }
+
+    fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
+        for node in nodes {
+            self.at(*node).commit(txn, tid)?;
+        }
+        Ok(())
+    }
+
+    fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
+        for node in nodes {
+            self.at(*node).abort(txn);
+        }
+    }
+}
+
+fn cluster() -> (Arc<InProcess>, Vec<Arc<dyn Reach>>) {
+    let all = Arc::new(InProcess {
+        nodes: (0..NODES)
+            .map(|_| Arc::new(Participant::new(Arc::new(Store::default()))))
+            .collect(),
+        messages: AtomicU64::new(0),
+    });
+    let reach = (0..NODES)
+        .map(|me| {
+            Arc::new(Node {
+                me: me as NodeId,
+                all: Arc::clone(&all),
+            }) as Arc<dyn Reach>
+        })
+        .collect();
+    (all, reach)
+}
+
+/// Runs each workflow on the node of the account it starts at.
+struct Managed<'a> {
+    all: &'a InProcess,
+    reach: &'a [Arc<dyn Reach>],
+}
+
+impl Runner for Managed<'_> {
+    fn run(&self, from: usize, body: &mut Body<'_>) -> (u64, u64, u32) {
+        let root = from % NODES;
+        let store = self.all.nodes[root].store();
+        let limits = Limits::default();
+        let committed = retry(store, limits, |txn| {
+            let deadline = Instant::now() + limits.time;
+            let mut spanning = Spanning::reaching(txn, Arc::clone(&self.reach[root]), deadline);
+            let value = body(&mut spanning as &mut dyn Kv)?;
+            Ok((value, spanning))
+        })
+        .expect("commits within the limits");
+        (committed.value, committed.tid, committed.attempts)
+    }
+}
+
+fn run_history(all: &Arc<InProcess>, reach: &[Arc<dyn Reach>]) -> Vec<super::history::Record> {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                s.spawn(move || {
+                    let runner = Managed { all, reach };
+                    workload(&runner, 0xD1B5_4A32_D192_ED03 ^ (t as u64 + 1))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    })
+}
+
+#[test]
+fn transfers_and_audits_across_three_nodes_are_strictly_serializable() {
+    let (all, reach) = cluster();
+    let history = run_history(&all, &reach);
+    assert_eq!(history.len(), THREADS * WORKFLOWS);
+    let again: u32 = history.iter().map(|r| r.attempts - 1).sum();
+    let messages = all.messages.load(Ordering::Relaxed);
+    println!(
+        "{} workflows over {NODES} nodes ({ACCOUNTS} accounts), {again} re-executions, \
+         {messages} participant messages",
+        history.len()
+    );
+    assert!(messages > 0, "workflows reached other nodes");
+    for node in &all.nodes {
+        assert!(node.in_doubt().is_empty(), "a transaction left in doubt");
+    }
+    check(history);
+}
+
+#[test]
+fn the_checker_catches_prepares_that_skip_validation() {
+    let (all, reach) = cluster();
+    for node in &all.nodes {
+        node.store().weaken_validation();
+    }
+    // The audit inside the workload or the checker afterwards must fail.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check(run_history(&all, &reach));
+    }));
+    assert!(caught.is_err(), "a broken engine passed the checker");
+}
+
+fn money(n: u64) -> Bytes {
+    Bytes::copy_from_slice(&n.to_le_bytes())
+}
+
+/// Two doctors on call, on two nodes; each workflow takes one off call if
+/// the other is on call. Run one after the other they leave one on call;
+/// interleaved without pins, both go off call (write skew).
+#[test]
+fn write_skew_across_two_nodes_is_refused() {
+    let (all, reach) = cluster();
+    let (x, y) = (account(0), account(1)); // node 0, node 1
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in [&x, &y] {
+        let owner = &all.nodes[owner_of(id) as usize];
+        let mut t = owner.store().begin(None);
+        t.put(id, b"on", money(1)).unwrap();
+        t.commit().unwrap();
+    }
+    // T1 on node 0 reads y (on node 1) and writes x; T2 on node 1 reads x
+    // (on node 0) and writes y.
+    let mut t1 = Spanning::reaching(
+        all.nodes[0].store().begin(None),
+        Arc::clone(&reach[0]),
+        deadline,
+    );
+    let mut t2 = Spanning::reaching(
+        all.nodes[1].store().begin(None),
+        Arc::clone(&reach[1]),
+        deadline,
+    );
+    assert_eq!(t1.get(&y, b"on").unwrap(), Some(money(1)));
+    assert_eq!(t2.get(&x, b"on").unwrap(), Some(money(1)));
+    t1.write(&x, b"on", Some(money(0))).unwrap();
+    t2.write(&y, b"on", Some(money(0))).unwrap();
+    // T1 commits first (its read of y pinned on node 1 meanwhile); T2's
+    // read of x, on node 0, no longer holds when T2 prepares.
+    let first = t1.commit();
+    let second = t2.commit();
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(second.err(), Some(Abort::Conflict));
+    let on = |id: &ObjectId| all.nodes[owner_of(id) as usize].store().peek(id, b"on");
+    assert_eq!((on(&x), on(&y)), (Some(money(0)), Some(money(1))));
+    for node in &all.nodes {
+        assert!(node.in_doubt().is_empty());
+    }
+}
+
+/// The same interleaving with the two prepares overlapping: T1 has
+/// prepared on node 0 (its write of x locked, its read of y pinned on node
+/// 1) when T2 prepares; T2 must be refused.
+#[test]
+fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
+    let (all, _) = cluster();
+    let (x, y) = (account(0), account(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let txn = |seq| TxnId { manager: 9, seq };
+    let (n0, n1) = (&all.nodes[0], &all.nodes[1]);
+    // T1: reads y on node 1, writes x on node 0.
+    n1.get(txn(1), deadline, &y, b"on").unwrap();
+    // T2: reads x on node 0, writes y on node 1.
+    n0.get(txn(2), deadline, &x, b"on").unwrap();
+    let t1_x: Writes = vec![((x.clone(), b"on".to_vec()), Some(money(0)))];
+    let t2_y: Writes = vec![((y.clone(), b"on".to_vec()), Some(money(0)))];
+    let v1 = [
+        n0.prepare(txn(1), deadline, t1_x),
+        n1.prepare(txn(1), deadline, Vec::new()),
+    ];
+    assert!(v1.iter().all(Result::is_ok), "{v1:?}");
+    // T2's read of x is locked by T1, its write of y pinned by T1.
+    assert_eq!(
+        n1.prepare(txn(2), deadline, t2_y.clone()),
+        Err(Abort::Conflict)
+    );
+    assert_eq!(
+        n0.prepare(txn(2), deadline, Vec::new()),
+        Err(Abort::Conflict)
+    );
+    assert_eq!(n0.in_doubt(), [txn(1)]);
+    assert_eq!(n1.in_doubt(), [txn(1)]);
+    let tid = v1.iter().map(|v| *v.as_ref().unwrap()).max().unwrap();
+    n0.commit(txn(1), tid).unwrap();
+    n1.commit(txn(1), tid).unwrap();
+    // Repeated messages get the same answers and change nothing.
+    assert_eq!(n0.prepare(txn(1), deadline, Vec::new()), Ok(tid));
+    assert!(n1.commit(txn(1), tid).is_ok());
+    n0.abort(txn(1));
+    assert_eq!(n0.store().peek(&x, b"on"), Some(money(0)));
+    // The pin is gone: a writer of y gets through now.
+    let mut writer = n1.store().begin(None);
+    writer.put(&y, b"on", money(7)).unwrap();
+    assert!(
+        writer.commit().unwrap() > tid,
+        "numbered after what it follows"
+    );
+}
+
+#[test]
+fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothing_twice() {
+    let store = Arc::new(Store::default());
+    let node = Participant::new(Arc::clone(&store));
+    let x = account(0);
+    let soon = Instant::now() + Duration::from_millis(1);
+    let txn = TxnId { manager: 1, seq: 1 };
+    node.get(txn, soon, &x, b"on").unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(node.expire(Instant::now()), 1);
+    assert_eq!(
+        node.prepare(txn, soon, Vec::new()),
+        Err(Abort::Conflict),
+        "an expired part votes no"
+    );
+    assert_eq!(node.get(txn, soon, &x, b"on"), Err(Abort::Conflict));
+    let mut t = store.begin(None);
+    t.put(&x, b"on", money(1)).unwrap();
+    t.commit().expect("nothing held");
+}
