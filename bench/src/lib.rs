@@ -15,7 +15,10 @@
 //! * `bench-cluster`: the bank mix on 1..3 nodes (CPU per call beside
 //!   calls/s) and the rebalance time and unavailability window of a join;
 //! * `bench-replication`: persistent writes with 1..3 replicas against Redis
-//!   with one replica (with and without `WAIT`), and the failover window.
+//!   with one replica (with and without `WAIT`), and the failover window;
+//! * `bench-spread`: lambda objects placed object by object on 1..3 nodes (a
+//!   transfer between two counters: two-phase commit when they are on two
+//!   nodes) against Redis `WATCH`/`MULTI`/`EXEC` and PostgreSQL.
 //!
 //! `bench/plot.py` draws the guide's plots from their saved outputs in `bench/results/`.
 
@@ -27,6 +30,7 @@ pub mod procfs;
 pub mod rmw;
 pub mod stats;
 pub mod systems;
+pub mod transfer;
 pub mod writes;
 
 use serde::{Deserialize, Serialize};

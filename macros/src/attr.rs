@@ -19,9 +19,19 @@ pub struct ObjectArgs {
     pub replicas: Option<syn::LitInt>,
     /// The `replicas` word itself, for errors about the argument as a whole.
     pub replicas_word: Option<syn::Ident>,
+    /// `placement = "object"` (lambda objects): each object placed on its
+    /// own, instead of with its application. The word and the value.
+    pub placement: Option<(syn::Ident, LitStr)>,
 }
 
 impl ObjectArgs {
+    /// Whether a lambda object type is placed object by object.
+    pub fn by_object(&self) -> bool {
+        self.placement
+            .as_ref()
+            .is_some_and(|(_, lit)| lit.value() == "object")
+    }
+
     /// A shared type's `replicas` needs `persistent`.
     pub fn check_replicas(&self, cx: &Ctxt) {
         if let (Some(word), false) = (&self.replicas_word, self.persistent) {
@@ -48,6 +58,7 @@ enum ObjectArg {
     Persistent,
     Name(LitStr),
     Replicas(syn::Ident, syn::LitInt),
+    Placement(syn::Ident, LitStr),
 }
 
 impl Parse for ObjectArg {
@@ -76,11 +87,19 @@ impl Parse for ObjectArg {
                     input.parse().map_err(|e| syn::Error::new(e.span(), hint))?;
                 Ok(ObjectArg::Replicas(ident, lit))
             }
+            "placement" => {
+                let hint = "expected `placement = \"object\"` or `placement = \"application\"`";
+                input
+                    .parse::<Token![=]>()
+                    .map_err(|e| syn::Error::new(e.span(), hint))?;
+                let lit: LitStr = input.parse().map_err(|e| syn::Error::new(e.span(), hint))?;
+                Ok(ObjectArg::Placement(ident, lit))
+            }
             other => Err(syn::Error::new(
                 ident.span(),
                 format!(
                     "unknown argument `{other}`; expected `name = \"...\"` (and, for #[shared], \
-                     `persistent` and `replicas = N`)"
+                     `persistent` and `replicas = N`; for #[lambda_object], `placement = ...`)"
                 ),
             )),
         }
@@ -121,6 +140,19 @@ pub fn object_args(cx: &Ctxt, tokens: TokenStream) -> ObjectArgs {
                 }
                 args.replicas = Some(lit);
                 replicas_ident = Some(ident);
+            }
+            ObjectArg::Placement(ident, lit) => {
+                if !matches!(lit.value().as_str(), "object" | "application") {
+                    cx.error_spanned_by(
+                        &lit,
+                        "`placement` is \"object\" (each object on its own node) or \
+                         \"application\" (every object of the application on one node)",
+                    );
+                } else if args.placement.is_some() {
+                    cx.error_spanned_by(&lit, "`placement` is given twice");
+                } else {
+                    args.placement = Some((ident, lit));
+                }
             }
             ObjectArg::Name(lit) => {
                 if lit.value().trim().is_empty() {

@@ -13,6 +13,33 @@ use std::hash::Hasher;
 /// key: a workflow runs where every object it may touch lives.
 pub const LAMBDA_HOME: &str = "<lambda objects>";
 
+/// Separates an object's parts in its home key (no application or type name
+/// holds it).
+const HOME_SEPARATOR: char = '\u{1f}';
+
+/// The key a lambda object is placed by under [`LAMBDA_HOME`]: its
+/// application's name, or, for a type placed object by object
+/// (`object: Some((type name, key))`), the object's own key.
+pub fn lambda_home(application: &str, object: Option<(&str, &str)>) -> String {
+    match object {
+        None => application.to_string(),
+        Some((type_name, key)) => {
+            format!("{application}{HOME_SEPARATOR}{type_name}{HOME_SEPARATOR}{key}")
+        }
+    }
+}
+
+/// The parts of a home key made by [`lambda_home`]: the application, and
+/// the object's type name and key if the key is one object's.
+pub fn lambda_home_parts(home: &str) -> (&str, Option<(&str, &str)>) {
+    let mut parts = home.splitn(3, HOME_SEPARATOR);
+    let application = parts.next().unwrap_or_default();
+    match (parts.next(), parts.next()) {
+        (Some(type_name), Some(key)) => (application, Some((type_name, key))),
+        _ => (application, None),
+    }
+}
+
 /// Points per node on the ring.
 pub const VIRTUAL_NODES: usize = 64;
 
@@ -171,6 +198,17 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_home_key_splits_back_into_its_parts() {
+        assert_eq!(lambda_home("bank", None), "bank");
+        assert_eq!(lambda_home_parts("bank"), ("bank", None));
+        let one = lambda_home("bank", Some(("Account", "a\u{1f}b")));
+        assert_eq!(
+            lambda_home_parts(&one),
+            ("bank", Some(("Account", "a\u{1f}b")))
+        );
+    }
 
     fn view(n: usize) -> View {
         View::fixed((0..n).map(|i| format!("10.0.0.{i}:7000")).collect())

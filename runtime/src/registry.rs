@@ -225,6 +225,8 @@ pub struct LambdaTypeEntry {
     pub time_limit_ms: u64,
     /// Its functions.
     pub functions: &'static [FunctionEntry],
+    /// Placed object by object (see `LambdaObject::BY_OBJECT`).
+    pub by_object: bool,
 }
 
 impl LambdaTypeEntry {
@@ -240,6 +242,7 @@ impl LambdaTypeEntry {
             module,
             fields: T::FIELDS,
             shape: T::SHAPE,
+            by_object: T::BY_OBJECT,
             time_limit_ms,
             functions,
         }

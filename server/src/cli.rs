@@ -157,6 +157,11 @@ pub struct Args {
     /// linearizability test can show it catches lost acknowledged writes.
     #[arg(long, hide = true)]
     pub weaken_ack_at_head: bool,
+    /// Tests only, never in production: lambda-object commits do not
+    /// validate what they read (lost updates, write skew), so the history
+    /// checks can show they catch a broken engine.
+    #[arg(long, hide = true)]
+    pub weaken_validation: bool,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -202,6 +207,7 @@ impl Args {
                 self.workflow_time_limit_ms.max(1),
             ),
             workflow_attempts: self.workflow_attempts.max(1),
+            weaken_validation: self.weaken_validation,
             workflow_threads: self.workflow_threads.or(defaults.workflow_threads),
             cluster: (!self.etcd.is_empty()).then(|| ClusterConfig {
                 etcd: self.etcd.clone(),

@@ -131,6 +131,10 @@ pub struct NodeConfig {
     /// Executions a workflow may take (re-executions after conflicts
     /// included) before it is given up.
     pub workflow_attempts: u32,
+    /// Tests only: commits skip validating their reads
+    /// (`--weaken-validation`, hidden), so the history checks can show they
+    /// catch a broken engine.
+    pub weaken_validation: bool,
     /// Threads of the workflow pool (`CRUCIAL_WORKFLOW_THREADS` if set, else
     /// one per worker).
     pub workflow_threads: Option<usize>,
@@ -187,6 +191,7 @@ impl Default for NodeConfig {
             call_log: std::env::var("CRUCIAL_CALL_LOG").map_or(true, |v| v != "off"),
             workflow_time_limit: Duration::from_secs(10),
             workflow_attempts: 64,
+            weaken_validation: false,
             workflow_threads: std::env::var("CRUCIAL_WORKFLOW_THREADS")
                 .ok()
                 .and_then(|v| v.parse().ok()),

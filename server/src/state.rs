@@ -172,6 +172,13 @@ impl NodeState {
             config.workflow_threads.unwrap_or(config.workers),
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if config.weaken_validation {
+            tracing::warn!(
+                "--weaken-validation: lambda-object commits do not validate their reads; \
+                 tests only, never in production"
+            );
+            lambdas.store.weaken_validation();
+        }
         let node = Arc::new(NodeState {
             dedup,
             table,

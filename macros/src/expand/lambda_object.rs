@@ -121,9 +121,11 @@ impl<'a> LambdaGen<'a> {
                     )
                 }
             });
+        let by_object = self.args.by_object();
         quote! {
             impl ::crucial::__private::store::LambdaObject for #ident {
                 const TYPE_NAME: &'static str = #type_name;
+                const BY_OBJECT: bool = #by_object;
                 const APPLICATION: &'static str = ::crucial::__private::env!("CARGO_PKG_NAME");
                 const FIELDS: &'static [&'static str] = &[#(#names),*];
                 const SHAPE: &'static [&'static str] = &[#(#shape),*];

@@ -57,6 +57,13 @@ fn object_attribute(kind: ObjectKind, args: TokenStream, input: TokenStream) -> 
         ObjectTarget::Struct(object) => {
             let args = attr::object_args(&cx, args);
             args.check_replicas(&cx);
+            if let Some((word, _)) = &args.placement {
+                cx.error_spanned_by(
+                    word,
+                    "`placement` is for #[lambda_object] types: a shared object is always \
+                     placed on its own; remove `placement`",
+                );
+            }
             let expandable = check::object_struct(&cx, &object);
             object::ObjectGen::new(&object, &args, expandable).generate()
         }

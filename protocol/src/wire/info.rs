@@ -73,6 +73,12 @@ pub struct WorkflowStats {
     pub given_up: u64,
     /// Workflows aborted at their time limit.
     pub timed_out: u64,
+    /// Workflows committed with two-phase commit (they reached objects on
+    /// other nodes), counted by the node that managed them.
+    pub spanning: u64,
+    /// Steps of other nodes' transactions served (reads, prepares,
+    /// decisions): node-to-node messages.
+    pub steps: u64,
 }
 
 impl WorkflowStats {
@@ -94,6 +100,8 @@ impl WorkflowStats {
             failed: self.failed + other.failed,
             given_up: self.given_up + other.given_up,
             timed_out: self.timed_out + other.timed_out,
+            spanning: self.spanning + other.spanning,
+            steps: self.steps + other.steps,
         }
     }
 
@@ -105,6 +113,8 @@ impl WorkflowStats {
             failed: self.failed.saturating_sub(earlier.failed),
             given_up: self.given_up.saturating_sub(earlier.given_up),
             timed_out: self.timed_out.saturating_sub(earlier.timed_out),
+            spanning: self.spanning.saturating_sub(earlier.spanning),
+            steps: self.steps.saturating_sub(earlier.steps),
         }
     }
 }

@@ -16,6 +16,7 @@ mod frame;
 mod info;
 mod reply;
 mod request;
+mod txn;
 
 pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
 pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
@@ -24,6 +25,7 @@ pub use request::{
     Adopt, AppCopy, Call, EntryCopy, Invoke, MovedEntries, MovedObject, MovedReply, ObjectCopy,
     ObjectRef, Replicate, Request, PROTOCOL_VERSION,
 };
+pub use txn::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;

@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +241,9 @@ pub enum Request<'a> {
     /// Node to node: keep these copies as backups (replication). Reply: `()`
     /// once they are held.
     Replicate(Replicate<'a>),
+    /// Node to node: one step of a transaction that spans nodes, on a
+    /// participant. Reply: a [`TxnAnswer`](super::TxnAnswer).
+    Txn(super::TxnStep),
 }
 
 impl Request<'_> {
@@ -351,6 +354,19 @@ mod tests {
                         version: 41,
                     }],
                 }],
+            }),
+            Request::Txn(super::super::TxnStep {
+                manager: 3,
+                seq: 8,
+                deadline_ms: 900,
+                pin_reads: true,
+                op: super::super::TxnOp::Prepare {
+                    writes: vec![(
+                        crate::ObjectId::new("bank", "Account", "a"),
+                        vec![1].into(),
+                        Some(vec![2].into()),
+                    )],
+                },
             }),
         ];
         for request in requests {

@@ -160,6 +160,11 @@ pub trait LambdaObject: Sized {
     const SHAPE: &'static [&'static str];
     /// The application the type belongs to (the defining crate's name).
     const APPLICATION: &'static str;
+    /// Placed object by object (`#[lambda_object(placement = "object")]`):
+    /// in a cluster each object lives on the node the ring gives it, and a
+    /// workflow reaches the others' with two-phase commit. `false`: every
+    /// object of the type lives with its application.
+    const BY_OBJECT: bool = false;
     /// The object `id`'s fields in the workflow `host`.
     fn open(host: Arc<dyn Host>, id: Arc<ObjectId>) -> Self;
 }

@@ -55,12 +55,12 @@ impl HandleCore {
         }
     }
 
-    /// The request and the object it is routed by.
+    /// The request and the home key it is routed by (under `LAMBDA_HOME`).
     fn payload<T: LambdaObject, A: Serialize>(
         &self,
         function: &FunctionId,
         args: &A,
-    ) -> Result<(ObjectRef<'_>, Vec<u8>)> {
+    ) -> Result<(String, Vec<u8>)> {
         if self.id.type_name != T::TYPE_NAME {
             return Err(Error::Object(format!(
                 "object {} is not a {}: its handle was opened with another type's id",
@@ -79,14 +79,21 @@ impl HandleCore {
             args: &args,
         })
         .encode()?;
-        // A workflow runs on one node, with every object it touches: in a
-        // cluster, an application's lambda objects live together on the
-        // owner of the application.
-        let object = ObjectRef {
+        // A workflow runs on the node of the object it is called on (the
+        // objects of a type placed with its application live together on
+        // the application's node; a static function runs there too), and
+        // reaches the others' objects from there.
+        let object = (T::BY_OBJECT && key.is_some())
+            .then_some((self.id.type_name.as_str(), self.id.key.as_str()));
+        let home = crate::placement::lambda_home(&self.id.application, object);
+        Ok((home, payload))
+    }
+
+    fn home(home: &str) -> ObjectRef<'_> {
+        ObjectRef {
             type_name: crate::placement::LAMBDA_HOME,
-            key: &self.id.application,
-        };
-        Ok((object, payload))
+            key: home,
+        }
     }
 
     /// Runs `function` as one workflow and blocks for its result.
@@ -95,8 +102,8 @@ impl HandleCore {
         function: &FunctionId,
         args: &A,
     ) -> Result<R> {
-        let (object, payload) = self.payload::<T, A>(function, args)?;
-        let reply = self.client()?.call(object, &payload, true)?;
+        let (home, payload) = self.payload::<T, A>(function, args)?;
+        let reply = self.client()?.call(Self::home(&home), &payload, true)?;
         codec::decode(&reply)
     }
 
@@ -109,8 +116,8 @@ impl HandleCore {
         args: &A,
     ) -> impl Future<Output = Result<R>> + Send + 'static {
         let call = self.client().and_then(|client| {
-            let (object, payload) = self.payload::<T, A>(function, args)?;
-            Ok(client.call_async(object, payload))
+            let (home, payload) = self.payload::<T, A>(function, args)?;
+            Ok(client.call_async(Self::home(&home), payload))
         });
         async move {
             let reply = call?.await?;

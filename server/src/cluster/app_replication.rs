@@ -37,14 +37,15 @@ pub fn factor(cluster: &Cluster) -> usize {
     usize::from(cluster.replicas())
 }
 
-/// The copy of one commit's writes.
-fn commit_copy(application: &str, writes: &Writes, tid: u64) -> AppCopy {
+/// The copy of one commit's writes at home `application`.
+fn commit_copy(node: &NodeState, application: &str, writes: &Writes, tid: u64) -> AppCopy {
+    let store = &node.lambdas.store;
     AppCopy {
         application: application.to_string(),
         complete: None,
         entries: writes
             .iter()
-            .filter(|((object, _), _)| object.application == application)
+            .filter(|((object, _), _)| store.home(object) == application)
             .map(|((object, key), value)| entry_copy(object, key, value.as_deref(), tid))
             .collect(),
     }
@@ -52,7 +53,7 @@ fn commit_copy(application: &str, writes: &Writes, tid: u64) -> AppCopy {
 
 /// A complete copy of the application as this node holds it now.
 fn complete_copy(node: &NodeState, application: &str) -> AppCopy {
-    let (as_of, entries) = node.lambdas.store.snapshot_application(application);
+    let (as_of, entries) = node.lambdas.store.snapshot_home(application);
     AppCopy {
         application: application.to_string(),
         complete: Some(as_of),
@@ -96,8 +97,9 @@ async fn send(
     Ok(true)
 }
 
-/// Replicates commit `tid` of a workflow of `application` (its `writes`, and
-/// `reply`, the workflow's remembered reply): at most [`REPLICATE_FOR`],
+/// Replicates commit `tid` of a workflow at home `application` (its
+/// `writes`, and `reply`, the workflow's remembered reply, if this node
+/// manages the workflow): at most [`REPLICATE_FOR`],
 /// again with each new view while a replica fails — then with a complete
 /// copy, since the replica may have missed earlier commits meanwhile.
 pub async fn replicate(
@@ -106,13 +108,13 @@ pub async fn replicate(
     application: &str,
     writes: &Writes,
     tid: u64,
-    reply: MovedReply,
+    reply: Option<MovedReply>,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let mut copy = commit_copy(application, writes, tid);
+    let mut copy = commit_copy(node, application, writes, tid);
     loop {
         let placement = cluster.placement();
-        let replies = vec![reply.clone()];
+        let replies: Vec<MovedReply> = reply.iter().cloned().collect();
         let failure = match send(cluster, &placement, copy, replies).await {
             Ok(_) => return Ok(()),
             Err(e) => e,
@@ -157,7 +159,7 @@ pub fn held(node: &NodeState) -> Vec<String> {
         .list()
         .into_iter()
         .filter(|(id, _, _)| !crate::lambda_objects::is_record(id))
-        .map(|(id, _, _)| id.application)
+        .map(|(id, _, _)| node.lambdas.store.home(&id))
         .collect();
     apps.sort();
     apps.dedup();
@@ -210,7 +212,7 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
         let Some(backup) = cluster.replication.take_app(&app) else {
             continue;
         };
-        if node.lambdas.store.holds_application(&app) {
+        if node.lambdas.store.holds_home(&app) {
             continue; // already served here: the backup is older
         }
         promote(node, &app, backup);

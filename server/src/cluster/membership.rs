@@ -278,6 +278,16 @@ pub async fn start(
     if node.cluster.set(Arc::clone(&cluster)).is_err() {
         return Err(io::Error::other("the node is already in a cluster"));
     }
+    // Workflows reach the objects other members hold through their
+    // participants; parts whose manager went quiet are dropped here.
+    let reach = super::reach::PeerReach::new(
+        Arc::clone(&cluster),
+        Arc::clone(&node.lambdas.store),
+        node.peer_id,
+        tokio::runtime::Handle::current(),
+    );
+    let _ = node.lambdas.reach.set(Arc::new(reach));
+    tokio::spawn(expire_parts(Arc::downgrade(node)));
     handoff::spawn(
         Arc::downgrade(node),
         Arc::clone(&cluster),
@@ -299,6 +309,27 @@ pub async fn start(
     }
     tokio::spawn(drain_when_asked(registration, cluster, Arc::clone(node)));
     Ok(())
+}
+
+/// Drops, every second, the parts of transactions whose deadline passed
+/// before their manager prepared them (it crashed or was cut off).
+async fn expire_parts(node: std::sync::Weak<NodeState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let participant = &node.lambdas.participant;
+        let expired = participant.expire(std::time::Instant::now());
+        if expired > 0 {
+            tracing::info!(
+                expired,
+                "dropped transactions' parts whose manager went quiet"
+            );
+        }
+        participant.release_orphans();
+    }
 }
 
 /// Leaves the cluster once this node's store has refused writes for `after`

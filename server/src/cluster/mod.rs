@@ -27,6 +27,8 @@ pub mod member;
 mod membership;
 #[cfg(feature = "cluster")]
 mod peers;
+#[cfg(feature = "cluster")]
+mod reach;
 pub mod replication;
 mod settle;
 
@@ -149,17 +151,16 @@ pub fn keep_copies(
     Ok(())
 }
 
-/// After a workflow of `application` committed as number `tid`: in a
-/// cluster whose applications have more than one copy, its `writes` (and
-/// `reply`, the workflow's reply) go to the application's replicas, and
-/// then, written or not, the workflow waits until every commit it may have
-/// read is on them. `Err`: the replicas did not take the writes.
+/// After a workflow committed as number `tid`: in a cluster whose lambda
+/// objects have more than one copy, its `writes` on this node (and `reply`,
+/// the workflow's reply, on the node that manages it) go to the replicas of each home they belong to,
+/// and then, written or not, the workflow waits until every commit it may
+/// have read is on them. `Err`: the replicas did not take the writes.
 pub async fn replicate_workflow(
     node: &NodeState,
-    application: &str,
     writes: &crate::txn::Writes,
     tid: u64,
-    reply: crucial_protocol::wire::MovedReply,
+    reply: Option<crucial_protocol::wire::MovedReply>,
 ) -> Result<(), String> {
     let Some(cluster) = node.cluster.get() else {
         return Ok(());
@@ -171,7 +172,15 @@ pub async fn replicate_workflow(
     let sent = if writes.is_empty() {
         Ok(())
     } else {
-        let sent = app_replication::replicate(node, cluster, application, writes, tid, reply).await;
+        let mut homes: Vec<String> = writes.iter().map(|((id, _), _)| store.home(id)).collect();
+        homes.sort();
+        homes.dedup();
+        let mut sent = Ok(());
+        for home in &homes {
+            let copied =
+                app_replication::replicate(node, cluster, home, writes, tid, reply.clone()).await;
+            sent = sent.and(copied);
+        }
         store.replicated(tid);
         sent
     };
@@ -236,7 +245,7 @@ pub async fn lambda_home(
         None => Ok(None),
         Some(cluster) => {
             cluster.fenced()?;
-            let holds = || node.lambdas.store.holds_application(application);
+            let holds = || node.lambdas.store.holds_home(application);
             let promote = |backup| app_replication::promote(node, application, backup);
             let (guard, promoted) = cluster.lambda_home(application, holds, promote).await?;
             if promoted {

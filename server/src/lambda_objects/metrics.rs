@@ -14,6 +14,8 @@ pub struct WorkflowMetrics {
     failed: AtomicU64,
     given_up: AtomicU64,
     timed_out: AtomicU64,
+    spanning: AtomicU64,
+    steps: AtomicU64,
     runaway: Arc<AtomicI64>,
 }
 
@@ -35,6 +37,16 @@ impl WorkflowMetrics {
         self.given_up.fetch_add(1, Ordering::Relaxed);
         self.executions
             .fetch_add(u64::from(executions), Ordering::Relaxed);
+    }
+
+    /// A workflow managed here committed with two-phase commit.
+    pub fn spanned(&self) {
+        self.spanning.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A step of another node's transaction was served here.
+    pub fn step(&self) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A workflow ran past its time limit.
@@ -59,6 +71,8 @@ impl WorkflowMetrics {
             failed: load(&self.failed),
             given_up: load(&self.given_up),
             timed_out: load(&self.timed_out),
+            spanning: load(&self.spanning),
+            steps: load(&self.steps),
         }
     }
 
@@ -66,12 +80,14 @@ impl WorkflowMetrics {
     pub fn render(&self, out: &mut String, threads: usize) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let rows: [(&str, &str, &str, u64); 9] = [
             ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
             ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
             ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
             ("crucial_workflows_given_up_total", "counter", "Workflows that conflicted in every execution allowed (--workflow-attempts).", load(&self.given_up)),
             ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
+            ("crucial_workflows_spanning_total", "counter", "Workflows managed here that committed with two-phase commit (they reached other nodes' objects).", load(&self.spanning)),
+            ("crucial_transaction_steps_total", "counter", "Steps of other nodes' transactions served here (reads, prepares, decisions).", load(&self.steps)),
             ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),
             ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one workflow thread, replaced in the pool).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];

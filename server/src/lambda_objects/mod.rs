@@ -14,10 +14,21 @@ pub use run::{execute, Ended, Gate, Invocation};
 pub use shape::is_record;
 
 use crate::storage::Storage;
-use crate::txn::{Limits, Store};
+use crate::txn::{Limits, Participant, Reach, Store};
 use crucial::__private::registry::{registry, FunctionEntry, LambdaTypeEntry};
+use crucial::ObjectId;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The home of a lambda object (the key the cluster places it by): its own
+/// for a type placed object by object, else its application's.
+pub fn home_of(id: &ObjectId) -> String {
+    let by_object = registry()
+        .lambda_type(&id.type_name)
+        .is_some_and(|ty| ty.by_object && ty.application == id.application);
+    let object = by_object.then_some((id.type_name.as_str(), id.key.as_str()));
+    crucial_protocol::placement::lambda_home(&id.application, object)
+}
 
 /// A node's lambda objects.
 pub struct Lambdas {
@@ -32,6 +43,11 @@ pub struct Lambdas {
     pub metrics: WorkflowMetrics,
     /// The threads workflows run on.
     pub pool: Pool,
+    /// This node's parts of transactions managed by other nodes.
+    pub participant: Participant,
+    /// How this node's workflows reach the objects of other nodes (set when
+    /// the node joins a cluster).
+    pub reach: std::sync::OnceLock<Arc<dyn Reach>>,
 }
 
 impl Lambdas {
@@ -45,15 +61,19 @@ impl Lambdas {
     ) -> Result<Lambdas, String> {
         let store = match &storage {
             // The node's own records are nobody's copy: never provisional.
-            Some(storage) => Arc::new(Store::recover(Arc::clone(storage), |id| {
-                !shape::is_record(id)
-            })?),
-            None => Arc::new(Store::default()),
+            Some(storage) => Arc::new(Store::recover(
+                Arc::clone(storage),
+                |id| !shape::is_record(id),
+                home_of,
+            )?),
+            None => Arc::new(Store::default().placed_by(home_of)),
         };
         if let Some(storage) = &storage {
             shape::check(&store, storage, &registry().lambda_types());
         }
         Ok(Lambdas {
+            participant: Participant::new(Arc::clone(&store)),
+            reach: std::sync::OnceLock::new(),
             store,
             time_cap,
             attempts: attempts.max(1),

@@ -4,7 +4,7 @@
 //! deciding its fate, and a handshake with the watchdog so that a workflow
 //! the watchdog gave up on can never commit afterwards.
 
-use crate::txn::{retry, Abort, Committed, Failure, Limits, Spanning, Store, TxHost};
+use crate::txn::{retry, Abort, Committed, Failure, Limits, Reach, Spanning, Store, TxHost};
 use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::{Host, Workflow};
 use crucial::store::TxError;
@@ -32,6 +32,9 @@ pub struct Invocation {
     pub seed: u64,
     /// The request to store the reply of, with the commit (deduplicated calls).
     pub reply_to: Option<(u64, u64)>,
+    /// The home the workflow runs at (its object's, or its application's
+    /// for a static function): held on this node while it runs.
+    pub home: String,
 }
 
 /// Why a workflow ended without committing, as the node reports it.
@@ -76,20 +79,29 @@ impl Gate {
     }
 }
 
-/// Runs `invocation` as one workflow on `store`, re-executed on conflict
-/// within `limits`. Blocks: call it off the node's reactor.
+/// Runs `invocation` as one workflow on `store` (reaching other nodes'
+/// objects through `reach`, in a cluster), re-executed on conflict within
+/// `limits`. Blocks: call it off the node's reactor.
 pub fn execute(
     store: &Arc<Store>,
+    reach: Option<&Arc<dyn Reach>>,
     limits: Limits,
     gate: &Gate,
     invocation: &Invocation,
 ) -> Result<Committed<Vec<u8>>, Ended> {
     let mut bad_arguments = None;
     let mut panicked = None;
+    let deadline = std::time::Instant::now() + limits.time;
     let result = retry(store, limits, |txn| {
         gate.begin_execution();
         panicked = None;
-        let host = Arc::new(TxHost::new(Spanning::local(txn)));
+        let spanning = match reach {
+            Some(reach) => {
+                Spanning::reaching(txn, Arc::clone(reach), invocation.home.clone(), deadline)
+            }
+            None => Spanning::local(txn),
+        };
+        let host = Arc::new(TxHost::new(spanning));
         let wf = Workflow::new(
             Arc::clone(&host) as Arc<dyn Host>,
             invocation.object.clone(),

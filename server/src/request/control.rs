@@ -62,13 +62,13 @@ pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: 
 pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Outcome {
     if let (
         Plane::Client,
-        Request::Adopt(_) | Request::HandoffDone { .. } | Request::Replicate(_),
+        Request::Adopt(_) | Request::HandoffDone { .. } | Request::Replicate(_) | Request::Txn(_),
     ) = (plane, &request)
     {
         return Err(RemoteError::Protocol {
-            reason: "handoffs and replication are node-to-node requests: a node takes them \
-                     only on its peer port (--peer-listen), from the members of its cluster, \
-                     never on the port clients use"
+            reason: "handoffs, replication and transactions' steps are node-to-node requests: \
+                     a node takes them only on its peer port (--peer-listen), from the members \
+                     of its cluster, never on the port clients use"
                 .into(),
         });
     }
@@ -168,9 +168,11 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                 reason: "a replica's copy sent to a node that is not in a cluster".into(),
             }),
         },
-        Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) => {
+        Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) | Request::Txn(_) => {
             Err(RemoteError::Protocol {
-                reason: "a Hello, a Call or an Invoke is not a control request".into(),
+                reason: "a Hello, a Call, an Invoke or a transaction's step is not a control \
+                         request"
+                    .into(),
             })
         }
     }

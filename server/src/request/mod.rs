@@ -23,6 +23,7 @@ pub mod call;
 pub mod control;
 mod retry;
 mod route;
+mod txn;
 pub mod workflow;
 
 pub use call::{Applied, Durable};
@@ -83,6 +84,7 @@ pub async fn apply(
             call::call(node, client, sink, id, request, released).await
         }
         (Request::Invoke(request), Some(client)) => workflow::invoke(node, client, id, request),
+        (Request::Txn(step), Some(_)) if session.plane == Plane::Peer => txn::step(node, step),
         (
             Request::Hello {
                 protocol,

@@ -31,10 +31,15 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         Ok(resolved) => resolved,
         Err(error) => return Applied::Now(Some(Err(error))),
     };
-    let application = invoke.application.to_string();
     let object = invoke
         .key
         .map(|key| ObjectId::new(invoke.application, invoke.type_name, key));
+    // The workflow runs at its object's home (a static function's: its
+    // application's) and reaches the other homes' objects from there.
+    let home = match &object {
+        Some(id) => node.lambdas.store.home(id),
+        None => invoke.application.to_string(),
+    };
     // Every workflow is deduplicated: even a `&self` function may write
     // other objects through its child calls.
     let invocation = Invocation {
@@ -44,14 +49,15 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         args: invoke.args.to_vec(),
         seed: seed(client, id),
         reply_to: node.storage.is_some().then_some((client, id)),
+        home: home.clone(),
     };
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
-        // In a cluster an application's lambda objects live on the owner of
-        // the application (or on a node that kept them when their move timed
-        // out); elsewhere, a redirect, and meanwhile a move, a wait.
-        // The guard keeps the application here until the workflow ends.
-        let _here = match route::application(&node, &application).await {
+        // In a cluster a home's lambda objects live on the owner of the
+        // home (or on a node that kept them when their move timed out);
+        // elsewhere, a redirect, and meanwhile a move, a wait. The guard
+        // keeps the home here until the workflow ends.
+        let _here = match route::application(&node, &home).await {
             Ok(guard) => guard,
             Err(redirect) => return Some(Err(redirect)),
         };
@@ -81,9 +87,11 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
     let gate = Arc::new(Gate::default());
     let (done, mut task) = tokio::sync::oneshot::channel();
     lambdas.pool.submit({
-        let (store, gate) = (Arc::clone(&lambdas.store), Arc::clone(&gate));
+        let (node, gate) = (Arc::clone(node), Arc::clone(&gate));
         move || {
-            let _ = done.send(execute(&store, limits, &gate, &invocation));
+            let lambdas = &node.lambdas;
+            let reach = lambdas.reach.get();
+            let _ = done.send(execute(&lambdas.store, reach, limits, &gate, &invocation));
         }
     });
     let watchdog = tokio::time::sleep(limits.time + WATCHDOG_GRACE);
@@ -121,8 +129,12 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
             durable: ticket,
             tid,
             writes,
+            participants,
         }) => {
             lambdas.metrics.committed(attempts);
+            if participants > 0 {
+                lambdas.metrics.spanned();
+            }
             tracing::trace!(
                 tid,
                 attempts,
@@ -158,8 +170,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
                 request: asker.1,
                 outcome: Ok(value.clone()),
             };
-            let application = ty.application;
-            match crate::cluster::replicate_workflow(node, application, &writes, tid, reply).await {
+            match crate::cluster::replicate_workflow(node, &writes, tid, Some(reply)).await {
                 Ok(()) => Ok(value),
                 Err(reason) => {
                     tracing::error!(

@@ -160,7 +160,9 @@ fn committed_entries_come_back_from_the_data_directory() {
     };
     {
         let storage = Arc::new(Storage::open(&dir, Durability::Sync).expect("open"));
-        let store = Arc::new(Store::recover(storage, |_| true).expect("empty"));
+        let store = Arc::new(
+            Store::recover(storage, |_| true, |id| id.application.clone()).expect("empty"),
+        );
         durable(&store, &|f| {
             f.title.set(&"kept".to_string())?;
             f.threads.insert(&-1, &"minus one".to_string())?;
@@ -170,7 +172,8 @@ fn committed_entries_come_back_from_the_data_directory() {
         durable(&store, &|f| f.threads.remove(&2));
     }
     let storage = Arc::new(Storage::open(&dir, Durability::Sync).expect("reopen"));
-    let store = Arc::new(Store::recover(storage, |_| true).expect("recover"));
+    let store =
+        Arc::new(Store::recover(storage, |_| true, |id| id.application.clone()).expect("recover"));
     workflow(&store, |f| {
         assert_eq!(f.title.get()?, Some("kept".to_string()));
         assert_eq!(f.threads.entries()?, [(-1, "minus one".to_string())]);

@@ -13,10 +13,8 @@ mod fields_test;
 mod history;
 mod host;
 mod object;
-#[allow(dead_code, unused_imports)] // until the peer plane carries it
 mod participant;
 mod provisional;
-#[allow(dead_code, unused_imports)] // until the peer plane carries it
 mod spanning;
 #[cfg(test)]
 mod spanning_history;
@@ -24,11 +22,11 @@ mod transaction;
 mod workflow;
 
 pub use host::TxHost;
-#[allow(unused_imports)] // until the peer plane carries them
-pub use participant::{Outcome, Participant, TxnId};
+pub use participant::{Participant, TxnId};
 pub use provisional::Meeting;
-#[allow(unused_imports)] // until the peer plane carries them
-pub use spanning::{NodeId, Reach, Spanning};
+#[cfg(feature = "cluster")]
+pub use spanning::NodeId;
+pub use spanning::{Access, Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

@@ -38,6 +38,7 @@
 //! until the decision arrives: that is the price of two-phase commit, and a
 //! part that waits asks its manager (the cluster's side).
 
+use super::spanning::Access;
 use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -84,7 +85,13 @@ pub struct Participant {
     store: Arc<Store>,
     parts: Mutex<HashMap<TxnId, Arc<Mutex<Option<Part>>>>>,
     ended: Mutex<(HashMap<TxnId, Outcome>, VecDeque<TxnId>)>,
+    /// What the caller keeps alive while a part lives (the cluster's guards
+    /// that keep the part's objects on this node).
+    held: Mutex<HashMap<TxnId, Vec<Held>>>,
 }
+
+/// Something kept alive with a part.
+pub type Held = Box<dyn Send + Sync>;
 
 impl Participant {
     /// Parts of transactions over `store`'s objects.
@@ -93,10 +100,12 @@ impl Participant {
             store,
             parts: Mutex::default(),
             ended: Mutex::default(),
+            held: Mutex::default(),
         }
     }
 
     /// The store the parts run on.
+    #[cfg(test)]
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
@@ -109,21 +118,48 @@ impl Participant {
             .cloned()
     }
 
+    /// Keeps `held` alive until `txn`'s part here ends (at once if it has).
+    pub fn hold(&self, txn: TxnId, held: Held) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(txn)
+            .or_default()
+            .push(held);
+        // The part may have ended meanwhile: `remember` records the outcome
+        // before it releases, so one of the two sees the other.
+        if self.outcome(txn).is_some() {
+            self.release(txn);
+        }
+    }
+
+    fn release(&self, txn: TxnId) {
+        let released = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&txn);
+        drop(released);
+    }
+
     fn remember(&self, txn: TxnId, outcome: Outcome) {
         self.parts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&txn);
-        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        let (outcomes, order) = &mut *ended;
-        if outcomes.insert(txn, outcome).is_none() {
-            order.push_back(txn);
-            if order.len() > REMEMBERED {
-                if let Some(oldest) = order.pop_front() {
-                    outcomes.remove(&oldest);
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            let (outcomes, order) = &mut *ended;
+            if outcomes.insert(txn, outcome).is_none() {
+                order.push_back(txn);
+                if order.len() > REMEMBERED {
+                    if let Some(oldest) = order.pop_front() {
+                        outcomes.remove(&oldest);
+                    }
                 }
             }
         }
+        self.release(txn);
     }
 
     /// The outcome of `txn` here, if it ended and is remembered.
@@ -145,14 +181,30 @@ impl Participant {
         deadline: Instant,
         access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
     ) -> Result<T, Abort> {
+        self.access_pinning(txn, deadline, false, access)
+    }
+
+    /// [`Participant::access`], the part pinning what it reads
+    /// (`Transaction::pin_reads`) if `pin_reads` and it begins now.
+    pub fn access_pinning<T>(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        pin_reads: bool,
+        access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
+    ) -> Result<T, Abort> {
         if self.outcome(txn).is_some() {
             return Err(Abort::Conflict);
         }
         let part = {
             let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(parts.entry(txn).or_insert_with(|| {
+                let mut transaction = self.store.begin(Some(deadline));
+                if pin_reads {
+                    transaction.pin_reads();
+                }
                 Arc::new(Mutex::new(Some(Part {
-                    stage: Stage::Running(self.store.begin(Some(deadline))),
+                    stage: Stage::Running(transaction),
                     deadline,
                 })))
             }))
@@ -170,24 +222,32 @@ impl Participant {
     /// The value of `key` in `object`, as `txn` sees it here.
     pub fn get(
         &self,
-        txn: TxnId,
-        deadline: Instant,
+        access: Access,
         object: &crucial::ObjectId,
         key: &[u8],
     ) -> Result<Option<Bytes>, Abort> {
-        self.access(txn, deadline, |t| t.get(object, key))
+        let Access {
+            txn,
+            deadline,
+            pin_reads,
+        } = access;
+        self.access_pinning(txn, deadline, pin_reads, |t| t.get(object, key))
     }
 
     /// The entries of `object` in `[from, to)` as `txn` sees them here.
     pub fn scan(
         &self,
-        txn: TxnId,
-        deadline: Instant,
+        access: Access,
         object: &crucial::ObjectId,
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
-        self.access(txn, deadline, |t| t.scan(object, from, to))
+        let Access {
+            txn,
+            deadline,
+            pin_reads,
+        } = access;
+        self.access_pinning(txn, deadline, pin_reads, |t| t.scan(object, from, to))
     }
 
     /// Phase one: adds `writes` (buffered by the manager) to `txn`'s part,
@@ -296,16 +356,22 @@ impl Participant {
         self.remember(txn, Outcome::Aborted);
     }
 
-    /// Drops the parts whose deadline passed before they prepared (their
-    /// manager stopped sending); returns how many. Prepared parts stay.
-    pub fn expire(&self, now: Instant) -> usize {
-        let parts: Vec<(TxnId, Arc<Mutex<Option<Part>>>)> = self
-            .parts
+    /// Every part, each to be locked on its own.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    fn all_parts(&self) -> Vec<(TxnId, Arc<Mutex<Option<Part>>>)> {
+        self.parts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|(id, part)| (*id, Arc::clone(part)))
-            .collect();
+            .collect()
+    }
+
+    /// Drops the parts whose deadline passed before they prepared (their
+    /// manager stopped sending); returns how many. Prepared parts stay.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn expire(&self, now: Instant) -> usize {
+        let parts = self.all_parts();
         let mut expired = 0;
         for (txn, part) in parts {
             let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
@@ -325,15 +391,29 @@ impl Participant {
         expired
     }
 
+    /// Releases what is kept for transactions with no part here (their
+    /// part ended, or never began).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn release_orphans(&self) {
+        let orphans: Vec<TxnId> = {
+            let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .filter(|txn| !parts.contains_key(txn))
+                .copied()
+                .collect()
+        };
+        for txn in orphans {
+            self.release(txn);
+        }
+    }
+
     /// Transactions prepared here and waiting for their decision.
+    #[cfg(test)]
     pub fn in_doubt(&self) -> Vec<TxnId> {
-        let parts: Vec<(TxnId, Arc<Mutex<Option<Part>>>)> = self
-            .parts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(id, part)| (*id, Arc::clone(part)))
-            .collect();
+        let parts = self.all_parts();
         let mut waiting: Vec<TxnId> = parts
             .into_iter()
             .filter(|(_, part)| {

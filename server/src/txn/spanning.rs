@@ -12,7 +12,7 @@
 //! the other nodes.
 
 use super::participant::TxnId;
-use super::transaction::{Abort, Durably, Key, Transaction, Writes};
+use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
 use crucial::ObjectId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,32 +20,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A node's id in the cluster.
-pub type NodeId = u64;
+/// A node of the cluster, by its address.
+pub type NodeId = String;
 
 /// How a manager reaches the other nodes of its transactions: where an
 /// object lives, and the participants' operations. Implemented by the
 /// cluster's peer plane (and, in tests, by nodes in one process).
 pub trait Reach: Send + Sync {
-    /// This node's id (the manager of the transactions it starts).
+    /// This node.
     fn me(&self) -> NodeId;
-    /// The node that holds `object` (`me()`: this one).
-    fn owner(&self, object: &ObjectId) -> NodeId;
-    /// One entry of `object` on `node`, read in `txn`.
+    /// This node's number, unique in the cluster (names the transactions it
+    /// manages).
+    fn number(&self) -> u64;
+    /// The home of `object`: the key the cluster places it by.
+    fn home(&self, object: &ObjectId) -> String;
+    /// The node that serves the objects of `home` (`me()`: this one).
+    fn owner(&self, home: &str) -> NodeId;
+    /// One entry of `object` on `node`, read in `access.txn`.
     fn get(
         &self,
-        node: NodeId,
-        txn: TxnId,
-        deadline: Instant,
+        node: &str,
+        access: Access,
         object: &ObjectId,
         key: &[u8],
     ) -> Result<Option<Bytes>, Abort>;
-    /// Entries of `object` on `node` in `[from, to)`, read in `txn`.
+    /// Entries of `object` on `node` in `[from, to)`, read in `access.txn`.
     fn scan(
         &self,
-        node: NodeId,
-        txn: TxnId,
-        deadline: Instant,
+        node: &str,
+        access: Access,
         object: &ObjectId,
         from: &[u8],
         to: Option<&[u8]>,
@@ -67,6 +70,18 @@ pub trait Reach: Send + Sync {
     fn abort(&self, txn: TxnId, nodes: &[NodeId]);
 }
 
+/// Which transaction a read on another node belongs to, and how it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// The transaction.
+    pub txn: TxnId,
+    /// Its part there is dropped if not prepared by then.
+    pub deadline: Instant,
+    /// It pins the sets it reads as it reads them
+    /// ([`Transaction::pin_reads`]).
+    pub pin_reads: bool,
+}
+
 /// Numbers the transactions a node manages.
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -75,6 +90,9 @@ pub struct Spanning {
     /// The part on this node.
     local: Option<Transaction>,
     reach: Option<Arc<dyn Reach>>,
+    /// The home of the workflow's root: held on this node while the
+    /// workflow runs, so its objects are here whatever the ring says.
+    home: Option<String>,
     txn: TxnId,
     deadline: Instant,
     /// Nodes where this execution read (their parts exist).
@@ -89,6 +107,7 @@ impl Spanning {
         Spanning {
             local: Some(txn),
             reach: None,
+            home: None,
             txn: TxnId { manager: 0, seq: 0 },
             deadline: Instant::now(),
             read_on: BTreeSet::new(),
@@ -96,13 +115,19 @@ impl Spanning {
         }
     }
 
-    /// An execution that reaches other nodes through `reach`; its parts
-    /// there end at `deadline`.
-    pub fn reaching(txn: Transaction, reach: Arc<dyn Reach>, deadline: Instant) -> Spanning {
+    /// An execution whose root runs at `home` on this node, reaching other
+    /// nodes through `reach`; its parts there end at `deadline`.
+    pub fn reaching(
+        txn: Transaction,
+        reach: Arc<dyn Reach>,
+        home: String,
+        deadline: Instant,
+    ) -> Spanning {
         Spanning {
             local: Some(txn),
+            home: Some(home),
             txn: TxnId {
-                manager: reach.me(),
+                manager: reach.number(),
                 seq: NEXT.fetch_add(1, Ordering::Relaxed),
             },
             reach: Some(reach),
@@ -119,11 +144,23 @@ impl Spanning {
             .expect("the local part lives until the commit")
     }
 
+    fn access(&self) -> Access {
+        Access {
+            txn: self.txn,
+            deadline: self.deadline,
+            pin_reads: self.local.as_ref().is_some_and(Transaction::pins_reads),
+        }
+    }
+
     /// The node holding `object`, if not this one.
-    fn elsewhere(&self, object: &ObjectId) -> Option<(&Arc<dyn Reach>, NodeId)> {
+    fn elsewhere(&self, object: &ObjectId) -> Option<(Arc<dyn Reach>, NodeId)> {
         let reach = self.reach.as_ref()?;
-        let owner = reach.owner(object);
-        (owner != reach.me()).then_some((reach, owner))
+        let home = reach.home(object);
+        if self.home.as_ref() == Some(&home) {
+            return None;
+        }
+        let owner = reach.owner(&home);
+        (owner != reach.me()).then(|| (Arc::clone(reach), owner))
     }
 
     /// The value of `key` in `object`, as this transaction sees it.
@@ -138,7 +175,7 @@ impl Spanning {
         if let Some(value) = self.remote_writes.get(&node).and_then(|w| w.get(&k)) {
             return Ok(value.clone());
         }
-        let value = reach.get(node, self.txn, self.deadline, object, key);
+        let value = reach.get(&node, self.access(), object, key);
         self.read_on.insert(node);
         value
     }
@@ -181,36 +218,30 @@ impl Spanning {
         if Instant::now() >= self.deadline {
             return Err(Abort::Deadline);
         }
-        let stored = reach.scan(node, self.txn, self.deadline, object, from, to);
-        self.read_on.insert(node);
-        let mut merged: BTreeMap<Vec<u8>, Bytes> = stored?.into_iter().collect();
-        let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
-        for ((id, key), value) in self.remote_writes.get(&node).into_iter().flatten() {
-            if id == object && in_range(key) {
-                match value {
-                    Some(value) => merged.insert(key.clone(), value.clone()),
-                    None => merged.remove(key),
-                };
-            }
-        }
-        Ok(merged.into_iter().collect())
+        let stored = reach.scan(&node, self.access(), object, from, to);
+        self.read_on.insert(node.clone());
+        let none = BTreeMap::new();
+        let mine = self.remote_writes.get(&node).unwrap_or(&none);
+        Ok(with_writes(stored?, mine, object, from, to))
     }
 
     /// The other nodes this execution reached.
     pub fn participants(&self) -> Vec<NodeId> {
         let mut nodes: BTreeSet<NodeId> = self.read_on.clone();
-        nodes.extend(self.remote_writes.keys().copied());
+        nodes.extend(self.remote_writes.keys().cloned());
         nodes.into_iter().collect()
     }
 
     /// Commits: on this node alone if no other was reached, else with
     /// two-phase commit. Returns the commit's number, this node's writes'
-    /// way to the disk, and this node's writes (for its replicas).
-    pub fn commit(mut self) -> Result<(u64, Option<Durably>, Writes), Abort> {
+    /// way to the disk, this node's writes (for its replicas), and how many
+    /// other nodes took part.
+    pub fn commit(mut self) -> Result<(u64, Option<Durably>, Writes, usize), Abort> {
         let local = self.local.take().expect("committed once");
         let nodes = self.participants();
         let Some(reach) = self.reach.clone().filter(|_| !nodes.is_empty()) else {
-            return local.commit_durably();
+            let (tid, durable, writes) = local.commit_durably()?;
+            return Ok((tid, durable, writes, 0));
         };
         // Phase one: this node first (cheapest to refuse), then the others
         // at once.
@@ -228,7 +259,7 @@ impl Spanning {
             .iter()
             .map(|node| {
                 let w = writes.remove(node).unwrap_or_default();
-                (*node, w.into_iter().collect())
+                (node.clone(), w.into_iter().collect())
             })
             .collect();
         self.read_on.clear();
@@ -256,7 +287,7 @@ impl Spanning {
                 self.txn
             );
         }
-        Ok((tid, durable, writes))
+        Ok((tid, durable, writes, nodes.len()))
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::history::{account, check, workload, Body, Kv, Runner, ACCOUNTS, THREADS, WORKFLOWS};
 use super::participant::{Participant, TxnId};
-use super::spanning::{NodeId, Reach, Spanning};
+use super::spanning::{Access, NodeId, Reach, Spanning};
 use super::transaction::{Abort, Store, Writes};
 use super::{retry, Limits};
 use bytes::Bytes;
@@ -29,57 +29,60 @@ struct InProcess {
 
 /// One node's view of the others.
 struct Node {
-    me: NodeId,
+    me: usize,
     all: Arc<InProcess>,
 }
 
-/// Where the test's objects live: account `i` on node `i % NODES`.
-fn owner_of(object: &ObjectId) -> NodeId {
-    let i: usize = object
-        .key
-        .trim_start_matches("acct-")
-        .parse()
-        .unwrap_or_default();
-    (i % NODES) as NodeId
+/// Where the test's objects live: account `i` (its home is its key) on
+/// node `i % NODES`.
+fn owner_index(home: &str) -> usize {
+    let i: usize = home.trim_start_matches("acct-").parse().unwrap_or_default();
+    i % NODES
 }
 
 impl Node {
-    fn at(&self, node: NodeId) -> &Participant {
+    fn at(&self, node: &str) -> &Participant {
         self.all.messages.fetch_add(1, Ordering::Relaxed);
-        &self.all.nodes[node as usize]
+        &self.all.nodes[node.parse::<usize>().expect("a node number")]
     }
 }
 
 impl Reach for Node {
     fn me(&self) -> NodeId {
-        self.me
+        self.me.to_string()
     }
 
-    fn owner(&self, object: &ObjectId) -> NodeId {
-        owner_of(object)
+    fn number(&self) -> u64 {
+        self.me as u64
+    }
+
+    fn home(&self, object: &ObjectId) -> String {
+        object.key.clone()
+    }
+
+    fn owner(&self, home: &str) -> NodeId {
+        owner_index(home).to_string()
     }
 
     fn get(
         &self,
-        node: NodeId,
-        txn: TxnId,
-        deadline: Instant,
+        node: &str,
+        access: Access,
         object: &ObjectId,
         key: &[u8],
     ) -> Result<Option<Bytes>, Abort> {
-        self.at(node).get(txn, deadline, object, key)
+        self.at(node).get(access, object, key)
     }
 
     fn scan(
         &self,
-        node: NodeId,
-        txn: TxnId,
-        deadline: Instant,
+        node: &str,
+        access: Access,
         object: &ObjectId,
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
-        self.at(node).scan(txn, deadline, object, from, to)
+        self.at(node).scan(access, object, from, to)
     }
 
     fn prepare(
@@ -90,20 +93,20 @@ impl Reach for Node {
     ) -> Vec<Result<u64, Abort>> {
         parts
             .into_iter()
-            .map(|(node, writes)| self.at(node).prepare(txn, deadline, writes))
+            .map(|(node, writes)| self.at(&node).prepare(txn, deadline, writes))
             .collect()
     }
 
     fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
         for node in nodes {
-            self.at(*node).commit(txn, tid)?;
+            self.at(node).commit(txn, tid)?;
         }
         Ok(())
     }
 
     fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
         for node in nodes {
-            self.at(*node).abort(txn);
+            self.at(node).abort(txn);
         }
     }
 }
@@ -118,7 +121,7 @@ fn cluster() -> (Arc<InProcess>, Vec<Arc<dyn Reach>>) {
     let reach = (0..NODES)
         .map(|me| {
             Arc::new(Node {
-                me: me as NodeId,
+                me,
                 all: Arc::clone(&all),
             }) as Arc<dyn Reach>
         })
@@ -139,7 +142,9 @@ impl Runner for Managed<'_> {
         let limits = Limits::default();
         let committed = retry(store, limits, |txn| {
             let deadline = Instant::now() + limits.time;
-            let mut spanning = Spanning::reaching(txn, Arc::clone(&self.reach[root]), deadline);
+            let home = account(from).key;
+            let reach = Arc::clone(&self.reach[root]);
+            let mut spanning = Spanning::reaching(txn, reach, home, deadline);
             let value = body(&mut spanning as &mut dyn Kv)?;
             Ok((value, spanning))
         })
@@ -210,7 +215,7 @@ fn write_skew_across_two_nodes_is_refused() {
     let (x, y) = (account(0), account(1)); // node 0, node 1
     let deadline = Instant::now() + Duration::from_secs(10);
     for id in [&x, &y] {
-        let owner = &all.nodes[owner_of(id) as usize];
+        let owner = &all.nodes[owner_index(&id.key)];
         let mut t = owner.store().begin(None);
         t.put(id, b"on", money(1)).unwrap();
         t.commit().unwrap();
@@ -220,11 +225,13 @@ fn write_skew_across_two_nodes_is_refused() {
     let mut t1 = Spanning::reaching(
         all.nodes[0].store().begin(None),
         Arc::clone(&reach[0]),
+        x.key.clone(),
         deadline,
     );
     let mut t2 = Spanning::reaching(
         all.nodes[1].store().begin(None),
         Arc::clone(&reach[1]),
+        y.key.clone(),
         deadline,
     );
     assert_eq!(t1.get(&y, b"on").unwrap(), Some(money(1)));
@@ -237,7 +244,7 @@ fn write_skew_across_two_nodes_is_refused() {
     let second = t2.commit();
     assert!(first.is_ok(), "{first:?}");
     assert_eq!(second.err(), Some(Abort::Conflict));
-    let on = |id: &ObjectId| all.nodes[owner_of(id) as usize].store().peek(id, b"on");
+    let on = |id: &ObjectId| all.nodes[owner_index(&id.key)].store().peek(id, b"on");
     assert_eq!((on(&x), on(&y)), (Some(money(0)), Some(money(1))));
     for node in &all.nodes {
         assert!(node.in_doubt().is_empty());
@@ -255,9 +262,14 @@ fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
     let txn = |seq| TxnId { manager: 9, seq };
     let (n0, n1) = (&all.nodes[0], &all.nodes[1]);
     // T1: reads y on node 1, writes x on node 0.
-    n1.get(txn(1), deadline, &y, b"on").unwrap();
+    let read = |seq| Access {
+        txn: txn(seq),
+        deadline,
+        pin_reads: false,
+    };
+    n1.get(read(1), &y, b"on").unwrap();
     // T2: reads x on node 0, writes y on node 1.
-    n0.get(txn(2), deadline, &x, b"on").unwrap();
+    n0.get(read(2), &x, b"on").unwrap();
     let t1_x: Writes = vec![((x.clone(), b"on".to_vec()), Some(money(0)))];
     let t2_y: Writes = vec![((y.clone(), b"on".to_vec()), Some(money(0)))];
     let v1 = [
@@ -300,7 +312,12 @@ fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothin
     let x = account(0);
     let soon = Instant::now() + Duration::from_millis(1);
     let txn = TxnId { manager: 1, seq: 1 };
-    node.get(txn, soon, &x, b"on").unwrap();
+    let access = Access {
+        txn,
+        deadline: soon,
+        pin_reads: false,
+    };
+    node.get(access, &x, b"on").unwrap();
     std::thread::sleep(Duration::from_millis(5));
     assert_eq!(node.expire(Instant::now()), 1);
     assert_eq!(
@@ -308,7 +325,7 @@ fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothin
         Err(Abort::Conflict),
         "an expired part votes no"
     );
-    assert_eq!(node.get(txn, soon, &x, b"on"), Err(Abort::Conflict));
+    assert_eq!(node.get(access, &x, b"on"), Err(Abort::Conflict));
     let mut t = store.begin(None);
     t.put(&x, b"on", money(1)).unwrap();
     t.commit().expect("nothing held");

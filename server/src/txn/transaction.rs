@@ -147,6 +147,18 @@ pub struct Store {
     /// Prepare skips validating reads: a deliberately broken engine, for the
     /// runs that show the history checkers catch it.
     weakened: std::sync::atomic::AtomicBool,
+    /// Where an object lives: its *home*, the key the cluster places it by.
+    home: HomeOf,
+}
+
+/// An object's home: the key the cluster places it by, moves it by and
+/// copies it by — its application's name, or, for a type placed object by
+/// object, the object's own key (`crucial_protocol::placement::lambda_home`).
+pub type HomeOf = fn(&ObjectId) -> String;
+
+/// Every object at home with its application.
+fn by_application(id: &ObjectId) -> String {
+    id.application.clone()
 }
 
 /// The numbers of commits installed here whose writes the replicas have not
@@ -169,6 +181,7 @@ impl Default for Store {
             provisional: Provisional::default(),
             unreplicated: Unreplicated::default(),
             weakened: std::sync::atomic::AtomicBool::new(false),
+            home: by_application,
         }
     }
 }
@@ -180,17 +193,19 @@ impl Store {
     pub fn recover(
         storage: Arc<Storage>,
         provisional: impl Fn(&ObjectId) -> bool,
+        home: HomeOf,
     ) -> Result<Store, String> {
         let mut apps = std::collections::HashSet::new();
         let mut store = Store {
             storage: Some(Arc::clone(&storage)),
+            home,
             ..Store::default()
         };
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
             store.object(&object).install([(key.as_slice(), &value)]);
             if provisional(&object) {
-                apps.insert(object.application.clone());
+                apps.insert(home(&object));
             }
         }
         store.provisional = Provisional::from_disk(apps);
@@ -215,6 +230,19 @@ impl Store {
                 .entry(id.clone())
                 .or_insert_with(|| Arc::new(LambdaObject::new(version))),
         )
+    }
+
+    /// This store with its objects' homes given by `home` (else each
+    /// object's application).
+    pub fn placed_by(mut self, home: HomeOf) -> Store {
+        self.home = home;
+        self
+    }
+
+    /// The home of object `id`: the key the cluster places, moves and copies
+    /// it by.
+    pub fn home(&self, id: &ObjectId) -> String {
+        (self.home)(id)
     }
 
     /// Refuses objects of `type_name` from now on, saying `reason`.
@@ -279,15 +307,15 @@ impl Store {
         }
     }
 
-    /// Takes every object of `application` out of the store, with its
-    /// entries (its owner is another node now). No workflow of the
-    /// application may run meanwhile (the cluster holds them back).
+    /// Takes every object whose home is `home` out of the store, with its
+    /// entries (its owner is another node now). No workflow of the home may
+    /// run meanwhile (the cluster holds them back).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the handoff sender's (feature "cluster")
-    pub fn take_application(&self, application: &str) -> ObjectEntries {
+    pub fn take_home(&self, home: &str) -> ObjectEntries {
         let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<ObjectId> = objects
             .keys()
-            .filter(|id| id.application == application)
+            .filter(|id| (self.home)(id) == home)
             .cloned()
             .collect();
         ids.into_iter()
@@ -299,13 +327,13 @@ impl Store {
             .collect()
     }
 
-    /// Whether this node has objects of `application` with entries.
-    pub fn holds_application(&self, application: &str) -> bool {
+    /// Whether this node has objects at home `home` with entries.
+    pub fn holds_home(&self, home: &str) -> bool {
         self.objects
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|(id, object)| id.application == application && object.size().0 > 0)
+            .any(|(id, object)| (self.home)(id) == home && object.size().0 > 0)
     }
 
     /// Puts objects in (handed over by another node, or given back after a
@@ -383,17 +411,17 @@ impl Store {
         }
     }
 
-    /// Every entry of `application`'s objects with the version of its entry
-    /// set (read before the value: never above the commit that wrote it),
-    /// and the clock when the snapshot began.
-    pub fn snapshot_application(&self, application: &str) -> (u64, Vec<Versioned>) {
+    /// Every entry of the objects at home `home` with the version of its
+    /// entry set (read before the value: never above the commit that wrote
+    /// it), and the clock when the snapshot began.
+    pub fn snapshot_home(&self, home: &str) -> (u64, Vec<Versioned>) {
         let as_of = self.clock.now();
         let objects: Vec<(ObjectId, Arc<LambdaObject>)> = self
             .objects
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(id, _)| id.application == application)
+            .filter(|(id, _)| (self.home)(id) == home)
             .map(|(id, object)| (id.clone(), Arc::clone(object)))
             .collect();
         let mut entries = Vec::new();
@@ -437,7 +465,6 @@ impl Store {
     /// Breaks the engine on purpose: from now on a prepare does not validate
     /// what the transaction read (lost updates, write skew). Only for runs
     /// that show a history checker catches a broken engine.
-    #[allow(dead_code)] // the weakened runs' (tests)
     pub fn weaken_validation(&self) {
         self.weakened.store(true, Ordering::Relaxed);
     }
@@ -456,6 +483,8 @@ impl Store {
             writes: BTreeMap::new(),
             deadline,
             reply: None,
+            pin_reads: false,
+            pinned: Vec::new(),
         }
     }
 
@@ -488,6 +517,17 @@ pub struct Transaction {
     writes: BTreeMap<Key, Option<Bytes>>,
     deadline: Option<Instant>,
     reply: Option<(u64, u64, Outcome)>,
+    /// Pins every set as it reads it (see [`Transaction::pin_reads`]).
+    pin_reads: bool,
+    /// Sets pinned by this transaction's reads, until its commit or abort.
+    pinned: Vec<Arc<EntrySet>>,
+}
+
+impl Drop for Transaction {
+    /// A transaction dropped before it prepared releases its read pins.
+    fn drop(&mut self) {
+        unpin(&self.pinned);
+    }
 }
 
 impl Transaction {
@@ -519,10 +559,35 @@ impl Transaction {
         object
     }
 
-    fn record(&mut self, seen: Seen) {
-        if !self.reads.iter().any(|(s, _)| Arc::ptr_eq(s, &seen.0)) {
-            self.reads.push(seen);
+    /// Reads pessimistically from now on: each set read is pinned at once
+    /// (a writer cannot lock it until this transaction ends), so what it
+    /// read cannot change before it commits. A workflow turns it on after
+    /// repeated conflicts, so that a long reader (an audit over many nodes)
+    /// is not starved by short writers; a read of a set a writer holds
+    /// locked is a conflict at once. Pins never wait, so they cannot
+    /// deadlock.
+    pub fn pin_reads(&mut self) {
+        self.pin_reads = true;
+    }
+
+    /// Whether it reads pessimistically ([`Transaction::pin_reads`]).
+    pub fn pins_reads(&self) -> bool {
+        self.pin_reads
+    }
+
+    fn record(&mut self, seen: Seen) -> Result<(), Abort> {
+        if self.reads.iter().any(|(s, _)| Arc::ptr_eq(s, &seen.0)) {
+            return Ok(());
         }
+        if self.pin_reads {
+            if !seen.0.pin(seen.1) {
+                seen.0.conflicted();
+                return Err(Abort::Conflict);
+            }
+            self.pinned.push(Arc::clone(&seen.0));
+        }
+        self.reads.push(seen);
+        Ok(())
     }
 
     /// The value of `key` in `object`, as this transaction sees it.
@@ -533,7 +598,7 @@ impl Transaction {
             return Ok(value.clone());
         }
         let (seen, value) = self.object(object).read(key);
-        self.record(seen);
+        self.record(seen)?;
         self.cache.insert(k, value.clone());
         Ok(value)
     }
@@ -565,19 +630,9 @@ impl Transaction {
         self.check()?;
         let (seen, stored) = self.object(object).scan(from, to);
         for seen in seen {
-            self.record(seen);
+            self.record(seen)?;
         }
-        let mut merged: BTreeMap<Vec<u8>, Bytes> = stored.into_iter().collect();
-        let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
-        for ((id, key), value) in &self.writes {
-            if id == object && in_range(key) {
-                match value {
-                    Some(value) => merged.insert(key.clone(), value.clone()),
-                    None => merged.remove(key),
-                };
-            }
-        }
-        Ok(merged.into_iter().collect())
+        Ok(with_writes(stored, &self.writes, object, from, to))
     }
 
     /// Installs writes in memory only, as a commit of its own (locks, a new
@@ -651,11 +706,13 @@ impl Transaction {
         let mut txn = self;
         let locked = txn.lock_write_sets()?;
         let tid = txn.store.tick();
-        let mut pinned: Vec<Arc<EntrySet>> = Vec::new();
+        // Pins taken while reading are held on into the prepared state.
+        let mut pinned: Vec<Arc<EntrySet>> = std::mem::take(&mut txn.pinned);
         let skip = txn.store.skips_validation();
         for (set, version) in &txn.reads {
             let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
-            let holds = match (pin && !mine, skip) {
+            let held = pinned.iter().any(|p| Arc::ptr_eq(p, set));
+            let holds = match (pin && !mine && !held, skip) {
                 (_, true) => true,
                 (true, false) => {
                     let pinned_now = set.pin(*version);
@@ -704,6 +761,17 @@ impl Transaction {
                 }
             }
             wanted.sort_by_key(|w| Arc::as_ptr(&w.set) as usize);
+            // A set this transaction pinned when it read it is unpinned
+            // before it locks it (its own pin would keep it out); a writer
+            // that gets in between changes the version, which validation
+            // sees.
+            self.pinned.retain(|p| {
+                let written = wanted.iter().any(|w| Arc::ptr_eq(&w.set, p));
+                if written {
+                    p.unpin();
+                }
+                !written
+            });
             let mut locked = Vec::with_capacity(wanted.len());
             for w in wanted {
                 match lock_patiently(&w.set) {
@@ -844,6 +912,28 @@ fn unlock(locked: &[Locked]) {
     for l in locked {
         l.set.unlock(l.set.version());
     }
+}
+
+/// `stored`, the entries of `object` in `[from, to)`, with the buffered
+/// `writes` among them applied: what a transaction's scan returns.
+pub fn with_writes(
+    stored: Vec<(Vec<u8>, Bytes)>,
+    writes: &BTreeMap<Key, Option<Bytes>>,
+    object: &ObjectId,
+    from: &[u8],
+    to: Option<&[u8]>,
+) -> Vec<(Vec<u8>, Bytes)> {
+    let mut merged: BTreeMap<Vec<u8>, Bytes> = stored.into_iter().collect();
+    let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
+    for ((id, key), value) in writes {
+        if id == object && in_range(key) {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+    }
+    merged.into_iter().collect()
 }
 
 /// Releases the pins of a prepared reader.

@@ -37,8 +37,10 @@ pub struct Committed<T> {
     /// On a store with a data directory, resolves when the writes are
     /// durable: the reply waits for it.
     pub durable: Option<Durably>,
-    /// What it wrote (sent to the replicas of its application).
+    /// What it wrote on this node (sent to the replicas of its homes).
     pub writes: Writes,
+    /// Other nodes that took part (0: committed on this node alone).
+    pub participants: usize,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -59,6 +61,11 @@ pub enum Failure {
     /// The node's store cannot write: nothing was installed.
     NotDurable(String),
 }
+
+/// Executions that read optimistically; the later ones pin what they read
+/// as they read it ([`Transaction::pin_reads`]), so that a long reader
+/// that keeps losing to short writers gets through.
+const OPTIMISTIC_ATTEMPTS: u32 = 3;
 
 /// Runs `body` as one transaction, again after each conflict.
 #[cfg(test)]
@@ -110,16 +117,20 @@ pub fn retry<T>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let result = attempt(store.begin(Some(deadline)))
-            .and_then(|(value, txn)| txn.commit().map(|done| (value, done)));
+        let mut txn = store.begin(Some(deadline));
+        if attempts > OPTIMISTIC_ATTEMPTS {
+            txn.pin_reads();
+        }
+        let result = attempt(txn).and_then(|(value, txn)| txn.commit().map(|done| (value, done)));
         match result {
-            Ok((value, (tid, durable, writes))) => {
+            Ok((value, (tid, durable, writes, participants))) => {
                 return Ok(Committed {
                     value,
                     tid,
                     attempts,
                     durable,
                     writes,
+                    participants,
                 })
             }
             Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),

@@ -175,3 +175,68 @@ impl Board {
         self.counters.entries()
     }
 }
+
+/// A bank account placed object by object: in a cluster each account lives
+/// on the node the ring gives it, and a transfer between accounts of two
+/// nodes commits with two-phase commit.
+#[crucial::lambda_object(placement = "object")]
+pub struct SpreadAccount {
+    balance: Cell<i64>,
+    version: Cell<u64>,
+}
+
+#[crucial::lambda_object(time_limit = "5s")]
+impl SpreadAccount {
+    /// Opens the account with a first deposit.
+    #[constructor]
+    pub fn open(&mut self, balance: i64) -> Result<(), TxError> {
+        self.balance.set(&balance)?;
+        self.version.set(&0)
+    }
+
+    /// Version and balance.
+    pub fn seen(&self) -> Result<Seen, TxError> {
+        Ok(Seen {
+            version: self.version.get()?.unwrap_or(0),
+            balance: self.balance.get()?.unwrap_or(0),
+        })
+    }
+
+    /// Adds `amount` (negative: takes it); what the account was before.
+    #[protected]
+    pub fn credit(&mut self, amount: i64) -> Result<Seen, TxError> {
+        let before = self.seen()?;
+        if before.balance + amount < 0 {
+            return Err(TxError::abort("insufficient funds"));
+        }
+        self.balance.set(&(before.balance + amount))?;
+        self.version.set(&(before.version + 1))?;
+        Ok(before)
+    }
+
+    /// Moves `amount` from this account to `to` (on any node).
+    pub async fn transfer(
+        &mut self,
+        wf: &Workflow,
+        to: ObjectId,
+        amount: i64,
+    ) -> Result<(Seen, Seen), TxError> {
+        let me = wf.this().expect("a method has an object").clone();
+        let (from, to) = join(
+            wf.at::<SpreadAccount>(me).credit(-amount),
+            wf.at::<SpreadAccount>(to).credit(amount),
+        )
+        .await;
+        Ok((from?, to?))
+    }
+
+    /// Reads every account of `accounts` in one workflow, wherever they are.
+    pub async fn audit(wf: &Workflow, accounts: Vec<ObjectId>) -> Result<Audit, TxError> {
+        let mut seen = Vec::with_capacity(accounts.len());
+        for id in accounts {
+            let s = wf.at::<SpreadAccount>(&id).seen().await?;
+            seen.push((id, s));
+        }
+        Ok(seen)
+    }
+}

@@ -138,11 +138,11 @@ async fn adopt_lambda(
     let mut objects: LambdaObjects = Vec::new();
     for moved in moved {
         store.observe(moved.version);
-        let app = &moved.object.application;
+        let app = &store.home(&moved.object);
         let meeting = match meetings.get(app) {
             Some(meeting) => *meeting,
             None => {
-                let held = store.holds_application(app);
+                let held = store.holds_home(app);
                 let meeting = store.provisional.meet(app, from, moved.restored, held);
                 match meeting {
                     Meeting::Replace => {
@@ -152,7 +152,7 @@ async fn adopt_lambda(
                             "replaced the lambda objects this node restored from its disk: the \
                              application was started afresh while this node was away"
                         );
-                        replaced.extend(store.take_application(app));
+                        replaced.extend(store.take_home(app));
                     }
                     Meeting::Drop => tracing::warn!(
                         application = %app,
@@ -202,10 +202,7 @@ async fn adopt_lambda(
         node.durable(ticket).await.map_err(not_durable)?;
     }
     let count = objects.len();
-    let mut apps: Vec<String> = objects
-        .iter()
-        .map(|(id, _)| id.application.clone())
-        .collect();
+    let mut apps: Vec<String> = objects.iter().map(|(id, _)| store.home(id)).collect();
     apps.sort();
     apps.dedup();
     store.put_objects(objects);

@@ -331,7 +331,7 @@ fn step_to(node: &NodeState, cluster: &Cluster, placement: &Placement, peers: &m
             kept.push(app);
             continue;
         }
-        let objects = node.lambdas.store.take_application(&app);
+        let objects = node.lambdas.store.take_home(&app);
         let restored = node.lambdas.store.provisional.leaves(&app);
         let owner = placement.owner(LAMBDA_HOME, &app).to_string();
         peers.owed_apps.entry(owner).or_default().push(LeavingApp {

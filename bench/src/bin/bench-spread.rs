@@ -1,0 +1,245 @@
+//! `bench-spread`: lambda objects placed object by object on 1, 2 and 3
+//! nodes (etcd and every node a process on this machine), against Redis
+//! (`WATCH`/`MULTI`/`EXEC`, one instance: one hash slot) and PostgreSQL
+//! (`SERIALIZABLE`), in one run.
+//!
+//! Two transactions: *add* (read-modify-write of one counter: always on one
+//! node) and *transfer* (one unit from one counter to another: on n nodes,
+//! the two counters are on two nodes for about (n-1)/n of the transfers,
+//! which then commit with two-phase commit). Printed per system and
+//! workload: committed tx/s, p50/p99, the share committed with 2PC, the
+//! node-to-node steps per transaction, the nodes' CPU per transaction (all
+//! node processes together), re-executions per transaction; and a model for
+//! machines with a core per node.
+//!
+//! Usage: `bench-spread [--seconds S] [--clients 1,16] [--nodes 1,2,3] [--counters N]`
+
+use clap::Parser;
+use crucial::{Client, Config};
+use crucial_bench::cluster::{serve_node_if_asked, wait_for_members, Etcd, Node};
+use crucial_bench::postgres::Postgres;
+use crucial_bench::procfs;
+use crucial_bench::systems::Redis;
+use crucial_bench::transfer::{
+    self, LambdaTransfers, PostgresTransfers, RedisTransfers, Transfers,
+};
+use std::time::Duration;
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Client counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    clients: Vec<usize>,
+    /// Cluster sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    nodes: Vec<usize>,
+    /// Counters.
+    #[arg(long, default_value_t = 1000)]
+    counters: usize,
+    /// Systems besides the cluster: redis, postgres.
+    #[arg(long, value_delimiter = ',', default_value = "redis,postgres")]
+    peers: Vec<String>,
+}
+
+/// One row of the table.
+struct Row {
+    system: String,
+    workload: &'static str,
+    clients: usize,
+    measured: transfer::Measured,
+    /// Share of the committed transactions that used 2PC (lambda only).
+    spanning: Option<f64>,
+    /// Node-to-node steps per committed transaction (lambda only).
+    steps: Option<f64>,
+    /// Server CPU per committed transaction, µs.
+    server_cpu: f64,
+}
+
+fn p(latencies: &[Duration], q: f64) -> f64 {
+    if latencies.is_empty() {
+        return 0.0;
+    }
+    let i = ((latencies.len() as f64 * q) as usize).min(latencies.len() - 1);
+    latencies[i].as_secs_f64() * 1e6
+}
+
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter()
+        .map(|pid| procfs::tree_cpu(*pid).unwrap_or_default())
+        .sum()
+}
+
+/// Runs both workloads at every client count on `system`, whose server
+/// processes are `pids`; `stats`: the cluster's workflow counters.
+fn measure(
+    name: &str,
+    system: &dyn Transfers,
+    pids: &[u32],
+    stats: Option<&Client>,
+    args: &Args,
+) -> Result<Vec<Row>, String> {
+    system.set_up(args.counters)?;
+    let mut rows = Vec::new();
+    for (workload, add) in [("add", true), ("transfer", false)] {
+        for &clients in &args.clients {
+            let before = stats
+                .map(|c| c.workflow_stats())
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let cpu = cpu_of(pids);
+            let measured = transfer::run(
+                system,
+                args.counters,
+                clients,
+                Duration::from_secs_f64(args.seconds),
+                add,
+            )?;
+            let used = cpu_of(pids).saturating_sub(cpu);
+            let committed = measured.latencies.len().max(1) as f64;
+            let (spanning, steps) = match (stats, before) {
+                (Some(client), Some(before)) => {
+                    let delta = client
+                        .workflow_stats()
+                        .map_err(|e| e.to_string())?
+                        .since(before);
+                    (
+                        Some(delta.spanning as f64 / committed),
+                        Some(delta.steps as f64 / committed),
+                    )
+                }
+                _ => (None, None),
+            };
+            rows.push(Row {
+                system: name.to_string(),
+                workload,
+                clients,
+                server_cpu: used.as_secs_f64() * 1e6 / committed,
+                measured,
+                spanning,
+                steps,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn cluster(etcd: &Etcd, count: usize, args: &Args) -> Result<Vec<Row>, String> {
+    let name = format!("spread-{count}-{}", std::process::id());
+    let nodes: Vec<Node> = (0..count).map(|_| Node::start(etcd, &name, 0)).collect();
+    wait_for_members(&nodes, count);
+    let client = Config::new()
+        .server(nodes[0].addr.clone())
+        .connect()
+        .map_err(|e| e.to_string())?;
+    let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
+    let label = format!("lambda, {count} node{}", if count > 1 { "s" } else { "" });
+    measure(
+        &label,
+        &LambdaTransfers(client.clone()),
+        &pids,
+        Some(&client),
+        args,
+    )
+}
+
+fn main() {
+    if serve_node_if_asked() {
+        return;
+    }
+    let args = Args::parse();
+    let etcd = match Etcd::start() {
+        Ok(etcd) => etcd,
+        Err(e) => {
+            eprintln!("bench-spread needs etcd: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "# bench-spread: {} counters, {:.1} s per run, {} cores; every system a process on loopback, clients are threads of this process",
+        args.counters,
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut rows = Vec::new();
+    for &count in &args.nodes {
+        match cluster(&etcd, count, &args) {
+            Ok(r) => rows.extend(r),
+            Err(e) => println!("# lambda on {count} nodes: not measured: {e}"),
+        }
+    }
+    for peer in &args.peers {
+        let measured = match peer.as_str() {
+            "redis" => Redis::start().and_then(|server| {
+                let url = format!("redis://{}/", server.addr);
+                measure(
+                    "redis WATCH/MULTI (one slot)",
+                    &RedisTransfers::new(&url),
+                    &[server.pid()],
+                    None,
+                    &args,
+                )
+            }),
+            "postgres" => Postgres::start(false).and_then(|server| {
+                let pid = server.pid().ok_or("no postmaster.pid")?;
+                measure(
+                    "postgres SERIALIZABLE",
+                    &PostgresTransfers::new(&server)?,
+                    &[pid],
+                    None,
+                    &args,
+                )
+            }),
+            other => Err(format!("unknown peer `{other}`")),
+        };
+        match measured {
+            Ok(r) => rows.extend(r),
+            Err(e) => println!("# {peer}: not measured: {e}"),
+        }
+    }
+    println!();
+    println!("| system | workload | clients | tx/s | p50 us | p99 us | 2PC share | steps/tx | server CPU us/tx | re-executions/tx | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let m = &r.measured;
+        let committed = m.latencies.len().max(1) as f64;
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {:.3} | {} |",
+            r.system,
+            r.workload,
+            r.clients,
+            m.per_second(),
+            p(&m.latencies, 0.5),
+            p(&m.latencies, 0.99),
+            opt(r.spanning, 2),
+            opt(r.steps, 1),
+            r.server_cpu,
+            m.retries as f64 / committed,
+            m.failures
+        );
+    }
+    // The model for machines with a core (or more) per node: a node's CPU
+    // per transaction bounds what each machine can commit.
+    let top = args.clients.iter().copied().max().unwrap_or(1);
+    let three = rows.iter().find(|r| {
+        r.workload == "transfer" && r.clients == top && r.system.starts_with("lambda, 3")
+    });
+    if let Some(r) = three {
+        let per_machine = 2.0e6 / r.server_cpu.max(1.0);
+        println!();
+        println!(
+            "# model: transfers on 3 nodes cost {:.0} us of node CPU each ({:.1} node-to-node steps, {:.0}% with 2PC); \
+             a 2-core machine per node would commit about {:.0} transfers/s per machine, N machines about N x that \
+             (CPU-bound, network time overlapped); LambdaStore reports 600k tx/s on 36 machines, {:.0} per machine",
+            r.server_cpu,
+            r.steps.unwrap_or(0.0),
+            r.spanning.unwrap_or(0.0) * 100.0,
+            per_machine,
+            600_000.0 / 36.0
+        );
+    }
+}

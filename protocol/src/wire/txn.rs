@@ -1,0 +1,89 @@
+//! Node to node: the steps of a transaction that spans nodes, sent by its
+//! manager (the node its workflow's root runs on) to a participant (a node
+//! that holds some of its objects), and the participant's answers.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// One step of transaction `(manager, seq)` on a participant. Reply: a
+/// [`TxnAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnStep {
+    /// The manager's node id.
+    pub manager: u64,
+    /// The transaction's number at its manager.
+    pub seq: u64,
+    /// Milliseconds left before the transaction's deadline: a part not
+    /// prepared by then is dropped.
+    pub deadline_ms: u64,
+    /// The transaction pins the sets it reads as it reads them (it lost to
+    /// writers too often): the participant's part does the same.
+    pub pin_reads: bool,
+    /// The step.
+    pub op: TxnOp,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    /// Read one entry (its version is recorded). Answer: `Value`.
+    Get {
+        /// The object.
+        object: crate::ObjectId,
+        /// The entry's key.
+        key: ByteBuf,
+    },
+    /// Read the entries of `[from, to)` (`to`: `None` for the end). Answer:
+    /// `Entries`.
+    Scan {
+        /// The object.
+        object: crate::ObjectId,
+        /// First key.
+        from: ByteBuf,
+        /// Key after the last.
+        to: Option<ByteBuf>,
+    },
+    /// Phase one, with the manager's buffered writes for this node. Answer:
+    /// `Vote`.
+    Prepare {
+        /// `(object, key, value)`; `None`: delete.
+        writes: Vec<(crate::ObjectId, ByteBuf, Option<ByteBuf>)>,
+    },
+    /// Phase two: install at `tid`. Answer: `Done` once installed (and on
+    /// disk, with a data directory).
+    Commit {
+        /// The commit's number.
+        tid: u64,
+    },
+    /// Phase two, or an execution given up: drop the part. Answer: `Done`.
+    Abort,
+}
+
+/// A participant's answer to a [`TxnStep`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnAnswer {
+    /// An entry's value (`None`: absent).
+    Value(Option<ByteBuf>),
+    /// Entries in key order.
+    Entries(Vec<(ByteBuf, ByteBuf)>),
+    /// Prepared: the number proposed.
+    Vote(u64),
+    /// Done.
+    Done,
+    /// The step failed and the transaction cannot commit.
+    Refused(TxnRefusal),
+}
+
+/// Why a participant refused a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnRefusal {
+    /// A conflict: the manager re-executes the workflow.
+    Conflict,
+    /// The transaction's deadline passed.
+    Deadline,
+    /// The participant's store cannot write.
+    NotDurable(String),
+    /// Anything else (the object is not on this node, a commit of a part
+    /// not prepared here): the reason.
+    Failed(String),
+}

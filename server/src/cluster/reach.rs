@@ -1,0 +1,284 @@
+//! How a node's workflows reach the lambda objects other members hold: the
+//! [`Reach`] of the transaction engine over the peer plane. An object's node
+//! is the owner of its home in the newest view; each step of a transaction
+//! is a `Txn` request on the link to that member's peer port (the one
+//! replication uses), answered by its participant (`request/txn.rs`).
+//!
+//! The engine's calls block (a workflow runs on a thread of the workflow
+//! pool, not on the reactor): each one drives its requests on the node's
+//! runtime and waits. Phase one and phase two go to every participant at
+//! once.
+
+use super::member::Cluster;
+use crate::txn::{Abort, Access, NodeId, Reach, Store, TxnId, Writes};
+use bytes::Bytes;
+use crucial::ObjectId;
+use crucial_protocol::codec;
+use crucial_protocol::placement::LAMBDA_HOME;
+use crucial_protocol::wire::{Request, TxnAnswer, TxnOp, TxnRefusal, TxnStep};
+use serde_bytes::ByteBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a participant may take to answer a read or a vote beyond the
+/// transaction's own deadline.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// How long a participant may take to install a decided commit.
+const INSTALL_WITHIN: Duration = Duration::from_secs(10);
+
+/// The members' participants, from this node.
+pub struct PeerReach {
+    cluster: Arc<Cluster>,
+    store: Arc<Store>,
+    number: u64,
+    rt: tokio::runtime::Handle,
+}
+
+impl PeerReach {
+    /// This node's reach (`number`: its peer id, unique in the cluster).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        store: Arc<Store>,
+        number: u64,
+        rt: tokio::runtime::Handle,
+    ) -> PeerReach {
+        PeerReach {
+            cluster,
+            store,
+            number,
+            rt,
+        }
+    }
+
+    fn step(txn: TxnId, deadline: Instant, op: TxnOp) -> TxnStep {
+        let access = Access {
+            txn,
+            deadline,
+            pin_reads: false,
+        };
+        Self::reading(access, op)
+    }
+
+    fn reading(access: Access, op: TxnOp) -> TxnStep {
+        TxnStep {
+            manager: access.txn.manager,
+            seq: access.txn.seq,
+            deadline_ms: access
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            pin_reads: access.pin_reads,
+            op,
+        }
+    }
+
+    /// Sends each step to its member at once and waits for every answer
+    /// (at most `within` each).
+    fn ask_all(
+        &self,
+        steps: Vec<(String, TxnStep)>,
+        within: Duration,
+    ) -> Vec<Result<TxnAnswer, String>> {
+        let cluster = &self.cluster;
+        self.rt.block_on(async move {
+            let mut started = Vec::with_capacity(steps.len());
+            for (node, step) in steps {
+                let link = cluster
+                    .replication
+                    .peer(&node, cluster.peer_of(&node))
+                    .await;
+                started.push(link.and_then(|link| link.start(&Request::Txn(step))));
+            }
+            let mut answers = Vec::with_capacity(started.len());
+            for reply in started {
+                answers.push(match reply {
+                    Ok(reply) => reply.wait(within).await.and_then(|bytes| {
+                        codec::decode::<TxnAnswer>(&bytes)
+                            .map_err(|e| format!("a participant's answer does not decode: {e}"))
+                    }),
+                    Err(e) => Err(e),
+                });
+            }
+            answers
+        })
+    }
+
+    fn ask(&self, node: &str, step: TxnStep, within: Duration) -> Result<TxnAnswer, Abort> {
+        let answer = self
+            .ask_all(vec![(node.to_string(), step)], within)
+            .pop()
+            .unwrap_or_else(|| Err("no answer".into()));
+        match answer {
+            Ok(TxnAnswer::Refused(refusal)) => Err(abort_of(node, refusal)),
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                // The member is unreachable or slow: this execution cannot
+                // commit; the workflow runs again (with backoff) and meets
+                // the newest view.
+                tracing::debug!(participant = node, "a transaction's step failed: {e}");
+                Err(Abort::Conflict)
+            }
+        }
+    }
+}
+
+/// What a participant's refusal means to the manager.
+fn abort_of(node: &str, refusal: TxnRefusal) -> Abort {
+    match refusal {
+        TxnRefusal::Conflict => Abort::Conflict,
+        TxnRefusal::Deadline => Abort::Deadline,
+        TxnRefusal::NotDurable(reason) => Abort::NotDurable(reason),
+        TxnRefusal::Failed(reason) => {
+            // Mostly an object that moved: run again in the newest view.
+            tracing::debug!(participant = node, "a participant refused a step: {reason}");
+            Abort::Conflict
+        }
+    }
+}
+
+fn within(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now()) + GRACE
+}
+
+impl Reach for PeerReach {
+    fn me(&self) -> NodeId {
+        self.cluster.me.clone()
+    }
+
+    fn number(&self) -> u64 {
+        self.number
+    }
+
+    fn home(&self, object: &ObjectId) -> String {
+        self.store.home(object)
+    }
+
+    fn owner(&self, home: &str) -> NodeId {
+        self.cluster
+            .placement()
+            .owner(LAMBDA_HOME, home)
+            .to_string()
+    }
+
+    fn get(
+        &self,
+        node: &str,
+        access: Access,
+        object: &ObjectId,
+        key: &[u8],
+    ) -> Result<Option<Bytes>, Abort> {
+        let op = TxnOp::Get {
+            object: object.clone(),
+            key: ByteBuf::from(key.to_vec()),
+        };
+        let step = Self::reading(access, op);
+        match self.ask(node, step, within(access.deadline))? {
+            TxnAnswer::Value(value) => Ok(value.map(|v| Bytes::from(v.into_vec()))),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    fn scan(
+        &self,
+        node: &str,
+        access: Access,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
+        let op = TxnOp::Scan {
+            object: object.clone(),
+            from: ByteBuf::from(from.to_vec()),
+            to: to.map(|to| ByteBuf::from(to.to_vec())),
+        };
+        let step = Self::reading(access, op);
+        match self.ask(node, step, within(access.deadline))? {
+            TxnAnswer::Entries(entries) => Ok(entries
+                .into_iter()
+                .map(|(k, v)| (k.into_vec(), Bytes::from(v.into_vec())))
+                .collect()),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    fn prepare(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        parts: Vec<(NodeId, Writes)>,
+    ) -> Vec<Result<u64, Abort>> {
+        let nodes: Vec<NodeId> = parts.iter().map(|(node, _)| node.clone()).collect();
+        let steps = parts
+            .into_iter()
+            .map(|(node, writes)| {
+                let writes = writes
+                    .into_iter()
+                    .map(|((object, key), value)| {
+                        (
+                            object,
+                            ByteBuf::from(key),
+                            value.map(|v| ByteBuf::from(v.to_vec())),
+                        )
+                    })
+                    .collect();
+                (node, Self::step(txn, deadline, TxnOp::Prepare { writes }))
+            })
+            .collect();
+        self.ask_all(steps, within(deadline))
+            .into_iter()
+            .zip(&nodes)
+            .map(|(answer, node)| match answer {
+                Ok(TxnAnswer::Vote(tid)) => Ok(tid),
+                Ok(TxnAnswer::Refused(refusal)) => Err(abort_of(node, refusal)),
+                Ok(other) => Err(unexpected(node, &other)),
+                Err(e) => {
+                    tracing::debug!(participant = %node, "no vote: {e}");
+                    Err(Abort::Conflict)
+                }
+            })
+            .collect()
+    }
+
+    fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
+        let far = Instant::now() + INSTALL_WITHIN;
+        let steps = nodes
+            .iter()
+            .map(|node| (node.clone(), Self::step(txn, far, TxnOp::Commit { tid })))
+            .collect();
+        let mut failed = Vec::new();
+        for (answer, node) in self.ask_all(steps, INSTALL_WITHIN).into_iter().zip(nodes) {
+            match answer {
+                Ok(TxnAnswer::Done) => {}
+                Ok(other) => failed.push(format!("{node}: {other:?}")),
+                Err(e) => failed.push(format!("{node}: {e}")),
+            }
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(failed.join("; ")),
+        }
+    }
+
+    fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
+        let far = Instant::now() + GRACE;
+        let steps = nodes
+            .iter()
+            .map(|node| (node.clone(), Self::step(txn, far, TxnOp::Abort)))
+            .collect();
+        for (answer, node) in self.ask_all(steps, GRACE).into_iter().zip(nodes) {
+            if let Err(e) = answer {
+                // Its part ends at its deadline anyway.
+                tracing::debug!(participant = %node, "abort not delivered: {e}");
+            }
+        }
+    }
+}
+
+fn unexpected(node: &str, answer: &TxnAnswer) -> Abort {
+    tracing::error!(
+        participant = node,
+        "unexpected answer to a transaction's step: {answer:?}"
+    );
+    Abort::Conflict
+}

@@ -1,0 +1,210 @@
+//! Lambda objects placed object by object (`placement = "object"`) on a
+//! cluster of real node processes: the objects of one application spread
+//! over every node, and workflows that touch objects of several nodes commit
+//! with two-phase commit over the peer plane (the engine's side, and its
+//! history checker over three nodes, is in `txn/spanning_history.rs`).
+
+mod common;
+
+use common::bank::{Audit, Seen, SpreadAccount};
+use common::cluster::{admin, connect, view_of, wait_for_views, Etcd};
+use common::ServerProcess;
+use crucial::ObjectId;
+use crucial_protocol::placement::{lambda_home, Placement, LAMBDA_HOME};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ACCOUNTS: usize = 12;
+const EACH: i64 = 1000;
+
+/// `ACCOUNTS` accounts, as many on each node of `addrs` (placed by the
+/// ring of the nodes' view, as the client and the nodes place them).
+fn accounts(addrs: &[String]) -> Vec<ObjectId> {
+    let placement = Placement::new(view_of(&addrs[0]));
+    let per_node = ACCOUNTS / addrs.len();
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut ids = Vec::new();
+    for i in 0.. {
+        let id = SpreadAccount::at(format!("acct-{i}")).id().clone();
+        let home = lambda_home(&id.application, Some((&id.type_name, &id.key)));
+        let owner = placement.owner(LAMBDA_HOME, &home).to_string();
+        let count = taken.entry(owner).or_default();
+        if *count < per_node {
+            *count += 1;
+            ids.push(id);
+        }
+        if ids.len() == ACCOUNTS {
+            return ids;
+        }
+    }
+    unreachable!()
+}
+
+fn three(etcd: &Etcd, name: &str, flags: &[&str]) -> (Vec<ServerProcess>, Vec<String>) {
+    let nodes: Vec<ServerProcess> = (0..3).map(|_| etcd.node(name, flags)).collect();
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let addrs = nodes.iter().map(|n| n.addr.clone()).collect();
+    (nodes, addrs)
+}
+
+/// One acknowledged transfer: the accounts (indexes) and what each was
+/// before it.
+type Transfer = (usize, usize, Seen, Seen);
+
+/// Callers transferring between random accounts until `stop`; each returns
+/// the transfers acknowledged to it.
+fn transfers_until(
+    addrs: &[String],
+    ids: &[ObjectId],
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<Transfer>>> {
+    (0..3u64)
+        .map(|caller| {
+            let (addrs, ids, stop) = (addrs.to_vec(), ids.to_vec(), Arc::clone(stop));
+            std::thread::spawn(move || {
+                let client = connect(&addrs);
+                let mut done = Vec::new();
+                let mut i = caller + 11;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = (i >> 33) as usize % ACCOUNTS;
+                    let to = (from + 1 + (i >> 17) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
+                    let (a, b) = SpreadAccount::at(ids[from].clone())
+                        .with_client(client.clone())
+                        .transfer(ids[to].clone(), (i % 5) as i64 + 1)
+                        .expect("a transfer");
+                    done.push((from, to, a, b));
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+fn audit(client: &crucial::Client, ids: &[ObjectId]) -> Audit {
+    SpreadAccount::at(ids[0].clone())
+        .with_client(client.clone())
+        .audit(ids.to_vec())
+        .expect("an audit")
+}
+
+/// The history check: every audit saw the bank's total; per account, the
+/// versions the acknowledged transfers saw before they wrote it are exactly
+/// 0, 1, 2, ... each once (each transfer read what the one before wrote: no
+/// lost update, none applied twice); and the final audit sees the last.
+fn check(history: &[Transfer], audits: &[Audit], last: &Audit) -> Result<(), String> {
+    for seen in audits.iter().chain([last]) {
+        let total: i64 = seen.iter().map(|(_, s)| s.balance).sum();
+        if total != EACH * ACCOUNTS as i64 {
+            return Err(format!("an audit saw a total of {total}"));
+        }
+    }
+    // Per account: the version each acknowledged write saw before it.
+    let mut writes: Vec<Vec<u64>> = vec![Vec::new(); ACCOUNTS];
+    for (from, to, a, b) in history {
+        writes[*from].push(a.version);
+        writes[*to].push(b.version);
+    }
+    for (account, (mut seen, (_, end))) in writes.into_iter().zip(last).enumerate() {
+        seen.sort();
+        for (expected, version) in seen.iter().enumerate() {
+            if *version != expected as u64 {
+                return Err(format!(
+                    "account {account}: a transfer saw version {version} where the serial \
+                     order has {expected} (versions seen: {seen:?})"
+                ));
+            }
+        }
+        if end.version != seen.len() as u64 {
+            return Err(format!(
+                "account {account}: version {} after {} acknowledged writes",
+                end.version,
+                seen.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the accounts, runs three transferring callers and an auditor for
+/// `secs`, and checks the history.
+fn run_bank(addrs: &[String], ids: &[ObjectId], secs: u64) -> Result<(usize, usize), String> {
+    let client = connect(addrs);
+    for id in ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers = transfers_until(addrs, ids, &stop);
+    let mut audits = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(secs) {
+        audits.push(audit(&client, ids));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let history: Vec<Transfer> = callers
+        .into_iter()
+        .flat_map(|c| c.join().expect("a caller failed"))
+        .collect();
+    let last = audit(&client, ids);
+    eprintln!(
+        "{} transfers and {} audits across {} nodes",
+        history.len(),
+        audits.len(),
+        addrs.len()
+    );
+    check(&history, &audits, &last)?;
+    Ok((history.len(), audits.len()))
+}
+
+/// How many accounts each node holds, as `crucial-admin objects` lists them.
+fn listed_per_node(node: &ServerProcess) -> Vec<usize> {
+    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for row in listed["objects"].as_array().expect("rows") {
+        if row["type_name"] == "SpreadAccount" {
+            let node = row["node"].as_str().unwrap_or_default().to_string();
+            *per_node.entry(node).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<usize> = per_node.into_values().collect();
+    counts.sort();
+    counts
+}
+
+fn spread_bank(name: &str, flags: &[&str]) {
+    let etcd = Etcd::start(name);
+    let (nodes, addrs) = three(&etcd, name, flags);
+    let ids = accounts(&addrs);
+    let (transfers, audits) = run_bank(&addrs, &ids, 3).expect("a serializable history");
+    assert!(transfers > 0 && audits > 0);
+    let counts = listed_per_node(&nodes[0]);
+    eprintln!("accounts per node: {counts:?}");
+    assert_eq!(counts, [ACCOUNTS / 3; 3], "every node holds its share");
+}
+
+#[test]
+fn one_applications_objects_spread_over_every_node_and_transfers_across_them_stay_serializable() {
+    spread_bank("spread", &[]);
+}
+
+#[test]
+fn spread_objects_with_two_copies_each_stay_serializable() {
+    spread_bank("spread-rf2", &["--replicas", "2"]);
+}
+
+#[test]
+fn the_history_check_catches_commits_that_skip_validation() {
+    let etcd = Etcd::start("spread-weak");
+    let (_nodes, addrs) = three(&etcd, "spread-weak", &["--weaken-validation"]);
+    let ids = accounts(&addrs);
+    let caught = run_bank(&addrs, &ids, 3);
+    eprintln!("weakened run: {caught:?}");
+    assert!(caught.is_err(), "a broken engine passed the history check");
+}
