@@ -208,3 +208,50 @@ fn the_history_check_catches_commits_that_skip_validation() {
     eprintln!("weakened run: {caught:?}");
     assert!(caught.is_err(), "a broken engine passed the history check");
 }
+
+#[test]
+fn a_child_call_sent_to_one_node_that_reaches_a_third_runs_on_the_manager_instead() {
+    let etcd = Etcd::start("spread-via");
+    let (_nodes, addrs) = three(&etcd, "spread-via", &[]);
+    let ids = accounts(&addrs);
+    let client = connect(&addrs);
+    for id in &ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+    // The accounts by node (four on each).
+    let placement = Placement::new(view_of(&addrs[0]));
+    let mut by_node: HashMap<String, Vec<ObjectId>> = HashMap::new();
+    for id in &ids {
+        let home = lambda_home(&id.application, Some((&id.type_name, &id.key)));
+        let node = placement.owner(LAMBDA_HOME, &home).to_string();
+        by_node.entry(node).or_default().push(id.clone());
+    }
+    let nodes: Vec<Vec<ObjectId>> = by_node.into_values().collect();
+    assert_eq!(nodes.len(), 3);
+    let mut moved = 0;
+    for round in 0..30 {
+        // From, via and to on three different nodes, the roles rotating.
+        let pick = |k: usize| &nodes[(round + k) % 3][round % (ACCOUNTS / 3)];
+        let (from, via, to) = (pick(0), pick(1), pick(2));
+        let (a, b) = SpreadAccount::at(from.clone())
+            .with_client(client.clone())
+            .transfer_via(via.clone(), to.clone(), 1)
+            .expect("a transfer through a third node");
+        assert!(a.balance >= 1 && b.balance >= 0);
+        moved += 1;
+    }
+    assert!(moved > 0, "no three accounts on three nodes");
+    let seen = audit(&client, &ids);
+    assert_eq!(
+        seen.iter().map(|(_, s)| s.balance).sum::<i64>(),
+        EACH * ACCOUNTS as i64
+    );
+    let versions: u64 = seen.iter().map(|(_, s)| s.version).sum();
+    assert_eq!(versions, 2 * moved, "each transfer applied once: {seen:?}");
+    let stats = client.workflow_stats().expect("stats");
+    eprintln!("{moved} transfers through a third node; {stats:?}");
+    assert!(stats.spanning >= moved, "they committed with 2PC");
+}

@@ -334,11 +334,30 @@ impl<'a> FunctionsGen<'a> {
                     quote!(&mut this,),
                 ),
             };
+            // An object's function is offered to the object's node first
+            // (`None`: it runs here, natively).
+            let ship = match f.kind {
+                FunctionKind::Static => quote!(),
+                _ => {
+                    let handle = names::handle(&self.type_ident());
+                    let id_const = names::function_id(ident);
+                    quote! {
+                        if let ::crucial::__private::Option::Some(shipped) = self.wf.ship::<#reply, _>(
+                            &self.id,
+                            &#handle::#id_const,
+                            &(#(&#names,)*),
+                        ) {
+                            return shipped.await;
+                        }
+                    }
+                }
+            };
             let body = quote! {
                 #(#docs)*
                 #vis async fn #ident(&self, #(#names: #types),*)
                     -> ::crucial::__private::Result<#reply, #rt::TxError>
                 {
+                    #ship
                     let wf = self.wf.enter(
                         #object,
                         #rt::FunctionKind::#kind,

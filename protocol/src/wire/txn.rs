@@ -43,6 +43,24 @@ pub enum TxnOp {
         /// Key after the last.
         to: Option<ByteBuf>,
     },
+    /// Run a child call of the workflow here, on an object of this node,
+    /// inside the transaction (after the manager's buffered writes for this
+    /// node). Answer: `Returned`, or `Refused` (`Elsewhere` if it reached
+    /// an object of another node: the manager runs it itself).
+    Call {
+        /// The object.
+        object: crate::ObjectId,
+        /// The function.
+        function: String,
+        /// Its signature's fingerprint.
+        fingerprint: u64,
+        /// The encoded arguments.
+        args: ByteBuf,
+        /// Seeds the call's random source.
+        seed: u64,
+        /// The manager's buffered writes for this node, first.
+        writes: Vec<(crate::ObjectId, ByteBuf, Option<ByteBuf>)>,
+    },
     /// Phase one, with the manager's buffered writes for this node. Answer:
     /// `Vote`.
     Prepare {
@@ -68,6 +86,8 @@ pub enum TxnAnswer {
     Entries(Vec<(ByteBuf, ByteBuf)>),
     /// Prepared: the number proposed.
     Vote(u64),
+    /// A child call's encoded return value.
+    Returned(ByteBuf),
     /// Done.
     Done,
     /// The step failed and the transaction cannot commit.
@@ -83,6 +103,11 @@ pub enum TxnRefusal {
     Deadline,
     /// The participant's store cannot write.
     NotDurable(String),
+    /// The child call's function failed (its error, or a panic): the
+    /// workflow fails with it.
+    Function(String),
+    /// The child call reached an object this node does not hold.
+    Elsewhere,
     /// Anything else (the object is not on this node, a commit of a part
     /// not prepared here): the reason.
     Failed(String),

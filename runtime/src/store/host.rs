@@ -5,6 +5,26 @@
 use crate::ObjectId;
 use bytes::Bytes;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A child call running on another node: its encoded return value.
+pub type Shipped = Pin<Box<dyn Future<Output = Result<Vec<u8>, TxError>> + Send>>;
+
+/// A child call a workflow may send to its object's node.
+#[derive(Debug, Clone)]
+pub struct ChildCall {
+    /// The object.
+    pub object: ObjectId,
+    /// The function's name.
+    pub function: &'static str,
+    /// The function's signature fingerprint.
+    pub fingerprint: u64,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// Seeds the call's random source there.
+    pub seed: u64,
+}
 
 /// Why a storage access of a lambda-object function failed. Functions pass it
 /// on with `?`; the node then re-executes the workflow (`Conflict`), answers a
@@ -120,4 +140,11 @@ pub trait Host: Send + Sync {
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, TxError>;
+    /// Runs `call` on the node that holds its object, inside this
+    /// transaction, if that is another node and the host can send it there;
+    /// `None`: the caller runs it here.
+    fn ship(&self, call: ChildCall) -> Option<Shipped> {
+        let _ = call;
+        None
+    }
 }

@@ -3,7 +3,7 @@
 //! objects whose functions it calls as child jobs of the same transaction.
 
 use super::fields::LambdaObject;
-use super::host::{Host, TxError};
+use super::host::{ChildCall, Host, Shipped, TxError};
 use crate::ObjectId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +80,9 @@ struct Core {
     unix_time_ms: u64,
     seed: u64,
     draws: AtomicU64,
+    /// Child calls offered to other nodes (each seeds the random source of
+    /// the one it sends from this count, apart from `draws`).
+    offered: AtomicU64,
 }
 
 impl fmt::Debug for Workflow {
@@ -106,6 +109,7 @@ impl Workflow {
                 unix_time_ms,
                 seed,
                 draws: AtomicU64::new(0),
+                offered: AtomicU64::new(0),
             }),
             this: this.map(Arc::new),
             host,
@@ -129,13 +133,10 @@ impl Workflow {
     /// order).
     pub fn random(&self) -> u64 {
         let n = self.core.draws.fetch_add(1, Ordering::Relaxed);
-        let mut z = self
+        mix(self
             .core
             .seed
-            .wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+            .wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
     /// A handle on the functions (constructors and methods) of object `id`
@@ -240,6 +241,55 @@ impl Workflow {
         })
     }
 
+    /// Sends child call `function` on `object` with `args` to the node that
+    /// holds the object, if that is another node (generated code, before it
+    /// enters the function): the future of its result, decoded; `None`: run
+    /// it here. A failure dooms the workflow, as one here would.
+    #[doc(hidden)]
+    pub fn ship<R, A>(
+        &self,
+        object: &ObjectId,
+        function: &FunctionId,
+        args: &A,
+    ) -> Option<impl std::future::Future<Output = Result<R, TxError>> + Send + 'static>
+    where
+        R: serde::de::DeserializeOwned + 'static,
+        A: serde::Serialize + ?Sized,
+    {
+        let args = match crate::codec::encode(args) {
+            Ok(args) => args,
+            Err(e) => {
+                // Cannot be sent: run it here, where it needs no encoding.
+                let _ = e;
+                return None;
+            }
+        };
+        let call = ChildCall {
+            object: object.clone(),
+            function: function.name,
+            fingerprint: function.fingerprint,
+            args,
+            seed: {
+                let n = self.core.offered.fetch_add(1, Ordering::Relaxed);
+                mix(self.core.seed ^ n.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03))
+            },
+        };
+        let shipped = self.host.ship(call)?;
+        let host = Arc::clone(&self.host);
+        Some(async move {
+            let result = shipped.await.and_then(|bytes| {
+                crate::codec::decode::<R>(&bytes).map_err(|e| TxError::Decode {
+                    what: "a child call's result".into(),
+                    reason: e.to_string(),
+                })
+            });
+            if let Err(error) = &result {
+                host.doom(error.clone());
+            }
+            result
+        })
+    }
+
     /// What function `function` returned, as its caller sees it: a user
     /// error fails (and dooms) the workflow with the error's message.
     #[doc(hidden)]
@@ -260,6 +310,13 @@ impl Workflow {
         self.host.doom(error.clone());
         Err(error)
     }
+}
+
+/// SplitMix64's finalizer.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A child call's view of the transaction under its own time limit.
@@ -314,6 +371,10 @@ impl Host for Limited {
     ) -> Result<Vec<(Vec<u8>, bytes::Bytes)>, TxError> {
         self.check()?;
         self.host.scan(object, from, to)
+    }
+
+    fn ship(&self, call: ChildCall) -> Option<Shipped> {
+        self.host.ship(call)
     }
 }
 

@@ -10,8 +10,10 @@
 //! once.
 
 use super::member::Cluster;
-use crate::txn::{Abort, Access, NodeId, Reach, Store, TxnId, Writes};
+use crate::txn::{Abort, Access, CallError, Called, NodeId, Reach, Store, TxnId, Writes};
 use bytes::Bytes;
+use crucial::__private::store::ChildCall;
+use crucial::store::TxError;
 use crucial::ObjectId;
 use crucial_protocol::codec;
 use crucial_protocol::placement::LAMBDA_HOME;
@@ -129,6 +131,8 @@ fn abort_of(node: &str, refusal: TxnRefusal) -> Abort {
         TxnRefusal::Conflict => Abort::Conflict,
         TxnRefusal::Deadline => Abort::Deadline,
         TxnRefusal::NotDurable(reason) => Abort::NotDurable(reason),
+        TxnRefusal::Function(message) => Abort::Failed(TxError::Aborted(message)),
+        TxnRefusal::Elsewhere => Abort::Conflict,
         TxnRefusal::Failed(reason) => {
             // Mostly an object that moved: run again in the newest view.
             tracing::debug!(participant = node, "a participant refused a step: {reason}");
@@ -212,16 +216,7 @@ impl Reach for PeerReach {
         let steps = parts
             .into_iter()
             .map(|(node, writes)| {
-                let writes = writes
-                    .into_iter()
-                    .map(|((object, key), value)| {
-                        (
-                            object,
-                            ByteBuf::from(key),
-                            value.map(|v| ByteBuf::from(v.to_vec())),
-                        )
-                    })
-                    .collect();
+                let writes = wire_writes(writes);
                 (node, Self::step(txn, deadline, TxnOp::Prepare { writes }))
             })
             .collect();
@@ -260,6 +255,52 @@ impl Reach for PeerReach {
         }
     }
 
+    fn call(&self, node: &str, access: Access, call: ChildCall, writes: Writes) -> Option<Called> {
+        let op = TxnOp::Call {
+            object: call.object,
+            function: call.function.to_string(),
+            fingerprint: call.fingerprint,
+            args: ByteBuf::from(call.args),
+            seed: call.seed,
+            writes: wire_writes(writes),
+        };
+        let step = Self::reading(access, op);
+        let (cluster, node) = (Arc::clone(&self.cluster), node.to_string());
+        // The request runs on the node's runtime; the workflow's thread
+        // waits for its answer (and can wait for several at once: joined
+        // children on several nodes run in parallel).
+        let answer = self.rt.spawn(async move {
+            let link = cluster
+                .replication
+                .peer(&node, cluster.peer_of(&node))
+                .await?;
+            let bytes = link
+                .start(&Request::Txn(step))?
+                .wait(within(access.deadline))
+                .await?;
+            codec::decode::<TxnAnswer>(&bytes)
+                .map_err(|e| format!("a participant's answer does not decode: {e}"))
+        });
+        Some(Box::pin(async move {
+            match answer.await {
+                Ok(Ok(TxnAnswer::Returned(value))) => Ok(value.into_vec()),
+                Ok(Ok(TxnAnswer::Refused(TxnRefusal::Elsewhere))) => Err(CallError::Elsewhere),
+                Ok(Ok(TxnAnswer::Refused(refusal))) => {
+                    Err(CallError::Abort(abort_of("a participant", refusal)))
+                }
+                Ok(Ok(other)) => Err(CallError::Abort(unexpected("a participant", &other))),
+                Ok(Err(e)) => {
+                    tracing::debug!("a child call sent to another node failed: {e}");
+                    Err(CallError::Abort(Abort::Conflict))
+                }
+                Err(e) => {
+                    tracing::debug!("a child call's task ended: {e}");
+                    Err(CallError::Abort(Abort::Conflict))
+                }
+            }
+        }))
+    }
+
     fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
         let far = Instant::now() + GRACE;
         let steps = nodes
@@ -273,6 +314,20 @@ impl Reach for PeerReach {
             }
         }
     }
+}
+
+/// The manager's buffered writes, as a step carries them.
+fn wire_writes(writes: Writes) -> Vec<(ObjectId, ByteBuf, Option<ByteBuf>)> {
+    writes
+        .into_iter()
+        .map(|((object, key), value)| {
+            (
+                object,
+                ByteBuf::from(key),
+                value.map(|v| ByteBuf::from(v.to_vec())),
+            )
+        })
+        .collect()
 }
 
 fn unexpected(node: &str, answer: &TxnAnswer) -> Abort {

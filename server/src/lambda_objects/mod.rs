@@ -10,7 +10,7 @@ mod shape;
 
 pub use metrics::WorkflowMetrics;
 pub use pool::Pool;
-pub use run::{execute, Ended, Gate, Invocation};
+pub use run::{execute, run_child, Ended, Gate, Invocation};
 pub use shape::is_record;
 
 use crate::storage::Storage;
@@ -43,6 +43,13 @@ pub struct Lambdas {
     pub metrics: WorkflowMetrics,
     /// The threads workflows run on.
     pub pool: Pool,
+    /// The threads child calls sent here by other nodes' workflows run on:
+    /// apart from `pool`, whose threads may wait for other nodes, so that
+    /// two nodes whose workflows call each other's objects never wait for
+    /// each other's threads. (Created on first use: a node outside a
+    /// cluster never gets one.)
+    pub children: std::sync::OnceLock<Pool>,
+    threads: usize,
     /// This node's parts of transactions managed by other nodes.
     pub participant: Participant,
     /// How this node's workflows reach the objects of other nodes (set when
@@ -79,7 +86,14 @@ impl Lambdas {
             attempts: attempts.max(1),
             metrics: WorkflowMetrics::default(),
             pool: Pool::new(threads),
+            children: std::sync::OnceLock::new(),
+            threads,
         })
+    }
+
+    /// The pool of child calls sent here ([`Lambdas::children`]).
+    pub fn children(&self) -> &Pool {
+        self.children.get_or_init(|| Pool::new(self.threads))
     }
 
     /// The limits a call of `function` runs under: its own time limit, else

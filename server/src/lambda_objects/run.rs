@@ -92,12 +92,16 @@ pub fn execute(
     let mut bad_arguments = None;
     let mut panicked = None;
     let deadline = std::time::Instant::now() + limits.time;
+    // Child calls go to their objects' nodes until one of them reaches a
+    // third node; from then on this workflow runs them here.
+    let shipping = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let result = retry(store, limits, |txn| {
         gate.begin_execution();
         panicked = None;
         let spanning = match reach {
             Some(reach) => {
                 Spanning::reaching(txn, Arc::clone(reach), invocation.home.clone(), deadline)
+                    .shipping(Arc::clone(&shipping))
             }
             None => Spanning::local(txn),
         };
@@ -148,6 +152,35 @@ pub fn execute(
         (_, Some(message), Failure::Failed(_)) => Ended::Panicked(message),
         (_, _, failure) => Ended::Failure(failure),
     })
+}
+
+/// Runs `function` on `object` with `args` over `host`, as a child call
+/// another node's workflow sent here: its encoded result, or the first error
+/// of the call (a panic is a failure naming its message). Blocks: call it
+/// off the reactor.
+pub fn run_child(
+    host: Arc<dyn Host>,
+    function: &FunctionEntry,
+    object: ObjectId,
+    args: &[u8],
+    seed: u64,
+) -> Result<Vec<u8>, TxError> {
+    let wf = Workflow::new(Arc::clone(&host), Some(object), unix_time_ms(), seed);
+    let value = match (function.run)(&wf, args) {
+        Err(reason) => Err(TxError::Encode(format!("bad arguments: {reason}"))),
+        Ok(future) => match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(future))) {
+            Ok(value) => value,
+            Err(panic) => Err(TxError::Failed {
+                function: function.id.name.to_string(),
+                message: crucial::__private::panic_message(&*panic),
+            }),
+        },
+    };
+    drop(wf);
+    match host.doomed() {
+        Some(error) => Err(error),
+        None => value,
+    }
 }
 
 fn unix_time_ms() -> u64 {

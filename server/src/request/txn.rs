@@ -7,14 +7,19 @@
 
 use super::call::Applied;
 use super::route;
+use crate::lambda_objects::run_child;
 use crate::state::NodeState;
 use crate::txn::{Abort, Access, TxnId};
 use bytes::Bytes;
+use crucial::__private::store::Host;
+use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
 use crucial_protocol::codec;
 use crucial_protocol::wire::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 use serde_bytes::ByteBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Applies `step`; the answer comes from a task of its own.
@@ -96,6 +101,23 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                 }
             }
         }
+        TxnOp::Call {
+            object,
+            function,
+            fingerprint,
+            args,
+            seed,
+            writes,
+        } => {
+            let call = Sent {
+                object,
+                function,
+                fingerprint,
+                args: args.into_vec(),
+                seed,
+            };
+            child_call(node, access, call, writes).await
+        }
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
         TxnOp::Abort => {
             participant.abort(txn);
@@ -103,6 +125,190 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
         }
     };
     answer.unwrap_or_else(TxnAnswer::Refused)
+}
+
+/// A child call another node's workflow sent here.
+struct Sent {
+    object: ObjectId,
+    function: String,
+    fingerprint: u64,
+    args: Vec<u8>,
+    seed: u64,
+}
+
+/// Runs a child call sent here, in the transaction's part (after the
+/// manager's buffered writes for this node), on the children's pool.
+async fn child_call(
+    node: &Arc<NodeState>,
+    access: Access,
+    call: Sent,
+    writes: WireWrites,
+) -> Result<TxnAnswer, TxnRefusal> {
+    let participant = &node.lambdas.participant;
+    let mut objects: Vec<&ObjectId> = writes.iter().map(|(object, _, _)| object).collect();
+    objects.push(&call.object);
+    if let Err(refused) = here(node, access.txn, objects).await {
+        participant.abort(access.txn);
+        return Err(refused);
+    }
+    let writes = local_writes(writes);
+    participant
+        .access_pinning(access.txn, access.deadline, access.pin_reads, |t| {
+            for ((object, key), value) in writes {
+                match value {
+                    Some(value) => t.put(&object, &key, value)?,
+                    None => t.delete(&object, &key)?,
+                }
+            }
+            Ok(())
+        })
+        .map_err(refusal)?;
+    let failed = |message: String| TxnRefusal::Function(message);
+    let ty = node
+        .registry
+        .lambda_type(&call.object.type_name)
+        .filter(|ty| ty.application == call.object.application)
+        .ok_or_else(|| {
+            failed(format!(
+                "no lambda object type {} here",
+                call.object.type_name
+            ))
+        })?;
+    let function = ty
+        .function(&call.function)
+        .filter(|f| f.id.fingerprint == call.fingerprint)
+        .ok_or_else(|| {
+            failed(format!(
+                "{}::{} is not this node's function (a build of other code?)",
+                ty.name, call.function
+            ))
+        })?;
+    let host = Arc::new(PartHost {
+        node: Arc::clone(node),
+        access,
+        home: node.lambdas.store.home(&call.object),
+        doom: Mutex::new(None),
+        elsewhere: AtomicBool::new(false),
+    });
+    let (done, ran) = tokio::sync::oneshot::channel();
+    node.lambdas.children().submit({
+        let host = Arc::clone(&host);
+        move || {
+            let result = run_child(host, function, call.object, &call.args, call.seed);
+            let _ = done.send(result);
+        }
+    });
+    let result = ran
+        .await
+        .map_err(|_| failed("the child call's thread stopped".into()))?;
+    if host.elsewhere.load(Ordering::Relaxed) {
+        return Err(TxnRefusal::Elsewhere);
+    }
+    match result {
+        Ok(value) => Ok(TxnAnswer::Returned(ByteBuf::from(value))),
+        Err(TxError::Conflict) => Err(TxnRefusal::Conflict),
+        Err(TxError::Deadline) => Err(TxnRefusal::Deadline),
+        Err(error) => Err(failed(error.to_string())),
+    }
+}
+
+/// A child call's view of this node's part of the transaction: its objects'
+/// entries, read and written in the part. An object at another home than
+/// the call's is elsewhere (the call fails, and its manager runs it).
+struct PartHost {
+    node: Arc<NodeState>,
+    access: Access,
+    home: String,
+    doom: Mutex<Option<TxError>>,
+    elsewhere: AtomicBool,
+}
+
+impl PartHost {
+    fn with<T>(
+        &self,
+        object: &ObjectId,
+        f: impl FnOnce(&mut crate::txn::Transaction) -> Result<T, Abort>,
+    ) -> Result<T, TxError> {
+        let result = if self.node.lambdas.store.home(object) != self.home {
+            self.elsewhere.store(true, Ordering::Relaxed);
+            Err(TxError::Conflict)
+        } else {
+            let Access {
+                txn,
+                deadline,
+                pin_reads,
+            } = self.access;
+            self.node
+                .lambdas
+                .participant
+                .access_pinning(txn, deadline, pin_reads, f)
+                .map_err(TxError::from)
+        };
+        if let Err(error) = &result {
+            self.doom(error.clone());
+        }
+        result
+    }
+}
+
+impl Host for PartHost {
+    fn doom(&self, error: TxError) {
+        self.doom
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(error);
+    }
+
+    fn doomed(&self) -> Option<TxError> {
+        self.doom.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn readable(&self, type_name: &str) -> Result<(), TxError> {
+        match self.node.lambdas.store.unreadable(type_name) {
+            Some(reason) => Err(TxError::Unreadable {
+                type_name: type_name.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError> {
+        self.with(object, |t| t.get(object, key))
+    }
+
+    fn put(&self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), TxError> {
+        self.with(object, |t| t.put(object, key, value))
+    }
+
+    fn delete(&self, object: &ObjectId, key: &[u8]) -> Result<(), TxError> {
+        self.with(object, |t| t.delete(object, key))
+    }
+
+    fn scan(
+        &self,
+        object: &ObjectId,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Bytes)>, TxError> {
+        self.with(object, |t| t.scan(object, from, to))
+    }
+}
+
+/// Writes as a step carries them.
+type WireWrites = Vec<(ObjectId, ByteBuf, Option<ByteBuf>)>;
+
+/// Writes as the engine keeps them.
+fn local_writes(writes: WireWrites) -> crate::txn::Writes {
+    writes
+        .into_iter()
+        .map(|(object, key, value)| {
+            (
+                (object, key.into_vec()),
+                value.map(|v| Bytes::from(v.into_vec())),
+            )
+        })
+        .collect()
 }
 
 /// Installs a decided commit here: in memory at once, then on disk and on

@@ -5,7 +5,7 @@
 use super::spanning::Spanning;
 use super::transaction::Abort;
 use bytes::Bytes;
-use crucial::__private::store::Host;
+use crucial::__private::store::{ChildCall, Host, Shipped};
 use crucial::store::TxError;
 use crucial::ObjectId;
 use std::sync::Mutex;
@@ -112,5 +112,15 @@ impl Host for TxHost {
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, TxError> {
         self.with(|txn| txn.scan(object, from, to))
+    }
+
+    fn ship(&self, call: ChildCall) -> Option<Shipped> {
+        let called = self
+            .txn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()?
+            .ship(call)?;
+        Some(Box::pin(async move { called.await.map_err(TxError::from) }))
     }
 }

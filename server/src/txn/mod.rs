@@ -27,7 +27,9 @@ pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
 pub use spanning::NodeId;
 pub use spanning::{Access, Reach, Spanning};
-pub use transaction::{Abort, ObjectEntries, Store, Writes};
+#[cfg(feature = "cluster")]
+pub use spanning::{CallError, Called};
+pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]
 pub use workflow::{run, run_with_host};

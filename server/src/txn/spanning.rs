@@ -14,8 +14,12 @@
 use super::participant::TxnId;
 use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
+use crucial::__private::store::ChildCall;
 use crucial::ObjectId;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +72,30 @@ pub trait Reach: Send + Sync {
     /// Phase two, abort, on every node of `nodes` (best effort: a node not
     /// told drops its part at its deadline, or asks).
     fn abort(&self, txn: TxnId, nodes: &[NodeId]);
+    /// Runs child call `call` on `node`, in `access.txn`, after `writes`
+    /// (the manager's buffered writes for that node); `None` if this reach
+    /// cannot send calls (the caller runs it itself).
+    fn call(&self, node: &str, access: Access, call: ChildCall, writes: Writes) -> Option<Called> {
+        let _ = (node, access, call, writes);
+        None
+    }
+}
+
+/// A child call sent to another node, as the workflow waits for it.
+pub type Returns = Pin<Box<dyn Future<Output = Result<Vec<u8>, Abort>> + Send>>;
+
+/// A child call running on another node, as the reach answers it.
+pub type Called = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+
+/// Why a child call sent to another node did not return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the peer plane's (feature "cluster")
+pub enum CallError {
+    /// It failed there as it would have here.
+    Abort(Abort),
+    /// It reached an object that node does not hold: the workflow runs
+    /// again, its child calls on this node.
+    Elsewhere,
 }
 
 /// Which transaction a read on another node belongs to, and how it reads.
@@ -99,6 +127,10 @@ pub struct Spanning {
     read_on: BTreeSet<NodeId>,
     /// Writes for other nodes' objects, by node.
     remote_writes: BTreeMap<NodeId, BTreeMap<Key, Option<Bytes>>>,
+    /// Child calls on other nodes' objects are sent there while it holds
+    /// (`None`: never); a call that reached a third node clears it, and the
+    /// workflow's later executions run their child calls here.
+    shipping: Option<Arc<AtomicBool>>,
 }
 
 impl Spanning {
@@ -112,6 +144,7 @@ impl Spanning {
             deadline: Instant::now(),
             read_on: BTreeSet::new(),
             remote_writes: BTreeMap::new(),
+            shipping: None,
         }
     }
 
@@ -134,7 +167,44 @@ impl Spanning {
             deadline,
             read_on: BTreeSet::new(),
             remote_writes: BTreeMap::new(),
+            shipping: None,
         }
+    }
+
+    /// Sends child calls on other nodes' objects there while `shipping`
+    /// holds.
+    pub fn shipping(mut self, shipping: Arc<AtomicBool>) -> Spanning {
+        self.shipping = Some(shipping);
+        self
+    }
+
+    /// Child call `call`, sent to its object's node if that is another one
+    /// and calls are sent: the future of its result. `None`: run it here.
+    pub fn ship(&mut self, call: ChildCall) -> Option<Returns> {
+        let shipping = Arc::clone(self.shipping.as_ref()?);
+        if !shipping.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let (reach, node) = self.elsewhere(&call.object)?;
+        let writes: Writes = self
+            .remote_writes
+            .get(&node)
+            .map(|w| w.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let called = reach.call(&node, self.access(), call, writes)?;
+        // Sent: the node has a part now, and the writes it was given.
+        self.remote_writes.remove(&node);
+        self.read_on.insert(node);
+        Some(Box::pin(async move {
+            match called.await {
+                Ok(value) => Ok(value),
+                Err(CallError::Abort(abort)) => Err(abort),
+                Err(CallError::Elsewhere) => {
+                    shipping.store(false, std::sync::atomic::Ordering::Relaxed);
+                    Err(Abort::Conflict)
+                }
+            }
+        }))
     }
 
     /// The part on this node.

@@ -230,6 +230,27 @@ impl SpreadAccount {
         Ok((from?, to?))
     }
 
+    /// Credits `amount` to `to`, from this account's function: sent to this
+    /// account's node, the call reaches a third one.
+    #[protected]
+    pub async fn pass_on(&self, wf: &Workflow, to: ObjectId, amount: i64) -> Result<Seen, TxError> {
+        wf.at::<SpreadAccount>(to).credit(amount).await
+    }
+
+    /// Moves `amount` from this account to `to` through `via`'s `pass_on`.
+    pub async fn transfer_via(
+        &mut self,
+        wf: &Workflow,
+        via: ObjectId,
+        to: ObjectId,
+        amount: i64,
+    ) -> Result<(Seen, Seen), TxError> {
+        let me = wf.this().expect("a method has an object").clone();
+        let from = wf.at::<SpreadAccount>(me).credit(-amount).await?;
+        let to = wf.at::<SpreadAccount>(via).pass_on(to, amount).await?;
+        Ok((from, to))
+    }
+
     /// Reads every account of `accounts` in one workflow, wherever they are.
     pub async fn audit(wf: &Workflow, accounts: Vec<ObjectId>) -> Result<Audit, TxError> {
         let mut seen = Vec::with_capacity(accounts.len());
