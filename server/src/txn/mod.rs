@@ -22,13 +22,13 @@ mod transaction;
 mod workflow;
 
 pub use host::TxHost;
-pub use participant::{Participant, TxnId};
+pub use participant::{Access, Participant, TxnId};
 pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
 pub use spanning::NodeId;
-pub use spanning::{Access, Reach, Spanning};
 #[cfg(feature = "cluster")]
 pub use spanning::{CallError, Called};
+pub use spanning::{Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

@@ -38,7 +38,6 @@
 //! until the decision arrives: that is the price of two-phase commit, and a
 //! part that waits asks its manager (the cluster's side).
 
-use super::spanning::Access;
 use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -53,6 +52,18 @@ pub struct TxnId {
     pub manager: u64,
     /// Unique among the manager's transactions.
     pub seq: u64,
+}
+
+/// Which transaction a read on another node belongs to, and how it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    /// The transaction.
+    pub txn: TxnId,
+    /// Its part there is dropped if not prepared by then.
+    pub deadline: Instant,
+    /// It pins the sets it reads as it reads them
+    /// (`Transaction::pin_reads`).
+    pub pin_reads: bool,
 }
 
 /// What happened to a transaction here, remembered for a while so that a

@@ -11,7 +11,7 @@
 //! without committing (a conflict, a failed function) aborts its parts on
 //! the other nodes.
 
-use super::participant::TxnId;
+use super::participant::{Access, TxnId};
 use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
@@ -96,18 +96,6 @@ pub enum CallError {
     /// It reached an object that node does not hold: the workflow runs
     /// again, its child calls on this node.
     Elsewhere,
-}
-
-/// Which transaction a read on another node belongs to, and how it reads.
-#[derive(Debug, Clone, Copy)]
-pub struct Access {
-    /// The transaction.
-    pub txn: TxnId,
-    /// Its part there is dropped if not prepared by then.
-    pub deadline: Instant,
-    /// It pins the sets it reads as it reads them
-    /// ([`Transaction::pin_reads`]).
-    pub pin_reads: bool,
 }
 
 /// Numbers the transactions a node manages.

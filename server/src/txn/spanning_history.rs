@@ -8,8 +8,8 @@
 //! runs, over the peer plane, are in `server/tests`.)
 
 use super::history::{account, check, workload, Body, Kv, Runner, ACCOUNTS, THREADS, WORKFLOWS};
-use super::participant::{Participant, TxnId};
-use super::spanning::{Access, NodeId, Reach, Spanning};
+use super::participant::{Access, Participant, TxnId};
+use super::spanning::{NodeId, Reach, Spanning};
 use super::transaction::{Abort, Store, Writes};
 use super::{retry, Limits};
 use bytes::Bytes;
