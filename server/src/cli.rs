@@ -157,6 +157,11 @@ pub struct Args {
     /// linearizability test can show it catches lost acknowledged writes.
     #[arg(long, hide = true)]
     pub weaken_ack_at_head: bool,
+    /// Tests only: the first send of the decision (commit or abort) of every
+    /// Nth transaction spanning nodes is dropped, as a lost message would
+    /// be; 0: none.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub drop_phase_two_every: u64,
     /// Tests only, never in production: lambda-object commits do not
     /// validate what they read (lost updates, write skew), so the history
     /// checks can show they catch a broken engine.
@@ -220,6 +225,7 @@ impl Args {
                 leave_after_store_failure: (self.leave_after_store_failure > 0.0)
                     .then(|| seconds(self.leave_after_store_failure)),
                 weaken_ack_at_head: self.weaken_ack_at_head,
+                drop_phase_two_every: self.drop_phase_two_every,
             }),
             admin: self.admin.clone(),
             ..defaults

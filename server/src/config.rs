@@ -48,6 +48,11 @@ pub struct ClusterConfig {
     /// them (`--weaken-ack-at-head`, hidden), to show the linearizability
     /// test catches it.
     pub weaken_ack_at_head: bool,
+    /// Tests only: the first send of the decision of every Nth transaction
+    /// spanning nodes is dropped (`--drop-phase-two-every N`, hidden; 0:
+    /// none), to show that a decision a participant missed is delivered
+    /// again.
+    pub drop_phase_two_every: u64,
 }
 
 /// Settings of one storage node.

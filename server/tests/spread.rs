@@ -255,3 +255,22 @@ fn a_child_call_sent_to_one_node_that_reaches_a_third_runs_on_the_manager_instea
     eprintln!("{moved} transfers through a third node; {stats:?}");
     assert!(stats.spanning >= moved, "they committed with 2PC");
 }
+
+#[test]
+fn decisions_a_participant_missed_are_delivered_again() {
+    // Every fifth transaction's commit (or abort) is not sent the first
+    // time: its participants stay prepared — their sets locked and pinned —
+    // until the manager sends it again. Nothing may be lost or applied
+    // twice, and the bank must not stall.
+    let etcd = Etcd::start("spread-lost");
+    let flags = [
+        "--drop-phase-two-every",
+        "5",
+        "--workflow-attempts",
+        "100000",
+    ];
+    let (_nodes, addrs) = three(&etcd, "spread-lost", &flags);
+    let ids = accounts(&addrs);
+    let (transfers, audits) = run_bank(&addrs, &ids, 3).expect("a serializable history");
+    assert!(transfers > 0 && audits > 0);
+}

@@ -285,7 +285,8 @@ pub async fn start(
         Arc::clone(&node.lambdas.store),
         node.peer_id,
         tokio::runtime::Handle::current(),
-    );
+    )
+    .dropping_phase_two_every(membership.drop_phase_two_every);
     let _ = node.lambdas.reach.set(Arc::new(reach));
     tokio::spawn(expire_parts(Arc::downgrade(node)));
     handoff::spawn(

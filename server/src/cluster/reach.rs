@@ -29,12 +29,21 @@ const GRACE: Duration = Duration::from_secs(1);
 /// How long a participant may take to install a decided commit.
 const INSTALL_WITHIN: Duration = Duration::from_secs(10);
 
+/// A decision a participant did not acknowledge is sent again at once, then
+/// after waits doubling up to this (its sets stay locked meanwhile)...
+const REDELIVER_EVERY: Duration = Duration::from_millis(100);
+
+/// ...for this long (then the part waits for the in-doubt resolution).
+const REDELIVER_FOR: Duration = Duration::from_secs(60);
+
 /// The members' participants, from this node.
 pub struct PeerReach {
     cluster: Arc<Cluster>,
     store: Arc<Store>,
     number: u64,
     rt: tokio::runtime::Handle,
+    /// Tests only: drop the first send of every Nth decision (0: none).
+    drop_every: u64,
 }
 
 impl PeerReach {
@@ -50,7 +59,72 @@ impl PeerReach {
             store,
             number,
             rt,
+            drop_every: 0,
         }
+    }
+
+    /// Tests only: the first send of the decision of every `n`th
+    /// transaction is dropped, as a lost message would be (0: none).
+    pub fn dropping_phase_two_every(mut self, n: u64) -> PeerReach {
+        self.drop_every = n;
+        self
+    }
+
+    /// Sends decision `op` of `txn` to every node of `nodes`; those that
+    /// did not acknowledge it get it again (at once, then at most every
+    /// [`REDELIVER_EVERY`]), from a task of the runtime, for
+    /// [`REDELIVER_FOR`] (a participant applies
+    /// a decision once: a repeated one is acknowledged and changes
+    /// nothing). Returns the nodes that had not acknowledged it at first.
+    fn decide(&self, txn: TxnId, nodes: &[NodeId], op: TxnOp, within: Duration) -> Vec<String> {
+        let dropped = self.drop_every > 0 && txn.seq % self.drop_every == 0;
+        let steps = move |nodes: &[NodeId]| -> Vec<(String, TxnStep)> {
+            let far = Instant::now() + within;
+            nodes
+                .iter()
+                .map(|node| (node.clone(), Self::step(txn, far, op.clone())))
+                .collect()
+        };
+        let answers = match dropped {
+            true => vec![Err("dropped (--drop-phase-two-every)".to_string()); nodes.len()],
+            false => self.ask_all(steps(nodes), within),
+        };
+        let missed: Vec<String> = answers
+            .into_iter()
+            .zip(nodes)
+            .filter_map(|(answer, node)| match answer {
+                Ok(TxnAnswer::Done) => None,
+                Ok(other) => {
+                    tracing::debug!(participant = %node, "a decision answered {other:?}");
+                    Some(node.clone())
+                }
+                Err(_) => Some(node.clone()),
+            })
+            .collect();
+        if missed.is_empty() {
+            return missed;
+        }
+        let cluster = Arc::clone(&self.cluster);
+        let mut waiting = missed.clone();
+        self.rt.spawn(async move {
+            let started = Instant::now();
+            let mut wait = Duration::ZERO;
+            while !waiting.is_empty() && started.elapsed() < REDELIVER_FOR {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).clamp(Duration::from_millis(1), REDELIVER_EVERY);
+                let answers = ask_all(&cluster, steps(&waiting), within).await;
+                waiting = answers
+                    .into_iter()
+                    .zip(std::mem::take(&mut waiting))
+                    .filter(|(answer, _)| !matches!(answer, Ok(TxnAnswer::Done)))
+                    .map(|(_, node)| node)
+                    .collect();
+            }
+            if !waiting.is_empty() {
+                tracing::error!(?txn, participants = ?waiting, "a decision was not acknowledged in {REDELIVER_FOR:?}");
+            }
+        });
+        missed
     }
 
     fn step(txn: TxnId, deadline: Instant, op: TxnOp) -> TxnStep {
@@ -82,28 +156,7 @@ impl PeerReach {
         steps: Vec<(String, TxnStep)>,
         within: Duration,
     ) -> Vec<Result<TxnAnswer, String>> {
-        let cluster = &self.cluster;
-        self.rt.block_on(async move {
-            let mut started = Vec::with_capacity(steps.len());
-            for (node, step) in steps {
-                let link = cluster
-                    .replication
-                    .peer(&node, cluster.peer_of(&node))
-                    .await;
-                started.push(link.and_then(|link| link.start(&Request::Txn(step))));
-            }
-            let mut answers = Vec::with_capacity(started.len());
-            for reply in started {
-                answers.push(match reply {
-                    Ok(reply) => reply.wait(within).await.and_then(|bytes| {
-                        codec::decode::<TxnAnswer>(&bytes)
-                            .map_err(|e| format!("a participant's answer does not decode: {e}"))
-                    }),
-                    Err(e) => Err(e),
-                });
-            }
-            answers
-        })
+        self.rt.block_on(ask_all(&self.cluster, steps, within))
     }
 
     fn ask(&self, node: &str, step: TxnStep, within: Duration) -> Result<TxnAnswer, Abort> {
@@ -123,6 +176,34 @@ impl PeerReach {
             }
         }
     }
+}
+
+/// Sends each step to its member at once and waits for every answer (at
+/// most `within` each).
+async fn ask_all(
+    cluster: &Cluster,
+    steps: Vec<(String, TxnStep)>,
+    within: Duration,
+) -> Vec<Result<TxnAnswer, String>> {
+    let mut started = Vec::with_capacity(steps.len());
+    for (node, step) in steps {
+        let link = cluster
+            .replication
+            .peer(&node, cluster.peer_of(&node))
+            .await;
+        started.push(link.and_then(|link| link.start(&Request::Txn(step))));
+    }
+    let mut answers = Vec::with_capacity(started.len());
+    for reply in started {
+        answers.push(match reply {
+            Ok(reply) => reply.wait(within).await.and_then(|bytes| {
+                codec::decode::<TxnAnswer>(&bytes)
+                    .map_err(|e| format!("a participant's answer does not decode: {e}"))
+            }),
+            Err(e) => Err(e),
+        });
+    }
+    answers
 }
 
 /// What a participant's refusal means to the manager.
@@ -236,22 +317,13 @@ impl Reach for PeerReach {
     }
 
     fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
-        let far = Instant::now() + INSTALL_WITHIN;
-        let steps = nodes
-            .iter()
-            .map(|node| (node.clone(), Self::step(txn, far, TxnOp::Commit { tid })))
-            .collect();
-        let mut failed = Vec::new();
-        for (answer, node) in self.ask_all(steps, INSTALL_WITHIN).into_iter().zip(nodes) {
-            match answer {
-                Ok(TxnAnswer::Done) => {}
-                Ok(other) => failed.push(format!("{node}: {other:?}")),
-                Err(e) => failed.push(format!("{node}: {e}")),
-            }
-        }
-        match failed.is_empty() {
+        let missed = self.decide(txn, nodes, TxnOp::Commit { tid }, INSTALL_WITHIN);
+        match missed.is_empty() {
             true => Ok(()),
-            false => Err(failed.join("; ")),
+            false => Err(format!(
+                "not acknowledged yet by {} (sent again until it is)",
+                missed.join(", ")
+            )),
         }
     }
 
@@ -302,16 +374,9 @@ impl Reach for PeerReach {
     }
 
     fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
-        let far = Instant::now() + GRACE;
-        let steps = nodes
-            .iter()
-            .map(|node| (node.clone(), Self::step(txn, far, TxnOp::Abort)))
-            .collect();
-        for (answer, node) in self.ask_all(steps, GRACE).into_iter().zip(nodes) {
-            if let Err(e) = answer {
-                // Its part ends at its deadline anyway.
-                tracing::debug!(participant = %node, "abort not delivered: {e}");
-            }
+        let missed = self.decide(txn, nodes, TxnOp::Abort, GRACE);
+        if !missed.is_empty() {
+            tracing::debug!(?txn, participants = ?missed, "abort sent again");
         }
     }
 }

@@ -338,9 +338,9 @@ impl Spanning {
         // Phase two: the decision is made; every participant installs.
         let (durable, writes) = prepared.commit_at(tid);
         if let Err(reason) = reach.commit(self.txn, &nodes, tid) {
-            // Committed here and decided: the participants not told learn
-            // the outcome when they ask.
-            tracing::error!(
+            // Committed here and decided: the reach sends the decision again
+            // to the participants that did not acknowledge it.
+            tracing::warn!(
                 "transaction {:?} committed, not yet on every participant: {reason}",
                 self.txn
             );
