@@ -45,7 +45,7 @@ fn commit_copy(node: &NodeState, application: &str, writes: &Writes, tid: u64) -
         complete: None,
         entries: writes
             .iter()
-            .filter(|((object, _), _)| store.home(object) == application)
+            .filter(|((object, _), _)| store.at_home(object, application))
             .map(|((object, key), value)| entry_copy(object, key, value.as_deref(), tid))
             .collect(),
     }

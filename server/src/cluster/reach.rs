@@ -239,6 +239,10 @@ impl Reach for PeerReach {
         self.store.home(object)
     }
 
+    fn at_home(&self, object: &ObjectId, home: &str) -> bool {
+        self.store.at_home(object, home)
+    }
+
     fn owner(&self, home: &str) -> NodeId {
         self.cluster
             .placement()

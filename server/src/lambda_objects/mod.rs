@@ -20,14 +20,12 @@ use crucial::ObjectId;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The home of a lambda object (the key the cluster places it by): its own
-/// for a type placed object by object, else its application's.
-pub fn home_of(id: &ObjectId) -> String {
-    let by_object = registry()
+/// Whether a lambda object is placed on its own (its type is declared
+/// `placement = "object"`), not with its application.
+pub fn placed_by_object(id: &ObjectId) -> bool {
+    registry()
         .lambda_type(&id.type_name)
-        .is_some_and(|ty| ty.by_object && ty.application == id.application);
-    let object = by_object.then_some((id.type_name.as_str(), id.key.as_str()));
-    crucial_protocol::placement::lambda_home(&id.application, object)
+        .is_some_and(|ty| ty.by_object && ty.application == id.application)
 }
 
 /// A node's lambda objects.
@@ -71,9 +69,9 @@ impl Lambdas {
             Some(storage) => Arc::new(Store::recover(
                 Arc::clone(storage),
                 |id| !shape::is_record(id),
-                home_of,
+                placed_by_object,
             )?),
-            None => Arc::new(Store::default().placed_by(home_of)),
+            None => Arc::new(Store::default().placed_by(placed_by_object)),
         };
         if let Some(storage) = &storage {
             shape::check(&store, storage, &registry().lambda_types());

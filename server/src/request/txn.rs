@@ -9,7 +9,7 @@ use super::call::Applied;
 use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
-use crate::txn::{Abort, Access, TxnId};
+use crate::txn::{Abort, Access, Fate, TxnId};
 use bytes::Bytes;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
@@ -19,7 +19,6 @@ use crucial_protocol::wire::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 use serde_bytes::ByteBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Applies `step`; the answer comes from a task of its own.
@@ -187,7 +186,7 @@ async fn child_call(
         node: Arc::clone(node),
         access,
         home: node.lambdas.store.home(&call.object),
-        doom: Mutex::new(None),
+        doom: Fate::default(),
         elsewhere: AtomicBool::new(false),
     });
     let (done, ran) = tokio::sync::oneshot::channel();
@@ -219,7 +218,7 @@ struct PartHost {
     node: Arc<NodeState>,
     access: Access,
     home: String,
-    doom: Mutex<Option<TxError>>,
+    doom: Fate,
     elsewhere: AtomicBool,
 }
 
@@ -229,7 +228,7 @@ impl PartHost {
         object: &ObjectId,
         f: impl FnOnce(&mut crate::txn::Transaction) -> Result<T, Abort>,
     ) -> Result<T, TxError> {
-        let result = if self.node.lambdas.store.home(object) != self.home {
+        let result = if !self.node.lambdas.store.at_home(object, &self.home) {
             self.elsewhere.store(true, Ordering::Relaxed);
             Err(TxError::Conflict)
         } else {
@@ -253,14 +252,11 @@ impl PartHost {
 
 impl Host for PartHost {
     fn doom(&self, error: TxError) {
-        self.doom
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(error);
+        self.doom.doom(error);
     }
 
     fn doomed(&self) -> Option<TxError> {
-        self.doom.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.doom.doomed()
     }
 
     fn readable(&self, type_name: &str) -> Result<(), TxError> {

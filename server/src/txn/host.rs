@@ -37,7 +37,27 @@ impl From<TxError> for Abort {
 /// met (the workflow's fate, see [`Host::doom`]).
 pub struct TxHost {
     txn: Mutex<Option<Spanning>>,
-    doom: Mutex<Option<TxError>>,
+    doom: Fate,
+}
+
+/// The first error a workflow's accesses met, kept for [`Host::doom`] and
+/// [`Host::doomed`] (by every host of a workflow's part).
+#[derive(Default)]
+pub struct Fate(Mutex<Option<TxError>>);
+
+impl Fate {
+    /// Records `error` unless one is recorded already.
+    pub fn doom(&self, error: TxError) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(error);
+    }
+
+    /// The first error recorded.
+    pub fn doomed(&self) -> Option<TxError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl TxHost {
@@ -45,7 +65,7 @@ impl TxHost {
     pub fn new(txn: Spanning) -> TxHost {
         TxHost {
             txn: Mutex::new(Some(txn)),
-            doom: Mutex::new(None),
+            doom: Fate::default(),
         }
     }
 
@@ -73,14 +93,11 @@ impl TxHost {
 
 impl Host for TxHost {
     fn doom(&self, error: TxError) {
-        self.doom
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(error);
+        self.doom.doom(error);
     }
 
     fn doomed(&self) -> Option<TxError> {
-        self.doom.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.doom.doomed()
     }
 
     fn readable(&self, type_name: &str) -> Result<(), TxError> {

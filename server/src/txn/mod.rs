@@ -21,7 +21,7 @@ mod spanning_history;
 mod transaction;
 mod workflow;
 
-pub use host::TxHost;
+pub use host::{Fate, TxHost};
 pub use participant::{Access, Participant, TxnId};
 pub use provisional::Meeting;
 #[cfg(feature = "cluster")]

@@ -38,6 +38,9 @@ pub trait Reach: Send + Sync {
     fn number(&self) -> u64;
     /// The home of `object`: the key the cluster places it by.
     fn home(&self, object: &ObjectId) -> String;
+    /// Whether `home` is `object`'s home ([`Reach::home`] without building
+    /// it: asked at every access).
+    fn at_home(&self, object: &ObjectId, home: &str) -> bool;
     /// The node that serves the objects of `home` (`me()`: this one).
     fn owner(&self, home: &str) -> NodeId;
     /// One entry of `object` on `node`, read in `access.txn`.
@@ -202,6 +205,13 @@ impl Spanning {
             .expect("the local part lives until the commit")
     }
 
+    fn check(&self) -> Result<(), Abort> {
+        match Instant::now() >= self.deadline {
+            true => Err(Abort::Deadline),
+            false => Ok(()),
+        }
+    }
+
     fn access(&self) -> Access {
         Access {
             txn: self.txn,
@@ -213,11 +223,12 @@ impl Spanning {
     /// The node holding `object`, if not this one.
     fn elsewhere(&self, object: &ObjectId) -> Option<(Arc<dyn Reach>, NodeId)> {
         let reach = self.reach.as_ref()?;
-        let home = reach.home(object);
-        if self.home.as_ref() == Some(&home) {
-            return None;
+        if let Some(root) = &self.home {
+            if reach.at_home(object, root) {
+                return None;
+            }
         }
-        let owner = reach.owner(&home);
+        let owner = reach.owner(&reach.home(object));
         (owner != reach.me()).then(|| (Arc::clone(reach), owner))
     }
 
@@ -226,9 +237,7 @@ impl Spanning {
         let Some((reach, node)) = self.elsewhere(object) else {
             return self.local_mut().get(object, key);
         };
-        if Instant::now() >= self.deadline {
-            return Err(Abort::Deadline);
-        }
+        self.check()?;
         let k = (object.clone(), key.to_vec());
         if let Some(value) = self.remote_writes.get(&node).and_then(|w| w.get(&k)) {
             return Ok(value.clone());
@@ -252,9 +261,7 @@ impl Spanning {
                 None => local.delete(object, key),
             };
         };
-        if Instant::now() >= self.deadline {
-            return Err(Abort::Deadline);
-        }
+        self.check()?;
         self.remote_writes
             .entry(node)
             .or_default()
@@ -273,9 +280,7 @@ impl Spanning {
         let Some((reach, node)) = self.elsewhere(object) else {
             return self.local_mut().scan(object, from, to);
         };
-        if Instant::now() >= self.deadline {
-            return Err(Abort::Deadline);
-        }
+        self.check()?;
         let stored = reach.scan(&node, self.access(), object, from, to);
         self.read_on.insert(node.clone());
         let none = BTreeMap::new();

@@ -60,6 +60,10 @@ impl Reach for Node {
         object.key.clone()
     }
 
+    fn at_home(&self, object: &ObjectId, home: &str) -> bool {
+        object.key == home
+    }
+
     fn owner(&self, home: &str) -> NodeId {
         owner_index(home).to_string()
     }

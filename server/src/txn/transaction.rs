@@ -43,6 +43,7 @@ use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
 use crucial::store::TxError;
 use crucial::ObjectId;
+use crucial_protocol::placement::{lambda_home, lambda_home_parts};
 use crucial_protocol::wire::Outcome;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,19 +148,13 @@ pub struct Store {
     /// Prepare skips validating reads: a deliberately broken engine, for the
     /// runs that show the history checkers catch it.
     weakened: std::sync::atomic::AtomicBool,
-    /// Where an object lives: its *home*, the key the cluster places it by.
-    home: HomeOf,
+    /// Which objects are placed on their own (see [`Store::home`]).
+    by_object: ByObject,
 }
 
-/// An object's home: the key the cluster places it by, moves it by and
-/// copies it by — its application's name, or, for a type placed object by
-/// object, the object's own key (`crucial_protocol::placement::lambda_home`).
-pub type HomeOf = fn(&ObjectId) -> String;
-
-/// Every object at home with its application.
-fn by_application(id: &ObjectId) -> String {
-    id.application.clone()
-}
+/// Whether an object is placed on its own (its type's
+/// `placement = "object"`) rather than with its application.
+pub type ByObject = fn(&ObjectId) -> bool;
 
 /// The numbers of commits installed here whose writes the replicas have not
 /// acknowledged yet: a workflow that may have read them answers only once
@@ -181,7 +176,7 @@ impl Default for Store {
             provisional: Provisional::default(),
             unreplicated: Unreplicated::default(),
             weakened: std::sync::atomic::AtomicBool::new(false),
-            home: by_application,
+            by_object: |_| false,
         }
     }
 }
@@ -193,19 +188,19 @@ impl Store {
     pub fn recover(
         storage: Arc<Storage>,
         provisional: impl Fn(&ObjectId) -> bool,
-        home: HomeOf,
+        by_object: ByObject,
     ) -> Result<Store, String> {
         let mut apps = std::collections::HashSet::new();
         let mut store = Store {
             storage: Some(Arc::clone(&storage)),
-            home,
+            by_object,
             ..Store::default()
         };
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
             store.object(&object).install([(key.as_slice(), &value)]);
             if provisional(&object) {
-                apps.insert(home(&object));
+                apps.insert(store.home(&object));
             }
         }
         store.provisional = Provisional::from_disk(apps);
@@ -232,17 +227,33 @@ impl Store {
         )
     }
 
-    /// This store with its objects' homes given by `home` (else each
-    /// object's application).
-    pub fn placed_by(mut self, home: HomeOf) -> Store {
-        self.home = home;
+    /// This store with the objects `by_object` picks placed on their own
+    /// (else every object with its application).
+    pub fn placed_by(mut self, by_object: ByObject) -> Store {
+        self.by_object = by_object;
         self
     }
 
     /// The home of object `id`: the key the cluster places, moves and copies
-    /// it by.
+    /// it by — its application's name, or, for an object placed on its own,
+    /// its own key (`crucial_protocol::placement::lambda_home`).
     pub fn home(&self, id: &ObjectId) -> String {
-        (self.home)(id)
+        let object = (self.by_object)(id).then_some((id.type_name.as_str(), id.key.as_str()));
+        lambda_home(&id.application, object)
+    }
+
+    /// Whether `home` is object `id`'s home: [`Store::home`] without
+    /// building the string (every access of a workflow in a cluster asks).
+    pub fn at_home(&self, id: &ObjectId, home: &str) -> bool {
+        match lambda_home_parts(home) {
+            (app, None) => id.application == app && !(self.by_object)(id),
+            (app, Some((type_name, key))) => {
+                id.application == app
+                    && id.type_name == type_name
+                    && id.key == key
+                    && (self.by_object)(id)
+            }
+        }
     }
 
     /// Refuses objects of `type_name` from now on, saying `reason`.
@@ -315,7 +326,7 @@ impl Store {
         let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<ObjectId> = objects
             .keys()
-            .filter(|id| (self.home)(id) == home)
+            .filter(|id| self.at_home(id, home))
             .cloned()
             .collect();
         ids.into_iter()
@@ -333,7 +344,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|(id, object)| (self.home)(id) == home && object.size().0 > 0)
+            .any(|(id, object)| self.at_home(id, home) && object.size().0 > 0)
     }
 
     /// Puts objects in (handed over by another node, or given back after a
@@ -421,7 +432,7 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(id, _)| (self.home)(id) == home)
+            .filter(|(id, _)| self.at_home(id, home))
             .map(|(id, object)| (id.clone(), Arc::clone(object)))
             .collect();
         let mut entries = Vec::new();
