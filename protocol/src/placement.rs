@@ -13,6 +13,11 @@ use std::hash::Hasher;
 /// key: a workflow runs where every object it may touch lives.
 pub const LAMBDA_HOME: &str = "<lambda objects>";
 
+/// The type name of the objects that hold the decisions of transactions
+/// across nodes, one object per home; such an object's key is its home (it
+/// lives, moves and is copied with the objects of that home).
+pub const DECISIONS: &str = "<decisions>";
+
 /// Separates an object's parts in its home key (no application or type name
 /// holds it).
 const HOME_SEPARATOR: char = '\u{1f}';

@@ -162,6 +162,11 @@ pub struct Args {
     /// be; 0: none.
     #[arg(long, hide = true, default_value_t = 0)]
     pub drop_phase_two_every: u64,
+    /// Tests only: a manager waits this many milliseconds between recording
+    /// a commit's decision and sending it to the participants, so that a
+    /// kill meanwhile leaves them in doubt.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub delay_phase_two_ms: u64,
     /// Tests only, never in production: lambda-object commits do not
     /// validate what they read (lost updates, write skew), so the history
     /// checks can show they catch a broken engine.
@@ -226,6 +231,7 @@ impl Args {
                     .then(|| seconds(self.leave_after_store_failure)),
                 weaken_ack_at_head: self.weaken_ack_at_head,
                 drop_phase_two_every: self.drop_phase_two_every,
+                delay_phase_two: std::time::Duration::from_millis(self.delay_phase_two_ms),
             }),
             admin: self.admin.clone(),
             ..defaults

@@ -274,3 +274,146 @@ fn decisions_a_participant_missed_are_delivered_again() {
     let (transfers, audits) = run_bank(&addrs, &ids, 3).expect("a serializable history");
     assert!(transfers > 0 && audits > 0);
 }
+
+/// An audit of `ids` whose workflow starts at `root`.
+fn audit_from(
+    client: &crucial::Client,
+    root: &ObjectId,
+    ids: &[ObjectId],
+) -> crucial::Result<Audit> {
+    SpreadAccount::at(root.clone())
+        .with_client(client.clone())
+        .audit(ids.to_vec())
+}
+
+/// Whether a call failed without writing anything (it ran out of time or
+/// attempts while sets were held by transactions in doubt).
+fn not_applied(error: &crucial::Error) -> bool {
+    matches!(
+        error,
+        crucial::Error::Remote(
+            crucial::RemoteError::WorkflowTimeout { .. }
+                | crucial::RemoteError::WorkflowConflicts { .. }
+        )
+    )
+}
+
+/// `kill -9` of the node that manages every cross-node workflow, while
+/// they run: every transfer starts at one of its accounts and credits an
+/// account of another node, every audit starts at one of its accounts. Its
+/// accounts fail over to their copies (`--replicas 2`); the participants
+/// whose prepared parts wait for a decision that died with it ask the
+/// decision's record (at the root's home, now on a copy): committed, or an
+/// abort presumed. Nothing half-applied, acknowledged transfers all there
+/// once, every audit sees the total.
+#[test]
+fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
+    let name = "spread-kill-manager";
+    let etcd = Etcd::start(name);
+    let flags = ["--replicas", "2", "--workflow-attempts", "100000"];
+    // The victim waits 500 ms between recording a decision and sending it:
+    // the kill finds participants waiting for decisions it recorded.
+    let delayed = [&flags[..], &["--delay-phase-two-ms", "500"]].concat();
+    let mut nodes = vec![etcd.node(name, &delayed)];
+    nodes.extend((0..2).map(|_| etcd.node(name, &flags)));
+    wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
+    let mut addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let ids = accounts(&addrs);
+    let placement = Placement::new(view_of(&addrs[0]));
+    let on_victim = |id: &ObjectId| {
+        let home = lambda_home(&id.application, Some((&id.type_name, &id.key)));
+        placement.owner(LAMBDA_HOME, &home) == addrs[0]
+    };
+    let (mine, others): (Vec<usize>, Vec<usize>) = (0..ACCOUNTS).partition(|i| on_victim(&ids[*i]));
+    assert_eq!(mine.len(), ACCOUNTS / 3);
+    let client = connect(&addrs);
+    for id in &ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..3u64)
+        .map(|caller| {
+            let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
+            let (mine, others) = (mine.clone(), others.clone());
+            std::thread::spawn(move || {
+                let client = connect(&addrs);
+                let (mut done, mut refused) = (Vec::new(), 0);
+                let mut i = caller + 23;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = mine[(i >> 33) as usize % mine.len()];
+                    let to = others[(i >> 17) as usize % others.len()];
+                    // Both ways, so that no account runs dry.
+                    let amount = [1, 2, -1, -2][(i >> 7) as usize % 4];
+                    match SpreadAccount::at(ids[from].clone())
+                        .with_client(client.clone())
+                        .transfer(ids[to].clone(), amount)
+                    {
+                        Ok((a, b)) => done.push((from, to, a, b)),
+                        Err(e) if not_applied(&e) => refused += 1,
+                        Err(e) => panic!("a transfer: {e}"),
+                    }
+                }
+                (done, refused)
+            })
+        })
+        .collect();
+    let root = ids[mine[0]].clone();
+    let auditor = {
+        let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let client = connect(&addrs);
+            let (mut audits, mut refused) = (Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                match audit_from(&client, &root, &ids) {
+                    Ok(seen) => audits.push(seen),
+                    Err(e) if not_applied(&e) => refused += 1,
+                    Err(e) => panic!("an audit: {e}"),
+                }
+            }
+            (audits, refused)
+        })
+    };
+    // The kill comes once the other nodes hold parts prepared for the
+    // victim's transactions (their decisions are 500 ms away).
+    std::thread::sleep(Duration::from_millis(500));
+    let survivors = connect(&addrs[1..]);
+    let waited = std::time::Instant::now();
+    while survivors.workflow_stats().expect("stats").in_doubt == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "no part in doubt"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    nodes[0].kill();
+    std::thread::sleep(Duration::from_secs(7));
+    stop.store(true, Ordering::Relaxed);
+    let (audits, refused_audits) = auditor.join().expect("the auditor failed");
+    let mut history: Vec<Transfer> = Vec::new();
+    let mut refused = 0;
+    for caller in callers {
+        let (done, r) = caller.join().expect("a caller failed");
+        history.extend(done);
+        refused += r;
+    }
+    nodes.remove(0);
+    addrs.remove(0);
+    let client = connect(&addrs);
+    let last = audit_from(&client, &ids[mine[0]], &ids).expect("the last audit");
+    let stats = client.workflow_stats().expect("stats");
+    eprintln!(
+        "{} transfers ({refused} refused), {} audits ({refused_audits} refused), \
+         manager killed; survivors: {stats:?}",
+        history.len(),
+        audits.len()
+    );
+    check(&history, &audits, &last).expect("nothing half-applied or lost");
+    assert!(history.len() > 100, "transfers ran");
+    assert!(stats.resolved > 0, "the kill left participants in doubt");
+}

@@ -79,6 +79,12 @@ pub struct WorkflowStats {
     /// Steps of other nodes' transactions served (reads, prepares,
     /// decisions): node-to-node messages.
     pub steps: u64,
+    /// Prepared parts here whose decision did not come and that learnt it
+    /// by asking (their manager crashed, or lost its link): resolved.
+    pub resolved: u64,
+    /// Parts prepared here now, waiting for their decision (a gauge: added
+    /// up over nodes, not over time).
+    pub in_doubt: u64,
 }
 
 impl WorkflowStats {
@@ -102,6 +108,8 @@ impl WorkflowStats {
             timed_out: self.timed_out + other.timed_out,
             spanning: self.spanning + other.spanning,
             steps: self.steps + other.steps,
+            resolved: self.resolved + other.resolved,
+            in_doubt: self.in_doubt + other.in_doubt,
         }
     }
 
@@ -115,6 +123,8 @@ impl WorkflowStats {
             timed_out: self.timed_out.saturating_sub(earlier.timed_out),
             spanning: self.spanning.saturating_sub(earlier.spanning),
             steps: self.steps.saturating_sub(earlier.steps),
+            resolved: self.resolved.saturating_sub(earlier.resolved),
+            in_doubt: self.in_doubt,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +366,16 @@ mod tests {
                         vec![1].into(),
                         Some(vec![2].into()),
                     )],
+                    anchor: crate::ObjectId::new("bank", "<decisions>", "bank"),
+                },
+            }),
+            Request::Txn(super::super::TxnStep {
+                manager: 3,
+                seq: 8,
+                deadline_ms: 2000,
+                pin_reads: false,
+                op: super::super::TxnOp::Resolve {
+                    anchor: crate::ObjectId::new("bank", "<decisions>", "bank"),
                 },
             }),
         ];

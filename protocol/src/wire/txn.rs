@@ -66,6 +66,9 @@ pub enum TxnOp {
     Prepare {
         /// `(object, key, value)`; `None`: delete.
         writes: Vec<(crate::ObjectId, ByteBuf, Option<ByteBuf>)>,
+        /// Where the transaction's decision is recorded: the object whose
+        /// owner answers [`TxnOp::Resolve`] for it.
+        anchor: crate::ObjectId,
     },
     /// Phase two: install at `tid`. Answer: `Done` once installed (and on
     /// disk, with a data directory).
@@ -75,6 +78,15 @@ pub enum TxnOp {
     },
     /// Phase two, or an execution given up: drop the part. Answer: `Done`.
     Abort,
+    /// Asked of the owner of `anchor` by a participant whose prepared part
+    /// waits for a decision that did not come: the transaction's outcome.
+    /// With no decision recorded the owner records an abort (presumed
+    /// abort: the manager can no longer commit). Answer: `Outcome`, or
+    /// `Refused(Conflict)` while the manager is deciding (ask again).
+    Resolve {
+        /// The decision's object (as in `Prepare`).
+        anchor: crate::ObjectId,
+    },
 }
 
 /// A participant's answer to a [`TxnStep`].
@@ -90,6 +102,9 @@ pub enum TxnAnswer {
     Returned(ByteBuf),
     /// Done.
     Done,
+    /// A transaction's outcome: committed at this number, or (`None`)
+    /// aborted.
+    Outcome(Option<u64>),
     /// The step failed and the transaction cannot commit.
     Refused(TxnRefusal),
 }

@@ -286,7 +286,8 @@ pub async fn start(
         node.peer_id,
         tokio::runtime::Handle::current(),
     )
-    .dropping_phase_two_every(membership.drop_phase_two_every);
+    .dropping_phase_two_every(membership.drop_phase_two_every)
+    .delaying_phase_two(membership.delay_phase_two);
     let _ = node.lambdas.reach.set(Arc::new(reach));
     tokio::spawn(expire_parts(Arc::downgrade(node)));
     handoff::spawn(
@@ -312,8 +313,10 @@ pub async fn start(
     Ok(())
 }
 
-/// Drops, every second, the parts of transactions whose deadline passed
-/// before their manager prepared them (it crashed or was cut off).
+/// Every second: drops the parts of transactions whose deadline passed
+/// before their manager prepared them (it crashed or was cut off), asks for
+/// the outcome of parts prepared long ago, and deletes decision records no
+/// one will ask for again.
 async fn expire_parts(node: std::sync::Weak<NodeState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -330,6 +333,42 @@ async fn expire_parts(node: std::sync::Weak<NodeState>) {
             );
         }
         participant.release_orphans();
+        let resolved = crate::request::resolve_waiting(&node).await;
+        if resolved > 0 {
+            node.lambdas.metrics.resolved(resolved);
+            tracing::info!(
+                resolved,
+                "prepared parts whose decision did not come learnt it from its record"
+            );
+        }
+        forget_decisions(&node).await;
+    }
+}
+
+/// Deletes the decision records no participant will ask for again
+/// (`txn/decision.rs`), in one commit (a conflict leaves them for later).
+async fn forget_decisions(node: &NodeState) {
+    let lambdas = &node.lambdas;
+    // A home that moved away took its records along (they stay there).
+    let done: Vec<_> = lambdas
+        .participant
+        .forgettable()
+        .into_iter()
+        .filter(|(anchor, _)| lambdas.store.holds_home(&lambdas.store.home(anchor)))
+        .collect();
+    let Some((tid, durably, writes)) = crate::txn::forget(&lambdas.store, &done) else {
+        for record in done {
+            lambdas.participant.forget(record);
+        }
+        return;
+    };
+    if let Some(durably) = durably {
+        if let Err(reason) = node.durable(durably.ticket).await {
+            tracing::warn!("deleted decision records are not durable: {reason}");
+        }
+    }
+    if let Err(reason) = super::replicate_workflow(node, &writes, tid, None).await {
+        tracing::warn!("deleted decision records are not on the replicas: {reason}");
     }
 }
 

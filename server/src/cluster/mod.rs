@@ -35,6 +35,8 @@ mod settle;
 pub use handoff::adopt;
 #[cfg(feature = "cluster")]
 pub use membership::start;
+#[cfg(feature = "cluster")]
+pub use reach::ask_all;
 
 use crate::shared_objects::ObjectCell;
 use crate::state::NodeState;

@@ -44,6 +44,8 @@ pub struct PeerReach {
     rt: tokio::runtime::Handle,
     /// Tests only: drop the first send of every Nth decision (0: none).
     drop_every: u64,
+    /// Tests only: wait before sending a commit's decision.
+    delay_commit: Duration,
 }
 
 impl PeerReach {
@@ -60,7 +62,15 @@ impl PeerReach {
             number,
             rt,
             drop_every: 0,
+            delay_commit: Duration::ZERO,
         }
+    }
+
+    /// Tests only: a commit's decision is sent `delay` after it was
+    /// recorded, so that a kill meanwhile leaves the participants in doubt.
+    pub fn delaying_phase_two(mut self, delay: Duration) -> PeerReach {
+        self.delay_commit = delay;
+        self
     }
 
     /// Tests only: the first send of the decision of every `n`th
@@ -180,7 +190,7 @@ impl PeerReach {
 
 /// Sends each step to its member at once and waits for every answer (at
 /// most `within` each).
-async fn ask_all(
+pub async fn ask_all(
     cluster: &Cluster,
     steps: Vec<(String, TxnStep)>,
     within: Duration,
@@ -295,14 +305,18 @@ impl Reach for PeerReach {
         &self,
         txn: TxnId,
         deadline: Instant,
+        anchor: &ObjectId,
         parts: Vec<(NodeId, Writes)>,
     ) -> Vec<Result<u64, Abort>> {
         let nodes: Vec<NodeId> = parts.iter().map(|(node, _)| node.clone()).collect();
         let steps = parts
             .into_iter()
             .map(|(node, writes)| {
-                let writes = wire_writes(writes);
-                (node, Self::step(txn, deadline, TxnOp::Prepare { writes }))
+                let op = TxnOp::Prepare {
+                    writes: wire_writes(writes),
+                    anchor: anchor.clone(),
+                };
+                (node, Self::step(txn, deadline, op))
             })
             .collect();
         self.ask_all(steps, within(deadline))
@@ -321,6 +335,9 @@ impl Reach for PeerReach {
     }
 
     fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
+        if !self.delay_commit.is_zero() {
+            std::thread::sleep(self.delay_commit);
+        }
         let missed = self.decide(txn, nodes, TxnOp::Commit { tid }, INSTALL_WITHIN);
         match missed.is_empty() {
             true => Ok(()),

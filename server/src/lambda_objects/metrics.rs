@@ -16,6 +16,7 @@ pub struct WorkflowMetrics {
     timed_out: AtomicU64,
     spanning: AtomicU64,
     steps: AtomicU64,
+    resolved: AtomicU64,
     runaway: Arc<AtomicI64>,
 }
 
@@ -49,6 +50,11 @@ impl WorkflowMetrics {
         self.steps.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Prepared parts here learnt their decision by asking for it.
+    pub fn resolved(&self, parts: usize) {
+        self.resolved.fetch_add(parts as u64, Ordering::Relaxed);
+    }
+
     /// A workflow ran past its time limit.
     pub fn timed_out(&self) {
         self.timed_out.fetch_add(1, Ordering::Relaxed);
@@ -73,6 +79,8 @@ impl WorkflowMetrics {
             timed_out: load(&self.timed_out),
             spanning: load(&self.spanning),
             steps: load(&self.steps),
+            resolved: load(&self.resolved),
+            in_doubt: 0,
         }
     }
 
@@ -80,7 +88,7 @@ impl WorkflowMetrics {
     pub fn render(&self, out: &mut String, threads: usize) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 10] = [
             ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
             ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
             ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
@@ -88,6 +96,7 @@ impl WorkflowMetrics {
             ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
             ("crucial_workflows_spanning_total", "counter", "Workflows managed here that committed with two-phase commit (they reached other nodes' objects).", load(&self.spanning)),
             ("crucial_transaction_steps_total", "counter", "Steps of other nodes' transactions served here (reads, prepares, decisions).", load(&self.steps)),
+            ("crucial_transactions_resolved_total", "counter", "Prepared parts here whose decision did not come and that learnt it from the decision's record (their manager crashed or was cut off).", load(&self.resolved)),
             ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),
             ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one workflow thread, replaced in the pool).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];

@@ -7,7 +7,9 @@ use crate::shared_objects::Persist;
 use crate::state::NodeState;
 use crucial::RemoteError;
 use crucial_protocol::codec;
-use crucial_protocol::wire::{ObjectInfo, Outcome, Request, ServerInfo, PROTOCOL_VERSION};
+use crucial_protocol::wire::{
+    ObjectInfo, Outcome, Request, ServerInfo, WorkflowStats, PROTOCOL_VERSION,
+};
 
 fn encode<T: serde::Serialize>(value: &T) -> Outcome {
     codec::encode(value).map_err(|e| RemoteError::Protocol {
@@ -142,7 +144,10 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                 .collect::<Vec<_>>(),
         ),
         Request::Ping => encode(&()),
-        Request::WorkflowStats => encode(&node.lambdas.metrics.stats()),
+        Request::WorkflowStats => encode(&WorkflowStats {
+            in_doubt: node.lambdas.participant.prepared() as u64,
+            ..node.lambdas.metrics.stats()
+        }),
         Request::View => encode(&node.cluster.get().map(|cluster| cluster.view())),
         // Objects are handed only to members of a cluster (a node on its own
         // has no peers, so an `Adopt` can only be forged).

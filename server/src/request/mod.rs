@@ -24,6 +24,8 @@ pub mod control;
 mod retry;
 mod route;
 mod txn;
+#[cfg(feature = "cluster")]
+pub use txn::resolve_waiting;
 pub mod workflow;
 
 pub use call::{Applied, Durable};

@@ -9,12 +9,14 @@ use super::call::Applied;
 use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
-use crate::txn::{Abort, Access, Fate, TxnId};
+use crate::txn::{Abort, Access, Fate, Resolution, TxnId};
 use bytes::Bytes;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
 use crucial_protocol::codec;
+#[cfg(feature = "cluster")]
+use crucial_protocol::placement::LAMBDA_HOME;
 use crucial_protocol::wire::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 use serde_bytes::ByteBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +78,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                 })
                 .map_err(refusal),
         },
-        TxnOp::Prepare { writes } => {
+        TxnOp::Prepare { writes, anchor } => {
             let objects: Vec<&ObjectId> = writes.iter().map(|(object, _, _)| object).collect();
             match here(node, txn, objects).await {
                 Err(refused) => {
@@ -94,7 +96,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                         })
                         .collect();
                     participant
-                        .prepare(txn, deadline, writes)
+                        .prepare(txn, deadline, &anchor, writes)
                         .map(TxnAnswer::Vote)
                         .map_err(refusal)
                 }
@@ -118,6 +120,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
             child_call(node, access, call, writes).await
         }
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
+        TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
         TxnOp::Abort => {
             participant.abort(txn);
             Ok(TxnAnswer::Done)
@@ -352,4 +355,95 @@ async fn here<'a>(
         }
     }
     Ok(())
+}
+
+/// The outcome of `txn`, whose decision is recorded in `anchor` at a home
+/// of this node (`txn/decision.rs`): the record's, or an abort recorded now
+/// (on disk and on the home's replicas before the answer) if there is none.
+/// `Refused(Conflict)`: the manager is deciding, ask again.
+async fn resolve(
+    node: &Arc<NodeState>,
+    txn: TxnId,
+    anchor: &ObjectId,
+) -> Result<TxnAnswer, TxnRefusal> {
+    let home = node.lambdas.store.home(anchor);
+    let _here = route::application(node, &home)
+        .await
+        .map_err(|redirect| TxnRefusal::Failed(redirect.to_string()))?;
+    match crate::txn::resolve(&node.lambdas.store, txn, anchor) {
+        Resolution::Committed(tid) => Ok(TxnAnswer::Outcome(Some(tid))),
+        Resolution::Aborted(None) => Ok(TxnAnswer::Outcome(None)),
+        Resolution::Aborted(Some((tid, durably, writes))) => {
+            tracing::info!(?txn, "no decision recorded: recorded an abort");
+            if let Some(durably) = durably {
+                node.durable(durably.ticket)
+                    .await
+                    .map_err(TxnRefusal::NotDurable)?;
+            }
+            crate::cluster::replicate_workflow(node, &writes, tid, None)
+                .await
+                .map_err(TxnRefusal::NotDurable)?;
+            Ok(TxnAnswer::Outcome(None))
+        }
+        Resolution::Undecided => Err(TxnRefusal::Conflict),
+    }
+}
+
+/// How long a prepared part waits for its decision before it asks.
+#[cfg(feature = "cluster")]
+pub const ASK_AFTER: Duration = Duration::from_secs(2);
+
+/// Asks for the outcome of every part prepared here that waited
+/// [`ASK_AFTER`] for its decision (its manager may have crashed, or lost
+/// its link to this node) and applies it; returns how many were resolved.
+/// A part whose anchor's owner cannot say yet is asked for again next time.
+#[cfg(feature = "cluster")]
+pub async fn resolve_waiting(node: &Arc<NodeState>) -> usize {
+    let Some(cluster) = node.cluster.get() else {
+        return 0;
+    };
+    let participant = &node.lambdas.participant;
+    let waiting = participant.waiting_since(Instant::now() - ASK_AFTER);
+    let mut resolved = 0;
+    for (txn, anchor) in waiting {
+        let home = node.lambdas.store.home(&anchor);
+        let owner = cluster.placement().owner(LAMBDA_HOME, &home).to_string();
+        let answer = if owner == cluster.me {
+            resolve(node, txn, &anchor)
+                .await
+                .unwrap_or_else(TxnAnswer::Refused)
+        } else {
+            let step = TxnStep {
+                manager: txn.manager,
+                seq: txn.seq,
+                deadline_ms: ASK_AFTER.as_millis() as u64,
+                pin_reads: false,
+                op: TxnOp::Resolve { anchor },
+            };
+            let asked = crate::cluster::ask_all(cluster, vec![(owner.clone(), step)], ASK_AFTER)
+                .await
+                .pop();
+            match asked {
+                Some(Ok(answer)) => answer,
+                other => {
+                    tracing::debug!(?txn, %owner, "cannot ask for an outcome yet: {other:?}");
+                    continue;
+                }
+            }
+        };
+        match answer {
+            TxnAnswer::Outcome(Some(tid)) => match commit(node, txn, tid).await {
+                Ok(_) => resolved += 1,
+                Err(refusal) => {
+                    tracing::error!(?txn, "cannot install a resolved commit: {refusal:?}")
+                }
+            },
+            TxnAnswer::Outcome(None) => {
+                participant.abort(txn);
+                resolved += 1;
+            }
+            other => tracing::debug!(?txn, %owner, "outcome not known yet: {other:?}"),
+        }
+    }
+    resolved
 }

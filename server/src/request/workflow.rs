@@ -75,6 +75,23 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
     }))
 }
 
+/// Sends a commit's decision to the other nodes that took part and waits
+/// for their acknowledgements (they are sent it again, and ask for it,
+/// meanwhile); once all acknowledged, its record is deleted with the next
+/// ones.
+async fn deliver(node: &NodeState, decision: crate::txn::Decision) {
+    let txn = format!("{decision:?}");
+    match tokio::task::spawn_blocking(move || decision.deliver()).await {
+        Ok(Ok(record)) => node.lambdas.participant.forget(record),
+        Ok(Err(reason)) => {
+            // Decided and recorded: the participants that did not answer
+            // install it when it reaches them, or when they ask.
+            tracing::warn!("{txn} committed, not yet on every participant: {reason}");
+        }
+        Err(e) => tracing::error!("{txn}: phase two's task ended: {e}"),
+    }
+}
+
 /// Runs the workflow under its watchdog and turns its end into the reply
 /// (and whether that reply is on disk with the commit).
 /// `asker`: the client and request id, for the reply the replicas keep.
@@ -129,10 +146,10 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
             durable: ticket,
             tid,
             writes,
-            participants,
+            decision,
         }) => {
             lambdas.metrics.committed(attempts);
-            if participants > 0 {
+            if decision.is_some() {
                 lambdas.metrics.spanned();
             }
             tracing::trace!(
@@ -157,9 +174,14 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
                         label(),
                         object_text()
                     );
-                    // What it installed must not stay visible.
+                    // What it installed must not stay visible, nor be
+                    // installed by the other nodes it reached (the
+                    // decision's record is taken back with it).
                     lambdas.store.restore_from_disk(&durably.written);
                     lambdas.store.replicated(tid);
+                    if let Some(decision) = decision {
+                        let _ = tokio::task::spawn_blocking(move || decision.revoke()).await;
+                    }
                     return (not_durable(reason), false);
                 }
             }
@@ -170,7 +192,16 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
                 request: asker.1,
                 outcome: Ok(value.clone()),
             };
-            match crate::cluster::replicate_workflow(node, &writes, tid, Some(reply)).await {
+            let replicated =
+                crate::cluster::replicate_workflow(node, &writes, tid, Some(reply)).await;
+            // Phase two, now that the decision's record is durable and on
+            // the replicas of its home. If the replicas did not take it,
+            // this node may no longer be the home's head: the participants
+            // ask its owner (who has the record, or records an abort).
+            if let (Some(decision), Ok(())) = (decision, &replicated) {
+                deliver(node, decision).await;
+            }
+            match replicated {
                 Ok(()) => Ok(value),
                 Err(reason) => {
                     tracing::error!(

@@ -6,6 +6,7 @@
 //! the same lock-validate-install steps (`Transaction::commit` is written as
 //! those steps so that prepare = lock + validate and commit = install).
 
+mod decision;
 mod entry_set;
 #[cfg(test)]
 mod fields_test;
@@ -21,6 +22,7 @@ mod spanning_history;
 mod transaction;
 mod workflow;
 
+pub use decision::{forget, resolve, Resolution};
 pub use host::{Fate, TxHost};
 pub use participant::{Access, Participant, TxnId};
 pub use provisional::Meeting;
@@ -28,7 +30,7 @@ pub use provisional::Meeting;
 pub use spanning::NodeId;
 #[cfg(feature = "cluster")]
 pub use spanning::{CallError, Called};
-pub use spanning::{Reach, Spanning};
+pub use spanning::{Decision, Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

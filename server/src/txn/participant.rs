@@ -35,11 +35,13 @@
 //!
 //! A transaction's parts here are dropped when its deadline passes before it
 //! prepared (a manager that crashed mid-workflow). A prepared part stays
-//! until the decision arrives: that is the price of two-phase commit, and a
-//! part that waits asks its manager (the cluster's side).
+//! until the decision arrives: that is the price of two-phase commit. A part
+//! that waited too long asks the owner of the decision's record
+//! (`txn/decision.rs`), which answers even if the manager crashed.
 
 use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
 use bytes::Bytes;
+use crucial::ObjectId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -89,6 +91,9 @@ enum Stage {
 struct Part {
     stage: Stage,
     deadline: Instant,
+    /// Once prepared: where the decision is recorded, and since when the
+    /// part waits for it.
+    waits: Option<(ObjectId, Instant)>,
 }
 
 /// This node's parts of transactions managed elsewhere.
@@ -99,6 +104,9 @@ pub struct Participant {
     /// What the caller keeps alive while a part lives (the cluster's guards
     /// that keep the part's objects on this node).
     held: Mutex<HashMap<TxnId, Vec<Held>>>,
+    /// Decision records of transactions this node managed whose every
+    /// participant acknowledged the commit: to delete (`txn/decision.rs`).
+    forgettable: Mutex<Vec<(ObjectId, Vec<u8>)>>,
 }
 
 /// Something kept alive with a part.
@@ -112,7 +120,24 @@ impl Participant {
             parts: Mutex::default(),
             ended: Mutex::default(),
             held: Mutex::default(),
+            forgettable: Mutex::default(),
         }
+    }
+
+    /// The record of a transaction this node managed, which no participant
+    /// will ask for again: deleted with the next ones
+    /// ([`Participant::forgettable`]).
+    pub fn forget(&self, record: (ObjectId, Vec<u8>)) {
+        self.forgettable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// The records to delete, taken.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn forgettable(&self) -> Vec<(ObjectId, Vec<u8>)> {
+        std::mem::take(&mut *self.forgettable.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The store the parts run on.
@@ -217,6 +242,7 @@ impl Participant {
                 Arc::new(Mutex::new(Some(Part {
                     stage: Stage::Running(transaction),
                     deadline,
+                    waits: None,
                 })))
             }))
         };
@@ -265,8 +291,15 @@ impl Participant {
     /// then prepares it. The vote: the number proposed, or why not. A
     /// repeated prepare gets the same vote; a transaction unknown here (its
     /// part expired, or it never reached this node and has no writes) is
-    /// prepared as an empty part, which holds nothing.
-    pub fn prepare(&self, txn: TxnId, deadline: Instant, writes: Writes) -> Result<u64, Abort> {
+    /// prepared as an empty part, which holds nothing. `anchor` holds the
+    /// decision's record: a part that waits too long asks its owner.
+    pub fn prepare(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        anchor: &ObjectId,
+        writes: Writes,
+    ) -> Result<u64, Abort> {
         match self.outcome(txn) {
             Some(Outcome::Aborted) => return Err(Abort::Conflict),
             Some(Outcome::Committed(tid)) => return Ok(tid),
@@ -296,7 +329,7 @@ impl Participant {
                 let tid = prepared.tid();
                 *slot = Some(Part {
                     stage: Stage::Prepared(prepared),
-                    deadline: current.deadline,
+                    ..current
                 });
                 Ok(tid)
             }
@@ -306,6 +339,7 @@ impl Participant {
                     *slot = Some(Part {
                         stage: Stage::Prepared(prepared),
                         deadline: current.deadline,
+                        waits: Some((anchor.clone(), Instant::now())),
                     });
                     Ok(tid)
                 }
@@ -368,7 +402,6 @@ impl Participant {
     }
 
     /// Every part, each to be locked on its own.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
     fn all_parts(&self) -> Vec<(TxnId, Arc<Mutex<Option<Part>>>)> {
         self.parts
             .lock()
@@ -389,6 +422,7 @@ impl Participant {
             if let Some(Part {
                 stage: Stage::Running(_),
                 deadline,
+                ..
             }) = slot.as_ref()
             {
                 if *deadline <= now {
@@ -400,6 +434,42 @@ impl Participant {
             }
         }
         expired
+    }
+
+    /// Prepared parts that have waited for their decision since before
+    /// `since`, with where the decision is recorded (their manager may have
+    /// crashed: ask).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn waiting_since(&self, since: Instant) -> Vec<(TxnId, ObjectId)> {
+        let mut waiting = Vec::new();
+        for (txn, part) in self.all_parts() {
+            if let Some(Part {
+                waits: Some((anchor, prepared_at)),
+                ..
+            }) = part.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            {
+                if *prepared_at < since {
+                    waiting.push((txn, anchor.clone()));
+                }
+            }
+        }
+        waiting
+    }
+
+    /// How many parts are prepared here now, waiting for their decision.
+    pub fn prepared(&self) -> usize {
+        self.all_parts()
+            .into_iter()
+            .filter(|(_, part)| {
+                matches!(
+                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+                    Some(Part {
+                        stage: Stage::Prepared(_),
+                        ..
+                    })
+                )
+            })
+            .count()
     }
 
     /// Releases what is kept for transactions with no part here (their

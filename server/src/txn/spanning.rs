@@ -11,6 +11,7 @@
 //! without committing (a conflict, a failed function) aborts its parts on
 //! the other nodes.
 
+use super::decision;
 use super::participant::{Access, TxnId};
 use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
@@ -61,11 +62,14 @@ pub trait Reach: Send + Sync {
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort>;
     /// Phase one on every node of `parts` at once, with the writes for it:
-    /// each node's vote, in the same order.
+    /// each node's vote, in the same order. `anchor` holds the decision's
+    /// record (`txn/decision.rs`): a participant left in doubt asks its
+    /// owner.
     fn prepare(
         &self,
         txn: TxnId,
         deadline: Instant,
+        anchor: &ObjectId,
         parts: Vec<(NodeId, Writes)>,
     ) -> Vec<Result<u64, Abort>>;
     /// Phase two, commit at `tid`, on every node of `nodes`; returns once
@@ -297,18 +301,38 @@ impl Spanning {
 
     /// Commits: on this node alone if no other was reached, else with
     /// two-phase commit. Returns the commit's number, this node's writes'
-    /// way to the disk, this node's writes (for its replicas), and how many
-    /// other nodes took part.
-    pub fn commit(mut self) -> Result<(u64, Option<Durably>, Writes, usize), Abort> {
-        let local = self.local.take().expect("committed once");
+    /// way to the disk, this node's writes (for its replicas), and the
+    /// decision for the other nodes, if any: it must be
+    /// [delivered](Decision::deliver) once this node's writes are durable
+    /// and on their replicas (they hold the decision's record), or
+    /// [revoked](Decision::revoke) if they cannot be.
+    pub fn commit(mut self) -> Result<Commit, Abort> {
+        let mut local = self.local.take().expect("committed once");
         let nodes = self.participants();
-        let Some(reach) = self.reach.clone().filter(|_| !nodes.is_empty()) else {
+        let (Some(reach), Some(home)) =
+            (self.reach.clone().filter(|_| !nodes.is_empty()), &self.home)
+        else {
             let (tid, durable, writes) = local.commit_durably()?;
-            return Ok((tid, durable, writes, 0));
+            return Ok(Commit {
+                tid,
+                durable,
+                writes,
+                decision: None,
+            });
         };
+        // The decision's record, locked by this node's prepare and written
+        // with its writes (`txn/decision.rs`).
+        let anchor = decision::anchor(home);
+        let record = decision::record_key(self.txn);
+        if let Err(abort) = local.put(&anchor, &record, decision::committed(0)) {
+            reach.abort(self.txn, &nodes);
+            self.read_on.clear();
+            self.remote_writes.clear();
+            return Err(abort);
+        }
         // Phase one: this node first (cheapest to refuse), then the others
         // at once.
-        let prepared = match local.prepare_pinned() {
+        let mut prepared = match local.prepare_pinned() {
             Ok(prepared) => prepared,
             Err(abort) => {
                 reach.abort(self.txn, &nodes);
@@ -326,7 +350,7 @@ impl Spanning {
             })
             .collect();
         self.read_on.clear();
-        let votes = reach.prepare(self.txn, self.deadline, parts);
+        let votes = reach.prepare(self.txn, self.deadline, &anchor, parts);
         let mut tid = prepared.tid();
         let mut refused = None;
         for vote in votes {
@@ -340,17 +364,70 @@ impl Spanning {
             reach.abort(self.txn, &nodes);
             return Err(abort);
         }
-        // Phase two: the decision is made; every participant installs.
+        // Decided: the record says so, and is installed with this node's
+        // writes; phase two waits until they are durable and copied.
+        prepared.rewrite(&anchor, &record, decision::committed(tid));
         let (durable, writes) = prepared.commit_at(tid);
-        if let Err(reason) = reach.commit(self.txn, &nodes, tid) {
-            // Committed here and decided: the reach sends the decision again
-            // to the participants that did not acknowledge it.
-            tracing::warn!(
-                "transaction {:?} committed, not yet on every participant: {reason}",
-                self.txn
-            );
-        }
-        Ok((tid, durable, writes, nodes.len()))
+        Ok(Commit {
+            tid,
+            durable,
+            writes,
+            decision: Some(Decision {
+                reach,
+                txn: self.txn,
+                nodes,
+                tid,
+                record: (anchor, record),
+            }),
+        })
+    }
+}
+
+/// A committed execution, from its manager.
+pub struct Commit {
+    /// The commit's number.
+    pub tid: u64,
+    /// This node's writes' way to the disk.
+    pub durable: Option<Durably>,
+    /// This node's writes (for its replicas).
+    pub writes: Writes,
+    /// Phase two, for the other nodes that took part (`None`: none did).
+    pub decision: Option<Decision>,
+}
+
+/// A commit decided by its manager and not yet sent to its participants.
+pub struct Decision {
+    reach: Arc<dyn Reach>,
+    txn: TxnId,
+    nodes: Vec<NodeId>,
+    tid: u64,
+    record: (ObjectId, Vec<u8>),
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("txn", &self.txn)
+            .field("nodes", &self.nodes)
+            .field("tid", &self.tid)
+            .finish()
+    }
+}
+
+impl Decision {
+    /// Phase two: every participant installs the writes (blocks until each
+    /// acknowledged, or says which did not: those are sent the decision
+    /// again, and ask for it if they still wait). `Ok`: the decision's
+    /// record, which no one will ask for again (delete it).
+    pub fn deliver(self) -> Result<(ObjectId, Vec<u8>), String> {
+        self.reach.commit(self.txn, &self.nodes, self.tid)?;
+        Ok(self.record)
+    }
+
+    /// The manager's own writes, with the record, could not be made
+    /// durable (they were taken back): the participants abort.
+    pub fn revoke(self) {
+        self.reach.abort(self.txn, &self.nodes);
     }
 }
 

@@ -7,6 +7,7 @@
 //! catch, and write skew across two nodes step by step. (The real nodes'
 //! runs, over the peer plane, are in `server/tests`.)
 
+use super::decision;
 use super::history::{account, check, workload, Body, Kv, Runner, ACCOUNTS, THREADS, WORKFLOWS};
 use super::participant::{Access, Participant, TxnId};
 use super::spanning::{NodeId, Reach, Spanning};
@@ -93,11 +94,12 @@ impl Reach for Node {
         &self,
         txn: TxnId,
         deadline: Instant,
+        anchor: &ObjectId,
         parts: Vec<(NodeId, Writes)>,
     ) -> Vec<Result<u64, Abort>> {
         parts
             .into_iter()
-            .map(|(node, writes)| self.at(&node).prepare(txn, deadline, writes))
+            .map(|(node, writes)| self.at(&node).prepare(txn, deadline, anchor, writes))
             .collect()
     }
 
@@ -153,6 +155,9 @@ impl Runner for Managed<'_> {
             Ok((value, spanning))
         })
         .expect("commits within the limits");
+        if let Some(decision) = committed.decision {
+            decision.deliver().expect("every participant installs");
+        }
         (committed.value, committed.tid, committed.attempts)
     }
 }
@@ -244,9 +249,9 @@ fn write_skew_across_two_nodes_is_refused() {
     t2.write(&y, b"on", Some(money(0))).unwrap();
     // T1 commits first (its read of y pinned on node 1 meanwhile); T2's
     // read of x, on node 0, no longer holds when T2 prepares.
-    let first = t1.commit();
-    let second = t2.commit();
-    assert!(first.is_ok(), "{first:?}");
+    let first = t1.commit().map(deliver);
+    let second = t2.commit().map(deliver);
+    assert!(first.is_ok(), "{:?}", first.err());
     assert_eq!(second.err(), Some(Abort::Conflict));
     let on = |id: &ObjectId| all.nodes[owner_index(&id.key)].store().peek(id, b"on");
     assert_eq!((on(&x), on(&y)), (Some(money(0)), Some(money(1))));
@@ -265,6 +270,7 @@ fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let txn = |seq| TxnId { manager: 9, seq };
     let (n0, n1) = (&all.nodes[0], &all.nodes[1]);
+    let anchor = decision::anchor(&x.key);
     // T1: reads y on node 1, writes x on node 0.
     let read = |seq| Access {
         txn: txn(seq),
@@ -277,17 +283,17 @@ fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
     let t1_x: Writes = vec![((x.clone(), b"on".to_vec()), Some(money(0)))];
     let t2_y: Writes = vec![((y.clone(), b"on".to_vec()), Some(money(0)))];
     let v1 = [
-        n0.prepare(txn(1), deadline, t1_x),
-        n1.prepare(txn(1), deadline, Vec::new()),
+        n0.prepare(txn(1), deadline, &anchor, t1_x),
+        n1.prepare(txn(1), deadline, &anchor, Vec::new()),
     ];
     assert!(v1.iter().all(Result::is_ok), "{v1:?}");
     // T2's read of x is locked by T1, its write of y pinned by T1.
     assert_eq!(
-        n1.prepare(txn(2), deadline, t2_y.clone()),
+        n1.prepare(txn(2), deadline, &anchor, t2_y.clone()),
         Err(Abort::Conflict)
     );
     assert_eq!(
-        n0.prepare(txn(2), deadline, Vec::new()),
+        n0.prepare(txn(2), deadline, &anchor, Vec::new()),
         Err(Abort::Conflict)
     );
     assert_eq!(n0.in_doubt(), [txn(1)]);
@@ -296,7 +302,7 @@ fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
     n0.commit(txn(1), tid).unwrap();
     n1.commit(txn(1), tid).unwrap();
     // Repeated messages get the same answers and change nothing.
-    assert_eq!(n0.prepare(txn(1), deadline, Vec::new()), Ok(tid));
+    assert_eq!(n0.prepare(txn(1), deadline, &anchor, Vec::new()), Ok(tid));
     assert!(n1.commit(txn(1), tid).is_ok());
     n0.abort(txn(1));
     assert_eq!(n0.store().peek(&x, b"on"), Some(money(0)));
@@ -325,7 +331,7 @@ fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothin
     std::thread::sleep(Duration::from_millis(5));
     assert_eq!(node.expire(Instant::now()), 1);
     assert_eq!(
-        node.prepare(txn, soon, Vec::new()),
+        node.prepare(txn, soon, &decision::anchor(&x.key), Vec::new()),
         Err(Abort::Conflict),
         "an expired part votes no"
     );
@@ -333,4 +339,74 @@ fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothin
     let mut t = store.begin(None);
     t.put(&x, b"on", money(1)).unwrap();
     t.commit().expect("nothing held");
+}
+
+/// Phase two of a committed execution.
+fn deliver(commit: super::spanning::Commit) -> u64 {
+    if let Some(decision) = commit.decision {
+        decision.deliver().expect("every participant installs");
+    }
+    commit.tid
+}
+
+/// A participant whose decision did not come (the manager crashed after
+/// deciding, or before) learns it from the record at the manager's home:
+/// the commit's number, or an abort presumed and recorded.
+#[test]
+fn a_participant_left_in_doubt_learns_the_outcome_from_the_record() {
+    let (all, reach) = cluster();
+    let (x, y) = (account(0), account(1)); // node 0, node 1
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (n0, n1) = (&all.nodes[0], &all.nodes[1]);
+    let anchor = decision::anchor(&x.key);
+    // Decided and recorded on node 0; the decision never reaches node 1.
+    let mut t = Spanning::reaching(
+        n0.store().begin(None),
+        Arc::clone(&reach[0]),
+        x.key.clone(),
+        deadline,
+    );
+    t.write(&x, b"on", Some(money(5))).unwrap();
+    t.write(&y, b"on", Some(money(6))).unwrap();
+    let commit = t.commit().expect("commits");
+    let decided = commit.decision.expect("spans two nodes");
+    let waiting = n1.waiting_since(Instant::now() + Duration::from_secs(1));
+    assert_eq!(waiting.len(), 1);
+    let (txn, asked) = waiting[0].clone();
+    assert_eq!(asked, anchor);
+    drop(decided); // lost with its manager
+    match decision::resolve(n0.store(), txn, &anchor) {
+        decision::Resolution::Committed(tid) => {
+            assert_eq!(tid, commit.tid);
+            n1.commit(txn, tid).unwrap();
+        }
+        other => panic!("the record says committed: {other:?}"),
+    }
+    assert_eq!(n1.store().peek(&y, b"on"), Some(money(6)));
+    assert!(n1.in_doubt().is_empty());
+    // Prepared on node 1, never decided (the manager died after its
+    // prepare): an abort is presumed, recorded, and answered again.
+    let lost = TxnId {
+        manager: 9,
+        seq: 77,
+    };
+    let write_y: Writes = vec![((y.clone(), b"on".to_vec()), Some(money(0)))];
+    n1.prepare(lost, deadline, &anchor, write_y).unwrap();
+    assert!(matches!(
+        decision::resolve(n0.store(), lost, &anchor),
+        decision::Resolution::Aborted(Some(_))
+    ));
+    n1.abort(lost);
+    assert!(matches!(
+        decision::resolve(n0.store(), lost, &anchor),
+        decision::Resolution::Aborted(None)
+    ));
+    assert_eq!(
+        n1.store().peek(&y, b"on"),
+        Some(money(6)),
+        "nothing of it installed"
+    );
+    let mut writer = n1.store().begin(None);
+    writer.put(&y, b"on", money(7)).unwrap();
+    writer.commit().expect("its lock is gone");
 }

@@ -43,7 +43,7 @@ use crate::storage::{Storage, Ticket};
 use bytes::Bytes;
 use crucial::store::TxError;
 use crucial::ObjectId;
-use crucial_protocol::placement::{lambda_home, lambda_home_parts};
+use crucial_protocol::placement::{lambda_home, lambda_home_parts, DECISIONS};
 use crucial_protocol::wire::Outcome;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -238,6 +238,9 @@ impl Store {
     /// it by — its application's name, or, for an object placed on its own,
     /// its own key (`crucial_protocol::placement::lambda_home`).
     pub fn home(&self, id: &ObjectId) -> String {
+        if id.type_name == DECISIONS {
+            return id.key.clone();
+        }
         let object = (self.by_object)(id).then_some((id.type_name.as_str(), id.key.as_str()));
         lambda_home(&id.application, object)
     }
@@ -245,6 +248,9 @@ impl Store {
     /// Whether `home` is object `id`'s home: [`Store::home`] without
     /// building the string (every access of a workflow in a cluster asks).
     pub fn at_home(&self, id: &ObjectId, home: &str) -> bool {
+        if id.type_name == DECISIONS {
+            return id.key == home;
+        }
         match lambda_home_parts(home) {
             (app, None) => id.application == app && !(self.by_object)(id),
             (app, Some((type_name, key))) => {
@@ -838,6 +844,20 @@ impl Prepared {
         self.txn.store.observe(tid);
         self.tid = self.tid.max(tid);
         self.install()
+    }
+
+    /// Replaces the value this prepared transaction writes to `key` of
+    /// `object`, a key it already writes (its set is locked): a manager
+    /// records the decision, known only once every participant voted, in
+    /// the entry it locked at its prepare. `false`: it does not write it.
+    pub fn rewrite(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> bool {
+        match self.txn.writes.get_mut(&(object.clone(), key.to_vec())) {
+            Some(slot) => {
+                *slot = Some(value);
+                true
+            }
+            None => false,
+        }
     }
 
     fn install(&mut self) -> (Option<Durably>, Writes) {

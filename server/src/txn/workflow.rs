@@ -1,7 +1,7 @@
 //! A workflow: a function run as one transaction, re-executed on conflict
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
-use super::spanning::Spanning;
+use super::spanning::{Commit, Decision, Spanning};
 use super::transaction::{Abort, Durably, Store, Transaction, Writes};
 use crucial::store::TxError;
 use std::sync::Arc;
@@ -39,8 +39,10 @@ pub struct Committed<T> {
     pub durable: Option<Durably>,
     /// What it wrote on this node (sent to the replicas of its homes).
     pub writes: Writes,
-    /// Other nodes that took part (0: committed on this node alone).
-    pub participants: usize,
+    /// Phase two for the other nodes that took part (`None`: committed on
+    /// this node alone): delivered once `durable` resolved and `writes` are
+    /// on their replicas.
+    pub decision: Option<Decision>,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -123,14 +125,22 @@ pub fn retry<T>(
         }
         let result = attempt(txn).and_then(|(value, txn)| txn.commit().map(|done| (value, done)));
         match result {
-            Ok((value, (tid, durable, writes, participants))) => {
+            Ok((
+                value,
+                Commit {
+                    tid,
+                    durable,
+                    writes,
+                    decision,
+                },
+            )) => {
                 return Ok(Committed {
                     value,
                     tid,
                     attempts,
                     durable,
                     writes,
-                    participants,
+                    decision,
                 })
             }
             Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),
