@@ -178,6 +178,19 @@ fn listed_per_node(node: &ServerProcess) -> Vec<usize> {
     counts
 }
 
+/// How many decision records the cluster holds (`crucial-admin objects`:
+/// a record is 24 bytes).
+fn decision_records(node: &ServerProcess) -> usize {
+    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
+    let rows = listed["objects"].as_array().expect("rows");
+    let bytes: u64 = rows
+        .iter()
+        .filter(|row| row["type_name"] == "<decisions>")
+        .map(|row| row["bytes"].as_u64().unwrap_or_default())
+        .sum();
+    bytes as usize / 24
+}
+
 fn spread_bank(name: &str, flags: &[&str]) {
     let etcd = Etcd::start(name);
     let (nodes, addrs) = three(&etcd, name, flags);
@@ -186,6 +199,14 @@ fn spread_bank(name: &str, flags: &[&str]) {
     assert!(transfers > 0 && audits > 0);
     let counts = listed_per_node(&nodes[0]);
     eprintln!("accounts per node: {counts:?}");
+    // The decisions' records are deleted once acknowledged (every second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let records = decision_records(&nodes[0]);
+    eprintln!("decision records left: {records}");
+    assert!(
+        records < transfers / 10,
+        "{records} decision records left after {transfers} transfers"
+    );
     assert_eq!(counts, [ACCOUNTS / 3; 3], "every node holds its share");
 }
 
