@@ -162,9 +162,9 @@ pub struct Args {
     /// be; 0: none.
     #[arg(long, hide = true, default_value_t = 0)]
     pub drop_phase_two_every: u64,
-    /// Tests only: a manager waits this many milliseconds between recording
-    /// a commit's decision and sending it to the participants, so that a
-    /// kill meanwhile leaves them in doubt.
+    /// Tests only: for one commit in four, a manager waits this many
+    /// milliseconds between recording the decision and sending it to the
+    /// participants, so that a kill meanwhile leaves them in doubt.
     #[arg(long, hide = true, default_value_t = 0)]
     pub delay_phase_two_ms: u64,
     /// Tests only, never in production: lambda-object commits do not

@@ -53,9 +53,10 @@ pub struct ClusterConfig {
     /// none), to show that a decision a participant missed is delivered
     /// again.
     pub drop_phase_two_every: u64,
-    /// Tests only: a manager waits this long between recording a decision
-    /// and sending it (`--delay-phase-two-ms`, hidden), so that a node
-    /// killed meanwhile leaves its participants in doubt.
+    /// Tests only: for one commit in four, a manager waits this long between
+    /// recording the decision and sending it (`--delay-phase-two-ms`,
+    /// hidden), so that a node killed meanwhile leaves participants in
+    /// doubt.
     pub delay_phase_two: Duration,
 }
 

@@ -319,24 +319,37 @@ fn not_applied(error: &crucial::Error) -> bool {
     )
 }
 
-/// `kill -9` of the node that manages every cross-node workflow, while
-/// they run: every transfer starts at one of its accounts and credits an
-/// account of another node, every audit starts at one of its accounts. Its
-/// accounts fail over to their copies (`--replicas 2`); the participants
-/// whose prepared parts wait for a decision that died with it ask the
-/// decision's record (at the root's home, now on a copy): committed, or an
-/// abort presumed. Nothing half-applied, acknowledged transfers all there
-/// once, every audit sees the total.
-#[test]
-fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
-    let name = "spread-kill-manager";
+/// Which node of a cross-node transaction a kill test kills.
+#[derive(Clone, Copy, PartialEq)]
+enum Victim {
+    /// The node every workflow starts on (it manages them).
+    Manager,
+    /// The node every workflow reaches (it takes part).
+    Participant,
+}
+
+/// `kill -9` of one node while transfers and audits run, every one of them
+/// between an account of the victim and accounts of the other nodes: as
+/// `Victim::Manager`, every workflow starts at one of the victim's
+/// accounts; as `Victim::Participant`, every workflow starts elsewhere and
+/// reaches the victim's accounts. Managers wait 200 ms between recording a
+/// decision and sending it for one commit in four (`--delay-phase-two-ms`),
+/// and the kill comes
+/// once parts are prepared and waiting: for decisions that died with their
+/// manager, or on a participant whose parts die with it (restored by the
+/// replicas of its homes from their copies, `--replicas 2`). Nothing
+/// half-applied, acknowledged transfers all there once, every audit sees
+/// the total; parts in doubt learn their outcome from the decision's record.
+fn kill_mid_commit(name: &str, victim: Victim) {
     let etcd = Etcd::start(name);
     let flags = ["--replicas", "2", "--workflow-attempts", "100000"];
-    // The victim waits 500 ms between recording a decision and sending it:
-    // the kill finds participants waiting for decisions it recorded.
-    let delayed = [&flags[..], &["--delay-phase-two-ms", "500"]].concat();
-    let mut nodes = vec![etcd.node(name, &delayed)];
-    nodes.extend((0..2).map(|_| etcd.node(name, &flags)));
+    let delayed = [&flags[..], &["--delay-phase-two-ms", "200"]].concat();
+    let (victim_flags, other_flags) = match victim {
+        Victim::Manager => (&delayed[..], &flags[..]),
+        Victim::Participant => (&flags[..], &delayed[..]),
+    };
+    let mut nodes = vec![etcd.node(name, victim_flags)];
+    nodes.extend((0..2).map(|_| etcd.node(name, other_flags)));
     wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
     let mut addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let ids = accounts(&addrs);
@@ -347,6 +360,11 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
     };
     let (mine, others): (Vec<usize>, Vec<usize>) = (0..ACCOUNTS).partition(|i| on_victim(&ids[*i]));
     assert_eq!(mine.len(), ACCOUNTS / 3);
+    // Workflows start at `roots` and reach `reached`.
+    let (roots, reached) = match victim {
+        Victim::Manager => (mine.clone(), others.clone()),
+        Victim::Participant => (others.clone(), mine.clone()),
+    };
     let client = connect(&addrs);
     for id in &ids {
         SpreadAccount::at(id.clone())
@@ -358,7 +376,7 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
     let callers: Vec<_> = (0..3u64)
         .map(|caller| {
             let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
-            let (mine, others) = (mine.clone(), others.clone());
+            let (roots, reached) = (roots.clone(), reached.clone());
             std::thread::spawn(move || {
                 let client = connect(&addrs);
                 let (mut done, mut refused) = (Vec::new(), 0);
@@ -367,8 +385,8 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
                     i = i
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    let from = mine[(i >> 33) as usize % mine.len()];
-                    let to = others[(i >> 17) as usize % others.len()];
+                    let from = roots[(i >> 33) as usize % roots.len()];
+                    let to = reached[(i >> 17) as usize % reached.len()];
                     // Both ways, so that no account runs dry.
                     let amount = [1, 2, -1, -2][(i >> 7) as usize % 4];
                     match SpreadAccount::at(ids[from].clone())
@@ -384,7 +402,7 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
             })
         })
         .collect();
-    let root = ids[mine[0]].clone();
+    let root = ids[roots[0]].clone();
     let auditor = {
         let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
         std::thread::spawn(move || {
@@ -400,12 +418,15 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
             (audits, refused)
         })
     };
-    // The kill comes once the other nodes hold parts prepared for the
-    // victim's transactions (their decisions are 500 ms away).
+    // The kill comes once the participants hold prepared parts (their
+    // decisions are 200 ms away).
     std::thread::sleep(Duration::from_millis(500));
-    let survivors = connect(&addrs[1..]);
+    let participants = match victim {
+        Victim::Manager => connect(&addrs[1..]),
+        Victim::Participant => connect(&addrs[..1]),
+    };
     let waited = std::time::Instant::now();
-    while survivors.workflow_stats().expect("stats").in_doubt == 0 {
+    while participants.workflow_stats().expect("stats").in_doubt == 0 {
         assert!(
             waited.elapsed() < Duration::from_secs(20),
             "no part in doubt"
@@ -426,15 +447,29 @@ fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
     nodes.remove(0);
     addrs.remove(0);
     let client = connect(&addrs);
-    let last = audit_from(&client, &ids[mine[0]], &ids).expect("the last audit");
+    let last = audit_from(&client, &ids[others[0]], &ids).expect("the last audit");
     let stats = client.workflow_stats().expect("stats");
     eprintln!(
         "{} transfers ({refused} refused), {} audits ({refused_audits} refused), \
-         manager killed; survivors: {stats:?}",
+         {} killed; survivors: {stats:?}",
         history.len(),
-        audits.len()
+        audits.len(),
+        match victim {
+            Victim::Manager => "manager",
+            Victim::Participant => "participant",
+        }
     );
     check(&history, &audits, &last).expect("nothing half-applied or lost");
     assert!(history.len() > 100, "transfers ran");
-    assert!(stats.resolved > 0, "the kill left participants in doubt");
+    assert!(stats.resolved > 0, "the kill left parts in doubt");
+}
+
+#[test]
+fn a_manager_killed_mid_commit_leaves_nothing_half_applied() {
+    kill_mid_commit("spread-kill-manager", Victim::Manager);
+}
+
+#[test]
+fn a_participant_killed_mid_commit_leaves_nothing_half_applied() {
+    kill_mid_commit("spread-kill-participant", Victim::Participant);
 }

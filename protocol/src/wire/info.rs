@@ -82,8 +82,8 @@ pub struct WorkflowStats {
     /// Prepared parts here whose decision did not come and that learnt it
     /// by asking (their manager crashed, or lost its link): resolved.
     pub resolved: u64,
-    /// Parts prepared here now, waiting for their decision (a gauge: added
-    /// up over nodes, not over time).
+    /// Parts prepared here that have waited more than 100 ms for their
+    /// decision, now (a gauge: added up over nodes, not over time).
     pub in_doubt: u64,
 }
 

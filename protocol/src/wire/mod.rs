@@ -23,7 +23,7 @@ pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
 pub use request::{
     Adopt, AppCopy, Call, EntryCopy, Invoke, MovedEntries, MovedObject, MovedReply, ObjectCopy,
-    ObjectRef, Replicate, Request, PROTOCOL_VERSION,
+    ObjectRef, PreparedCopy, Replicate, Request, PROTOCOL_VERSION,
 };
 pub use txn::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 

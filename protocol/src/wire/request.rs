@@ -122,6 +122,42 @@ pub struct AppCopy {
     pub complete: Option<u64>,
     /// The entries.
     pub entries: Vec<EntryCopy>,
+    /// Parts of transactions across nodes prepared at this home, waiting
+    /// for their decision: a replica that takes the home over restores them
+    /// (locked) and asks for their outcome. A complete copy lists all of
+    /// them (the receiver forgets the others).
+    pub prepared: Vec<PreparedCopy>,
+    /// Transactions whose parts here have their outcome now: their copies
+    /// are dropped.
+    pub settled: Vec<(u64, u64)>,
+}
+
+/// A participant's prepared part of a transaction across nodes, as copied
+/// to the replicas of one of its homes (only that home's entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCopy {
+    /// The transaction's manager (node id).
+    pub manager: u64,
+    /// Its number there.
+    pub seq: u64,
+    /// Where its decision is recorded.
+    pub anchor: crate::ObjectId,
+    /// The number this participant proposed: entries the replica holds at
+    /// this version or above were written after the part (it is decided).
+    pub proposed: u64,
+    /// Its writes here: `(object, key, value)`; `None`: delete.
+    pub writes: Vec<(
+        crate::ObjectId,
+        serde_bytes::ByteBuf,
+        Option<serde_bytes::ByteBuf>,
+    )>,
+    /// What it read here, as key ranges `[from, to)` (`to`: `None` for the
+    /// end): pinned again on a replica that restores it.
+    pub reads: Vec<(
+        crate::ObjectId,
+        serde_bytes::ByteBuf,
+        Option<serde_bytes::ByteBuf>,
+    )>,
 }
 
 /// One entry of a lambda object, as replicated.
@@ -353,6 +389,19 @@ mod tests {
                         value: None,
                         version: 41,
                     }],
+                    prepared: vec![PreparedCopy {
+                        manager: 1,
+                        seq: 2,
+                        anchor: crate::ObjectId::new("forum", "<decisions>", "forum"),
+                        proposed: 40,
+                        writes: vec![],
+                        reads: vec![(
+                            crate::ObjectId::new("forum", "Thread", "t"),
+                            vec![1].into(),
+                            None,
+                        )],
+                    }],
+                    settled: vec![(1, 1)],
                 }],
             }),
             Request::Txn(super::super::TxnStep {

@@ -27,9 +27,12 @@ use super::backups::{entry_copy, AppBackup};
 use super::member::Cluster;
 use super::replication::{acknowledged, settled_view, targets_of, REPLICATE_FOR};
 use crate::state::NodeState;
-use crate::txn::Writes;
+use crate::txn::{PartCopy, Store, TxnId, Writes};
+use bytes::Bytes;
+use crucial::ObjectId;
 use crucial_protocol::placement::{Placement, LAMBDA_HOME};
-use crucial_protocol::wire::{AppCopy, MovedReply, Replicate, Request};
+use crucial_protocol::wire::{AppCopy, MovedReply, PreparedCopy, Replicate, Request};
+use serde_bytes::ByteBuf;
 use std::time::{Duration, Instant};
 
 /// How many copies an application's lambda objects have.
@@ -48,7 +51,79 @@ fn commit_copy(node: &NodeState, application: &str, writes: &Writes, tid: u64) -
             .filter(|((object, _), _)| store.at_home(object, application))
             .map(|((object, key), value)| entry_copy(object, key, value.as_deref(), tid))
             .collect(),
+        prepared: Vec::new(),
+        settled: Vec::new(),
     }
+}
+
+/// `part`'s share at home `home`, as its replicas keep it (`None`: it
+/// neither reads nor writes there).
+pub fn prepared_copy(store: &Store, home: &str, part: &PartCopy) -> Option<PreparedCopy> {
+    let bytes = |b: &[u8]| ByteBuf::from(b.to_vec());
+    let writes: Vec<_> = part
+        .writes
+        .iter()
+        .filter(|((object, _), _)| store.at_home(object, home))
+        .map(|((object, key), value)| (object.clone(), bytes(key), value.as_deref().map(bytes)))
+        .collect();
+    let reads: Vec<_> = part
+        .reads
+        .iter()
+        .filter(|(object, _, _)| store.at_home(object, home))
+        .map(|(object, from, to)| (object.clone(), bytes(from), to.as_deref().map(bytes)))
+        .collect();
+    (!writes.is_empty() || !reads.is_empty()).then(|| PreparedCopy {
+        manager: part.txn.manager,
+        seq: part.txn.seq,
+        anchor: part.anchor.clone(),
+        proposed: part.proposed,
+        writes,
+        reads,
+    })
+}
+
+/// A kept copy of a prepared part, to restore: without the writes to
+/// entries `newer` says were written at its number or above (after it: it
+/// is decided, and what followed it is newer).
+pub fn part_of(copy: PreparedCopy, newer: impl Fn(&ObjectId, &[u8], u64) -> bool) -> PartCopy {
+    let proposed = copy.proposed;
+    PartCopy {
+        txn: TxnId {
+            manager: copy.manager,
+            seq: copy.seq,
+        },
+        anchor: copy.anchor,
+        proposed,
+        writes: copy
+            .writes
+            .into_iter()
+            .filter(|(object, key, _)| !newer(object, key, proposed))
+            .map(|(object, key, value)| {
+                (
+                    (object, key.into_vec()),
+                    value.map(|v| Bytes::from(v.into_vec())),
+                )
+            })
+            .collect(),
+        reads: copy
+            .reads
+            .into_iter()
+            .map(|(object, from, to)| (object, from.into_vec(), to.map(ByteBuf::into_vec)))
+            .collect(),
+    }
+}
+
+/// The homes a prepared part reads or writes.
+pub fn homes_of(store: &Store, part: &PartCopy) -> Vec<String> {
+    let mut homes: Vec<String> = part
+        .writes
+        .iter()
+        .map(|((object, _), _)| store.home(object))
+        .chain(part.reads.iter().map(|(object, _, _)| store.home(object)))
+        .collect();
+    homes.sort();
+    homes.dedup();
+    homes
 }
 
 /// A complete copy of the application as this node holds it now.
@@ -63,6 +138,14 @@ fn complete_copy(node: &NodeState, application: &str) -> AppCopy {
                 entry_copy(&object, &key, value.as_deref(), version)
             })
             .collect(),
+        prepared: node
+            .lambdas
+            .participant
+            .copies()
+            .iter()
+            .filter_map(|part| prepared_copy(&node.lambdas.store, application, part))
+            .collect(),
+        settled: Vec::new(),
     }
 }
 
@@ -134,6 +217,61 @@ pub async fn replicate(
     }
 }
 
+/// How long a participant's vote may wait for its part's copies.
+const PREPARED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Copies `part`, prepared here, to the replicas of home `home` (its share
+/// there), again with a complete copy of the home while a replica has none
+/// (which includes the part); at most [`PREPARED_WITHIN`].
+pub async fn replicate_prepared(
+    node: &NodeState,
+    cluster: &Cluster,
+    home: &str,
+    part: &PartCopy,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let Some(prepared) = prepared_copy(&node.lambdas.store, home, part) else {
+        return Ok(());
+    };
+    let mut copy = AppCopy {
+        application: home.to_string(),
+        complete: None,
+        entries: Vec::new(),
+        prepared: vec![prepared],
+        settled: Vec::new(),
+    };
+    loop {
+        let failure = match send(cluster, &cluster.placement(), copy, Vec::new()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if started.elapsed() >= PREPARED_WITHIN {
+            return Err(format!(
+                "the replicas of {home} did not take a prepared part in {PREPARED_WITHIN:?}: \
+                 {failure}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        copy = complete_copy(node, home);
+    }
+}
+
+/// Tells the replicas of home `home` that the parts of `txns` ended (their
+/// copies are dropped). Best effort: a copy left behind is restored on a
+/// failover, asks, and changes nothing.
+pub async fn settle(cluster: &Cluster, home: &str, txns: Vec<TxnId>) {
+    let copy = AppCopy {
+        application: home.to_string(),
+        complete: None,
+        entries: Vec::new(),
+        prepared: Vec::new(),
+        settled: txns.iter().map(|t| (t.manager, t.seq)).collect(),
+    };
+    if let Err(e) = send(cluster, &cluster.placement(), copy, Vec::new()).await {
+        tracing::debug!(home, "ended parts' copies not dropped yet: {e}");
+    }
+}
+
 /// Sends the whole of `application` to its replica set in the newest view
 /// (a step, a handoff or a failover changed the set), a few times while it
 /// fails; returns whether the set has it.
@@ -171,8 +309,21 @@ pub fn held(node: &NodeState) -> Vec<String> {
 /// and queued for the disk — before any workflow of it runs, so a
 /// workflow's own durable reply comes after them (the group commit keeps
 /// order). Sending it to its new replica set is [`sync`]'s.
-pub fn promote(node: &NodeState, application: &str, backup: AppBackup) {
+pub fn promote(node: &NodeState, application: &str, mut backup: AppBackup) {
     let version = backup.version();
+    // Parts prepared at this home when its head crashed: restored once
+    // its entries are in, locked and pinned, until their outcome.
+    let parts: Vec<PartCopy> = std::mem::take(&mut backup.prepared)
+        .into_values()
+        .map(|copy| {
+            part_of(copy, |object, key, proposed| {
+                backup
+                    .entries
+                    .get(&(object.clone(), key.to_vec()))
+                    .is_some_and(|(version, _)| *version >= proposed)
+            })
+        })
+        .collect();
     let entries = backup.live();
     tracing::info!(
         application,
@@ -182,6 +333,24 @@ pub fn promote(node: &NodeState, application: &str, backup: AppBackup) {
     );
     if let Err(e) = node.lambdas.store.install_taken_over(entries, version) {
         tracing::error!(application, "cannot take over an application: {e}");
+    }
+    // Writers first: a set both a writer and a reader hold can only be
+    // held by a part already decided, whose copy was not dropped yet.
+    let (mut parts, readers): (Vec<PartCopy>, Vec<PartCopy>) =
+        parts.into_iter().partition(|part| !part.writes.is_empty());
+    parts.extend(readers);
+    for part in parts {
+        let txn = part.txn;
+        match node.lambdas.participant.restore(part) {
+            Ok(()) => tracing::info!(application, ?txn, "restored a part in doubt"),
+            Err(abort) => {
+                tracing::error!(
+                    application,
+                    ?txn,
+                    "cannot restore a part in doubt: {abort:?}"
+                )
+            }
+        }
     }
 }
 
@@ -209,13 +378,22 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
         false
     });
     for app in promote_here {
-        let Some(backup) = cluster.replication.take_app(&app) else {
-            continue;
+        // No workflow or transaction step gets in before the objects (and
+        // the parts in doubt) are installed: one that finds the backup gone
+        // waits for them instead of meeting no objects at all.
+        cluster.freeze(&app, Duration::ZERO);
+        let promoted = match cluster.replication.take_app(&app) {
+            // Already served here: the backup is older.
+            Some(_) if node.lambdas.store.holds_home(&app) => false,
+            Some(backup) => {
+                promote(node, &app, backup);
+                true
+            }
+            None => false,
         };
-        if node.lambdas.store.holds_home(&app) {
-            continue; // already served here: the backup is older
+        cluster.thaw(&app);
+        if promoted {
+            sync(node, cluster, &app).await;
         }
-        promote(node, &app, backup);
-        sync(node, cluster, &app).await;
     }
 }

@@ -8,7 +8,7 @@
 use super::link::Link;
 use bytes::Bytes;
 use crucial::ObjectId;
-use crucial_protocol::wire::{AppCopy, EntryCopy, ObjectCopy};
+use crucial_protocol::wire::{AppCopy, EntryCopy, ObjectCopy, PreparedCopy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub struct AppBackup {
     pub from: String,
     /// Each entry's version and value (`None`: deleted).
     pub entries: BTreeMap<(ObjectId, Vec<u8>), (u64, Option<Bytes>)>,
+    /// Parts of transactions prepared at the home, by transaction.
+    pub prepared: BTreeMap<(u64, u64), PreparedCopy>,
 }
 
 /// One entry as it travels in an [`AppCopy`].
@@ -80,6 +82,8 @@ impl AppBackup {
                     entry_copy(object, key, value.as_deref(), *version)
                 })
                 .collect(),
+            prepared: self.prepared.values().cloned().collect(),
+            settled: Vec::new(),
         }
     }
 
@@ -105,6 +109,13 @@ impl AppBackup {
         if let Some(as_of) = copy.complete {
             self.entries
                 .retain(|key, (version, _)| *version > as_of || listed.contains(key));
+            self.prepared.clear();
+        }
+        for part in copy.prepared {
+            self.prepared.insert((part.manager, part.seq), part);
+        }
+        for txn in copy.settled {
+            self.prepared.remove(&txn);
         }
     }
 }
@@ -257,6 +268,8 @@ mod tests {
             application: "app".into(),
             complete,
             entries,
+            prepared: Vec::new(),
+            settled: Vec::new(),
         }
     }
 

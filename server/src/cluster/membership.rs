@@ -281,8 +281,8 @@ pub async fn start(
     // Workflows reach the objects other members hold through their
     // participants; parts whose manager went quiet are dropped here.
     let reach = super::reach::PeerReach::new(
+        node,
         Arc::clone(&cluster),
-        Arc::clone(&node.lambdas.store),
         node.peer_id,
         tokio::runtime::Handle::current(),
     )
@@ -342,6 +342,7 @@ async fn expire_parts(node: std::sync::Weak<NodeState>) {
             );
         }
         forget_decisions(&node).await;
+        super::settle_prepared(&node).await;
     }
 }
 

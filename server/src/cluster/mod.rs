@@ -204,6 +204,45 @@ pub async fn replicate_workflow(
     sent
 }
 
+/// Before a participant votes for `txn`: its part here goes to the
+/// replicas of each home it reads or writes (after every commit it may have
+/// read), so that one of them restores it if this node crashes before the
+/// outcome. `Err`: they did not take it (the vote is no).
+pub async fn replicate_prepared(node: &NodeState, txn: crate::txn::TxnId) -> Result<(), String> {
+    let Some(cluster) = node.cluster.get() else {
+        return Ok(());
+    };
+    if app_replication::factor(cluster) < 2 {
+        return Ok(());
+    }
+    let Some(part) = node.lambdas.participant.copy(txn) else {
+        return Ok(()); // nothing held here
+    };
+    replicate_workflow(node, &Vec::new(), part.proposed, None).await?;
+    let homes = app_replication::homes_of(&node.lambdas.store, &part);
+    for home in &homes {
+        app_replication::replicate_prepared(node, cluster, home, &part).await?;
+    }
+    node.lambdas.participant.copied(txn, homes);
+    Ok(())
+}
+
+/// Drops, on the replicas, the copies of prepared parts that ended here.
+#[cfg(feature = "cluster")]
+pub async fn settle_prepared(node: &NodeState) {
+    let Some(cluster) = node.cluster.get() else {
+        return;
+    };
+    let mut by_home: std::collections::BTreeMap<String, Vec<crate::txn::TxnId>> =
+        std::collections::BTreeMap::new();
+    for (home, txn) in node.lambdas.participant.take_settled() {
+        by_home.entry(home).or_default().push(txn);
+    }
+    for (home, txns) in by_home {
+        app_replication::settle(cluster, &home, txns).await;
+    }
+}
+
 /// A call's replication: its object's other copies in the newest view.
 pub struct Replicated {
     /// This node's part of the cluster.

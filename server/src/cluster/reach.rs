@@ -10,7 +10,7 @@
 //! once.
 
 use super::member::Cluster;
-use crate::txn::{Abort, Access, CallError, Called, NodeId, Reach, Store, TxnId, Writes};
+use crate::txn::{Abort, Access, CallError, Called, Held, NodeId, Reach, Store, TxnId, Writes};
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
 use crucial::store::TxError;
@@ -46,17 +46,21 @@ pub struct PeerReach {
     drop_every: u64,
     /// Tests only: wait before sending a commit's decision.
     delay_commit: Duration,
+    /// The node, to route to its own homes.
+    node: std::sync::Weak<crate::state::NodeState>,
 }
 
 impl PeerReach {
     /// This node's reach (`number`: its peer id, unique in the cluster).
     pub fn new(
+        node: &Arc<crate::state::NodeState>,
         cluster: Arc<Cluster>,
-        store: Arc<Store>,
         number: u64,
         rt: tokio::runtime::Handle,
     ) -> PeerReach {
+        let store = Arc::clone(&node.lambdas.store);
         PeerReach {
+            node: Arc::downgrade(node),
             cluster,
             store,
             number,
@@ -66,8 +70,9 @@ impl PeerReach {
         }
     }
 
-    /// Tests only: a commit's decision is sent `delay` after it was
-    /// recorded, so that a kill meanwhile leaves the participants in doubt.
+    /// Tests only: the decision of one commit in four is sent `delay` after
+    /// it was recorded, so that a kill meanwhile leaves participants in
+    /// doubt.
     pub fn delaying_phase_two(mut self, delay: Duration) -> PeerReach {
         self.delay_commit = delay;
         self
@@ -260,6 +265,19 @@ impl Reach for PeerReach {
             .to_string()
     }
 
+    fn hold(&self, home: &str) -> Result<Option<Held>, Abort> {
+        let Some(node) = self.node.upgrade() else {
+            return Err(Abort::Conflict);
+        };
+        match self.rt.block_on(super::lambda_home(&node, home)) {
+            Ok(guard) => Ok(guard.map(|guard| Box::new(guard) as Held)),
+            Err(e) => {
+                tracing::debug!(home, "a home this node serves is not here: {e}");
+                Err(Abort::Conflict)
+            }
+        }
+    }
+
     fn get(
         &self,
         node: &str,
@@ -335,7 +353,7 @@ impl Reach for PeerReach {
     }
 
     fn commit(&self, txn: TxnId, nodes: &[NodeId], tid: u64) -> Result<(), String> {
-        if !self.delay_commit.is_zero() {
+        if !self.delay_commit.is_zero() && txn.seq % 4 == 0 {
             std::thread::sleep(self.delay_commit);
         }
         let missed = self.decide(txn, nodes, TxnOp::Commit { tid }, INSTALL_WITHIN);

@@ -51,6 +51,7 @@ impl WorkflowMetrics {
     }
 
     /// Prepared parts here learnt their decision by asking for it.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
     pub fn resolved(&self, parts: usize) {
         self.resolved.fetch_add(parts as u64, Ordering::Relaxed);
     }

@@ -6,6 +6,10 @@ use crate::cluster;
 use crate::shared_objects::Persist;
 use crate::state::NodeState;
 use crucial::RemoteError;
+
+/// A prepared part counts as in doubt once it waited this long for its
+/// decision (a decision normally comes within a round trip or two).
+const IN_DOUBT_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 use crucial_protocol::codec;
 use crucial_protocol::wire::{
     ObjectInfo, Outcome, Request, ServerInfo, WorkflowStats, PROTOCOL_VERSION,
@@ -145,7 +149,11 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
         ),
         Request::Ping => encode(&()),
         Request::WorkflowStats => encode(&WorkflowStats {
-            in_doubt: node.lambdas.participant.prepared() as u64,
+            in_doubt: node
+                .lambdas
+                .participant
+                .waiting_since(std::time::Instant::now() - IN_DOUBT_AFTER)
+                .len() as u64,
             ..node.lambdas.metrics.stats()
         }),
         Request::View => encode(&node.cluster.get().map(|cluster| cluster.view())),

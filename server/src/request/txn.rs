@@ -9,7 +9,7 @@ use super::call::Applied;
 use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
-use crate::txn::{Abort, Access, Fate, Resolution, TxnId};
+use crate::txn::{one_key, Abort, Access, Fate, Read, Resolution, TxnId};
 use bytes::Bytes;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
@@ -95,10 +95,19 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                             )
                         })
                         .collect();
-                    participant
-                        .prepare(txn, deadline, &anchor, writes)
-                        .map(TxnAnswer::Vote)
-                        .map_err(refusal)
+                    match participant.prepare(txn, deadline, &anchor, writes) {
+                        Err(abort) => Err(refusal(abort)),
+                        // The vote waits until the part is on the replicas
+                        // of its homes: one that takes a home over after a
+                        // crash restores it (`Replicate`'s `prepared`).
+                        Ok(tid) => match crate::cluster::replicate_prepared(node, txn).await {
+                            Ok(()) => Ok(TxnAnswer::Vote(tid)),
+                            Err(reason) => {
+                                participant.abort(txn);
+                                Err(TxnRefusal::NotDurable(reason))
+                            }
+                        },
+                    }
                 }
             }
         }
@@ -123,6 +132,14 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
         TxnOp::Abort => {
             participant.abort(txn);
+            // An aborted part's copies go at once: one left behind holds its
+            // sets if it is restored (a commit's copies are outdated by its
+            // writes, and go with the next ones).
+            #[cfg(feature = "cluster")]
+            tokio::spawn({
+                let node = Arc::clone(node);
+                async move { crate::cluster::settle_prepared(&node).await }
+            });
             Ok(TxnAnswer::Done)
         }
     };
@@ -229,6 +246,7 @@ impl PartHost {
     fn with<T>(
         &self,
         object: &ObjectId,
+        read: Option<Read>,
         f: impl FnOnce(&mut crate::txn::Transaction) -> Result<T, Abort>,
     ) -> Result<T, TxError> {
         let result = if !self.node.lambdas.store.at_home(object, &self.home) {
@@ -243,7 +261,7 @@ impl PartHost {
             self.node
                 .lambdas
                 .participant
-                .access_pinning(txn, deadline, pin_reads, f)
+                .access_reading(txn, deadline, pin_reads, read, f)
                 .map_err(TxError::from)
         };
         if let Err(error) = &result {
@@ -273,15 +291,15 @@ impl Host for PartHost {
     }
 
     fn get(&self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, TxError> {
-        self.with(object, |t| t.get(object, key))
+        self.with(object, Some(one_key(object, key)), |t| t.get(object, key))
     }
 
     fn put(&self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), TxError> {
-        self.with(object, |t| t.put(object, key, value))
+        self.with(object, None, |t| t.put(object, key, value))
     }
 
     fn delete(&self, object: &ObjectId, key: &[u8]) -> Result<(), TxError> {
-        self.with(object, |t| t.delete(object, key))
+        self.with(object, None, |t| t.delete(object, key))
     }
 
     fn scan(
@@ -290,7 +308,8 @@ impl Host for PartHost {
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, TxError> {
-        self.with(object, |t| t.scan(object, from, to))
+        let read = (object.clone(), from.to_vec(), to.map(<[u8]>::to_vec));
+        self.with(object, Some(read), |t| t.scan(object, from, to))
     }
 }
 
@@ -315,23 +334,27 @@ fn local_writes(writes: WireWrites) -> crate::txn::Writes {
 /// every participant's).
 async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer, TxnRefusal> {
     let lambdas = &node.lambdas;
-    let (durably, writes) = lambdas
+    let installed = lambdas
         .participant
         .commit(txn, tid)
         .map_err(TxnRefusal::Failed)?;
-    if let Some(durably) = durably {
-        if let Err(reason) = node.durable(durably.ticket).await {
-            // Decided, installed, not on disk: the node's store is failing
-            // (it leaves the cluster if it goes on failing).
-            tracing::error!(?txn, "a decided commit is not durable here: {reason}");
-            lambdas.store.replicated(tid);
-            return Err(TxnRefusal::NotDurable(reason));
+    let mut answer = Ok(TxnAnswer::Done);
+    for (at, durably, writes) in installed {
+        if let Some(durably) = durably {
+            if let Err(reason) = node.durable(durably.ticket).await {
+                // Decided, installed, not on disk: the node's store is
+                // failing (it leaves the cluster if it goes on failing).
+                tracing::error!(?txn, "a decided commit is not durable here: {reason}");
+                lambdas.store.replicated(at);
+                answer = Err(TxnRefusal::NotDurable(reason));
+                continue;
+            }
+        }
+        if let Err(reason) = crate::cluster::replicate_workflow(node, &writes, at, None).await {
+            answer = Err(TxnRefusal::NotDurable(reason));
         }
     }
-    crate::cluster::replicate_workflow(node, &writes, tid, None)
-        .await
-        .map_err(TxnRefusal::NotDurable)?;
-    Ok(TxnAnswer::Done)
+    answer
 }
 
 /// Checks that every object of `objects` is at home here (waiting for one

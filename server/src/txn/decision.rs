@@ -107,6 +107,7 @@ pub fn resolve(store: &Arc<Store>, txn: TxnId, anchor: &ObjectId) -> Resolution 
 /// commits) in one commit on `store`: its number, way to the disk and
 /// writes, for the replicas. `None`: nothing to delete, or it conflicted
 /// (they are deleted with the next ones).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
 pub fn forget(
     store: &Arc<Store>,
     done: &[(ObjectId, Vec<u8>)],

@@ -22,9 +22,13 @@ mod spanning_history;
 mod transaction;
 mod workflow;
 
-pub use decision::{forget, resolve, Resolution};
+#[cfg(feature = "cluster")]
+pub use decision::forget;
+pub use decision::{resolve, Resolution};
 pub use host::{Fate, TxHost};
-pub use participant::{Access, Participant, TxnId};
+#[cfg(feature = "cluster")]
+pub use participant::Held;
+pub use participant::{one_key, Access, PartCopy, Participant, Read, TxnId};
 pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
 pub use spanning::NodeId;

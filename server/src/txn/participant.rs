@@ -94,6 +94,50 @@ struct Part {
     /// Once prepared: where the decision is recorded, and since when the
     /// part waits for it.
     waits: Option<(ObjectId, Instant)>,
+    /// What it read, as key ranges (a replica restoring it pins them).
+    reads: Vec<Read>,
+    /// More of it, restored from the copies of other homes: committed or
+    /// aborted with it.
+    more: Vec<Prepared>,
+}
+
+impl Part {
+    fn running(transaction: Transaction, deadline: Instant) -> Part {
+        Part {
+            stage: Stage::Running(transaction),
+            deadline,
+            waits: None,
+            reads: Vec::new(),
+            more: Vec::new(),
+        }
+    }
+}
+
+/// What a part read: the keys of `object` in `[from, to)` (`to`: `None`
+/// for the end). A read of one key `k` is `[k, k 0)`.
+pub type Read = (ObjectId, Vec<u8>, Option<Vec<u8>>);
+
+/// The range of one key.
+pub fn one_key(object: &ObjectId, key: &[u8]) -> Read {
+    let mut after = key.to_vec();
+    after.push(0);
+    (object.clone(), key.to_vec(), Some(after))
+}
+
+/// A prepared part, as the replicas of its homes keep it: restored on the
+/// one that takes a home over, locked and pinned again, until its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartCopy {
+    /// The transaction.
+    pub txn: TxnId,
+    /// Where its decision is recorded.
+    pub anchor: ObjectId,
+    /// The number this part proposed.
+    pub proposed: u64,
+    /// Its writes.
+    pub writes: Writes,
+    /// Its reads.
+    pub reads: Vec<Read>,
 }
 
 /// This node's parts of transactions managed elsewhere.
@@ -107,7 +151,15 @@ pub struct Participant {
     /// Decision records of transactions this node managed whose every
     /// participant acknowledged the commit: to delete (`txn/decision.rs`).
     forgettable: Mutex<Vec<(ObjectId, Vec<u8>)>>,
+    /// Prepared parts copied to the replicas of these homes...
+    copied: Mutex<HashMap<TxnId, Vec<String>>>,
+    /// ...whose outcome is known: their copies can be dropped.
+    settled: Mutex<Vec<(String, TxnId)>>,
 }
+
+/// A piece of a part installed: its number, its way to the disk, its
+/// writes.
+pub type Installed = (u64, Option<Durably>, Writes);
 
 /// Something kept alive with a part.
 pub type Held = Box<dyn Send + Sync>;
@@ -121,7 +173,118 @@ impl Participant {
             ended: Mutex::default(),
             held: Mutex::default(),
             forgettable: Mutex::default(),
+            copied: Mutex::default(),
+            settled: Mutex::default(),
         }
+    }
+
+    /// `txn`'s prepared part here was copied to the replicas of `homes`.
+    pub fn copied(&self, txn: TxnId, homes: Vec<String>) {
+        self.copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(txn, homes);
+        // It may have ended meanwhile.
+        if self.outcome(txn).is_some() {
+            self.settle(txn);
+        }
+    }
+
+    fn settle(&self, txn: TxnId) {
+        let homes = self
+            .copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&txn);
+        if let Some(homes) = homes {
+            self.settled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(homes.into_iter().map(|home| (home, txn)));
+        }
+    }
+
+    /// The homes whose replicas keep copies of parts that ended, with the
+    /// transactions, taken: the copies can be dropped there.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn take_settled(&self) -> Vec<(String, TxnId)> {
+        std::mem::take(&mut *self.settled.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `txn`'s part here as its replicas keep it, if it is prepared.
+    pub fn copy(&self, txn: TxnId) -> Option<PartCopy> {
+        let part = self.part(txn)?;
+        let slot = part.lock().unwrap_or_else(|e| e.into_inner());
+        let part = slot.as_ref()?;
+        let (Stage::Prepared(prepared), Some((anchor, _))) = (&part.stage, &part.waits) else {
+            return None;
+        };
+        Some(PartCopy {
+            txn,
+            anchor: anchor.clone(),
+            proposed: prepared.tid(),
+            writes: prepared
+                .writes()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+            reads: part.reads.clone(),
+        })
+    }
+
+    /// Every part prepared here, as its replicas keep it.
+    pub fn copies(&self) -> Vec<PartCopy> {
+        let txns: Vec<TxnId> = self.all_parts().into_iter().map(|(txn, _)| txn).collect();
+        txns.into_iter().filter_map(|txn| self.copy(txn)).collect()
+    }
+
+    /// Restores a part prepared on a node that crashed, from the copy its
+    /// home's replica (this node) kept: its reads are pinned and its writes
+    /// locked again, and it asks for its outcome at once. Call it before
+    /// the home's objects serve anything. A part of the same transaction
+    /// already here (restored from another home's copy) takes it in.
+    pub fn restore(&self, copy: PartCopy) -> Result<(), Abort> {
+        let PartCopy {
+            txn,
+            anchor,
+            writes,
+            reads,
+            ..
+        } = copy;
+        if self.outcome(txn).is_some() {
+            return Ok(()); // decided here already
+        }
+        let mut t = self.store.begin(None);
+        for (object, from, to) in &reads {
+            t.scan(object, from, to.as_deref())?;
+        }
+        for ((object, key), value) in writes {
+            match value {
+                Some(value) => t.put(&object, &key, value)?,
+                None => t.delete(&object, &key)?,
+            }
+        }
+        let prepared = t.prepare_restored()?;
+        let asked_long_ago = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(60))
+            .unwrap_or_else(Instant::now);
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let part = parts
+            .entry(txn)
+            .or_insert_with(|| Arc::new(Mutex::new(None)));
+        let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(existing) => existing.more.push(prepared),
+            None => {
+                *slot = Some(Part {
+                    stage: Stage::Prepared(prepared),
+                    deadline: Instant::now(),
+                    waits: Some((anchor, asked_long_ago)),
+                    reads,
+                    more: Vec::new(),
+                })
+            }
+        }
+        Ok(())
     }
 
     /// The record of a transaction this node managed, which no participant
@@ -196,6 +359,7 @@ impl Participant {
             }
         }
         self.release(txn);
+        self.settle(txn);
     }
 
     /// The outcome of `txn` here, if it ended and is remembered.
@@ -229,6 +393,19 @@ impl Participant {
         pin_reads: bool,
         access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
     ) -> Result<T, Abort> {
+        self.access_reading(txn, deadline, pin_reads, None, access)
+    }
+
+    /// [`Participant::access_pinning`] for a read of `read`, which the part
+    /// remembers (it is pinned again where the part is restored).
+    pub fn access_reading<T>(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        pin_reads: bool,
+        read: Option<Read>,
+        access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
+    ) -> Result<T, Abort> {
         if self.outcome(txn).is_some() {
             return Err(Abort::Conflict);
         }
@@ -239,19 +416,20 @@ impl Participant {
                 if pin_reads {
                     transaction.pin_reads();
                 }
-                Arc::new(Mutex::new(Some(Part {
-                    stage: Stage::Running(transaction),
-                    deadline,
-                    waits: None,
-                })))
+                Arc::new(Mutex::new(Some(Part::running(transaction, deadline))))
             }))
         };
         let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
         match part.as_mut() {
             Some(Part {
                 stage: Stage::Running(transaction),
+                reads,
                 ..
-            }) => access(transaction),
+            }) => {
+                let value = access(transaction)?;
+                reads.extend(read);
+                Ok(value)
+            }
             _ => Err(Abort::Conflict),
         }
     }
@@ -268,7 +446,8 @@ impl Participant {
             deadline,
             pin_reads,
         } = access;
-        self.access_pinning(txn, deadline, pin_reads, |t| t.get(object, key))
+        let read = Some(one_key(object, key));
+        self.access_reading(txn, deadline, pin_reads, read, |t| t.get(object, key))
     }
 
     /// The entries of `object` in `[from, to)` as `txn` sees them here.
@@ -284,7 +463,8 @@ impl Participant {
             deadline,
             pin_reads,
         } = access;
-        self.access_pinning(txn, deadline, pin_reads, |t| t.scan(object, from, to))
+        let read = Some((object.clone(), from.to_vec(), to.map(<[u8]>::to_vec)));
+        self.access_reading(txn, deadline, pin_reads, read, |t| t.scan(object, from, to))
     }
 
     /// Phase one: adds `writes` (buffered by the manager) to `txn`'s part,
@@ -338,8 +518,8 @@ impl Participant {
                     let tid = prepared.tid();
                     *slot = Some(Part {
                         stage: Stage::Prepared(prepared),
-                        deadline: current.deadline,
                         waits: Some((anchor.clone(), Instant::now())),
+                        ..current
                     });
                     Ok(tid)
                 }
@@ -352,22 +532,26 @@ impl Participant {
         }
     }
 
-    /// Phase two, commit: installs `txn`'s writes here at `tid`. Returns
-    /// their way to the disk (the manager's acknowledgement waits for it)
-    /// and the writes (for this node's replicas). A repeated commit does
-    /// nothing; a commit of a transaction that did not prepare here is
-    /// refused (the manager never sends one).
-    pub fn commit(&self, txn: TxnId, tid: u64) -> Result<(Option<Durably>, Writes), String> {
+    /// Phase two, commit: installs `txn`'s writes here at `tid`. Returns,
+    /// for each piece of the part (one, unless it was restored from the
+    /// copies of several homes), the number it was installed at (`tid`, or
+    /// above for a restored piece: this node's clock had passed it), its
+    /// way to the disk (the manager's acknowledgement waits for it) and its
+    /// writes (for this node's replicas). A repeated commit does nothing; a
+    /// commit of a transaction that did not prepare here is refused (the
+    /// manager never sends one).
+    pub fn commit(&self, txn: TxnId, tid: u64) -> Result<Vec<Installed>, String> {
         if let Some(Outcome::Committed(_)) = self.outcome(txn) {
-            return Ok((None, Vec::new()));
+            return Ok(Vec::new());
         }
         let prepared = self.part(txn).and_then(|part| {
             let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
             match slot.take() {
                 Some(Part {
                     stage: Stage::Prepared(prepared),
+                    more,
                     ..
-                }) => Some(prepared),
+                }) => Some((prepared, more)),
                 other => {
                     *slot = other;
                     None
@@ -379,14 +563,22 @@ impl Participant {
                 // Prepared with nothing here (an empty part).
                 self.store.observe(tid);
                 self.remember(txn, Outcome::Committed(tid));
-                Ok((None, Vec::new()))
+                Ok(Vec::new())
             } else {
                 Err(format!("transaction {txn:?} is not prepared here"))
             };
         };
-        let done = prepared.commit_at(tid);
+        let (prepared, more) = prepared;
+        let installed = std::iter::once(prepared)
+            .chain(more)
+            .map(|piece| {
+                let at = piece.tid().max(tid);
+                let (durably, writes) = piece.commit_at(tid);
+                (at, durably, writes)
+            })
+            .collect();
         self.remember(txn, Outcome::Committed(tid));
-        Ok(done)
+        Ok(installed)
     }
 
     /// Phase two, abort (or an execution its manager gave up): drops
@@ -439,7 +631,6 @@ impl Participant {
     /// Prepared parts that have waited for their decision since before
     /// `since`, with where the decision is recorded (their manager may have
     /// crashed: ask).
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
     pub fn waiting_since(&self, since: Instant) -> Vec<(TxnId, ObjectId)> {
         let mut waiting = Vec::new();
         for (txn, part) in self.all_parts() {
@@ -454,22 +645,6 @@ impl Participant {
             }
         }
         waiting
-    }
-
-    /// How many parts are prepared here now, waiting for their decision.
-    pub fn prepared(&self) -> usize {
-        self.all_parts()
-            .into_iter()
-            .filter(|(_, part)| {
-                matches!(
-                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-                    Some(Part {
-                        stage: Stage::Prepared(_),
-                        ..
-                    })
-                )
-            })
-            .count()
     }
 
     /// Releases what is kept for transactions with no part here (their

@@ -12,7 +12,7 @@
 //! the other nodes.
 
 use super::decision;
-use super::participant::{Access, TxnId};
+use super::participant::{Access, Held, TxnId};
 use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
@@ -44,6 +44,14 @@ pub trait Reach: Send + Sync {
     fn at_home(&self, object: &ObjectId, home: &str) -> bool;
     /// The node that serves the objects of `home` (`me()`: this one).
     fn owner(&self, home: &str) -> NodeId;
+    /// Keeps the objects of `home`, which this node serves, here until the
+    /// returned value is dropped, waiting for them if they are on their way
+    /// (a failover installing them); `Err`: they are not served here after
+    /// all (the execution runs again, in the newest view).
+    fn hold(&self, home: &str) -> Result<Option<Held>, Abort> {
+        let _ = home;
+        Ok(None)
+    }
     /// One entry of `object` on `node`, read in `access.txn`.
     fn get(
         &self,
@@ -105,6 +113,9 @@ pub enum CallError {
     Elsewhere,
 }
 
+/// Another node, and how to reach it.
+type Remote = (Arc<dyn Reach>, NodeId);
+
 /// Numbers the transactions a node manages.
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -126,6 +137,9 @@ pub struct Spanning {
     /// (`None`: never); a call that reached a third node clears it, and the
     /// workflow's later executions run their child calls here.
     shipping: Option<Arc<AtomicBool>>,
+    /// Homes other than the root's that this node serves and the execution
+    /// touched, kept here until it ends.
+    held: BTreeMap<String, Option<Held>>,
 }
 
 impl Spanning {
@@ -140,6 +154,7 @@ impl Spanning {
             read_on: BTreeSet::new(),
             remote_writes: BTreeMap::new(),
             shipping: None,
+            held: BTreeMap::new(),
         }
     }
 
@@ -163,6 +178,7 @@ impl Spanning {
             read_on: BTreeSet::new(),
             remote_writes: BTreeMap::new(),
             shipping: None,
+            held: BTreeMap::new(),
         }
     }
 
@@ -180,7 +196,7 @@ impl Spanning {
         if !shipping.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
-        let (reach, node) = self.elsewhere(&call.object)?;
+        let (reach, node) = self.elsewhere(&call.object).ok()??;
         let writes: Writes = self
             .remote_writes
             .get(&node)
@@ -224,21 +240,32 @@ impl Spanning {
         }
     }
 
-    /// The node holding `object`, if not this one.
-    fn elsewhere(&self, object: &ObjectId) -> Option<(Arc<dyn Reach>, NodeId)> {
-        let reach = self.reach.as_ref()?;
+    /// The node holding `object`, if not this one (whose objects at homes
+    /// other than the root's are then held here until the execution ends).
+    fn elsewhere(&mut self, object: &ObjectId) -> Result<Option<Remote>, Abort> {
+        let Some(reach) = self.reach.as_ref() else {
+            return Ok(None);
+        };
         if let Some(root) = &self.home {
             if reach.at_home(object, root) {
-                return None;
+                return Ok(None);
             }
         }
-        let owner = reach.owner(&reach.home(object));
-        (owner != reach.me()).then(|| (Arc::clone(reach), owner))
+        let home = reach.home(object);
+        let owner = reach.owner(&home);
+        if owner != reach.me() {
+            return Ok(Some((Arc::clone(reach), owner)));
+        }
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.held.entry(home) {
+            let held = reach.hold(entry.key())?;
+            entry.insert(held);
+        }
+        Ok(None)
     }
 
     /// The value of `key` in `object`, as this transaction sees it.
     pub fn get(&mut self, object: &ObjectId, key: &[u8]) -> Result<Option<Bytes>, Abort> {
-        let Some((reach, node)) = self.elsewhere(object) else {
+        let Some((reach, node)) = self.elsewhere(object)? else {
             return self.local_mut().get(object, key);
         };
         self.check()?;
@@ -258,7 +285,7 @@ impl Spanning {
         key: &[u8],
         value: Option<Bytes>,
     ) -> Result<(), Abort> {
-        let Some((_, node)) = self.elsewhere(object) else {
+        let Some((_, node)) = self.elsewhere(object)? else {
             let local = self.local_mut();
             return match value {
                 Some(value) => local.put(object, key, value),
@@ -281,7 +308,7 @@ impl Spanning {
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Bytes)>, Abort> {
-        let Some((reach, node)) = self.elsewhere(object) else {
+        let Some((reach, node)) = self.elsewhere(object)? else {
             return self.local_mut().scan(object, from, to);
         };
         self.check()?;

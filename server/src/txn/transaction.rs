@@ -715,6 +715,32 @@ impl Transaction {
         self.prepare_with(true)
     }
 
+    /// Restores a part prepared on a node that crashed (`txn/participant.rs`):
+    /// locks the sets it writes and pins those it read where it can, without
+    /// validating (it was validated where it prepared; a set it cannot pin
+    /// is held by another restored part, which can only be one already
+    /// decided whose copy had not been dropped yet).
+    pub fn prepare_restored(self) -> Result<Prepared, Abort> {
+        let mut txn = self;
+        let locked = txn.lock_write_sets()?;
+        let tid = txn.store.tick();
+        let mut pinned: Vec<Arc<EntrySet>> = std::mem::take(&mut txn.pinned);
+        for (set, version) in &txn.reads {
+            let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
+            let held = pinned.iter().any(|p| Arc::ptr_eq(p, set));
+            if !mine && !held && set.pin(*version) {
+                pinned.push(Arc::clone(set));
+            }
+        }
+        Ok(Prepared {
+            txn,
+            locked,
+            pinned,
+            tid,
+            done: false,
+        })
+    }
+
     fn prepare_with(self, pin: bool) -> Result<Prepared, Abort> {
         self.check()?;
         if let (Some(storage), false) = (&self.store.storage, self.writes.is_empty()) {
@@ -844,6 +870,11 @@ impl Prepared {
         self.txn.store.observe(tid);
         self.tid = self.tid.max(tid);
         self.install()
+    }
+
+    /// What it writes.
+    pub fn writes(&self) -> impl Iterator<Item = (&Key, &Option<Bytes>)> {
+        self.txn.writes.iter()
     }
 
     /// Replaces the value this prepared transaction writes to `key` of
