@@ -201,6 +201,12 @@ impl NodeState {
         if node.config.memory_limit.is_some() {
             spawn_passivator(&node)?;
         }
+        // Before the peer port serves: the parts this node had prepared
+        // hold their sets again before any step touches them.
+        #[cfg(feature = "cluster")]
+        if node.config.cluster.is_some() {
+            crate::cluster::restore_prepared(&node);
+        }
         Ok(node)
     }
 

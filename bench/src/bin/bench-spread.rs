@@ -39,6 +39,10 @@ struct Args {
     /// Counters.
     #[arg(long, default_value_t = 1000)]
     counters: usize,
+    /// Also measure the largest cluster with this many copies of every
+    /// object (`--replicas`; 1: not).
+    #[arg(long, default_value_t = 2)]
+    copies: u8,
     /// Systems besides the cluster: redis, postgres.
     #[arg(long, value_delimiter = ',', default_value = "redis,postgres")]
     peers: Vec<String>,
@@ -126,16 +130,26 @@ fn measure(
     Ok(rows)
 }
 
-fn cluster(etcd: &Etcd, count: usize, args: &Args) -> Result<Vec<Row>, String> {
-    let name = format!("spread-{count}-{}", std::process::id());
-    let nodes: Vec<Node> = (0..count).map(|_| Node::start(etcd, &name, 0)).collect();
+fn cluster(etcd: &Etcd, count: usize, copies: u8, args: &Args) -> Result<Vec<Row>, String> {
+    let name = format!("spread-{count}-{copies}-{}", std::process::id());
+    let replicas = copies.to_string();
+    let flags: &[&str] = match copies {
+        1 => &[],
+        _ => &["--replicas", &replicas],
+    };
+    let nodes: Vec<Node> = (0..count)
+        .map(|_| Node::start_with(etcd, &name, 0, flags))
+        .collect();
     wait_for_members(&nodes, count);
     let client = Config::new()
         .server(nodes[0].addr.clone())
         .connect()
         .map_err(|e| e.to_string())?;
     let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
-    let label = format!("lambda, {count} node{}", if count > 1 { "s" } else { "" });
+    let mut label = format!("lambda, {count} node{}", if count > 1 { "s" } else { "" });
+    if copies > 1 {
+        label += &format!(", {copies} copies");
+    }
     measure(
         &label,
         &LambdaTransfers(client.clone()),
@@ -164,10 +178,16 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut rows = Vec::new();
-    for &count in &args.nodes {
-        match cluster(&etcd, count, &args) {
+    let mut clusters: Vec<(usize, u8)> = args.nodes.iter().map(|&n| (n, 1)).collect();
+    if let Some(&largest) = args.nodes.iter().max() {
+        if args.copies > 1 && largest >= usize::from(args.copies) {
+            clusters.push((largest, args.copies));
+        }
+    }
+    for (count, copies) in clusters {
+        match cluster(&etcd, count, copies, &args) {
             Ok(r) => rows.extend(r),
-            Err(e) => println!("# lambda on {count} nodes: not measured: {e}"),
+            Err(e) => println!("# lambda on {count} nodes ({copies} copies): not measured: {e}"),
         }
     }
     for peer in &args.peers {
@@ -225,9 +245,9 @@ fn main() {
     // The model for machines with a core (or more) per node: a node's CPU
     // per transaction bounds what each machine can commit.
     let top = args.clients.iter().copied().max().unwrap_or(1);
-    let three = rows.iter().find(|r| {
-        r.workload == "transfer" && r.clients == top && r.system.starts_with("lambda, 3")
-    });
+    let three = rows
+        .iter()
+        .find(|r| r.workload == "transfer" && r.clients == top && r.system == "lambda, 3 nodes");
     if let Some(r) = three {
         let per_machine = 2.0e6 / r.server_cpu.max(1.0);
         println!();

@@ -416,6 +416,7 @@ mod tests {
                         Some(vec![2].into()),
                     )],
                     anchor: crate::ObjectId::new("bank", "<decisions>", "bank"),
+                    reached: true,
                 },
             }),
             Request::Txn(super::super::TxnStep {

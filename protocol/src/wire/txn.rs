@@ -69,6 +69,10 @@ pub enum TxnOp {
         /// Where the transaction's decision is recorded: the object whose
         /// owner answers [`TxnOp::Resolve`] for it.
         anchor: crate::ObjectId,
+        /// The manager sent this node steps before (reads, child calls): a
+        /// participant that has no part for it lost it (it restarted, or
+        /// its objects failed over) and votes no.
+        reached: bool,
     },
     /// Phase two: install at `tid`. Answer: `Done` once installed (and on
     /// disk, with a data directory).

@@ -59,27 +59,36 @@ fn commit_copy(node: &NodeState, application: &str, writes: &Writes, tid: u64) -
 /// `part`'s share at home `home`, as its replicas keep it (`None`: it
 /// neither reads nor writes there).
 pub fn prepared_copy(store: &Store, home: &str, part: &PartCopy) -> Option<PreparedCopy> {
+    let copy = wire_copy(part, |object| store.at_home(object, home));
+    (!copy.writes.is_empty() || !copy.reads.is_empty()).then_some(copy)
+}
+
+/// All of `part`, as a node's disk keeps it.
+pub fn whole_copy(part: &PartCopy) -> PreparedCopy {
+    wire_copy(part, |_| true)
+}
+
+/// `part` with its writes and reads of the objects `keep` picks.
+fn wire_copy(part: &PartCopy, keep: impl Fn(&ObjectId) -> bool) -> PreparedCopy {
     let bytes = |b: &[u8]| ByteBuf::from(b.to_vec());
-    let writes: Vec<_> = part
-        .writes
-        .iter()
-        .filter(|((object, _), _)| store.at_home(object, home))
-        .map(|((object, key), value)| (object.clone(), bytes(key), value.as_deref().map(bytes)))
-        .collect();
-    let reads: Vec<_> = part
-        .reads
-        .iter()
-        .filter(|(object, _, _)| store.at_home(object, home))
-        .map(|(object, from, to)| (object.clone(), bytes(from), to.as_deref().map(bytes)))
-        .collect();
-    (!writes.is_empty() || !reads.is_empty()).then(|| PreparedCopy {
+    PreparedCopy {
         manager: part.txn.manager,
         seq: part.txn.seq,
         anchor: part.anchor.clone(),
         proposed: part.proposed,
-        writes,
-        reads,
-    })
+        writes: part
+            .writes
+            .iter()
+            .filter(|((object, _), _)| keep(object))
+            .map(|((object, key), value)| (object.clone(), bytes(key), value.as_deref().map(bytes)))
+            .collect(),
+        reads: part
+            .reads
+            .iter()
+            .filter(|(object, _, _)| keep(object))
+            .map(|(object, from, to)| (object.clone(), bytes(from), to.as_deref().map(bytes)))
+            .collect(),
+    }
 }
 
 /// A kept copy of a prepared part, to restore: without the writes to
@@ -334,23 +343,10 @@ pub fn promote(node: &NodeState, application: &str, mut backup: AppBackup) {
     if let Err(e) = node.lambdas.store.install_taken_over(entries, version) {
         tracing::error!(application, "cannot take over an application: {e}");
     }
-    // Writers first: a set both a writer and a reader hold can only be
-    // held by a part already decided, whose copy was not dropped yet.
-    let (mut parts, readers): (Vec<PartCopy>, Vec<PartCopy>) =
-        parts.into_iter().partition(|part| !part.writes.is_empty());
-    parts.extend(readers);
-    for part in parts {
-        let txn = part.txn;
-        match node.lambdas.participant.restore(part) {
-            Ok(()) => tracing::info!(application, ?txn, "restored a part in doubt"),
-            Err(abort) => {
-                tracing::error!(
-                    application,
-                    ?txn,
-                    "cannot restore a part in doubt: {abort:?}"
-                )
-            }
-        }
+    match node.lambdas.participant.restore_all(parts, false) {
+        Ok(0) => {}
+        Ok(restored) => tracing::info!(application, restored, "restored parts in doubt"),
+        Err(abort) => tracing::error!(application, "cannot restore parts in doubt: {abort:?}"),
     }
 }
 

@@ -233,6 +233,7 @@ pub async fn start(
         // Lambda objects replicate with their application: a workflow waits
         // for the commits it may have read to be on the replicas.
         node.lambdas.store.replicate_commits();
+        super::drop_restored_prepared(node);
     }
     if cluster.weaken_ack_at_head {
         tracing::warn!(

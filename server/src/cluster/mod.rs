@@ -204,27 +204,65 @@ pub async fn replicate_workflow(
     sent
 }
 
-/// Before a participant votes for `txn`: its part here goes to the
+/// Before a participant votes for `txn`: its part here goes to this
+/// node's disk (with a data directory: a restart restores it) and to the
 /// replicas of each home it reads or writes (after every commit it may have
-/// read), so that one of them restores it if this node crashes before the
-/// outcome. `Err`: they did not take it (the vote is no).
-pub async fn replicate_prepared(node: &NodeState, txn: crate::txn::TxnId) -> Result<(), String> {
+/// read: one of them restores it if this node crashes before the outcome).
+/// `Err`: they did not take it (the vote is no).
+pub async fn keep_prepared(node: &NodeState, txn: crate::txn::TxnId) -> Result<(), String> {
+    let Some(part) = node.lambdas.participant.copy(txn) else {
+        return Ok(()); // nothing held here
+    };
+    let participant = &node.lambdas.participant;
+    let record = crucial_protocol::codec::encode(&app_replication::whole_copy(&part))
+        .map_err(|e| format!("cannot encode a prepared part: {e}"))?;
+    let key = crate::txn::Participant::disk_key(txn);
+    if let Some(ticket) = node.lambdas.store.save_prepared(key, record) {
+        node.durable(ticket).await?;
+        participant.stored(txn);
+    }
     let Some(cluster) = node.cluster.get() else {
         return Ok(());
     };
     if app_replication::factor(cluster) < 2 {
         return Ok(());
     }
-    let Some(part) = node.lambdas.participant.copy(txn) else {
-        return Ok(()); // nothing held here
-    };
     replicate_workflow(node, &Vec::new(), part.proposed, None).await?;
     let homes = app_replication::homes_of(&node.lambdas.store, &part);
     for home in &homes {
         app_replication::replicate_prepared(node, cluster, home, &part).await?;
     }
-    node.lambdas.participant.copied(txn, homes);
+    participant.copied(txn, homes);
     Ok(())
+}
+
+/// At the start of a node with a data directory, before its peer port
+/// serves: the parts that were prepared here when it stopped are restored
+/// (locked and pinned, asking for their outcome). In a cluster with more
+/// than one copy of each object the replicas restored them when they took
+/// the homes over: once the node knows the cluster's setting, it drops
+/// them ([`drop_restored_prepared`]).
+#[cfg(feature = "cluster")]
+pub fn restore_prepared(node: &NodeState) {
+    let store = &node.lambdas.store;
+    let mut parts = Vec::new();
+    for (key, record) in store.prepared_on_disk() {
+        let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) else {
+            continue;
+        };
+        match crucial_protocol::codec::decode::<crucial_protocol::wire::PreparedCopy>(&record) {
+            Ok(copy) => parts.push(app_replication::part_of(copy, |_, _, _| false)),
+            Err(e) => {
+                tracing::error!("a prepared part on disk is damaged ({e}): dropped");
+                store.forget_prepared(key);
+            }
+        }
+    }
+    match node.lambdas.participant.restore_all(parts, true) {
+        Ok(0) => {}
+        Ok(restored) => tracing::info!(restored, "restored parts in doubt from disk"),
+        Err(abort) => tracing::error!("cannot restore the parts in doubt on disk: {abort:?}"),
+    }
 }
 
 /// Drops, on the replicas, the copies of prepared parts that ended here.
@@ -240,6 +278,18 @@ pub async fn settle_prepared(node: &NodeState) {
     }
     for (home, txns) in by_home {
         app_replication::settle(cluster, &home, txns).await;
+    }
+}
+
+/// In a cluster with copies: the parts restored from this node's disk at
+/// its start are dropped (their records with them): the replicas that
+/// took this node's homes over had them.
+#[cfg(feature = "cluster")]
+pub fn drop_restored_prepared(node: &NodeState) {
+    let participant = &node.lambdas.participant;
+    for txn in participant.restored() {
+        let installed = participant.abort(txn);
+        debug_assert!(installed.is_empty(), "none of them committed");
     }
 }
 

@@ -10,7 +10,9 @@
 //! once.
 
 use super::member::Cluster;
-use crate::txn::{Abort, Access, CallError, Called, Held, NodeId, Reach, Store, TxnId, Writes};
+use crate::txn::{
+    Abort, Access, CallError, Called, Held, NodeId, Part, Reach, Store, TxnId, Writes,
+};
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
 use crucial::store::TxError;
@@ -324,15 +326,16 @@ impl Reach for PeerReach {
         txn: TxnId,
         deadline: Instant,
         anchor: &ObjectId,
-        parts: Vec<(NodeId, Writes)>,
+        parts: Vec<Part>,
     ) -> Vec<Result<u64, Abort>> {
-        let nodes: Vec<NodeId> = parts.iter().map(|(node, _)| node.clone()).collect();
+        let nodes: Vec<NodeId> = parts.iter().map(|(node, _, _)| node.clone()).collect();
         let steps = parts
             .into_iter()
-            .map(|(node, writes)| {
+            .map(|(node, writes, reached)| {
                 let op = TxnOp::Prepare {
                     writes: wire_writes(writes),
                     anchor: anchor.clone(),
+                    reached,
                 };
                 (node, Self::step(txn, deadline, op))
             })

@@ -45,6 +45,14 @@ fn refusal(abort: Abort) -> TxnRefusal {
 
 async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
     node.lambdas.metrics.step();
+    if node.cluster.get().is_none() {
+        // The peer port serves before the node joins (handoffs may come at
+        // once); a transaction's step waits until it has: its objects are
+        // routed from then on.
+        return TxnAnswer::Refused(TxnRefusal::Failed(
+            "this node has not joined its cluster yet".into(),
+        ));
+    }
     let txn = TxnId {
         manager: step.manager,
         seq: step.seq,
@@ -78,11 +86,15 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                 })
                 .map_err(refusal),
         },
-        TxnOp::Prepare { writes, anchor } => {
+        TxnOp::Prepare {
+            writes,
+            anchor,
+            reached,
+        } => {
             let objects: Vec<&ObjectId> = writes.iter().map(|(object, _, _)| object).collect();
             match here(node, txn, objects).await {
                 Err(refused) => {
-                    participant.abort(txn);
+                    abort(node, txn).await;
                     Err(refused)
                 }
                 Ok(()) => {
@@ -95,15 +107,15 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
                             )
                         })
                         .collect();
-                    match participant.prepare(txn, deadline, &anchor, writes) {
+                    match participant.prepare(txn, deadline, &anchor, writes, reached) {
                         Err(abort) => Err(refusal(abort)),
-                        // The vote waits until the part is on the replicas
-                        // of its homes: one that takes a home over after a
-                        // crash restores it (`Replicate`'s `prepared`).
-                        Ok(tid) => match crate::cluster::replicate_prepared(node, txn).await {
+                        // The vote waits until the part is on disk and on
+                        // the replicas of its homes: a restart, or one that
+                        // takes a home over after a crash, restores it.
+                        Ok(tid) => match crate::cluster::keep_prepared(node, txn).await {
                             Ok(()) => Ok(TxnAnswer::Vote(tid)),
                             Err(reason) => {
-                                participant.abort(txn);
+                                abort(node, txn).await;
                                 Err(TxnRefusal::NotDurable(reason))
                             }
                         },
@@ -131,7 +143,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
         TxnOp::Abort => {
-            participant.abort(txn);
+            abort(node, txn).await;
             // An aborted part's copies go at once: one left behind holds its
             // sets if it is restored (a commit's copies are outdated by its
             // writes, and go with the next ones).
@@ -167,7 +179,7 @@ async fn child_call(
     let mut objects: Vec<&ObjectId> = writes.iter().map(|(object, _, _)| object).collect();
     objects.push(&call.object);
     if let Err(refused) = here(node, access.txn, objects).await {
-        participant.abort(access.txn);
+        abort(node, access.txn).await;
         return Err(refused);
     }
     let writes = local_writes(writes);
@@ -333,19 +345,39 @@ fn local_writes(writes: WireWrites) -> crate::txn::Writes {
 /// this node's replicas before the answer (the manager's reply waits for
 /// every participant's).
 async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer, TxnRefusal> {
-    let lambdas = &node.lambdas;
-    let installed = lambdas
+    let installed = node
+        .lambdas
         .participant
         .commit(txn, tid)
         .map_err(TxnRefusal::Failed)?;
-    let mut answer = Ok(TxnAnswer::Done);
+    install(node, txn, installed).await?;
+    Ok(TxnAnswer::Done)
+}
+
+/// Aborts `txn`'s part here; a restored part's group may install the
+/// parts restored with it that committed.
+async fn abort(node: &Arc<NodeState>, txn: TxnId) {
+    let installed = node.lambdas.participant.abort(txn);
+    if let Err(refusal) = install(node, txn, installed).await {
+        tracing::error!(?txn, "restored parts installed on an abort: {refusal:?}");
+    }
+}
+
+/// Makes what a decision installed here durable and copies it to this
+/// node's replicas.
+async fn install(
+    node: &Arc<NodeState>,
+    txn: TxnId,
+    installed: Vec<crate::txn::Installed>,
+) -> Result<(), TxnRefusal> {
+    let mut answer = Ok(());
     for (at, durably, writes) in installed {
         if let Some(durably) = durably {
             if let Err(reason) = node.durable(durably.ticket).await {
                 // Decided, installed, not on disk: the node's store is
                 // failing (it leaves the cluster if it goes on failing).
                 tracing::error!(?txn, "a decided commit is not durable here: {reason}");
-                lambdas.store.replicated(at);
+                node.lambdas.store.replicated(at);
                 answer = Err(TxnRefusal::NotDurable(reason));
                 continue;
             }
@@ -462,7 +494,7 @@ pub async fn resolve_waiting(node: &Arc<NodeState>) -> usize {
                 }
             },
             TxnAnswer::Outcome(None) => {
-                participant.abort(txn);
+                abort(node, txn).await;
                 resolved += 1;
             }
             other => tracing::debug!(?txn, %owner, "outcome not known yet: {other:?}"),

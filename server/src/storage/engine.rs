@@ -17,6 +17,9 @@ pub enum Space {
     Calls,
     /// Lambda objects' entries: `object id, entry key` -> value.
     Entries,
+    /// Parts of transactions across nodes prepared here and not yet decided:
+    /// `manager, seq` (big-endian) -> the part (`wire::PreparedCopy`).
+    Prepared,
 }
 
 /// One change in an atomic batch: a value to store, or `None` to delete.
@@ -53,6 +56,7 @@ pub struct Fjall {
     dedup: fjall::Keyspace,
     calls: fjall::Keyspace,
     entries: fjall::Keyspace,
+    prepared: fjall::Keyspace,
 }
 
 impl Fjall {
@@ -80,12 +84,16 @@ impl Fjall {
         let entries = db
             .keyspace("entries", fjall::KeyspaceCreateOptions::default)
             .map_err(|e| e.to_string())?;
+        let prepared = db
+            .keyspace("prepared", fjall::KeyspaceCreateOptions::default)
+            .map_err(|e| e.to_string())?;
         Ok(Fjall {
             db,
             objects,
             dedup,
             calls,
             entries,
+            prepared,
         })
     }
 
@@ -95,6 +103,7 @@ impl Fjall {
             Space::Dedup => &self.dedup,
             Space::Calls => &self.calls,
             Space::Entries => &self.entries,
+            Space::Prepared => &self.prepared,
         }
     }
 }

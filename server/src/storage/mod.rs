@@ -33,7 +33,7 @@ use commit::Committer;
 use crucial::__private::panic_message;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial_protocol::wire::Outcome;
-use engine::{Engine, Write, LOCKED};
+use engine::{Engine, Pair, Write, LOCKED};
 use health::Healing;
 use records::{
     call_key, calls_prefix, decode, encode, entry_key, object_key, reply_key, split_call_key,
@@ -480,19 +480,47 @@ impl Storage {
     /// (`None`: deleted), with the reply of the request that ran it, as one
     /// atomic write. Call it while the transaction
     /// still holds its entry sets' locks, so commits reach the disk in order.
+    ///
+    /// `settles`: the keys of prepared parts ([`Storage::save_prepared`])
+    /// these writes decide, deleted in the same atomic write — so a part
+    /// found on disk at a restart never has its writes there already.
     pub fn save_entries<'a>(
         &self,
         writes: impl IntoIterator<Item = (&'a crucial::ObjectId, &'a [u8], Option<&'a [u8]>)>,
         reply: Option<(u64, u64, &Outcome)>,
+        settles: Vec<[u8; 16]>,
     ) -> Queued {
-        let writes: Vec<Write> = writes
+        let mut writes: Vec<Write> = writes
             .into_iter()
             .map(|(object, key, value)| {
                 let record = value.map(|v| encode(&EntryRecord(v)));
                 (Space::Entries, entry_key(object, key), record)
             })
             .collect();
+        writes.extend(
+            settles
+                .into_iter()
+                .map(|key| (Space::Prepared, key.to_vec(), None)),
+        );
         self.submit(writes, reply)
+    }
+
+    /// Queues a part of a transaction across nodes, prepared here, under
+    /// `key` (its manager and number): a restart finds it and asks for its
+    /// outcome. Its vote waits for the ticket.
+    pub fn save_prepared(&self, key: [u8; 16], part: Vec<u8>) -> Queued {
+        self.submit(vec![(Space::Prepared, key.to_vec(), Some(part))], None)
+    }
+
+    /// Queues the deletion of a prepared part that ended without writes
+    /// here (aborted: one left behind is asked for, and changes nothing).
+    pub fn forget_prepared(&self, key: [u8; 16]) -> Queued {
+        self.submit(vec![(Space::Prepared, key.to_vec(), None)], None)
+    }
+
+    /// Every prepared part on disk, by key.
+    pub fn prepared(&self) -> Result<Vec<Pair>, String> {
+        self.engine.scan(Space::Prepared)
     }
 
     /// One stored entry of a lambda object, if there is one.

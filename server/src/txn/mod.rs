@@ -28,12 +28,12 @@ pub use decision::{resolve, Resolution};
 pub use host::{Fate, TxHost};
 #[cfg(feature = "cluster")]
 pub use participant::Held;
-pub use participant::{one_key, Access, PartCopy, Participant, Read, TxnId};
+pub use participant::{one_key, Access, Installed, PartCopy, Participant, Read, TxnId};
 pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
 pub use spanning::NodeId;
 #[cfg(feature = "cluster")]
-pub use spanning::{CallError, Called};
+pub use spanning::{CallError, Called, Part};
 pub use spanning::{Decision, Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};

@@ -42,7 +42,7 @@
 use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
 use bytes::Bytes;
 use crucial::ObjectId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -86,6 +86,77 @@ enum Stage {
     Running(Transaction),
     /// Locked, pinned, numbered: waits for the decision.
     Prepared(Prepared),
+    /// Restored from a copy, with the other parts restored with it (one per
+    /// home copy it was in): waits for the decision.
+    Restored(Vec<Arc<Mutex<Group>>>),
+}
+
+/// Parts restored together, from the copies a node took over or from its
+/// disk: their sets are held under one lock. Two live parts never held a
+/// set against each other where they prepared, but here the sets may be
+/// cut differently (a node's objects start with few sets), and a copy of a
+/// part that ended may be among them: restored one by one they could refuse
+/// each other. The group installs, once every member is decided, the writes
+/// of those that committed.
+pub struct Group {
+    prepared: Option<Prepared>,
+    members: BTreeMap<TxnId, Member>,
+}
+
+struct Member {
+    writes: Writes,
+    outcome: Option<Outcome>,
+    /// Its key on this node's disk, if it was restored from there.
+    disk_key: Option<[u8; 16]>,
+}
+
+impl Group {
+    /// Records `txn`'s outcome; once every member has one: what the group
+    /// installed (the writes of the members that committed, at the largest
+    /// number), and the disk keys of members whose records go on their own.
+    fn decide(&mut self, txn: TxnId, outcome: Outcome) -> (Option<Installed>, Vec<[u8; 16]>) {
+        if let Some(member) = self.members.get_mut(&txn) {
+            member.outcome = Some(outcome);
+        }
+        if self.members.values().any(|m| m.outcome.is_none()) {
+            return (None, Vec::new());
+        }
+        let Some(mut prepared) = self.prepared.take() else {
+            return (None, Vec::new());
+        };
+        let mut committed: Vec<(u64, &Member)> = self
+            .members
+            .values()
+            .filter_map(|m| match m.outcome {
+                Some(Outcome::Committed(tid)) => Some((tid, m)),
+                _ => None,
+            })
+            .collect();
+        committed.sort_by_key(|(tid, _)| *tid);
+        let mut forget = Vec::new();
+        let Some(&(last, _)) = committed.last() else {
+            prepared.abort();
+            forget.extend(self.members.values().filter_map(|m| m.disk_key));
+            return (None, forget);
+        };
+        let mut writes = BTreeMap::new();
+        for (_, member) in &committed {
+            for (key, value) in &member.writes {
+                writes.insert(key.clone(), value.clone());
+            }
+        }
+        for member in self.members.values() {
+            match (member.outcome, member.disk_key) {
+                (Some(Outcome::Committed(_)), Some(key)) => prepared.settling(key),
+                (_, Some(key)) => forget.push(key),
+                _ => {}
+            }
+        }
+        prepared.replace_writes(writes);
+        let at = prepared.tid().max(last);
+        let (durably, writes) = prepared.commit_at(last);
+        (Some((at, durably, writes)), forget)
+    }
 }
 
 struct Part {
@@ -96,9 +167,6 @@ struct Part {
     waits: Option<(ObjectId, Instant)>,
     /// What it read, as key ranges (a replica restoring it pins them).
     reads: Vec<Read>,
-    /// More of it, restored from the copies of other homes: committed or
-    /// aborted with it.
-    more: Vec<Prepared>,
 }
 
 impl Part {
@@ -108,7 +176,6 @@ impl Part {
             deadline,
             waits: None,
             reads: Vec::new(),
-            more: Vec::new(),
         }
     }
 }
@@ -155,6 +222,8 @@ pub struct Participant {
     copied: Mutex<HashMap<TxnId, Vec<String>>>,
     /// ...whose outcome is known: their copies can be dropped.
     settled: Mutex<Vec<(String, TxnId)>>,
+    /// Prepared parts stored on this node's disk.
+    stored: Mutex<std::collections::HashSet<TxnId>>,
 }
 
 /// A piece of a part installed: its number, its way to the disk, its
@@ -175,6 +244,38 @@ impl Participant {
             forgettable: Mutex::default(),
             copied: Mutex::default(),
             settled: Mutex::default(),
+            stored: Mutex::default(),
+        }
+    }
+
+    /// The key a prepared part is stored under on disk.
+    pub fn disk_key(txn: TxnId) -> [u8; 16] {
+        let mut key = [0; 16];
+        key[..8].copy_from_slice(&txn.manager.to_be_bytes());
+        key[8..].copy_from_slice(&txn.seq.to_be_bytes());
+        key
+    }
+
+    /// `txn`'s prepared part is on this node's disk: its commit deletes it
+    /// with its writes, its abort after.
+    pub fn stored(&self, txn: TxnId) {
+        self.stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(txn);
+        if let Some(Outcome::Aborted) = self.outcome(txn) {
+            self.unstore_aborted(txn);
+        }
+    }
+
+    fn unstore_aborted(&self, txn: TxnId) {
+        let was = self
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&txn);
+        if was {
+            self.store.forget_prepared(Self::disk_key(txn));
         }
     }
 
@@ -237,54 +338,111 @@ impl Participant {
         txns.into_iter().filter_map(|txn| self.copy(txn)).collect()
     }
 
-    /// Restores a part prepared on a node that crashed, from the copy its
-    /// home's replica (this node) kept: its reads are pinned and its writes
-    /// locked again, and it asks for its outcome at once. Call it before
-    /// the home's objects serve anything. A part of the same transaction
-    /// already here (restored from another home's copy) takes it in.
-    pub fn restore(&self, copy: PartCopy) -> Result<(), Abort> {
-        let PartCopy {
-            txn,
-            anchor,
-            writes,
-            reads,
-            ..
-        } = copy;
-        if self.outcome(txn).is_some() {
-            return Ok(()); // decided here already
+    /// Restores parts prepared on a node that crashed (or on this node
+    /// before it restarted), from the copies its home's replica (this node)
+    /// or its disk (`stored`) kept: their reads are pinned and their writes
+    /// locked again, under one lock ([`Group`]), and they ask for their
+    /// outcome at once. Call it before the objects serve anything. Parts
+    /// decided here already are left out.
+    pub fn restore_all(&self, copies: Vec<PartCopy>, stored: bool) -> Result<usize, Abort> {
+        let copies: Vec<PartCopy> = copies
+            .into_iter()
+            .filter(|copy| self.outcome(copy.txn).is_none())
+            .collect();
+        if copies.is_empty() {
+            return Ok(0);
         }
         let mut t = self.store.begin(None);
-        for (object, from, to) in &reads {
-            t.scan(object, from, to.as_deref())?;
-        }
-        for ((object, key), value) in writes {
-            match value {
-                Some(value) => t.put(&object, &key, value)?,
-                None => t.delete(&object, &key)?,
+        let mut members = BTreeMap::new();
+        for copy in &copies {
+            for (object, from, to) in &copy.reads {
+                t.scan(object, from, to.as_deref())?;
             }
+            for ((object, key), value) in &copy.writes {
+                match value {
+                    Some(value) => t.put(object, key, value.clone())?,
+                    None => t.delete(object, key)?,
+                }
+            }
+            members.insert(
+                copy.txn,
+                Member {
+                    writes: copy.writes.clone(),
+                    outcome: None,
+                    disk_key: stored.then(|| Self::disk_key(copy.txn)),
+                },
+            );
         }
-        let prepared = t.prepare_restored()?;
+        let group = Arc::new(Mutex::new(Group {
+            prepared: Some(t.prepare_restored()?),
+            members,
+        }));
         let asked_long_ago = Instant::now()
             .checked_sub(std::time::Duration::from_secs(60))
             .unwrap_or_else(Instant::now);
+        let restored = copies.len();
         let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-        let part = parts
-            .entry(txn)
-            .or_insert_with(|| Arc::new(Mutex::new(None)));
-        let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_mut() {
-            Some(existing) => existing.more.push(prepared),
-            None => {
-                *slot = Some(Part {
-                    stage: Stage::Prepared(prepared),
-                    deadline: Instant::now(),
-                    waits: Some((anchor, asked_long_ago)),
-                    reads,
-                    more: Vec::new(),
-                })
+        for copy in copies {
+            let part = parts
+                .entry(copy.txn)
+                .or_insert_with(|| Arc::new(Mutex::new(None)));
+            let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_mut() {
+                Some(Part {
+                    stage: Stage::Restored(groups),
+                    ..
+                }) => groups.push(Arc::clone(&group)),
+                _ => {
+                    *slot = Some(Part {
+                        stage: Stage::Restored(vec![Arc::clone(&group)]),
+                        deadline: Instant::now(),
+                        waits: Some((copy.anchor, asked_long_ago)),
+                        reads: copy.reads,
+                    })
+                }
             }
         }
-        Ok(())
+        Ok(restored)
+    }
+
+    /// The transactions whose parts here were restored and wait.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn restored(&self) -> Vec<TxnId> {
+        self.all_parts()
+            .into_iter()
+            .filter(|(_, part)| {
+                matches!(
+                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+                    Some(Part {
+                        stage: Stage::Restored(_),
+                        ..
+                    })
+                )
+            })
+            .map(|(txn, _)| txn)
+            .collect()
+    }
+
+    /// `txn`'s outcome for the groups of restored parts it is in: what they
+    /// installed.
+    fn decide_restored(
+        &self,
+        txn: TxnId,
+        groups: &[Arc<Mutex<Group>>],
+        outcome: Outcome,
+    ) -> Vec<Installed> {
+        let mut installed = Vec::new();
+        for group in groups {
+            let (done, forget) = group
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .decide(txn, outcome);
+            installed.extend(done);
+            for key in forget {
+                self.store.forget_prepared(key);
+            }
+        }
+        installed
     }
 
     /// The record of a transaction this node managed, which no participant
@@ -360,6 +518,9 @@ impl Participant {
         }
         self.release(txn);
         self.settle(txn);
+        if outcome == Outcome::Aborted {
+            self.unstore_aborted(txn);
+        }
     }
 
     /// The outcome of `txn` here, if it ended and is remembered.
@@ -469,21 +630,27 @@ impl Participant {
 
     /// Phase one: adds `writes` (buffered by the manager) to `txn`'s part,
     /// then prepares it. The vote: the number proposed, or why not. A
-    /// repeated prepare gets the same vote; a transaction unknown here (its
-    /// part expired, or it never reached this node and has no writes) is
-    /// prepared as an empty part, which holds nothing. `anchor` holds the
-    /// decision's record: a part that waits too long asks its owner.
+    /// repeated prepare gets the same vote. A transaction unknown here is
+    /// a no if it `reached` this node before (its part was lost: this node
+    /// restarted, or took its objects over); else (it only wrote here, and
+    /// the writes come now) it begins now. `anchor` holds the decision's
+    /// record: a part that waits too long asks its owner.
     pub fn prepare(
         &self,
         txn: TxnId,
         deadline: Instant,
         anchor: &ObjectId,
         writes: Writes,
+        reached: bool,
     ) -> Result<u64, Abort> {
         match self.outcome(txn) {
             Some(Outcome::Aborted) => return Err(Abort::Conflict),
             Some(Outcome::Committed(tid)) => return Ok(tid),
             None => {}
+        }
+        if reached && self.part(txn).is_none() {
+            self.remember(txn, Outcome::Aborted);
+            return Err(Abort::Conflict);
         }
         if !writes.is_empty() {
             self.access(txn, deadline, |t| {
@@ -512,6 +679,15 @@ impl Participant {
                     ..current
                 });
                 Ok(tid)
+            }
+            // Restored here: its manager never had this node's vote, and
+            // aborts.
+            Stage::Restored(groups) => {
+                *slot = Some(Part {
+                    stage: Stage::Restored(groups),
+                    ..current
+                });
+                Err(Abort::Conflict)
             }
             Stage::Running(transaction) => match transaction.prepare_pinned() {
                 Ok(prepared) => {
@@ -549,9 +725,12 @@ impl Participant {
             match slot.take() {
                 Some(Part {
                     stage: Stage::Prepared(prepared),
-                    more,
                     ..
-                }) => Some((prepared, more)),
+                }) => Some(Ok(prepared)),
+                Some(Part {
+                    stage: Stage::Restored(groups),
+                    ..
+                }) => Some(Err(groups)),
                 other => {
                     *slot = other;
                     None
@@ -568,29 +747,51 @@ impl Participant {
                 Err(format!("transaction {txn:?} is not prepared here"))
             };
         };
-        let (prepared, more) = prepared;
-        let installed = std::iter::once(prepared)
-            .chain(more)
-            .map(|piece| {
-                let at = piece.tid().max(tid);
-                let (durably, writes) = piece.commit_at(tid);
-                (at, durably, writes)
-            })
-            .collect();
+        let installed = match prepared {
+            Ok(mut prepared) => {
+                if self
+                    .stored
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&txn)
+                {
+                    prepared.settling(Self::disk_key(txn));
+                }
+                let at = prepared.tid().max(tid);
+                let (durably, writes) = prepared.commit_at(tid);
+                vec![(at, durably, writes)]
+            }
+            Err(groups) => self.decide_restored(txn, &groups, Outcome::Committed(tid)),
+        };
         self.remember(txn, Outcome::Committed(tid));
         Ok(installed)
     }
 
     /// Phase two, abort (or an execution its manager gave up): drops
-    /// `txn`'s part here, unlocking and unpinning what it held.
-    pub fn abort(&self, txn: TxnId) {
+    /// `txn`'s part here, unlocking and unpinning what it held. A restored
+    /// part's group may install the parts restored with it that committed:
+    /// what it installed (to make durable and copy, as a commit's).
+    #[must_use = "a restored part's abort may install the others of its group"]
+    pub fn abort(&self, txn: TxnId) -> Vec<Installed> {
         if let Some(Outcome::Committed(_)) = self.outcome(txn) {
-            return;
+            return Vec::new();
         }
+        // An aborted part's record on disk is dropped before its sets are:
+        // no part prepared on them later is on the disk before that.
+        self.unstore_aborted(txn);
+        let mut installed = Vec::new();
         if let Some(part) = self.part(txn) {
-            part.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let taken = part.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(Part {
+                stage: Stage::Restored(groups),
+                ..
+            }) = taken
+            {
+                installed = self.decide_restored(txn, &groups, Outcome::Aborted);
+            }
         }
         self.remember(txn, Outcome::Aborted);
+        installed
     }
 
     /// Every part, each to be locked on its own.

@@ -78,7 +78,7 @@ pub trait Reach: Send + Sync {
         txn: TxnId,
         deadline: Instant,
         anchor: &ObjectId,
-        parts: Vec<(NodeId, Writes)>,
+        parts: Vec<Part>,
     ) -> Vec<Result<u64, Abort>>;
     /// Phase two, commit at `tid`, on every node of `nodes`; returns once
     /// each has installed (and, with a data directory, stored) the writes,
@@ -95,6 +95,11 @@ pub trait Reach: Send + Sync {
         None
     }
 }
+
+/// One participant's phase one: its node, the manager's buffered writes for
+/// it, and whether the execution reached it before (then it must have a
+/// part: one it lost is a no).
+pub type Part = (NodeId, Writes, bool);
 
 /// A child call sent to another node, as the workflow waits for it.
 pub type Returns = Pin<Box<dyn Future<Output = Result<Vec<u8>, Abort>> + Send>>;
@@ -369,11 +374,12 @@ impl Spanning {
             }
         };
         let mut writes = std::mem::take(&mut self.remote_writes);
-        let parts: Vec<(NodeId, Writes)> = nodes
+        let parts: Vec<Part> = nodes
             .iter()
             .map(|node| {
                 let w = writes.remove(node).unwrap_or_default();
-                (node.clone(), w.into_iter().collect())
+                let reached = self.read_on.contains(node);
+                (node.clone(), w.into_iter().collect(), reached)
             })
             .collect();
         self.read_on.clear();

@@ -262,6 +262,33 @@ impl Store {
         }
     }
 
+    /// Queues part `part` of a transaction across nodes, prepared here, for
+    /// the disk under `key`: the ticket to wait for (`None`: no data
+    /// directory).
+    pub fn save_prepared(&self, key: [u8; 16], part: Vec<u8>) -> Option<Ticket> {
+        let storage = self.storage.as_ref()?;
+        Some(storage.save_prepared(key, part).ticket)
+    }
+
+    /// Queues the deletion of a prepared part's record (it aborted).
+    pub fn forget_prepared(&self, key: [u8; 16]) {
+        if let Some(storage) = &self.storage {
+            let _ = storage.forget_prepared(key);
+        }
+    }
+
+    /// The prepared parts on this store's disk, by key.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
+    pub fn prepared_on_disk(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match &self.storage {
+            Some(storage) => storage.prepared().unwrap_or_else(|e| {
+                tracing::error!("cannot read the prepared parts on disk: {e}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        }
+    }
+
     /// Refuses objects of `type_name` from now on, saying `reason`.
     pub fn mark_unreadable(&self, type_name: &str, reason: String) {
         self.unreadable
@@ -467,6 +494,7 @@ impl Store {
                             .iter()
                             .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
                         None,
+                        Vec::new(),
                     )
                     .ticket,
             ),
@@ -734,6 +762,7 @@ impl Transaction {
         }
         Ok(Prepared {
             txn,
+            settles: Vec::new(),
             locked,
             pinned,
             tid,
@@ -775,6 +804,7 @@ impl Transaction {
         }
         Ok(Prepared {
             txn,
+            settles: Vec::new(),
             locked,
             pinned,
             tid,
@@ -839,6 +869,9 @@ impl Transaction {
 /// sets locked, its number taken, its reads valid.
 pub struct Prepared {
     txn: Transaction,
+    /// The keys of the parts on disk this commit decides (deleted with its
+    /// writes).
+    settles: Vec<[u8; 16]>,
     locked: Vec<Locked>,
     /// Sets read and pinned (a participant's prepare).
     pinned: Vec<Arc<EntrySet>>,
@@ -872,6 +905,19 @@ impl Prepared {
         self.install()
     }
 
+    /// Its commit also deletes the prepared part stored on disk under `key`
+    /// (in the same atomic write).
+    pub fn settling(&mut self, key: [u8; 16]) {
+        self.settles.push(key);
+    }
+
+    /// Replaces what it writes with `writes` (keys of the sets it locked):
+    /// parts restored together keep their sets under one lock, and install
+    /// the writes of those that committed.
+    pub fn replace_writes(&mut self, writes: BTreeMap<Key, Option<Bytes>>) {
+        self.txn.writes = writes;
+    }
+
     /// What it writes.
     pub fn writes(&self) -> impl Iterator<Item = (&Key, &Option<Bytes>)> {
         self.txn.writes.iter()
@@ -903,14 +949,16 @@ impl Prepared {
         for (id, object_writes) in by_object {
             self.txn.objects[id].install(object_writes);
         }
+        let settles = std::mem::take(&mut self.settles);
         let durable = match &self.txn.store.storage {
-            Some(storage) if !writes.is_empty() => Some(Durably {
+            Some(storage) if !writes.is_empty() || !settles.is_empty() => Some(Durably {
                 ticket: storage
                     .save_entries(
                         writes
                             .iter()
                             .map(|((id, key), value)| (id, key.as_slice(), value.as_deref())),
                         self.txn.reply.as_ref().map(|(c, r, o)| (*c, *r, o)),
+                        settles,
                     )
                     .ticket,
                 written: writes.keys().cloned().collect(),

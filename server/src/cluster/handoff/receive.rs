@@ -190,7 +190,7 @@ async fn adopt_lambda(
             let deletes = replaced.iter().flat_map(|(id, entries)| {
                 entries.iter().map(move |(k, _)| (id, k.as_slice(), None))
             });
-            let ticket = storage.save_entries(deletes, None).ticket;
+            let ticket = storage.save_entries(deletes, None, Vec::new()).ticket;
             node.durable(ticket).await.map_err(not_durable)?;
         }
         let writes = objects.iter().flat_map(|(id, entries)| {
@@ -198,7 +198,7 @@ async fn adopt_lambda(
                 .iter()
                 .map(move |(k, v)| (id, k.as_slice(), Some(v.as_ref())))
         });
-        let ticket = storage.save_entries(writes, None).ticket;
+        let ticket = storage.save_entries(writes, None, Vec::new()).ticket;
         node.durable(ticket).await.map_err(not_durable)?;
     }
     let count = objects.len();

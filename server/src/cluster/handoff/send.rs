@@ -593,7 +593,7 @@ fn forget_entries_on_disk(node: &NodeState, objects: &LambdaObjects, rt: &tokio:
     let deletes = objects
         .iter()
         .flat_map(|(id, entries)| entries.iter().map(move |(k, _)| (id, k.as_slice(), None)));
-    let ticket = storage.save_entries(deletes, None).ticket;
+    let ticket = storage.save_entries(deletes, None, Vec::new()).ticket;
     if let Err(e) = rt.block_on(node.durable(ticket)) {
         tracing::warn!("moved lambda objects stay on disk: {e}");
     }
