@@ -351,6 +351,7 @@ async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer
         .commit(txn, tid)
         .map_err(TxnRefusal::Failed)?;
     install(node, txn, installed).await?;
+    node.lambdas.participant.settle(txn);
     Ok(TxnAnswer::Done)
 }
 

@@ -285,13 +285,17 @@ impl Participant {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(txn, homes);
-        // It may have ended meanwhile.
-        if self.outcome(txn).is_some() {
+        // It may have aborted meanwhile (it cannot have committed: it has
+        // not voted yet).
+        if let Some(Outcome::Aborted) = self.outcome(txn) {
             self.settle(txn);
         }
     }
 
-    fn settle(&self, txn: TxnId) {
+    /// `txn` committed here and its writes are on this node's replicas: the
+    /// copies of its prepared part can go. (Not before: a replica that
+    /// dropped the copy without the writes would lose them on a failover.)
+    pub fn settle(&self, txn: TxnId) {
         let homes = self
             .copied
             .lock()
@@ -517,8 +521,8 @@ impl Participant {
             }
         }
         self.release(txn);
-        self.settle(txn);
         if outcome == Outcome::Aborted {
+            self.settle(txn);
             self.unstore_aborted(txn);
         }
     }
