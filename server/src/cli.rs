@@ -167,6 +167,10 @@ pub struct Args {
     /// participants, so that a kill meanwhile leaves them in doubt.
     #[arg(long, hide = true, default_value_t = 0)]
     pub delay_phase_two_ms: u64,
+    /// Tests only: a commit that wrote several of its node's homes waits
+    /// this many milliseconds between the root home's copy and the others'.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub delay_between_homes_ms: u64,
     /// Tests only, never in production: lambda-object commits do not
     /// validate what they read (lost updates, write skew), so the history
     /// checks can show they catch a broken engine.
@@ -232,6 +236,7 @@ impl Args {
                 weaken_ack_at_head: self.weaken_ack_at_head,
                 drop_phase_two_every: self.drop_phase_two_every,
                 delay_phase_two: std::time::Duration::from_millis(self.delay_phase_two_ms),
+                delay_between_homes: std::time::Duration::from_millis(self.delay_between_homes_ms),
             }),
             admin: self.admin.clone(),
             ..defaults

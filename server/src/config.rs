@@ -58,6 +58,11 @@ pub struct ClusterConfig {
     /// hidden), so that a node killed meanwhile leaves participants in
     /// doubt.
     pub delay_phase_two: Duration,
+    /// Tests only: a commit that wrote several of its node's homes waits
+    /// this long between the root home's copy and the others'
+    /// (`--delay-between-homes-ms`, hidden), so that a kill meanwhile leaves
+    /// the others to be restored from their kept parts.
+    pub delay_between_homes: Duration,
 }
 
 /// Settings of one storage node.

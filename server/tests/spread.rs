@@ -328,6 +328,10 @@ enum Victim {
     Manager,
     /// The node every workflow reaches (it takes part).
     Participant,
+    /// The node holding both accounts of every transfer: its commits write
+    /// two of its homes (each account is a home), the second one's copy
+    /// 600 ms after the first's (`--delay-between-homes-ms`).
+    Alone,
 }
 
 /// `kill -9` of one node while transfers and audits run, every one of them
@@ -376,9 +380,16 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
         if delayed {
             flags.extend(["--delay-phase-two-ms", delay]);
         }
+        if i == 0 && victim == Victim::Alone {
+            flags.extend(["--delay-between-homes-ms", "600"]);
+        }
         flags
     };
-    let delays = |i: usize| (i == 0) == (victim == Victim::Manager);
+    let delays = |i: usize| match victim {
+        Victim::Manager => i == 0,
+        Victim::Participant => i != 0,
+        Victim::Alone => false,
+    };
     let mut nodes: Vec<ServerProcess> = (0..3)
         .map(|i| etcd.node(name, &flags(i, delays(i))))
         .collect();
@@ -396,6 +407,7 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
     let (roots, reached) = match victim {
         Victim::Manager => (mine.clone(), others.clone()),
         Victim::Participant => (others.clone(), mine.clone()),
+        Victim::Alone => (mine.clone(), mine.clone()),
     };
     let client = connect(&addrs);
     for id in &ids {
@@ -418,7 +430,10 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let from = roots[(i >> 33) as usize % roots.len()];
-                    let to = reached[(i >> 17) as usize % reached.len()];
+                    let mut to = reached[(i >> 17) as usize % reached.len()];
+                    if to == from {
+                        to = reached[((i >> 17) as usize + 1) % reached.len()];
+                    }
                     // Both ways, so that no account runs dry.
                     let amount = [1, 2, -1, -2][(i >> 7) as usize % 4];
                     match SpreadAccount::at(ids[from].clone())
@@ -454,11 +469,16 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
     // decisions are 600 ms or more away).
     std::thread::sleep(Duration::from_millis(500));
     let participants = match victim {
-        Victim::Manager => connect(&addrs[1..]),
+        Victim::Manager | Victim::Alone => connect(&addrs[1..]),
         Victim::Participant => connect(&addrs[..1]),
     };
     let waited = std::time::Instant::now();
-    while participants.workflow_stats().expect("stats").in_doubt == 0 {
+    if victim == Victim::Alone {
+        // No part waits anywhere: most of the victim's time is spent
+        // between its homes' copies; the kill lands there.
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    while victim != Victim::Alone && participants.workflow_stats().expect("stats").in_doubt == 0 {
         assert!(
             waited.elapsed() < Duration::from_secs(20),
             "no part in doubt"
@@ -522,6 +542,7 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
         match victim {
             Victim::Manager => "manager",
             Victim::Participant => "participant",
+            Victim::Alone => "node with both accounts",
         }
     );
     check(&history, &audits, &last).expect("nothing half-applied or lost");
@@ -557,6 +578,11 @@ fn a_participant_killed_mid_commit_leaves_nothing_half_applied() {
         Victim::Participant,
         Fault::Failover,
     );
+}
+
+#[test]
+fn a_commit_writing_two_homes_of_a_killed_node_fails_over_whole() {
+    fault_mid_commit("spread-kill-alone", Victim::Alone, Fault::Failover);
 }
 
 #[test]

@@ -230,8 +230,8 @@ pub async fn replicate(
 const PREPARED_WITHIN: Duration = Duration::from_secs(2);
 
 /// Copies `part`, prepared here, to the replicas of home `home` (its share
-/// there), again with a complete copy of the home while a replica has none
-/// (which includes the part); at most [`PREPARED_WITHIN`].
+/// there), again after a complete copy of the home while a replica has none;
+/// at most [`PREPARED_WITHIN`].
 pub async fn replicate_prepared(
     node: &NodeState,
     cluster: &Cluster,
@@ -242,7 +242,7 @@ pub async fn replicate_prepared(
     let Some(prepared) = prepared_copy(&node.lambdas.store, home, part) else {
         return Ok(());
     };
-    let mut copy = AppCopy {
+    let copy = AppCopy {
         application: home.to_string(),
         complete: None,
         entries: Vec::new(),
@@ -250,7 +250,7 @@ pub async fn replicate_prepared(
         settled: Vec::new(),
     };
     loop {
-        let failure = match send(cluster, &cluster.placement(), copy, Vec::new()).await {
+        let failure = match send(cluster, &cluster.placement(), copy.clone(), Vec::new()).await {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
@@ -261,7 +261,17 @@ pub async fn replicate_prepared(
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        copy = complete_copy(node, home);
+        // A base for a replica that has none; the part is sent again after.
+        if let Err(e) = send(
+            cluster,
+            &cluster.placement(),
+            complete_copy(node, home),
+            Vec::new(),
+        )
+        .await
+        {
+            tracing::debug!(home, "a complete copy before a prepared part: {e}");
+        }
     }
 }
 

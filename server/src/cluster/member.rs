@@ -80,6 +80,10 @@ pub struct Cluster {
     /// Tests only (`--weaken-ack-at-head`): writes are acknowledged before
     /// their replicas have them.
     pub weaken_ack_at_head: bool,
+    /// Tests only (`--delay-between-homes-ms`): a commit managed here that
+    /// wrote several of its homes waits this long between the root home's
+    /// copy and the others'.
+    pub delay_between_homes: Duration,
 }
 
 /// How long this node's etcd lease surely holds. Past that, the cluster may
@@ -130,6 +134,7 @@ impl Cluster {
             replicas,
             replication: Replication::new(peer_id, max_frame),
             weaken_ack_at_head: false,
+            delay_between_homes: Duration::ZERO,
             settler: RwLock::new(Settler::new(&me)),
             me,
             lost: RwLock::default(),

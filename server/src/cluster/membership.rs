@@ -229,6 +229,7 @@ pub async fn start(
         node.config.max_frame,
     );
     cluster.weaken_ack_at_head = membership.weaken_ack_at_head;
+    cluster.delay_between_homes = membership.delay_between_homes;
     if settings.replicas > 1 {
         // Lambda objects replicate with their application: a workflow waits
         // for the commits it may have read to be on the replicas.

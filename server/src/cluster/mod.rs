@@ -164,6 +164,19 @@ pub async fn replicate_workflow(
     tid: u64,
     reply: Option<crucial_protocol::wire::MovedReply>,
 ) -> Result<(), String> {
+    replicate_workflow_from(node, writes, tid, reply, None).await
+}
+
+/// [`replicate_workflow`], home `first` first: the other homes' copies
+/// leave only once its replicas have it (it holds the decision's record
+/// that the other homes' kept parts ask for after a failover).
+pub async fn replicate_workflow_from(
+    node: &NodeState,
+    writes: &crate::txn::Writes,
+    tid: u64,
+    reply: Option<crucial_protocol::wire::MovedReply>,
+    first: Option<&str>,
+) -> Result<(), String> {
     let Some(cluster) = node.cluster.get() else {
         return Ok(());
     };
@@ -177,11 +190,27 @@ pub async fn replicate_workflow(
         let mut homes: Vec<String> = writes.iter().map(|((id, _), _)| store.home(id)).collect();
         homes.sort();
         homes.dedup();
+        if let Some(first) = first {
+            homes.sort_by_key(|home| home != first);
+        }
         let mut sent = Ok(());
-        for home in &homes {
+        for (i, home) in homes.iter().enumerate() {
             let copied =
                 app_replication::replicate(node, cluster, home, writes, tid, reply.clone()).await;
+            if copied.is_err() && i == 0 && first.is_some() {
+                // Without the record on its replicas, the other homes'
+                // copies must not go: their kept parts stay to be resolved.
+                sent = copied;
+                break;
+            }
             sent = sent.and(copied);
+            if i == 0
+                && first.is_some()
+                && homes.len() > 1
+                && !cluster.delay_between_homes.is_zero()
+            {
+                tokio::time::sleep(cluster.delay_between_homes).await;
+            }
         }
         store.replicated(tid);
         sent

@@ -11,7 +11,7 @@
 
 use super::member::Cluster;
 use crate::txn::{
-    Abort, Access, CallError, Called, Held, NodeId, Part, Reach, Store, TxnId, Writes,
+    Abort, Access, CallError, Called, Held, NodeId, Part, PartCopy, Reach, Store, TxnId, Writes,
 };
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
@@ -265,6 +265,42 @@ impl Reach for PeerReach {
             .placement()
             .owner(LAMBDA_HOME, home)
             .to_string()
+    }
+
+    fn keeps_copies(&self) -> bool {
+        super::app_replication::factor(&self.cluster) >= 2
+    }
+
+    fn keep(
+        &self,
+        txn: TxnId,
+        anchor: &ObjectId,
+        proposed: u64,
+        parts: Vec<(String, Writes)>,
+    ) -> Result<(), Abort> {
+        let Some(node) = self.node.upgrade() else {
+            return Err(Abort::Conflict);
+        };
+        let part = PartCopy {
+            txn,
+            anchor: anchor.clone(),
+            proposed,
+            writes: parts.iter().flat_map(|(_, w)| w.iter().cloned()).collect(),
+            reads: Vec::new(),
+        };
+        node.lambdas.participant.keep(part.clone());
+        let homes: Vec<String> = parts.into_iter().map(|(home, _)| home).collect();
+        let kept = self.rt.block_on(async {
+            for home in &homes {
+                super::app_replication::replicate_prepared(&node, &self.cluster, home, &part)
+                    .await?;
+            }
+            Ok::<(), String>(())
+        });
+        kept.map_err(|reason| {
+            node.lambdas.participant.unkeep(txn, &homes);
+            Abort::NotDurable(reason)
+        })
     }
 
     fn hold(&self, home: &str) -> Result<Option<Held>, Abort> {

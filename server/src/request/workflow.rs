@@ -149,7 +149,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
             decision,
         }) => {
             lambdas.metrics.committed(attempts);
-            if decision.is_some() {
+            if decision.as_ref().is_some_and(|d| d.participants() > 0) {
                 lambdas.metrics.spanned();
             }
             tracing::trace!(
@@ -192,14 +192,27 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
                 request: asker.1,
                 outcome: Ok(value.clone()),
             };
-            let replicated =
-                crate::cluster::replicate_workflow(node, &writes, tid, Some(reply)).await;
+            // The root's home first: its copy holds the decision's record,
+            // which the other homes' kept parts ask for after a failover.
+            let root = decision.as_ref().map(|d| d.root().to_string());
+            let replicated = crate::cluster::replicate_workflow_from(
+                node,
+                &writes,
+                tid,
+                Some(reply),
+                root.as_deref(),
+            )
+            .await;
             // Phase two, now that the decision's record is durable and on
             // the replicas of its home. If the replicas did not take it,
             // this node may no longer be the home's head: the participants
             // ask its owner (who has the record, or records an abort).
             if let (Some(decision), Ok(())) = (decision, &replicated) {
+                let (txn, kept) = (decision.txn(), decision.kept().to_vec());
                 deliver(node, decision).await;
+                if !kept.is_empty() {
+                    lambdas.participant.unkeep(txn, &kept);
+                }
             }
             match replicated {
                 Ok(()) => Ok(value),

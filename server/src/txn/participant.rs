@@ -224,6 +224,10 @@ pub struct Participant {
     settled: Mutex<Vec<(String, TxnId)>>,
     /// Prepared parts stored on this node's disk.
     stored: Mutex<std::collections::HashSet<TxnId>>,
+    /// This node's own writes to its homes other than a workflow's root's,
+    /// kept on those homes' replicas as prepared parts until the commit's
+    /// copies are there (listed in complete copies meanwhile).
+    kept: Mutex<HashMap<TxnId, PartCopy>>,
 }
 
 /// A piece of a part installed: its number, its way to the disk, its
@@ -245,7 +249,32 @@ impl Participant {
             copied: Mutex::default(),
             settled: Mutex::default(),
             stored: Mutex::default(),
+            kept: Mutex::default(),
         }
+    }
+
+    /// A commit managed here keeps `part` (its writes to homes other than
+    /// its root's) on their replicas: listed in their complete copies until
+    /// [`Participant::unkeep`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // the peer reach's (feature "cluster")
+    pub fn keep(&self, part: PartCopy) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(part.txn, part);
+    }
+
+    /// The commit's copies are on the replicas of `homes`: the kept part's
+    /// copies there can go.
+    pub fn unkeep(&self, txn: TxnId, homes: &[String]) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&txn);
+        self.settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(homes.iter().map(|home| (home.clone(), txn)));
     }
 
     /// The key a prepared part is stored under on disk.
@@ -336,10 +365,19 @@ impl Participant {
         })
     }
 
-    /// Every part prepared here, as its replicas keep it.
+    /// Every part prepared here, and every part kept by a commit managed
+    /// here, as their replicas keep them.
     pub fn copies(&self) -> Vec<PartCopy> {
         let txns: Vec<TxnId> = self.all_parts().into_iter().map(|(txn, _)| txn).collect();
-        txns.into_iter().filter_map(|txn| self.copy(txn)).collect()
+        let mut copies: Vec<PartCopy> = txns.into_iter().filter_map(|txn| self.copy(txn)).collect();
+        copies.extend(
+            self.kept
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        copies
     }
 
     /// Restores parts prepared on a node that crashed (or on this node

@@ -87,6 +87,28 @@ pub trait Reach: Send + Sync {
     /// Phase two, abort, on every node of `nodes` (best effort: a node not
     /// told drops its part at its deadline, or asks).
     fn abort(&self, txn: TxnId, nodes: &[NodeId]);
+    /// Whether the objects have copies on other nodes: then a commit that
+    /// writes several of this node's homes keeps the writes of every home
+    /// but its root's as a prepared part on their replicas first
+    /// ([`Reach::keep`]), so that the homes fail over all committed or none.
+    fn keeps_copies(&self) -> bool {
+        false
+    }
+
+    /// Copies `parts` — this node's writes in `txn` to each home but the
+    /// root's, numbered `proposed` — to the replicas of their homes as
+    /// prepared parts whose decision `anchor` records.
+    fn keep(
+        &self,
+        txn: TxnId,
+        anchor: &ObjectId,
+        proposed: u64,
+        parts: Vec<(String, Writes)>,
+    ) -> Result<(), Abort> {
+        let _ = (txn, anchor, proposed, parts);
+        Ok(())
+    }
+
     /// Runs child call `call` on `node`, in `access.txn`, after `writes`
     /// (the manager's buffered writes for that node); `None` if this reach
     /// cannot send calls (the caller runs it itself).
@@ -341,9 +363,27 @@ impl Spanning {
     pub fn commit(mut self) -> Result<Commit, Abort> {
         let mut local = self.local.take().expect("committed once");
         let nodes = self.participants();
-        let (Some(reach), Some(home)) =
-            (self.reach.clone().filter(|_| !nodes.is_empty()), &self.home)
-        else {
+        // With copies, the homes of this node's writes other than the
+        // root's: they are kept as prepared parts on their replicas first.
+        let others: Vec<String> = match (&self.reach, &self.home) {
+            (Some(reach), Some(home)) if reach.keeps_copies() => {
+                let mut others: Vec<String> = local
+                    .written()
+                    .filter(|(object, _)| !reach.at_home(object, home))
+                    .map(|(object, _)| reach.home(object))
+                    .collect();
+                others.sort();
+                others.dedup();
+                others
+            }
+            _ => Vec::new(),
+        };
+        let (Some(reach), Some(home)) = (
+            self.reach
+                .clone()
+                .filter(|_| !nodes.is_empty() || !others.is_empty()),
+            &self.home,
+        ) else {
             let (tid, durable, writes) = local.commit_durably()?;
             return Ok(Commit {
                 tid,
@@ -397,6 +437,27 @@ impl Spanning {
             reach.abort(self.txn, &nodes);
             return Err(abort);
         }
+        // This node's writes to its other homes go to their replicas as a
+        // prepared part: a home that fails over before its copy of the
+        // commit arrives restores it and asks the record.
+        if !others.is_empty() {
+            let parts: Vec<(String, Writes)> = others
+                .iter()
+                .map(|other| {
+                    let writes = prepared
+                        .writes()
+                        .filter(|((object, _), _)| reach.at_home(object, other))
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect();
+                    (other.clone(), writes)
+                })
+                .collect();
+            if let Err(abort) = reach.keep(self.txn, &anchor, prepared.tid(), parts) {
+                prepared.abort();
+                reach.abort(self.txn, &nodes);
+                return Err(abort);
+            }
+        }
         // Decided: the record says so, and is installed with this node's
         // writes; phase two waits until they are durable and copied.
         prepared.rewrite(&anchor, &record, decision::committed(tid));
@@ -411,6 +472,8 @@ impl Spanning {
                 nodes,
                 tid,
                 record: (anchor, record),
+                root: home.clone(),
+                kept: others,
             }),
         })
     }
@@ -435,6 +498,10 @@ pub struct Decision {
     nodes: Vec<NodeId>,
     tid: u64,
     record: (ObjectId, Vec<u8>),
+    /// The root's home: its copy (with the record) goes first.
+    root: String,
+    /// This node's other homes whose writes were kept as prepared parts.
+    kept: Vec<String>,
 }
 
 impl std::fmt::Debug for Decision {
@@ -448,6 +515,28 @@ impl std::fmt::Debug for Decision {
 }
 
 impl Decision {
+    /// The transaction.
+    pub fn txn(&self) -> TxnId {
+        self.txn
+    }
+
+    /// How many other nodes took part.
+    pub fn participants(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The root's home, whose copy of the commit (with the record) must
+    /// reach its replicas before the other homes' copies.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// This node's other homes whose writes were kept as a prepared part on
+    /// their replicas (dropped there once their copies of the commit are).
+    pub fn kept(&self) -> &[String] {
+        &self.kept
+    }
+
     /// Phase two: every participant installs the writes (blocks until each
     /// acknowledged, or says which did not: those are sent the decision
     /// again, and ask for it if they still wait). `Ok`: the decision's

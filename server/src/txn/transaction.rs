@@ -604,6 +604,11 @@ impl Transaction {
         object
     }
 
+    /// The entries it writes.
+    pub fn written(&self) -> impl Iterator<Item = &Key> {
+        self.writes.keys()
+    }
+
     /// Reads pessimistically from now on: each set read is pinned at once
     /// (a writer cannot lock it until this transaction ends), so what it
     /// read cannot change before it commits. A workflow turns it on after
