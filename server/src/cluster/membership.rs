@@ -350,7 +350,7 @@ async fn expire_parts(node: std::sync::Weak<NodeState>) {
 
 /// Deletes the decision records no participant will ask for again
 /// (`txn/decision.rs`), in one commit (a conflict leaves them for later).
-async fn forget_decisions(node: &NodeState) {
+async fn forget_decisions(node: &Arc<NodeState>) {
     let lambdas = &node.lambdas;
     // A home that moved away took its records along (they stay there).
     let done: Vec<_> = lambdas
@@ -359,19 +359,14 @@ async fn forget_decisions(node: &NodeState) {
         .into_iter()
         .filter(|(anchor, _)| lambdas.store.holds_home(&lambdas.store.home(anchor)))
         .collect();
-    let Some((tid, durably, writes)) = crate::txn::forget(&lambdas.store, &done) else {
+    let Some(deleted) = crate::txn::forget(&lambdas.store, &done) else {
         for record in done {
             lambdas.participant.forget(record);
         }
         return;
     };
-    if let Some(durably) = durably {
-        if let Err(reason) = node.durable(durably.ticket).await {
-            tracing::warn!("deleted decision records are not durable: {reason}");
-        }
-    }
-    if let Err(reason) = super::replicate_workflow(node, &writes, tid, None).await {
-        tracing::warn!("deleted decision records are not on the replicas: {reason}");
+    if let Err(refusal) = crate::request::install(node, None, vec![deleted]).await {
+        tracing::warn!("deleted decision records are not durable or copied: {refusal:?}");
     }
 }
 

@@ -36,7 +36,7 @@ pub use handoff::adopt;
 #[cfg(feature = "cluster")]
 pub use membership::start;
 #[cfg(feature = "cluster")]
-pub use reach::ask_all;
+pub use reach::ask_outcome;
 
 use crate::shared_objects::ObjectCell;
 use crate::state::NodeState;

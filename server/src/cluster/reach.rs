@@ -195,9 +195,25 @@ impl PeerReach {
     }
 }
 
+/// Asks `owner`, which holds the record of `txn`'s decision in `anchor`,
+/// for its outcome (a participant left in doubt; `request/txn.rs`).
+pub async fn ask_outcome(
+    cluster: &Cluster,
+    owner: &str,
+    txn: TxnId,
+    anchor: ObjectId,
+    within: Duration,
+) -> Result<TxnAnswer, String> {
+    let step = PeerReach::step(txn, Instant::now() + within, TxnOp::Resolve { anchor });
+    ask_all(cluster, vec![(owner.to_string(), step)], within)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err("no answer".into()))
+}
+
 /// Sends each step to its member at once and waits for every answer (at
 /// most `within` each).
-pub async fn ask_all(
+async fn ask_all(
     cluster: &Cluster,
     steps: Vec<(String, TxnStep)>,
     within: Duration,

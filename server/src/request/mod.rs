@@ -25,7 +25,7 @@ mod retry;
 mod route;
 mod txn;
 #[cfg(feature = "cluster")]
-pub use txn::resolve_waiting;
+pub use txn::{install, resolve_waiting};
 pub mod workflow;
 
 pub use call::{Applied, Durable};

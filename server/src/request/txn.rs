@@ -350,7 +350,7 @@ async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer
         .participant
         .commit(txn, tid)
         .map_err(TxnRefusal::Failed)?;
-    install(node, txn, installed).await?;
+    install(node, Some(txn), installed).await?;
     node.lambdas.participant.settle(txn);
     Ok(TxnAnswer::Done)
 }
@@ -359,16 +359,17 @@ async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer
 /// parts restored with it that committed.
 async fn abort(node: &Arc<NodeState>, txn: TxnId) {
     let installed = node.lambdas.participant.abort(txn);
-    if let Err(refusal) = install(node, txn, installed).await {
+    if let Err(refusal) = install(node, Some(txn), installed).await {
         tracing::error!(?txn, "restored parts installed on an abort: {refusal:?}");
     }
 }
 
 /// Makes what a decision installed here durable and copies it to this
-/// node's replicas.
-async fn install(
+/// node's replicas (also a resolver's abort record, and the deletion of
+/// decision records).
+pub async fn install(
     node: &Arc<NodeState>,
-    txn: TxnId,
+    txn: Option<TxnId>,
     installed: Vec<crate::txn::Installed>,
 ) -> Result<(), TxnRefusal> {
     let mut answer = Ok(());
@@ -429,16 +430,9 @@ async fn resolve(
     match crate::txn::resolve(&node.lambdas.store, txn, anchor) {
         Resolution::Committed(tid) => Ok(TxnAnswer::Outcome(Some(tid))),
         Resolution::Aborted(None) => Ok(TxnAnswer::Outcome(None)),
-        Resolution::Aborted(Some((tid, durably, writes))) => {
+        Resolution::Aborted(Some(recorded)) => {
             tracing::info!(?txn, "no decision recorded: recorded an abort");
-            if let Some(durably) = durably {
-                node.durable(durably.ticket)
-                    .await
-                    .map_err(TxnRefusal::NotDurable)?;
-            }
-            crate::cluster::replicate_workflow(node, &writes, tid, None)
-                .await
-                .map_err(TxnRefusal::NotDurable)?;
+            install(node, Some(txn), vec![recorded]).await?;
             Ok(TxnAnswer::Outcome(None))
         }
         Resolution::Undecided => Err(TxnRefusal::Conflict),
@@ -469,20 +463,10 @@ pub async fn resolve_waiting(node: &Arc<NodeState>) -> usize {
                 .await
                 .unwrap_or_else(TxnAnswer::Refused)
         } else {
-            let step = TxnStep {
-                manager: txn.manager,
-                seq: txn.seq,
-                deadline_ms: ASK_AFTER.as_millis() as u64,
-                pin_reads: false,
-                op: TxnOp::Resolve { anchor },
-            };
-            let asked = crate::cluster::ask_all(cluster, vec![(owner.clone(), step)], ASK_AFTER)
-                .await
-                .pop();
-            match asked {
-                Some(Ok(answer)) => answer,
-                other => {
-                    tracing::debug!(?txn, %owner, "cannot ask for an outcome yet: {other:?}");
+            match crate::cluster::ask_outcome(cluster, &owner, txn, anchor, ASK_AFTER).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::debug!(?txn, %owner, "cannot ask for an outcome yet: {e}");
                     continue;
                 }
             }

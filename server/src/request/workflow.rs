@@ -80,15 +80,15 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
 /// meanwhile); once all acknowledged, its record is deleted with the next
 /// ones.
 async fn deliver(node: &NodeState, decision: crate::txn::Decision) {
-    let txn = format!("{decision:?}");
+    let txn = decision.txn();
     match tokio::task::spawn_blocking(move || decision.deliver()).await {
         Ok(Ok(record)) => node.lambdas.participant.forget(record),
         Ok(Err(reason)) => {
             // Decided and recorded: the participants that did not answer
             // install it when it reaches them, or when they ask.
-            tracing::warn!("{txn} committed, not yet on every participant: {reason}");
+            tracing::warn!(?txn, "committed, not yet on every participant: {reason}");
         }
-        Err(e) => tracing::error!("{txn}: phase two's task ended: {e}"),
+        Err(e) => tracing::error!(?txn, "phase two's task ended: {e}"),
     }
 }
 

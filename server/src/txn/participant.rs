@@ -450,16 +450,16 @@ impl Participant {
     /// The transactions whose parts here were restored and wait.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // membership's (feature "cluster")
     pub fn restored(&self) -> Vec<TxnId> {
+        self.parts_where(|stage| matches!(stage, Stage::Restored(_)))
+    }
+
+    /// The transactions whose part here is at a stage `picks`.
+    fn parts_where(&self, picks: impl Fn(&Stage) -> bool) -> Vec<TxnId> {
         self.all_parts()
             .into_iter()
             .filter(|(_, part)| {
-                matches!(
-                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-                    Some(Part {
-                        stage: Stage::Restored(_),
-                        ..
-                    })
-                )
+                let slot = part.lock().unwrap_or_else(|e| e.into_inner());
+                slot.as_ref().is_some_and(|part| picks(&part.stage))
             })
             .map(|(txn, _)| txn)
             .collect()
@@ -912,20 +912,7 @@ impl Participant {
     /// Transactions prepared here and waiting for their decision.
     #[cfg(test)]
     pub fn in_doubt(&self) -> Vec<TxnId> {
-        let parts = self.all_parts();
-        let mut waiting: Vec<TxnId> = parts
-            .into_iter()
-            .filter(|(_, part)| {
-                matches!(
-                    part.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-                    Some(Part {
-                        stage: Stage::Prepared(_),
-                        ..
-                    })
-                )
-            })
-            .map(|(txn, _)| txn)
-            .collect();
+        let mut waiting = self.parts_where(|stage| matches!(stage, Stage::Prepared(_)));
         waiting.sort();
         waiting
     }

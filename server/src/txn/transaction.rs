@@ -737,7 +737,7 @@ impl Transaction {
     /// or [aborted](Prepared::abort) (dropping it aborts). A store that cannot
     /// write refuses here, before anything is locked.
     pub fn prepare(self) -> Result<Prepared, Abort> {
-        self.prepare_with(false)
+        self.prepare_with(Reads::Validate)
     }
 
     /// The first step of a commit that spans nodes: [`Transaction::prepare`],
@@ -745,7 +745,7 @@ impl Transaction {
     /// or abort, so that no writer changes it before the outcome is known on
     /// every participant (see `txn/participant.rs`).
     pub fn prepare_pinned(self) -> Result<Prepared, Abort> {
-        self.prepare_with(true)
+        self.prepare_with(Reads::Pin)
     }
 
     /// Restores a part prepared on a node that crashed (`txn/participant.rs`):
@@ -754,31 +754,17 @@ impl Transaction {
     /// is held by another restored part, which can only be one already
     /// decided whose copy had not been dropped yet).
     pub fn prepare_restored(self) -> Result<Prepared, Abort> {
-        let mut txn = self;
-        let locked = txn.lock_write_sets()?;
-        let tid = txn.store.tick();
-        let mut pinned: Vec<Arc<EntrySet>> = std::mem::take(&mut txn.pinned);
-        for (set, version) in &txn.reads {
-            let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
-            let held = pinned.iter().any(|p| Arc::ptr_eq(p, set));
-            if !mine && !held && set.pin(*version) {
-                pinned.push(Arc::clone(set));
-            }
-        }
-        Ok(Prepared {
-            txn,
-            settles: Vec::new(),
-            locked,
-            pinned,
-            tid,
-            done: false,
-        })
+        self.prepare_with(Reads::PinWherePossible)
     }
 
-    fn prepare_with(self, pin: bool) -> Result<Prepared, Abort> {
-        self.check()?;
-        if let (Some(storage), false) = (&self.store.storage, self.writes.is_empty()) {
-            storage.writable().map_err(Abort::NotDurable)?;
+    fn prepare_with(self, reads: Reads) -> Result<Prepared, Abort> {
+        if reads != Reads::PinWherePossible {
+            // A restored part installs what was decided elsewhere: neither
+            // its deadline nor this disk's health may refuse it here.
+            self.check()?;
+            if let (Some(storage), false) = (&self.store.storage, self.writes.is_empty()) {
+                storage.writable().map_err(Abort::NotDurable)?;
+            }
         }
         let mut txn = self;
         let locked = txn.lock_write_sets()?;
@@ -789,16 +775,22 @@ impl Transaction {
         for (set, version) in &txn.reads {
             let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
             let held = pinned.iter().any(|p| Arc::ptr_eq(p, set));
-            let holds = match (pin && !mine && !held, skip) {
+            let holds = match (reads, skip) {
+                (Reads::PinWherePossible, _) => {
+                    if !mine && !held && set.pin(*version) {
+                        pinned.push(Arc::clone(set));
+                    }
+                    true
+                }
                 (_, true) => true,
-                (true, false) => {
+                (Reads::Pin, false) if !mine && !held => {
                     let pinned_now = set.pin(*version);
                     if pinned_now {
                         pinned.push(Arc::clone(set));
                     }
                     pinned_now
                 }
-                (false, false) => set.still(*version, mine),
+                (_, false) => set.still(*version, mine),
             };
             if !holds {
                 set.conflicted();
@@ -868,6 +860,17 @@ impl Transaction {
             return Ok(locked);
         }
     }
+}
+
+/// What a prepare does with the sets a transaction read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Checks each is still at the version read (a one-node commit).
+    Validate,
+    /// Pins each (checking the version), or fails (a participant's part).
+    Pin,
+    /// Pins each it can, checks nothing (a restored part).
+    PinWherePossible,
 }
 
 /// A transaction between its prepare and its commit or abort: its write
