@@ -28,6 +28,12 @@ pub fn handle(ty: &Ident) -> Ident {
     format_ident!("{}Ref", ty, span = ty.span())
 }
 
+/// The client handle of a map call over a lambda object type's objects:
+/// `Thread` -> `ThreadMap`.
+pub fn map_handle(ty: &Ident) -> Ident {
+    format_ident!("{}Map", ty, span = ty.span())
+}
+
 /// The in-workflow handle on one object's functions: `Thread` -> `ThreadCalls`.
 pub fn calls(ty: &Ident) -> Ident {
     format_ident!("{}Calls", ty, span = ty.span())

@@ -317,6 +317,12 @@ fn audit_from(
 /// a bug of the takeover's routing left open (issue 25's note). The
 /// function failed, so nothing was written; the history check still holds.
 fn not_applied(error: &crucial::Error) -> bool {
+    if matches!(
+        error,
+        crucial::Error::Remote(crucial::RemoteError::NoObject { .. })
+    ) {
+        eprintln!("SPREAD-NOOBJECT {error}");
+    }
     matches!(
         error,
         crucial::Error::Remote(

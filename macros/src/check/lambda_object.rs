@@ -57,9 +57,10 @@ pub struct LambdaVerdict {
     pub functions: Vec<Option<u64>>,
 }
 
-/// Names the macro generates on the type (`Thread::at`) and on its handles
-/// (`ThreadRef::id`, `ThreadRef::with_client`, `ThreadCalls::id`).
-const RESERVED: [&str; 3] = ["at", "id", "with_client"];
+/// Names the macro generates on the type (`Thread::at`, `Thread::map`) and
+/// on its handles (`ThreadRef::id`, `ThreadRef::with_client`,
+/// `ThreadCalls::id`, `ThreadMap::with_client`).
+const RESERVED: [&str; 4] = ["at", "map", "id", "with_client"];
 
 /// A `#[lambda_object]` impl block and its functions.
 pub fn lambda_impl(cx: &Ctxt, imp: &LambdaImpl, type_limit: Option<&syn::LitStr>) -> LambdaVerdict {
@@ -135,8 +136,9 @@ fn function(cx: &Ctxt, imp: &LambdaImpl, f: &Function) -> u64 {
         cx.error_spanned_by(
             f.ident(),
             format!(
-                "`{name}` clashes with what #[lambda_object] generates (`Type::at(key)`, and \
-                 `id`/`with_client` on the type's handles); rename the function"
+                "`{name}` clashes with what #[lambda_object] generates (`Type::at(key)`, \
+                 `Type::map(objects)`, and `id`/`with_client` on the type's handles); rename \
+                 the function"
             ),
         );
     }

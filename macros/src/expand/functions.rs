@@ -72,10 +72,11 @@ impl<'a> FunctionsGen<'a> {
     fn handles(&self) -> TokenStream {
         let ident = self.type_ident();
         let vis = quote!(pub);
-        let (handle, calls, statics) = (
+        let (handle, calls, statics, map) = (
             names::handle(&ident),
             names::calls(&ident),
             names::statics(&ident),
+            names::map_handle(&ident),
         );
         let p = quote!(::crucial::__private::store);
         let handle_doc = format!(
@@ -95,7 +96,38 @@ impl<'a> FunctionsGen<'a> {
             "The client handle on the `{ident}` with `key` (a key or an [`ObjectId`]). Nothing \
              is sent until a function is called.\n\n[`ObjectId`]: ::crucial::ObjectId"
         );
+        let map_doc = format!(
+            "Client handle of a map call over [`{ident}`] objects: each function call runs the \
+             function on every selected object as one workflow, on the nodes that hold them, \
+             and returns the results in key order. Open one with [`{ident}::map`]."
+        );
+        let map_fn_doc = format!(
+            "A map call over the `{ident}` objects `objects` selects ([`Objects::All`], a key \
+             range, or a list of keys). Nothing is sent until a function is called.\n\n\
+             [`Objects::All`]: ::crucial::store::Objects::All"
+        );
         quote! {
+            #[doc = #map_doc]
+            #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+            #vis struct #map {
+                #[doc(hidden)]
+                pub core: #p::MapCore,
+            }
+
+            impl #map {
+                /// The same map call, through `client` instead of the global one.
+                #vis fn with_client(self, client: ::crucial::Client) -> Self {
+                    #map { core: self.core.with_client(client) }
+                }
+            }
+
+            impl #ident {
+                #[doc = #map_fn_doc]
+                #vis fn map(objects: ::crucial::store::Objects) -> #map {
+                    #map { core: #p::MapCore::new::<#ident>(objects) }
+                }
+            }
+
             #[doc = #handle_doc]
             #[derive(::core::clone::Clone, ::core::fmt::Debug)]
             #vis struct #handle {
@@ -394,7 +426,8 @@ impl<'a> FunctionsGen<'a> {
         let rt = rt();
         let self_ty = self.self_ty();
         let handle = names::handle(&self.type_ident());
-        let (mut on_handle, mut on_type) = (Vec::new(), Vec::new());
+        let map = names::map_handle(&self.type_ident());
+        let (mut on_handle, mut on_type, mut on_map) = (Vec::new(), Vec::new(), Vec::new());
         for (f, _) in self.valid() {
             let ident = f.ident();
             let twin = names::async_method(ident);
@@ -423,7 +456,26 @@ impl<'a> FunctionsGen<'a> {
                 }
             });
             match f.kind {
-                FunctionKind::Read | FunctionKind::Write => {}
+                FunctionKind::Read | FunctionKind::Write => on_map.push(quote! {
+                    #(#docs)*
+                    ///
+                    /// Run on every object the map selects, as one workflow: each object's
+                    /// result, in key order.
+                    #vis fn #ident(&self, #(#names: #types),*)
+                        -> ::crucial::__private::ApiResult<::crucial::store::Mapped<#reply>>
+                    {
+                        self.core.invoke::<_, #reply>(&#handle::#id_const, &(#(#names,)*))
+                    }
+
+                    #[doc = #twin_doc]
+                    #vis fn #twin(&self, #(#names: #types),*)
+                        -> impl ::crucial::__private::Future<
+                            Output = ::crucial::__private::ApiResult<::crucial::store::Mapped<#reply>>,
+                        > + ::crucial::__private::Send + 'static
+                    {
+                        self.core.invoke_async::<_, #reply>(&#handle::#id_const, &(#(#names,)*))
+                    }
+                }),
                 FunctionKind::Constructor => on_type.push(quote! {
                     #(#docs)*
                     ///
@@ -476,6 +528,11 @@ impl<'a> FunctionsGen<'a> {
             #[allow(clippy::all)]
             impl #self_ty {
                 #(#on_type)*
+            }
+
+            #[allow(clippy::all)]
+            impl #map {
+                #(#on_map)*
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,48 @@ pub struct Invoke<'a> {
     /// Encoded argument tuple.
     #[serde(with = "serde_bytes")]
     pub args: &'a [u8],
+}
+
+/// Which objects of a type a map call runs its function on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Objects {
+    /// Every object of the type.
+    All,
+    /// The objects whose keys are in `[from, to)`, in string order (`to`:
+    /// `None` for no end).
+    Range {
+        /// The first key.
+        from: String,
+        /// The key after the last.
+        to: Option<String>,
+    },
+    /// The objects with these keys (a key with no object is an error).
+    Keys(Vec<String>),
+}
+
+impl Objects {
+    /// Whether the selection takes the object with `key`.
+    pub fn takes(&self, key: &str) -> bool {
+        match self {
+            Objects::All => true,
+            Objects::Range { from, to } => {
+                key >= from.as_str() && to.as_deref().is_none_or(|to| key < to)
+            }
+            Objects::Keys(keys) => keys.iter().any(|k| k == key),
+        }
+    }
+}
+
+/// A client's map call: one function run on every object of a selection,
+/// as one workflow (started at the application's home; each node runs the
+/// function on the selected objects it holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapInvoke<'a> {
+    /// The function (`key` is `None`), its fingerprint and arguments.
+    #[serde(borrow)]
+    pub invoke: Invoke<'a>,
+    /// The objects.
+    pub objects: Objects,
 }
 
 /// One object handed from its old owner to its new one.
@@ -280,6 +322,9 @@ pub enum Request<'a> {
     /// Node to node: one step of a transaction that spans nodes, on a
     /// participant. Reply: a [`TxnAnswer`](super::TxnAnswer).
     Txn(super::TxnStep),
+    /// Run a function on every selected object of its type, as one
+    /// workflow. Reply: `Vec<(key, encoded return value)>` in key order.
+    Map(MapInvoke<'a>),
 }
 
 impl Request<'_> {

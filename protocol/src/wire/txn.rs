@@ -61,6 +61,32 @@ pub enum TxnOp {
         /// The manager's buffered writes for this node, first.
         writes: Vec<(crate::ObjectId, ByteBuf, Option<ByteBuf>)>,
     },
+    /// A map call's instance on this node: run `function` on every object
+    /// of `type_name` selected by `objects` that this node serves, inside
+    /// the transaction (after the manager's buffered writes for this node).
+    /// Answer: `Mapped`, or `Refused` (`Conflict` if the node has not
+    /// settled view `epoch`: the map runs again).
+    Map {
+        /// The objects' application.
+        application: String,
+        /// Their type.
+        type_name: String,
+        /// Which of them.
+        objects: crate::wire::Objects,
+        /// The function.
+        function: String,
+        /// Its signature's fingerprint.
+        fingerprint: u64,
+        /// The encoded arguments.
+        args: ByteBuf,
+        /// Seeds each call's random source.
+        seed: u64,
+        /// The view the manager split the objects by: each node serves the
+        /// objects it owns in it, so every object is mapped once.
+        epoch: u64,
+        /// The manager's buffered writes for this node, first.
+        writes: Vec<(crate::ObjectId, ByteBuf, Option<ByteBuf>)>,
+    },
     /// Phase one, with the manager's buffered writes for this node. Answer:
     /// `Vote`.
     Prepare {
@@ -104,6 +130,8 @@ pub enum TxnAnswer {
     Vote(u64),
     /// A child call's encoded return value.
     Returned(ByteBuf),
+    /// A map call's results on this node: `(key, encoded return value)`.
+    Mapped(Vec<(String, ByteBuf)>),
     /// Done.
     Done,
     /// A transaction's outcome: committed at this number, or (`None`)
@@ -125,6 +153,9 @@ pub enum TxnRefusal {
     /// The child call's function failed (its error, or a panic): the
     /// workflow fails with it.
     Function(String),
+    /// The call's object does not exist (no constructor made it): the
+    /// workflow fails with `NoObject`, as it would on one node.
+    NoObject(crate::ObjectId),
     /// The child call reached an object this node does not hold.
     Elsewhere,
     /// Anything else (the object is not on this node, a commit of a part

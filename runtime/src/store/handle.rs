@@ -48,7 +48,7 @@ impl HandleCore {
         &self.id
     }
 
-    fn client(&self) -> Result<&Client> {
+    pub(crate) fn client_ref(&self) -> Result<&Client> {
         match &self.client {
             Some(client) => Ok(client),
             None => Context::global().map(Context::client),
@@ -89,7 +89,7 @@ impl HandleCore {
         Ok((home, payload))
     }
 
-    fn home(home: &str) -> ObjectRef<'_> {
+    pub(crate) fn home_ref(home: &str) -> ObjectRef<'_> {
         ObjectRef {
             type_name: crate::placement::LAMBDA_HOME,
             key: home,
@@ -103,7 +103,7 @@ impl HandleCore {
         args: &A,
     ) -> Result<R> {
         let (home, payload) = self.payload::<T, A>(function, args)?;
-        let reply = self.client()?.call(Self::home(&home), &payload, true)?;
+        let reply = self.client_ref()?.call(Self::home_ref(&home), &payload, true)?;
         codec::decode(&reply)
     }
 
@@ -115,9 +115,9 @@ impl HandleCore {
         function: &FunctionId,
         args: &A,
     ) -> impl Future<Output = Result<R>> + Send + 'static {
-        let call = self.client().and_then(|client| {
+        let call = self.client_ref().and_then(|client| {
             let (home, payload) = self.payload::<T, A>(function, args)?;
-            Ok(client.call_async(Self::home(&home), payload))
+            Ok(client.call_async(Self::home_ref(&home), payload))
         });
         async move {
             let reply = call?.await?;

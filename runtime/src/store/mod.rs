@@ -19,9 +19,11 @@ pub(crate) mod handle;
 pub(crate) mod host;
 mod join;
 pub(crate) mod key;
+pub(crate) mod map;
 pub(crate) mod workflow;
 
 pub use fields::{Cell, Map, MultiMap, Set};
 pub use host::TxError;
 pub use join::{join, join_all};
+pub use map::{Mapped, Objects};
 pub use workflow::{FunctionKind, LambdaFunctions, ObjectKey, Workflow};

@@ -197,6 +197,11 @@ impl Replication {
         lock(&self.apps).remove(application)
     }
 
+    /// The homes this node keeps backups of.
+    pub fn app_homes(&self) -> Vec<String> {
+        lock(&self.apps).keys().cloned().collect()
+    }
+
     /// Every application backup.
     pub fn app_backups(&self) -> Vec<(String, AppBackup)> {
         lock(&self.apps)

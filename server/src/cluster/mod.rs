@@ -378,6 +378,64 @@ pub async fn lambda_home(
     }
 }
 
+/// The objects of map instance `step` this node serves. A list of keys is
+/// those objects (the manager split it by owner); a range or every object
+/// is the store's objects of the type that the selection takes and whose
+/// home this node owns in view `step.epoch` — after it took over the
+/// backups of such homes it keeps (a failover installs a home at its first
+/// call: its objects would not be listed otherwise). `Conflict` while the
+/// node has not settled that view: the manager runs the map again.
+pub async fn map_objects(
+    node: &NodeState,
+    step: &crate::txn::MapStep,
+) -> Result<Vec<crucial::ObjectId>, crucial_protocol::wire::TxnRefusal> {
+    use crucial_protocol::placement::{lambda_home_parts, LAMBDA_HOME};
+    use crucial_protocol::wire::{Objects, TxnRefusal};
+    let store = &node.lambdas.store;
+    let id = |key: &str| crucial::ObjectId::new(&step.application, &step.type_name, key);
+    let cluster = node.cluster.get();
+    if let Some(cluster) = cluster {
+        let settled = cluster.placement().view().epoch == step.epoch
+            && cluster.settler().is_settled();
+        if !settled {
+            return Err(TxnRefusal::Conflict);
+        }
+    }
+    if let Objects::Keys(keys) = &step.objects {
+        return Ok(keys.iter().map(|key| id(key)).collect());
+    }
+    let listed = store.objects_of(&step.application, &step.type_name, &step.objects);
+    let Some(cluster) = cluster else {
+        return Ok(listed);
+    };
+    let placement = cluster.placement();
+    let owned = |home: &str| placement.owner(LAMBDA_HOME, home) == cluster.me;
+    let mut adopted = false;
+    for home in cluster.replication.app_homes() {
+        let takes = match lambda_home_parts(&home) {
+            (app, _) if app != step.application => false,
+            (_, Some((type_name, key))) => {
+                type_name == step.type_name && step.objects.takes(key)
+            }
+            (_, None) => true,
+        };
+        if takes && owned(&home) {
+            lambda_home(node, &home)
+                .await
+                .map_err(|_| TxnRefusal::Conflict)?;
+            adopted = true;
+        }
+    }
+    let listed = match adopted {
+        true => store.objects_of(&step.application, &step.type_name, &step.objects),
+        false => listed,
+    };
+    Ok(listed
+        .into_iter()
+        .filter(|id| owned(&store.home(id)))
+        .collect())
+}
+
 /// Fills in the redirect of a call that found its object moved.
 pub fn fill_redirect(node: &NodeState, error: &mut RemoteError) {
     if let Some(cluster) = node.cluster.get() {

@@ -11,7 +11,8 @@
 
 use super::member::Cluster;
 use crate::txn::{
-    Abort, Access, CallError, Called, Held, NodeId, Part, PartCopy, Reach, Store, TxnId, Writes,
+    Abort, Access, CallError, Called, Held, MapStep, Mapping, NodeId, Part, PartCopy, Reach, Store,
+    TxnId, Writes,
 };
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
@@ -246,6 +247,7 @@ fn abort_of(node: &str, refusal: TxnRefusal) -> Abort {
         TxnRefusal::Deadline => Abort::Deadline,
         TxnRefusal::NotDurable(reason) => Abort::NotDurable(reason),
         TxnRefusal::Function(message) => Abort::Failed(TxError::Aborted(message)),
+        TxnRefusal::NoObject(id) => Abort::Failed(TxError::NoObject(id)),
         TxnRefusal::Elsewhere => Abort::Conflict,
         TxnRefusal::Failed(reason) => {
             // Mostly an object that moved: run again in the newest view.
@@ -430,23 +432,7 @@ impl Reach for PeerReach {
             seed: call.seed,
             writes: wire_writes(writes),
         };
-        let step = Self::reading(access, op);
-        let (cluster, node) = (Arc::clone(&self.cluster), node.to_string());
-        // The request runs on the node's runtime; the workflow's thread
-        // waits for its answer (and can wait for several at once: joined
-        // children on several nodes run in parallel).
-        let answer = self.rt.spawn(async move {
-            let link = cluster
-                .replication
-                .peer(&node, cluster.peer_of(&node))
-                .await?;
-            let bytes = link
-                .start(&Request::Txn(step))?
-                .wait(within(access.deadline))
-                .await?;
-            codec::decode::<TxnAnswer>(&bytes)
-                .map_err(|e| format!("a participant's answer does not decode: {e}"))
-        });
+        let answer = self.send(node, Self::reading(access, op), access.deadline);
         Some(Box::pin(async move {
             match answer.await {
                 Ok(Ok(TxnAnswer::Returned(value))) => Ok(value.into_vec()),
@@ -467,11 +453,96 @@ impl Reach for PeerReach {
         }))
     }
 
+    fn settled_view(&self) -> Option<(u64, Vec<NodeId>)> {
+        if !self.cluster.settler().is_settled() {
+            return None;
+        }
+        let placement = self.cluster.placement();
+        let view = placement.view();
+        let others = view
+            .nodes
+            .iter()
+            .filter(|node| **node != self.cluster.me)
+            .cloned()
+            .collect();
+        Some((view.epoch, others))
+    }
+
+    fn map_objects(&self, step: &MapStep) -> Result<Vec<ObjectId>, Abort> {
+        let node = self.node.upgrade().ok_or(Abort::Conflict)?;
+        self.rt
+            .block_on(super::map_objects(&node, step))
+            .map_err(|refusal| abort_of("this node", refusal))
+    }
+
+    fn map(&self, node: &str, access: Access, step: MapStep, writes: Writes) -> Option<Mapping> {
+        let op = TxnOp::Map {
+            application: step.application,
+            type_name: step.type_name,
+            objects: step.objects,
+            function: step.function,
+            fingerprint: step.fingerprint,
+            args: ByteBuf::from(step.args),
+            seed: step.seed,
+            epoch: step.epoch,
+            writes: wire_writes(writes),
+        };
+        let answer = self.send(node, Self::reading(access, op), access.deadline);
+        Some(Box::pin(async move {
+            match answer.await {
+                Ok(Ok(TxnAnswer::Mapped(results))) => Ok(results
+                    .into_iter()
+                    .map(|(key, value)| (key, value.into_vec()))
+                    .collect()),
+                Ok(Ok(TxnAnswer::Refused(TxnRefusal::Elsewhere))) => Err(CallError::Elsewhere),
+                Ok(Ok(TxnAnswer::Refused(refusal))) => {
+                    Err(CallError::Abort(abort_of("a participant", refusal)))
+                }
+                Ok(Ok(other)) => Err(CallError::Abort(unexpected("a participant", &other))),
+                Ok(Err(e)) => {
+                    tracing::debug!("a map instance sent to another node failed: {e}");
+                    Err(CallError::Abort(Abort::Conflict))
+                }
+                Err(e) => {
+                    tracing::debug!("a map instance's task ended: {e}");
+                    Err(CallError::Abort(Abort::Conflict))
+                }
+            }
+        }))
+    }
+
     fn abort(&self, txn: TxnId, nodes: &[NodeId]) {
         let missed = self.decide(txn, nodes, TxnOp::Abort, GRACE);
         if !missed.is_empty() {
             tracing::debug!(?txn, participants = ?missed, "abort sent again");
         }
+    }
+}
+
+impl PeerReach {
+    /// Sends `step` to `node` on the node's runtime: the task answering it.
+    /// The workflow's thread waits for the answer (and can wait for several
+    /// at once: joined children, and a map's instances, on several nodes
+    /// run in parallel).
+    fn send(
+        &self,
+        node: &str,
+        step: TxnStep,
+        deadline: Instant,
+    ) -> tokio::task::JoinHandle<Result<TxnAnswer, String>> {
+        let (cluster, node) = (Arc::clone(&self.cluster), node.to_string());
+        self.rt.spawn(async move {
+            let link = cluster
+                .replication
+                .peer(&node, cluster.peer_of(&node))
+                .await?;
+            let bytes = link
+                .start(&Request::Txn(step))?
+                .wait(within(deadline))
+                .await?;
+            codec::decode::<TxnAnswer>(&bytes)
+                .map_err(|e| format!("a participant's answer does not decode: {e}"))
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! the reactor), the limits those run under, and what the node counts of them.
 //! The request path is `request/workflow.rs`.
 
+mod map;
 mod metrics;
 mod pool;
 mod run;

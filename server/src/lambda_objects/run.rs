@@ -9,7 +9,7 @@ use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::{Host, Workflow};
 use crucial::store::TxError;
 use crucial::ObjectId;
-use crucial_protocol::wire::Outcome;
+use crucial_protocol::wire::{Objects, Outcome};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -33,8 +33,34 @@ pub struct Invocation {
     /// The request to store the reply of, with the commit (deduplicated calls).
     pub reply_to: Option<(u64, u64)>,
     /// The home the workflow runs at (its object's, or its application's
-    /// for a static function): held on this node while it runs.
+    /// for a static function and a map call): held on this node while it
+    /// runs.
     pub home: String,
+    /// A map call: the function runs on every object these select
+    /// (`lambda_objects/map.rs`), and the workflow returns their results.
+    pub over: Option<Objects>,
+}
+
+/// How one call of a function ended, before the transaction layer judges it.
+pub(super) enum Ran {
+    /// It returned (a value, or the error it met).
+    Returned(Result<Vec<u8>, TxError>),
+    /// Its arguments did not decode.
+    BadArguments(String),
+    /// It panicked (the message).
+    Panicked(String),
+}
+
+/// Calls `function` with `args` in workflow `wf` and drives it to its end
+/// on this thread, a panic caught.
+pub(super) fn call_function(wf: &Workflow, function: &FunctionEntry, args: &[u8]) -> Ran {
+    match (function.run)(wf, args) {
+        Err(reason) => Ran::BadArguments(reason),
+        Ok(future) => match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(future))) {
+            Ok(value) => Ran::Returned(value),
+            Err(panic) => Ran::Panicked(crucial::__private::panic_message(&*panic)),
+        },
+    }
 }
 
 /// Why a workflow ended without committing, as the node reports it.
@@ -106,30 +132,32 @@ pub fn execute(
             None => Spanning::local(txn),
         };
         let host = Arc::new(TxHost::new(spanning));
-        let wf = Workflow::new(
-            Arc::clone(&host) as Arc<dyn Host>,
-            invocation.object.clone(),
-            unix_time_ms(),
-            invocation.seed,
-        );
-        let value = match (invocation.function.run)(&wf, &invocation.args) {
-            Err(reason) => {
+        let ran = match &invocation.over {
+            Some(objects) => super::map::run_map(&host, store, invocation, objects),
+            None => {
+                let wf = Workflow::new(
+                    Arc::clone(&host) as Arc<dyn Host>,
+                    invocation.object.clone(),
+                    unix_time_ms(),
+                    invocation.seed,
+                );
+                call_function(&wf, invocation.function, &invocation.args)
+            }
+        };
+        let value = match ran {
+            Ran::Returned(value) => value,
+            Ran::BadArguments(reason) => {
                 bad_arguments = Some(reason);
                 Err(TxError::Encode("bad arguments".into()))
             }
-            Ok(future) => match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(future))) {
-                Ok(value) => value,
-                Err(panic) => {
-                    let message = crucial::__private::panic_message(&*panic);
-                    panicked = Some(message.clone());
-                    Err(TxError::Failed {
-                        function: String::new(),
-                        message,
-                    })
-                }
-            },
+            Ran::Panicked(message) => {
+                panicked = Some(message.clone());
+                Err(TxError::Failed {
+                    function: String::new(),
+                    message,
+                })
+            }
         };
-        drop(wf);
         // The first error of the execution decides (a conflict the function
         // swallowed, or turned into a panic with `unwrap`, is re-executed).
         let value = match host.doomed() {
@@ -166,15 +194,13 @@ pub fn run_child(
     seed: u64,
 ) -> Result<Vec<u8>, TxError> {
     let wf = Workflow::new(Arc::clone(&host), Some(object), unix_time_ms(), seed);
-    let value = match (function.run)(&wf, args) {
-        Err(reason) => Err(TxError::Encode(format!("bad arguments: {reason}"))),
-        Ok(future) => match std::panic::catch_unwind(AssertUnwindSafe(|| block_on(future))) {
-            Ok(value) => value,
-            Err(panic) => Err(TxError::Failed {
-                function: function.id.name.to_string(),
-                message: crucial::__private::panic_message(&*panic),
-            }),
-        },
+    let value = match call_function(&wf, function, args) {
+        Ran::Returned(value) => value,
+        Ran::BadArguments(reason) => Err(TxError::Encode(format!("bad arguments: {reason}"))),
+        Ran::Panicked(message) => Err(TxError::Failed {
+            function: function.id.name.to_string(),
+            message,
+        }),
     };
     drop(wf);
     match host.doomed() {
@@ -183,7 +209,7 @@ pub fn run_child(
     }
 }
 
-fn unix_time_ms() -> u64 {
+pub(super) fn unix_time_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -192,7 +218,7 @@ fn unix_time_ms() -> u64 {
 /// Drives a function's future on this thread. On one node every child call
 /// runs inline, so the future is ready at its first poll; a future that waits
 /// on something else (a remote child, later) parks the thread until woken.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

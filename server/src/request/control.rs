@@ -181,13 +181,15 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
                 reason: "a replica's copy sent to a node that is not in a cluster".into(),
             }),
         },
-        Request::Hello { .. } | Request::Call(_) | Request::Invoke(_) | Request::Txn(_) => {
-            Err(RemoteError::Protocol {
-                reason: "a Hello, a Call, an Invoke or a transaction's step is not a control \
-                         request"
-                    .into(),
-            })
-        }
+        Request::Hello { .. }
+        | Request::Call(_)
+        | Request::Invoke(_)
+        | Request::Map(_)
+        | Request::Txn(_) => Err(RemoteError::Protocol {
+            reason: "a Hello, a Call, an Invoke, a Map or a transaction's step is not a \
+                     control request"
+                .into(),
+        }),
     }
 }
 

@@ -86,6 +86,7 @@ pub async fn apply(
             call::call(node, client, sink, id, request, released).await
         }
         (Request::Invoke(request), Some(client)) => workflow::invoke(node, client, id, request),
+        (Request::Map(request), Some(client)) => workflow::map(node, client, id, request),
         (Request::Txn(step), Some(_)) if session.plane == Plane::Peer => txn::step(node, step),
         (
             Request::Hello {

@@ -9,7 +9,8 @@ use super::call::Applied;
 use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
-use crate::txn::{one_key, Abort, Access, Fate, Read, Resolution, TxnId};
+use crate::txn::{one_key, Abort, Access, Fate, MapStep, Read, Resolution, TxnId};
+use crucial::__private::registry::FunctionEntry;
 use bytes::Bytes;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
@@ -140,6 +141,29 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
             };
             child_call(node, access, call, writes).await
         }
+        TxnOp::Map {
+            application,
+            type_name,
+            objects,
+            function,
+            fingerprint,
+            args,
+            seed,
+            epoch,
+            writes,
+        } => {
+            let step = MapStep {
+                application,
+                type_name,
+                objects,
+                function,
+                fingerprint,
+                args: args.into_vec(),
+                seed,
+                epoch,
+            };
+            map_here(node, access, step, writes).await
+        }
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
         TxnOp::Abort => {
@@ -175,52 +199,22 @@ async fn child_call(
     call: Sent,
     writes: WireWrites,
 ) -> Result<TxnAnswer, TxnRefusal> {
-    let participant = &node.lambdas.participant;
     let mut objects: Vec<&ObjectId> = writes.iter().map(|(object, _, _)| object).collect();
     objects.push(&call.object);
     if let Err(refused) = here(node, access.txn, objects).await {
         abort(node, access.txn).await;
         return Err(refused);
     }
-    let writes = local_writes(writes);
-    participant
-        .access_pinning(access.txn, access.deadline, access.pin_reads, |t| {
-            for ((object, key), value) in writes {
-                match value {
-                    Some(value) => t.put(&object, &key, value)?,
-                    None => t.delete(&object, &key)?,
-                }
-            }
-            Ok(())
-        })
-        .map_err(refusal)?;
+    write_first(node, access, writes)?;
     let failed = |message: String| TxnRefusal::Function(message);
-    let ty = node
-        .registry
-        .lambda_type(&call.object.type_name)
-        .filter(|ty| ty.application == call.object.application)
-        .ok_or_else(|| {
-            failed(format!(
-                "no lambda object type {} here",
-                call.object.type_name
-            ))
-        })?;
-    let function = ty
-        .function(&call.function)
-        .filter(|f| f.id.fingerprint == call.fingerprint)
-        .ok_or_else(|| {
-            failed(format!(
-                "{}::{} is not this node's function (a build of other code?)",
-                ty.name, call.function
-            ))
-        })?;
-    let host = Arc::new(PartHost {
-        node: Arc::clone(node),
-        access,
-        home: node.lambdas.store.home(&call.object),
-        doom: Fate::default(),
-        elsewhere: AtomicBool::new(false),
-    });
+    let function = function_here(
+        node,
+        &call.object.application,
+        &call.object.type_name,
+        &call.function,
+        call.fingerprint,
+    )?;
+    let host = PartHost::new(node, access, &call.object);
     let (done, ran) = tokio::sync::oneshot::channel();
     node.lambdas.children().submit({
         let host = Arc::clone(&host);
@@ -235,11 +229,122 @@ async fn child_call(
     if host.elsewhere.load(Ordering::Relaxed) {
         return Err(TxnRefusal::Elsewhere);
     }
-    match result {
-        Ok(value) => Ok(TxnAnswer::Returned(ByteBuf::from(value))),
-        Err(TxError::Conflict) => Err(TxnRefusal::Conflict),
-        Err(TxError::Deadline) => Err(TxnRefusal::Deadline),
-        Err(error) => Err(failed(error.to_string())),
+    result
+        .map(|value| TxnAnswer::Returned(ByteBuf::from(value)))
+        .map_err(child_refusal)
+}
+
+/// Puts the manager's buffered writes for this node into the part, before
+/// a step that runs functions here reads them.
+fn write_first(
+    node: &Arc<NodeState>,
+    access: Access,
+    writes: WireWrites,
+) -> Result<(), TxnRefusal> {
+    let writes = local_writes(writes);
+    node.lambdas
+        .participant
+        .access_pinning(access.txn, access.deadline, access.pin_reads, |t| {
+            for ((object, key), value) in writes {
+                match value {
+                    Some(value) => t.put(&object, &key, value)?,
+                    None => t.delete(&object, &key)?,
+                }
+            }
+            Ok(())
+        })
+        .map_err(refusal)
+}
+
+/// The function a step names, if this node's registry has it with the
+/// manager's signature.
+fn function_here(
+    node: &NodeState,
+    application: &str,
+    type_name: &str,
+    function: &str,
+    fingerprint: u64,
+) -> Result<&'static FunctionEntry, TxnRefusal> {
+    let failed = |message: String| TxnRefusal::Function(message);
+    let ty = node
+        .registry
+        .lambda_type(type_name)
+        .filter(|ty| ty.application == application)
+        .ok_or_else(|| failed(format!("no lambda object type {type_name} here")))?;
+    ty.function(function)
+        .filter(|f| f.id.fingerprint == fingerprint)
+        .ok_or_else(|| {
+            failed(format!(
+                "{}::{function} is not this node's function (a build of other code?)",
+                ty.name
+            ))
+        })
+}
+
+/// Runs a map call's instance sent here: the function on every object of
+/// the selection this node serves in the manager's view, each in the
+/// transaction's part, on the children's pool.
+async fn map_here(
+    node: &Arc<NodeState>,
+    access: Access,
+    step: MapStep,
+    writes: WireWrites,
+) -> Result<TxnAnswer, TxnRefusal> {
+    let function = function_here(
+        node,
+        &step.application,
+        &step.type_name,
+        &step.function,
+        step.fingerprint,
+    )?;
+    let objects = match crate::cluster::map_objects(node, &step).await {
+        Ok(objects) => objects,
+        Err(refused) => {
+            abort(node, access.txn).await;
+            return Err(refused);
+        }
+    };
+    let touched = objects.iter().chain(writes.iter().map(|(object, _, _)| object));
+    if let Err(refused) = here(node, access.txn, touched).await {
+        abort(node, access.txn).await;
+        return Err(refused);
+    }
+    write_first(node, access, writes)?;
+    let (done, ran) = tokio::sync::oneshot::channel();
+    node.lambdas.children().submit({
+        let node = Arc::clone(node);
+        move || {
+            let mut results = Vec::with_capacity(objects.len());
+            for object in objects {
+                let host = PartHost::new(&node, access, &object);
+                let key = object.key.clone();
+                let result = run_child(Arc::clone(&host) as Arc<dyn Host>, function, object, &step.args, step.seed);
+                if host.elsewhere.load(Ordering::Relaxed) {
+                    let _ = done.send(Err(TxnRefusal::Elsewhere));
+                    return;
+                }
+                match result {
+                    Ok(value) => results.push((key, ByteBuf::from(value))),
+                    Err(error) => {
+                        let _ = done.send(Err(child_refusal(error)));
+                        return;
+                    }
+                }
+            }
+            let _ = done.send(Ok(TxnAnswer::Mapped(results)));
+        }
+    });
+    ran.await
+        .map_err(|_| TxnRefusal::Function("the map's thread stopped".into()))?
+}
+
+/// How a failed child call refuses its step.
+fn child_refusal(error: TxError) -> TxnRefusal {
+    match error {
+        TxError::Conflict => TxnRefusal::Conflict,
+        TxError::Deadline => TxnRefusal::Deadline,
+        TxError::NoObject(id) => TxnRefusal::NoObject(id),
+        error => TxnRefusal::Function(error.to_string()),
     }
 }
 
@@ -255,6 +360,17 @@ struct PartHost {
 }
 
 impl PartHost {
+    /// A call's host on `object`'s home in `access.txn`'s part.
+    fn new(node: &Arc<NodeState>, access: Access, object: &ObjectId) -> Arc<PartHost> {
+        Arc::new(PartHost {
+            node: Arc::clone(node),
+            access,
+            home: node.lambdas.store.home(object),
+            doom: Fate::default(),
+            elsewhere: AtomicBool::new(false),
+        })
+    }
+
     fn with<T>(
         &self,
         object: &ObjectId,

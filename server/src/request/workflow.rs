@@ -13,7 +13,7 @@ use crucial::__private::registry::{FunctionEntry, LambdaTypeEntry};
 use crucial::__private::store::FunctionKind;
 use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
-use crucial_protocol::wire::{Invoke, MovedReply, Outcome};
+use crucial_protocol::wire::{Invoke, MapInvoke, MovedReply, Objects, Outcome};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,26 @@ const WATCHDOG_GRACE: Duration = Duration::from_millis(20);
 /// Applies an `Invoke` from client `client`; the reply comes later, from a
 /// task of its own, so the connection keeps reading meanwhile.
 pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -> Applied {
+    start(node, client, id, invoke, None)
+}
+
+/// Applies a `Map` from client `client`: a workflow at the application's
+/// home that runs the function on every selected object
+/// (`lambda_objects/map.rs`).
+pub fn map(node: &Arc<NodeState>, client: u64, id: u64, map: MapInvoke<'_>) -> Applied {
+    start(node, client, id, map.invoke, Some(map.objects))
+}
+
+fn start(
+    node: &Arc<NodeState>,
+    client: u64,
+    id: u64,
+    invoke: Invoke<'_>,
+    over: Option<Objects>,
+) -> Applied {
     let start = Instant::now();
     // 1. Resolve the function, and refuse what a client may not call.
-    let (ty, function) = match resolve(node, &invoke) {
+    let (ty, function) = match resolve(node, &invoke, over.is_some()) {
         Ok(resolved) => resolved,
         Err(error) => return Applied::Now(Some(Err(error))),
     };
@@ -50,6 +67,7 @@ pub fn invoke(node: &Arc<NodeState>, client: u64, id: u64, invoke: Invoke<'_>) -
         seed: seed(client, id),
         reply_to: node.storage.is_some().then_some((client, id)),
         home: home.clone(),
+        over,
     };
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
@@ -295,6 +313,7 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
 fn resolve(
     node: &NodeState,
     invoke: &Invoke<'_>,
+    map: bool,
 ) -> Result<(&'static LambdaTypeEntry, &'static FunctionEntry), RemoteError> {
     let ty =
         node.registry
@@ -335,7 +354,20 @@ fn resolve(
             function: function.id.name.to_string(),
         });
     }
-    if (function.id.kind == FunctionKind::Static) != invoke.key.is_none() {
+    if map {
+        let on_objects = matches!(function.id.kind, FunctionKind::Read | FunctionKind::Write);
+        if !on_objects || invoke.key.is_some() {
+            return Err(RemoteError::Protocol {
+                reason: format!(
+                    "`{}::{}` is {} function: a map call runs a `&self` or `&mut self` \
+                     function and names no object",
+                    ty.name,
+                    function.id.name,
+                    function.id.kind.label(),
+                ),
+            });
+        }
+    } else if (function.id.kind == FunctionKind::Static) != invoke.key.is_none() {
         return Err(RemoteError::Protocol {
             reason: format!(
                 "`{}::{}` is {} function: the call must {}name an object",

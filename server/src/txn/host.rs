@@ -79,6 +79,14 @@ impl TxHost {
             .expect("an execution's transaction is taken once")
     }
 
+    /// Runs `f` on the execution's transaction; an error dooms the workflow.
+    pub fn spanning<T>(
+        &self,
+        f: impl FnOnce(&mut Spanning) -> Result<T, Abort>,
+    ) -> Result<T, TxError> {
+        self.with(f)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Spanning) -> Result<T, Abort>) -> Result<T, TxError> {
         let result = match self.txn.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             Some(txn) => f(txn).map_err(TxError::from),

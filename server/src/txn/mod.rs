@@ -34,7 +34,7 @@ pub use provisional::Meeting;
 pub use spanning::NodeId;
 #[cfg(feature = "cluster")]
 pub use spanning::{CallError, Called, Part};
-pub use spanning::{Decision, Reach, Spanning};
+pub use spanning::{Decision, MapResults, MapReturns, MapStep, Mapping, Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

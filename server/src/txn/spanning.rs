@@ -116,7 +116,57 @@ pub trait Reach: Send + Sync {
         let _ = (node, access, call, writes);
         None
     }
+
+    /// The view a map call splits its objects by: its epoch and its other
+    /// members, if this node has settled it (every object it owns in it is
+    /// here); `None`: not yet (the map runs again).
+    fn settled_view(&self) -> Option<(u64, Vec<NodeId>)> {
+        None
+    }
+
+    /// The objects of `step` this node serves in view `step.epoch` (its
+    /// homes held here, backups of homes it owns taken over first).
+    /// `Err`: the node has not settled that view (the map runs again).
+    fn map_objects(&self, step: &MapStep) -> Result<Vec<ObjectId>, Abort> {
+        let _ = step;
+        Err(Abort::Conflict)
+    }
+
+    /// Runs map instance `step` on `node`, in `access.txn`, after `writes`
+    /// (the manager's buffered writes for that node).
+    fn map(&self, node: &str, access: Access, step: MapStep, writes: Writes) -> Option<Mapping> {
+        let _ = (node, access, step, writes);
+        None
+    }
 }
+
+/// One node's instance of a map call: its function run on the objects of
+/// `type_name` that `objects` selects and the node serves in view `epoch`.
+#[derive(Debug, Clone)]
+pub struct MapStep {
+    /// The objects' application.
+    pub application: String,
+    /// Their type.
+    pub type_name: String,
+    /// Which of them.
+    pub objects: crucial_protocol::wire::Objects,
+    /// The function.
+    pub function: String,
+    /// Its signature's fingerprint.
+    pub fingerprint: u64,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// Seeds each call's random source.
+    pub seed: u64,
+    /// The view the objects are split by.
+    pub epoch: u64,
+}
+
+/// A map instance's results on one node: `(key, encoded return value)`.
+pub type MapResults = Vec<(String, Vec<u8>)>;
+
+/// A map instance running on another node, as the reach answers it.
+pub type Mapping = Pin<Box<dyn Future<Output = Result<MapResults, CallError>> + Send>>;
 
 /// One participant's phase one: its node, the manager's buffered writes for
 /// it, and whether the execution reached it before (then it must have a
@@ -125,6 +175,9 @@ pub type Part = (NodeId, Writes, bool);
 
 /// A child call sent to another node, as the workflow waits for it.
 pub type Returns = Pin<Box<dyn Future<Output = Result<Vec<u8>, Abort>> + Send>>;
+
+/// A map instance sent to another node, as the workflow waits for it.
+pub type MapReturns = Pin<Box<dyn Future<Output = Result<MapResults, Abort>> + Send>>;
 
 /// A child call running on another node, as the reach answers it.
 pub type Called = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
@@ -242,6 +295,58 @@ impl Spanning {
                     Err(Abort::Conflict)
                 }
             }
+        }))
+    }
+
+    /// The view a map call splits its objects by (see
+    /// [`Reach::settled_view`]): `None` with no cluster (every object is
+    /// here), `Err` while this node has not settled one.
+    pub fn map_view(&self) -> Result<Option<(u64, Vec<NodeId>)>, Abort> {
+        match &self.reach {
+            None => Ok(None),
+            Some(reach) => reach.settled_view().map(Some).ok_or(Abort::Conflict),
+        }
+    }
+
+    /// The objects of `step` on this node (with no cluster, every one of the
+    /// store's `listed`).
+    pub fn map_objects(
+        &self,
+        step: &MapStep,
+        listed: impl FnOnce() -> Vec<ObjectId>,
+    ) -> Result<Vec<ObjectId>, Abort> {
+        match &self.reach {
+            None => Ok(listed()),
+            Some(reach) => reach.map_objects(step),
+        }
+    }
+
+    /// The node that holds `object`, if not this one (then its home is held
+    /// here until the execution ends).
+    pub fn node_of(&mut self, object: &ObjectId) -> Result<Option<NodeId>, Abort> {
+        Ok(self.elsewhere(object)?.map(|(_, node)| node))
+    }
+
+    /// Sends map instance `step` to `node`, with the writes buffered for
+    /// it: the future of its results.
+    pub fn map_remote(&mut self, node: &str, step: MapStep) -> Result<MapReturns, Abort> {
+        self.check()?;
+        let reach = Arc::clone(self.reach.as_ref().ok_or(Abort::Conflict)?);
+        let writes: Writes = self
+            .remote_writes
+            .remove(node)
+            .map(|w| w.into_iter().collect())
+            .unwrap_or_default();
+        let mapping = reach
+            .map(node, self.access(), step, writes)
+            .ok_or(Abort::Conflict)?;
+        self.read_on.insert(node.to_string());
+        Ok(Box::pin(async move {
+            mapping.await.map_err(|e| match e {
+                CallError::Abort(abort) => abort,
+                // Its objects moved: run again, in the newer view.
+                CallError::Elsewhere => Abort::Conflict,
+            })
         }))
     }
 

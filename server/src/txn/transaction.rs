@@ -327,6 +327,30 @@ impl Store {
         all
     }
 
+    /// The objects of `type_name` in `application` that `objects` selects
+    /// and this store holds (with entries: made by a constructor), in key
+    /// order.
+    pub fn objects_of(
+        &self,
+        application: &str,
+        type_name: &str,
+        objects: &crucial_protocol::wire::Objects,
+    ) -> Vec<ObjectId> {
+        let held = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<ObjectId> = held
+            .iter()
+            .filter(|(id, object)| {
+                id.application == application
+                    && id.type_name == type_name
+                    && objects.takes(&id.key)
+                    && object.size().0 > 0
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// After a commit's write to disk failed: puts back, in memory, what the
     /// disk holds for every key it wrote, so that the failed commit is seen
     /// by nobody from now on (a workflow that read it is re-executed).
