@@ -27,9 +27,9 @@ pub mod store {
     pub use crate::registry::{FunctionEntry, FunctionFuture, LambdaTypeEntry, LAMBDA_TYPES};
     pub use crate::store::fields::{FieldRef, LambdaObject, StorageField};
     pub use crate::store::handle::HandleCore;
-    pub use crate::store::map::MapCore;
     pub use crate::store::host::{ChildCall, Host, Shipped, TxError};
     pub use crate::store::key::{encode_key, KeyError};
+    pub use crate::store::map::MapCore;
     pub use crate::store::workflow::{
         Fallible, FunctionId, FunctionKind, LambdaFunctions, ObjectKey, Workflow,
     };

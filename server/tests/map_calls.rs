@@ -104,7 +104,10 @@ fn a_map_over_ten_thousand_objects_on_three_nodes_matches_a_sequential_read() {
         });
     }
     let sequential = Mapped::from_pairs(std::mem::take(&mut *sequential.lock().unwrap()));
-    assert_eq!(mapped, sequential, "the map returns what one read per object returns");
+    assert_eq!(
+        mapped, sequential,
+        "the map returns what one read per object returns"
+    );
     let total = mapped.reduce(0i64, |sum, seen| sum + seen.balance);
     assert_eq!(total, (0..OBJECTS as i64).sum::<i64>());
 
@@ -126,7 +129,10 @@ fn a_map_over_ten_thousand_objects_on_three_nodes_matches_a_sequential_read() {
         .seen()
         .expect("a map over a list");
     assert_eq!(
-        listed.iter().map(|(k, s)| (k.to_string(), s.balance)).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.balance))
+            .collect::<Vec<_>>(),
         keys.iter()
             .map(|k| (k.clone(), k[2..].parse::<i64>().unwrap()))
             .collect::<Vec<_>>()
@@ -139,7 +145,9 @@ fn a_map_over_ten_thousand_objects_on_three_nodes_matches_a_sequential_read() {
     assert!(
         matches!(
             missing,
-            Err(crucial::Error::Remote(crucial::RemoteError::NoObject { .. }))
+            Err(crucial::Error::Remote(
+                crucial::RemoteError::NoObject { .. }
+            ))
         ),
         "{missing:?}"
     );
@@ -149,7 +157,9 @@ fn a_map_over_ten_thousand_objects_on_three_nodes_matches_a_sequential_read() {
     assert!(
         matches!(
             protected,
-            Err(crucial::Error::Remote(crucial::RemoteError::Protected { .. }))
+            Err(crucial::Error::Remote(
+                crucial::RemoteError::Protected { .. }
+            ))
         ),
         "{protected:?}"
     );
@@ -180,7 +190,9 @@ fn maps_see_the_total_while_transfers_run(name: &str, flags: &[&str]) {
                 let client = connect(&addrs);
                 let (mut i, mut done) = (caller + 5, 0);
                 while !stop.load(Ordering::Relaxed) {
-                    i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let from = (i >> 33) as usize % ACCOUNTS;
                     let to = (from + 1 + (i >> 17) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
                     SpreadAccount::at(ids[from].clone())
@@ -202,7 +214,11 @@ fn maps_see_the_total_while_transfers_run(name: &str, flags: &[&str]) {
             .expect("a map audit");
         assert_eq!(seen.len(), ACCOUNTS);
         let total = seen.reduce(0, |sum, s| sum + s.balance);
-        assert_eq!(total, 1000 * ACCOUNTS as i64, "a map saw a total of {total}");
+        assert_eq!(
+            total,
+            1000 * ACCOUNTS as i64,
+            "a map saw a total of {total}"
+        );
         maps += 1;
         // An auditor's pace: back to back, maps that keep conflicting pin
         // what they read and starve the writers (see the guide).
@@ -210,7 +226,10 @@ fn maps_see_the_total_while_transfers_run(name: &str, flags: &[&str]) {
     }
     eprintln!("{:?}", client.workflow_stats().expect("stats"));
     stop.store(true, Ordering::Relaxed);
-    let transfers: usize = callers.into_iter().map(|c| c.join().expect("a caller")).sum();
+    let transfers: usize = callers
+        .into_iter()
+        .map(|c| c.join().expect("a caller"))
+        .sum();
     eprintln!("{transfers} transfers, {maps} map audits");
     assert!(transfers > 0 && maps > 0);
 }

@@ -215,8 +215,10 @@ impl<'a> FunctionsGen<'a> {
             .collect();
         for impl_item in &mut item.items {
             if let ImplItem::Fn(function) = impl_item {
-                // `at` is the generated `Type::at` (an error says so).
-                if renamed.contains(&&function.sig.ident) || function.sig.ident == "at" {
+                // `at` and `map` are the generated `Type::at` and
+                // `Type::map` (an error says so).
+                let generated = function.sig.ident == "at" || function.sig.ident == "map";
+                if renamed.contains(&&function.sig.ident) || generated {
                     function.sig.ident = names::renamed_function(&function.sig.ident);
                     function.attrs.push(syn::parse_quote!(#[doc(hidden)]));
                 }

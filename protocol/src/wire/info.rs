@@ -76,6 +76,9 @@ pub struct WorkflowStats {
     /// Workflows committed with two-phase commit (they reached objects on
     /// other nodes), counted by the node that managed them.
     pub spanning: u64,
+    /// Workflows that read on other nodes and wrote nowhere, committed
+    /// with a check of their reads there instead of two-phase commit.
+    pub read_only: u64,
     /// Steps of other nodes' transactions served (reads, prepares,
     /// decisions): node-to-node messages.
     pub steps: u64,
@@ -107,6 +110,7 @@ impl WorkflowStats {
             given_up: self.given_up + other.given_up,
             timed_out: self.timed_out + other.timed_out,
             spanning: self.spanning + other.spanning,
+            read_only: self.read_only + other.read_only,
             steps: self.steps + other.steps,
             resolved: self.resolved + other.resolved,
             in_doubt: self.in_doubt + other.in_doubt,
@@ -122,6 +126,7 @@ impl WorkflowStats {
             given_up: self.given_up.saturating_sub(earlier.given_up),
             timed_out: self.timed_out.saturating_sub(earlier.timed_out),
             spanning: self.spanning.saturating_sub(earlier.spanning),
+            read_only: self.read_only.saturating_sub(earlier.read_only),
             steps: self.steps.saturating_sub(earlier.steps),
             resolved: self.resolved.saturating_sub(earlier.resolved),
             in_doubt: self.in_doubt,

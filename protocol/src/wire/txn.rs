@@ -108,6 +108,14 @@ pub enum TxnOp {
     },
     /// Phase two, or an execution given up: drop the part. Answer: `Done`.
     Abort,
+    /// The end of a transaction that wrote nothing anywhere (no manager
+    /// writes, no participant that answered `wrote`): check that every set
+    /// the part read is still at the version read and not locked, then drop
+    /// the part — no prepare, no record, no phase two. Sent only once every
+    /// read of the transaction is done, so the transaction is serialized at
+    /// the earliest of these checks. Answer: `Done` once every commit the
+    /// part may have read is on its replicas, or `Refused(Conflict)`.
+    Validate,
     /// Asked of the owner of `anchor` by a participant whose prepared part
     /// waits for a decision that did not come: the transaction's outcome.
     /// With no decision recorded the owner records an abort (presumed
@@ -129,9 +137,20 @@ pub enum TxnAnswer {
     /// Prepared: the number proposed.
     Vote(u64),
     /// A child call's encoded return value.
-    Returned(ByteBuf),
-    /// A map call's results on this node: `(key, encoded return value)`.
-    Mapped(Vec<(String, ByteBuf)>),
+    Returned {
+        /// The value.
+        value: ByteBuf,
+        /// Whether the part here has writes now (then the transaction
+        /// commits with two-phase commit, not `Validate`).
+        wrote: bool,
+    },
+    /// A map call's results on this node.
+    Mapped {
+        /// `(key, encoded return value)`, one per object.
+        results: Vec<(String, ByteBuf)>,
+        /// Whether the part here has writes now.
+        wrote: bool,
+    },
     /// Done.
     Done,
     /// A transaction's outcome: committed at this number, or (`None`)

@@ -103,7 +103,9 @@ impl HandleCore {
         args: &A,
     ) -> Result<R> {
         let (home, payload) = self.payload::<T, A>(function, args)?;
-        let reply = self.client_ref()?.call(Self::home_ref(&home), &payload, true)?;
+        let reply = self
+            .client_ref()?
+            .call(Self::home_ref(&home), &payload, true)?;
         codec::decode(&reply)
     }
 

@@ -121,7 +121,10 @@ impl MapCore {
         })
         .encode()?;
         // Like a static function: started at the application's home.
-        Ok((crate::placement::lambda_home(&id.application, None), payload))
+        Ok((
+            crate::placement::lambda_home(&id.application, None),
+            payload,
+        ))
     }
 
     fn decode<R: DeserializeOwned>(reply: &[u8]) -> Result<Mapped<R>> {

@@ -395,8 +395,8 @@ pub async fn map_objects(
     let id = |key: &str| crucial::ObjectId::new(&step.application, &step.type_name, key);
     let cluster = node.cluster.get();
     if let Some(cluster) = cluster {
-        let settled = cluster.placement().view().epoch == step.epoch
-            && cluster.settler().is_settled();
+        let settled =
+            cluster.placement().view().epoch == step.epoch && cluster.settler().is_settled();
         if !settled {
             return Err(TxnRefusal::Conflict);
         }
@@ -414,9 +414,7 @@ pub async fn map_objects(
     for home in cluster.replication.app_homes() {
         let takes = match lambda_home_parts(&home) {
             (app, _) if app != step.application => false,
-            (_, Some((type_name, key))) => {
-                type_name == step.type_name && step.objects.takes(key)
-            }
+            (_, Some((type_name, key))) => type_name == step.type_name && step.objects.takes(key),
             (_, None) => true,
         };
         if takes && owned(&home) {

@@ -435,7 +435,7 @@ impl Reach for PeerReach {
         let answer = self.send(node, Self::reading(access, op), access.deadline);
         Some(Box::pin(async move {
             match answer.await {
-                Ok(Ok(TxnAnswer::Returned(value))) => Ok(value.into_vec()),
+                Ok(Ok(TxnAnswer::Returned { value, wrote })) => Ok((value.into_vec(), wrote)),
                 Ok(Ok(TxnAnswer::Refused(TxnRefusal::Elsewhere))) => Err(CallError::Elsewhere),
                 Ok(Ok(TxnAnswer::Refused(refusal))) => {
                     Err(CallError::Abort(abort_of("a participant", refusal)))
@@ -451,6 +451,34 @@ impl Reach for PeerReach {
                 }
             }
         }))
+    }
+
+    fn validate(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        nodes: &[NodeId],
+    ) -> Option<Vec<Result<(), Abort>>> {
+        let steps = nodes
+            .iter()
+            .map(|node| (node.clone(), Self::step(txn, deadline, TxnOp::Validate)))
+            .collect();
+        let answers = self.ask_all(steps, within(deadline));
+        Some(
+            answers
+                .into_iter()
+                .zip(nodes)
+                .map(|(answer, node)| match answer {
+                    Ok(TxnAnswer::Done) => Ok(()),
+                    Ok(TxnAnswer::Refused(refusal)) => Err(abort_of(node, refusal)),
+                    Ok(other) => Err(unexpected(node, &other)),
+                    Err(e) => {
+                        tracing::debug!(participant = %node, "no check: {e}");
+                        Err(Abort::Conflict)
+                    }
+                })
+                .collect(),
+        )
     }
 
     fn settled_view(&self) -> Option<(u64, Vec<NodeId>)> {
@@ -490,10 +518,13 @@ impl Reach for PeerReach {
         let answer = self.send(node, Self::reading(access, op), access.deadline);
         Some(Box::pin(async move {
             match answer.await {
-                Ok(Ok(TxnAnswer::Mapped(results))) => Ok(results
-                    .into_iter()
-                    .map(|(key, value)| (key, value.into_vec()))
-                    .collect()),
+                Ok(Ok(TxnAnswer::Mapped { results, wrote })) => Ok((
+                    results
+                        .into_iter()
+                        .map(|(key, value)| (key, value.into_vec()))
+                        .collect(),
+                    wrote,
+                )),
                 Ok(Ok(TxnAnswer::Refused(TxnRefusal::Elsewhere))) => Err(CallError::Elsewhere),
                 Ok(Ok(TxnAnswer::Refused(refusal))) => {
                     Err(CallError::Abort(abort_of("a participant", refusal)))

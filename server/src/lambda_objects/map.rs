@@ -7,7 +7,7 @@
 //! instance, so the map is strictly serializable like any workflow; the
 //! results come back in key order.
 
-use super::run::{block_on, call_function, unix_time_ms, Invocation, Ran};
+use super::call::{block_on, call_function, unix_time_ms, Invocation, Ran};
 use crate::txn::{MapResults, MapReturns, MapStep, NodeId, Store, TxHost};
 use crucial::__private::store::{Host, Workflow};
 use crucial::store::TxError;
@@ -68,7 +68,10 @@ fn map(
     let mut sent: Vec<MapReturns> = Vec::with_capacity(theirs.len());
     for (node, objects) in theirs {
         let step = step(objects, epoch);
-        sent.push(host.spanning(|s| s.map_remote(&node, step)).map_err(failed)?);
+        sent.push(
+            host.spanning(|s| s.map_remote(&node, step))
+                .map_err(failed)?,
+        );
     }
     // 3. This node's objects, each call a child of the workflow.
     let here = step(mine, epoch);
@@ -76,7 +79,9 @@ fn map(
         Objects::Keys(keys) => keys.iter().map(|key| id(key)).collect(),
         selection => host
             .spanning(|s| {
-                s.map_objects(&here, || store.objects_of(ty.application, ty.name, selection))
+                s.map_objects(&here, || {
+                    store.objects_of(ty.application, ty.name, selection)
+                })
             })
             .map_err(failed)?,
     };

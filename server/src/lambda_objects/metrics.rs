@@ -15,6 +15,7 @@ pub struct WorkflowMetrics {
     given_up: AtomicU64,
     timed_out: AtomicU64,
     spanning: AtomicU64,
+    read_only: AtomicU64,
     steps: AtomicU64,
     resolved: AtomicU64,
     runaway: Arc<AtomicI64>,
@@ -43,6 +44,12 @@ impl WorkflowMetrics {
     /// A workflow managed here committed with two-phase commit.
     pub fn spanned(&self) {
         self.spanning.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A workflow managed here read on other nodes, wrote nowhere, and
+    /// committed with checks of its reads there.
+    pub fn checked(&self) {
+        self.read_only.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A step of another node's transaction was served here.
@@ -79,6 +86,7 @@ impl WorkflowMetrics {
             given_up: load(&self.given_up),
             timed_out: load(&self.timed_out),
             spanning: load(&self.spanning),
+            read_only: load(&self.read_only),
             steps: load(&self.steps),
             resolved: load(&self.resolved),
             in_doubt: 0,
@@ -89,13 +97,14 @@ impl WorkflowMetrics {
     pub fn render(&self, out: &mut String, threads: usize) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 11] = [
             ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
             ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
             ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
             ("crucial_workflows_given_up_total", "counter", "Workflows that conflicted in every execution allowed (--workflow-attempts).", load(&self.given_up)),
             ("crucial_workflows_timed_out_total", "counter", "Workflows aborted at their time limit.", load(&self.timed_out)),
             ("crucial_workflows_spanning_total", "counter", "Workflows managed here that committed with two-phase commit (they reached other nodes' objects).", load(&self.spanning)),
+            ("crucial_workflows_read_only_spanning_total", "counter", "Workflows managed here that read other nodes' objects, wrote nowhere, and committed with a check of their reads there (no two-phase commit).", load(&self.read_only)),
             ("crucial_transaction_steps_total", "counter", "Steps of other nodes' transactions served here (reads, prepares, decisions).", load(&self.steps)),
             ("crucial_transactions_resolved_total", "counter", "Prepared parts here whose decision did not come and that learnt it from the decision's record (their manager crashed or was cut off).", load(&self.resolved)),
             ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),

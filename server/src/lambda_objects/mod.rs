@@ -3,15 +3,17 @@
 //! the reactor), the limits those run under, and what the node counts of them.
 //! The request path is `request/workflow.rs`.
 
+mod call;
 mod map;
 mod metrics;
 mod pool;
 mod run;
 mod shape;
 
+pub use call::{run_child, Invocation};
 pub use metrics::WorkflowMetrics;
 pub use pool::Pool;
-pub use run::{execute, run_child, Ended, Gate, Invocation};
+pub use run::{execute, Ended, Gate};
 pub use shape::is_record;
 
 use crate::storage::Storage;

@@ -10,8 +10,8 @@ use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
 use crate::txn::{one_key, Abort, Access, Fate, MapStep, Read, Resolution, TxnId};
-use crucial::__private::registry::FunctionEntry;
 use bytes::Bytes;
+use crucial::__private::registry::FunctionEntry;
 use crucial::__private::store::Host;
 use crucial::store::TxError;
 use crucial::{ObjectId, RemoteError};
@@ -165,6 +165,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
             map_here(node, access, step, writes).await
         }
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
+        TxnOp::Validate => validate(node, txn).await,
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
         TxnOp::Abort => {
             abort(node, txn).await;
@@ -230,7 +231,10 @@ async fn child_call(
         return Err(TxnRefusal::Elsewhere);
     }
     result
-        .map(|value| TxnAnswer::Returned(ByteBuf::from(value)))
+        .map(|value| TxnAnswer::Returned {
+            value: ByteBuf::from(value),
+            wrote: node.lambdas.participant.wrote(access.txn),
+        })
         .map_err(child_refusal)
 }
 
@@ -304,7 +308,9 @@ async fn map_here(
             return Err(refused);
         }
     };
-    let touched = objects.iter().chain(writes.iter().map(|(object, _, _)| object));
+    let touched = objects
+        .iter()
+        .chain(writes.iter().map(|(object, _, _)| object));
     if let Err(refused) = here(node, access.txn, touched).await {
         abort(node, access.txn).await;
         return Err(refused);
@@ -318,7 +324,13 @@ async fn map_here(
             for object in objects {
                 let host = PartHost::new(&node, access, &object);
                 let key = object.key.clone();
-                let result = run_child(Arc::clone(&host) as Arc<dyn Host>, function, object, &step.args, step.seed);
+                let result = run_child(
+                    Arc::clone(&host) as Arc<dyn Host>,
+                    function,
+                    object,
+                    &step.args,
+                    step.seed,
+                );
                 if host.elsewhere.load(Ordering::Relaxed) {
                     let _ = done.send(Err(TxnRefusal::Elsewhere));
                     return;
@@ -331,7 +343,8 @@ async fn map_here(
                     }
                 }
             }
-            let _ = done.send(Ok(TxnAnswer::Mapped(results)));
+            let wrote = node.lambdas.participant.wrote(access.txn);
+            let _ = done.send(Ok(TxnAnswer::Mapped { results, wrote }));
         }
     });
     ran.await
@@ -468,6 +481,18 @@ async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer
         .map_err(TxnRefusal::Failed)?;
     install(node, Some(txn), installed).await?;
     node.lambdas.participant.settle(txn);
+    Ok(TxnAnswer::Done)
+}
+
+/// The end of a part of a transaction that wrote nowhere: its reads
+/// checked, the part dropped; the answer waits until every commit it may
+/// have read is on its replicas (as a one-node workflow's reply does).
+async fn validate(node: &Arc<NodeState>, txn: TxnId) -> Result<TxnAnswer, TxnRefusal> {
+    node.lambdas.participant.validate(txn).map_err(refusal)?;
+    let read_below = node.lambdas.store.now() + 1;
+    crate::cluster::replicate_workflow(node, &Vec::new(), read_below, None)
+        .await
+        .map_err(TxnRefusal::NotDurable)?;
     Ok(TxnAnswer::Done)
 }
 

@@ -165,8 +165,12 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
             tid,
             writes,
             decision,
+            checked,
         }) => {
             lambdas.metrics.committed(attempts);
+            if checked {
+                lambdas.metrics.checked();
+            }
             if decision.as_ref().is_some_and(|d| d.participants() > 0) {
                 lambdas.metrics.spanned();
             }

@@ -31,10 +31,8 @@ pub use participant::Held;
 pub use participant::{one_key, Access, Installed, PartCopy, Participant, Read, TxnId};
 pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
-pub use spanning::NodeId;
-#[cfg(feature = "cluster")]
-pub use spanning::{CallError, Called, Part};
-pub use spanning::{Decision, MapResults, MapReturns, MapStep, Mapping, Reach, Spanning};
+pub use spanning::{CallError, Called, Mapping, Part};
+pub use spanning::{Decision, MapResults, MapReturns, MapStep, NodeId, Reach, Spanning};
 pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]

@@ -750,6 +750,85 @@ impl Participant {
         }
     }
 
+    /// Whether `txn`'s part here has writes (a child call or map instance
+    /// answers it: a transaction that wrote nowhere ends with
+    /// [`Participant::validate`]).
+    pub fn wrote(&self, txn: TxnId) -> bool {
+        let Some(part) = self.part(txn) else {
+            return false;
+        };
+        let slot = part.lock().unwrap_or_else(|e| e.into_inner());
+        !matches!(
+            slot.as_ref(),
+            Some(Part {
+                stage: Stage::Running(transaction),
+                ..
+            }) if transaction.writes_nothing()
+        )
+    }
+
+    /// The end of `txn`'s part here when the transaction wrote nothing
+    /// anywhere: its reads still hold (versions unchanged, sets not
+    /// locked), and the part is dropped with its pins and guards — no
+    /// prepare, no record, no phase two. Strictly serializable because the
+    /// manager asks only once every read of the transaction is done: each
+    /// set read was unchanged from its read to its check here, and every
+    /// read precedes every check, so all of them held at the earliest check
+    /// (a commit that spans nodes keeps its sets locked from its prepare to
+    /// its install, so a reader that saw it installed on one node and not
+    /// on another finds the other locked or changed). Only for transactions
+    /// that write nowhere: a reader whose reads are released before another
+    /// part's writes are decided admits write skew (`participant.rs`'s
+    /// pins exist for that). A repeated check gets the same answer.
+    pub fn validate(&self, txn: TxnId) -> Result<(), Abort> {
+        match self.outcome(txn) {
+            Some(Outcome::Aborted) => return Err(Abort::Conflict),
+            Some(Outcome::Committed(_)) => return Ok(()),
+            None => {}
+        }
+        let Some(part) = self.part(txn) else {
+            // It reached this node (the manager only asks those): its part
+            // was lost (a restart, a takeover), and what it read with it.
+            self.remember(txn, Outcome::Aborted);
+            return Err(Abort::Conflict);
+        };
+        let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
+        let checked = match slot.as_ref() {
+            Some(Part {
+                stage: Stage::Running(transaction),
+                ..
+            }) if transaction.writes_nothing() => transaction.validate_reads(),
+            Some(Part {
+                stage: Stage::Running(_),
+                ..
+            }) => {
+                tracing::error!(
+                    ?txn,
+                    "a transaction that wrote here was asked to end as read-only: aborted"
+                );
+                Err(Abort::Conflict)
+            }
+            _ => Err(Abort::Conflict),
+        };
+        // Prepared or restored parts are not this check's to end.
+        if let Some(Part {
+            stage: Stage::Running(_),
+            ..
+        }) = slot.as_ref()
+        {
+            drop(slot.take());
+        } else {
+            return checked;
+        }
+        drop(slot);
+        let outcome = match &checked {
+            Ok(()) => Outcome::Committed(self.store.now()),
+            Err(_) => Outcome::Aborted,
+        };
+        self.remember(txn, outcome);
+        checked
+    }
+
     /// Phase two, commit: installs `txn`'s writes here at `tid`. Returns,
     /// for each piece of the part (one, unless it was restored from the
     /// copies of several homes), the number it was installed at (`tid`, or

@@ -124,6 +124,21 @@ pub trait Reach: Send + Sync {
         None
     }
 
+    /// The end of a transaction that wrote nothing anywhere: each node of
+    /// `nodes` checks its part's reads and drops the part
+    /// ([`Participant::validate`](super::participant::Participant::validate)),
+    /// all at once; each node's answer, in order. `None`: this reach cannot
+    /// (the transaction commits with two-phase commit).
+    fn validate(
+        &self,
+        txn: TxnId,
+        deadline: Instant,
+        nodes: &[NodeId],
+    ) -> Option<Vec<Result<(), Abort>>> {
+        let _ = (txn, deadline, nodes);
+        None
+    }
+
     /// The objects of `step` this node serves in view `step.epoch` (its
     /// homes held here, backups of homes it owns taken over first).
     /// `Err`: the node has not settled that view (the map runs again).
@@ -166,7 +181,8 @@ pub struct MapStep {
 pub type MapResults = Vec<(String, Vec<u8>)>;
 
 /// A map instance running on another node, as the reach answers it.
-pub type Mapping = Pin<Box<dyn Future<Output = Result<MapResults, CallError>> + Send>>;
+/// The results come with whether the part there has writes now.
+pub type Mapping = Pin<Box<dyn Future<Output = Result<(MapResults, bool), CallError>> + Send>>;
 
 /// One participant's phase one: its node, the manager's buffered writes for
 /// it, and whether the execution reached it before (then it must have a
@@ -179,8 +195,9 @@ pub type Returns = Pin<Box<dyn Future<Output = Result<Vec<u8>, Abort>> + Send>>;
 /// A map instance sent to another node, as the workflow waits for it.
 pub type MapReturns = Pin<Box<dyn Future<Output = Result<MapResults, Abort>> + Send>>;
 
-/// A child call running on another node, as the reach answers it.
-pub type Called = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+/// A child call running on another node, as the reach answers it: the
+/// value, and whether the part there has writes now.
+pub type Called = Pin<Box<dyn Future<Output = Result<(Vec<u8>, bool), CallError>> + Send>>;
 
 /// Why a child call sent to another node did not return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +237,9 @@ pub struct Spanning {
     /// Homes other than the root's that this node serves and the execution
     /// touched, kept here until it ends.
     held: BTreeMap<String, Option<Held>>,
+    /// A child call or map instance sent to another node wrote there: the
+    /// commit needs two phases even if nothing else writes.
+    wrote_elsewhere: Arc<AtomicBool>,
 }
 
 impl Spanning {
@@ -235,6 +255,7 @@ impl Spanning {
             remote_writes: BTreeMap::new(),
             shipping: None,
             held: BTreeMap::new(),
+            wrote_elsewhere: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -259,6 +280,7 @@ impl Spanning {
             remote_writes: BTreeMap::new(),
             shipping: None,
             held: BTreeMap::new(),
+            wrote_elsewhere: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -286,9 +308,15 @@ impl Spanning {
         // Sent: the node has a part now, and the writes it was given.
         self.remote_writes.remove(&node);
         self.read_on.insert(node);
+        let wrote_elsewhere = Arc::clone(&self.wrote_elsewhere);
         Some(Box::pin(async move {
             match called.await {
-                Ok(value) => Ok(value),
+                Ok((value, wrote)) => {
+                    if wrote {
+                        wrote_elsewhere.store(true, Ordering::Relaxed);
+                    }
+                    Ok(value)
+                }
                 Err(CallError::Abort(abort)) => Err(abort),
                 Err(CallError::Elsewhere) => {
                     shipping.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -341,12 +369,19 @@ impl Spanning {
             .map(node, self.access(), step, writes)
             .ok_or(Abort::Conflict)?;
         self.read_on.insert(node.to_string());
+        let wrote_elsewhere = Arc::clone(&self.wrote_elsewhere);
         Ok(Box::pin(async move {
-            mapping.await.map_err(|e| match e {
-                CallError::Abort(abort) => abort,
+            match mapping.await {
+                Ok((results, wrote)) => {
+                    if wrote {
+                        wrote_elsewhere.store(true, Ordering::Relaxed);
+                    }
+                    Ok(results)
+                }
+                Err(CallError::Abort(abort)) => Err(abort),
                 // Its objects moved: run again, in the newer view.
-                CallError::Elsewhere => Abort::Conflict,
-            })
+                Err(CallError::Elsewhere) => Err(Abort::Conflict),
+            }
         }))
     }
 
@@ -451,6 +486,13 @@ impl Spanning {
         Ok(with_writes(stored?, mine, object, from, to))
     }
 
+    /// Whether this execution wrote nothing, here or on any other node.
+    pub fn writes_nothing(&self) -> bool {
+        self.remote_writes.is_empty()
+            && !self.wrote_elsewhere.load(Ordering::Relaxed)
+            && self.local.as_ref().is_none_or(Transaction::writes_nothing)
+    }
+
     /// The other nodes this execution reached.
     pub fn participants(&self) -> Vec<NodeId> {
         let mut nodes: BTreeSet<NodeId> = self.read_on.clone();
@@ -468,6 +510,35 @@ impl Spanning {
     pub fn commit(mut self) -> Result<Commit, Abort> {
         let mut local = self.local.take().expect("committed once");
         let nodes = self.participants();
+        if let Some(reach) = self.reach.clone().filter(|_| !nodes.is_empty()) {
+            let writes_nothing = self.remote_writes.is_empty()
+                && !self.wrote_elsewhere.load(Ordering::Relaxed)
+                && local.writes_nothing();
+            if writes_nothing {
+                // Its place in the serial order: after every read, before
+                // any check (the earliest check is its serialization point).
+                let at = local.number_now();
+                if let Some(checks) = reach.validate(self.txn, self.deadline, &nodes) {
+                    // Every part elsewhere ended with its check.
+                    self.read_on.clear();
+                    if let Some(abort) = checks.into_iter().find_map(Result::err) {
+                        // A node that did not answer drops its part now
+                        // rather than at its deadline (the others ended).
+                        reach.abort(self.txn, &nodes);
+                        return Err(abort);
+                    }
+                    // This node's reads are checked last, after every read.
+                    let (tid, durable, writes) = local.commit_read_only(at)?;
+                    return Ok(Commit {
+                        tid,
+                        durable,
+                        writes,
+                        decision: None,
+                        checked: true,
+                    });
+                }
+            }
+        }
         // With copies, the homes of this node's writes other than the
         // root's: they are kept as prepared parts on their replicas first.
         let others: Vec<String> = match (&self.reach, &self.home) {
@@ -495,6 +566,7 @@ impl Spanning {
                 durable,
                 writes,
                 decision: None,
+                checked: false,
             });
         };
         // The decision's record, locked by this node's prepare and written
@@ -580,6 +652,7 @@ impl Spanning {
                 root: home.clone(),
                 kept: others,
             }),
+            checked: false,
         })
     }
 }
@@ -594,6 +667,9 @@ pub struct Commit {
     pub writes: Writes,
     /// Phase two, for the other nodes that took part (`None`: none did).
     pub decision: Option<Decision>,
+    /// It read on other nodes, wrote nowhere, and ended with checks there
+    /// instead of two-phase commit.
+    pub checked: bool,
 }
 
 /// A commit decided by its manager and not yet sent to its participants.

@@ -26,6 +26,8 @@ struct InProcess {
     nodes: Vec<Arc<Participant>>,
     /// Participant operations sent (reads, prepares, commits, aborts).
     messages: AtomicU64,
+    /// Read-only transactions ended with checks instead of 2PC.
+    read_only: AtomicU64,
 }
 
 /// One node's view of the others.
@@ -118,6 +120,21 @@ impl Reach for Node {
             let _ = self.at(node).abort(txn);
         }
     }
+
+    fn validate(
+        &self,
+        txn: TxnId,
+        _deadline: Instant,
+        nodes: &[NodeId],
+    ) -> Option<Vec<Result<(), Abort>>> {
+        self.all.read_only.fetch_add(1, Ordering::Relaxed);
+        Some(
+            nodes
+                .iter()
+                .map(|node| self.at(node).validate(txn))
+                .collect(),
+        )
+    }
 }
 
 fn cluster() -> (Arc<InProcess>, Vec<Arc<dyn Reach>>) {
@@ -126,6 +143,7 @@ fn cluster() -> (Arc<InProcess>, Vec<Arc<dyn Reach>>) {
             .map(|_| Arc::new(Participant::new(Arc::new(Store::default()))))
             .collect(),
         messages: AtomicU64::new(0),
+        read_only: AtomicU64::new(0),
     });
     let reach = (0..NODES)
         .map(|me| {
@@ -189,12 +207,14 @@ fn transfers_and_audits_across_three_nodes_are_strictly_serializable() {
     assert_eq!(history.len(), THREADS * WORKFLOWS);
     let again: u32 = history.iter().map(|r| r.attempts - 1).sum();
     let messages = all.messages.load(Ordering::Relaxed);
+    let read_only = all.read_only.load(Ordering::Relaxed);
     println!(
         "{} workflows over {NODES} nodes ({ACCOUNTS} accounts), {again} re-executions, \
-         {messages} participant messages",
+         {messages} participant messages, {read_only} read-only ends without 2PC",
         history.len()
     );
     assert!(messages > 0, "workflows reached other nodes");
+    assert!(read_only > 0, "audits that span nodes end with checks");
     for node in &all.nodes {
         assert!(node.in_doubt().is_empty(), "a transaction left in doubt");
     }
@@ -484,4 +504,58 @@ fn parts_restored_together_share_their_sets_and_install_what_committed() {
     let mut writer = store.begin(None);
     writer.put(&x, b"on", money(1)).unwrap();
     assert!(writer.commit().unwrap() > 60, "unlocked, numbered after");
+}
+
+/// A part of a transaction that wrote nowhere ends with a check of its
+/// reads: refused if a writer changed or holds what it read, else dropped
+/// with nothing left held (a writer locks the set at once).
+#[test]
+fn a_read_only_check_refuses_a_set_changed_or_locked_since_the_read() {
+    let (all, _reach) = cluster();
+    let x = account(1);
+    let node = &all.nodes[owner_index(&x.key)];
+    let store = node.store();
+    let mut seed = store.begin(None);
+    seed.put(&x, b"on", money(5)).unwrap();
+    seed.commit().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let txn = |seq| TxnId { manager: 0, seq };
+    let access = |seq| Access {
+        txn: txn(seq),
+        deadline,
+        pin_reads: false,
+    };
+    let write = |n| {
+        let mut writer = store.begin(None);
+        writer.put(&x, b"on", money(n)).unwrap();
+        writer
+    };
+
+    node.get(access(1), &x, b"on").unwrap();
+    write(6).commit().unwrap();
+    assert_eq!(node.validate(txn(1)), Err(Abort::Conflict), "changed since");
+
+    node.get(access(2), &x, b"on").unwrap();
+    let prepared = write(7).prepare().unwrap();
+    assert_eq!(node.validate(txn(2)), Err(Abort::Conflict), "locked");
+    prepared.abort();
+
+    assert_eq!(node.get(access(3), &x, b"on").unwrap(), Some(money(6)));
+    assert!(!node.wrote(txn(3)));
+    assert_eq!(node.validate(txn(3)), Ok(()));
+    assert_eq!(node.validate(txn(3)), Ok(()), "a repeated check");
+    assert!(node.in_doubt().is_empty());
+    write(8).commit().expect("nothing of the reader is held");
+    assert_eq!(
+        node.get(access(3), &x, b"on"),
+        Err(Abort::Conflict),
+        "ended"
+    );
+
+    // A part with writes is not the check's to end.
+    node.access(txn(4), deadline, |t| t.put(&x, b"on", money(9)))
+        .unwrap();
+    assert!(node.wrote(txn(4)));
+    assert_eq!(node.validate(txn(4)), Err(Abort::Conflict));
+    assert_eq!(store.peek(&x, b"on"), Some(money(8)));
 }

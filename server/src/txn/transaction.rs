@@ -709,6 +709,49 @@ impl Transaction {
         Ok(with_writes(stored, &self.writes, object, from, to))
     }
 
+    /// Whether it writes anything.
+    pub fn writes_nothing(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// A commit number taken now, from this node's clock (a read-only
+    /// transaction that spans nodes takes its number once every read is
+    /// done and before any is checked: see [`Transaction::commit_read_only`]).
+    pub fn number_now(&self) -> u64 {
+        self.store.tick()
+    }
+
+    /// Commits a transaction that writes nothing as number `tid`, taken
+    /// with [`Transaction::number_now`] after its last read: its reads are
+    /// validated here (and were on the other nodes it read), so it is
+    /// serialized at `tid`, within its execution, before any later writer
+    /// of what it read. Its reply, if any, is stored as a commit's.
+    pub fn commit_read_only(self, tid: u64) -> Result<(u64, Option<Durably>, Writes), Abort> {
+        debug_assert!(self.writes.is_empty(), "a read-only commit with writes");
+        let mut prepared = self.prepare()?;
+        prepared.tid = tid;
+        let (durably, writes) = prepared.commit();
+        Ok((tid, durably, writes))
+    }
+
+    /// The end of a part of a transaction that writes nothing anywhere
+    /// (`TxnOp::Validate`): every set it read is still at the version read,
+    /// not retired and not locked. Takes no lock and no number; dropping
+    /// the transaction afterwards releases its read pins.
+    pub fn validate_reads(&self) -> Result<(), Abort> {
+        self.check()?;
+        if self.store.skips_validation() {
+            return Ok(());
+        }
+        for (set, version) in &self.reads {
+            if !set.still(*version, false) {
+                set.conflicted();
+                return Err(Abort::Conflict);
+            }
+        }
+        Ok(())
+    }
+
     /// Installs writes in memory only, as a commit of its own (locks, a new
     /// version, unlock): any transaction that read the values they replace
     /// fails its validation and runs again.

@@ -43,6 +43,9 @@ pub struct Committed<T> {
     /// this node alone): delivered once `durable` resolved and `writes` are
     /// on their replicas.
     pub decision: Option<Decision>,
+    /// It read on other nodes, wrote nowhere, and ended with checks of its
+    /// reads there instead of two-phase commit.
+    pub checked: bool,
 }
 
 /// Why a workflow did not commit. Nothing of it is visible in any case.
@@ -64,9 +67,11 @@ pub enum Failure {
     NotDurable(String),
 }
 
-/// Executions that read optimistically; the later ones pin what they read
-/// as they read it ([`Transaction::pin_reads`]), so that a long reader
-/// that keeps losing to short writers gets through.
+/// Executions that read optimistically; the later ones of a reader (a
+/// workflow whose executions wrote nothing) pin what they read as they read
+/// it ([`Transaction::pin_reads`]), so that a long reader that keeps losing
+/// to short writers gets through. Writers stay optimistic: two that pinned
+/// what they read could then never lock it.
 const OPTIMISTIC_ATTEMPTS: u32 = 3;
 
 /// Runs `body` as one transaction, again after each conflict.
@@ -117,13 +122,20 @@ pub fn retry<T>(
 ) -> Result<Committed<T>, Failure> {
     let deadline = Instant::now() + limits.time;
     let mut attempts = 0;
+    // Whether an execution that reached its commit wrote: a writer never
+    // reads pessimistically (two writers that pinned what they read and
+    // then lock it refuse each other for good).
+    let mut writer = false;
     loop {
         attempts += 1;
         let mut txn = store.begin(Some(deadline));
-        if attempts > OPTIMISTIC_ATTEMPTS {
+        if attempts > OPTIMISTIC_ATTEMPTS && !writer {
             txn.pin_reads();
         }
-        let result = attempt(txn).and_then(|(value, txn)| txn.commit().map(|done| (value, done)));
+        let result = attempt(txn).and_then(|(value, txn)| {
+            writer |= !txn.writes_nothing();
+            txn.commit().map(|done| (value, done))
+        });
         match result {
             Ok((
                 value,
@@ -132,6 +144,7 @@ pub fn retry<T>(
                     durable,
                     writes,
                     decision,
+                    checked,
                 },
             )) => {
                 return Ok(Committed {
@@ -141,6 +154,7 @@ pub fn retry<T>(
                     durable,
                     writes,
                     decision,
+                    checked,
                 })
             }
             Err(Abort::Conflict) if attempts < limits.attempts => backoff(attempts, deadline),
