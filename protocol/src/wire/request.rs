@@ -454,6 +454,7 @@ mod tests {
                 seq: 8,
                 deadline_ms: 900,
                 pin_reads: true,
+                insist: false,
                 op: super::super::TxnOp::Prepare {
                     writes: vec![(
                         crate::ObjectId::new("bank", "Account", "a"),
@@ -469,6 +470,7 @@ mod tests {
                 seq: 8,
                 deadline_ms: 2000,
                 pin_reads: false,
+                insist: true,
                 op: super::super::TxnOp::Resolve {
                     anchor: crate::ObjectId::new("bank", "<decisions>", "bank"),
                 },

@@ -16,9 +16,13 @@ pub struct TxnStep {
     /// Milliseconds left before the transaction's deadline: a part not
     /// prepared by then is dropped.
     pub deadline_ms: u64,
-    /// The transaction pins the sets it reads as it reads them (it lost to
-    /// writers too often): the participant's part does the same.
+    /// The transaction pins the sets it reads as it reads them (a reader
+    /// that lost to writers too often): the participant's part does the
+    /// same.
     pub pin_reads: bool,
+    /// The transaction's locks pass readers' pins (a writer that lost too
+    /// often): the participant's part does the same.
+    pub insist: bool,
     /// The step.
     pub op: TxnOp,
 }

@@ -11,8 +11,8 @@
 
 use super::member::Cluster;
 use crate::txn::{
-    Abort, Access, CallError, Called, Held, MapStep, Mapping, NodeId, Part, PartCopy, Reach, Store,
-    TxnId, Writes,
+    Abort, Access, CallError, Called, Held, MapStep, Mapping, NodeId, Part, PartCopy, Reach,
+    Stance, Store, TxnId, Writes,
 };
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
@@ -149,7 +149,7 @@ impl PeerReach {
         let access = Access {
             txn,
             deadline,
-            pin_reads: false,
+            stance: Stance::Optimistic,
         };
         Self::reading(access, op)
     }
@@ -162,7 +162,8 @@ impl PeerReach {
                 .deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as u64,
-            pin_reads: access.pin_reads,
+            pin_reads: access.stance == Stance::PinReads,
+            insist: access.stance == Stance::Insist,
             op,
         }
     }

@@ -9,7 +9,7 @@ use super::call::Applied;
 use super::route;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
-use crate::txn::{one_key, Abort, Access, Fate, MapStep, Read, Resolution, TxnId};
+use crate::txn::{one_key, Abort, Access, Fate, MapStep, Read, Resolution, Stance, TxnId};
 use bytes::Bytes;
 use crucial::__private::registry::FunctionEntry;
 use crucial::__private::store::Host;
@@ -62,7 +62,11 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
     let access = Access {
         txn,
         deadline,
-        pin_reads: step.pin_reads,
+        stance: match (step.pin_reads, step.insist) {
+            (true, _) => Stance::PinReads,
+            (false, true) => Stance::Insist,
+            (false, false) => Stance::Optimistic,
+        },
     };
     let participant = &node.lambdas.participant;
     let answer = match step.op {
@@ -248,7 +252,7 @@ fn write_first(
     let writes = local_writes(writes);
     node.lambdas
         .participant
-        .access_pinning(access.txn, access.deadline, access.pin_reads, |t| {
+        .access_with(access.txn, access.deadline, access.stance, |t| {
             for ((object, key), value) in writes {
                 match value {
                     Some(value) => t.put(&object, &key, value)?,
@@ -397,12 +401,12 @@ impl PartHost {
             let Access {
                 txn,
                 deadline,
-                pin_reads,
+                stance,
             } = self.access;
             self.node
                 .lambdas
                 .participant
-                .access_reading(txn, deadline, pin_reads, read, f)
+                .access_reading(txn, deadline, stance, read, f)
                 .map_err(TxError::from)
         };
         if let Err(error) = &result {

@@ -22,9 +22,20 @@ pub struct EntrySet {
     /// Commits that aborted on this set (a changed version, or its lock held
     /// by another): a set that saw one is split at its next written key.
     conflicts: AtomicU32,
-    /// Prepared transactions that read this set and wait for their outcome.
-    pins: AtomicU32,
+    /// Pins: the low half counts prepared transactions that read this set
+    /// and wait for their outcome (a writer never passes them); the high
+    /// half counts *reading* pins, taken by a reader that lost to writers
+    /// too often (`Transaction`'s `Stance::PinReads`) while it executes,
+    /// which only an insisting writer passes (the reader then fails its
+    /// validation: a reading pin only protects the reader's progress, never
+    /// correctness).
+    pins: AtomicU64,
 }
+
+/// One reading pin, in [`EntrySet::pins`].
+const READING: u64 = 1 << 32;
+/// The prepared pins, in [`EntrySet::pins`].
+const PREPARED: u64 = READING - 1;
 
 /// What a lock attempt found.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +54,7 @@ impl EntrySet {
         EntrySet {
             word: AtomicU64::new(version << FLAGS),
             conflicts: AtomicU32::new(0),
-            pins: AtomicU32::new(0),
+            pins: AtomicU64::new(0),
         }
     }
 
@@ -59,8 +70,9 @@ impl EntrySet {
         word >> FLAGS == version && word & RETIRED == 0 && (word & LOCKED == 0 || locked_by_me)
     }
 
-    /// Tries to lock the set for a commit.
-    pub fn try_lock(&self) -> Locking {
+    /// Tries to lock the set for a commit; an `insisting` writer passes
+    /// reading pins (not prepared ones).
+    pub fn try_lock(&self, insisting: bool) -> Locking {
         let word = self.word.load(Ordering::Acquire);
         if word & RETIRED != 0 {
             return Locking::Retired;
@@ -72,7 +84,7 @@ impl EntrySet {
             .word
             .compare_exchange(word, word | LOCKED, Ordering::SeqCst, Ordering::Acquire)
         {
-            Ok(_) if self.pins.load(Ordering::SeqCst) > 0 => {
+            Ok(_) if self.pins.load(Ordering::SeqCst) & Self::blocking(insisting) != 0 => {
                 // A prepared reader holds it: give it back untouched.
                 self.word.store(word, Ordering::SeqCst);
                 Locking::Busy
@@ -83,22 +95,45 @@ impl EntrySet {
         }
     }
 
+    /// The pins a writer cannot pass.
+    fn blocking(insisting: bool) -> u64 {
+        match insisting {
+            true => PREPARED,
+            false => u64::MAX,
+        }
+    }
+
     /// Pins the set for a prepared transaction that read it at `version`,
     /// if that read still holds (then `true`: no writer can lock the set
     /// until [`EntrySet::unpin`]); `false` leaves it unpinned.
     pub fn pin(&self, version: u64) -> bool {
-        self.pins.fetch_add(1, Ordering::SeqCst);
-        let word = self.word.load(Ordering::SeqCst);
-        let holds = word >> FLAGS == version && word & (RETIRED | LOCKED) == 0;
-        if !holds {
-            self.unpin();
-        }
-        holds
+        self.pin_by(1, version)
     }
 
     /// Releases a pin (the prepared transaction's outcome is applied).
     pub fn unpin(&self) {
         self.pins.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// [`EntrySet::pin`] for a reader while it executes: a writer that
+    /// insists passes it.
+    pub fn pin_reading(&self, version: u64) -> bool {
+        self.pin_by(READING, version)
+    }
+
+    /// Releases a reading pin.
+    pub fn unpin_reading(&self) {
+        self.pins.fetch_sub(READING, Ordering::SeqCst);
+    }
+
+    fn pin_by(&self, pin: u64, version: u64) -> bool {
+        self.pins.fetch_add(pin, Ordering::SeqCst);
+        let word = self.word.load(Ordering::SeqCst);
+        let holds = word >> FLAGS == version && word & (RETIRED | LOCKED) == 0;
+        if !holds {
+            self.pins.fetch_sub(pin, Ordering::SeqCst);
+        }
+        holds
     }
 
     /// Unlocks at `version` (the committing transaction's, or the old one
@@ -134,16 +169,16 @@ mod tests {
         let set = EntrySet::new(7);
         let seen = set.version();
         assert!(set.still(seen, false));
-        assert_eq!(set.try_lock(), Locking::Locked);
-        assert_eq!(set.try_lock(), Locking::Busy);
+        assert_eq!(set.try_lock(false), Locking::Locked);
+        assert_eq!(set.try_lock(false), Locking::Busy);
         assert!(!set.still(seen, false), "locked by another");
         assert!(set.still(seen, true), "locked by the validator");
         set.unlock(9);
         assert!(!set.still(seen, false), "a newer version");
         assert_eq!(set.version(), 9);
-        assert_eq!(set.try_lock(), Locking::Locked);
+        assert_eq!(set.try_lock(false), Locking::Locked);
         set.retire(10);
-        assert_eq!(set.try_lock(), Locking::Retired);
+        assert_eq!(set.try_lock(false), Locking::Retired);
         assert!(!set.still(10, false), "retired");
     }
 
@@ -152,15 +187,35 @@ mod tests {
         let set = EntrySet::new(7);
         assert!(set.pin(7));
         assert!(set.pin(7), "readers share a set");
-        assert_eq!(set.try_lock(), Locking::Busy);
+        assert_eq!(set.try_lock(false), Locking::Busy);
         assert_eq!(set.version(), 7, "a refused lock leaves the word as it was");
         set.unpin();
-        assert_eq!(set.try_lock(), Locking::Busy, "one pin is left");
+        assert_eq!(set.try_lock(false), Locking::Busy, "one pin is left");
         set.unpin();
-        assert_eq!(set.try_lock(), Locking::Locked);
+        assert_eq!(set.try_lock(false), Locking::Locked);
         assert!(!set.pin(7), "locked by a writer");
         set.unlock(8);
         assert!(!set.pin(7), "a newer version than the read");
-        assert_eq!(set.try_lock(), Locking::Locked, "failed pins leave nothing");
+        assert_eq!(
+            set.try_lock(false),
+            Locking::Locked,
+            "failed pins leave nothing"
+        );
+    }
+
+    #[test]
+    fn an_insisting_writer_passes_reading_pins_and_never_a_prepared_one() {
+        let set = EntrySet::new(7);
+        assert!(set.pin_reading(7));
+        assert_eq!(set.try_lock(false), Locking::Busy, "a reader's pin");
+        assert_eq!(set.try_lock(true), Locking::Locked, "passed");
+        assert!(!set.pin_reading(7), "locked");
+        set.unlock(8);
+        assert!(!set.still(7, false), "the reader fails its validation");
+        assert!(set.pin(8));
+        assert_eq!(set.try_lock(true), Locking::Busy, "a prepared pin");
+        set.unpin();
+        set.unpin_reading();
+        assert_eq!(set.try_lock(false), Locking::Locked, "nothing left");
     }
 }

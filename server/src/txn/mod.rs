@@ -33,7 +33,7 @@ pub use provisional::Meeting;
 #[cfg(feature = "cluster")]
 pub use spanning::{CallError, Called, Mapping, Part};
 pub use spanning::{Decision, MapResults, MapReturns, MapStep, NodeId, Reach, Spanning};
-pub use transaction::{Abort, ObjectEntries, Store, Transaction, Writes};
+pub use transaction::{Abort, ObjectEntries, Stance, Store, Transaction, Writes};
 pub use workflow::{retry, Committed, Failure, Limits};
 #[cfg(test)]
 pub use workflow::{run, run_with_host};

@@ -39,7 +39,7 @@
 //! that waited too long asks the owner of the decision's record
 //! (`txn/decision.rs`), which answers even if the manager crashed.
 
-use super::transaction::{Abort, Durably, Prepared, Store, Transaction, Writes};
+use super::transaction::{Abort, Durably, Prepared, Stance, Store, Transaction, Writes};
 use bytes::Bytes;
 use crucial::ObjectId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -63,9 +63,8 @@ pub struct Access {
     pub txn: TxnId,
     /// Its part there is dropped if not prepared by then.
     pub deadline: Instant,
-    /// It pins the sets it reads as it reads them
-    /// (`Transaction::pin_reads`).
-    pub pin_reads: bool,
+    /// How it meets contention ([`Stance`]): the part here does the same.
+    pub stance: Stance,
 }
 
 /// What happened to a transaction here, remembered for a while so that a
@@ -584,28 +583,28 @@ impl Participant {
         deadline: Instant,
         access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
     ) -> Result<T, Abort> {
-        self.access_pinning(txn, deadline, false, access)
+        self.access_with(txn, deadline, Stance::Optimistic, access)
     }
 
-    /// [`Participant::access`], the part pinning what it reads
-    /// (`Transaction::pin_reads`) if `pin_reads` and it begins now.
-    pub fn access_pinning<T>(
+    /// [`Participant::access`], the part meeting contention as `stance`
+    /// says if it begins now.
+    pub fn access_with<T>(
         &self,
         txn: TxnId,
         deadline: Instant,
-        pin_reads: bool,
+        stance: Stance,
         access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
     ) -> Result<T, Abort> {
-        self.access_reading(txn, deadline, pin_reads, None, access)
+        self.access_reading(txn, deadline, stance, None, access)
     }
 
-    /// [`Participant::access_pinning`] for a read of `read`, which the part
+    /// [`Participant::access_with`] for a read of `read`, which the part
     /// remembers (it is pinned again where the part is restored).
     pub fn access_reading<T>(
         &self,
         txn: TxnId,
         deadline: Instant,
-        pin_reads: bool,
+        stance: Stance,
         read: Option<Read>,
         access: impl FnOnce(&mut Transaction) -> Result<T, Abort>,
     ) -> Result<T, Abort> {
@@ -616,9 +615,7 @@ impl Participant {
             let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(parts.entry(txn).or_insert_with(|| {
                 let mut transaction = self.store.begin(Some(deadline));
-                if pin_reads {
-                    transaction.pin_reads();
-                }
+                transaction.take_stance(stance);
                 Arc::new(Mutex::new(Some(Part::running(transaction, deadline))))
             }))
         };
@@ -647,10 +644,10 @@ impl Participant {
         let Access {
             txn,
             deadline,
-            pin_reads,
+            stance,
         } = access;
         let read = Some(one_key(object, key));
-        self.access_reading(txn, deadline, pin_reads, read, |t| t.get(object, key))
+        self.access_reading(txn, deadline, stance, read, |t| t.get(object, key))
     }
 
     /// The entries of `object` in `[from, to)` as `txn` sees them here.
@@ -664,10 +661,10 @@ impl Participant {
         let Access {
             txn,
             deadline,
-            pin_reads,
+            stance,
         } = access;
         let read = Some((object.clone(), from.to_vec(), to.map(<[u8]>::to_vec)));
-        self.access_reading(txn, deadline, pin_reads, read, |t| t.scan(object, from, to))
+        self.access_reading(txn, deadline, stance, read, |t| t.scan(object, from, to))
     }
 
     /// Phase one: adds `writes` (buffered by the manager) to `txn`'s part,

@@ -403,7 +403,11 @@ impl Spanning {
         Access {
             txn: self.txn,
             deadline: self.deadline,
-            pin_reads: self.local.as_ref().is_some_and(Transaction::pins_reads),
+            stance: self
+                .local
+                .as_ref()
+                .map(Transaction::stance)
+                .unwrap_or_default(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::decision;
 use super::history::{account, check, workload, Body, Kv, Runner, ACCOUNTS, THREADS, WORKFLOWS};
 use super::participant::{Access, Participant, TxnId};
 use super::spanning::{NodeId, Reach, Spanning};
-use super::transaction::{Abort, Store, Writes};
+use super::transaction::{Abort, Stance, Store, Writes};
 use super::{retry, Limits};
 use bytes::Bytes;
 use crucial::ObjectId;
@@ -298,7 +298,7 @@ fn a_prepared_readers_pin_refuses_a_writer_until_the_outcome() {
     let read = |seq| Access {
         txn: txn(seq),
         deadline,
-        pin_reads: false,
+        stance: Stance::Optimistic,
     };
     n1.get(read(1), &y, b"on").unwrap();
     // T2: reads x on node 0, writes y on node 1.
@@ -351,7 +351,7 @@ fn a_part_whose_manager_went_quiet_is_dropped_at_its_deadline_and_unlocks_nothin
     let access = Access {
         txn,
         deadline: soon,
-        pin_reads: false,
+        stance: Stance::Optimistic,
     };
     node.get(access, &x, b"on").unwrap();
     std::thread::sleep(Duration::from_millis(5));
@@ -523,7 +523,7 @@ fn a_read_only_check_refuses_a_set_changed_or_locked_since_the_read() {
     let access = |seq| Access {
         txn: txn(seq),
         deadline,
-        pin_reads: false,
+        stance: Stance::Optimistic,
     };
     let write = |n| {
         let mut writer = store.begin(None);

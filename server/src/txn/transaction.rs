@@ -552,7 +552,7 @@ impl Store {
             writes: BTreeMap::new(),
             deadline,
             reply: None,
-            pin_reads: false,
+            stance: Stance::Optimistic,
             pinned: Vec::new(),
         }
     }
@@ -577,6 +577,24 @@ pub type ObjectEntries = Vec<(ObjectId, Vec<(Vec<u8>, Bytes)>)>;
 /// One object's share of a commit's writes.
 type ObjectWrites<'a> = Vec<(&'a [u8], &'a Option<Bytes>)>;
 
+/// How an execution meets contention, chosen from how its workflow's
+/// earlier executions ended (`txn/workflow.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stance {
+    /// Reads record versions, commits validate them (OCC).
+    #[default]
+    Optimistic,
+    /// A reader that lost to writers too often: each set read is pinned at
+    /// once (a reading pin), so that no ordinary writer can change it
+    /// before this execution ends. A read of a set a writer holds locked is
+    /// a conflict at once; pins never wait, so they cannot deadlock.
+    PinReads,
+    /// A writer that lost too often (to pinning readers, mostly): its locks
+    /// pass reading pins (the reader fails its validation and runs again),
+    /// never a prepared transaction's pins.
+    Insist,
+}
+
 /// One transaction: its reads, its buffered writes, its deadline.
 pub struct Transaction {
     store: Arc<Store>,
@@ -586,16 +604,17 @@ pub struct Transaction {
     writes: BTreeMap<Key, Option<Bytes>>,
     deadline: Option<Instant>,
     reply: Option<(u64, u64, Outcome)>,
-    /// Pins every set as it reads it (see [`Transaction::pin_reads`]).
-    pin_reads: bool,
-    /// Sets pinned by this transaction's reads, until its commit or abort.
+    /// How it meets contention.
+    stance: Stance,
+    /// Sets this transaction's reads pinned (reading pins), until it
+    /// prepares, commits or is dropped.
     pinned: Vec<Arc<EntrySet>>,
 }
 
 impl Drop for Transaction {
     /// A transaction dropped before it prepared releases its read pins.
     fn drop(&mut self) {
-        unpin(&self.pinned);
+        unpin_reading(&self.pinned);
     }
 }
 
@@ -633,28 +652,24 @@ impl Transaction {
         self.writes.keys()
     }
 
-    /// Reads pessimistically from now on: each set read is pinned at once
-    /// (a writer cannot lock it until this transaction ends), so what it
-    /// read cannot change before it commits. A workflow turns it on after
-    /// repeated conflicts, so that a long reader (an audit over many nodes)
-    /// is not starved by short writers; a read of a set a writer holds
-    /// locked is a conflict at once. Pins never wait, so they cannot
-    /// deadlock.
-    pub fn pin_reads(&mut self) {
-        self.pin_reads = true;
+    /// Meets contention as `stance` says from now on (a workflow chooses
+    /// it after repeated conflicts, so that neither a long reader, such as
+    /// an audit over many nodes, nor a writer is starved).
+    pub fn take_stance(&mut self, stance: Stance) {
+        self.stance = stance;
     }
 
-    /// Whether it reads pessimistically ([`Transaction::pin_reads`]).
-    pub fn pins_reads(&self) -> bool {
-        self.pin_reads
+    /// How it meets contention.
+    pub fn stance(&self) -> Stance {
+        self.stance
     }
 
     fn record(&mut self, seen: Seen) -> Result<(), Abort> {
         if self.reads.iter().any(|(s, _)| Arc::ptr_eq(s, &seen.0)) {
             return Ok(());
         }
-        if self.pin_reads {
-            if !seen.0.pin(seen.1) {
+        if self.stance == Stance::PinReads {
+            if !seen.0.pin_reading(seen.1) {
                 seen.0.conflicted();
                 return Err(Abort::Conflict);
             }
@@ -756,7 +771,9 @@ impl Transaction {
     /// version, unlock): any transaction that read the values they replace
     /// fails its validation and runs again.
     fn install_in_memory(mut self) -> Result<u64, Abort> {
-        // Commits only hold locks for a moment: wait for them.
+        // Commits only hold locks for a moment: wait for them. A reader's
+        // pin does not hold this install back (the reader runs again).
+        self.stance = Stance::Insist;
         let mut attempts = 0;
         let locked = loop {
             match self.lock_write_sets() {
@@ -836,21 +853,22 @@ impl Transaction {
         let mut txn = self;
         let locked = txn.lock_write_sets()?;
         let tid = txn.store.tick();
-        // Pins taken while reading are held on into the prepared state.
-        let mut pinned: Vec<Arc<EntrySet>> = std::mem::take(&mut txn.pinned);
+        // Reading pins end here: a prepared transaction holds prepared
+        // pins (taken, and the read checked, before the reading pin goes).
+        let reading: Vec<Arc<EntrySet>> = std::mem::take(&mut txn.pinned);
+        let mut pinned: Vec<Arc<EntrySet>> = Vec::new();
         let skip = txn.store.skips_validation();
         for (set, version) in &txn.reads {
             let mine = locked.iter().any(|l| Arc::ptr_eq(&l.set, set));
-            let held = pinned.iter().any(|p| Arc::ptr_eq(p, set));
             let holds = match (reads, skip) {
                 (Reads::PinWherePossible, _) => {
-                    if !mine && !held && set.pin(*version) {
+                    if !mine && set.pin(*version) {
                         pinned.push(Arc::clone(set));
                     }
                     true
                 }
                 (_, true) => true,
-                (Reads::Pin, false) if !mine && !held => {
+                (Reads::Pin, false) if !mine => {
                     let pinned_now = set.pin(*version);
                     if pinned_now {
                         pinned.push(Arc::clone(set));
@@ -863,9 +881,11 @@ impl Transaction {
                 set.conflicted();
                 unlock(&locked);
                 unpin(&pinned);
+                unpin_reading(&reading);
                 return Err(Abort::Conflict);
             }
         }
+        unpin_reading(&reading);
         Ok(Prepared {
             txn,
             settles: Vec::new(),
@@ -905,13 +925,14 @@ impl Transaction {
             self.pinned.retain(|p| {
                 let written = wanted.iter().any(|w| Arc::ptr_eq(&w.set, p));
                 if written {
-                    p.unpin();
+                    p.unpin_reading();
                 }
                 !written
             });
+            let insisting = self.stance == Stance::Insist;
             let mut locked = Vec::with_capacity(wanted.len());
             for w in wanted {
-                match lock_patiently(&w.set) {
+                match lock_patiently(&w.set, insisting) {
                     Locking::Locked => locked.push(w),
                     Locking::Retired => {
                         unlock(&locked);
@@ -1122,6 +1143,12 @@ pub fn with_writes(
 }
 
 /// Releases the pins of a prepared reader.
+fn unpin_reading(pinned: &[Arc<EntrySet>]) {
+    for set in pinned {
+        set.unpin_reading();
+    }
+}
+
 fn unpin(pinned: &[Arc<EntrySet>]) {
     for set in pinned {
         set.unpin();
@@ -1130,9 +1157,9 @@ fn unpin(pinned: &[Arc<EntrySet>]) {
 
 /// A lock is held only while a commit validates and installs: spin a little,
 /// then yield, then give up.
-fn lock_patiently(set: &EntrySet) -> Locking {
+fn lock_patiently(set: &EntrySet, insisting: bool) -> Locking {
     for attempt in 0..200 {
-        match set.try_lock() {
+        match set.try_lock(insisting) {
             Locking::Busy if attempt < 50 => std::hint::spin_loop(),
             Locking::Busy => std::thread::yield_now(),
             other => return other,

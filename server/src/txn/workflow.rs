@@ -2,7 +2,7 @@
 //! (bounded, with backoff), so its effects happen exactly once or not at all.
 
 use super::spanning::{Commit, Decision, Spanning};
-use super::transaction::{Abort, Durably, Store, Transaction, Writes};
+use super::transaction::{Abort, Durably, Stance, Store, Transaction, Writes};
 use crucial::store::TxError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,10 +69,15 @@ pub enum Failure {
 
 /// Executions that read optimistically; the later ones of a reader (a
 /// workflow whose executions wrote nothing) pin what they read as they read
-/// it ([`Transaction::pin_reads`]), so that a long reader that keeps losing
-/// to short writers gets through. Writers stay optimistic: two that pinned
-/// what they read could then never lock it.
+/// it ([`Stance::PinReads`]), so that a long reader that keeps losing to
+/// short writers gets through. Writers never pin what they read (two that
+/// did could then never lock it).
 const OPTIMISTIC_ATTEMPTS: u32 = 3;
+
+/// Executions of a writer before it insists ([`Stance::Insist`]): its locks
+/// pass the pins of readers that pin what they read, so that a stream of
+/// pinning readers (map audits back to back) cannot starve it either.
+const PATIENT_ATTEMPTS: u32 = 6;
 
 /// Runs `body` as one transaction, again after each conflict.
 #[cfg(test)]
@@ -130,7 +135,9 @@ pub fn retry<T>(
         attempts += 1;
         let mut txn = store.begin(Some(deadline));
         if attempts > OPTIMISTIC_ATTEMPTS && !writer {
-            txn.pin_reads();
+            txn.take_stance(Stance::PinReads);
+        } else if attempts > PATIENT_ATTEMPTS && writer {
+            txn.take_stance(Stance::Insist);
         }
         let result = attempt(txn).and_then(|(value, txn)| {
             writer |= !txn.writes_nothing();
