@@ -19,17 +19,20 @@ pub struct ObjectArgs {
     pub replicas: Option<syn::LitInt>,
     /// The `replicas` word itself, for errors about the argument as a whole.
     pub replicas_word: Option<syn::Ident>,
-    /// `placement = "object"` (lambda objects): each object placed on its
-    /// own, instead of with its application. The word and the value.
+    /// `placement = "object"` (lambda objects, the default): each object
+    /// placed on its own; `placement = "application"`: every object of the
+    /// type with its application (kept together on one node). The word and
+    /// the value.
     pub placement: Option<(syn::Ident, LitStr)>,
 }
 
 impl ObjectArgs {
-    /// Whether a lambda object type is placed object by object.
+    /// Whether a lambda object type is placed object by object (unless it
+    /// says `placement = "application"`).
     pub fn by_object(&self) -> bool {
         self.placement
             .as_ref()
-            .is_some_and(|(_, lit)| lit.value() == "object")
+            .is_none_or(|(_, lit)| lit.value() != "application")
     }
 
     /// A shared type's `replicas` needs `persistent`.

@@ -5,11 +5,10 @@
 mod common;
 
 use common::bank::{Seen, SpreadAccount};
-use common::cluster::{admin, connect, wait_for_views, Etcd};
+use common::cluster::{connect, listed_per_node, wait_for_views, Etcd};
 use common::ServerProcess;
 use crucial::store::{Mapped, Objects};
 use crucial::ObjectId;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,22 +41,6 @@ fn on_four_threads(n: usize, each: impl Fn(usize) + Send + Sync + 'static) {
     }
 }
 
-/// How many `SpreadAccount`s each node holds, as `crucial-admin objects`
-/// lists them.
-fn listed_per_node(node: &ServerProcess) -> Vec<usize> {
-    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
-    let mut per_node: HashMap<String, usize> = HashMap::new();
-    for row in listed["objects"].as_array().expect("rows") {
-        if row["type_name"] == "SpreadAccount" {
-            let node = row["node"].as_str().unwrap_or_default().to_string();
-            *per_node.entry(node).or_default() += 1;
-        }
-    }
-    let mut counts: Vec<usize> = per_node.into_values().collect();
-    counts.sort();
-    counts
-}
-
 const OBJECTS: usize = 10_000;
 
 fn key(i: usize) -> String {
@@ -78,7 +61,7 @@ fn a_map_over_ten_thousand_objects_on_three_nodes_matches_a_sequential_read() {
                 .expect("open");
         });
     }
-    let counts = listed_per_node(&nodes[0]);
+    let counts = listed_per_node(&nodes[0], "SpreadAccount");
     eprintln!("objects per node: {counts:?}");
     assert_eq!(counts.len(), 3, "every node holds some");
     assert_eq!(counts.iter().sum::<usize>(), OBJECTS);

@@ -7,7 +7,9 @@
 mod common;
 
 use common::bank::{Audit, Seen, SpreadAccount};
-use common::cluster::{admin, connect, free_port, port_of, view_of, wait_for_views, Etcd, Link};
+use common::cluster::{
+    admin, connect, free_port, listed_per_node, port_of, view_of, wait_for_views, Etcd, Link,
+};
 use common::{DataDir, ServerProcess};
 use crucial::ObjectId;
 use crucial_protocol::placement::{lambda_home, Placement, LAMBDA_HOME};
@@ -163,21 +165,6 @@ fn run_bank(addrs: &[String], ids: &[ObjectId], secs: u64) -> Result<(usize, usi
     Ok((history.len(), audits.len()))
 }
 
-/// How many accounts each node holds, as `crucial-admin objects` lists them.
-fn listed_per_node(node: &ServerProcess) -> Vec<usize> {
-    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
-    let mut per_node: HashMap<String, usize> = HashMap::new();
-    for row in listed["objects"].as_array().expect("rows") {
-        if row["type_name"] == "SpreadAccount" {
-            let node = row["node"].as_str().unwrap_or_default().to_string();
-            *per_node.entry(node).or_default() += 1;
-        }
-    }
-    let mut counts: Vec<usize> = per_node.into_values().collect();
-    counts.sort();
-    counts
-}
-
 /// How many decision records the cluster holds (`crucial-admin objects`:
 /// a record is 24 bytes).
 fn decision_records(node: &ServerProcess) -> usize {
@@ -197,7 +184,7 @@ fn spread_bank(name: &str, flags: &[&str]) {
     let ids = accounts(&addrs);
     let (transfers, audits) = run_bank(&addrs, &ids, 3).expect("a serializable history");
     assert!(transfers > 0 && audits > 0);
-    let counts = listed_per_node(&nodes[0]);
+    let counts = listed_per_node(&nodes[0], "SpreadAccount");
     eprintln!("accounts per node: {counts:?}");
     // The decisions' records are deleted once acknowledged (every second).
     std::thread::sleep(Duration::from_millis(2500));

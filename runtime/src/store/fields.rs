@@ -160,11 +160,12 @@ pub trait LambdaObject: Sized {
     const SHAPE: &'static [&'static str];
     /// The application the type belongs to (the defining crate's name).
     const APPLICATION: &'static str;
-    /// Placed object by object (`#[lambda_object(placement = "object")]`):
-    /// in a cluster each object lives on the node the ring gives it, and a
-    /// workflow reaches the others' with two-phase commit. `false`: every
-    /// object of the type lives with its application.
-    const BY_OBJECT: bool = false;
+    /// Placed object by object (the default, `placement = "object"`): in a
+    /// cluster each object lives on the node the ring gives it, and a
+    /// workflow reaches the others' with two-phase commit. `false`
+    /// (`#[lambda_object(placement = "application")]`): every object of the
+    /// type lives with its application, on one node.
+    const BY_OBJECT: bool = true;
     /// The object `id`'s fields in the workflow `host`.
     fn open(host: Arc<dyn Host>, id: Arc<ObjectId>) -> Self;
 }

@@ -10,8 +10,10 @@ use crucial::ObjectId;
 use serde::{Deserialize, Serialize};
 
 /// A bank account. `version` counts the account's writes, so a history
-/// checker can order the workflows that read and wrote it.
-#[crucial::lambda_object]
+/// checker can order the workflows that read and wrote it. Its objects are
+/// kept with their application (one node, the application's failover):
+/// the tests of that placement use it.
+#[crucial::lambda_object(placement = "application")]
 pub struct Account {
     owner: Cell<String>,
     balance: Cell<i64>,
@@ -152,7 +154,7 @@ impl Account {
 
 /// A big object: a board of counters, one entry per key, to watch entry sets
 /// split under contention.
-#[crucial::lambda_object]
+#[crucial::lambda_object(placement = "application")]
 pub struct Board {
     counters: Map<u32, u64>,
 }
@@ -176,10 +178,10 @@ impl Board {
     }
 }
 
-/// A bank account placed object by object: in a cluster each account lives
-/// on the node the ring gives it, and a transfer between accounts of two
-/// nodes commits with two-phase commit.
-#[crucial::lambda_object(placement = "object")]
+/// A bank account placed object by object (the default): in a cluster each
+/// account lives on the node the ring gives it, and a transfer between
+/// accounts of two nodes commits with two-phase commit.
+#[crucial::lambda_object]
 pub struct SpreadAccount {
     balance: Cell<i64>,
     version: Cell<u64>,

@@ -376,3 +376,19 @@ fn forward_slowly(
     pump(client.try_clone().unwrap(), server.try_clone().unwrap());
     pump(server, client);
 }
+
+/// How many objects of type `type_name` each node holds, as
+/// `crucial-admin objects` lists them, smallest first.
+pub fn listed_per_node(node: &ServerProcess, type_name: &str) -> Vec<usize> {
+    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
+    let mut per_node: std::collections::HashMap<String, usize> = Default::default();
+    for row in listed["objects"].as_array().expect("rows") {
+        if row["type_name"] == type_name {
+            let node = row["node"].as_str().unwrap_or_default().to_string();
+            *per_node.entry(node).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<usize> = per_node.into_values().collect();
+    counts.sort();
+    counts
+}

@@ -1,4 +1,5 @@
-//! `placement = "object"` and `placement = "application"` on lambda object types.
+//! `placement = "object"` (the default) and `placement = "application"` on
+//! lambda object types.
 
 use crucial::__private::store::LambdaObject;
 use crucial::store::{Cell, TxError};
@@ -21,7 +22,13 @@ pub struct Ledger {
     entries: Cell<u64>,
 }
 
+#[crucial::lambda_object]
+pub struct Counter {
+    value: Cell<i64>,
+}
+
 fn main() {
     assert!(<Account as LambdaObject>::BY_OBJECT);
+    assert!(<Counter as LambdaObject>::BY_OBJECT, "the default");
     assert!(!<Ledger as LambdaObject>::BY_OBJECT);
 }
