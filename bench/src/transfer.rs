@@ -81,6 +81,31 @@ pub trait TransferSession {
     fn transfer(&mut self, from: usize, to: usize) -> Result<(), String>;
     /// Adds one to counter `key` (a one-object transaction).
     fn add(&mut self, key: usize) -> Result<(), String>;
+    /// The sum of counters `0..keys`, read in one transaction (a map call,
+    /// `MGET`, `SELECT sum`).
+    fn audit(&mut self, keys: usize) -> Result<i64, String>;
+}
+
+/// What each client of [`run`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// One counter plus one (one object).
+    Add,
+    /// One unit between two random counters.
+    Transfer,
+    /// Every counter read and summed in one transaction.
+    Audit,
+}
+
+impl Workload {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Add => "add",
+            Workload::Transfer => "transfer",
+            Workload::Audit => "audit (all)",
+        }
+    }
 }
 
 /// Spread counters on a cluster.
@@ -135,6 +160,17 @@ impl TransferSession for LambdaSession {
             .add(1)
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+
+    fn audit(&mut self, keys: usize) -> Result<i64, String> {
+        let seen = SpreadCounter::map(crucial::store::Objects::All)
+            .with_client(self.0.clone())
+            .value()
+            .map_err(|e| e.to_string())?;
+        match seen.len() == keys {
+            true => Ok(seen.reduce(0, |sum, v| sum + v)),
+            false => Err(format!("the map saw {} counters of {keys}", seen.len())),
+        }
     }
 }
 
@@ -239,6 +275,12 @@ impl TransferSession for RedisSession {
     fn add(&mut self, i: usize) -> Result<(), String> {
         self.optimistic(&[(slot_key(i), 1)])
     }
+
+    fn audit(&mut self, keys: usize) -> Result<i64, String> {
+        let names: Vec<String> = (0..keys).map(slot_key).collect();
+        let values: Vec<i64> = self.con.mget(&names).map_err(|e| e.to_string())?;
+        Ok(values.into_iter().sum())
+    }
 }
 
 /// Counters in PostgreSQL, moved by a serializable SQL function.
@@ -299,10 +341,14 @@ impl Transfers for PostgresTransfers<'_> {
         let add = client
             .prepare("SELECT add_one($1)")
             .map_err(|e| e.to_string())?;
+        let audit = client
+            .prepare("SELECT coalesce(sum(value), 0)::bigint FROM spread")
+            .map_err(|e| e.to_string())?;
         Ok(Box::new(PostgresSession {
             client,
             transfer,
             add,
+            audit,
             retries: Arc::clone(&self.retries),
         }))
     }
@@ -325,6 +371,7 @@ struct PostgresSession {
     client: postgres::Client,
     transfer: postgres::Statement,
     add: postgres::Statement,
+    audit: postgres::Statement,
     retries: Arc<AtomicU64>,
 }
 
@@ -357,6 +404,18 @@ impl TransferSession for PostgresSession {
         let k = key(i);
         self.run(true, &[&k])
     }
+
+    fn audit(&mut self, _keys: usize) -> Result<i64, String> {
+        loop {
+            match self.client.query_one(&self.audit, &[]) {
+                Ok(row) => return Ok(row.get(0)),
+                Err(e) if is_retryable(&e) => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
 }
 
 /// What one run measured.
@@ -379,16 +438,16 @@ impl Measured {
     }
 }
 
-/// `clients` clients each running `transfer` (or, with `add`, one-counter
-/// increments) between uniformly random counters among `keys` for
-/// `duration`. Checks the counters afterwards: transfers keep their sum,
-/// increments add exactly the ones acknowledged.
+/// `clients` clients each running `workload` (on uniformly random counters
+/// among `keys`) for `duration`. Checks the counters afterwards: transfers
+/// keep their sum, increments add exactly the ones acknowledged; each audit
+/// must see the sum (nothing else writes meanwhile), or it counts as failed.
 pub fn run(
     system: &dyn Transfers,
     keys: usize,
     clients: usize,
     duration: Duration,
-    add: bool,
+    workload: Workload,
 ) -> Result<Measured, String> {
     let before = system.sum(keys)?;
     let retries = system.retries();
@@ -408,9 +467,14 @@ pub fn run(
                         let from = (rng % keys as u64) as usize;
                         let to = (from + 1 + ((rng >> 24) % (keys as u64 - 1)) as usize) % keys;
                         let t = Instant::now();
-                        let done = match add {
-                            true => session.add(from),
-                            false => session.transfer(from, to),
+                        let done = match workload {
+                            Workload::Add => session.add(from),
+                            Workload::Transfer => session.transfer(from, to),
+                            Workload::Audit => match session.audit(keys) {
+                                Ok(sum) if sum == before => Ok(()),
+                                Ok(sum) => Err(format!("an audit saw {sum}, not {before}")),
+                                Err(e) => Err(e),
+                            },
                         };
                         match done {
                             Ok(()) => latencies.push(t.elapsed()),
@@ -440,9 +504,9 @@ pub fn run(
     }
     measured.latencies.sort_unstable();
     let after = system.sum(keys)?;
-    let expected = match add {
-        true => before + measured.latencies.len() as i64,
-        false => before,
+    let expected = match workload {
+        Workload::Add => before + measured.latencies.len() as i64,
+        Workload::Transfer | Workload::Audit => before,
     };
     if after != expected {
         return Err(format!(

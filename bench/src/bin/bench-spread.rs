@@ -3,10 +3,12 @@
 //! (`WATCH`/`MULTI`/`EXEC`, one instance: one hash slot) and PostgreSQL
 //! (`SERIALIZABLE`), in one run.
 //!
-//! Two transactions: *add* (read-modify-write of one counter: always on one
-//! node) and *transfer* (one unit from one counter to another: on n nodes,
+//! Three transactions: *add* (read-modify-write of one counter: always on
+//! one node), *transfer* (one unit from one counter to another: on n nodes,
 //! the two counters are on two nodes for about (n-1)/n of the transfers,
-//! which then commit with two-phase commit). Printed per system and
+//! which then commit with two-phase commit) and *audit* (every counter read
+//! and summed in one transaction: a map call; Redis `MGET`, PostgreSQL
+//! `SELECT sum(value)`). Printed per system and
 //! workload: committed tx/s, p50/p99, the share committed with 2PC, the
 //! node-to-node steps per transaction, the nodes' CPU per transaction (all
 //! node processes together), re-executions per transaction; and a model for
@@ -21,7 +23,7 @@ use crucial_bench::postgres::Postgres;
 use crucial_bench::procfs;
 use crucial_bench::systems::Redis;
 use crucial_bench::transfer::{
-    self, LambdaTransfers, PostgresTransfers, RedisTransfers, Transfers,
+    self, LambdaTransfers, PostgresTransfers, RedisTransfers, Transfers, Workload,
 };
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ struct Args {
 /// One row of the table.
 struct Row {
     system: String,
-    workload: &'static str,
+    workload: Workload,
     clients: usize,
     measured: transfer::Measured,
     /// Share of the committed transactions that used 2PC (lambda only).
@@ -87,7 +89,7 @@ fn measure(
 ) -> Result<Vec<Row>, String> {
     system.set_up(args.counters)?;
     let mut rows = Vec::new();
-    for (workload, add) in [("add", true), ("transfer", false)] {
+    for workload in [Workload::Add, Workload::Transfer, Workload::Audit] {
         for &clients in &args.clients {
             let before = stats
                 .map(|c| c.workflow_stats())
@@ -99,7 +101,7 @@ fn measure(
                 args.counters,
                 clients,
                 Duration::from_secs_f64(args.seconds),
-                add,
+                workload,
             )?;
             let used = cpu_of(pids).saturating_sub(cpu);
             let committed = measured.latencies.len().max(1) as f64;
@@ -230,7 +232,7 @@ fn main() {
         println!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {:.3} | {} |",
             r.system,
-            r.workload,
+            r.workload.name(),
             r.clients,
             m.per_second(),
             p(&m.latencies, 0.5),
@@ -245,9 +247,9 @@ fn main() {
     // The model for machines with a core (or more) per node: a node's CPU
     // per transaction bounds what each machine can commit.
     let top = args.clients.iter().copied().max().unwrap_or(1);
-    let three = rows
-        .iter()
-        .find(|r| r.workload == "transfer" && r.clients == top && r.system == "lambda, 3 nodes");
+    let three = rows.iter().find(|r| {
+        r.workload == Workload::Transfer && r.clients == top && r.system == "lambda, 3 nodes"
+    });
     if let Some(r) = three {
         let per_machine = 2.0e6 / r.server_cpu.max(1.0);
         println!();
