@@ -216,12 +216,19 @@ pub async fn replicate(
                 "its replicas did not acknowledge it in {REPLICATE_FOR:?}: {failure}"
             ));
         }
-        tracing::warn!(
-            application,
-            "a replica did not acknowledge a workflow's writes ({failure}); sending the \
-             application again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if failure.contains(super::NO_BASE) {
+            // A home new since the replica set last changed (each object is
+            // a home of its own when placed by object): its first commit
+            // is followed at once by the whole home, which is that commit.
+            tracing::debug!(application, "a replica has no base yet: {failure}");
+        } else {
+            tracing::warn!(
+                application,
+                "a replica did not acknowledge a workflow's writes ({failure}); sending the \
+                 application again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         copy = complete_copy(node, application);
     }
 }

@@ -113,6 +113,11 @@ pub async fn promoted(
         .map_err(failed)
 }
 
+/// How a replica refuses a commit's copy of a home it has no complete copy
+/// of (a home created since the replica set last changed): the head sends
+/// one at once.
+pub(crate) const NO_BASE: &str = "no complete copy of application";
+
 /// `Replicate`: keeps the copies as backups, and their writes' replies for
 /// retries that reach this node after a failover. Copies from a node that is
 /// not a member of this node's newest view are refused (fencing): a head the
@@ -143,10 +148,7 @@ pub fn keep_copies(
     for app in replicate.apps {
         if let Err(no_base) = cluster.replication.keep_app(replicate.from, app) {
             return Err(RemoteError::Protocol {
-                reason: format!(
-                    "no complete copy of application {} here yet: send one first",
-                    no_base.0
-                ),
+                reason: format!("{NO_BASE} {} here yet: send one first", no_base.0),
             });
         }
     }

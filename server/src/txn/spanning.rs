@@ -17,7 +17,7 @@ use super::transaction::{with_writes, Abort, Durably, Key, Transaction, Writes};
 use bytes::Bytes;
 use crucial::__private::store::ChildCall;
 use crucial::ObjectId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
@@ -237,6 +237,9 @@ pub struct Spanning {
     /// Homes other than the root's that this node serves and the execution
     /// touched, kept here until it ends.
     held: BTreeMap<String, Option<Held>>,
+    /// Objects found at a home this node serves and holds: asked again (a
+    /// map call's child, then its reads), they are here.
+    here: HashSet<ObjectId>,
     /// A child call or map instance sent to another node wrote there: the
     /// commit needs two phases even if nothing else writes.
     wrote_elsewhere: Arc<AtomicBool>,
@@ -255,6 +258,7 @@ impl Spanning {
             remote_writes: BTreeMap::new(),
             shipping: None,
             held: BTreeMap::new(),
+            here: HashSet::new(),
             wrote_elsewhere: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -280,6 +284,7 @@ impl Spanning {
             remote_writes: BTreeMap::new(),
             shipping: None,
             held: BTreeMap::new(),
+            here: HashSet::new(),
             wrote_elsewhere: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -417,6 +422,9 @@ impl Spanning {
         let Some(reach) = self.reach.as_ref() else {
             return Ok(None);
         };
+        if self.here.contains(object) {
+            return Ok(None);
+        }
         if let Some(root) = &self.home {
             if reach.at_home(object, root) {
                 return Ok(None);
@@ -431,6 +439,7 @@ impl Spanning {
             let held = reach.hold(entry.key())?;
             entry.insert(held);
         }
+        self.here.insert(object.clone());
         Ok(None)
     }
 
