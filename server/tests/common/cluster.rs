@@ -28,8 +28,29 @@ pub fn wait_for_views(nodes: &[&ServerProcess], count: usize) {
     });
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), below the kernel's
+/// ephemeral range: a node restarted at its old port after a crash finds it
+/// free, where a port from that range may meanwhile be the local end of any
+/// outgoing connection on the machine (CI once saw `Address already in use`).
 pub fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u16, low.saturating_sub(10_000).max(1));
+    let mut seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    for _ in 0..1_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = first + (seed % u64::from(span)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -116,6 +137,18 @@ impl Etcd {
 
     /// [`Etcd::node_at`] reaching etcd at `endpoint` (a [`Link`] to it).
     pub fn node_via(&self, endpoint: &str, name: &str, port: u16, extra: &[&str]) -> ServerProcess {
+        // A port picked here may be taken by another test's pick meanwhile:
+        // then another one.
+        for _ in 0..4 {
+            match ServerProcess::try_start(Etcd::command(endpoint, name, port, extra)) {
+                Err(stderr) if port == 0 && stderr.contains("Address already in use") => continue,
+                started => {
+                    return started.unwrap_or_else(|stderr| {
+                        panic!("server exited before listening; its stderr:\n{stderr}")
+                    })
+                }
+            }
+        }
         ServerProcess::start(Etcd::command(endpoint, name, port, extra))
     }
 
@@ -132,6 +165,11 @@ impl Etcd {
 
     fn command(endpoint: &str, name: &str, port: u16, extra: &[&str]) -> Command {
         let endpoint = endpoint.to_string();
+        // Not 0: a crashed node is restarted at its port (see `free_port`).
+        let port = match port {
+            0 => free_port(),
+            port => port,
+        };
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
             "--etcd",
