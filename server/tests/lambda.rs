@@ -71,6 +71,46 @@ fn constructors_methods_and_static_functions_run_as_workflows() {
     );
 }
 
+/// A map call on a node with no cluster: every object is here, the
+/// results come back in key order, a range and a list select, and a listed
+/// key with no object is `NoObject`.
+#[test]
+fn a_map_call_on_one_node_runs_over_the_selected_objects_in_key_order() {
+    use crucial::store::Objects;
+    let node = ServerProcess::fixture_node_with(&[]);
+    let client = node.client();
+    for (i, key) in ["e", "a", "d", "b", "c"].iter().enumerate() {
+        account(&client, key)
+            .open(format!("owner {key}"), 10 * (i as i64 + 1))
+            .expect("open");
+    }
+    let all = Account::map(Objects::All)
+        .with_client(client.clone())
+        .balance()
+        .expect("a map over every account");
+    let keys: Vec<&str> = all.iter().map(|(key, _)| key).collect();
+    assert_eq!(keys, ["a", "b", "c", "d", "e"]);
+    assert_eq!(all.get("e"), Some(&10));
+    assert_eq!(all.reduce(0, |sum, b| sum + b), 150);
+    let range = Objects::Range {
+        from: "b".into(),
+        to: Some("d".into()),
+    };
+    let some = Account::map(range)
+        .with_client(client.clone())
+        .owner()
+        .expect("a range");
+    let owners: Vec<String> = some.into_iter().map(|(_, owner)| owner).collect();
+    assert_eq!(owners, ["owner b", "owner c"]);
+    let missing = Account::map(Objects::Keys(vec!["c".into(), "zz".into()]))
+        .with_client(client.clone())
+        .balance();
+    assert!(
+        matches!(remote(missing), RemoteError::NoObject { .. }),
+        "a listed key with no object"
+    );
+}
+
 #[test]
 fn each_misuse_is_a_typed_error_for_that_caller_only() {
     let node = ServerProcess::fixture_node_with(&[]);
