@@ -790,33 +790,24 @@ impl Participant {
             return Err(Abort::Conflict);
         };
         let mut slot = part.lock().unwrap_or_else(|e| e.into_inner());
-        let checked = match slot.as_ref() {
-            Some(Part {
-                stage: Stage::Running(transaction),
-                ..
-            }) if transaction.writes_nothing() => transaction.validate_reads(),
-            Some(Part {
-                stage: Stage::Running(_),
-                ..
-            }) => {
-                tracing::error!(
-                    ?txn,
-                    "a transaction that wrote here was asked to end as read-only: aborted"
-                );
-                Err(Abort::Conflict)
-            }
-            _ => Err(Abort::Conflict),
-        };
         // Prepared or restored parts are not this check's to end.
-        if let Some(Part {
-            stage: Stage::Running(_),
+        let Some(Part {
+            stage: Stage::Running(transaction),
             ..
         }) = slot.as_ref()
-        {
-            drop(slot.take());
+        else {
+            return Err(Abort::Conflict);
+        };
+        let checked = if transaction.writes_nothing() {
+            transaction.validate_reads()
         } else {
-            return checked;
-        }
+            tracing::error!(
+                ?txn,
+                "a transaction that wrote here was asked to end as read-only: aborted"
+            );
+            Err(Abort::Conflict)
+        };
+        drop(slot.take());
         drop(slot);
         let outcome = match &checked {
             Ok(()) => Outcome::Committed(self.store.now()),

@@ -521,12 +521,10 @@ impl Spanning {
     /// and on their replicas (they hold the decision's record), or
     /// [revoked](Decision::revoke) if they cannot be.
     pub fn commit(mut self) -> Result<Commit, Abort> {
+        let writes_nothing = self.writes_nothing();
         let mut local = self.local.take().expect("committed once");
         let nodes = self.participants();
         if let Some(reach) = self.reach.clone().filter(|_| !nodes.is_empty()) {
-            let writes_nothing = self.remote_writes.is_empty()
-                && !self.wrote_elsewhere.load(Ordering::Relaxed)
-                && local.writes_nothing();
             if writes_nothing {
                 // Its place in the serial order: after every read, before
                 // any check (the earliest check is its serialization point).
