@@ -24,7 +24,7 @@
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
 use super::backups::{entry_copy, AppBackup};
-use super::member::Cluster;
+use super::member::{Cluster, Takeover};
 use super::replication::{acknowledged, settled_view, targets_of, REPLICATE_FOR};
 use crate::state::NodeState;
 use crate::txn::{PartCopy, Store, TxnId, Writes};
@@ -393,19 +393,14 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
     for app in promote_here {
         // No workflow or transaction step gets in before the objects (and
         // the parts in doubt) are installed: one that finds the backup gone
-        // waits for them instead of meeting no objects at all.
-        cluster.freeze(&app, Duration::ZERO);
-        let promoted = match cluster.replication.take_app(&app) {
-            // Already served here: the backup is older.
-            Some(_) if node.lambdas.store.holds_home(&app) => false,
-            Some(backup) => {
-                promote(node, &app, backup);
-                true
-            }
-            None => false,
-        };
-        cluster.thaw(&app);
-        if promoted {
+        // waits for them instead of meeting no objects at all. `Busy`: a
+        // workflow's call is taking it over (and sends it to its replicas).
+        let took = cluster.take_over(
+            &app,
+            || node.lambdas.store.holds_home(&app),
+            |backup| promote(node, &app, backup),
+        );
+        if took == (Takeover::Took { promoted: true }) {
             sync(node, cluster, &app).await;
         }
     }
