@@ -6,7 +6,14 @@
 //! replace each other in epoch order, so a client and a node holding different
 //! views can tell which one is newer. This module is the one source of placement:
 //! the client routes with it, and nodes (with the cluster) check ownership with it.
+//!
+//! A view may also *place* objects by hand ([`View::placed`]): an operator
+//! moved a hot object to a node of their choice (`crucial-admin migrate`).
+//! Such an object's owner is that node while it is a member, and its
+//! replicas are the ring's successors of its hash after it; every other
+//! object stays where the ring puts it, so a migration moves one object.
 
+use std::collections::BTreeMap;
 use std::hash::Hasher;
 
 /// The type name lambda objects are placed by, with their application as the
@@ -59,12 +66,24 @@ pub struct View {
     pub epoch: u64,
     /// Node addresses (`host:port`).
     pub nodes: Vec<String>,
+    /// Objects placed by hand, by `(type name, key)`, with their node
+    /// (ignored while that node is not in `nodes`).
+    pub placed: BTreeMap<(String, String), String>,
 }
 
 impl View {
     /// The view of a fixed list of nodes (epoch 0: older than any cluster's).
     pub fn fixed(nodes: Vec<String>) -> View {
-        View { epoch: 0, nodes }
+        View::new(0, nodes)
+    }
+
+    /// View `epoch` of `nodes`, with nothing placed by hand.
+    pub fn new(epoch: u64, nodes: Vec<String>) -> View {
+        View {
+            epoch,
+            nodes,
+            placed: BTreeMap::new(),
+        }
     }
 }
 
@@ -73,15 +92,38 @@ impl View {
 pub struct Placement {
     view: View,
     ring: Ring,
+    /// [`View::placed`] with its nodes as indexes into the view's nodes
+    /// (those that are members).
+    placed: BTreeMap<(String, String), usize>,
 }
 
 impl Placement {
     /// The placement of a view.
     pub fn new(view: View) -> Placement {
+        let placed = view
+            .placed
+            .iter()
+            .filter_map(|(object, node)| {
+                let index = view.nodes.iter().position(|n| n == node)?;
+                Some((object.clone(), index))
+            })
+            .collect();
         Placement {
             ring: Ring::new(&view),
             view,
+            placed,
         }
+    }
+
+    /// The node an object was placed on by hand, if it was (and that node
+    /// is a member).
+    fn placed(&self, type_name: &str, key: &str) -> Option<usize> {
+        if self.placed.is_empty() {
+            return None;
+        }
+        self.placed
+            .get(&(type_name.to_string(), key.to_string()))
+            .copied()
     }
 
     /// The view this placement was built from.
@@ -91,7 +133,8 @@ impl Placement {
 
     /// Index (into the view's nodes) of the owner of an object.
     pub fn owner_index(&self, type_name: &str, key: &str) -> usize {
-        self.ring.owner(type_name, key)
+        self.placed(type_name, key)
+            .unwrap_or_else(|| self.ring.owner(type_name, key))
     }
 
     /// Address of the owner of an object.
@@ -103,8 +146,22 @@ impl Placement {
     /// owner first (fewer if the view has fewer nodes). With `rf = 1`, the
     /// owner alone.
     pub fn replicas(&self, type_name: &str, key: &str, rf: usize) -> Vec<&str> {
-        self.ring
-            .replicas(type_name, key, rf)
+        let indexes = match self.placed(type_name, key) {
+            None => self.ring.replicas(type_name, key, rf),
+            Some(owner) => {
+                // Its node, then the ring's choices without it.
+                let mut indexes = vec![owner];
+                indexes.extend(
+                    self.ring
+                        .replicas(type_name, key, rf.saturating_add(1))
+                        .into_iter()
+                        .filter(|i| *i != owner),
+                );
+                indexes.truncate(rf.min(self.view.nodes.len()));
+                indexes
+            }
+        };
+        indexes
             .into_iter()
             .map(|i| self.view.nodes[i].as_str())
             .collect()
@@ -285,5 +342,40 @@ mod tests {
             })
             .count();
         assert!(kept > 1400, "{kept} of 2000 owners kept");
+    }
+
+    #[test]
+    fn an_object_placed_by_hand_moves_alone_while_its_node_is_a_member() {
+        let plain = Placement::new(view(3));
+        let key = (0..100)
+            .map(|i| format!("k{i}"))
+            .find(|k| plain.owner("T", k) != "10.0.0.2:7000")
+            .unwrap();
+        let mut placed = view(3);
+        placed
+            .placed
+            .insert(("T".to_string(), key.clone()), "10.0.0.2:7000".to_string());
+        let placed = Placement::new(placed);
+        assert_eq!(placed.owner("T", &key), "10.0.0.2:7000");
+        let replicas = placed.replicas("T", &key, 2);
+        assert_eq!(replicas[0], "10.0.0.2:7000");
+        assert_eq!(replicas.len(), 2);
+        assert_ne!(replicas[1], replicas[0]);
+        assert_eq!(placed.replicas("T", &key, 5).len(), 3);
+        // Every other object stays where it was.
+        for i in 0..1000 {
+            let other = format!("o{i}");
+            assert_eq!(placed.owner("T", &other), plain.owner("T", &other));
+            assert_eq!(placed.owner("U", &key), plain.owner("U", &key));
+        }
+        // A node that left places nothing.
+        let mut gone = view(2);
+        gone.placed
+            .insert(("T".to_string(), key.clone()), "10.0.0.2:7000".to_string());
+        let gone_placed = Placement::new(gone.clone());
+        assert_eq!(
+            gone_placed.owner("T", &key),
+            Placement::new(view(2)).owner("T", &key)
+        );
     }
 }

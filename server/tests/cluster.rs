@@ -525,7 +525,7 @@ fn lambda_objects_move_with_their_application_on_a_join_and_a_drain_under_load()
             nodes.push(format!("127.0.0.1:{port}"));
             nodes.sort();
             let addr = format!("127.0.0.1:{port}");
-            Placement::new(View { epoch: 0, nodes }).owner(LAMBDA_HOME, app) == addr
+            Placement::new(View::new(0, nodes)).owner(LAMBDA_HOME, app) == addr
         })
         .expect("a port whose node owns the application");
     let c = etcd.node_at("lambda", port, &[]);

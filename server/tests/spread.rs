@@ -298,25 +298,18 @@ fn audit_from(
 /// attempts while sets were held by transactions in doubt, or its objects
 /// were on a node that was down (one copy: lost until it restarts).
 ///
-/// `NoObject` too, though it should not happen: once in about seven runs
-/// of the file (loaded machine), a transfer right after a failover was told
-/// an account did not exist — a home served before its takeover finished,
-/// a bug of the takeover's routing left open (issue 25's note). The
-/// function failed, so nothing was written; the history check still holds.
+/// Never `NoObject`: every account exists. (Once in about seven loaded
+/// runs, a transfer right after a failover was told one did not: a call
+/// that found the crashed head's backup already taken by another call was
+/// served before that call had installed it. `Cluster::take_over` closes
+/// the application's gate with the take.)
 fn not_applied(error: &crucial::Error) -> bool {
-    if matches!(
-        error,
-        crucial::Error::Remote(crucial::RemoteError::NoObject { .. })
-    ) {
-        eprintln!("SPREAD-NOOBJECT {error}");
-    }
     matches!(
         error,
         crucial::Error::Remote(
             crucial::RemoteError::WorkflowTimeout { .. }
                 | crucial::RemoteError::WorkflowConflicts { .. }
                 | crucial::RemoteError::Lost { .. }
-                | crucial::RemoteError::NoObject { .. }
         )
     )
 }
@@ -597,4 +590,141 @@ fn a_participant_restarted_from_its_disk_finishes_what_it_prepared() {
         Victim::Participant,
         Fault::Restart,
     );
+}
+
+/// The node `crucial-admin objects` lists account `key` on.
+fn listed_on(node: &ServerProcess, key: &str) -> Option<String> {
+    let listed = admin(node, &["objects"]).expect("crucial-admin objects");
+    listed["objects"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|row| row["type_name"] == "SpreadAccount" && row["key"] == key)
+        .map(|row| row["node"].as_str().unwrap_or_default().to_string())
+}
+
+/// `crucial-admin migrate` moves one hot account (half of all transfers
+/// take from it) to another node while transfers and audits run, with two
+/// copies of every account, then `--back` to where the ring places it: no
+/// workflow fails (its calls wait for the move), every other account stays
+/// where it was, and the history check holds across both moves.
+#[test]
+fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
+    let name = "spread-migrate";
+    let etcd = Etcd::start(name);
+    let (nodes, addrs) = three(&etcd, name, &["--replicas", "2"]);
+    let ids = accounts(&addrs);
+    let client = connect(&addrs);
+    for id in &ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+    let hot = &ids[0].key;
+    let ring_owner = listed_on(&nodes[0], hot).expect("the hot account is listed");
+    let before: HashMap<String, Option<String>> = ids
+        .iter()
+        .map(|id| (id.key.clone(), listed_on(&nodes[0], &id.key)))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..3u64)
+        .map(|caller| {
+            let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let client = connect(&addrs);
+                let (mut done, mut slowest) = (Vec::new(), Duration::ZERO);
+                let mut i = caller + 5;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let other = 1 + (i >> 33) as usize % (ACCOUNTS - 1);
+                    let (from, to) = match i >> 63 {
+                        0 => (0, other),
+                        _ => (
+                            other,
+                            (other + 1 + (i >> 17) as usize % (ACCOUNTS - 1)) % ACCOUNTS,
+                        ),
+                    };
+                    // Both ways, so that the hot account never runs dry.
+                    let amount = [1, 2, -1, -2][(i >> 7) as usize % 4];
+                    let started = std::time::Instant::now();
+                    let (a, b) = SpreadAccount::at(ids[from].clone())
+                        .with_client(client.clone())
+                        .transfer(ids[to].clone(), amount)
+                        .expect("a transfer while an account moves");
+                    slowest = slowest.max(started.elapsed());
+                    done.push((from, to, a, b));
+                }
+                (done, slowest)
+            })
+        })
+        .collect();
+    let auditor = {
+        let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let client = connect(&addrs);
+            let mut audits = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                audits.push(audit(&client, &ids));
+            }
+            audits
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let target = addrs
+        .iter()
+        .find(|a| **a != ring_owner)
+        .expect("another node")
+        .clone();
+    let started = std::time::Instant::now();
+    let moved = admin(
+        &nodes[1],
+        &["migrate", "SpreadAccount", hot, "--to", &target],
+    )
+    .expect("crucial-admin migrate");
+    eprintln!("migrated in {:?}: {moved}", started.elapsed());
+    assert_eq!(moved["from"], ring_owner.as_str());
+    assert_eq!(moved["to"], target.as_str());
+    assert_eq!(listed_on(&nodes[0], hot), Some(target.clone()));
+    for id in &ids[1..] {
+        assert_eq!(
+            listed_on(&nodes[2], &id.key),
+            before[&id.key],
+            "{} moved",
+            id.key
+        );
+    }
+    let status = admin(&nodes[2], &["status"]).expect("crucial-admin status");
+    assert_eq!(
+        status["placed"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    // Transfers go on with the account at its new node, then it goes back.
+    std::thread::sleep(Duration::from_millis(800));
+    let started = std::time::Instant::now();
+    let back = admin(&nodes[2], &["migrate", "SpreadAccount", hot, "--back"])
+        .expect("crucial-admin migrate --back");
+    eprintln!("moved back in {:?}: {back}", started.elapsed());
+    assert_eq!(back["to"], ring_owner.as_str());
+    assert_eq!(listed_on(&nodes[1], hot), Some(ring_owner));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (mut history, mut slowest): (Vec<Transfer>, Duration) = (Vec::new(), Duration::ZERO);
+    for caller in callers {
+        let (done, slow) = caller.join().expect("a caller failed");
+        history.extend(done);
+        slowest = slowest.max(slow);
+    }
+    let audits = auditor.join().expect("the auditor failed");
+    let last = audit(&client, &ids);
+    eprintln!(
+        "{} transfers (the slowest took {slowest:?}), {} audits",
+        history.len(),
+        audits.len()
+    );
+    check(&history, &audits, &last).expect("a serializable history across the moves");
+    assert!(history.len() > 20, "transfers ran");
 }

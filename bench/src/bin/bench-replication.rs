@@ -221,10 +221,7 @@ fn failover(args: &Args) -> (Vec<Duration>, u64) {
     for round in 0..args.kills {
         let client = cluster.connect();
         let view = client.servers();
-        let placement = Placement::new(crucial_protocol::placement::View {
-            epoch: 1,
-            nodes: view.clone(),
-        });
+        let placement = Placement::new(crucial_protocol::placement::View::new(1, view.clone()));
         let victim = round % cluster.nodes.len();
         let victim_addr = cluster.nodes[victim].addr.clone();
         let key = (0..)

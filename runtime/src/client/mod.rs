@@ -570,10 +570,7 @@ mod tests {
         let client = client(&["10.0.0.1:7000"]);
         assert_eq!(client.servers(), ["10.0.0.1:7000"]);
         let kept = client.node_at(0).unwrap();
-        let two = View {
-            epoch: 2,
-            nodes: vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()],
-        };
+        let two = View::new(2, vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()]);
         assert!(client.update_view(two.clone()));
         assert_eq!(client.servers(), two.nodes);
         assert!(
@@ -593,10 +590,7 @@ mod tests {
             })
             .collect();
         assert_eq!(owners.len(), 2, "objects spread over the new view");
-        let older = View {
-            epoch: 1,
-            nodes: vec!["10.0.0.9:7000".into()],
-        };
+        let older = View::new(1, vec!["10.0.0.9:7000".into()]);
         assert!(!client.update_view(older));
         assert_eq!(client.servers(), two.nodes, "epoch 1 is older than 2");
     }

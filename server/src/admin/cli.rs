@@ -5,6 +5,8 @@
 //! crucial-admin --node 127.0.0.1:7100 objects         # every object, with its node
 //! crucial-admin --node 127.0.0.1:7101 drain           # hand off, leave, stop
 //! crucial-admin --node 127.0.0.1:7100 delete crucial::AtomicI64 hits
+//! crucial-admin --node 127.0.0.1:7100 migrate Account alice --to 127.0.0.1:7002
+//! crucial-admin --node 127.0.0.1:7100 migrate Account alice --back
 //! ```
 //!
 //! `--node` is any member's admin address (`CRUCIAL_ADMIN`); the others are
@@ -50,6 +52,46 @@ pub enum Command {
         /// The object's key.
         key: String,
     },
+    /// Moves a lambda object (a hot one) to another node while workflows
+    /// run: its calls wait for the move, nothing fails. A type placed by
+    /// application moves its whole application.
+    Migrate {
+        /// The lambda object type, as `objects` lists it.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// Data-plane address of the member to move it to.
+        #[arg(long, required_unless_present = "back", conflicts_with = "back")]
+        to: Option<String>,
+        /// Back to where the ring places it.
+        #[arg(long)]
+        back: bool,
+    },
+}
+
+/// What `migrate` did.
+#[derive(Debug, Serialize)]
+pub struct Migrated {
+    /// The lambda object type.
+    pub type_name: String,
+    /// Its key.
+    pub key: String,
+    /// The node it was on.
+    pub from: String,
+    /// The node it is on now.
+    pub to: String,
+    /// The view it moved in.
+    pub epoch: u64,
+}
+
+/// An object placed on a node by hand, as `status` lists it.
+#[derive(Debug, Serialize)]
+pub struct PlacedRow {
+    /// The object: `Type key` (or `application app` for a type placed by
+    /// application).
+    pub object: String,
+    /// Data-plane address of its node.
+    pub node: String,
 }
 
 /// One node's row of `status`.
@@ -86,6 +128,8 @@ pub struct ClusterStatus {
     pub replicas: u32,
     /// The view's members, in order.
     pub members: Vec<String>,
+    /// Objects placed on a node by hand (`migrate`).
+    pub placed: Vec<PlacedRow>,
     /// One row per member that answered.
     pub nodes: Vec<NodeRow>,
     /// `node: error` for each member that did not.
@@ -147,6 +191,14 @@ pub async fn cluster_status(node: &str) -> Result<ClusterStatus, String> {
         epoch: first.epoch,
         replicas: first.replicas.max(1),
         members: members.iter().map(|m| m.addr.clone()).collect(),
+        placed: first
+            .placed
+            .iter()
+            .map(|p| PlacedRow {
+                object: placed_object(&p.type_name, &p.key),
+                node: p.node.clone(),
+            })
+            .collect(),
         nodes: Vec::new(),
         errors: Vec::new(),
     };
@@ -222,10 +274,10 @@ pub async fn cluster_objects(node: &str) -> Result<(Vec<ObjectRow>, Vec<String>)
 /// Deletes an object on its owner (found through the asked node's view).
 pub async fn delete(node: &str, type_name: &str, key: &str) -> Result<(String, bool), String> {
     let first = status_of(node).await?;
-    let view = View {
-        epoch: first.epoch,
-        nodes: first.members.iter().map(|m| m.addr.clone()).collect(),
-    };
+    let view = View::new(
+        first.epoch,
+        first.members.iter().map(|m| m.addr.clone()).collect(),
+    );
     let owner_addr = Placement::new(view).owner(type_name, key).to_string();
     let owner = first
         .members
@@ -244,6 +296,45 @@ pub async fn delete(node: &str, type_name: &str, key: &str) -> Result<(String, b
         .into_inner()
         .existed;
     Ok((owner_addr, existed))
+}
+
+/// How `status` names an object placed by hand.
+fn placed_object(type_name: &str, key: &str) -> String {
+    use crucial_protocol::placement::{lambda_home_parts, LAMBDA_HOME};
+    if type_name != LAMBDA_HOME {
+        return format!("{type_name} {key}");
+    }
+    match lambda_home_parts(key) {
+        (_, Some((type_name, key))) => format!("{type_name} {key}"),
+        (application, None) => format!("application {application}"),
+    }
+}
+
+/// Moves lambda object `key` of `type_name` to member `to` (`None`: back
+/// where the ring places it), asking the node at `admin`.
+pub async fn migrate(
+    admin: &str,
+    type_name: &str,
+    key: &str,
+    to: Option<&str>,
+) -> Result<Migrated, String> {
+    let mut client = connect(admin).await?;
+    let reply = client
+        .migrate(pb::MigrateRequest {
+            type_name: type_name.into(),
+            key: key.into(),
+            to: to.unwrap_or_default().into(),
+        })
+        .await
+        .map_err(|e| format!("node {admin}: {}", e.message()))?
+        .into_inner();
+    Ok(Migrated {
+        type_name: type_name.into(),
+        key: key.into(),
+        from: reply.from,
+        to: reply.to,
+        epoch: reply.epoch,
+    })
 }
 
 /// Drains the node at `admin`.
@@ -298,6 +389,9 @@ pub fn print_status(out: &mut impl Write, status: &ClusterStatus) -> std::io::Re
         .filter(|n| n.store.starts_with("failing"))
     {
         writeln!(out, "store of {}: {}", n.addr, n.store)?;
+    }
+    for p in &status.placed {
+        writeln!(out, "placed by hand: {} on {}", p.object, p.node)?;
     }
     for e in &status.errors {
         writeln!(out, "error: {e}")?;
@@ -376,6 +470,24 @@ pub fn main() {
                 } else {
                     let what = if existed { "deleted" } else { "did not exist" };
                     let _ = writeln!(out, "{type_name} `{key}` on {owner}: {what}");
+                }
+                Ok(true)
+            }
+            Command::Migrate {
+                type_name,
+                key,
+                to,
+                back: _,
+            } => {
+                let moved = migrate(&args.node, type_name, key, to.as_deref()).await?;
+                if args.json {
+                    let _ = writeln!(out, "{}", json(&moved));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{type_name} `{key}`: {} -> {} (view {})",
+                        moved.from, moved.to, moved.epoch
+                    );
                 }
                 Ok(true)
             }

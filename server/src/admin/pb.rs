@@ -58,6 +58,21 @@ pub struct NodeStatus {
     /// node on its own).
     #[prost(uint32, tag = "17")]
     pub replicas: u32,
+    /// Objects placed on a node by hand (`migrate`), in the newest view.
+    #[prost(message, repeated, tag = "18")]
+    pub placed: ::prost::alloc::vec::Vec<Placed>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Placed {
+    /// The type name it is placed by ("<lambda objects>" for a lambda
+    /// object's home) and its key.
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// Data-plane address of its node.
+    #[prost(string, tag = "3")]
+    pub node: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListObjectsRequest {}
@@ -102,6 +117,29 @@ pub struct DrainReply {
     /// Objects this node handed off while it drained.
     #[prost(uint64, tag = "1")]
     pub moved: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MigrateRequest {
+    /// A lambda object type's registered name, and the object's key.
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// Data-plane address of the member to move it to; "" puts it back where
+    /// the ring places it.
+    #[prost(string, tag = "3")]
+    pub to: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MigrateReply {
+    /// Data-plane addresses of the node it was on and the node it is on now.
+    #[prost(string, tag = "1")]
+    pub from: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub to: ::prost::alloc::string::String,
+    /// The view it moved in (an etcd revision).
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
 }
 /// Generated client implementations.
 pub mod admin_client {
@@ -253,6 +291,24 @@ pub mod admin_client {
                 .insert(GrpcMethod::new("crucial.admin.v1.Admin", "Drain"));
             self.inner.unary(req, path, codec).await
         }
+        /// Places a lambda object (with its home: the object itself, or its whole
+        /// application for a type placed by application) on a node, or back where
+        /// the ring places it; answers once every member has stepped to the view
+        /// that says so (the object is there).
+        pub async fn migrate(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MigrateRequest>,
+        ) -> std::result::Result<tonic::Response<super::MigrateReply>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/crucial.admin.v1.Admin/Migrate");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("crucial.admin.v1.Admin", "Migrate"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -288,6 +344,14 @@ pub mod admin_server {
             &self,
             request: tonic::Request<super::DrainRequest>,
         ) -> std::result::Result<tonic::Response<super::DrainReply>, tonic::Status>;
+        /// Places a lambda object (with its home: the object itself, or its whole
+        /// application for a type placed by application) on a node, or back where
+        /// the ring places it; answers once every member has stepped to the view
+        /// that says so (the object is there).
+        async fn migrate(
+            &self,
+            request: tonic::Request<super::MigrateRequest>,
+        ) -> std::result::Result<tonic::Response<super::MigrateReply>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct AdminServer<T> {
@@ -497,6 +561,43 @@ pub mod admin_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DrainSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/crucial.admin.v1.Admin/Migrate" => {
+                    #[allow(non_camel_case_types)]
+                    struct MigrateSvc<T: Admin>(pub Arc<T>);
+                    impl<T: Admin> tonic::server::UnaryService<super::MigrateRequest> for MigrateSvc<T> {
+                        type Response = super::MigrateReply;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MigrateRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as Admin>::migrate(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MigrateSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

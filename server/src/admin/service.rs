@@ -44,6 +44,7 @@ impl pb::admin_server::Admin for AdminService {
             }],
             settled: true,
             draining: false,
+            placed: Vec::new(),
             objects: listed.len() as u64,
             bytes: listed.iter().map(|o| o.bytes).sum(),
             parked: listed.iter().map(|o| u64::from(o.parked)).sum(),
@@ -74,6 +75,15 @@ impl pb::admin_server::Admin for AdminService {
                 })
                 .collect();
             status.settled = cluster.is_settled();
+            status.placed = view
+                .placed
+                .iter()
+                .map(|((type_name, key), node)| pb::Placed {
+                    type_name: type_name.clone(),
+                    key: key.clone(),
+                    node: node.clone(),
+                })
+                .collect();
             status.draining = cluster.is_draining();
         }
         Ok(Response::new(status))
@@ -134,5 +144,51 @@ impl pb::admin_server::Admin for AdminService {
         cluster.drain().await;
         let moved = self.node.metrics.counts().moved_out - before;
         Ok(Response::new(pb::DrainReply { moved }))
+    }
+
+    async fn migrate(
+        &self,
+        request: Request<pb::MigrateRequest>,
+    ) -> Result<Response<pb::MigrateReply>, Status> {
+        use crucial_protocol::placement::LAMBDA_HOME;
+        let request = request.into_inner();
+        let Some(cluster) = self.node.cluster.get() else {
+            return Err(Status::failed_precondition(format!(
+                "{} is not in a cluster (started without --etcd): there is no other node to \
+                 move an object to",
+                self.addr
+            )));
+        };
+        let ty = self
+            .node
+            .registry
+            .lambda_type(&request.type_name)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "`{}` is not a lambda object type of this node's build: `migrate` moves \
+                     lambda objects (shared objects stay where the ring places them)",
+                    request.type_name
+                ))
+            })?;
+        let id = crucial::ObjectId::new(ty.application, ty.name, &request.key);
+        let home = self.node.lambdas.store.home(&id);
+        let to = (!request.to.is_empty()).then(|| request.to.clone());
+        if let Some(to) = &to {
+            let members = cluster.view().nodes;
+            if !members.contains(to) {
+                return Err(Status::invalid_argument(format!(
+                    "{to} is not a member of the cluster (its members: {}): name the node by \
+                     its data-plane address",
+                    members.join(", ")
+                )));
+            }
+        }
+        let from = cluster.placement().owner(LAMBDA_HOME, &home).to_string();
+        let epoch = cluster
+            .place(LAMBDA_HOME, &home, to)
+            .await
+            .map_err(Status::unavailable)?;
+        let to = cluster.placement().owner(LAMBDA_HOME, &home).to_string();
+        Ok(Response::new(pb::MigrateReply { from, to, epoch }))
     }
 }

@@ -64,6 +64,9 @@ pub struct Cluster {
     draining: tokio::sync::watch::Sender<bool>,
     /// Set once the drain is over.
     drained: tokio::sync::watch::Sender<bool>,
+    /// Where placements by hand go to be written to etcd (set once the
+    /// node joined).
+    pub(super) placing: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Placing>>,
     /// The handoff thread still owes objects or a "done" to some member.
     owing: std::sync::atomic::AtomicBool,
     /// Workflows running per application, and the applications being moved
@@ -100,6 +103,20 @@ impl LeaseClock {
         at.saturating_duration_since(self.born).as_millis() as u64
     }
 }
+
+/// An operator's placement of an object by hand, for membership to write
+/// to etcd.
+pub(super) struct Placing {
+    /// The object, by type name and key.
+    pub object: (String, String),
+    /// Its node (`None`: where the ring places it).
+    pub node: Option<String>,
+    /// Told once etcd has it.
+    pub written: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// How long [`Cluster::place`] waits for the view that places an object.
+const PLACE_WITHIN: Duration = Duration::from_secs(30);
 
 /// What [`Cluster::take_over`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +175,7 @@ impl Cluster {
             peers: RwLock::default(),
             draining: tokio::sync::watch::Sender::new(false),
             drained: tokio::sync::watch::Sender::new(false),
+            placing: std::sync::OnceLock::new(),
             owing: std::sync::atomic::AtomicBool::new(false),
             apps: Mutex::default(),
             apps_idle: Condvar::new(),
@@ -782,6 +800,56 @@ impl Cluster {
         }
         self.thaw(application);
         Takeover::Took { promoted }
+    }
+
+    /// Places object `(type_name, key)` on member `node` (`None`: back where
+    /// the ring places it) and waits until this node has settled a view that
+    /// says so: every member has stepped to it, so the object's old node
+    /// has handed it over (its workflows there ended first; new ones waited)
+    /// and its new node holds it. Returns that view's epoch.
+    pub async fn place(
+        &self,
+        type_name: &str,
+        key: &str,
+        node: Option<String>,
+    ) -> Result<u64, String> {
+        let placing = self
+            .placing
+            .get()
+            .ok_or("this node has not joined its cluster yet")?;
+        let object = (type_name.to_string(), key.to_string());
+        let (written, etcd) = tokio::sync::oneshot::channel();
+        let stopped = || "this node is stopping".to_string();
+        placing
+            .send(Placing {
+                object: object.clone(),
+                node: node.clone(),
+                written,
+            })
+            .map_err(|_| stopped())?;
+        etcd.await.map_err(|_| stopped())??;
+        let deadline = Instant::now() + PLACE_WITHIN;
+        loop {
+            let settled = {
+                let settler = self.settler();
+                settler
+                    .current()
+                    .filter(|p| {
+                        settler.is_settled() && p.view().placed.get(&object) == node.as_ref()
+                    })
+                    .map(|p| p.view().epoch)
+            };
+            if let Some(epoch) = settled {
+                return Ok(epoch);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "etcd has the placement, but no view with it settled here in {PLACE_WITHIN:?} \
+                     (`crucial-admin status` shows which node is still moving)"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Lets workflows of `application` run again (its move ended).

@@ -11,10 +11,15 @@
 //!   a member that disappears without it crashed;
 //! * `lost/<epoch>-<addr>`: what a crashed node owned, so nodes that join later
 //!   still answer `Lost` for it;
+//! * `placed/<type name>\u{1f}<key>`: an object an operator placed on a node
+//!   by hand (`crucial-admin migrate`), the node's address as the value;
+//!   part of the view ([`View::placed`]), so a change is a new view and the
+//!   object moves by the view-change handoff like any other;
 //! * `settings`: what every member must agree on ([`Settings`]), written
 //!   once by the first node (an etcd transaction: put if absent).
 //!
-//! The members' keys are read by prefix (`members/`, `leaving/`, `lost/`);
+//! The members' keys are read by prefix (`members/`, `leaving/`, `lost/`,
+//! `placed/`);
 //! `settings` is outside those and ignored by the watch.
 //!
 //! If etcd cannot be reached, the node keeps serving with the view it has for
@@ -24,7 +29,7 @@
 
 use super::etcd::{self, Etcd, EventType, Op};
 use super::handoff;
-use super::member::Cluster;
+use super::member::{Cluster, Placing};
 use super::settle::{Departure, LostRange};
 use crate::config::ClusterConfig;
 use crate::state::NodeState;
@@ -124,6 +129,29 @@ struct Members {
     /// Each member's incarnation.
     incarnations: BTreeMap<String, u64>,
     leaving: BTreeSet<String>,
+    /// Objects placed by hand, with their node.
+    placed: BTreeMap<(String, String), String>,
+}
+
+impl Members {
+    /// The view these members make at `epoch`.
+    fn view(&self, epoch: u64) -> View {
+        View {
+            epoch,
+            nodes: self.members.iter().cloned().collect(),
+            placed: self.placed.clone(),
+        }
+    }
+}
+
+/// Separates the type name from the key in a `placed/` key (no type name
+/// holds it).
+const PLACED_SEPARATOR: char = '\u{1f}';
+
+/// The object a `placed/` key (after the prefix) names.
+fn placed_object(rest: &str) -> Option<(String, String)> {
+    let (type_name, key) = rest.split_once(PLACED_SEPARATOR)?;
+    Some((type_name.to_string(), key.to_string()))
 }
 
 struct Registration {
@@ -248,10 +276,7 @@ pub async fn start(
     // others see it join in, so all agree on the epoch it is done with
     // first; changes after it come through the watch.
     let members = read(&registration, &cluster, joined).await?;
-    let view = View {
-        epoch: members.revision as u64,
-        nodes: members.members.iter().cloned().collect(),
-    };
+    let view = members.view(members.revision as u64);
     cluster.settler_mut().view(view.clone(), &[]);
     if restarted {
         // An earlier process at this address was still a member (it crashed
@@ -311,8 +336,35 @@ pub async fn start(
             after,
         ));
     }
+    let (placing, asked) = tokio::sync::mpsc::unbounded_channel();
+    let _ = cluster.placing.set(placing);
+    tokio::spawn(place_when_asked(Arc::clone(&registration), asked));
     tokio::spawn(drain_when_asked(registration, cluster, Arc::clone(node)));
     Ok(())
+}
+
+/// Writes the placements an operator asks for (`crucial-admin migrate`) to
+/// etcd, where every member's watch makes them part of its next view.
+async fn place_when_asked(
+    registration: Arc<Registration>,
+    mut asked: tokio::sync::mpsc::UnboundedReceiver<Placing>,
+) {
+    while let Some(placing) = asked.recv().await {
+        let (type_name, key) = &placing.object;
+        let etcd_key = registration.key("placed", &format!("{type_name}{PLACED_SEPARATOR}{key}"));
+        let client = &registration.client;
+        let written = match &placing.node {
+            Some(node) => client
+                .put(etcd_key, node.clone().into_bytes(), 0)
+                .await
+                .map(drop),
+            None => client.delete(etcd_key).await.map(drop),
+        };
+        tracing::info!(type_name, key, node = ?placing.node, ok = written.is_ok(), "placed by hand");
+        let _ = placing
+            .written
+            .send(written.map_err(|e| format!("etcd: cannot write the placement: {e}")));
+    }
 }
 
 /// Every second: drops the parts of transactions whose deadline passed
@@ -431,6 +483,9 @@ async fn read(registration: &Registration, cluster: &Cluster, at: i64) -> io::Re
             members.leaving.insert(addr.to_string());
         } else if rest.starts_with("lost/") {
             add_lost_record(cluster, &kv.value);
+        } else if let Some(object) = rest.strip_prefix("placed/").and_then(placed_object) {
+            let node = String::from_utf8_lossy(&kv.value).into_owned();
+            members.placed.insert(object, node);
         }
     }
     Ok(members)
@@ -549,6 +604,13 @@ async fn follow(
                     }
                 } else if rest.starts_with("lost/") && put {
                     add_lost_record(cluster, &kv.value);
+                } else if let Some(object) = rest.strip_prefix("placed/").and_then(placed_object) {
+                    if put {
+                        let node = String::from_utf8_lossy(&kv.value).into_owned();
+                        next.placed.insert(object, node);
+                    } else {
+                        next.placed.remove(&object);
+                    }
                 }
             }
             apply(registration, cluster, members, next);
@@ -577,7 +639,7 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
         .filter(|addr| members.incarnations.get(*addr) != next.incarnations.get(*addr))
         .cloned()
         .collect();
-    if next.members != members.members || !restarted.is_empty() {
+    if next.members != members.members || next.placed != members.placed || !restarted.is_empty() {
         let departed: Vec<(String, Departure)> = members
             .members
             .difference(&next.members)
@@ -591,11 +653,14 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
             })
             .chain(restarted.into_iter().map(|addr| (addr, Departure::Crashed)))
             .collect();
-        let view = View {
+        let view = next.view(epoch);
+        tracing::info!(
             epoch,
-            nodes: next.members.iter().cloned().collect(),
-        };
-        tracing::info!(epoch, nodes = ?view.nodes, departed = ?departed, "new view");
+            nodes = ?view.nodes,
+            placed = view.placed.len(),
+            departed = ?departed,
+            "new view"
+        );
         lost.extend(cluster.settler_mut().view(view, &departed));
     }
     for gone in members.leaving.difference(&next.leaving) {

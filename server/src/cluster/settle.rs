@@ -217,6 +217,7 @@ impl Settler {
                     earlier.push(Arc::new(Placement::new(View {
                         epoch: first.view().epoch.saturating_sub(1),
                         nodes: before,
+                        placed: first.view().placed.clone(),
                     })));
                 }
             }
@@ -362,10 +363,7 @@ mod tests {
     use crucial_protocol::placement::{Placement, View};
 
     fn view(epoch: u64, nodes: &[&str]) -> View {
-        View {
-            epoch,
-            nodes: nodes.iter().map(|n| n.to_string()).collect(),
-        }
+        View::new(epoch, nodes.iter().map(|n| n.to_string()).collect())
     }
 
     /// A key owned by `node` in `nodes` and by someone else in `without`.
