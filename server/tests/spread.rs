@@ -623,6 +623,19 @@ fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
     }
     let hot = &ids[0].key;
     let ring_owner = listed_on(&nodes[0], hot).expect("the hot account is listed");
+    // Bad requests are refused, saying why, and move nothing.
+    let refused = admin(
+        &nodes[0],
+        &["migrate", "crucial::AtomicI64", "x", "--to", &addrs[1]],
+    )
+    .expect_err("a shared object is placed by the ring");
+    assert!(refused.contains("not a lambda object type"), "{refused}");
+    let refused = admin(
+        &nodes[0],
+        &["migrate", "SpreadAccount", hot, "--to", "10.9.9.9:1"],
+    )
+    .expect_err("not a member");
+    assert!(refused.contains("not a member of the cluster"), "{refused}");
     let before: HashMap<String, Option<String>> = ids
         .iter()
         .map(|id| (id.key.clone(), listed_on(&nodes[0], &id.key)))
