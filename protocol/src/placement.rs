@@ -12,6 +12,9 @@
 //! Such an object's owner is that node while it is a member, and its
 //! replicas are the ring's successors of its hash after it; every other
 //! object stays where the ring puts it, so a migration moves one object.
+//! And it may give a read-mostly hot object *light replicas*
+//! ([`View::light`]): other nodes where clients send its read-only calls
+//! (`crucial-admin light`).
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -69,6 +72,9 @@ pub struct View {
     /// Objects placed by hand, by `(type name, key)`, with their node
     /// (ignored while that node is not in `nodes`).
     pub placed: BTreeMap<(String, String), String>,
+    /// Objects with light replicas, by `(type name, key)`: the nodes that
+    /// serve their read-only calls besides their owner.
+    pub light: BTreeMap<(String, String), Vec<String>>,
 }
 
 impl View {
@@ -83,6 +89,7 @@ impl View {
             epoch,
             nodes,
             placed: BTreeMap::new(),
+            light: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +142,38 @@ impl Placement {
     pub fn owner_index(&self, type_name: &str, key: &str) -> usize {
         self.placed(type_name, key)
             .unwrap_or_else(|| self.ring.owner(type_name, key))
+    }
+
+    /// Indexes of the nodes that serve an object's read-only calls besides
+    /// its owner (its light replicas that are members), if it has any.
+    pub fn light_indexes(&self, type_name: &str, key: &str) -> Vec<usize> {
+        if self.view.light.is_empty() {
+            return Vec::new();
+        }
+        let Some(nodes) = self
+            .view
+            .light
+            .get(&(type_name.to_string(), key.to_string()))
+        else {
+            return Vec::new();
+        };
+        let owner = self.owner_index(type_name, key);
+        let mut indexes: Vec<usize> = nodes
+            .iter()
+            .filter_map(|node| self.view.nodes.iter().position(|n| n == node))
+            .filter(|i| *i != owner)
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
+    }
+
+    /// Whether `node` is a light replica of an object (a member, not its
+    /// owner).
+    pub fn is_light(&self, type_name: &str, key: &str, node: &str) -> bool {
+        self.light_indexes(type_name, key)
+            .into_iter()
+            .any(|i| self.view.nodes[i] == node)
     }
 
     /// Address of the owner of an object.
@@ -368,6 +407,21 @@ mod tests {
             assert_eq!(placed.owner("T", &other), plain.owner("T", &other));
             assert_eq!(placed.owner("U", &key), plain.owner("U", &key));
         }
+        // Light replicas: members other than the owner.
+        let mut light = view(3);
+        light.light.insert(
+            ("T".to_string(), key.clone()),
+            vec![
+                plain.owner("T", &key).to_string(),
+                "10.0.0.2:7000".to_string(),
+                "10.0.0.9:7000".to_string(),
+            ],
+        );
+        let light = Placement::new(light);
+        assert_eq!(light.light_indexes("T", &key), vec![2]);
+        assert!(light.is_light("T", &key, "10.0.0.2:7000"));
+        assert!(!light.is_light("T", &key, plain.owner("T", &key)));
+        assert!(light.light_indexes("T", "other").is_empty());
         // A node that left places nothing.
         let mut gone = view(2);
         gone.placed

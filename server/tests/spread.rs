@@ -741,3 +741,168 @@ fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
     check(&history, &audits, &last).expect("a serializable history across the moves");
     assert!(history.len() > 20, "transfers ran");
 }
+
+/// Read-only workflows the cluster's light replicas ran, all nodes together.
+fn light_reads(addrs: &[String]) -> u64 {
+    connect(addrs).workflow_stats().expect("stats").light
+}
+
+/// `crucial-admin light` gives a hot, read-mostly account light replicas on
+/// the two other nodes while a writer transfers from it and readers read
+/// it (`seen`, a `&self` function) through clients that then send reads to
+/// all three nodes in turn: the light replicas serve most of their share,
+/// checked at the owner, and every read is linearizable — per version one
+/// balance, the one the acknowledged transfers say; a read after a
+/// caller's own transfer sees it; a caller's reads never go back. `--off`
+/// ends it: the light replicas serve no more.
+#[test]
+fn light_replicas_of_a_hot_account_serve_its_reads_and_every_read_is_linearizable() {
+    let name = "spread-light";
+    let etcd = Etcd::start(name);
+    let (nodes, addrs) = three(&etcd, name, &[]);
+    let ids = accounts(&addrs);
+    let client = connect(&addrs);
+    for id in &ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+    let hot = ids[0].clone();
+    let owner = listed_on(&nodes[0], &hot.key).expect("the hot account is listed");
+    let others: Vec<String> = addrs.iter().filter(|a| **a != owner).cloned().collect();
+    let refused = admin(
+        &nodes[0],
+        &["light", "SpreadAccount", &hot.key, "--on", "10.9.9.9:1"],
+    )
+    .expect_err("not a member");
+    assert!(refused.contains("not a member of the cluster"), "{refused}");
+    let on = others.join(",");
+    let lit = admin(
+        &nodes[1],
+        &["light", "SpreadAccount", &hot.key, "--on", &on],
+    )
+    .expect("crucial-admin light");
+    eprintln!("light replicas: {lit}");
+    assert_eq!(lit["owner"], owner.as_str());
+    assert_eq!(lit["light"].as_array().map(Vec::len), Some(2), "{lit}");
+    let status = admin(&nodes[2], &["status"]).expect("crucial-admin status");
+    assert_eq!(
+        status["light"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    let before = light_reads(&addrs);
+    let stop = Arc::new(AtomicBool::new(false));
+    // (version, balance) of every read, and of every state a transfer saw.
+    let reader = |seed: u64| {
+        let (addrs, hot, stop) = (addrs.clone(), hot.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let client = connect(&addrs);
+            let mut seen: Vec<(u64, i64)> = Vec::new();
+            let mut last = 0;
+            let mut i = seed;
+            while !stop.load(Ordering::Relaxed) {
+                let now = SpreadAccount::at(hot.clone())
+                    .with_client(client.clone())
+                    .seen()
+                    .expect("a read");
+                assert!(
+                    now.version >= last,
+                    "a read went back: {} after {last}",
+                    now.version
+                );
+                last = now.version;
+                seen.push((now.version, now.balance));
+                i += 1;
+                if i % 64 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            seen
+        })
+    };
+    let readers: Vec<_> = (0..2).map(reader).collect();
+    let writer = {
+        let (addrs, ids, stop) = (addrs.clone(), ids.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let client = connect(&addrs);
+            let mut states: Vec<(u64, i64)> = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let amount = if i % 2 == 0 { 3 } else { -3 };
+                let to = ids[1 + (i as usize % (ACCOUNTS - 1))].clone();
+                let (before, _) = SpreadAccount::at(ids[0].clone())
+                    .with_client(client.clone())
+                    .transfer(to, amount)
+                    .expect("a transfer");
+                states.push((before.version, before.balance));
+                states.push((before.version + 1, before.balance - amount));
+                // Its own write, read back (from any of the three nodes).
+                let after = SpreadAccount::at(ids[0].clone())
+                    .with_client(client.clone())
+                    .seen()
+                    .expect("a read after a write");
+                assert!(
+                    after.version > before.version,
+                    "a read after a transfer missed it: version {} after {}",
+                    after.version,
+                    before.version
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            states
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let states = writer.join().expect("the writer failed");
+    let reads: Vec<(u64, i64)> = readers
+        .into_iter()
+        .flat_map(|r| r.join().expect("a reader failed"))
+        .collect();
+    let balances: HashMap<u64, i64> = states.iter().copied().collect();
+    for (version, balance) in &states {
+        assert_eq!(
+            balances[version], *balance,
+            "two balances at version {version}"
+        );
+    }
+    for (version, balance) in &reads {
+        if let Some(expected) = balances.get(version) {
+            assert_eq!(
+                balance, expected,
+                "a read saw {balance} at version {version}"
+            );
+        }
+    }
+    let served = light_reads(&addrs) - before;
+    eprintln!(
+        "{} reads, {} transfers; {served} read-only workflows served by the light replicas",
+        reads.len(),
+        states.len() / 2
+    );
+    assert!(
+        served as usize > reads.len() / 3,
+        "the light replicas served {served} of {} reads",
+        reads.len()
+    );
+    // Off: the light replicas serve no more.
+    let off = admin(&nodes[0], &["light", "SpreadAccount", &hot.key, "--off"])
+        .expect("crucial-admin light --off");
+    assert_eq!(off["light"].as_array().map(Vec::len), Some(0), "{off}");
+    let after_off = light_reads(&addrs);
+    let fresh = connect(&addrs);
+    for _ in 0..30 {
+        SpreadAccount::at(hot.clone())
+            .with_client(fresh.clone())
+            .seen()
+            .expect("a read");
+    }
+    assert_eq!(
+        light_reads(&addrs),
+        after_off,
+        "a light replica served after --off"
+    );
+}

@@ -88,6 +88,9 @@ pub struct WorkflowStats {
     /// Parts prepared here that have waited more than 100 ms for their
     /// decision, now (a gauge: added up over nodes, not over time).
     pub in_doubt: u64,
+    /// Read-only workflows this node ran as a light replica of their
+    /// object (checked at its owner).
+    pub light: u64,
 }
 
 impl WorkflowStats {
@@ -114,6 +117,7 @@ impl WorkflowStats {
             steps: self.steps + other.steps,
             resolved: self.resolved + other.resolved,
             in_doubt: self.in_doubt + other.in_doubt,
+            light: self.light + other.light,
         }
     }
 
@@ -130,6 +134,7 @@ impl WorkflowStats {
             steps: self.steps.saturating_sub(earlier.steps),
             resolved: self.resolved.saturating_sub(earlier.resolved),
             in_doubt: self.in_doubt,
+            light: self.light.saturating_sub(earlier.light),
         }
     }
 }

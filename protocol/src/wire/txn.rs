@@ -129,6 +129,26 @@ pub enum TxnOp {
         /// The decision's object (as in `Prepare`).
         anchor: crate::ObjectId,
     },
+    /// Asked of an object's owner by a *light replica* of it (a node that
+    /// serves read-only workflows of a hot object): one entry's value and
+    /// the version of its set, read outside any transaction. Answer:
+    /// `Fetched`.
+    Fetch {
+        /// The object.
+        object: crate::ObjectId,
+        /// The entry's key.
+        key: ByteBuf,
+    },
+    /// Asked of an object's owner by a light replica at the end of a
+    /// read-only workflow it ran: whether every entry read is still at the
+    /// version read and its set not locked (the workflow is then
+    /// serialized at this check). Answer: `Done` once every commit the
+    /// reads may have seen is on its replicas, or `Stale` with the newer
+    /// entries (the replica runs the workflow again).
+    Check {
+        /// `(object, key, version)` per entry read.
+        reads: Vec<(crate::ObjectId, ByteBuf, u64)>,
+    },
 }
 
 /// A participant's answer to a [`TxnStep`].
@@ -160,6 +180,17 @@ pub enum TxnAnswer {
     /// A transaction's outcome: committed at this number, or (`None`)
     /// aborted.
     Outcome(Option<u64>),
+    /// An entry for a light replica: the version of its set (read first)
+    /// and its value (`None`: absent).
+    Fetched {
+        /// The set's version.
+        version: u64,
+        /// The value.
+        value: Option<ByteBuf>,
+    },
+    /// A light replica's reads that changed: `(object, key, version,
+    /// value)` as they are now.
+    Stale(Vec<(crate::ObjectId, ByteBuf, u64, Option<ByteBuf>)>),
     /// The step failed and the transaction cannot commit.
     Refused(TxnRefusal),
 }

@@ -66,6 +66,8 @@ struct Routing {
 struct Inner {
     id: u64,
     seq: AtomicU64,
+    /// Turns of read-only calls over an object's owner and light replicas.
+    readers: AtomicU64,
     options: ClientOptions,
     routing: RwLock<Arc<Routing>>,
 }
@@ -128,6 +130,7 @@ impl Client {
             inner: Arc::new(Inner {
                 id: random_id(),
                 seq: AtomicU64::new(1),
+                readers: AtomicU64::new(0),
                 routing: RwLock::new(Arc::new(Routing {
                     nodes: view.nodes.iter().cloned().map(Node::new).collect(),
                     placement: Placement::new(view),
@@ -268,6 +271,23 @@ impl Client {
         })
     }
 
+    /// The node a read-only call on an object goes to first: its owner or
+    /// one of its light replicas, in turn.
+    fn reader(&self, object: ObjectRef<'_>) -> Arc<Node> {
+        let routing = self.inner.routing.read().unwrap_or_else(|e| e.into_inner());
+        let placement = &routing.placement;
+        let light = placement.light_indexes(object.type_name, object.key);
+        let owner = placement.owner_index(object.type_name, object.key);
+        let index = match light.len() {
+            0 => owner,
+            n => match self.inner.readers.fetch_add(1, Ordering::Relaxed) as usize % (n + 1) {
+                0 => owner,
+                i => light[i - 1],
+            },
+        };
+        Arc::clone(&routing.nodes[index])
+    }
+
     /// The node owning an object in the current view.
     fn owner(&self, object: ObjectRef<'_>) -> Arc<Node> {
         let routing = self.inner.routing.read().unwrap_or_else(|e| e.into_inner());
@@ -323,8 +343,26 @@ impl Client {
     /// own the object answers a redirect with its view, and the call goes again
     /// with the same id (the node deduplicates) to the owner of the newer view.
     pub(crate) fn call(&self, object: ObjectRef<'_>, payload: &[u8], may_spin: bool) -> Reply {
+        self.call_routed(object, payload, may_spin, false)
+    }
+
+    /// [`Client::call`] for a read-only call: its first attempt goes to the
+    /// object's owner or one of its light replicas, in turn (the view says
+    /// which it has); a light replica that cannot serve it sends it on to
+    /// the owner.
+    pub(crate) fn call_reading(&self, object: ObjectRef<'_>, payload: &[u8]) -> Reply {
+        self.call_routed(object, payload, true, true)
+    }
+
+    fn call_routed(
+        &self,
+        object: ObjectRef<'_>,
+        payload: &[u8],
+        may_spin: bool,
+        reading: bool,
+    ) -> Reply {
         let id = self.next_id();
-        let mut route = Rerouting::new();
+        let mut route = Rerouting::new(reading);
         loop {
             let node = route.node(self, object);
             let reply = self.roundtrip_id(&node, id, payload, may_spin);
@@ -342,6 +380,17 @@ impl Client {
         object: ObjectRef<'_>,
         payload: Vec<u8>,
     ) -> impl std::future::Future<Output = Reply> + Send + 'static {
+        self.call_async_routed(object, payload, false)
+    }
+
+    /// [`Client::call_async`], or with `reading` the async twin of
+    /// [`Client::call_reading`].
+    pub(crate) fn call_async_routed(
+        &self,
+        object: ObjectRef<'_>,
+        payload: Vec<u8>,
+        reading: bool,
+    ) -> impl std::future::Future<Output = Reply> + Send + 'static {
         let (type_name, key) = (object.type_name.to_string(), object.key.to_string());
         let client = self.clone();
         async move {
@@ -350,7 +399,7 @@ impl Client {
                 key: &key,
             };
             let id = client.next_id();
-            let mut route = Rerouting::new();
+            let mut route = Rerouting::new(reading);
             loop {
                 let node = route.node(&client, object);
                 let reply = client.roundtrip_async(&node, id, &payload).await;
@@ -462,23 +511,30 @@ enum Next {
 struct Rerouting {
     started: std::time::Instant,
     attempts: u32,
+    /// A read-only call: its first attempt may go to a light replica.
+    reading: bool,
     /// A node named by the last redirect as serving the object instead of
     /// its owner per the view.
     served_by: Option<String>,
 }
 
 impl Rerouting {
-    fn new() -> Rerouting {
+    fn new(reading: bool) -> Rerouting {
         Rerouting {
             started: std::time::Instant::now(),
             attempts: 0,
+            reading,
             served_by: None,
         }
     }
 
     /// Where the next attempt goes: the node a redirect named, else the
-    /// owner in the client's view.
+    /// owner in the client's view (a read-only call's first attempt: the
+    /// owner or a light replica).
     fn node(&self, client: &Client, object: ObjectRef<'_>) -> Arc<Node> {
+        if self.reading && self.attempts == 0 {
+            return client.reader(object);
+        }
         if let Some(addr) = &self.served_by {
             let routing = client.routing();
             if let Some(node) = routing.nodes.iter().find(|n| &n.addr == addr) {

@@ -103,9 +103,12 @@ impl HandleCore {
         args: &A,
     ) -> Result<R> {
         let (home, payload) = self.payload::<T, A>(function, args)?;
-        let reply = self
-            .client_ref()?
-            .call(Self::home_ref(&home), &payload, true)?;
+        let client = self.client_ref()?;
+        let reply = match function.kind {
+            // A read-only call may be served by a light replica.
+            FunctionKind::Read => client.call_reading(Self::home_ref(&home), &payload)?,
+            _ => client.call(Self::home_ref(&home), &payload, true)?,
+        };
         codec::decode(&reply)
     }
 
@@ -119,7 +122,9 @@ impl HandleCore {
     ) -> impl Future<Output = Result<R>> + Send + 'static {
         let call = self.client_ref().and_then(|client| {
             let (home, payload) = self.payload::<T, A>(function, args)?;
-            Ok(client.call_async(Self::home_ref(&home), payload))
+            // A read-only call may be served by a light replica.
+            let reading = function.kind == FunctionKind::Read;
+            Ok(client.call_async_routed(Self::home_ref(&home), payload, reading))
         });
         async move {
             let reply = call?.await?;

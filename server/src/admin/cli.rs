@@ -7,6 +7,8 @@
 //! crucial-admin --node 127.0.0.1:7100 delete crucial::AtomicI64 hits
 //! crucial-admin --node 127.0.0.1:7100 migrate Account alice --to 127.0.0.1:7002
 //! crucial-admin --node 127.0.0.1:7100 migrate Account alice --back
+//! crucial-admin --node 127.0.0.1:7100 light Account alice --on 127.0.0.1:7001,127.0.0.1:7002
+//! crucial-admin --node 127.0.0.1:7100 light Account alice --off
 //! ```
 //!
 //! `--node` is any member's admin address (`CRUCIAL_ADMIN`); the others are
@@ -67,6 +69,41 @@ pub enum Command {
         #[arg(long)]
         back: bool,
     },
+    /// Gives a read-mostly lambda object light replicas: members that
+    /// serve its read-only (`&self`) calls besides its owner, each checked
+    /// at the owner.
+    Light {
+        /// The lambda object type, as `objects` lists it.
+        type_name: String,
+        /// The object's key.
+        key: String,
+        /// Data-plane addresses of the members, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required_unless_present = "off",
+            conflicts_with = "off"
+        )]
+        on: Vec<String>,
+        /// No light replicas any more.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+/// What `light` did.
+#[derive(Debug, Serialize)]
+pub struct Lightened {
+    /// The lambda object type.
+    pub type_name: String,
+    /// Its key.
+    pub key: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its light replicas now.
+    pub light: Vec<String>,
+    /// The view that says so.
+    pub epoch: u64,
 }
 
 /// What `migrate` did.
@@ -130,6 +167,9 @@ pub struct ClusterStatus {
     pub members: Vec<String>,
     /// Objects placed on a node by hand (`migrate`).
     pub placed: Vec<PlacedRow>,
+    /// Objects with light replicas (`light`): the object, and its light
+    /// replicas.
+    pub light: Vec<(String, Vec<String>)>,
     /// One row per member that answered.
     pub nodes: Vec<NodeRow>,
     /// `node: error` for each member that did not.
@@ -198,6 +238,11 @@ pub async fn cluster_status(node: &str) -> Result<ClusterStatus, String> {
                 object: placed_object(&p.type_name, &p.key),
                 node: p.node.clone(),
             })
+            .collect(),
+        light: first
+            .light
+            .iter()
+            .map(|l| (placed_object(&l.type_name, &l.key), l.nodes.clone()))
             .collect(),
         nodes: Vec::new(),
         errors: Vec::new(),
@@ -337,6 +382,33 @@ pub async fn migrate(
     })
 }
 
+/// Gives lambda object `key` of `type_name` the light replicas `on` (none:
+/// none any more), asking the node at `admin`.
+pub async fn light(
+    admin: &str,
+    type_name: &str,
+    key: &str,
+    on: &[String],
+) -> Result<Lightened, String> {
+    let mut client = connect(admin).await?;
+    let reply = client
+        .light(pb::LightRequest {
+            type_name: type_name.into(),
+            key: key.into(),
+            on: on.to_vec(),
+        })
+        .await
+        .map_err(|e| format!("node {admin}: {}", e.message()))?
+        .into_inner();
+    Ok(Lightened {
+        type_name: type_name.into(),
+        key: key.into(),
+        owner: reply.owner,
+        light: reply.nodes,
+        epoch: reply.epoch,
+    })
+}
+
 /// Drains the node at `admin`.
 pub async fn drain(admin: &str) -> Result<u64, String> {
     let mut client = connect(admin).await?;
@@ -392,6 +464,9 @@ pub fn print_status(out: &mut impl Write, status: &ClusterStatus) -> std::io::Re
     }
     for p in &status.placed {
         writeln!(out, "placed by hand: {} on {}", p.object, p.node)?;
+    }
+    for (object, nodes) in &status.light {
+        writeln!(out, "light replicas: {object} on {}", nodes.join(", "))?;
     }
     for e in &status.errors {
         writeln!(out, "error: {e}")?;
@@ -470,6 +545,30 @@ pub fn main() {
                 } else {
                     let what = if existed { "deleted" } else { "did not exist" };
                     let _ = writeln!(out, "{type_name} `{key}` on {owner}: {what}");
+                }
+                Ok(true)
+            }
+            Command::Light {
+                type_name,
+                key,
+                on,
+                off: _,
+            } => {
+                let done = light(&args.node, type_name, key, on).await?;
+                if args.json {
+                    let _ = writeln!(out, "{}", json(&done));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "{type_name} `{key}` on {}: light replicas {} (view {})",
+                        done.owner,
+                        if done.light.is_empty() {
+                            "none".to_string()
+                        } else {
+                            done.light.join(", ")
+                        },
+                        done.epoch
+                    );
                 }
                 Ok(true)
             }

@@ -61,6 +61,20 @@ pub struct NodeStatus {
     /// Objects placed on a node by hand (`migrate`), in the newest view.
     #[prost(message, repeated, tag = "18")]
     pub placed: ::prost::alloc::vec::Vec<Placed>,
+    /// Objects with light replicas (`light`), in the newest view.
+    #[prost(message, repeated, tag = "19")]
+    pub light: ::prost::alloc::vec::Vec<Light>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Light {
+    /// As in `Placed`.
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// Data-plane addresses of its light replicas.
+    #[prost(string, repeated, tag = "3")]
+    pub nodes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Placed {
@@ -138,6 +152,30 @@ pub struct MigrateReply {
     #[prost(string, tag = "2")]
     pub to: ::prost::alloc::string::String,
     /// The view it moved in (an etcd revision).
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LightRequest {
+    /// A lambda object type's registered name, and the object's key.
+    #[prost(string, tag = "1")]
+    pub type_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub key: ::prost::alloc::string::String,
+    /// Data-plane addresses of the members to serve its read-only calls
+    /// besides its owner; none: no light replicas.
+    #[prost(string, repeated, tag = "3")]
+    pub on: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LightReply {
+    /// Data-plane address of its owner.
+    #[prost(string, tag = "1")]
+    pub owner: ::prost::alloc::string::String,
+    /// Its light replicas now.
+    #[prost(string, repeated, tag = "2")]
+    pub nodes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The view that says so (an etcd revision).
     #[prost(uint64, tag = "3")]
     pub epoch: u64,
 }
@@ -309,6 +347,23 @@ pub mod admin_client {
                 .insert(GrpcMethod::new("crucial.admin.v1.Admin", "Migrate"));
             self.inner.unary(req, path, codec).await
         }
+        /// Gives a lambda object light replicas: members that serve its read-only
+        /// calls besides its owner (none: it has none again); answers once every
+        /// member has the view that says so.
+        pub async fn light(
+            &mut self,
+            request: impl tonic::IntoRequest<super::LightRequest>,
+        ) -> std::result::Result<tonic::Response<super::LightReply>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/crucial.admin.v1.Admin/Light");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("crucial.admin.v1.Admin", "Light"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -352,6 +407,13 @@ pub mod admin_server {
             &self,
             request: tonic::Request<super::MigrateRequest>,
         ) -> std::result::Result<tonic::Response<super::MigrateReply>, tonic::Status>;
+        /// Gives a lambda object light replicas: members that serve its read-only
+        /// calls besides its owner (none: it has none again); answers once every
+        /// member has the view that says so.
+        async fn light(
+            &self,
+            request: tonic::Request<super::LightRequest>,
+        ) -> std::result::Result<tonic::Response<super::LightReply>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct AdminServer<T> {
@@ -598,6 +660,43 @@ pub mod admin_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = MigrateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/crucial.admin.v1.Admin/Light" => {
+                    #[allow(non_camel_case_types)]
+                    struct LightSvc<T: Admin>(pub Arc<T>);
+                    impl<T: Admin> tonic::server::UnaryService<super::LightRequest> for LightSvc<T> {
+                        type Response = super::LightReply;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::LightRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as Admin>::light(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LightSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

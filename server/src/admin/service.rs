@@ -22,6 +22,48 @@ impl AdminService {
     }
 }
 
+impl AdminService {
+    /// This node's cluster and the home of lambda object `key` of
+    /// `type_name`, for admin command `command`.
+    #[allow(clippy::result_large_err)] // tonic's Status, as every handler returns
+    fn lambda_home(
+        &self,
+        command: &str,
+        type_name: &str,
+        key: &str,
+    ) -> Result<(&Arc<crate::cluster::member::Cluster>, String), Status> {
+        let Some(cluster) = self.node.cluster.get() else {
+            return Err(Status::failed_precondition(format!(
+                "{} is not in a cluster (started without --etcd): `{command}` places an \
+                 object on other nodes",
+                self.addr
+            )));
+        };
+        let ty = self.node.registry.lambda_type(type_name).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "`{type_name}` is not a lambda object type of this node's build: `{command}` \
+                 places lambda objects (shared objects stay where the ring places them)"
+            ))
+        })?;
+        let id = crucial::ObjectId::new(ty.application, ty.name, key);
+        Ok((cluster, self.node.lambdas.store.home(&id)))
+    }
+}
+
+/// `Ok` if every one of `nodes` is a member of `cluster`'s newest view.
+#[allow(clippy::result_large_err)] // tonic's Status, as every handler returns
+fn members_only(cluster: &crate::cluster::member::Cluster, nodes: &[String]) -> Result<(), Status> {
+    let members = cluster.view().nodes;
+    match nodes.iter().find(|node| !members.contains(node)) {
+        None => Ok(()),
+        Some(stranger) => Err(Status::invalid_argument(format!(
+            "{stranger} is not a member of the cluster (its members: {}): name the node by its \
+             data-plane address",
+            members.join(", ")
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn status(
@@ -45,6 +87,7 @@ impl pb::admin_server::Admin for AdminService {
             settled: true,
             draining: false,
             placed: Vec::new(),
+            light: Vec::new(),
             objects: listed.len() as u64,
             bytes: listed.iter().map(|o| o.bytes).sum(),
             parked: listed.iter().map(|o| u64::from(o.parked)).sum(),
@@ -82,6 +125,15 @@ impl pb::admin_server::Admin for AdminService {
                     type_name: type_name.clone(),
                     key: key.clone(),
                     node: node.clone(),
+                })
+                .collect();
+            status.light = view
+                .light
+                .iter()
+                .map(|((type_name, key), nodes)| pb::Light {
+                    type_name: type_name.clone(),
+                    key: key.clone(),
+                    nodes: nodes.clone(),
                 })
                 .collect();
             status.draining = cluster.is_draining();
@@ -152,43 +204,50 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::MigrateReply>, Status> {
         use crucial_protocol::placement::LAMBDA_HOME;
         let request = request.into_inner();
-        let Some(cluster) = self.node.cluster.get() else {
-            return Err(Status::failed_precondition(format!(
-                "{} is not in a cluster (started without --etcd): there is no other node to \
-                 move an object to",
-                self.addr
-            )));
-        };
-        let ty = self
-            .node
-            .registry
-            .lambda_type(&request.type_name)
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "`{}` is not a lambda object type of this node's build: `migrate` moves \
-                     lambda objects (shared objects stay where the ring places them)",
-                    request.type_name
-                ))
-            })?;
-        let id = crucial::ObjectId::new(ty.application, ty.name, &request.key);
-        let home = self.node.lambdas.store.home(&id);
+        let (cluster, home) = self.lambda_home("migrate", &request.type_name, &request.key)?;
         let to = (!request.to.is_empty()).then(|| request.to.clone());
         if let Some(to) = &to {
-            let members = cluster.view().nodes;
-            if !members.contains(to) {
-                return Err(Status::invalid_argument(format!(
-                    "{to} is not a member of the cluster (its members: {}): name the node by \
-                     its data-plane address",
-                    members.join(", ")
-                )));
-            }
+            members_only(cluster, std::slice::from_ref(to))?;
         }
         let from = cluster.placement().owner(LAMBDA_HOME, &home).to_string();
         let epoch = cluster
-            .place(LAMBDA_HOME, &home, to)
+            .place(LAMBDA_HOME, &home, crate::cluster::member::Placed::On(to))
             .await
             .map_err(Status::unavailable)?;
         let to = cluster.placement().owner(LAMBDA_HOME, &home).to_string();
         Ok(Response::new(pb::MigrateReply { from, to, epoch }))
+    }
+
+    async fn light(
+        &self,
+        request: Request<pb::LightRequest>,
+    ) -> Result<Response<pb::LightReply>, Status> {
+        use crucial_protocol::placement::LAMBDA_HOME;
+        let request = request.into_inner();
+        let (cluster, home) = self.lambda_home("light", &request.type_name, &request.key)?;
+        let mut nodes = request.on;
+        nodes.sort();
+        nodes.dedup();
+        members_only(cluster, &nodes)?;
+        let epoch = cluster
+            .place(
+                LAMBDA_HOME,
+                &home,
+                crate::cluster::member::Placed::Light(nodes),
+            )
+            .await
+            .map_err(Status::unavailable)?;
+        let placement = cluster.placement();
+        let nodes = placement
+            .light_indexes(LAMBDA_HOME, &home)
+            .into_iter()
+            .map(|i| placement.view().nodes[i].clone())
+            .collect();
+        let owner = placement.owner(LAMBDA_HOME, &home).to_string();
+        Ok(Response::new(pb::LightReply {
+            owner,
+            nodes,
+            epoch,
+        }))
     }
 }

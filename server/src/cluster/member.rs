@@ -80,6 +80,8 @@ pub struct Cluster {
     replicas: u8,
     /// Connections to replicas, and the backups kept for other heads.
     pub replication: Replication,
+    /// Entries of the objects this node is a light replica of.
+    pub light: super::light_cache::LightCache,
     /// Tests only (`--weaken-ack-at-head`): writes are acknowledged before
     /// their replicas have them.
     pub weaken_ack_at_head: bool,
@@ -109,10 +111,47 @@ impl LeaseClock {
 pub(super) struct Placing {
     /// The object, by type name and key.
     pub object: (String, String),
-    /// Its node (`None`: where the ring places it).
-    pub node: Option<String>,
+    /// What to write.
+    pub what: Placed,
     /// Told once etcd has it.
     pub written: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A placement by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// The object's node (`None`: where the ring places it).
+    On(Option<String>),
+    /// Its light replicas (none: it has none).
+    Light(Vec<String>),
+}
+
+impl Placed {
+    /// The kind of etcd key it is written under.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Placed::On(_) => "placed",
+            Placed::Light(_) => "light",
+        }
+    }
+
+    /// The key's value (`None`: the key is deleted).
+    pub(super) fn value(&self) -> Option<String> {
+        match self {
+            Placed::On(node) => node.clone(),
+            Placed::Light(nodes) if nodes.is_empty() => None,
+            Placed::Light(nodes) => Some(nodes.join(",")),
+        }
+    }
+
+    /// Whether `view` says what this placement does about `object`.
+    fn in_view(&self, view: &View, object: &(String, String)) -> bool {
+        match self {
+            Placed::On(node) => view.placed.get(object) == node.as_ref(),
+            Placed::Light(nodes) if nodes.is_empty() => !view.light.contains_key(object),
+            Placed::Light(nodes) => view.light.get(object) == Some(nodes),
+        }
+    }
 }
 
 /// How long [`Cluster::place`] waits for the view that places an object.
@@ -162,6 +201,7 @@ impl Cluster {
         Cluster {
             replicas,
             replication: Replication::new(peer_id, max_frame),
+            light: Default::default(),
             weaken_ack_at_head: false,
             delay_between_homes: Duration::ZERO,
             settler: RwLock::new(Settler::new(&me)),
@@ -802,17 +842,13 @@ impl Cluster {
         Takeover::Took { promoted }
     }
 
-    /// Places object `(type_name, key)` on member `node` (`None`: back where
-    /// the ring places it) and waits until this node has settled a view that
-    /// says so: every member has stepped to it, so the object's old node
-    /// has handed it over (its workflows there ended first; new ones waited)
-    /// and its new node holds it. Returns that view's epoch.
-    pub async fn place(
-        &self,
-        type_name: &str,
-        key: &str,
-        node: Option<String>,
-    ) -> Result<u64, String> {
+    /// Places object `(type_name, key)` as `what` says — on a member
+    /// (`None`: back where the ring places it), or with light replicas —
+    /// and waits until this node has settled a view that says so: every
+    /// member has stepped to it, so a moved object's old node has handed it
+    /// over (its workflows there ended first; new ones waited) and its new
+    /// node holds it. Returns that view's epoch.
+    pub async fn place(&self, type_name: &str, key: &str, what: Placed) -> Result<u64, String> {
         let placing = self
             .placing
             .get()
@@ -823,7 +859,7 @@ impl Cluster {
         placing
             .send(Placing {
                 object: object.clone(),
-                node: node.clone(),
+                what: what.clone(),
                 written,
             })
             .map_err(|_| stopped())?;
@@ -834,9 +870,7 @@ impl Cluster {
                 let settler = self.settler();
                 settler
                     .current()
-                    .filter(|p| {
-                        settler.is_settled() && p.view().placed.get(&object) == node.as_ref()
-                    })
+                    .filter(|p| settler.is_settled() && what.in_view(p.view(), &object))
                     .map(|p| p.view().epoch)
             };
             if let Some(epoch) = settled {

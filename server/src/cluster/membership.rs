@@ -15,11 +15,14 @@
 //!   by hand (`crucial-admin migrate`), the node's address as the value;
 //!   part of the view ([`View::placed`]), so a change is a new view and the
 //!   object moves by the view-change handoff like any other;
+//! * `light/<type name>\u{1f}<key>`: the light replicas an operator gave a
+//!   read-mostly object (`crucial-admin light`), their addresses joined by
+//!   `,`; part of the view ([`View::light`]);
 //! * `settings`: what every member must agree on ([`Settings`]), written
 //!   once by the first node (an etcd transaction: put if absent).
 //!
 //! The members' keys are read by prefix (`members/`, `leaving/`, `lost/`,
-//! `placed/`);
+//! `placed/`, `light/`);
 //! `settings` is outside those and ignored by the watch.
 //!
 //! If etcd cannot be reached, the node keeps serving with the view it has for
@@ -131,6 +134,8 @@ struct Members {
     leaving: BTreeSet<String>,
     /// Objects placed by hand, with their node.
     placed: BTreeMap<(String, String), String>,
+    /// Objects with light replicas, with their nodes.
+    light: BTreeMap<(String, String), Vec<String>>,
 }
 
 impl Members {
@@ -140,6 +145,7 @@ impl Members {
             epoch,
             nodes: self.members.iter().cloned().collect(),
             placed: self.placed.clone(),
+            light: self.light.clone(),
         }
     }
 }
@@ -148,7 +154,16 @@ impl Members {
 /// holds it).
 const PLACED_SEPARATOR: char = '\u{1f}';
 
-/// The object a `placed/` key (after the prefix) names.
+/// The nodes a `light/` key's value lists.
+fn light_nodes(value: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(value)
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The object a `placed/` or `light/` key (after the prefix) names.
 fn placed_object(rest: &str) -> Option<(String, String)> {
     let (type_name, key) = rest.split_once(PLACED_SEPARATOR)?;
     Some((type_name.to_string(), key.to_string()))
@@ -351,16 +366,14 @@ async fn place_when_asked(
 ) {
     while let Some(placing) = asked.recv().await {
         let (type_name, key) = &placing.object;
-        let etcd_key = registration.key("placed", &format!("{type_name}{PLACED_SEPARATOR}{key}"));
+        let kind = placing.what.kind();
+        let etcd_key = registration.key(kind, &format!("{type_name}{PLACED_SEPARATOR}{key}"));
         let client = &registration.client;
-        let written = match &placing.node {
-            Some(node) => client
-                .put(etcd_key, node.clone().into_bytes(), 0)
-                .await
-                .map(drop),
+        let written = match placing.what.value() {
+            Some(value) => client.put(etcd_key, value.into_bytes(), 0).await.map(drop),
             None => client.delete(etcd_key).await.map(drop),
         };
-        tracing::info!(type_name, key, node = ?placing.node, ok = written.is_ok(), "placed by hand");
+        tracing::info!(type_name, key, what = ?placing.what, ok = written.is_ok(), "placed by hand");
         let _ = placing
             .written
             .send(written.map_err(|e| format!("etcd: cannot write the placement: {e}")));
@@ -486,6 +499,8 @@ async fn read(registration: &Registration, cluster: &Cluster, at: i64) -> io::Re
         } else if let Some(object) = rest.strip_prefix("placed/").and_then(placed_object) {
             let node = String::from_utf8_lossy(&kv.value).into_owned();
             members.placed.insert(object, node);
+        } else if let Some(object) = rest.strip_prefix("light/").and_then(placed_object) {
+            members.light.insert(object, light_nodes(&kv.value));
         }
     }
     Ok(members)
@@ -611,6 +626,12 @@ async fn follow(
                     } else {
                         next.placed.remove(&object);
                     }
+                } else if let Some(object) = rest.strip_prefix("light/").and_then(placed_object) {
+                    if put {
+                        next.light.insert(object, light_nodes(&kv.value));
+                    } else {
+                        next.light.remove(&object);
+                    }
                 }
             }
             apply(registration, cluster, members, next);
@@ -639,7 +660,11 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
         .filter(|addr| members.incarnations.get(*addr) != next.incarnations.get(*addr))
         .cloned()
         .collect();
-    if next.members != members.members || next.placed != members.placed || !restarted.is_empty() {
+    if next.members != members.members
+        || next.placed != members.placed
+        || next.light != members.light
+        || !restarted.is_empty()
+    {
         let departed: Vec<(String, Departure)> = members
             .members
             .difference(&next.members)
@@ -658,6 +683,7 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
             epoch,
             nodes = ?view.nodes,
             placed = view.placed.len(),
+            light = view.light.len(),
             departed = ?departed,
             "new view"
         );
@@ -667,6 +693,11 @@ fn apply(registration: &Registration, cluster: &Cluster, members: &mut Members, 
         lost.extend(cluster.settler_mut().gone(gone, epoch));
     }
     *members = next;
+    // Cached entries of homes this node no longer serves as a light replica.
+    let placement = cluster.placement();
+    cluster
+        .light
+        .retain(|home| placement.is_light(crucial_protocol::placement::LAMBDA_HOME, home, me));
     for range in &lost {
         record_lost(registration, range);
     }

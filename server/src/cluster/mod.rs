@@ -21,6 +21,9 @@ mod backups;
 #[cfg(feature = "cluster")]
 mod etcd;
 mod handoff;
+#[cfg(feature = "cluster")]
+pub mod light;
+mod light_cache;
 mod link;
 pub mod member;
 #[cfg(feature = "cluster")]

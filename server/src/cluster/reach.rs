@@ -197,6 +197,26 @@ impl PeerReach {
     }
 }
 
+/// Sends `op` (a light replica's `Fetch` or `Check`) to `owner`, the owner
+/// of the objects it names, and waits (at most `within`) for the answer.
+pub async fn ask_owner(
+    cluster: &Cluster,
+    me: u64,
+    owner: &str,
+    op: TxnOp,
+    within: Duration,
+) -> Result<TxnAnswer, String> {
+    let txn = TxnId {
+        manager: me,
+        seq: 0,
+    };
+    let step = PeerReach::step(txn, Instant::now() + within, op);
+    ask_all(cluster, vec![(owner.to_string(), step)], within)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err("no answer".into()))
+}
+
 /// Asks `owner`, which holds the record of `txn`'s decision in `anchor`,
 /// for its outcome (a participant left in doubt; `request/txn.rs`).
 pub async fn ask_outcome(

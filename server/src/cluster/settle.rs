@@ -218,6 +218,7 @@ impl Settler {
                         epoch: first.view().epoch.saturating_sub(1),
                         nodes: before,
                         placed: first.view().placed.clone(),
+                        light: first.view().light.clone(),
                     })));
                 }
             }

@@ -18,6 +18,7 @@ pub struct WorkflowMetrics {
     read_only: AtomicU64,
     steps: AtomicU64,
     resolved: AtomicU64,
+    light: AtomicU64,
     runaway: Arc<AtomicI64>,
 }
 
@@ -50,6 +51,12 @@ impl WorkflowMetrics {
     /// committed with checks of its reads there.
     pub fn checked(&self) {
         self.read_only.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read-only workflow ran here as a light replica of its object.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // light replicas' (feature "cluster")
+    pub fn light(&self) {
+        self.light.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A step of another node's transaction was served here.
@@ -90,6 +97,7 @@ impl WorkflowMetrics {
             steps: load(&self.steps),
             resolved: load(&self.resolved),
             in_doubt: 0,
+            light: load(&self.light),
         }
     }
 
@@ -97,7 +105,7 @@ impl WorkflowMetrics {
     pub fn render(&self, out: &mut String, threads: usize) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         #[rustfmt::skip]
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 12] = [
             ("crucial_workflows_committed_total", "counter", "Lambda-object workflows committed.", load(&self.committed)),
             ("crucial_workflow_executions_total", "counter", "Executions of workflows that committed or were given up (above the committed count: re-executions after conflicts).", load(&self.executions)),
             ("crucial_workflows_failed_total", "counter", "Workflows whose function failed or panicked (nothing written).", load(&self.failed)),
@@ -107,6 +115,7 @@ impl WorkflowMetrics {
             ("crucial_workflows_read_only_spanning_total", "counter", "Workflows managed here that read other nodes' objects, wrote nowhere, and committed with a check of their reads there (no two-phase commit).", load(&self.read_only)),
             ("crucial_transaction_steps_total", "counter", "Steps of other nodes' transactions served here (reads, prepares, decisions).", load(&self.steps)),
             ("crucial_transactions_resolved_total", "counter", "Prepared parts here whose decision did not come and that learnt it from the decision's record (their manager crashed or was cut off).", load(&self.resolved)),
+            ("crucial_workflows_light_total", "counter", "Read-only workflows run here as a light replica of their object (checked at its owner).", load(&self.light)),
             ("crucial_workflow_threads", "gauge", "Threads of the workflow pool now (one per core, plus one per runaway function).", threads as u64),
             ("crucial_runaway_functions", "gauge", "Functions still running after the watchdog answered their workflow's timeout (native code that touches no storage cannot be preempted; each holds one workflow thread, replaced in the pool).", self.runaway.load(Ordering::Relaxed).max(0) as u64),
         ];

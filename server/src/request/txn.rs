@@ -168,6 +168,8 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
             };
             map_here(node, access, step, writes).await
         }
+        TxnOp::Fetch { object, key } => fetch(node, &object, &key).await,
+        TxnOp::Check { reads } => check(node, reads).await,
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
         TxnOp::Validate => validate(node, txn).await,
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
@@ -494,6 +496,67 @@ async fn commit(node: &Arc<NodeState>, txn: TxnId, tid: u64) -> Result<TxnAnswer
 async fn validate(node: &Arc<NodeState>, txn: TxnId) -> Result<TxnAnswer, TxnRefusal> {
     node.lambdas.participant.validate(txn).map_err(refusal)?;
     let read_below = node.lambdas.store.now() + 1;
+    crate::cluster::replicate_workflow(node, &Vec::new(), read_below, None)
+        .await
+        .map_err(TxnRefusal::NotDurable)?;
+    Ok(TxnAnswer::Done)
+}
+
+/// A light replica's read of one entry, served here, its owner: the version
+/// of its set (read first) and its value, outside any transaction.
+async fn fetch(
+    node: &Arc<NodeState>,
+    object: &ObjectId,
+    key: &[u8],
+) -> Result<TxnAnswer, TxnRefusal> {
+    let home = node.lambdas.store.home(object);
+    let _here = route::application(node, &home)
+        .await
+        .map_err(|redirect| TxnRefusal::Failed(redirect.to_string()))?;
+    let ((_, version), value) = node.lambdas.store.object(object).read(key);
+    Ok(TxnAnswer::Fetched {
+        version,
+        value: value.map(|v| ByteBuf::from(v.to_vec())),
+    })
+}
+
+/// The end of a read-only workflow a light replica ran: `Done` if every
+/// entry it read is still at the version read, its set unlocked (the
+/// workflow is serialized at this check — every read came before it, and
+/// versions only grow), once every commit those reads may have seen is on
+/// this node's replicas; else `Stale` with the entries as they are now.
+async fn check(
+    node: &Arc<NodeState>,
+    reads: Vec<(ObjectId, ByteBuf, u64)>,
+) -> Result<TxnAnswer, TxnRefusal> {
+    let store = &node.lambdas.store;
+    let mut homes: Vec<String> = reads
+        .iter()
+        .map(|(object, _, _)| store.home(object))
+        .collect();
+    homes.sort();
+    homes.dedup();
+    let mut here = Vec::with_capacity(homes.len());
+    for home in homes {
+        here.push(
+            route::application(node, &home)
+                .await
+                .map_err(|redirect| TxnRefusal::Failed(redirect.to_string()))?,
+        );
+    }
+    let mut stale = Vec::new();
+    for (object, key, version) in &reads {
+        let object_here = store.object(object);
+        if !object_here.set_for(key).still(*version, false) {
+            let ((_, now), value) = object_here.read(key);
+            let value = value.map(|v| ByteBuf::from(v.to_vec()));
+            stale.push((object.clone(), key.clone(), now, value));
+        }
+    }
+    if !stale.is_empty() {
+        return Ok(TxnAnswer::Stale(stale));
+    }
+    let read_below = store.now() + 1;
     crate::cluster::replicate_workflow(node, &Vec::new(), read_below, None)
         .await
         .map_err(TxnRefusal::NotDurable)?;

@@ -71,6 +71,13 @@ fn start(
     };
     let node = Arc::clone(node);
     Applied::Later(Box::pin(async move {
+        // A read-only call on an object this node is a light replica of
+        // runs here, checked at the object's owner; else the owner serves it.
+        if let Some(outcome) = light(&node, &invocation).await {
+            node.metrics
+                .call(ty.name, function.id.name, start.elapsed());
+            return Some(outcome);
+        }
         // In a cluster a home's lambda objects live on the owner of the
         // home (or on a node that kept them when their move timed out);
         // elsewhere, a redirect, and meanwhile a move, a wait. The guard
@@ -91,6 +98,43 @@ fn start(
         node.dedup.finish(client, id, &outcome, stored);
         Some(outcome)
     }))
+}
+
+/// Runs `invocation` here as a light replica of its object's home, if it is
+/// a read-only call (`&self`) and this node is one (`cluster/light.rs`):
+/// its outcome, or `None` (the ordinary path then sends it to the owner).
+/// Not deduplicated: it writes nothing, and a retry runs it again.
+#[cfg(feature = "cluster")]
+async fn light(node: &Arc<NodeState>, invocation: &Invocation) -> Option<Outcome> {
+    use crate::cluster::light::{owner_if_light, serve, LightCall};
+    if invocation.function.id.kind != FunctionKind::Read || invocation.over.is_some() {
+        return None;
+    }
+    let cluster = Arc::clone(node.cluster.get()?);
+    let owner = owner_if_light(&cluster, &invocation.home)?;
+    let call = LightCall {
+        type_entry: invocation.type_entry,
+        function: invocation.function,
+        object: invocation.object.clone()?,
+        args: invocation.args.clone(),
+        seed: invocation.seed,
+        home: invocation.home.clone(),
+    };
+    let rt = tokio::runtime::Handle::current();
+    let (done, ran) = tokio::sync::oneshot::channel();
+    node.lambdas.pool.submit({
+        let node = Arc::clone(node);
+        move || {
+            let _ = done.send(serve(&node, &cluster, &rt, &call, &owner));
+        }
+    });
+    ran.await.ok().flatten()
+}
+
+/// Without the `cluster` feature no node is a light replica.
+#[cfg(not(feature = "cluster"))]
+async fn light(_: &Arc<NodeState>, _: &Invocation) -> Option<Outcome> {
+    None
 }
 
 /// Sends a commit's decision to the other nodes that took part and waits
