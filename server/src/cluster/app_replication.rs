@@ -267,8 +267,12 @@ pub async fn replicate_prepared(
                  {failure}"
             ));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        // A base for a replica that has none; the part is sent again after.
+        if !failure.contains(super::NO_BASE) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A base for a replica that has none (at once: a home new since the
+        // replica set last changed, such as an object a transaction across
+        // nodes creates); the part is sent again after.
         if let Err(e) = send(
             cluster,
             &cluster.placement(),
