@@ -25,7 +25,7 @@ pub use request::{
     Adopt, AppCopy, Call, EntryCopy, Invoke, MapInvoke, MovedEntries, MovedObject, MovedReply,
     ObjectCopy, ObjectRef, Objects, PreparedCopy, Replicate, Request, PROTOCOL_VERSION,
 };
-pub use txn::{TxnAnswer, TxnOp, TxnRefusal, TxnStep};
+pub use txn::{EntryNow, TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;

@@ -139,17 +139,21 @@ pub enum TxnOp {
         /// The entry's key.
         key: ByteBuf,
     },
-    /// Asked of an object's owner by a light replica at the end of a
-    /// read-only workflow it ran: whether every entry read is still at the
-    /// version read and its set not locked (the workflow is then
-    /// serialized at this check). Answer: `Done` once every commit the
-    /// reads may have seen is on its replicas, or `Stale` with the newer
-    /// entries (the replica runs the workflow again).
+    /// Asked of an object's owner by a light replica at the end of
+    /// read-only workflows it ran (those that ended while the previous
+    /// check was on its way, in one message): for each, whether every entry
+    /// it read is still at the version read and its set not locked (the
+    /// workflow is then serialized at this check). Answer: `Checked`, once
+    /// every commit the reads may have seen is on the owner's replicas.
     Check {
-        /// `(object, key, version)` per entry read.
-        reads: Vec<(crate::ObjectId, ByteBuf, u64)>,
+        /// Per workflow, `(object, key, version)` per entry read.
+        runs: Vec<Vec<(crate::ObjectId, ByteBuf, u64)>>,
     },
 }
+
+/// An entry as its owner holds it now: `(object, key, version of its set,
+/// value)` (`None`: absent).
+pub type EntryNow = (crate::ObjectId, ByteBuf, u64, Option<ByteBuf>);
 
 /// A participant's answer to a [`TxnStep`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,9 +192,9 @@ pub enum TxnAnswer {
         /// The value.
         value: Option<ByteBuf>,
     },
-    /// A light replica's reads that changed: `(object, key, version,
-    /// value)` as they are now.
-    Stale(Vec<(crate::ObjectId, ByteBuf, u64, Option<ByteBuf>)>),
+    /// Per workflow of a `Check`, the entries it read that changed, as
+    /// they are now (none: it holds).
+    Checked(Vec<Vec<EntryNow>>),
     /// The step failed and the transaction cannot commit.
     Refused(TxnRefusal),
 }

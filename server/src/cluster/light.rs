@@ -14,12 +14,16 @@
 //! commits before it — and answers only once those commits are on its
 //! replicas. A stale entry comes back with the check's answer, the cache
 //! takes it, and the workflow runs again (at most [`ATTEMPTS`] times).
+//! Checks for one owner travel together: one message carries every check
+//! that queued while the one before was on its way (as a group commit
+//! does), so the owner's cost per light read falls as the load grows.
 //!
 //! Anything a light replica cannot serve — a write, a scan, an object of
 //! another home, an owner it cannot reach, a check that keeps failing —
 //! ends the light run: the call then takes the ordinary path, which sends
 //! the client to the owner. Nothing a light run did is kept.
 
+use super::light_cache::{PendingCheck, Stale};
 use super::member::Cluster;
 use crate::lambda_objects::run_child;
 use crate::state::NodeState;
@@ -40,6 +44,9 @@ pub const ATTEMPTS: usize = 4;
 
 /// How long one question to the owner may take.
 const ASK_WITHIN: Duration = Duration::from_secs(2);
+
+/// Checks one message carries at most.
+const CHECKS_PER_MESSAGE: usize = 256;
 
 /// A read-only call a light replica runs.
 pub struct LightCall {
@@ -68,70 +75,107 @@ pub fn owner_if_light(cluster: &Cluster, home: &str) -> Option<String> {
 
 /// Runs `invocation` (a read-only function on an object at its home) as a
 /// light replica of that home, whose owner is `owner`: its outcome, or
-/// `None` when the owner must serve it. Blocks: call it off the reactor.
-pub fn serve(
+/// `None` when the owner must serve it. The function runs on the workflow
+/// pool; the check is awaited off it, so a pool thread is never held for a
+/// round trip to the owner and checks queue up to travel together.
+pub async fn serve(
     node: &Arc<NodeState>,
     cluster: &Arc<Cluster>,
-    rt: &tokio::runtime::Handle,
-    invocation: &LightCall,
-    owner: &str,
+    invocation: LightCall,
+    owner: String,
 ) -> Option<Outcome> {
-    let object = invocation.object.clone();
     let limits = node
         .lambdas
         .limits(invocation.type_entry, invocation.function);
     let deadline = Instant::now() + limits.time;
+    let invocation = Arc::new(invocation);
+    let rt = tokio::runtime::Handle::current();
     for _ in 0..ATTEMPTS {
-        let host = Arc::new(LightHost {
-            node: Arc::clone(node),
-            cluster: Arc::clone(cluster),
-            rt: rt.clone(),
-            owner: owner.to_string(),
-            home: invocation.home.clone(),
-            deadline,
-            reads: Mutex::default(),
-            doomed: Mutex::default(),
-            outside: AtomicBool::new(false),
+        let (done, ran) = tokio::sync::oneshot::channel();
+        node.lambdas.pool.submit({
+            let (node, cluster) = (Arc::clone(node), Arc::clone(cluster));
+            let (invocation, owner, rt) = (Arc::clone(&invocation), owner.clone(), rt.clone());
+            move || {
+                let ran = run_once(&node, &cluster, &rt, &invocation, owner, deadline);
+                let _ = done.send(ran);
+            }
         });
-        let result = run_child(
-            Arc::clone(&host) as Arc<dyn Host>,
-            invocation.function,
-            object.clone(),
-            &invocation.args,
-            invocation.seed,
-        );
-        if host.outside.load(Ordering::Relaxed) || Instant::now() >= deadline {
-            return None;
+        let (result, reads) = ran.await.ok()??;
+        let stale = check(cluster, node.peer_id, &owner, reads).await?;
+        if stale.is_empty() {
+            node.lambdas.metrics.light();
+            return Some(outcome_of(&invocation, result));
         }
-        let reads: Vec<(ObjectId, ByteBuf, u64)> =
-            std::mem::take(&mut *host.reads.lock().unwrap_or_else(|e| e.into_inner()));
-        match host.ask(TxnOp::Check { reads })? {
-            TxnAnswer::Done => {
-                node.lambdas.metrics.light();
-                return Some(outcome_of(invocation, &object, result));
-            }
-            TxnAnswer::Stale(newer) => {
-                for (object, key, version, value) in newer {
-                    let value = value.map(|v| Bytes::from(v.into_vec()));
-                    let home = &invocation.home;
-                    cluster
-                        .light
-                        .put(home, object, key.into_vec(), version, value);
-                }
-            }
-            _ => return None,
+        for (object, key, version, value) in stale {
+            let value = value.map(|v| Bytes::from(v.into_vec()));
+            let home = &invocation.home;
+            cluster
+                .light
+                .put(home, object, key.into_vec(), version, value);
         }
     }
     None
 }
 
+/// The entries a light run read, `(object, key, version)` each.
+type Reads = Vec<(ObjectId, ByteBuf, u64)>;
+
+/// One run of `invocation` over the cache: its result and what it read, or
+/// `None` if it needed what a light replica cannot serve. Blocks.
+fn run_once(
+    node: &Arc<NodeState>,
+    cluster: &Arc<Cluster>,
+    rt: &tokio::runtime::Handle,
+    invocation: &LightCall,
+    owner: String,
+    deadline: Instant,
+) -> Option<(Result<Vec<u8>, TxError>, Reads)> {
+    let host = Arc::new(LightHost {
+        node: Arc::clone(node),
+        cluster: Arc::clone(cluster),
+        rt: rt.clone(),
+        owner,
+        home: invocation.home.clone(),
+        deadline,
+        reads: Mutex::default(),
+        doomed: Mutex::default(),
+        outside: AtomicBool::new(false),
+    });
+    let result = run_child(
+        Arc::clone(&host) as Arc<dyn Host>,
+        invocation.function,
+        invocation.object.clone(),
+        &invocation.args,
+        invocation.seed,
+    );
+    if host.outside.load(Ordering::Relaxed) || Instant::now() >= deadline {
+        return None;
+    }
+    let reads = std::mem::take(&mut *host.reads.lock().unwrap_or_else(|e| e.into_inner()));
+    Some((result, reads))
+}
+
+/// The owner's check of `reads`: the entries that changed (none: the run
+/// holds), or `None` if the owner could not check them. Queued with the
+/// other runs' checks for the same owner.
+async fn check(cluster: &Arc<Cluster>, me: u64, owner: &str, reads: Reads) -> Option<Vec<Stale>> {
+    let (queue, fresh) = cluster.light.checks(owner);
+    if let Some(queued) = fresh {
+        tokio::spawn(send_checks(
+            Arc::clone(cluster),
+            me,
+            owner.to_string(),
+            queued,
+        ));
+    }
+    let (verdict, wait) = tokio::sync::oneshot::channel();
+    queue.send(PendingCheck { reads, verdict }).ok()?;
+    wait.await.ok().flatten()
+}
+
 /// The reply to a light run that ended with `result`, as the owner would
 /// give it.
-fn outcome_of(
-    invocation: &LightCall,
-    object: &ObjectId,
-    result: Result<Vec<u8>, TxError>,
-) -> Outcome {
+fn outcome_of(invocation: &LightCall, result: Result<Vec<u8>, TxError>) -> Outcome {
     let function = || {
         format!(
             "{}::{}",
@@ -144,7 +188,7 @@ fn outcome_of(
         },
         other => RemoteError::WorkflowFailed {
             function: function(),
-            object: object.to_string(),
+            object: invocation.object.to_string(),
             message: other.to_string(),
         },
     })
@@ -158,8 +202,8 @@ struct LightHost {
     owner: String,
     home: String,
     deadline: Instant,
-    /// `(object, key, version)` per entry read.
-    reads: Mutex<Vec<(ObjectId, ByteBuf, u64)>>,
+    /// What it read.
+    reads: Mutex<Reads>,
     doomed: Mutex<Option<TxError>>,
     /// It needed what a light replica cannot serve.
     outside: AtomicBool,
@@ -191,6 +235,43 @@ impl LightHost {
             Err(e) => {
                 tracing::debug!(owner = %self.owner, "a light replica cannot ask the owner: {e}");
                 None
+            }
+        }
+    }
+}
+
+/// Sends the checks queued for `owner`: each message carries every check
+/// that queued while the one before was on its way.
+async fn send_checks(
+    cluster: Arc<Cluster>,
+    me: u64,
+    owner: String,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<PendingCheck>,
+) {
+    while let Some(first) = queued.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < CHECKS_PER_MESSAGE {
+            match queued.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let runs = batch
+            .iter_mut()
+            .map(|check| std::mem::take(&mut check.reads))
+            .collect();
+        let op = TxnOp::Check { runs };
+        match super::reach::ask_owner(&cluster, me, &owner, op, ASK_WITHIN).await {
+            Ok(TxnAnswer::Checked(verdicts)) if verdicts.len() == batch.len() => {
+                for (check, stale) in batch.into_iter().zip(verdicts) {
+                    let _ = check.verdict.send(Some(stale));
+                }
+            }
+            other => {
+                tracing::debug!(%owner, "a light replica's checks got no verdict: {other:?}");
+                for check in batch {
+                    let _ = check.verdict.send(None);
+                }
             }
         }
     }

@@ -169,7 +169,7 @@ async fn run(node: &Arc<NodeState>, step: TxnStep) -> TxnAnswer {
             map_here(node, access, step, writes).await
         }
         TxnOp::Fetch { object, key } => fetch(node, &object, &key).await,
-        TxnOp::Check { reads } => check(node, reads).await,
+        TxnOp::Check { runs } => check(node, runs).await,
         TxnOp::Commit { tid } => commit(node, txn, tid).await,
         TxnOp::Validate => validate(node, txn).await,
         TxnOp::Resolve { anchor } => resolve(node, txn, &anchor).await,
@@ -520,18 +520,20 @@ async fn fetch(
     })
 }
 
-/// The end of a read-only workflow a light replica ran: `Done` if every
-/// entry it read is still at the version read, its set unlocked (the
-/// workflow is serialized at this check — every read came before it, and
-/// versions only grow), once every commit those reads may have seen is on
-/// this node's replicas; else `Stale` with the entries as they are now.
+/// The end of read-only workflows a light replica ran: per workflow, the
+/// entries it read that are no longer at the version read or whose set is
+/// locked, with their values now (none: it holds — it is serialized at
+/// this check: every read came before it, and versions only grow); the
+/// answer leaves once every commit those reads may have seen is on this
+/// node's replicas.
 async fn check(
     node: &Arc<NodeState>,
-    reads: Vec<(ObjectId, ByteBuf, u64)>,
+    runs: Vec<Vec<(ObjectId, ByteBuf, u64)>>,
 ) -> Result<TxnAnswer, TxnRefusal> {
     let store = &node.lambdas.store;
-    let mut homes: Vec<String> = reads
+    let mut homes: Vec<String> = runs
         .iter()
+        .flatten()
         .map(|(object, _, _)| store.home(object))
         .collect();
     homes.sort();
@@ -544,23 +546,27 @@ async fn check(
                 .map_err(|redirect| TxnRefusal::Failed(redirect.to_string()))?,
         );
     }
-    let mut stale = Vec::new();
-    for (object, key, version) in &reads {
-        let object_here = store.object(object);
-        if !object_here.set_for(key).still(*version, false) {
-            let ((_, now), value) = object_here.read(key);
-            let value = value.map(|v| ByteBuf::from(v.to_vec()));
-            stale.push((object.clone(), key.clone(), now, value));
-        }
-    }
-    if !stale.is_empty() {
-        return Ok(TxnAnswer::Stale(stale));
-    }
+    let checked = runs
+        .iter()
+        .map(|reads| {
+            let mut stale = Vec::new();
+            for (object, key, version) in reads {
+                let object_here = store.object(object);
+                if !object_here.set_for(key).still(*version, false) {
+                    let ((_, now), value) = object_here.read(key);
+                    let value = value.map(|v| ByteBuf::from(v.to_vec()));
+                    stale.push((object.clone(), key.clone(), now, value));
+                }
+            }
+            stale
+        })
+        .collect();
     let read_below = store.now() + 1;
     crate::cluster::replicate_workflow(node, &Vec::new(), read_below, None)
         .await
         .map_err(TxnRefusal::NotDurable)?;
-    Ok(TxnAnswer::Done)
+    drop(here);
+    Ok(TxnAnswer::Checked(checked))
 }
 
 /// Aborts `txn`'s part here; a restored part's group may install the

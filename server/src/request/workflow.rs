@@ -120,15 +120,7 @@ async fn light(node: &Arc<NodeState>, invocation: &Invocation) -> Option<Outcome
         seed: invocation.seed,
         home: invocation.home.clone(),
     };
-    let rt = tokio::runtime::Handle::current();
-    let (done, ran) = tokio::sync::oneshot::channel();
-    node.lambdas.pool.submit({
-        let node = Arc::clone(node);
-        move || {
-            let _ = done.send(serve(&node, &cluster, &rt, &call, &owner));
-        }
-    });
-    ran.await.ok().flatten()
+    serve(node, &cluster, call, owner).await
 }
 
 /// Without the `cluster` feature no node is a light replica.
