@@ -84,6 +84,8 @@ pub trait TransferSession {
     /// The sum of counters `0..keys`, read in one transaction (a map call,
     /// `MGET`, `SELECT sum`).
     fn audit(&mut self, keys: usize) -> Result<i64, String>;
+    /// Counter `key`'s value (a read-only call, `GET`, `SELECT`).
+    fn read(&mut self, key: usize) -> Result<i64, String>;
 }
 
 /// What each client of [`run`] does.
@@ -95,6 +97,8 @@ pub enum Workload {
     Transfer,
     /// Every counter read and summed in one transaction.
     Audit,
+    /// One hot counter (the first) read by every client.
+    Read,
 }
 
 impl Workload {
@@ -104,6 +108,7 @@ impl Workload {
             Workload::Add => "add",
             Workload::Transfer => "transfer",
             Workload::Audit => "audit (all)",
+            Workload::Read => "read (hot)",
         }
     }
 }
@@ -171,6 +176,13 @@ impl TransferSession for LambdaSession {
             true => Ok(seen.reduce(0, |sum, v| sum + v)),
             false => Err(format!("the map saw {} counters of {keys}", seen.len())),
         }
+    }
+
+    fn read(&mut self, i: usize) -> Result<i64, String> {
+        SpreadCounter::at(key(i))
+            .with_client(self.0.clone())
+            .value()
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -281,6 +293,10 @@ impl TransferSession for RedisSession {
         let values: Vec<i64> = self.con.mget(&names).map_err(|e| e.to_string())?;
         Ok(values.into_iter().sum())
     }
+
+    fn read(&mut self, i: usize) -> Result<i64, String> {
+        self.con.get(slot_key(i)).map_err(|e| e.to_string())
+    }
 }
 
 /// Counters in PostgreSQL, moved by a serializable SQL function.
@@ -344,11 +360,15 @@ impl Transfers for PostgresTransfers<'_> {
         let audit = client
             .prepare("SELECT coalesce(sum(value), 0)::bigint FROM spread")
             .map_err(|e| e.to_string())?;
+        let read = client
+            .prepare("SELECT value FROM spread WHERE key = $1")
+            .map_err(|e| e.to_string())?;
         Ok(Box::new(PostgresSession {
             client,
             transfer,
             add,
             audit,
+            read,
             retries: Arc::clone(&self.retries),
         }))
     }
@@ -372,6 +392,7 @@ struct PostgresSession {
     transfer: postgres::Statement,
     add: postgres::Statement,
     audit: postgres::Statement,
+    read: postgres::Statement,
     retries: Arc<AtomicU64>,
 }
 
@@ -403,6 +424,19 @@ impl TransferSession for PostgresSession {
     fn add(&mut self, i: usize) -> Result<(), String> {
         let k = key(i);
         self.run(true, &[&k])
+    }
+
+    fn read(&mut self, i: usize) -> Result<i64, String> {
+        let k = key(i);
+        loop {
+            match self.client.query_one(&self.read, &[&k]) {
+                Ok(row) => return Ok(row.get(0)),
+                Err(e) if is_retryable(&e) => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     fn audit(&mut self, _keys: usize) -> Result<i64, String> {
@@ -475,6 +509,7 @@ pub fn run(
                                 Ok(sum) => Err(format!("an audit saw {sum}, not {before}")),
                                 Err(e) => Err(e),
                             },
+                            Workload::Read => session.read(0).map(drop),
                         };
                         match done {
                             Ok(()) => latencies.push(t.elapsed()),
@@ -506,7 +541,7 @@ pub fn run(
     let after = system.sum(keys)?;
     let expected = match workload {
         Workload::Add => before + measured.latencies.len() as i64,
-        Workload::Transfer | Workload::Audit => before,
+        Workload::Transfer | Workload::Audit | Workload::Read => before,
     };
     if after != expected {
         return Err(format!(
