@@ -68,6 +68,10 @@ struct Inner {
     seq: AtomicU64,
     /// Turns of read-only calls over an object's owner and light replicas.
     readers: AtomicU64,
+    /// When a read-only call last asked a node for its view, in ms since
+    /// `born` (0: never).
+    view_asked_ms: AtomicU64,
+    born: std::time::Instant,
     options: ClientOptions,
     routing: RwLock<Arc<Routing>>,
 }
@@ -131,6 +135,8 @@ impl Client {
                 id: random_id(),
                 seq: AtomicU64::new(1),
                 readers: AtomicU64::new(0),
+                view_asked_ms: AtomicU64::new(0),
+                born: std::time::Instant::now(),
                 routing: RwLock::new(Arc::new(Routing {
                     nodes: view.nodes.iter().cloned().map(Node::new).collect(),
                     placement: Placement::new(view),
@@ -271,6 +277,35 @@ impl Client {
         })
     }
 
+    /// The node to ask for its view before a read-only call, if it is time:
+    /// at most once per [`VIEW_FOR_READS`], in a cluster. A view change that
+    /// moves nothing (light replicas given or taken) redirects no call, so
+    /// read-only calls look for it themselves.
+    fn view_to_ask(&self, reading: bool) -> Option<Arc<Node>> {
+        let routing = self.routing();
+        if !reading || routing.placement.view().epoch == 0 {
+            return None;
+        }
+        let now = (self.inner.born.elapsed().as_millis() as u64).max(1);
+        let asked = self.inner.view_asked_ms.load(Ordering::Relaxed);
+        let due = asked == 0 || now.saturating_sub(asked) >= VIEW_FOR_READS.as_millis() as u64;
+        // One caller asks; the others go on with the view they have.
+        let mine = due
+            && self
+                .inner
+                .view_asked_ms
+                .compare_exchange(asked, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        mine.then(|| Arc::clone(&routing.nodes[0]))
+    }
+
+    /// Takes the view a node answered with, if newer.
+    fn take_view(&self, asked: Reply) {
+        if let Ok(Some(view)) = asked.and_then(|bytes| codec::decode::<Option<View>>(&bytes)) {
+            self.update_view(view);
+        }
+    }
+
     /// The node a read-only call on an object goes to first: its owner or
     /// one of its light replicas, in turn.
     fn reader(&self, object: ObjectRef<'_>) -> Arc<Node> {
@@ -361,6 +396,10 @@ impl Client {
         may_spin: bool,
         reading: bool,
     ) -> Reply {
+        if let Some(node) = self.view_to_ask(reading) {
+            let asked = self.roundtrip(&node, &Request::View.encode().unwrap_or_default(), false);
+            self.take_view(asked);
+        }
         let id = self.next_id();
         let mut route = Rerouting::new(reading);
         loop {
@@ -398,6 +437,11 @@ impl Client {
                 type_name: &type_name,
                 key: &key,
             };
+            if let Some(node) = client.view_to_ask(reading) {
+                let ask = Request::View.encode().unwrap_or_default();
+                let asked = client.roundtrip_async(&node, client.next_id(), &ask).await;
+                client.take_view(asked);
+            }
             let id = client.next_id();
             let mut route = Rerouting::new(reading);
             loop {
@@ -495,6 +539,9 @@ impl Client {
         }
     }
 }
+
+/// How often read-only calls ask for the view (see [`Client::view_to_ask`]).
+const VIEW_FOR_READS: Duration = Duration::from_secs(1);
 
 /// How long a call keeps following redirects and waiting for a moving object
 /// before it gives up with the last error.
