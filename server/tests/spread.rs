@@ -44,6 +44,16 @@ fn accounts(addrs: &[String]) -> Vec<ObjectId> {
     unreachable!()
 }
 
+/// Opens every account of `ids` with [`EACH`].
+fn open_all(client: &crucial::Client, ids: &[ObjectId]) {
+    for id in ids {
+        SpreadAccount::at(id.clone())
+            .with_client(client.clone())
+            .open(EACH)
+            .expect("open");
+    }
+}
+
 fn three(etcd: &Etcd, name: &str, flags: &[&str]) -> (Vec<ServerProcess>, Vec<String>) {
     let nodes: Vec<ServerProcess> = (0..3).map(|_| etcd.node(name, flags)).collect();
     wait_for_views(&nodes.iter().collect::<Vec<_>>(), 3);
@@ -136,12 +146,7 @@ fn check(history: &[Transfer], audits: &[Audit], last: &Audit) -> Result<(), Str
 /// `secs`, and checks the history.
 fn run_bank(addrs: &[String], ids: &[ObjectId], secs: u64) -> Result<(usize, usize), String> {
     let client = connect(addrs);
-    for id in ids {
-        SpreadAccount::at(id.clone())
-            .with_client(client.clone())
-            .open(EACH)
-            .expect("open");
-    }
+    open_all(&client, ids);
     let stop = Arc::new(AtomicBool::new(false));
     let callers = transfers_until(addrs, ids, &stop);
     let mut audits = Vec::new();
@@ -223,12 +228,7 @@ fn a_child_call_sent_to_one_node_that_reaches_a_third_runs_on_the_manager_instea
     let (_nodes, addrs) = three(&etcd, "spread-via", &[]);
     let ids = accounts(&addrs);
     let client = connect(&addrs);
-    for id in &ids {
-        SpreadAccount::at(id.clone())
-            .with_client(client.clone())
-            .open(EACH)
-            .expect("open");
-    }
+    open_all(&client, &ids);
     // The accounts by node (four on each).
     let placement = Placement::new(view_of(&addrs[0]));
     let mut by_node: HashMap<String, Vec<ObjectId>> = HashMap::new();
@@ -403,12 +403,7 @@ fn fault_mid_commit(name: &str, victim: Victim, fault: Fault) {
         Victim::Alone => (mine.clone(), mine.clone()),
     };
     let client = connect(&addrs);
-    for id in &ids {
-        SpreadAccount::at(id.clone())
-            .with_client(client.clone())
-            .open(EACH)
-            .expect("open");
-    }
+    open_all(&client, &ids);
     let stop = Arc::new(AtomicBool::new(false));
     let callers: Vec<_> = (0..3u64)
         .map(|caller| {
@@ -615,12 +610,7 @@ fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
     let (nodes, addrs) = three(&etcd, name, &["--replicas", "2"]);
     let ids = accounts(&addrs);
     let client = connect(&addrs);
-    for id in &ids {
-        SpreadAccount::at(id.clone())
-            .with_client(client.clone())
-            .open(EACH)
-            .expect("open");
-    }
+    open_all(&client, &ids);
     let hot = &ids[0].key;
     let ring_owner = listed_on(&nodes[0], hot).expect("the hot account is listed");
     // Bad requests are refused, saying why, and move nothing.
@@ -749,8 +739,9 @@ fn light_reads(addrs: &[String]) -> u64 {
 
 /// `crucial-admin light` gives a hot, read-mostly account light replicas on
 /// the two other nodes while a writer transfers from it and readers read
-/// it (`seen`, a `&self` function) through clients that then send reads to
-/// all three nodes in turn: the light replicas serve most of their share,
+/// it (`seen`, a `&self` function) through clients connected before, which
+/// find the change in the view and send reads to all three nodes in turn:
+/// the light replicas serve most of their share,
 /// checked at the owner, and every read is linearizable — per version one
 /// balance, the one the acknowledged transfers say; a read after a
 /// caller's own transfer sees it; a caller's reads never go back. `--off`
@@ -762,12 +753,7 @@ fn light_replicas_of_a_hot_account_serve_its_reads_and_every_read_is_linearizabl
     let (nodes, addrs) = three(&etcd, name, &[]);
     let ids = accounts(&addrs);
     let client = connect(&addrs);
-    for id in &ids {
-        SpreadAccount::at(id.clone())
-            .with_client(client.clone())
-            .open(EACH)
-            .expect("open");
-    }
+    open_all(&client, &ids);
     let hot = ids[0].clone();
     let owner = listed_on(&nodes[0], &hot.key).expect("the hot account is listed");
     let others: Vec<String> = addrs.iter().filter(|a| **a != owner).cloned().collect();
@@ -777,21 +763,6 @@ fn light_replicas_of_a_hot_account_serve_its_reads_and_every_read_is_linearizabl
     )
     .expect_err("not a member");
     assert!(refused.contains("not a member of the cluster"), "{refused}");
-    let on = others.join(",");
-    let lit = admin(
-        &nodes[1],
-        &["light", "SpreadAccount", &hot.key, "--on", &on],
-    )
-    .expect("crucial-admin light");
-    eprintln!("light replicas: {lit}");
-    assert_eq!(lit["owner"], owner.as_str());
-    assert_eq!(lit["light"].as_array().map(Vec::len), Some(2), "{lit}");
-    let status = admin(&nodes[2], &["status"]).expect("crucial-admin status");
-    assert_eq!(
-        status["light"].as_array().map(Vec::len),
-        Some(1),
-        "{status}"
-    );
     let before = light_reads(&addrs);
     let stop = Arc::new(AtomicBool::new(false));
     // (version, balance) of every read, and of every state a transfer saw.
@@ -855,6 +826,24 @@ fn light_replicas_of_a_hot_account_serve_its_reads_and_every_read_is_linearizabl
             states
         })
     };
+    // Light replicas given while the callers run: their clients, connected
+    // before, find them in the view within a second.
+    std::thread::sleep(Duration::from_millis(300));
+    let on = others.join(",");
+    let lit = admin(
+        &nodes[1],
+        &["light", "SpreadAccount", &hot.key, "--on", &on],
+    )
+    .expect("crucial-admin light");
+    eprintln!("light replicas: {lit}");
+    assert_eq!(lit["owner"], owner.as_str());
+    assert_eq!(lit["light"].as_array().map(Vec::len), Some(2), "{lit}");
+    let status = admin(&nodes[2], &["status"]).expect("crucial-admin status");
+    assert_eq!(
+        status["light"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let states = writer.join().expect("the writer failed");
@@ -883,8 +872,10 @@ fn light_replicas_of_a_hot_account_serve_its_reads_and_every_read_is_linearizabl
         reads.len(),
         states.len() / 2
     );
+    // Two of three nodes serve light for the last 3 s of about 3.3, from
+    // when each client looked at the view again (within a second).
     assert!(
-        served as usize > reads.len() / 3,
+        served as usize > reads.len() / 5,
         "the light replicas served {served} of {} reads",
         reads.len()
     );

@@ -86,6 +86,27 @@ fn p(latencies: &[Duration], q: f64) -> f64 {
     latencies[i].as_secs_f64() * 1e6
 }
 
+/// The share of `committed` transactions that used 2PC and the
+/// node-to-node steps per transaction since `before` was read from `stats`
+/// (a cluster's workflow counters; `None`: not a cluster).
+fn shares(
+    stats: Option<&Client>,
+    before: Option<crucial::WorkflowStats>,
+    committed: f64,
+) -> Result<(Option<f64>, Option<f64>), String> {
+    let (Some(client), Some(before)) = (stats, before) else {
+        return Ok((None, None));
+    };
+    let delta = client
+        .workflow_stats()
+        .map_err(|e| e.to_string())?
+        .since(before);
+    Ok((
+        Some(delta.spanning as f64 / committed),
+        Some(delta.steps as f64 / committed),
+    ))
+}
+
 fn cpu_of(pids: &[u32]) -> Duration {
     pids.iter()
         .map(|pid| procfs::tree_cpu(*pid).unwrap_or_default())
@@ -143,19 +164,7 @@ fn measure_only(
             let owner_cpu = owner.zip(owner_before).map(|(pid, was)| {
                 cpu_of(&[pid]).saturating_sub(was).as_secs_f64() * 1e6 / committed
             });
-            let (spanning, steps) = match (stats, before) {
-                (Some(client), Some(before)) => {
-                    let delta = client
-                        .workflow_stats()
-                        .map_err(|e| e.to_string())?
-                        .since(before);
-                    (
-                        Some(delta.spanning as f64 / committed),
-                        Some(delta.steps as f64 / committed),
-                    )
-                }
-                _ => (None, None),
-            };
+            let (spanning, steps) = shares(stats, before, committed)?;
             rows.push(Row {
                 system: name.to_string(),
                 workload: workload.name(),
@@ -203,19 +212,7 @@ fn forum_rows(
         let used = cpu_of(pids).saturating_sub(cpu);
         let latencies = report.all();
         let committed = latencies.len().max(1) as f64;
-        let (spanning, steps) = match (stats, before) {
-            (Some(client), Some(before)) => {
-                let delta = client
-                    .workflow_stats()
-                    .map_err(|e| e.to_string())?
-                    .since(before);
-                (
-                    Some(delta.spanning as f64 / committed),
-                    Some(delta.steps as f64 / committed),
-                )
-            }
-            _ => (None, None),
-        };
+        let (spanning, steps) = shares(stats, before, committed)?;
         let measured = transfer::Measured {
             retries: report.retries,
             failures: report.failures.iter().map(|(_, n)| *n).sum(),
