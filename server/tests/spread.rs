@@ -587,15 +587,24 @@ fn a_participant_restarted_from_its_disk_finishes_what_it_prepared() {
     );
 }
 
-/// The node `crucial-admin objects` lists account `key` on.
-fn listed_on(node: &ServerProcess, key: &str) -> Option<String> {
+/// The node of every account `crucial-admin objects` lists, by key.
+fn accounts_listed(node: &ServerProcess) -> HashMap<String, String> {
     let listed = admin(node, &["objects"]).expect("crucial-admin objects");
     listed["objects"]
         .as_array()
         .expect("rows")
         .iter()
-        .find(|row| row["type_name"] == "SpreadAccount" && row["key"] == key)
-        .map(|row| row["node"].as_str().unwrap_or_default().to_string())
+        .filter(|row| row["type_name"] == "SpreadAccount")
+        .map(|row| {
+            let text = |field: &str| row[field].as_str().unwrap_or_default().to_string();
+            (text("key"), text("node"))
+        })
+        .collect()
+}
+
+/// The node `crucial-admin objects` lists account `key` on.
+fn listed_on(node: &ServerProcess, key: &str) -> Option<String> {
+    accounts_listed(node).remove(key)
 }
 
 /// `crucial-admin migrate` moves one hot account (half of all transfers
@@ -628,7 +637,10 @@ fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
     assert!(refused.contains("not a member of the cluster"), "{refused}");
     let before: HashMap<String, Option<String>> = ids
         .iter()
-        .map(|id| (id.key.clone(), listed_on(&nodes[0], &id.key)))
+        .map({
+            let listed = accounts_listed(&nodes[0]);
+            move |id| (id.key.clone(), listed.get(&id.key).cloned())
+        })
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let callers: Vec<_> = (0..3u64)
@@ -691,9 +703,10 @@ fn a_hot_account_migrated_while_transfers_run_moves_alone_and_nothing_fails() {
     assert_eq!(moved["from"], ring_owner.as_str());
     assert_eq!(moved["to"], target.as_str());
     assert_eq!(listed_on(&nodes[0], hot), Some(target.clone()));
+    let after = accounts_listed(&nodes[2]);
     for id in &ids[1..] {
         assert_eq!(
-            listed_on(&nodes[2], &id.key),
+            after.get(&id.key).cloned(),
             before[&id.key],
             "{} moved",
             id.key

@@ -282,8 +282,11 @@ impl Client {
     /// moves nothing (light replicas given or taken) redirects no call, so
     /// read-only calls look for it themselves.
     fn view_to_ask(&self, reading: bool) -> Option<Arc<Node>> {
+        if !reading {
+            return None; // every other call: nothing on its path
+        }
         let routing = self.routing();
-        if !reading || routing.placement.view().epoch == 0 {
+        if routing.placement.view().epoch == 0 {
             return None;
         }
         let now = (self.inner.born.elapsed().as_millis() as u64).max(1);
