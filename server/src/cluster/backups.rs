@@ -228,9 +228,22 @@ impl Replication {
             .collect()
     }
 
-    /// Keeps only the backups `keep` picks.
+    /// Keeps only the backups `keep` picks. `keep` runs under this table's
+    /// lock: it must take no other lock (see [`Replication::holders`]).
     pub fn retain(&self, mut keep: impl FnMut(&str, &str, &Backup) -> bool) {
         lock(&self.backups).retain(|(t, k), b| keep(t, k, b));
+    }
+
+    /// Every backup's type, key and sender, without their states: what a
+    /// decision that must look at other locks (the object table) reads
+    /// first, so that it never holds this lock while taking one of those.
+    /// A call that finds no object takes the object table's lock and then
+    /// this one (to promote a backup); the reverse order deadlocks them.
+    pub fn holders(&self) -> Vec<(String, String, String)> {
+        lock(&self.backups)
+            .iter()
+            .map(|((t, k), b)| (t.clone(), k.clone(), b.from.clone()))
+            .collect()
     }
 
     /// The link to member `addr`'s peer port (`port`, from its etcd record),

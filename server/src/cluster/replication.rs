@@ -493,25 +493,32 @@ pub async fn settled(node: &NodeState, cluster: &Cluster) {
     };
     let members = &placement.view().nodes;
     let mut promote = Vec::new();
-    cluster.replication.retain(|type_name, key, backup| {
-        let Some(entry) = node.registry.shared_type(type_name) else {
-            return false;
-        };
-        let rf = factor(cluster, entry);
-        if node.table.get(type_name, key).is_some() {
+    // Decided first, with the backups unlocked: the object table is looked
+    // at, and a call promoting a backup locks the table, then the backups
+    // (the other order deadlocked a failover test's node: both workers
+    // waited, each on the other's lock). Then the backups decided against
+    // are dropped, unless a newer sender's copy replaced one meanwhile.
+    let mut drop = std::collections::HashMap::new();
+    for (type_name, key, from) in cluster.replication.holders() {
+        let keep = match node.registry.shared_type(&type_name) {
+            None => false,
             // The object is here: this node heads it now.
-            return false;
+            Some(_) if node.table.get(&type_name, &key).is_some() => false,
+            Some(entry) if members.contains(&from) => placement
+                .replicas(&type_name, &key, factor(cluster, entry))
+                .contains(&cluster.me.as_str()),
+            Some(entry) if placement.owner(&type_name, &key) == cluster.me => {
+                promote.push((entry, key.clone()));
+                true
+            }
+            Some(_) => false,
+        };
+        if !keep {
+            drop.insert((type_name, key), from);
         }
-        if members.contains(&backup.from) {
-            return placement
-                .replicas(type_name, key, rf)
-                .contains(&cluster.me.as_str());
-        }
-        if placement.owner(type_name, key) == cluster.me {
-            promote.push((entry, key.to_string()));
-            return true;
-        }
-        false
+    }
+    cluster.replication.retain(|type_name, key, backup| {
+        drop.get(&(type_name.to_string(), key.to_string())) != Some(&backup.from)
     });
     for (entry, key) in promote {
         if let Err(e) = super::object(node, entry, &key).await {
