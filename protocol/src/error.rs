@@ -357,11 +357,36 @@ pub enum RemoteError {
         /// Since the last renewal etcd acknowledged.
         silent_ms: u64,
     },
+    /// The connection's credential was missing, wrong or revoked (or is not
+    /// one this port takes): nothing ran, and the node closes the
+    /// connection. `port` names the listener (`client`, `peer`).
+    #[error(
+        "the node refused this connection on its {port} port: {reason} (nothing ran; give \
+         the client a valid token: `Config::token`, or CRUCIAL_TOKEN / CRUCIAL_TOKEN_FILE)"
+    )]
+    Unauthenticated {
+        /// The listener: `client` or `peer`.
+        port: String,
+        /// What was wrong: missing, unknown (wrong or revoked), of another role.
+        reason: String,
+    },
+    /// The connection's credential does not allow the request: it names
+    /// another application's objects or functions, or is an admin request
+    /// from an application. Nothing ran.
+    #[error(
+        "refused: this connection is application `{application}`'s, and {reason} (nothing ran)"
+    )]
+    Forbidden {
+        /// The application the connection's credential belongs to.
+        application: String,
+        /// What was asked that it may not do.
+        reason: String,
+    },
 }
 
 impl RemoteError {
     /// Every [`RemoteError::kind`], in declaration order.
-    pub const KINDS: [&'static str; 27] = [
+    pub const KINDS: [&'static str; 29] = [
         "UnknownType",
         "UnknownMethod",
         "IncompatibleMethod",
@@ -389,6 +414,8 @@ impl RemoteError {
         "Lost",
         "Limit",
         "Fenced",
+        "Unauthenticated",
+        "Forbidden",
     ];
 
     /// The variant's name, for metrics and logs: `"Panicked"`, `"Timeout"`, ...
@@ -432,6 +459,8 @@ impl RemoteError {
             RemoteError::Lost { .. } => 24,
             RemoteError::Limit { .. } => 25,
             RemoteError::Fenced { .. } => 26,
+            RemoteError::Unauthenticated { .. } => 27,
+            RemoteError::Forbidden { .. } => 28,
         }
     }
 }
@@ -561,6 +590,14 @@ mod tests {
             RemoteError::Fenced {
                 node: s(),
                 silent_ms: 0,
+            },
+            RemoteError::Unauthenticated {
+                port: s(),
+                reason: s(),
+            },
+            RemoteError::Forbidden {
+                application: s(),
+                reason: s(),
             },
         ];
         assert_eq!(all.len(), RemoteError::KINDS.len());

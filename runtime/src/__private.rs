@@ -62,11 +62,12 @@ pub mod peer {
         pub fn connect(
             addr: &str,
             client_id: u64,
+            token: Option<&crate::Token>,
             max_frame: usize,
             timeout: Duration,
         ) -> Result<Peer> {
             Ok(Peer {
-                conn: Connection::open(addr, client_id, max_frame, timeout)?,
+                conn: Connection::open(addr, client_id, token, max_frame, timeout)?,
                 seq: AtomicU64::new(1),
             })
         }

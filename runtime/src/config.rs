@@ -1,7 +1,7 @@
 //! [`Config`]: how a program finds its nodes and runs its cloud threads, built
 //! in code and overridden by `CRUCIAL_*` environment variables.
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{Client, ClientOptions, Token};
 use crate::thread::executor::{self, Executor};
 use crate::thread::options::SpawnOptions;
 use crate::wire::DEFAULT_MAX_FRAME;
@@ -13,6 +13,14 @@ use std::time::Duration;
 /// Environment variable naming the server(s): `host:port[,host:port...]`.
 /// Unset means *embedded*: an in-process server on a loopback port.
 pub const ENV_SERVER: &str = "CRUCIAL_SERVER";
+
+/// Environment variable holding the application's token (for nodes that
+/// authenticate; see the guide's *Security* chapter).
+pub const ENV_TOKEN: &str = "CRUCIAL_TOKEN";
+
+/// Environment variable naming a file that holds the application's token
+/// (kept out of the process's environment, which other users may read).
+pub const ENV_TOKEN_FILE: &str = "CRUCIAL_TOKEN_FILE";
 
 /// Default busy-wait of a lone blocking call, in microseconds.
 const DEFAULT_SPIN_MICROS: u64 = 200;
@@ -39,6 +47,10 @@ pub struct Config {
     executor_kind: Option<String>,
     function_binary: Option<PathBuf>,
     spawn: SpawnOptions,
+    token: Option<Token>,
+    /// Why the token the environment names could not be read (reported by
+    /// `connect`, which can fail; `from_env` cannot).
+    token_problem: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -52,6 +64,7 @@ impl std::fmt::Debug for Config {
             .field("executor", &self.executor.as_ref().map(|e| e.name()))
             .field("executor_kind", &self.executor_kind)
             .field("spawn", &self.spawn)
+            .field("token", &self.token)
             .finish()
     }
 }
@@ -75,15 +88,30 @@ impl Config {
             executor_kind: None,
             function_binary: None,
             spawn: SpawnOptions::default(),
+            token: None,
+            token_problem: None,
         }
     }
 
     /// Defaults overridden by the environment: `CRUCIAL_SERVER`,
     /// `CRUCIAL_EXECUTOR` (`local`, `process`, `lambda`), `CRUCIAL_FUNCTION_BINARY`,
     /// `CRUCIAL_ATTEMPTS`, `CRUCIAL_BACKOFF_MS`, `CRUCIAL_TIMEOUT_MS`,
-    /// `CRUCIAL_SPIN_MICROS`.
+    /// `CRUCIAL_SPIN_MICROS`, `CRUCIAL_TOKEN` or `CRUCIAL_TOKEN_FILE`.
     pub fn from_env() -> Config {
         let mut config = Config::new();
+        if let Some(path) = std::env::var_os(ENV_TOKEN_FILE).filter(|p| !p.is_empty()) {
+            match Token::from_file(&path) {
+                Ok(token) => config.token = Some(token),
+                Err(e) => {
+                    config.token_problem = Some(format!(
+                        "{ENV_TOKEN_FILE}={}: cannot read the token: {e}",
+                        std::path::Path::new(&path).display()
+                    ))
+                }
+            }
+        } else if let Ok(token) = std::env::var(ENV_TOKEN) {
+            config.token = Some(Token::new(token)).filter(|t| !t.expose().is_empty());
+        }
         config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
             .ok()
             .filter(|v| !v.is_empty());
@@ -112,6 +140,15 @@ impl Config {
     /// The configured servers (empty means embedded).
     pub fn servers(&self) -> &[String] {
         &self.servers
+    }
+
+    /// The application's token, presented to nodes that authenticate
+    /// (ignored by those that do not). Also set by `CRUCIAL_TOKEN` or
+    /// `CRUCIAL_TOKEN_FILE`.
+    pub fn token(mut self, token: Token) -> Config {
+        self.token = Some(token);
+        self.token_problem = None;
+        self
     }
 
     /// Largest reply frame accepted, in bytes.
@@ -185,6 +222,9 @@ impl Config {
     /// the embedded node first. Executor settings are not used here (see
     /// [`crate::Context::new`]).
     pub fn connect(self) -> Result<Client> {
+        if let Some(problem) = self.token_problem {
+            return Err(Error::Config(problem));
+        }
         let mut servers = self.servers;
         if servers.is_empty() {
             servers.push(embedded::start().map_err(|reason| {
@@ -197,6 +237,7 @@ impl Config {
             connect_timeout: self.connect_timeout,
             retries: self.retries,
             spin: self.spin,
+            token: self.token,
         })
     }
 }

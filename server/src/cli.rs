@@ -176,6 +176,15 @@ pub struct Args {
     /// checks can show they catch a broken engine.
     #[arg(long, hide = true)]
     pub weaken_validation: bool,
+    /// Who may use the node: a file of `ROLE NAME TOKEN` lines (roles `app`,
+    /// `admin`, `cluster`; see the guide's Security chapter), read again
+    /// within a second of a change. With it, every port asks for a token.
+    #[arg(long, env = "CRUCIAL_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<std::path::PathBuf>,
+    /// Serve addresses other than loopback without credentials: anyone who
+    /// reaches the node can then call, read and delete every object.
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -239,6 +248,8 @@ impl Args {
                 delay_between_homes: std::time::Duration::from_millis(self.delay_between_homes_ms),
             }),
             admin: self.admin.clone(),
+            credentials: self.credentials.clone(),
+            insecure: self.insecure,
             ..defaults
         }
     }

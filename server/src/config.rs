@@ -157,6 +157,12 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterConfig>,
     /// Address of the admin plane (gRPC, `crucial-admin`); none by default.
     pub admin: Option<String>,
+    /// The credentials file (`--credentials`): with it, every port asks
+    /// for a token; without it, the node serves loopback addresses only,
+    /// unless `insecure`.
+    pub credentials: Option<PathBuf>,
+    /// Serve addresses other than loopback without credentials (`--insecure`).
+    pub insecure: bool,
 }
 
 impl Default for NodeConfig {
@@ -212,6 +218,8 @@ impl Default for NodeConfig {
                 .and_then(|v| v.parse().ok()),
             cluster: None,
             admin: None,
+            credentials: None,
+            insecure: false,
         }
     }
 }

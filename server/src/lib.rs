@@ -25,6 +25,7 @@
 
 #[cfg(feature = "cluster")]
 pub mod admin;
+mod auth;
 pub mod cli;
 mod cluster;
 mod config;

@@ -61,6 +61,7 @@ pub fn run_until(
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
     check_features(&config)?;
+    check_exposure(&config)?;
     let rt = runtime(&config)?;
     rt.block_on(async {
         let listener = TcpListener::bind(&config.listen).await?;
@@ -106,6 +107,9 @@ pub fn run_until(
             }
         };
         tokio::spawn(housekeeping(Arc::downgrade(&node)));
+        if let Some(auth) = &node.auth {
+            tokio::spawn(Arc::clone(auth).watch(node.stop_signal()));
+        }
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);
             tokio::spawn(async move {
@@ -174,6 +178,29 @@ async fn housekeeping(node: std::sync::Weak<NodeState>) {
     }
 }
 
+/// A node without credentials serves loopback addresses only, unless told
+/// `--insecure`: every address it would listen on is looked at.
+fn check_exposure(config: &NodeConfig) -> io::Result<()> {
+    if config.credentials.is_some() {
+        return Ok(());
+    }
+    let mut addrs = vec![("--listen", config.listen.as_str())];
+    addrs.extend(config.metrics.as_deref().map(|a| ("--metrics", a)));
+    addrs.extend(config.admin.as_deref().map(|a| ("--admin", a)));
+    if let Some(cluster) = &config.cluster {
+        addrs.extend(cluster.peer_listen.as_deref().map(|a| ("--peer-listen", a)));
+    }
+    crate::auth::check_exposure(&addrs, config.insecure)
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
+    if config.insecure {
+        tracing::warn!(
+            "--insecure: no credentials asked; anyone who reaches the node's ports can call, \
+             read and delete every object"
+        );
+    }
+    Ok(())
+}
+
 /// `--etcd` and `--admin` need the `cluster` feature: a node built without it
 /// says so instead of ignoring them.
 fn check_features(config: &NodeConfig) -> io::Result<()> {
@@ -233,12 +260,14 @@ fn serve_admin(
         .local_addr()
         .map_or_else(|_| String::new(), |a| a.to_string());
     let service = crate::admin::AdminService::new(Arc::clone(node), advertise, admin);
+    let node_auth = node.auth.clone();
     let stopped = {
         let node = Arc::clone(node);
         async move { node.stopped().await }
     };
     tokio::spawn(async move {
-        if let Err(e) = crate::admin::serve(listener, service, stopped).await {
+        let auth = node_auth;
+        if let Err(e) = crate::admin::serve(listener, service, auth, stopped).await {
             tracing::warn!("the admin plane stopped: {e}");
         }
     })

@@ -108,6 +108,8 @@ pub struct NodeState {
     pub recovered: Recovered,
     /// The node's part of a cluster (set once it joined through etcd).
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
+    /// The credentials it checks (`None`: it takes every connection).
+    pub auth: Option<Arc<crate::auth::Auth>>,
     /// This node's client id when it talks to other nodes.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     // the handoff sender's (feature "cluster")
@@ -133,6 +135,14 @@ impl NodeState {
                  kept on disk can leave memory",
             ));
         }
+        let auth = match &config.credentials {
+            None => None,
+            Some(path) => {
+                Some(Arc::new(crate::auth::Auth::load(path).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, e)
+                })?))
+            }
+        };
         let table = ObjectTable::new(config.memory_limit);
         let dedup = Dedup::new(
             config.dedup_window,
@@ -192,6 +202,7 @@ impl NodeState {
             lambdas,
             recovered,
             cluster: std::sync::OnceLock::new(),
+            auth,
             peer_id: random_id(),
             stopping: watch::Sender::new(false),
             failure: std::sync::OnceLock::new(),

@@ -68,6 +68,7 @@ fn a_client_that_never_reads_cannot_grow_the_node_and_is_dropped_when_stuck() {
     let hello_payload = Request::Hello {
         protocol: PROTOCOL_VERSION,
         client_id: 99,
+        token: None,
     }
     .encode()
     .unwrap();

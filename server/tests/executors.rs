@@ -28,6 +28,7 @@ fn invocation(thread: &str, args: Vec<u8>, server: &ServerProcess) -> Invocation
         args,
         servers: vec![server.addr.clone()],
         attempt: 1,
+        token: None,
     }
 }
 
@@ -56,6 +57,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         args: encode(&(5u64,)),
         servers: vec![],
         attempt: 1,
+        token: None,
     }));
     assert_eq!(
         crucial_protocol::codec::decode::<u64>(&ok.unwrap()).unwrap(),
@@ -66,6 +68,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         args: vec![0xff],
         servers: vec![],
         attempt: 1,
+        token: None,
     }));
     assert!(bad.unwrap_err().contains("cannot decode arguments"));
     // The Lambda event round-trips through JSON and base64.
@@ -74,6 +77,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         args: vec![1, 2, 255],
         servers: vec!["127.0.0.1:1".into()],
         attempt: 2,
+        token: None,
     });
     let json = serde_json::to_string(&event).unwrap();
     assert!(json.contains("\"args\":\"AQL/\""), "{json}");

@@ -32,6 +32,7 @@ fn hello(client_id: u64) -> Vec<u8> {
     let payload = Request::Hello {
         protocol: PROTOCOL_VERSION,
         client_id,
+        token: None,
     }
     .encode()
     .expect("hello");

@@ -37,6 +37,7 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
             args: crucial_protocol::codec::encode(&(i,)).expect("encode"),
             servers: servers.clone(),
             attempt: 1,
+            token: None,
         };
         let out = executor
             .start(invocation, None)
@@ -122,6 +123,7 @@ fn main() {
         args: crucial_protocol::codec::encode(&(7u64,)).expect("encode"),
         servers,
         attempt: 1,
+        token: None,
     };
     cold.start(invocation, None)
         .expect("start")

@@ -80,6 +80,7 @@ impl Protocol for CrucialProtocol {
             // connection numbers its requests from 1.
             client_id: (std::process::id() as u64) << 32
                 | NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            token: None,
         }
         .encode()
         .expect("hello encodes");

@@ -115,6 +115,7 @@ fn function_binary_runs_an_invocation_against_the_server() {
         args: crucial::__private::codec::encode(&(100_000u64, 7u64)).unwrap(),
         servers: vec![server.1.clone()],
         attempt: 1,
+        token: None,
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_pi-function"))
         .stdin(Stdio::piped())

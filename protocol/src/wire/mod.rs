@@ -21,9 +21,10 @@ mod txn;
 pub use frame::{write_frame, Frame, FrameDecoder, HEADER_LEN};
 pub use info::{MethodInfo, ObjectInfo, ServerInfo, TypeInfo, WorkflowStats};
 pub use reply::{decode_reply, encode_outcome, encode_reply, Outcome};
+pub use request::hello_protocol;
 pub use request::{
     Adopt, AppCopy, Call, EntryCopy, Invoke, MapInvoke, MovedEntries, MovedObject, MovedReply,
-    ObjectCopy, ObjectRef, Objects, PreparedCopy, Replicate, Request, PROTOCOL_VERSION,
+    ObjectCopy, ObjectRef, Objects, PreparedCopy, Replicate, Request, Token, PROTOCOL_VERSION,
 };
 pub use txn::{EntryNow, TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 

@@ -6,7 +6,7 @@ use crate::CodecError as Error;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the message layout changes; checked in the `Hello`.
-pub const PROTOCOL_VERSION: u32 = 13;
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// Names one object: its registered type name and its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,8 +268,14 @@ pub enum Request<'a> {
     Hello {
         /// [`PROTOCOL_VERSION`] of the client.
         protocol: u32,
-        /// Random id of the client process, the first half of request identity.
+        /// Random id of the client process, the first half of request
+        /// identity (a node that authenticates scopes it to the credential's
+        /// application, so no other application can reach its replies).
         client_id: u64,
+        /// The credential: an application's token on the client port, the
+        /// cluster's on the peer port. A node without credentials ignores it.
+        #[serde(borrow)]
+        token: Option<Token<'a>>,
     },
     /// Run a method. Reply: the method's encoded return value.
     #[serde(borrow)]
@@ -327,6 +333,26 @@ pub enum Request<'a> {
     Map(MapInvoke<'a>),
 }
 
+/// A credential presented in a `Hello`. Its `Debug` shows no byte of it,
+/// so a request logged with `{:?}` leaks nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token<'a>(#[serde(borrow)] pub &'a str);
+
+impl std::fmt::Debug for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The protocol number of a `Hello` of any version (every version starts
+/// its `Hello` with it), so a node can say "rebuild with the same version"
+/// to a client whose `Hello` it cannot decode.
+pub fn hello_protocol(payload: &[u8]) -> Option<u32> {
+    let (variant, rest) = postcard::take_from_bytes::<u32>(payload).ok()?;
+    let (protocol, _) = postcard::take_from_bytes::<u32>(rest).ok()?;
+    (variant == 0).then_some(protocol)
+}
+
 impl Request<'_> {
     /// The payload of a request frame.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
@@ -353,6 +379,12 @@ mod tests {
             Request::Hello {
                 protocol: PROTOCOL_VERSION,
                 client_id: 7,
+                token: None,
+            },
+            Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client_id: 7,
+                token: Some(Token("s3cret")),
             },
             Request::Call(Call {
                 object,
@@ -480,6 +512,25 @@ mod tests {
             let bytes = request.encode().unwrap();
             assert_eq!(Request::decode(&bytes).unwrap(), request);
         }
+    }
+
+    #[test]
+    fn a_token_never_shows_in_debug_output() {
+        let hello = Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client_id: 1,
+            token: Some(Token("hunter2-hunter2")),
+        };
+        assert!(!format!("{hello:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_protocol_of_an_older_hello_is_read_although_it_does_not_decode() {
+        // Protocol 13's Hello: no token field.
+        let old = codec::encode(&(0u32, 13u32, 42u64)).unwrap();
+        assert!(Request::decode(&old).is_err());
+        assert_eq!(hello_protocol(&old), Some(13));
+        assert_eq!(hello_protocol(&Request::Ping.encode().unwrap()), None);
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl Connection {
     pub fn open(
         addr: &str,
         client_id: u64,
+        token: Option<&super::Token>,
         max_frame: usize,
         connect_timeout: Duration,
     ) -> Result<Arc<Connection>, Error> {
@@ -203,6 +204,7 @@ impl Connection {
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client_id,
+            token: token.map(|t| wire::Token(t.expose())),
         }
         .encode()?;
         let mut frame = Vec::new();

@@ -8,6 +8,9 @@
 pub(crate) mod connection;
 pub(crate) mod slot;
 mod stream;
+mod token;
+
+pub use token::Token;
 
 use crate::placement::{Placement, View};
 use crate::registry::SharedType;
@@ -32,6 +35,8 @@ pub(crate) struct ClientOptions {
     pub retries: u32,
     /// Busy-wait of a lone blocking call before it sleeps.
     pub spin: Duration,
+    /// The credential presented in each handshake.
+    pub token: Option<Token>,
 }
 
 /// One node of the view and the connection to it.
@@ -149,6 +154,12 @@ impl Client {
     /// This client's id (the first half of every request's identity).
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// The credential this client presents (cloud threads it starts
+    /// present it too).
+    pub fn token(&self) -> Option<&Token> {
+        self.inner.options.token.as_ref()
     }
 
     /// The server addresses of the current view.
@@ -358,6 +369,7 @@ impl Client {
         let conn = Connection::open(
             &node.addr,
             self.inner.id,
+            self.inner.options.token.as_ref(),
             self.inner.options.max_frame,
             self.inner.options.connect_timeout,
         )?;
@@ -667,6 +679,7 @@ mod tests {
             connect_timeout: Duration::from_millis(10),
             retries: 0,
             spin: Duration::ZERO,
+            token: None,
         })
         .unwrap()
     }

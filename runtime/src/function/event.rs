@@ -13,6 +13,9 @@ pub struct LambdaPayload {
     pub servers: Vec<String>,
     /// Attempt number, from 1.
     pub attempt: u32,
+    /// The application's token, for nodes that authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<crate::Token>,
 }
 
 /// The JSON result of a successful invocation.
@@ -35,6 +38,7 @@ impl LambdaPayload {
             args: base64().encode(&invocation.args),
             servers: invocation.servers.clone(),
             attempt: invocation.attempt,
+            token: invocation.token.clone(),
         }
     }
 
@@ -48,6 +52,7 @@ impl LambdaPayload {
             thread: self.thread,
             servers: self.servers,
             attempt: self.attempt,
+            token: self.token,
         })
     }
 }

@@ -32,6 +32,9 @@ pub fn handle(invocation: &Invocation) -> Result<Vec<u8>, String> {
         for server in &invocation.servers {
             config = config.server(server.clone());
         }
+        if let Some(token) = &invocation.token {
+            config = config.token(token.clone());
+        }
         // Ignore "already installed": a warm worker reuses its context.
         if let Ok(context) = Context::new(config) {
             let _ = context.install();

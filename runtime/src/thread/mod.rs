@@ -137,6 +137,7 @@ pub fn spawn_thread<A: Serialize, T>(
             args: codec::encode(args)?,
             servers: context.client().servers(),
             attempt: 1,
+            token: context.client().token().cloned(),
         };
         let executor = Arc::clone(context.executor());
         let execution = executor

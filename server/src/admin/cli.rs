@@ -193,8 +193,59 @@ pub struct ObjectRow {
     pub parked: u32,
 }
 
-/// A gRPC client of the admin plane of the node at `admin`.
-pub async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
+/// Environment variable holding the admin token `crucial-admin` presents.
+pub const ENV_ADMIN_TOKEN: &str = "CRUCIAL_ADMIN_TOKEN";
+
+/// Environment variable naming a file holding the admin token.
+pub const ENV_ADMIN_TOKEN_FILE: &str = "CRUCIAL_ADMIN_TOKEN_FILE";
+
+/// Puts the admin token, if one is configured, on every request.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    /// The token from `CRUCIAL_ADMIN_TOKEN_FILE` or `CRUCIAL_ADMIN_TOKEN`.
+    pub fn from_env() -> Result<Bearer, String> {
+        let token = match std::env::var_os(ENV_ADMIN_TOKEN_FILE).filter(|p| !p.is_empty()) {
+            Some(path) => Some(crucial::Token::from_file(&path).map_err(|e| {
+                format!(
+                    "{ENV_ADMIN_TOKEN_FILE}={}: cannot read the token: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            })?),
+            None => std::env::var(ENV_ADMIN_TOKEN)
+                .ok()
+                .map(crucial::Token::new)
+                .filter(|t| !t.expose().is_empty()),
+        };
+        let value = token
+            .map(|t| format!("Bearer {}", t.expose()).parse())
+            .transpose()
+            .map_err(|_| "the admin token holds characters a header cannot".to_string())?;
+        Ok(Bearer(value))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The admin client `connect` gives.
+pub type Admin = AdminClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+/// A gRPC client of the admin plane of the node at `admin`, presenting the
+/// admin token of the environment if there is one.
+pub async fn connect(admin: &str) -> Result<Admin, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{admin}"))
         .map_err(|e| format!("node {admin}: bad address: {e}"))?
         .connect_timeout(Duration::from_secs(3))
@@ -203,7 +254,7 @@ pub async fn connect(admin: &str) -> Result<AdminClient<Channel>, String> {
         .connect()
         .await
         .map_err(|e| format!("node {admin}: cannot connect: {e}"))?;
-    Ok(AdminClient::new(channel))
+    Ok(AdminClient::with_interceptor(channel, Bearer::from_env()?))
 }
 
 /// One node's status, asked at its admin address.

@@ -12,15 +12,41 @@ mod service;
 
 pub use service::AdminService;
 
-/// Serves the admin plane on `listener` until the node stops.
+/// Serves the admin plane on `listener` until the node stops. With
+/// credentials, every request must carry an admin's token
+/// (`authorization: Bearer TOKEN`); others get `UNAUTHENTICATED` and
+/// nothing runs.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: AdminService,
+    auth: Option<std::sync::Arc<crate::auth::Auth>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = incoming::incoming(listener);
+    let check = move |request: tonic::Request<()>| {
+        let Some(auth) = &auth else {
+            return Ok(request);
+        };
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match auth.admin(token) {
+            Ok(()) => Ok(request),
+            Err(reason) => {
+                tracing::warn!("an admin request was refused: {reason}");
+                Err(tonic::Status::unauthenticated(format!(
+                    "{reason}; crucial-admin reads it from CRUCIAL_ADMIN_TOKEN or \
+                     CRUCIAL_ADMIN_TOKEN_FILE"
+                )))
+            }
+        }
+    };
     tonic::transport::Server::builder()
-        .add_service(pb::admin_server::AdminServer::new(service))
+        .add_service(pb::admin_server::AdminServer::with_interceptor(
+            service, check,
+        ))
         .serve_with_incoming_shutdown(incoming, stop)
         .await
 }

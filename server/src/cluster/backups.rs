@@ -130,6 +130,8 @@ pub struct Replication {
     connecting: tokio::sync::Mutex<()>,
     backups: Mutex<HashMap<(String, String), Backup>>,
     apps: Mutex<HashMap<String, AppBackup>>,
+    /// The node's credentials: links to peers present the cluster's token.
+    pub(super) auth: Option<Arc<crate::auth::Auth>>,
     /// Signalled whenever an object's acknowledged version rises.
     pub acked: tokio::sync::Notify,
 }
@@ -147,6 +149,7 @@ impl Replication {
             connecting: tokio::sync::Mutex::new(()),
             backups: Mutex::default(),
             apps: Mutex::default(),
+            auth: None,
             acked: tokio::sync::Notify::new(),
         }
     }
@@ -261,7 +264,15 @@ impl Replication {
         if let Some(link) = lock(&self.peers).get(addr).filter(|l| !l.is_dead()) {
             return Ok(Arc::clone(link));
         }
-        let link = Link::connect(&port, self.peer_id, self.max_frame, CONNECT_WITHIN).await?;
+        let token = self.auth.as_ref().and_then(|auth| auth.cluster_token());
+        let link = Link::connect(
+            &port,
+            self.peer_id,
+            token.as_ref(),
+            self.max_frame,
+            CONNECT_WITHIN,
+        )
+        .await?;
         lock(&self.peers).insert(addr.to_string(), Arc::clone(&link));
         Ok(link)
     }

@@ -60,6 +60,7 @@ impl Link {
     pub async fn connect(
         addr: &str,
         client_id: u64,
+        token: Option<&crucial::Token>,
         max_frame: usize,
         within: Duration,
     ) -> Result<Arc<Link>, String> {
@@ -72,6 +73,7 @@ impl Link {
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client_id,
+            token: token.map(|t| crucial_protocol::wire::Token(t.expose())),
         }
         .encode()
         .map_err(|e| fail(e.to_string()))?;

@@ -271,6 +271,7 @@ pub async fn start(
         node.peer_id,
         node.config.max_frame,
     );
+    cluster.replication.auth = node.auth.clone();
     cluster.weaken_ack_at_head = membership.weaken_ack_at_head;
     cluster.delay_between_homes = membership.delay_between_homes;
     if settings.replicas > 1 {

@@ -53,9 +53,11 @@ impl PeerPool {
                     addr: addr.to_string(),
                     reason: "the member has not said where its peer port is (yet)".into(),
                 })?;
+            let token = node.auth.as_ref().and_then(|auth| auth.cluster_token());
             let peer = Peer::connect(
                 &peer_port,
                 node.peer_id,
+                token.as_ref(),
                 node.config.max_frame,
                 CONNECT_WITHIN,
             )?;

@@ -148,6 +148,7 @@ impl<'a, T: Transport> Reader<'a, T> {
             session: Session {
                 client_id: None,
                 plane,
+                identity: None,
             },
             // Until the handshake, only a Hello-sized frame is accepted, so a
             // stray protocol (an HTTP request, say) cannot make the node wait
@@ -370,7 +371,7 @@ impl<'a, T: Transport> Reader<'a, T> {
             let node = Arc::clone(node);
             let outbox = Arc::clone(self.outbox);
             let sink = Arc::clone(&self.sink);
-            let mut session = self.session;
+            let mut session = self.session.clone();
             let n = chunk.len();
             outbox.started(n);
             tokio::spawn(async move {

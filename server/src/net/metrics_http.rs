@@ -50,6 +50,18 @@ pub async fn serve_metrics(listener: TcpListener, node: Arc<NodeState>) -> std::
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header of `head`.
+fn bearer(head: &[u8]) -> Option<&str> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        value.trim().strip_prefix("Bearer ").map(str::trim)
+    })
+}
+
 /// Reads one request head and answers it.
 async fn answer(mut stream: TcpStream, node: &NodeState) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
@@ -71,7 +83,15 @@ async fn answer(mut stream: TcpStream, node: &NodeState) -> std::io::Result<()> 
     let request_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let mut parts = request_line.split(|&b| b == b' ');
     let (method, path) = (parts.next(), parts.next());
+    let refused = node
+        .auth
+        .as_ref()
+        .and_then(|auth| auth.admin(bearer(&head)).err());
     let (status, body) = match (method, path) {
+        (Some(b"GET"), Some(b"/metrics")) if refused.is_some() => (
+            "401 Unauthorized",
+            format!("{}\n", refused.unwrap_or_default()),
+        ),
         (Some(b"GET"), Some(b"/metrics")) => ("200 OK", node.render_metrics()),
         (Some(b"GET"), _) => ("404 Not Found", "only /metrics is served here\n".into()),
         _ => ("405 Method Not Allowed", "only GET is served here\n".into()),

@@ -45,21 +45,54 @@ fn writable(node: &NodeState, persistent: bool) -> Result<(), String> {
 }
 
 /// `Hello`: checks the protocol version and names the client for dedup.
-pub fn hello(node: &NodeState, session: &mut Session, protocol: u32, client_id: u64) -> Outcome {
+pub fn hello(
+    node: &NodeState,
+    session: &mut Session,
+    protocol: u32,
+    client_id: u64,
+    token: Option<&str>,
+) -> Outcome {
     if protocol != PROTOCOL_VERSION {
-        return Err(RemoteError::Protocol {
-            reason: format!(
-                "client speaks protocol {protocol}, this node speaks {PROTOCOL_VERSION}; \
-                 rebuild client and server from the same crucial version"
-            ),
-        });
+        return protocol_mismatch(protocol);
     }
-    session.client_id = Some(client_id);
+    session.client_id = Some(match &node.auth {
+        None => client_id,
+        Some(auth) => match auth.admit(session.plane, token) {
+            Ok(identity) => {
+                let scoped = crate::auth::client_id_of(&identity, client_id);
+                session.identity = Some(identity);
+                scoped
+            }
+            Err(reason) => {
+                let port = match session.plane {
+                    Plane::Client => "client",
+                    Plane::Peer => "peer",
+                };
+                tracing::warn!(port, "a connection was refused: {reason}");
+                let error = RemoteError::Unauthenticated {
+                    port: port.into(),
+                    reason,
+                };
+                node.metrics.error(&error);
+                return Err(error);
+            }
+        },
+    });
     encode(&ServerInfo {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
         types: (node.registry.shared_types().len() + node.registry.lambda_types().len()) as u32,
         view: node.cluster.get().map(|cluster| cluster.view()),
+    })
+}
+
+/// The answer to a `Hello` of another protocol version.
+pub fn protocol_mismatch(protocol: u32) -> Outcome {
+    Err(RemoteError::Protocol {
+        reason: format!(
+            "client speaks protocol {protocol}, this node speaks {PROTOCOL_VERSION}; \
+             rebuild client and server from the same crucial version"
+        ),
     })
 }
 

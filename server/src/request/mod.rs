@@ -49,12 +49,32 @@ pub enum Plane {
 }
 
 /// What a connection knows about its client.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Session {
-    /// Set by the `Hello`.
+    /// Set by the `Hello` (scoped to the credential's application when the
+    /// node authenticates).
     pub client_id: Option<u64>,
     /// The listener it came through.
     pub plane: Plane,
+    /// Who the `Hello`'s token proved the client is (`None`: the node does
+    /// not authenticate).
+    pub identity: Option<crate::auth::Identity>,
+}
+
+impl Session {
+    /// Whether this connection may run `application`'s functions: any when
+    /// the node does not authenticate, or for an admin; else its own only.
+    fn may_use(&self, application: &str) -> Result<(), RemoteError> {
+        match &self.identity {
+            Some(crate::auth::Identity::Application(own)) if **own != *application => {
+                Err(RemoteError::Forbidden {
+                    application: own.to_string(),
+                    reason: format!("it called a function of application `{application}`"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Applies one request frame from `sink`'s client. Never panics on bad input:
@@ -76,25 +96,50 @@ pub async fn apply(
     let request = match Request::decode(payload) {
         Ok(request) => request,
         Err(e) => {
+            // A `Hello` of another version may not decode as this one's:
+            // its protocol number still does, for the clear message.
+            if let (None, Some(protocol)) = (
+                session.client_id,
+                crucial_protocol::wire::hello_protocol(payload),
+            ) {
+                if protocol != crucial_protocol::wire::PROTOCOL_VERSION {
+                    return Applied::Now(Some(control::protocol_mismatch(protocol)));
+                }
+            }
             return Applied::Now(Some(Err(RemoteError::BadFrame {
                 reason: e.to_string(),
-            })))
+            })));
         }
     };
     match (request, session.client_id) {
         (Request::Call(request), Some(client)) => {
             call::call(node, client, sink, id, request, released).await
         }
-        (Request::Invoke(request), Some(client)) => workflow::invoke(node, client, id, request),
-        (Request::Map(request), Some(client)) => workflow::map(node, client, id, request),
+        (Request::Invoke(request), Some(client)) => match session.may_use(request.application) {
+            Ok(()) => workflow::invoke(node, client, id, request),
+            Err(forbidden) => Applied::Now(Some(Err(forbidden))),
+        },
+        (Request::Map(request), Some(client)) => {
+            match session.may_use(request.invoke.application) {
+                Ok(()) => workflow::map(node, client, id, request),
+                Err(forbidden) => Applied::Now(Some(Err(forbidden))),
+            }
+        }
         (Request::Txn(step), Some(_)) if session.plane == Plane::Peer => txn::step(node, step),
         (
             Request::Hello {
                 protocol,
                 client_id,
+                token,
             },
             _,
-        ) => Applied::Now(Some(control::hello(node, session, protocol, client_id))),
+        ) => Applied::Now(Some(control::hello(
+            node,
+            session,
+            protocol,
+            client_id,
+            token.map(|t| t.0),
+        ))),
         (_, None) => Applied::Now(Some(Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
         }))),

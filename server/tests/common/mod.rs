@@ -11,6 +11,7 @@ pub mod disk;
 pub mod fixtures;
 pub mod shaped;
 
+use crucial::RemoteError;
 use crucial_protocol::wire::{self, decode_reply, Frame, FrameDecoder, Outcome, Request};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -314,6 +315,16 @@ pub struct RawConnection {
 impl RawConnection {
     /// Connects and says `Hello` as client `client_id`.
     pub fn open(addr: &str, client_id: u64) -> RawConnection {
+        RawConnection::open_with(addr, client_id, None).expect("hello accepted")
+    }
+
+    /// Connects and says `Hello` as client `client_id` with `token`;
+    /// `Err` if the node refuses the handshake.
+    pub fn open_with(
+        addr: &str,
+        client_id: u64,
+        token: Option<&str>,
+    ) -> Result<RawConnection, RemoteError> {
         let stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -326,10 +337,10 @@ impl RawConnection {
         let hello = Request::Hello {
             protocol: wire::PROTOCOL_VERSION,
             client_id,
+            token: token.map(wire::Token),
         };
-        conn.request(0, &hello.encode().expect("hello"))
-            .expect("hello accepted");
-        conn
+        conn.request(0, &hello.encode().expect("hello"))?;
+        Ok(conn)
     }
 
     /// Sends `payload` as request `id` and waits for its reply.

@@ -31,6 +31,10 @@ pub struct Invocation {
     pub servers: Vec<String>,
     /// Attempt number, from 1.
     pub attempt: u32,
+    /// The credential of the application that started it, for nodes that
+    /// authenticate (the thread connects as its application).
+    #[serde(default)]
+    pub token: Option<crate::Token>,
 }
 
 /// A started cloud thread.

@@ -1,0 +1,395 @@
+//! Authentication with real node processes: the credentials file, tokens on
+//! the client port, the peer port, the admin plane and the metrics page,
+//! rotation without a restart, client ids scoped to their application, and
+//! the safe default (no credentials: loopback only, unless `--insecure`).
+
+mod common;
+
+use common::bank::Account;
+use common::cluster::{free_port, Etcd};
+use common::{http_get, wait_until, DataDir, RawConnection, ServerProcess};
+use crucial::__private::registry::registry;
+use crucial::{AtomicI64, Client, Config, Error, RemoteError, Token};
+use crucial_protocol::codec;
+use crucial_protocol::wire::{Call, ObjectRef, Request};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SHOP: &str = "shop-token-0000000000000001";
+const SHOP_NEXT: &str = "shop-token-0000000000000002";
+/// The fixture's lambda objects belong to application `crucial-server`.
+const FIXTURE_APP: &str = "fixture-token-000000000001";
+const ADMIN: &str = "admin-token-00000000000001";
+const CLUSTER: &str = "cluster-token-0000000000001";
+
+/// A credentials file in a fresh directory, readable by its owner only.
+struct Credentials {
+    dir: DataDir,
+    path: PathBuf,
+}
+
+impl Credentials {
+    fn new(name: &str, text: &str) -> Credentials {
+        let dir = DataDir::new(name);
+        std::fs::create_dir_all(&dir.0).expect("dir");
+        let path = dir.0.join("credentials");
+        let credentials = Credentials { dir, path };
+        credentials.write(text);
+        credentials
+    }
+
+    /// Replaces the file's text at once (a rename, as an operator's tool
+    /// would), so the node never reads half a file.
+    fn write(&self, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let next = self.dir.0.join("credentials.next");
+        std::fs::write(&next, text).expect("write");
+        std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::rename(&next, &self.path).expect("rename");
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().expect("utf-8")
+    }
+}
+
+fn all_roles() -> String {
+    format!(
+        "# test credentials\napp shop {SHOP}\napp crucial-server {FIXTURE_APP}\n\
+         admin ops {ADMIN}\ncluster nodes {CLUSTER}\n"
+    )
+}
+
+fn client(addr: &str, token: Option<&str>) -> Client {
+    let config = Config::new().server(addr.to_string());
+    match token {
+        Some(token) => config.token(Token::new(token)),
+        None => config,
+    }
+    .connect()
+    .expect("a client (it connects on its first call)")
+}
+
+/// The handshake's refusal, as the client reports it.
+fn refused(result: crucial::Result<i64>) -> String {
+    match result {
+        Err(Error::Connect { reason, .. }) => reason,
+        other => panic!("expected a refused handshake, got {other:?}"),
+    }
+}
+
+/// `GET /metrics` with an optional bearer token: the status line.
+fn scrape(url: &str, token: Option<&str>) -> String {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to metrics");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn every_client_needs_a_valid_token_and_a_rotation_needs_no_restart() {
+    let credentials = Credentials::new("auth-client", &all_roles());
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+
+    // Missing, wrong, and another port's token: refused, nothing ran.
+    let reason = refused(client(&node.addr, None).open::<AtomicI64>("x").fetch_add(1));
+    assert!(
+        reason.contains("requires a token and none was given"),
+        "{reason}"
+    );
+    let reason = refused(
+        client(&node.addr, Some("not-a-token-of-this-node"))
+            .open::<AtomicI64>("x")
+            .fetch_add(1),
+    );
+    assert!(reason.contains("wrong, or revoked"), "{reason}");
+    let reason = refused(
+        client(&node.addr, Some(CLUSTER))
+            .open::<AtomicI64>("x")
+            .fetch_add(1),
+    );
+    assert!(reason.contains("peer port"), "{reason}");
+    let shop = client(&node.addr, Some(SHOP));
+    assert_eq!(
+        shop.open::<AtomicI64>("x").load().expect("a valid token"),
+        0,
+        "no refused call ran"
+    );
+
+    // The metrics page takes an admin's token only.
+    let url = node.metrics.clone().expect("metrics");
+    assert!(scrape(&url, None).contains("401"), "no token");
+    assert!(
+        scrape(&url, Some(SHOP)).contains("401"),
+        "an application's token"
+    );
+    assert!(
+        scrape(&url, Some(ADMIN)).contains("200"),
+        "an admin's token"
+    );
+    let page = {
+        // http_get sends no token: it is refused with a reason in the body.
+        let (status, body) = http_get(&url);
+        assert!(status.contains("401"), "{status}");
+        body
+    };
+    assert!(page.contains("admin token is required"), "{page}");
+
+    // Rotation: the new token is added (both work), then the old one
+    // removed (refused on new connections), without a restart.
+    shop.open::<AtomicI64>("x").fetch_add(1).expect("before");
+    credentials.write(&format!("{}app shop {SHOP_NEXT}\n", all_roles()));
+    wait_until("the new token is taken", || {
+        client(&node.addr, Some(SHOP_NEXT))
+            .open::<AtomicI64>("x")
+            .load()
+            .is_ok()
+    });
+    client(&node.addr, Some(SHOP))
+        .open::<AtomicI64>("x")
+        .fetch_add(1)
+        .expect("the old token still works during the rotation");
+    credentials.write(&all_roles().replace(SHOP, SHOP_NEXT));
+    wait_until("the old token is refused", || {
+        client(&node.addr, Some(SHOP))
+            .open::<AtomicI64>("x")
+            .load()
+            .is_err()
+    });
+    let next = client(&node.addr, Some(SHOP_NEXT));
+    assert_eq!(
+        next.open::<AtomicI64>("x").load().expect("the new token"),
+        2
+    );
+    // A connection opened before keeps the identity it proved.
+    shop.open::<AtomicI64>("x")
+        .fetch_add(1)
+        .expect("an open connection stays");
+    assert!(
+        !node.stderr().contains(SHOP) && !node.stderr().contains(SHOP_NEXT),
+        "a token was logged"
+    );
+}
+
+/// `AtomicI64::fetch_add(delta)` on `key`, encoded.
+fn fetch_add(key: &str, delta: i64) -> Vec<u8> {
+    let fingerprint = registry()
+        .shared_type("crucial::AtomicI64")
+        .and_then(|t| t.method("fetch_add"))
+        .map(|m| m.id.fingerprint)
+        .expect("AtomicI64::fetch_add is registered");
+    let args = codec::encode(&(delta,)).expect("args");
+    Request::Call(Call {
+        object: ObjectRef {
+            type_name: "crucial::AtomicI64",
+            key,
+        },
+        method: "fetch_add",
+        fingerprint,
+        args: &args,
+        timeout_ms: 0,
+    })
+    .encode()
+    .expect("call")
+}
+
+#[test]
+fn a_client_reusing_another_application_s_client_id_gets_none_of_its_replies() {
+    let credentials = Credentials::new("auth-ids", &all_roles());
+    let node = ServerProcess::fixture_node_with(&["--credentials", credentials.arg()]);
+    // Application shop's client 4321 makes its request 7.
+    let mut shop = RawConnection::open_with(&node.addr, 4321, Some(SHOP)).expect("shop");
+    let old: i64 = codec::decode(&shop.request(7, &fetch_add("shop/a", 4321)).unwrap()).unwrap();
+    assert_eq!(old, 0);
+    // A client of another application says it is client 4321 and sends
+    // request 7 again: its own call runs, it is not handed shop's reply.
+    let mut other =
+        RawConnection::open_with(&node.addr, 4321, Some(FIXTURE_APP)).expect("another app");
+    let reply: i64 = codec::decode(&other.request(7, &fetch_add("other/b", 1)).unwrap()).unwrap();
+    assert_eq!(reply, 0, "its own call's reply, not shop's");
+    let shop_client = client(&node.addr, Some(SHOP));
+    assert_eq!(shop_client.open::<AtomicI64>("other/b").load().unwrap(), 1);
+    assert_eq!(
+        shop_client.open::<AtomicI64>("shop/a").load().unwrap(),
+        4321
+    );
+    // Shop's own retry is still answered from memory, applied once.
+    let mut again = RawConnection::open_with(&node.addr, 4321, Some(SHOP)).expect("shop");
+    let replayed: i64 =
+        codec::decode(&again.request(7, &fetch_add("shop/a", 4321)).unwrap()).unwrap();
+    assert_eq!(replayed, 0, "the remembered reply");
+    assert_eq!(
+        shop_client.open::<AtomicI64>("shop/a").load().unwrap(),
+        4321
+    );
+}
+
+#[test]
+fn an_application_cannot_call_another_application_s_functions() {
+    let credentials = Credentials::new("auth-apps", &all_roles());
+    let node = ServerProcess::fixture_node_with(&["--credentials", credentials.arg()]);
+    let owner = client(&node.addr, Some(FIXTURE_APP));
+    let account = Account::at("acct").with_client(owner);
+    account.open("ann".into(), 10).expect("its own application");
+    let shop = Account::at("acct").with_client(client(&node.addr, Some(SHOP)));
+    match shop.balance() {
+        Err(Error::Remote(RemoteError::Forbidden {
+            application,
+            reason,
+        })) => {
+            assert_eq!(application, "shop");
+            assert!(reason.contains("`crucial-server`"), "{reason}");
+        }
+        other => panic!("another application's function: {other:?}"),
+    }
+    // An admin may (it has every application's rights on the client port).
+    let admin = Account::at("acct").with_client(client(&node.addr, Some(ADMIN)));
+    assert_eq!(admin.balance().expect("an admin"), 10);
+}
+
+#[test]
+fn a_node_on_a_public_address_without_credentials_refuses_to_start() {
+    let on_any = |extra: &[&str]| {
+        let mut command = Command::new(common::example_binary("fixture-node"));
+        command
+            .args(["--listen", "0.0.0.0:0", "--workers", "2"])
+            .args(extra);
+        command
+    };
+    let refused = ServerProcess::try_start(on_any(&[]))
+        .err()
+        .expect("no credentials on 0.0.0.0: refused");
+    assert!(
+        refused.contains("refusing to serve --listen 0.0.0.0:0"),
+        "{refused}"
+    );
+    assert!(refused.contains("--credentials FILE"), "{refused}");
+    // Told so, it serves.
+    let node = ServerProcess::start(on_any(&["--insecure"]));
+    let addr = node.addr.replace("0.0.0.0", "127.0.0.1");
+    let client = client(&addr, None);
+    assert_eq!(client.open::<AtomicI64>("x").fetch_add(1).unwrap(), 0);
+    // A credentials file anyone may read is refused too.
+    let credentials = Credentials::new("auth-mode", &all_roles());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&credentials.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = ServerProcess::try_start(common::fixture_command(
+        "fixture-node",
+        &["--credentials", credentials.arg()],
+    ))
+    .err()
+    .expect("a world-readable credentials file: refused");
+    assert!(refused.contains("chmod 600"), "{refused}");
+}
+
+/// Runs `crucial-admin --node ADMIN status --json` with `token` in its
+/// environment: its stdout, or its stderr if it failed.
+fn admin_status(admin: &str, token: Option<&str>) -> Result<String, String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-admin"));
+    command
+        .args(["--node", admin, "status", "--json"])
+        .env_remove("CRUCIAL_ADMIN_TOKEN")
+        .env_remove("CRUCIAL_ADMIN_TOKEN_FILE");
+    if let Some(token) = token {
+        command.env("CRUCIAL_ADMIN_TOKEN", token);
+    }
+    let output = command.output().expect("run crucial-admin");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// The view of the node at `addr`, asked with an admin's token.
+fn view_of(addr: &str) -> crucial_protocol::placement::View {
+    let mut conn = RawConnection::open_with(addr, 0x0b5e_77e7, Some(ADMIN)).expect("admin");
+    let reply = conn
+        .request(1, &Request::View.encode().unwrap())
+        .expect("view");
+    let view: Option<crucial_protocol::placement::View> = codec::decode(&reply).unwrap();
+    view.expect("a member has a view")
+}
+
+fn clustered(etcd: &Etcd, credentials: &Path, peer: &str) -> ServerProcess {
+    let path = credentials.to_str().expect("utf-8");
+    etcd.node("auth", &["--credentials", path, "--peer-listen", peer])
+}
+
+#[test]
+fn nodes_present_the_cluster_token_and_the_admin_plane_takes_admins_only() {
+    let credentials = Credentials::new("auth-cluster", &all_roles());
+    let etcd = Etcd::start("auth");
+    let peer_a = format!("127.0.0.1:{}", free_port());
+    let a = clustered(&etcd, &credentials.path, &peer_a);
+    // Objects made on the first node move to the second when it joins: the
+    // handoff crosses the peer port with the cluster's token.
+    let on_a = client(&a.addr, Some(SHOP));
+    for i in 0..32 {
+        on_a.open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(i)
+            .unwrap();
+    }
+    let peer_b = format!("127.0.0.1:{}", free_port());
+    let b = clustered(&etcd, &credentials.path, &peer_b);
+    wait_until("both nodes see both", || {
+        [&a, &b].iter().all(|n| view_of(&n.addr).nodes.len() == 2)
+    });
+    let both = Config::new()
+        .server(a.addr.clone())
+        .server(b.addr.clone())
+        .token(Token::new(SHOP))
+        .connect()
+        .expect("client");
+    for i in 0..32 {
+        assert_eq!(both.open::<AtomicI64>(format!("k{i}")).load().unwrap(), i);
+    }
+    let objects = |node: &ServerProcess| {
+        Config::new()
+            .server(node.addr.clone())
+            .token(Token::new(ADMIN))
+            .connect()
+            .and_then(|c| c.list_objects())
+            .expect("list")
+            .len()
+    };
+    assert!(objects(&b) > 0, "the handoff reached b over its peer port");
+
+    // The peer port takes the cluster's token only.
+    for token in [
+        None,
+        Some(SHOP),
+        Some(ADMIN),
+        Some("not-a-token-of-this-node"),
+    ] {
+        match RawConnection::open_with(&peer_a, 0xfe, token) {
+            Err(RemoteError::Unauthenticated { port, .. }) => assert_eq!(port, "peer"),
+            Err(other) => panic!("{token:?} on the peer port: {other}"),
+            Ok(_) => panic!("{token:?} was taken on the peer port"),
+        }
+    }
+    RawConnection::open_with(&peer_a, 0xfe, Some(CLUSTER)).expect("the cluster's token");
+
+    // The admin plane takes an admin's token only.
+    let admin = a.admin.as_deref().expect("--admin");
+    let refused = admin_status(admin, None).expect_err("no token");
+    assert!(refused.contains("admin token is required"), "{refused}");
+    let refused = admin_status(admin, Some(SHOP)).expect_err("an application's token");
+    assert!(refused.contains("an `app` token"), "{refused}");
+    let status = admin_status(admin, Some(ADMIN)).expect("an admin's token");
+    assert!(status.contains(&b.addr), "{status}");
+}
