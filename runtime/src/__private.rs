@@ -67,7 +67,7 @@ pub mod peer {
             timeout: Duration,
         ) -> Result<Peer> {
             Ok(Peer {
-                conn: Connection::open(addr, client_id, token, max_frame, timeout)?,
+                conn: Connection::open(addr, client_id, token, None, max_frame, timeout)?,
                 seq: AtomicU64::new(1),
             })
         }

@@ -1,7 +1,7 @@
 //! [`Config`]: how a program finds its nodes and runs its cloud threads, built
 //! in code and overridden by `CRUCIAL_*` environment variables.
 
-use crate::client::{Client, ClientOptions, Token};
+use crate::client::{Client, ClientOptions, Tls, Token};
 use crate::thread::executor::{self, Executor};
 use crate::thread::options::SpawnOptions;
 use crate::wire::DEFAULT_MAX_FRAME;
@@ -21,6 +21,14 @@ pub const ENV_TOKEN: &str = "CRUCIAL_TOKEN";
 /// Environment variable naming a file that holds the application's token
 /// (kept out of the process's environment, which other users may read).
 pub const ENV_TOKEN_FILE: &str = "CRUCIAL_TOKEN_FILE";
+
+/// Environment variable naming the CA file (PEM) of the nodes'
+/// certificates: set, the client speaks TLS to the nodes.
+pub const ENV_TLS_CA: &str = "CRUCIAL_TLS_CA";
+
+/// Environment variable naming the name to expect in the nodes'
+/// certificates (default: the host of the address dialled).
+pub const ENV_TLS_SERVER_NAME: &str = "CRUCIAL_TLS_SERVER_NAME";
 
 /// Default busy-wait of a lone blocking call, in microseconds.
 const DEFAULT_SPIN_MICROS: u64 = 200;
@@ -48,8 +56,9 @@ pub struct Config {
     function_binary: Option<PathBuf>,
     spawn: SpawnOptions,
     token: Option<Token>,
-    /// Why the token the environment names could not be read (reported by
-    /// `connect`, which can fail; `from_env` cannot).
+    tls: Option<Tls>,
+    /// Why the token or CA file the environment names could not be read
+    /// (reported by `connect`, which can fail; `from_env` cannot).
     token_problem: Option<String>,
 }
 
@@ -65,6 +74,7 @@ impl std::fmt::Debug for Config {
             .field("executor_kind", &self.executor_kind)
             .field("spawn", &self.spawn)
             .field("token", &self.token)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -89,6 +99,7 @@ impl Config {
             function_binary: None,
             spawn: SpawnOptions::default(),
             token: None,
+            tls: None,
             token_problem: None,
         }
     }
@@ -111,6 +122,17 @@ impl Config {
             }
         } else if let Ok(token) = std::env::var(ENV_TOKEN) {
             config.token = Some(Token::new(token)).filter(|t| !t.expose().is_empty());
+        }
+        if let Some(ca) = std::env::var_os(ENV_TLS_CA).filter(|p| !p.is_empty()) {
+            match Tls::with_ca_file(&ca) {
+                Ok(tls) => {
+                    config.tls = Some(match std::env::var(ENV_TLS_SERVER_NAME) {
+                        Ok(name) if !name.is_empty() => tls.server_name(name),
+                        _ => tls,
+                    })
+                }
+                Err(e) => config.token_problem = Some(format!("{ENV_TLS_CA}: {e}")),
+            }
         }
         config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
             .ok()
@@ -148,6 +170,13 @@ impl Config {
     pub fn token(mut self, token: Token) -> Config {
         self.token = Some(token);
         self.token_problem = None;
+        self
+    }
+
+    /// Speaks TLS to the nodes, verifying their certificates with `tls`
+    /// (nodes started with `--tls-cert`). Also set by `CRUCIAL_TLS_CA`.
+    pub fn tls(mut self, tls: Tls) -> Config {
+        self.tls = Some(tls);
         self
     }
 
@@ -238,6 +267,7 @@ impl Config {
             retries: self.retries,
             spin: self.spin,
             token: self.token,
+            tls: self.tls,
         })
     }
 }

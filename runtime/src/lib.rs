@@ -126,8 +126,8 @@ pub use builtins::sync::{
     FutureProxy, Semaphore, SemaphoreProxy,
 };
 pub use bytes::Bytes;
-pub use client::{Client, Token};
-pub use config::{Config, ENV_SERVER, ENV_TOKEN, ENV_TOKEN_FILE};
+pub use client::{Client, Tls, Token};
+pub use config::{Config, ENV_SERVER, ENV_TLS_CA, ENV_TLS_SERVER_NAME, ENV_TOKEN, ENV_TOKEN_FILE};
 pub use context::Context;
 pub use crucial_macros::{cloud_thread, lambda_object, shared};
 pub use crucial_protocol::ObjectId;

@@ -185,6 +185,23 @@ pub struct Args {
     /// reaches the node can then call, read and delete every object.
     #[arg(long)]
     pub insecure: bool,
+    /// TLS on the client port: the node's certificate chain (PEM). Needs
+    /// --tls-key.
+    #[arg(
+        long,
+        env = "CRUCIAL_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "CRUCIAL_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -250,6 +267,7 @@ impl Args {
             admin: self.admin.clone(),
             credentials: self.credentials.clone(),
             insecure: self.insecure,
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             ..defaults
         }
     }

@@ -163,6 +163,8 @@ pub struct NodeConfig {
     pub credentials: Option<PathBuf>,
     /// Serve addresses other than loopback without credentials (`--insecure`).
     pub insecure: bool,
+    /// TLS on the client port: the certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for NodeConfig {
@@ -220,6 +222,7 @@ impl Default for NodeConfig {
             admin: None,
             credentials: None,
             insecure: false,
+            tls: None,
         }
     }
 }

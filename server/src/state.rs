@@ -110,6 +110,8 @@ pub struct NodeState {
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
     /// The credentials it checks (`None`: it takes every connection).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// TLS on the client port (`None`: plain TCP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// This node's client id when it talks to other nodes.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     // the handoff sender's (feature "cluster")
@@ -142,6 +144,13 @@ impl NodeState {
                     io::Error::new(io::ErrorKind::InvalidInput, e)
                 })?))
             }
+        };
+        let tls = match &config.tls {
+            None => None,
+            Some((cert, key)) => Some(
+                crate::net::tls_server_config(cert, key)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
         };
         let table = ObjectTable::new(config.memory_limit);
         let dedup = Dedup::new(
@@ -203,6 +212,7 @@ impl NodeState {
             recovered,
             cluster: std::sync::OnceLock::new(),
             auth,
+            tls,
             peer_id: random_id(),
             stopping: watch::Sender::new(false),
             failure: std::sync::OnceLock::new(),

@@ -393,3 +393,100 @@ fn nodes_present_the_cluster_token_and_the_admin_plane_takes_admins_only() {
     let status = admin_status(admin, Some(ADMIN)).expect("an admin's token");
     assert!(status.contains(&b.addr), "{status}");
 }
+
+/// A test CA and a node certificate it signed (for `localhost` and
+/// `127.0.0.1`), as PEM files in `dir`: (CA, certificate, key).
+fn test_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca = ca_params.self_signed(&ca_key).expect("self-signed CA");
+    let node_key = rcgen::KeyPair::generate().expect("node key");
+    let node_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("node certificate");
+    let node = node_params
+        .signed_by(&node_key, &ca, &ca_key)
+        .expect("signed by the CA");
+    let files = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-node.pem")),
+        dir.join(format!("{name}-node.key")),
+    );
+    std::fs::write(&files.0, ca.pem()).unwrap();
+    std::fs::write(&files.1, node.pem()).unwrap();
+    std::fs::write(&files.2, node_key.serialize_pem()).unwrap();
+    (files.0, files.1, files.2)
+}
+
+fn tls_client(addr: &str, ca: &Path) -> Client {
+    Config::new()
+        .server(addr.to_string())
+        .token(Token::new(SHOP))
+        .tls(crucial::Tls::with_ca_file(ca).expect("the CA"))
+        .connect()
+        .expect("client")
+}
+
+#[test]
+fn tls_end_to_end_with_a_ca_made_by_the_test() {
+    let credentials = Credentials::new("auth-tls", &all_roles());
+    let (ca, cert, key) = test_ca(&credentials.dir.0, "good");
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let client = tls_client(&node.addr, &ca);
+    assert_eq!(client.open::<AtomicI64>("x").fetch_add(5).unwrap(), 0);
+    // Large values both ways (many records), and callers at once on one
+    // connection (the reader and the writers share the session).
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    client
+        .open::<crucial::AtomicBytes>("big")
+        .set(big.clone().into())
+        .expect("3 MiB over TLS");
+    assert_eq!(
+        client.open::<crucial::AtomicBytes>("big").get().unwrap(),
+        big
+    );
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..200 {
+                    client.open::<AtomicI64>("x").fetch_add(1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(client.open::<AtomicI64>("x").load().unwrap(), 5 + 8 * 200);
+
+    // Plain frames to the TLS port: told so, in a plain frame.
+    let reason = refused(client_plain(&node.addr).open::<AtomicI64>("x").load());
+    assert!(reason.contains("this port speaks TLS"), "{reason}");
+    // A CA that did not sign the node's certificate: refused by the client.
+    let (other_ca, _, _) = test_ca(&credentials.dir.0, "other");
+    let reason = refused(
+        tls_client(&node.addr, &other_ca)
+            .open::<AtomicI64>("x")
+            .load(),
+    );
+    assert!(reason.contains("TLS handshake"), "{reason}");
+    assert!(reason.to_lowercase().contains("certificate"), "{reason}");
+    // TLS to a node that serves plain frames.
+    let plain = ServerProcess::fixture_node_with(&["--credentials", credentials.arg()]);
+    let reason = refused(tls_client(&plain.addr, &ca).open::<AtomicI64>("x").load());
+    assert!(reason.contains("TLS"), "{reason}");
+    // The node kept serving through all of it.
+    assert_eq!(client.open::<AtomicI64>("x").load().unwrap(), 5 + 8 * 200);
+}
+
+fn client_plain(addr: &str) -> Client {
+    client(addr, Some(SHOP))
+}

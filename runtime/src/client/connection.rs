@@ -175,6 +175,7 @@ impl Connection {
         addr: &str,
         client_id: u64,
         token: Option<&super::Token>,
+        tls: Option<&super::Tls>,
         max_frame: usize,
         connect_timeout: Duration,
     ) -> Result<Arc<Connection>, Error> {
@@ -212,6 +213,10 @@ impl Connection {
         stream
             .set_read_timeout(Some(connect_timeout))
             .map_err(|e| fail(e.to_string()))?;
+        let stream = match tls {
+            None => AnyStream::Tcp(stream),
+            Some(tls) => AnyStream::Tls(Box::new(tls.connect(addr, stream).map_err(fail)?)),
+        };
         stream.write_all(&frame).map_err(|e| fail(e.to_string()))?;
         let mut decoder = FrameDecoder::new(max_frame);
         let mut buf = BytesMut::new();
@@ -220,9 +225,8 @@ impl Connection {
             if let Some(frame) = decoder.decode(&mut buf) {
                 break frame;
             }
-            let n = stream
-                .read(&mut chunk)
-                .map_err(|e| fail(format!("handshake: {e}")))?;
+            let n =
+                Stream::read(&stream, &mut chunk).map_err(|e| fail(format!("handshake: {e}")))?;
             if n == 0 {
                 return Err(fail("closed during handshake".into()));
             }
@@ -240,7 +244,7 @@ impl Connection {
 
         let conn = Arc::new(Connection {
             addr: addr.to_string(),
-            stream: AnyStream::Tcp(stream),
+            stream,
             write: Mutex::default(),
             flush: Condvar::new(),
             shared: Mutex::default(),

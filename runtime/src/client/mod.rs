@@ -8,8 +8,10 @@
 pub(crate) mod connection;
 pub(crate) mod slot;
 mod stream;
+mod tls;
 mod token;
 
+pub use tls::Tls;
 pub use token::Token;
 
 use crate::placement::{Placement, View};
@@ -37,6 +39,8 @@ pub(crate) struct ClientOptions {
     pub spin: Duration,
     /// The credential presented in each handshake.
     pub token: Option<Token>,
+    /// TLS to the nodes (`None`: plain TCP).
+    pub tls: Option<Tls>,
 }
 
 /// One node of the view and the connection to it.
@@ -370,6 +374,7 @@ impl Client {
             &node.addr,
             self.inner.id,
             self.inner.options.token.as_ref(),
+            self.inner.options.tls.as_ref(),
             self.inner.options.max_frame,
             self.inner.options.connect_timeout,
         )?;
@@ -680,6 +685,7 @@ mod tests {
             retries: 0,
             spin: Duration::ZERO,
             token: None,
+            tls: None,
         })
         .unwrap()
     }

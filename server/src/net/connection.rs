@@ -90,6 +90,20 @@ pub fn refuse(stream: TcpStream, node: &NodeState, open: usize) {
     let _ = stream.try_write(&frame);
 }
 
+/// Answers a plain-frame client on a TLS port (its `Hello` gets this
+/// error, in a plain frame) and closes the connection.
+pub fn tell_tls_expected(stream: TcpStream, node: &NodeState) {
+    let error = RemoteError::Protocol {
+        reason: "this port speaks TLS: give the client the CA of the node's certificate \
+                 (`Config::tls`, or CRUCIAL_TLS_CA=FILE)"
+            .into(),
+    };
+    node.metrics.error(&error);
+    let mut frame = BytesMut::new();
+    crucial_protocol::wire::encode_outcome(&mut frame, 0, &Err(error));
+    let _ = stream.try_write(&frame);
+}
+
 /// A clean stop: the calls already read finish, the calls parked for this
 /// client get `ShuttingDown`, and the replies are written (for at most the
 /// shutdown grace) before the connection closes.

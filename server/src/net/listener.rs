@@ -31,7 +31,16 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>, plane: Plane) ->
                         Some(member) => {
                             tracing::debug!(%peer, ?plane, "connected");
                             let _ = stream.set_nodelay(true);
-                            connections.spawn(connection::serve(stream, Arc::clone(&node), member, plane));
+                            let node = Arc::clone(&node);
+                            match (&node.tls, plane) {
+                                (Some(tls), Plane::Client) => {
+                                    let tls = Arc::clone(tls);
+                                    connections.spawn(serve_tls(stream, tls, node, member, plane));
+                                }
+                                _ => {
+                                    connections.spawn(connection::serve(stream, node, member, plane));
+                                }
+                            }
                         }
                         None => {
                             tracing::debug!(%peer, ?plane, "connection refused: its limit is reached");
@@ -53,6 +62,27 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>, plane: Plane) ->
     );
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A connection to a TLS port: the handshake (within the handshake
+/// timeout), then the connection over it. A client that speaks plain frames
+/// is told, in a plain frame, that the port speaks TLS.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    node: Arc<NodeState>,
+    member: Arc<super::clients::Member>,
+    plane: Plane,
+) {
+    let within = node.config.handshake_timeout;
+    match tokio::time::timeout(within, super::tls::TlsTransport::accept(stream, tls)).await {
+        Ok(Ok(transport)) => connection::serve(transport, node, member, plane).await,
+        Ok(Err(super::tls::Refused::NotTls(stream))) => {
+            connection::tell_tls_expected(stream, &node)
+        }
+        Ok(Err(super::tls::Refused::Io(e))) => tracing::debug!("a TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!("a TLS handshake did not finish in {within:?}"),
+    }
 }
 
 /// Accept errors (out of descriptors, mostly) must neither kill the node nor

@@ -6,6 +6,7 @@ mod connection;
 mod listener;
 mod metrics_http;
 mod outbox;
+mod tls;
 mod transport;
 
 pub use clients::Clients;
@@ -13,3 +14,4 @@ pub use listener::serve;
 #[cfg(feature = "cluster")]
 pub use listener::AcceptFailures;
 pub use metrics_http::serve_metrics;
+pub use tls::server_config as tls_server_config;

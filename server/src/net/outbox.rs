@@ -124,6 +124,11 @@ impl<T: Transport> Outbox<T> {
                     }
                 }
             }
+            if state.buf.is_empty() && !state.closed && self.stream.pending() {
+                // Taken, but not on the socket yet (TLS): the flusher ends it.
+                state.flushing = true;
+                self.backlog.notify_one();
+            }
         }
         self.account(&mut state);
     }
@@ -190,7 +195,7 @@ impl<T: Transport> Outbox<T> {
                     }
                 }
                 self.account(&mut state);
-                let done = state.buf.is_empty();
+                let done = state.buf.is_empty() && !self.stream.pending();
                 if done {
                     state.flushing = false;
                 }
@@ -263,7 +268,7 @@ impl<T: Transport> Outbox<T> {
             progress.as_mut().enable();
             {
                 let state = self.lock();
-                if state.buf.is_empty() || state.closed {
+                if (state.buf.is_empty() && !self.stream.pending()) || state.closed {
                     return;
                 }
             }

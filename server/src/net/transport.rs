@@ -23,7 +23,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Resolves once a write may make progress.
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
     /// Writes what fits now without waiting (`WouldBlock`: nothing fits).
+    /// With an empty `buf`, writes only what an earlier write left pending.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Whether bytes taken by `try_write` still wait to reach the socket (a
+    /// TLS stream's last record, when the socket was full): the outbox's
+    /// flusher writes them (`try_write(&[])`) once it is writable.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
