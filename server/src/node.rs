@@ -108,7 +108,8 @@ pub fn run_until(
         };
         tokio::spawn(housekeeping(Arc::downgrade(&node)));
         if let Some(auth) = &node.auth {
-            tokio::spawn(Arc::clone(auth).watch(node.stop_signal()));
+            let mut stop = node.stop_signal();
+            tokio::spawn(Arc::clone(auth).watch(async move { stop.stopped().await }));
         }
         if let Some(metrics) = metrics {
             let node = Arc::clone(&node);

@@ -23,8 +23,9 @@
 //! itself off for a while after it keeps missing, so callers that share cores
 //! with other clients do not burn the CPU those need.
 
+use super::any_stream::AnyStream;
 use super::slot::{Reply, Slot, Woken};
-use super::stream::{AnyStream, Stream};
+use super::stream::Stream;
 use crate::wire::{self, Frame, FrameDecoder, Request, ServerInfo, PROTOCOL_VERSION};
 use crate::{codec, Error, RemoteError};
 use bytes::BytesMut;

@@ -5,6 +5,7 @@
 //! multiplexed connection per node. It knows nothing about executors or cloud
 //! threads: those belong to the process-wide [`Context`](crate::Context).
 
+mod any_stream;
 pub(crate) mod connection;
 pub(crate) mod slot;
 mod stream;

@@ -15,11 +15,20 @@ pub mod credentials;
 
 pub use credentials::{Credentials, Identity};
 
-use crate::request::Plane;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+/// The port a connection came through (the node's `Plane`, without
+/// depending on the request layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The port clients use.
+    Client,
+    /// The port the other members use.
+    Peer,
+}
 
 /// How often the credentials file is looked at for a change.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
@@ -102,13 +111,14 @@ impl Auth {
         Ok(true)
     }
 
-    /// Re-reads the file whenever it changes, until the node stops.
-    pub async fn watch(self: Arc<Self>, mut stop: crate::state::StopSignal) {
+    /// Re-reads the file whenever it changes, until `stop` resolves.
+    pub async fn watch(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         let mut complained = false;
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(RELOAD_EVERY) => {}
-                _ = stop.stopped() => return,
+                _ = &mut stop => return,
             }
             match self.reload_if_changed() {
                 Ok(true) => {
@@ -127,19 +137,19 @@ impl Auth {
     }
 
     /// Who presents `token` on `plane`, or why it is refused.
-    pub fn admit(&self, plane: Plane, token: Option<&str>) -> Result<Identity, String> {
+    pub fn admit(&self, port: Port, token: Option<&str>) -> Result<Identity, String> {
         let token = token.ok_or("the node requires a token and none was given")?;
         let credentials = self.credentials();
         let identity = credentials
             .identify(token)
             .ok_or("the token is not one the node takes (wrong, or revoked)")?;
-        match (plane, identity) {
-            (Plane::Client, Identity::Application(_) | Identity::Admin(_))
-            | (Plane::Peer, Identity::Cluster) => Ok(identity.clone()),
-            (Plane::Client, Identity::Cluster) => {
+        match (port, identity) {
+            (Port::Client, Identity::Application(_) | Identity::Admin(_))
+            | (Port::Peer, Identity::Cluster) => Ok(identity.clone()),
+            (Port::Client, Identity::Cluster) => {
                 Err("the cluster's token is for the peer port, not the client port".into())
             }
-            (Plane::Peer, other) => Err(format!(
+            (Port::Peer, other) => Err(format!(
                 "an `{}` token on the peer port, which takes the cluster's only",
                 other.role()
             )),
@@ -267,22 +277,22 @@ mod tests {
         let auth = Auth::load(&path).expect("loads");
         let shop = Identity::Application("shop".into());
         assert_eq!(
-            auth.admit(Plane::Client, Some("shop-token-0000000001")),
+            auth.admit(Port::Client, Some("shop-token-0000000001")),
             Ok(shop)
         );
         assert!(auth
-            .admit(Plane::Client, None)
+            .admit(Port::Client, None)
             .unwrap_err()
             .contains("none was given"));
         assert!(auth
-            .admit(Plane::Client, Some("cluster-token-0000001"))
+            .admit(Port::Client, Some("cluster-token-0000001"))
             .unwrap_err()
             .contains("peer port"));
         assert!(auth
-            .admit(Plane::Peer, Some("shop-token-0000000001"))
+            .admit(Port::Peer, Some("shop-token-0000000001"))
             .is_err());
         assert_eq!(
-            auth.admit(Plane::Peer, Some("cluster-token-0000001")),
+            auth.admit(Port::Peer, Some("cluster-token-0000001")),
             Ok(Identity::Cluster)
         );
         assert!(auth.admin(Some("admin-token-000000001")).is_ok());
@@ -294,16 +304,16 @@ mod tests {
         std::fs::write(&path, "app shop shop-token-0000000002\n").unwrap();
         assert_eq!(auth.reload_if_changed(), Ok(true));
         assert!(auth
-            .admit(Plane::Client, Some("shop-token-0000000001"))
+            .admit(Port::Client, Some("shop-token-0000000001"))
             .is_err());
         assert!(auth
-            .admit(Plane::Client, Some("shop-token-0000000002"))
+            .admit(Port::Client, Some("shop-token-0000000002"))
             .is_ok());
         // A broken file leaves the credentials in force.
         std::fs::write(&path, "app shop short\n").unwrap();
         assert!(auth.reload_if_changed().is_err());
         assert!(auth
-            .admit(Plane::Client, Some("shop-token-0000000002"))
+            .admit(Port::Client, Some("shop-token-0000000002"))
             .is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -57,7 +57,13 @@ pub fn hello(
     }
     session.client_id = Some(match &node.auth {
         None => client_id,
-        Some(auth) => match auth.admit(session.plane, token) {
+        Some(auth) => match auth.admit(
+            match session.plane {
+                Plane::Client => crate::auth::Port::Client,
+                Plane::Peer => crate::auth::Port::Peer,
+            },
+            token,
+        ) {
             Ok(identity) => {
                 let scoped = crate::auth::client_id_of(&identity, client_id);
                 session.identity = Some(identity);
