@@ -63,11 +63,12 @@ pub mod peer {
             addr: &str,
             client_id: u64,
             token: Option<&crate::Token>,
+            tls: Option<&crate::Tls>,
             max_frame: usize,
             timeout: Duration,
         ) -> Result<Peer> {
             Ok(Peer {
-                conn: Connection::open(addr, client_id, token, None, max_frame, timeout)?,
+                conn: Connection::open(addr, client_id, token, tls, max_frame, timeout)?,
                 seq: AtomicU64::new(1),
             })
         }

@@ -202,6 +202,10 @@ pub struct Args {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+    /// The CA (PEM) of the other members' certificates: a cluster member
+    /// with --tls-cert reaches their peer ports over TLS with it.
+    #[arg(long, env = "CRUCIAL_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Print the registered shared types, lambda object types and cloud
     /// threads, then exit.
     #[arg(long)]
@@ -268,6 +272,7 @@ impl Args {
             credentials: self.credentials.clone(),
             insecure: self.insecure,
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            tls_ca: self.tls_ca.clone(),
             ..defaults
         }
     }
@@ -383,7 +388,9 @@ pub fn print_objects(out: &mut impl Write, objects: &[crucial::ObjectInfo]) -> s
 }
 
 fn list_objects(addr: &str) -> Result<(), String> {
-    let client = crucial::Config::new()
+    // The token and CA of the environment (CRUCIAL_TOKEN, CRUCIAL_TLS_CA),
+    // for a node with credentials; not its servers: `addr` is the node.
+    let client = crucial::Config::from_env()
         .server(addr.to_string())
         .connect()
         .map_err(|e| format!("cannot reach the node at {addr}: {e}"))?;

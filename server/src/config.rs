@@ -163,8 +163,12 @@ pub struct NodeConfig {
     pub credentials: Option<PathBuf>,
     /// Serve addresses other than loopback without credentials (`--insecure`).
     pub insecure: bool,
-    /// TLS on the client port: the certificate chain and key (PEM files).
+    /// TLS on the client and peer ports: the certificate chain and key
+    /// (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The CA (PEM) of the other members' certificates, to reach their TLS
+    /// peer ports.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -223,6 +227,7 @@ impl Default for NodeConfig {
             credentials: None,
             insecure: false,
             tls: None,
+            tls_ca: None,
         }
     }
 }

@@ -182,6 +182,13 @@ async fn housekeeping(node: std::sync::Weak<NodeState>) {
 /// A node without credentials serves loopback addresses only, unless told
 /// `--insecure`: every address it would listen on is looked at.
 fn check_exposure(config: &NodeConfig) -> io::Result<()> {
+    if config.tls.is_some() && config.cluster.is_some() && config.tls_ca.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a cluster member with --tls-cert serves TLS on its peer port too, and reaches the \
+             other members' the same way: give --tls-ca FILE, the CA of their certificates",
+        ));
+    }
     if config.credentials.is_some() {
         return Ok(());
     }

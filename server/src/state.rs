@@ -82,6 +82,17 @@ fn random_id() -> u64 {
     h.finish() | 1
 }
 
+/// How a node reaches the other members' TLS peer ports: the CA of their
+/// certificates, for its links (async, replication and handoffs) and its
+/// peers (transactions' steps).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by members only
+pub struct PeerTls {
+    /// For [`crate::cluster`]'s links.
+    pub links: Arc<rustls::ClientConfig>,
+    /// For the client-side peers.
+    pub peers: crucial::Tls,
+}
+
 /// The shared state of one node.
 pub struct NodeState {
     /// The node's settings.
@@ -110,8 +121,11 @@ pub struct NodeState {
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
     /// The credentials it checks (`None`: it takes every connection).
     pub auth: Option<Arc<crate::auth::Auth>>,
-    /// TLS on the client port (`None`: plain TCP).
+    /// TLS on the client and peer ports (`None`: plain TCP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS to the other members' peer ports (`--tls-ca`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))] // used by members only
+    pub peer_tls: Option<PeerTls>,
     /// This node's client id when it talks to other nodes.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     // the handoff sender's (feature "cluster")
@@ -151,6 +165,17 @@ impl NodeState {
                 crate::net::tls_server_config(cert, key)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             ),
+        };
+        let peer_tls = match &config.tls_ca {
+            None => None,
+            Some(ca) => {
+                let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+                Some(PeerTls {
+                    links: crate::net::tls_client_config(ca).map_err(invalid)?,
+                    peers: crucial::Tls::with_ca_file(ca)
+                        .map_err(|e| invalid(format!("--tls-ca: {e}")))?,
+                })
+            }
         };
         let table = ObjectTable::new(config.memory_limit);
         let dedup = Dedup::new(
@@ -213,6 +238,7 @@ impl NodeState {
             cluster: std::sync::OnceLock::new(),
             auth,
             tls,
+            peer_tls,
             peer_id: random_id(),
             stopping: watch::Sender::new(false),
             failure: std::sync::OnceLock::new(),

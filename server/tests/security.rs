@@ -490,3 +490,80 @@ fn tls_end_to_end_with_a_ca_made_by_the_test() {
 fn client_plain(addr: &str) -> Client {
     client(addr, Some(SHOP))
 }
+
+#[test]
+fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
+    let credentials = Credentials::new("auth-tls-cluster", &all_roles());
+    let (ca, cert, key) = test_ca(&credentials.dir.0, "cluster");
+    let etcd = Etcd::start("tls");
+    let peer_a = format!("127.0.0.1:{}", free_port());
+    let tls = |peer: &str| {
+        etcd.node(
+            "tls",
+            &[
+                "--credentials",
+                credentials.arg(),
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+                "--tls-ca",
+                ca.to_str().unwrap(),
+                "--peer-listen",
+                peer,
+                "--replicas",
+                "2",
+            ],
+        )
+    };
+    let a = tls(&peer_a);
+    let on_a = tls_client(&a.addr, &ca);
+    for i in 0..32 {
+        on_a.open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(i)
+            .unwrap();
+    }
+    let b = tls(&format!("127.0.0.1:{}", free_port()));
+    let both = Config::new()
+        .server(a.addr.clone())
+        .server(b.addr.clone())
+        .token(Token::new(ADMIN))
+        .tls(crucial::Tls::with_ca_file(&ca).unwrap())
+        .connect()
+        .expect("client");
+    wait_until("b holds some of the objects (handed off over TLS)", || {
+        both.list_objects().is_ok_and(|all| {
+            all.len() >= 32 && all.len() < 64 // every object once, some on b
+        })
+    });
+    for i in 0..32 {
+        assert_eq!(both.open::<AtomicI64>(format!("k{i}")).load().unwrap(), i);
+        // A write reaches the object's replica over a TLS link too.
+        both.open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(1)
+            .unwrap();
+    }
+    // Plain frames to the peer port: told it speaks TLS.
+    match RawConnection::open_with(&peer_a, 0xfe, Some(CLUSTER)) {
+        Err(RemoteError::Protocol { reason }) => {
+            assert!(reason.contains("this port speaks TLS"), "{reason}")
+        }
+        other => panic!("plain frames to a TLS peer port: {:?}", other.err()),
+    }
+    // A member without --tls-ca cannot start (it could not reach the others).
+    let refused = etcd
+        .try_node(
+            "tls",
+            &[
+                "--credentials",
+                credentials.arg(),
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        )
+        .err()
+        .expect("refused");
+    assert!(refused.contains("--tls-ca FILE"), "{refused}");
+}

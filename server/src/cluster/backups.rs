@@ -132,6 +132,8 @@ pub struct Replication {
     apps: Mutex<HashMap<String, AppBackup>>,
     /// The node's credentials: links to peers present the cluster's token.
     pub(super) auth: Option<Arc<crate::auth::Auth>>,
+    /// TLS to the peers' ports (`--tls-ca`), when the cluster serves it.
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     /// Signalled whenever an object's acknowledged version rises.
     pub acked: tokio::sync::Notify,
 }
@@ -150,6 +152,7 @@ impl Replication {
             backups: Mutex::default(),
             apps: Mutex::default(),
             auth: None,
+            tls: None,
             acked: tokio::sync::Notify::new(),
         }
     }
@@ -269,6 +272,7 @@ impl Replication {
             &port,
             self.peer_id,
             token.as_ref(),
+            self.tls.as_ref(),
             self.max_frame,
             CONNECT_WITHIN,
         )

@@ -10,6 +10,9 @@
 // Built into every node, driven only by membership on etcd (feature "cluster").
 #![cfg_attr(not(feature = "cluster"), allow(dead_code))]
 
+use crate::net::net_stream::NetStream;
+use crate::net::tls::TlsTransport;
+use crate::net::transport::Transport;
 use bytes::{Bytes, BytesMut};
 use crucial_protocol::wire::{
     decode_reply, write_frame, Frame, FrameDecoder, Request, PROTOCOL_VERSION,
@@ -19,7 +22,6 @@ use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 
@@ -28,7 +30,7 @@ type Answer = Result<Bytes, String>;
 /// One connection to a member's peer port.
 pub struct Link {
     addr: String,
-    stream: Arc<TcpStream>,
+    stream: Arc<NetStream>,
     next: AtomicU64,
     state: Mutex<State>,
     /// Wakes the reader when the link is closed.
@@ -61,15 +63,29 @@ impl Link {
         addr: &str,
         client_id: u64,
         token: Option<&crucial::Token>,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         max_frame: usize,
         within: Duration,
     ) -> Result<Arc<Link>, String> {
         let fail = |e: String| format!("cannot connect to {addr}: {e}");
-        let mut stream = tokio::time::timeout(within, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(within, TcpStream::connect(addr))
             .await
             .map_err(|_| fail(format!("no answer in {within:?}")))?
             .map_err(|e| fail(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+        tcp.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+        let stream = match tls {
+            None => NetStream::Tcp(tcp),
+            Some(config) => {
+                let tls = tokio::time::timeout(
+                    within,
+                    TlsTransport::connect(tcp, Arc::clone(config), addr),
+                )
+                .await
+                .map_err(|_| fail("no TLS handshake".into()))?
+                .map_err(|e| fail(format!("TLS handshake: {e}")))?;
+                NetStream::Tls(Box::new(tls))
+            }
+        };
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client_id,
@@ -82,13 +98,23 @@ impl Link {
         let mut decoder = FrameDecoder::new(max_frame);
         let mut buf = BytesMut::new();
         let handshake = async {
-            stream.write_all(&frame).await?;
+            let mut written = 0;
+            while written < frame.len() || stream.pending() {
+                match stream.try_write(&frame[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => stream.writable().await?,
+                    Err(e) => return Err(e),
+                }
+            }
             loop {
                 if let Some(frame) = decoder.decode(&mut buf) {
                     return Ok::<_, std::io::Error>(frame);
                 }
-                if stream.read_buf(&mut buf).await? == 0 {
-                    return Err(ErrorKind::UnexpectedEof.into());
+                match stream.try_read_buf(&mut buf) {
+                    Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => stream.readable().await?,
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -154,7 +180,7 @@ impl Link {
         } else {
             state.pending.extend_from_slice(&frame);
         }
-        if !state.pending.is_empty() && !state.flushing {
+        if (!state.pending.is_empty() || self.stream.pending()) && !state.flushing {
             state.flushing = true;
             tokio::spawn(Arc::clone(self).flush());
         }
@@ -172,7 +198,7 @@ impl Link {
                 return;
             }
             let mut state = lock(&self.state);
-            if state.dead.is_some() || state.pending.is_empty() {
+            if state.dead.is_some() || (state.pending.is_empty() && !self.stream.pending()) {
                 state.flushing = false;
                 return;
             }

@@ -272,6 +272,7 @@ pub async fn start(
         node.config.max_frame,
     );
     cluster.replication.auth = node.auth.clone();
+    cluster.replication.tls = node.peer_tls.as_ref().map(|t| Arc::clone(&t.links));
     cluster.weaken_ack_at_head = membership.weaken_ack_at_head;
     cluster.delay_between_homes = membership.delay_between_homes;
     if settings.replicas > 1 {

@@ -58,6 +58,7 @@ impl PeerPool {
                 &peer_port,
                 node.peer_id,
                 token.as_ref(),
+                node.peer_tls.as_ref().map(|t| &t.peers),
                 node.config.max_frame,
                 CONNECT_WITHIN,
             )?;

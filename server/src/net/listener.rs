@@ -32,12 +32,12 @@ pub async fn serve(listener: TcpListener, node: Arc<NodeState>, plane: Plane) ->
                             tracing::debug!(%peer, ?plane, "connected");
                             let _ = stream.set_nodelay(true);
                             let node = Arc::clone(&node);
-                            match (&node.tls, plane) {
-                                (Some(tls), Plane::Client) => {
+                            match &node.tls {
+                                Some(tls) => {
                                     let tls = Arc::clone(tls);
                                     connections.spawn(serve_tls(stream, tls, node, member, plane));
                                 }
-                                _ => {
+                                None => {
                                     connections.spawn(connection::serve(stream, node, member, plane));
                                 }
                             }

@@ -48,6 +48,33 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// How this node verifies the other members' certificates when it
+/// connects to their peer ports: the CA (PEM) that signed them.
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "--tls-ca {}: no certificate in it (expected PEM `CERTIFICATE` blocks)",
+            ca.display()
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Why a TLS handshake did not finish.
 #[derive(Debug)]
 pub enum Refused {
@@ -108,6 +135,29 @@ impl TlsTransport {
             has_early: AtomicBool::new(false),
         };
         transport.handshake().await.map_err(Refused::Io)?;
+        Ok(transport)
+    }
+
+    /// Runs the client side of the handshake with the member at `addr`
+    /// (its certificate must name the host of `addr`); the caller bounds
+    /// its time.
+    pub async fn connect(
+        tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        addr: &str,
+    ) -> io::Result<TlsTransport> {
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(invalid)?;
+        let transport = TlsTransport {
+            tcp,
+            tls: Mutex::new(conn.into()),
+            early: Mutex::new(BytesMut::new()),
+            has_early: AtomicBool::new(false),
+        };
+        transport.handshake().await?;
         Ok(transport)
     }
 
