@@ -269,13 +269,26 @@ fn serve_admin(
         .map_or_else(|_| String::new(), |a| a.to_string());
     let service = crate::admin::AdminService::new(Arc::clone(node), advertise, admin);
     let node_auth = node.auth.clone();
+    // The node's certificate (checked at start, read again here).
+    let tls = node.config.tls.as_ref().and_then(|(cert, key)| {
+        match (std::fs::read(cert), std::fs::read(key)) {
+            (Ok(cert), Ok(key)) => Some(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert, key)),
+            ),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("the admin plane serves no TLS: cannot read its certificate: {e}");
+                None
+            }
+        }
+    });
     let stopped = {
         let node = Arc::clone(node);
         async move { node.stopped().await }
     };
     tokio::spawn(async move {
         let auth = node_auth;
-        if let Err(e) = crate::admin::serve(listener, service, auth, stopped).await {
+        if let Err(e) = crate::admin::serve(listener, service, auth, tls, stopped).await {
             tracing::warn!("the admin plane stopped: {e}");
         }
     })

@@ -299,13 +299,26 @@ fn a_node_on_a_public_address_without_credentials_refuses_to_start() {
 /// Runs `crucial-admin --node ADMIN status --json` with `token` in its
 /// environment: its stdout, or its stderr if it failed.
 fn admin_status(admin: &str, token: Option<&str>) -> Result<String, String> {
+    admin_status_with(admin, token, None)
+}
+
+/// [`admin_status`], trusting `ca` for TLS if given.
+fn admin_status_with(
+    admin: &str,
+    token: Option<&str>,
+    ca: Option<&Path>,
+) -> Result<String, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-admin"));
     command
         .args(["--node", admin, "status", "--json"])
         .env_remove("CRUCIAL_ADMIN_TOKEN")
-        .env_remove("CRUCIAL_ADMIN_TOKEN_FILE");
+        .env_remove("CRUCIAL_ADMIN_TOKEN_FILE")
+        .env_remove("CRUCIAL_TLS_CA");
     if let Some(token) = token {
         command.env("CRUCIAL_ADMIN_TOKEN", token);
+    }
+    if let Some(ca) = ca {
+        command.env("CRUCIAL_TLS_CA", ca);
     }
     let output = command.output().expect("run crucial-admin");
     if output.status.success() {
@@ -442,7 +455,17 @@ fn tls_end_to_end_with_a_ca_made_by_the_test() {
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
     ]);
+    // The metrics page is HTTPS with the node's certificate.
+    let url = node.metrics.clone().expect("metrics");
+    assert!(
+        scrape(&url, Some(ADMIN)).contains("400"),
+        "plain HTTP refused"
+    );
+    assert!(scrape_tls(&url, &ca, Some(ADMIN)).contains("200 OK"));
+    assert!(scrape_tls(&url, &ca, None).contains("401"));
     let client = tls_client(&node.addr, &ca);
     assert_eq!(client.open::<AtomicI64>("x").fetch_add(5).unwrap(), 0);
     // Large values both ways (many records), and callers at once on one
@@ -485,6 +508,39 @@ fn tls_end_to_end_with_a_ca_made_by_the_test() {
     assert!(reason.contains("TLS"), "{reason}");
     // The node kept serving through all of it.
     assert_eq!(client.open::<AtomicI64>("x").load().unwrap(), 5 + 8 * 200);
+}
+
+/// `GET /metrics` over HTTPS, trusting `ca`: the status line.
+fn scrape_tls(url: &str, ca: &Path, token: Option<&str>) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let rest = url.strip_prefix("http://").expect("the printed url");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(host).expect("connect to metrics");
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        tls,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    // The node closes without close_notify once the body (its length
+    // given) is written: what was read is the answer.
+    let _ = tls.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    response.lines().next().unwrap_or_default().to_string()
 }
 
 fn client_plain(addr: &str) -> Client {
@@ -550,6 +606,14 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
         }
         other => panic!("plain frames to a TLS peer port: {:?}", other.err()),
     }
+    // The admin plane is TLS too: crucial-admin with the CA and a token.
+    let admin = a.admin.as_deref().expect("--admin");
+    let status = admin_status_with(admin, Some(ADMIN), Some(&ca)).expect("TLS and a token");
+    assert!(status.contains(&b.addr), "{status}");
+    assert!(
+        admin_status_with(admin, Some(ADMIN), None).is_err(),
+        "plain gRPC to TLS"
+    );
     // A member without --tls-ca cannot start (it could not reach the others).
     let refused = etcd
         .try_node(

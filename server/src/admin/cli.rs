@@ -246,10 +246,29 @@ pub type Admin = AdminClient<tonic::service::interceptor::InterceptedService<Cha
 /// A gRPC client of the admin plane of the node at `admin`, presenting the
 /// admin token of the environment if there is one.
 pub async fn connect(admin: &str) -> Result<Admin, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{admin}"))
+    let ca = std::env::var_os(crucial::ENV_TLS_CA).filter(|p| !p.is_empty());
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{admin}"))
         .map_err(|e| format!("node {admin}: bad address: {e}"))?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        // TLS with the CA of CRUCIAL_TLS_CA, as the data-plane clients.
+        let pem = std::fs::read(&ca).map_err(|e| {
+            format!(
+                "{}={}: {e}",
+                crucial::ENV_TLS_CA,
+                std::path::Path::new(&ca).display()
+            )
+        })?;
+        let host = admin.rsplit_once(':').map_or(admin, |(host, _)| host);
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+            .domain_name(host.trim_start_matches('[').trim_end_matches(']'));
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("node {admin}: TLS: {e}"))?;
+    }
     let channel = endpoint
         .connect()
         .await

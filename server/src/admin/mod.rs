@@ -20,6 +20,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     service: AdminService,
     auth: Option<std::sync::Arc<crate::auth::Auth>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = incoming::incoming(listener);
@@ -43,7 +44,11 @@ pub async fn serve(
             }
         }
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(pb::admin_server::AdminServer::with_interceptor(
             service, check,
         ))

@@ -5,11 +5,14 @@
 //! arrive within [`HEAD_TIMEOUT`], and the answer written within the same time.
 
 use super::listener::AcceptFailures;
+use super::tls::{Refused, TlsTransport};
+use super::transport::Transport;
 use crate::state::NodeState;
+use bytes::BytesMut;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// Scrapes served at once.
@@ -44,7 +47,31 @@ pub async fn serve_metrics(listener: TcpListener, node: Arc<NodeState>) -> std::
         };
         let node = Arc::clone(&node);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(HEAD_TIMEOUT * 2, answer(stream, &node)).await;
+            let _ = tokio::time::timeout(HEAD_TIMEOUT * 2, async {
+                match &node.tls {
+                    None => answer(stream, &node).await,
+                    // HTTPS with the node's certificate (the page is behind
+                    // the admin token, which must not cross in clear).
+                    Some(tls) => match TlsTransport::accept(stream, Arc::clone(tls)).await {
+                        Ok(tls) => answer(tls, &node).await,
+                        Err(Refused::NotTls(plain)) => {
+                            // Its request read first: closing on unread
+                            // bytes would reset the connection before the
+                            // client reads why.
+                            let _ = read_head(&plain).await;
+                            let body = "this port speaks HTTPS, not HTTP\n";
+                            let said = format!(
+                                "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\n\
+                                 connection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            write_all(&plain, said.as_bytes()).await
+                        }
+                        Err(Refused::Io(e)) => Err(e),
+                    },
+                }
+            })
+            .await;
             drop(slot);
         });
     }
@@ -62,25 +89,42 @@ fn bearer(head: &[u8]) -> Option<&str> {
     })
 }
 
-/// Reads one request head and answers it.
-async fn answer(mut stream: TcpStream, node: &NodeState) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let read = tokio::time::timeout(HEAD_TIMEOUT, async {
-        let mut chunk = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&chunk[..n]);
+/// Writes all of `bytes` (and what a TLS stream keeps pending).
+async fn write_all<T: Transport>(stream: &T, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() || stream.pending() {
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
         }
-        Ok::<_, std::io::Error>(())
+    }
+    Ok(())
+}
+
+/// A request head (within [`HEAD_TIMEOUT`]; `None`: too slow, or gone).
+async fn read_head<T: Transport>(stream: &T) -> Option<BytesMut> {
+    let mut head = BytesMut::with_capacity(1024);
+    let read = tokio::time::timeout(HEAD_TIMEOUT, async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            match stream.try_read_buf(&mut head) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<_, io::Error>(())
     })
     .await;
-    if !matches!(read, Ok(Ok(()))) {
+    matches!(read, Ok(Ok(()))).then_some(head)
+}
+
+/// Reads one request head and answers it.
+async fn answer<T: Transport>(stream: T, node: &NodeState) -> io::Result<()> {
+    let Some(head) = read_head(&stream).await else {
         return Ok(()); // too slow, or gone: nothing to answer
-    }
-    let request_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    };
+    let request_line = head[..].split(|&b| b == b'\n').next().unwrap_or_default();
     let mut parts = request_line.split(|&b| b == b' ');
     let (method, path) = (parts.next(), parts.next());
     let refused = node
@@ -101,6 +145,5 @@ async fn answer(mut stream: TcpStream, node: &NodeState) -> std::io::Result<()> 
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    write_all(&stream, response.as_bytes()).await
 }
