@@ -127,6 +127,11 @@ pub fn serve_node() {
         } else {
             crucial_server::Flavor::MultiThread
         },
+        // bench-tls's node: credentials and TLS from the environment.
+        credentials: std::env::var_os("CRUCIAL_CREDENTIALS").map(Into::into),
+        tls: std::env::var_os("CRUCIAL_TLS_CERT")
+            .zip(std::env::var_os("CRUCIAL_TLS_KEY"))
+            .map(|(cert, key)| (cert.into(), key.into())),
         ..Default::default()
     };
     crucial_server::run(config, |addr| println!("listening on {addr}")).expect("node");
