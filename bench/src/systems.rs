@@ -40,7 +40,8 @@ pub trait System: Sync {
     }
 }
 
-fn time_each(ops: usize, mut f: impl FnMut()) -> Latencies {
+/// Times each of `ops` calls of `f` (after a tenth as many untimed).
+pub fn time_each(ops: usize, mut f: impl FnMut()) -> Latencies {
     for _ in 0..ops / 10 {
         f(); // warm-up
     }
@@ -53,7 +54,8 @@ fn time_each(ops: usize, mut f: impl FnMut()) -> Latencies {
     Latencies::new(samples)
 }
 
-fn run_callers<S: Send + 'static>(
+/// `callers` threads, each with its own `setup()` state, calling `op` for `duration`.
+pub fn run_callers<S: Send + 'static>(
     callers: usize,
     duration: Duration,
     setup: impl Fn() -> S,

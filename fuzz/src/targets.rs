@@ -92,13 +92,7 @@ impl Apply {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        let mut out = Vec::new();
-        let hello = Request::Hello {
-            protocol: PROTOCOL_VERSION,
-            client_id: self.client_id,
-            token: Some(Token("fuzz")),
-        };
-        wire::write_frame(&mut out, 0, &hello.encode().expect("hello"));
+        let mut out = hello(self.client_id, Some(Token("fuzz")));
         let mut id = 0;
         for payload in split(input) {
             id += 1;
@@ -138,6 +132,18 @@ impl Apply {
     }
 }
 
+/// A `Hello` frame (id 0) as client `client_id`.
+fn hello(client_id: u64, token: Option<Token<'_>>) -> Vec<u8> {
+    let hello = Request::Hello {
+        protocol: PROTOCOL_VERSION,
+        client_id,
+        token,
+    };
+    let mut out = Vec::new();
+    wire::write_frame(&mut out, 0, &hello.encode().expect("hello"));
+    out
+}
+
 /// The input's payloads: split at each `0xff 0xfe`.
 fn split(input: &[u8]) -> Vec<&[u8]> {
     let mut parts = Vec::new();
@@ -162,13 +168,7 @@ fn alive(addr: std::net::SocketAddr) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let mut out = Vec::new();
-    let hello = Request::Hello {
-        protocol: PROTOCOL_VERSION,
-        client_id: 1,
-        token: None,
-    };
-    wire::write_frame(&mut out, 0, &hello.encode().expect("hello"));
+    let mut out = hello(1, None);
     wire::write_frame(&mut out, 1, &Request::Ping.encode().expect("ping"));
     stream.write_all(&out).expect("the node takes a Ping");
     let mut decoder = FrameDecoder::new(1 << 20);

@@ -553,24 +553,19 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
     let (ca, cert, key) = test_ca(&credentials.dir.0, "cluster");
     let etcd = Etcd::start("tls");
     let peer_a = format!("127.0.0.1:{}", free_port());
+    let secured = [
+        "--credentials",
+        credentials.arg(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
     let tls = |peer: &str| {
-        etcd.node(
-            "tls",
-            &[
-                "--credentials",
-                credentials.arg(),
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-                "--tls-ca",
-                ca.to_str().unwrap(),
-                "--peer-listen",
-                peer,
-                "--replicas",
-                "2",
-            ],
-        )
+        let mut args = secured.to_vec();
+        args.extend(["--tls-ca", ca.to_str().unwrap(), "--peer-listen", peer]);
+        args.extend(["--replicas", "2"]);
+        etcd.node("tls", &args)
     };
     let a = tls(&peer_a);
     let on_a = tls_client(&a.addr, &ca);
@@ -615,19 +610,6 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
         "plain gRPC to TLS"
     );
     // A member without --tls-ca cannot start (it could not reach the others).
-    let refused = etcd
-        .try_node(
-            "tls",
-            &[
-                "--credentials",
-                credentials.arg(),
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-            ],
-        )
-        .err()
-        .expect("refused");
+    let refused = etcd.try_node("tls", &secured).err().expect("refused");
     assert!(refused.contains("--tls-ca FILE"), "{refused}");
 }

@@ -9,14 +9,13 @@
 
 use crucial::{AtomicI64, Client};
 use crucial_bench::stats::{Latencies, Throughput};
-use crucial_bench::systems::{read_addr, Crucial, Process};
+use crucial_bench::systems::{read_addr, run_callers, time_each, Crucial, Process};
 use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-token-000000000000000001";
@@ -175,57 +174,6 @@ fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
     )
 }
 
-fn sequential(ops: usize, mut op: impl FnMut()) -> Latencies {
-    for _ in 0..ops / 10 {
-        op();
-    }
-    let samples = (0..ops)
-        .map(|_| {
-            let start = Instant::now();
-            op();
-            start.elapsed()
-        })
-        .collect();
-    Latencies::new(samples)
-}
-
-fn concurrent<S: FnMut() + Send + 'static>(
-    callers: usize,
-    duration: Duration,
-    mut setup: impl FnMut() -> S,
-) -> Throughput {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let barrier = Arc::new(Barrier::new(callers + 1));
-    let handles: Vec<_> = (0..callers)
-        .map(|_| {
-            let mut op = setup();
-            let (stop, done, barrier) =
-                (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    op();
-                    n += 1;
-                }
-                done.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("caller");
-    }
-    Throughput {
-        ops: done.load(Ordering::Relaxed),
-        elapsed: start.elapsed(),
-    }
-}
-
 struct Row {
     name: &'static str,
     one: Latencies,
@@ -234,30 +182,33 @@ struct Row {
 
 fn crucial_row(name: &'static str, client: &Client, ops: usize, seconds: Duration) -> Row {
     let counter = client.open::<AtomicI64>("bench/tls");
-    let one = sequential(ops, || {
+    let one = time_each(ops, || {
         counter.fetch_add(1).expect("fetch_add");
     });
-    let client = client.clone();
-    let many = concurrent(64, seconds, move || {
-        let counter = client.open::<AtomicI64>("bench/tls");
-        move || {
+    let many = run_callers(
+        64,
+        seconds,
+        || client.open::<AtomicI64>("bench/tls"),
+        |counter| {
             counter.fetch_add(1).expect("fetch_add");
-        }
-    });
+        },
+    );
     Row { name, one, many }
 }
 
 fn redis_row(name: &'static str, redis: &Redis, ops: usize, seconds: Duration) -> Row {
     let mut conn = redis.connect();
-    let one = sequential(ops, || {
+    let one = time_each(ops, || {
         conn();
     });
-    let many = concurrent(64, seconds, || {
-        let mut conn = redis.connect();
-        move || {
+    let many = run_callers(
+        64,
+        seconds,
+        || redis.connect(),
+        |conn| {
             conn();
-        }
-    });
+        },
+    );
     Row { name, one, many }
 }
 
@@ -318,12 +269,15 @@ fn main() {
         }
         (Err(e), _) | (_, Err(e)) => eprintln!("redis skipped: {e}"),
     }
-    print(&rows);
+    print(&rows, seconds);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn print(rows: &[Row]) {
-    println!("one caller (sequential increments) and 64 callers (threads, 3 s), loopback");
+fn print(rows: &[Row], seconds: Duration) {
+    println!(
+        "one caller (sequential increments) and 64 callers (threads, {:.1} s), loopback",
+        seconds.as_secs_f64()
+    );
     println!(
         "{:<22} {:>10} {:>10} {:>14}",
         "system", "p50 (µs)", "p99 (µs)", "64 callers/s"

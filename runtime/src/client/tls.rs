@@ -67,6 +67,13 @@ impl Tls {
         })
     }
 
+    /// The rustls configuration: for a node's own links to the other
+    /// members, which trust the same CA.
+    #[doc(hidden)]
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
     /// Expects `name` in every node's certificate instead of the host of
     /// the address dialled (for nodes reached by IP whose certificates name
     /// them by DNS).

@@ -51,28 +51,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 /// How this node verifies the other members' certificates when it
 /// connects to their peer ports: the CA (PEM) that signed them.
 pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "--tls-ca {}: no certificate in it (expected PEM `CERTIFICATE` blocks)",
-            ca.display()
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    crucial::Tls::with_ca_file(ca)
+        .map(|tls| tls.rustls_config())
+        .map_err(|e| format!("--tls-ca: {e}"))
 }
 
 /// Why a TLS handshake did not finish.
