@@ -57,9 +57,11 @@ pub struct Config {
     spawn: SpawnOptions,
     token: Option<Token>,
     tls: Option<Tls>,
-    /// Why the token or CA file the environment names could not be read
-    /// (reported by `connect`, which can fail; `from_env` cannot).
+    /// Why the token, or the CA file, the environment names could not be
+    /// read (reported by `connect`, which can fail; `from_env` cannot; a
+    /// token or TLS set in code replaces its own).
     token_problem: Option<String>,
+    tls_problem: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -101,6 +103,7 @@ impl Config {
             token: None,
             tls: None,
             token_problem: None,
+            tls_problem: None,
         }
     }
 
@@ -110,18 +113,9 @@ impl Config {
     /// `CRUCIAL_SPIN_MICROS`, `CRUCIAL_TOKEN` or `CRUCIAL_TOKEN_FILE`.
     pub fn from_env() -> Config {
         let mut config = Config::new();
-        if let Some(path) = std::env::var_os(ENV_TOKEN_FILE).filter(|p| !p.is_empty()) {
-            match Token::from_file(&path) {
-                Ok(token) => config.token = Some(token),
-                Err(e) => {
-                    config.token_problem = Some(format!(
-                        "{ENV_TOKEN_FILE}={}: cannot read the token: {e}",
-                        std::path::Path::new(&path).display()
-                    ))
-                }
-            }
-        } else if let Ok(token) = std::env::var(ENV_TOKEN) {
-            config.token = Some(Token::new(token)).filter(|t| !t.expose().is_empty());
+        match Token::from_env(ENV_TOKEN, ENV_TOKEN_FILE) {
+            Ok(token) => config.token = token,
+            Err(problem) => config.token_problem = Some(problem),
         }
         if let Some(ca) = std::env::var_os(ENV_TLS_CA).filter(|p| !p.is_empty()) {
             match Tls::with_ca_file(&ca) {
@@ -131,7 +125,7 @@ impl Config {
                         _ => tls,
                     })
                 }
-                Err(e) => config.token_problem = Some(format!("{ENV_TLS_CA}: {e}")),
+                Err(e) => config.tls_problem = Some(format!("{ENV_TLS_CA}: {e}")),
             }
         }
         config.executor_kind = std::env::var("CRUCIAL_EXECUTOR")
@@ -177,6 +171,7 @@ impl Config {
     /// (nodes started with `--tls-cert`). Also set by `CRUCIAL_TLS_CA`.
     pub fn tls(mut self, tls: Tls) -> Config {
         self.tls = Some(tls);
+        self.tls_problem = None;
         self
     }
 
@@ -251,7 +246,7 @@ impl Config {
     /// the embedded node first. Executor settings are not used here (see
     /// [`crate::Context::new`]).
     pub fn connect(self) -> Result<Client> {
-        if let Some(problem) = self.token_problem {
+        if let Some(problem) = self.token_problem.or(self.tls_problem) {
             return Err(Error::Config(problem));
         }
         let mut servers = self.servers;

@@ -28,5 +28,19 @@ pub use request::{
 };
 pub use txn::{EntryNow, TxnAnswer, TxnOp, TxnRefusal, TxnStep};
 
+/// The host part of a `host:port` address, without an IPv6 literal's
+/// brackets: the name a node's certificate must hold.
+///
+/// ```
+/// use crucial_protocol::wire::host_of;
+/// assert_eq!(host_of("node1.internal:7000"), "node1.internal");
+/// assert_eq!(host_of("127.0.0.1:7000"), "127.0.0.1");
+/// assert_eq!(host_of("[::1]:7000"), "::1");
+/// ```
+pub fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// Default largest frame a node or client accepts: 8 MiB (above Lambda's 6 MB payloads).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;

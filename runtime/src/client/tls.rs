@@ -87,7 +87,7 @@ impl Tls {
     pub(crate) fn connect(&self, addr: &str, mut tcp: TcpStream) -> Result<TlsStream, String> {
         let host = match &self.server_name {
             Some(name) => name.clone(),
-            None => host_of(addr).to_string(),
+            None => crucial_protocol::wire::host_of(addr).to_string(),
         };
         let name = ServerName::try_from(host.clone())
             .map_err(|e| format!("`{host}` is not a name a certificate can hold: {e}"))?;
@@ -114,12 +114,6 @@ impl Tls {
             }),
         })
     }
-}
-
-/// The host part of `host:port` (`[::1]:7000` gives `::1`).
-fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 struct Session {
@@ -235,17 +229,5 @@ impl Stream for TlsStream {
 
     fn shutdown(&self) {
         Stream::shutdown(&self.tcp);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_of;
-
-    #[test]
-    fn the_host_of_an_address_is_the_name_to_verify() {
-        assert_eq!(host_of("node1.internal:7000"), "node1.internal");
-        assert_eq!(host_of("127.0.0.1:7000"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:7000"), "::1");
     }
 }

@@ -35,6 +35,24 @@ impl Token {
         Ok(token)
     }
 
+    /// The token a program's environment names: the content of the file
+    /// `file_var` names, else the value of `var`; `Ok(None)` if neither is
+    /// set.
+    pub fn from_env(var: &str, file_var: &str) -> Result<Option<Token>, String> {
+        if let Some(path) = std::env::var_os(file_var).filter(|p| !p.is_empty()) {
+            return Token::from_file(&path).map(Some).map_err(|e| {
+                format!(
+                    "{file_var}={}: cannot read the token: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            });
+        }
+        Ok(std::env::var(var)
+            .ok()
+            .map(Token::new)
+            .filter(|t| !t.expose().is_empty()))
+    }
+
     /// The token's text, to put in a handshake.
     pub fn expose(&self) -> &str {
         &self.0

@@ -206,19 +206,7 @@ pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>
 impl Bearer {
     /// The token from `CRUCIAL_ADMIN_TOKEN_FILE` or `CRUCIAL_ADMIN_TOKEN`.
     pub fn from_env() -> Result<Bearer, String> {
-        let token = match std::env::var_os(ENV_ADMIN_TOKEN_FILE).filter(|p| !p.is_empty()) {
-            Some(path) => Some(crucial::Token::from_file(&path).map_err(|e| {
-                format!(
-                    "{ENV_ADMIN_TOKEN_FILE}={}: cannot read the token: {e}",
-                    std::path::Path::new(&path).display()
-                )
-            })?),
-            None => std::env::var(ENV_ADMIN_TOKEN)
-                .ok()
-                .map(crucial::Token::new)
-                .filter(|t| !t.expose().is_empty()),
-        };
-        let value = token
+        let value = crucial::Token::from_env(ENV_ADMIN_TOKEN, ENV_ADMIN_TOKEN_FILE)?
             .map(|t| format!("Bearer {}", t.expose()).parse())
             .transpose()
             .map_err(|_| "the admin token holds characters a header cannot".to_string())?;
@@ -261,10 +249,9 @@ pub async fn connect(admin: &str) -> Result<Admin, String> {
                 std::path::Path::new(&ca).display()
             )
         })?;
-        let host = admin.rsplit_once(':').map_or(admin, |(host, _)| host);
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(pem))
-            .domain_name(host.trim_start_matches('[').trim_end_matches(']'));
+            .domain_name(crucial_protocol::wire::host_of(admin));
         endpoint = endpoint
             .tls_config(tls)
             .map_err(|e| format!("node {admin}: TLS: {e}"))?;

@@ -30,6 +30,16 @@ pub enum Port {
     Peer,
 }
 
+impl Port {
+    /// Its name in errors and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Client => "client",
+            Port::Peer => "peer",
+        }
+    }
+}
+
 /// How often the credentials file is looked at for a change.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 

@@ -12,7 +12,7 @@
 
 use crate::net::net_stream::NetStream;
 use crate::net::tls::TlsTransport;
-use crate::net::transport::Transport;
+use crate::net::transport::{read_more, write_all, Transport};
 use bytes::{Bytes, BytesMut};
 use crucial_protocol::wire::{
     decode_reply, write_frame, Frame, FrameDecoder, Request, PROTOCOL_VERSION,
@@ -98,23 +98,13 @@ impl Link {
         let mut decoder = FrameDecoder::new(max_frame);
         let mut buf = BytesMut::new();
         let handshake = async {
-            let mut written = 0;
-            while written < frame.len() || stream.pending() {
-                match stream.try_write(&frame[written..]) {
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => stream.writable().await?,
-                    Err(e) => return Err(e),
-                }
-            }
+            write_all(&stream, &frame).await?;
             loop {
                 if let Some(frame) = decoder.decode(&mut buf) {
                     return Ok::<_, std::io::Error>(frame);
                 }
-                match stream.try_read_buf(&mut buf) {
-                    Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => stream.readable().await?,
-                    Err(e) => return Err(e),
+                if read_more(&stream, &mut buf).await? == 0 {
+                    return Err(ErrorKind::UnexpectedEof.into());
                 }
             }
         };

@@ -6,7 +6,7 @@
 
 use super::listener::AcceptFailures;
 use super::tls::{Refused, TlsTransport};
-use super::transport::Transport;
+use super::transport::{read_more, write_all, Transport};
 use crate::state::NodeState;
 use bytes::BytesMut;
 use std::io;
@@ -89,28 +89,13 @@ fn bearer(head: &[u8]) -> Option<&str> {
     })
 }
 
-/// Writes all of `bytes` (and what a TLS stream keeps pending).
-async fn write_all<T: Transport>(stream: &T, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() || stream.pending() {
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// A request head (within [`HEAD_TIMEOUT`]; `None`: too slow, or gone).
 async fn read_head<T: Transport>(stream: &T) -> Option<BytesMut> {
     let mut head = BytesMut::with_capacity(1024);
     let read = tokio::time::timeout(HEAD_TIMEOUT, async {
         while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-            match stream.try_read_buf(&mut head) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
-                Err(e) => return Err(e),
+            if read_more(stream, &mut head).await? == 0 {
+                break;
             }
         }
         Ok::<_, io::Error>(())

@@ -109,12 +109,7 @@ impl TlsTransport {
             Err(e) => return Err(Refused::Io(e)),
         }
         let conn = rustls::ServerConnection::new(config).map_err(|e| Refused::Io(invalid(e)))?;
-        let transport = TlsTransport {
-            tcp,
-            tls: Mutex::new(conn.into()),
-            early: Mutex::new(BytesMut::new()),
-            has_early: AtomicBool::new(false),
-        };
+        let transport = TlsTransport::new(tcp, conn.into());
         transport.handshake().await.map_err(Refused::Io)?;
         Ok(transport)
     }
@@ -127,19 +122,22 @@ impl TlsTransport {
         config: Arc<rustls::ClientConfig>,
         addr: &str,
     ) -> io::Result<TlsTransport> {
-        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        let host = crucial_protocol::wire::host_of(addr).to_string();
+        let name = rustls::pki_types::ServerName::try_from(host)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let conn = rustls::ClientConnection::new(config, name).map_err(invalid)?;
-        let transport = TlsTransport {
-            tcp,
-            tls: Mutex::new(conn.into()),
-            early: Mutex::new(BytesMut::new()),
-            has_early: AtomicBool::new(false),
-        };
+        let transport = TlsTransport::new(tcp, conn.into());
         transport.handshake().await?;
         Ok(transport)
+    }
+
+    fn new(tcp: TcpStream, conn: rustls::Connection) -> TlsTransport {
+        TlsTransport {
+            tcp,
+            tls: Mutex::new(conn),
+            early: Mutex::new(BytesMut::new()),
+            has_early: AtomicBool::new(false),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, rustls::Connection> {

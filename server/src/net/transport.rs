@@ -33,6 +33,31 @@ pub trait Transport: Send + Sync + 'static {
     }
 }
 
+/// Writes all of `bytes`, and what an earlier write left pending, waiting
+/// for the stream as needed (for the few writes outside a connection's
+/// outbox: a link's handshake, a metrics answer).
+pub async fn write_all<T: Transport>(stream: &T, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() || stream.pending() {
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Appends to `buf` what arrives, waiting until something does (`Ok(0)`:
+/// the peer closed).
+pub async fn read_more<T: Transport>(stream: &T, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            read => return read,
+        }
+    }
+}
+
 impl Transport for TcpStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         TcpStream::readable(self)

@@ -55,28 +55,22 @@ pub fn hello(
     if protocol != PROTOCOL_VERSION {
         return protocol_mismatch(protocol);
     }
+    let port = match session.plane {
+        Plane::Client => crate::auth::Port::Client,
+        Plane::Peer => crate::auth::Port::Peer,
+    };
     session.client_id = Some(match &node.auth {
         None => client_id,
-        Some(auth) => match auth.admit(
-            match session.plane {
-                Plane::Client => crate::auth::Port::Client,
-                Plane::Peer => crate::auth::Port::Peer,
-            },
-            token,
-        ) {
+        Some(auth) => match auth.admit(port, token) {
             Ok(identity) => {
                 let scoped = crate::auth::client_id_of(&identity, client_id);
                 session.identity = Some(identity);
                 scoped
             }
             Err(reason) => {
-                let port = match session.plane {
-                    Plane::Client => "client",
-                    Plane::Peer => "peer",
-                };
-                tracing::warn!(port, "a connection was refused: {reason}");
+                tracing::warn!(port = port.name(), "a connection was refused: {reason}");
                 let error = RemoteError::Unauthenticated {
-                    port: port.into(),
+                    port: port.name().into(),
                     reason,
                 };
                 node.metrics.error(&error);
