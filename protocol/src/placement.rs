@@ -55,6 +55,25 @@ pub fn lambda_home_parts(home: &str) -> (&str, Option<(&str, &str)>) {
     }
 }
 
+/// Separates an application's name from a shared object's key when a node
+/// that authenticates keeps each application's shared objects apart (see
+/// [`namespaced`]). No application name holds it.
+pub const NAMESPACE_SEPARATOR: char = '\u{1d}';
+
+/// The key a node keeps an application's shared object under: the key the
+/// client named, in its application's namespace. The ring places it where
+/// it places the key alone (see [`without_namespace`]), so a client routes
+/// by the key it named and every node finds the object where it routed.
+pub fn namespaced(application: &str, key: &str) -> String {
+    format!("{application}{NAMESPACE_SEPARATOR}{key}")
+}
+
+/// The application and the key of a key made by [`namespaced`]: `("", key)`
+/// for a key in no namespace.
+pub fn without_namespace(key: &str) -> (&str, &str) {
+    key.split_once(NAMESPACE_SEPARATOR).unwrap_or(("", key))
+}
+
 /// Points per node on the ring.
 pub const VIRTUAL_NODES: usize = 64;
 
@@ -291,6 +310,7 @@ impl Ring {
 
     /// The first point at or after an object's hash.
     fn first_point(&self, type_name: &str, key: &str) -> usize {
+        let (_, key) = without_namespace(key);
         let h = hash64(&[type_name.as_bytes(), key.as_bytes()]);
         self.points.partition_point(|(p, _)| *p < h) % self.points.len()
     }

@@ -354,8 +354,8 @@ pub fn print_objects(out: &mut impl Write, objects: &[crucial::ObjectInfo]) -> s
     let key_width = width(&|o| o.key.len(), "KEY");
     writeln!(
         out,
-        "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  STATE",
-        "TYPE", "KEY", "PERSISTENT", "IN MEMORY", "BYTES", "PARKED"
+        "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  {:8}  APP",
+        "TYPE", "KEY", "PERSISTENT", "IN MEMORY", "BYTES", "PARKED", "STATE"
     )?;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     for o in objects {
@@ -366,14 +366,19 @@ pub fn print_objects(out: &mut impl Write, objects: &[crucial::ObjectInfo]) -> s
         };
         writeln!(
             out,
-            "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  {}",
+            "{:type_width$}  {:key_width$}  {:10}  {:9}  {:>10}  {:>6}  {:8}  {}",
             o.type_name,
             o.key,
             yes_no(o.persistent),
             yes_no(o.resident),
             bytes,
             o.parked,
-            if o.poisoned { "poisoned" } else { "ok" }
+            if o.poisoned { "poisoned" } else { "ok" },
+            if o.application.is_empty() {
+                "-"
+            } else {
+                &o.application
+            }
         )?;
     }
     let kept = objects.iter().filter(|o| o.persistent);

@@ -222,7 +222,8 @@ fn a_client_reusing_another_application_s_client_id_gets_none_of_its_replies() {
     let reply: i64 = codec::decode(&other.request(7, &fetch_add("other/b", 1)).unwrap()).unwrap();
     assert_eq!(reply, 0, "its own call's reply, not shop's");
     let shop_client = client(&node.addr, Some(SHOP));
-    assert_eq!(shop_client.open::<AtomicI64>("other/b").load().unwrap(), 1);
+    let other_client = client(&node.addr, Some(FIXTURE_APP));
+    assert_eq!(other_client.open::<AtomicI64>("other/b").load().unwrap(), 1);
     assert_eq!(
         shop_client.open::<AtomicI64>("shop/a").load().unwrap(),
         4321
@@ -308,9 +309,21 @@ fn admin_status_with(
     token: Option<&str>,
     ca: Option<&Path>,
 ) -> Result<String, String> {
+    crucial_admin(admin, &["status", "--json"], token, ca)
+}
+
+/// Runs `crucial-admin --node ADMIN ARGS` with `token` in its environment
+/// (and `ca` trusted): its stdout, or its stderr if it failed.
+fn crucial_admin(
+    admin: &str,
+    args: &[&str],
+    token: Option<&str>,
+    ca: Option<&Path>,
+) -> Result<String, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crucial-admin"));
     command
-        .args(["--node", admin, "status", "--json"])
+        .args(["--node", admin])
+        .args(args)
         .env_remove("CRUCIAL_ADMIN_TOKEN")
         .env_remove("CRUCIAL_ADMIN_TOKEN_FILE")
         .env_remove("CRUCIAL_TLS_CA");
@@ -405,6 +418,76 @@ fn nodes_present_the_cluster_token_and_the_admin_plane_takes_admins_only() {
     assert!(refused.contains("an `app` token"), "{refused}");
     let status = admin_status(admin, Some(ADMIN)).expect("an admin's token");
     assert!(status.contains(&b.addr), "{status}");
+
+    // The admin plane lists shop's counters under their application and
+    // the keys shop named, spread over both nodes (placed by those keys,
+    // as the client routed them).
+    let listed = crucial_admin(admin, &["objects", "--json"], Some(ADMIN), None).expect("objects");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let counters: Vec<_> = listed["objects"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|row| row["type_name"] == "crucial::AtomicI64")
+        .collect();
+    assert_eq!(counters.len(), 32, "{listed}");
+    assert!(counters.iter().all(|row| row["application"] == "shop"));
+    assert!(counters.iter().any(|row| row["key"] == "k7"), "{listed}");
+    let nodes: std::collections::HashSet<_> = counters.iter().map(|row| &row["node"]).collect();
+    assert_eq!(nodes.len(), 2, "spread over both nodes: {listed}");
+    // An admin deletes one of shop's counters by naming its application.
+    let deleted = crucial_admin(
+        admin,
+        &["delete", "crucial::AtomicI64", "k7", "--app", "shop"],
+        Some(ADMIN),
+        None,
+    )
+    .expect("delete");
+    assert!(deleted.contains(": deleted"), "{deleted}");
+    assert_eq!(both.open::<AtomicI64>("k7").load().unwrap(), 0, "deleted");
+}
+
+#[test]
+fn applications_keep_their_shared_objects_apart() {
+    let credentials = Credentials::new("auth-namespaces", &all_roles());
+    let node = ServerProcess::fixture_node_with(&["--credentials", credentials.arg()]);
+    let shop = client(&node.addr, Some(SHOP));
+    let other = client(&node.addr, Some(FIXTURE_APP));
+    // One key, two applications: two objects.
+    shop.open::<AtomicI64>("hits").fetch_add(5).unwrap();
+    other.open::<AtomicI64>("hits").fetch_add(7).unwrap();
+    assert_eq!(shop.open::<AtomicI64>("hits").load().unwrap(), 5);
+    assert_eq!(other.open::<AtomicI64>("hits").load().unwrap(), 7);
+    Account::at("acct")
+        .with_client(other.clone())
+        .open("ann".into(), 10)
+        .expect("the other application's lambda object");
+    // Naming the other's object by its full key names one of its own.
+    let full = crucial_protocol::placement::namespaced("crucial-server", "hits");
+    assert_eq!(shop.open::<AtomicI64>(full.clone()).load().unwrap(), 0);
+    // Each lists its own objects only, by the keys it named.
+    let listed = shop.list_objects().expect("shop's listing");
+    assert!(listed.iter().all(|o| o.application == "shop"), "{listed:?}");
+    assert!(listed.iter().any(|o| o.key == "hits"), "{listed:?}");
+    let theirs = other.list_objects().expect("their listing");
+    assert!(
+        theirs.iter().all(|o| o.application == "crucial-server"),
+        "{theirs:?}"
+    );
+    assert!(theirs.iter().any(|o| o.key == "acct"), "{theirs:?}");
+    // Deleting deletes its own.
+    assert!(shop.delete("crucial::AtomicI64", "hits").unwrap());
+    assert_eq!(other.open::<AtomicI64>("hits").load().unwrap(), 7);
+    assert_eq!(shop.open::<AtomicI64>("hits").load().unwrap(), 0);
+    // An admin sees every application's, and names one by its full key.
+    let admin = client(&node.addr, Some(ADMIN));
+    let all = admin.list_objects().expect("an admin's listing");
+    assert!(all.iter().any(|o| o.application == "shop"), "{all:?}");
+    assert!(
+        all.iter().any(|o| o.application == "crucial-server"),
+        "{all:?}"
+    );
+    assert_eq!(admin.open::<AtomicI64>(full).load().unwrap(), 7);
 }
 
 /// A test CA and a node certificate it signed (for `localhost` and
@@ -578,7 +661,7 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
     let both = Config::new()
         .server(a.addr.clone())
         .server(b.addr.clone())
-        .token(Token::new(ADMIN))
+        .token(Token::new(SHOP))
         .tls(crucial::Tls::with_ca_file(&ca).unwrap())
         .connect()
         .expect("client");

@@ -19,9 +19,12 @@ pub struct ServerInfo {
 /// One object held by a node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectInfo {
+    /// The application it belongs to: a lambda object's, or the namespace a
+    /// node that authenticates keeps a shared object in (empty: none).
+    pub application: String,
     /// Registered type name.
     pub type_name: String,
-    /// Key.
+    /// Key (as its client named it, without the application).
     pub key: String,
     /// Whether a mutating method panicked on it.
     pub poisoned: bool,

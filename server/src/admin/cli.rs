@@ -53,6 +53,10 @@ pub enum Command {
         type_name: String,
         /// The object's key.
         key: String,
+        /// The application whose shared object it is, on nodes that
+        /// authenticate (`objects` lists it).
+        #[arg(long)]
+        app: Option<String>,
     },
     /// Moves a lambda object (a hot one) to another node while workflows
     /// run: its calls wait for the move, nothing fails. A type placed by
@@ -181,6 +185,8 @@ pub struct ClusterStatus {
 pub struct ObjectRow {
     /// The node holding it.
     pub node: String,
+    /// Its application (empty: none).
+    pub application: String,
     /// Registered type name.
     pub type_name: String,
     /// Key.
@@ -360,6 +366,7 @@ pub async fn cluster_objects(node: &str) -> Result<(Vec<ObjectRow>, Vec<String>)
         match listed.await {
             Ok(objects) => rows.extend(objects.into_iter().map(|o| ObjectRow {
                 node: member.addr.clone(),
+                application: o.application,
                 type_name: o.type_name,
                 key: o.key,
                 persistent: o.persistent,
@@ -369,7 +376,9 @@ pub async fn cluster_objects(node: &str) -> Result<(Vec<ObjectRow>, Vec<String>)
             Err(e) => errors.push(e),
         }
     }
-    rows.sort_by(|a, b| (&a.type_name, &a.key).cmp(&(&b.type_name, &b.key)));
+    rows.sort_by(|a, b| {
+        (&a.application, &a.type_name, &a.key).cmp(&(&b.application, &b.type_name, &b.key))
+    });
     Ok((rows, errors))
 }
 
@@ -564,14 +573,19 @@ pub fn main() {
                 } else {
                     let _ = writeln!(
                         out,
-                        "{:22} {:28} {:24} {:>10} {:>10} {:>6}",
-                        "NODE", "TYPE", "KEY", "PERSISTENT", "BYTES", "PARKED"
+                        "{:22} {:12} {:28} {:24} {:>10} {:>10} {:>6}",
+                        "NODE", "APP", "TYPE", "KEY", "PERSISTENT", "BYTES", "PARKED"
                     );
                     for r in &rows {
+                        let app = if r.application.is_empty() {
+                            "-"
+                        } else {
+                            &r.application
+                        };
                         let _ = writeln!(
                             out,
-                            "{:22} {:28} {:24} {:>10} {:>10} {:>6}",
-                            r.node, r.type_name, r.key, r.persistent, r.bytes, r.parked
+                            "{:22} {:12} {:28} {:24} {:>10} {:>10} {:>6}",
+                            r.node, app, r.type_name, r.key, r.persistent, r.bytes, r.parked
                         );
                     }
                     let _ = writeln!(out, "objects: {}", rows.len());
@@ -594,8 +608,16 @@ pub fn main() {
                 }
                 Ok(true)
             }
-            Command::Delete { type_name, key } => {
-                let (owner, existed) = delete(&args.node, type_name, key).await?;
+            Command::Delete {
+                type_name,
+                key,
+                app,
+            } => {
+                let full_key = match app {
+                    Some(app) => crucial_protocol::placement::namespaced(app, key),
+                    None => key.clone(),
+                };
+                let (owner, existed) = delete(&args.node, type_name, &full_key).await?;
                 if args.json {
                     let doc = serde_json::json!({ "node": owner, "existed": existed });
                     let _ = writeln!(out, "{doc}");

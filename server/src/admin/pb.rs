@@ -106,6 +106,10 @@ pub struct Object {
     pub parked: u32,
     #[prost(bool, tag = "7")]
     pub poisoned: bool,
+    /// The application: a lambda object's, or the namespace a node that
+    /// authenticates keeps a shared object in (empty: none).
+    #[prost(string, tag = "8")]
+    pub application: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ObjectList {

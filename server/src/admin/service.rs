@@ -148,6 +148,7 @@ impl pb::admin_server::Admin for AdminService {
         let objects = objects(&self.node)
             .into_iter()
             .map(|o| pb::Object {
+                application: o.application,
                 type_name: o.type_name,
                 key: o.key,
                 persistent: o.persistent,

@@ -98,7 +98,8 @@ pub fn protocol_mismatch(protocol: u32) -> Outcome {
 
 /// Every request but `Hello`, `Call` and `Invoke`, after the handshake;
 /// node-to-node ones only from the peer plane.
-pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Outcome {
+pub async fn control(node: &NodeState, session: &Session, request: Request<'_>) -> Outcome {
+    let plane = session.plane;
     if let (
         Plane::Client,
         Request::Adopt(_) | Request::HandoffDone { .. } | Request::Replicate(_) | Request::Txn(_),
@@ -170,7 +171,14 @@ pub async fn control(node: &NodeState, plane: Plane, request: Request<'_>) -> Ou
             encode(&created.is_some())
         }
         Request::Delete { object } => encode(&delete(node, object.type_name, object.key).await?),
-        Request::ListObjects => encode(&objects(node)),
+        Request::ListObjects => {
+            let mut objects = objects(node);
+            // An application lists its own objects only.
+            if let Some(own) = session.namespace() {
+                objects.retain(|object| object.application == own);
+            }
+            encode(&objects)
+        }
         Request::ListTypes => encode(
             &node
                 .registry
@@ -268,6 +276,7 @@ pub fn objects(node: &NodeState) -> Vec<ObjectInfo> {
     let lambda = node.lambdas.store.list().into_iter();
     let lambda = lambda.filter(|(id, _, _)| !crate::lambda_objects::is_record(id));
     objects.extend(lambda.map(|(id, _, bytes)| ObjectInfo {
+        application: id.application,
         type_name: id.type_name,
         key: id.key,
         poisoned: false,

@@ -33,7 +33,7 @@ pub use call::{Applied, Durable};
 use crate::shared_objects::{Delivery, ReplySink};
 use crate::state::NodeState;
 use crucial::RemoteError;
-use crucial_protocol::wire::Request;
+use crucial_protocol::wire::{ObjectRef, Request};
 use std::sync::Arc;
 
 /// Which listener a connection came through.
@@ -75,6 +75,25 @@ impl Session {
             _ => Ok(()),
         }
     }
+
+    /// The application whose namespace this connection's shared objects
+    /// are in: its credential's, on a node that authenticates (an admin's
+    /// and a node's connections name objects by their full keys).
+    pub fn namespace(&self) -> Option<&str> {
+        match &self.identity {
+            Some(crate::auth::Identity::Application(own)) => Some(own),
+            _ => None,
+        }
+    }
+}
+
+/// The shared object a request names, if it names one.
+fn named_object<'r, 'a>(request: &'r mut Request<'a>) -> Option<&'r mut ObjectRef<'a>> {
+    match request {
+        Request::Call(call) => Some(&mut call.object),
+        Request::Create { object, .. } | Request::Delete { object } => Some(object),
+        _ => None,
+    }
 }
 
 /// Applies one request frame from `sink`'s client. Never panics on bad input:
@@ -93,7 +112,9 @@ pub async fn apply(
     payload: &[u8],
     released: &mut Vec<Delivery>,
 ) -> Applied {
-    let request = match Request::decode(payload) {
+    // Declared before the request, which may borrow it.
+    let scoped_key: String;
+    let mut request = match Request::decode(payload) {
         Ok(request) => request,
         Err(e) => {
             // A `Hello` of another version may not decode as this one's:
@@ -111,6 +132,12 @@ pub async fn apply(
             })));
         }
     };
+    // An application's client names its shared objects within its own
+    // namespace: it cannot name another's, whatever key it sends.
+    if let (Some(application), Some(object)) = (session.namespace(), named_object(&mut request)) {
+        scoped_key = crucial_protocol::placement::namespaced(application, object.key);
+        object.key = &scoped_key;
+    }
     match (request, session.client_id) {
         (Request::Call(request), Some(client)) => {
             call::call(node, client, sink, id, request, released).await
@@ -143,8 +170,6 @@ pub async fn apply(
         (_, None) => Applied::Now(Some(Err(RemoteError::Protocol {
             reason: "the first request on a connection must be Hello".into(),
         }))),
-        (request, Some(_)) => {
-            Applied::Now(Some(control::control(node, session.plane, request).await))
-        }
+        (request, Some(_)) => Applied::Now(Some(control::control(node, session, request).await)),
     }
 }

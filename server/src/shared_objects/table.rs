@@ -290,9 +290,11 @@ impl ObjectTable {
             .iter()
             .map(|cell| {
                 let state = cell.lock();
+                let (application, key) = crucial_protocol::placement::without_namespace(&cell.key);
                 ObjectInfo {
+                    application: application.to_string(),
                     type_name: cell.entry.name.to_string(),
-                    key: cell.key.to_string(),
+                    key: key.to_string(),
                     poisoned: state.poison.is_some(),
                     parked: state.parked.len() as u32,
                     persistent: kept && cell.entry.persistent,
