@@ -181,6 +181,16 @@ pub struct Args {
     /// within a second of a change. With it, every port asks for a token.
     #[arg(long, env = "CRUCIAL_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<std::path::PathBuf>,
+    /// Shared objects one application may hold on this node (with
+    /// --credentials; objects arriving from other nodes are never refused).
+    #[arg(long, value_name = "N")]
+    pub app_max_objects: Option<u64>,
+    /// Connections one application may have open to this node at once.
+    #[arg(long, value_name = "N")]
+    pub app_max_connections: Option<u64>,
+    /// Blocking calls of one application that may wait on this node at once.
+    #[arg(long, value_name = "N")]
+    pub app_max_parked: Option<u64>,
     /// Serve addresses other than loopback without credentials: anyone who
     /// reaches the node can then call, read and delete every object.
     #[arg(long)]
@@ -270,6 +280,11 @@ impl Args {
             }),
             admin: self.admin.clone(),
             credentials: self.credentials.clone(),
+            quotas: crate::quota::QuotaLimits {
+                objects: self.app_max_objects,
+                connections: self.app_max_connections,
+                parked: self.app_max_parked,
+            },
             insecure: self.insecure,
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             tls_ca: self.tls_ca.clone(),

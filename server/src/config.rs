@@ -161,6 +161,10 @@ pub struct NodeConfig {
     /// for a token; without it, the node serves loopback addresses only,
     /// unless `insecure`.
     pub credentials: Option<PathBuf>,
+    /// What one application may hold of the node (`--app-max-objects`,
+    /// `--app-max-connections`, `--app-max-parked`), on a node with
+    /// credentials.
+    pub quotas: crate::quota::QuotaLimits,
     /// Serve addresses other than loopback without credentials (`--insecure`).
     pub insecure: bool,
     /// TLS on the client and peer ports: the certificate chain and key
@@ -225,6 +229,7 @@ impl Default for NodeConfig {
             cluster: None,
             admin: None,
             credentials: None,
+            quotas: crate::quota::QuotaLimits::default(),
             insecure: false,
             tls: None,
             tls_ca: None,

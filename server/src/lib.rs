@@ -35,6 +35,7 @@ mod lambda_objects;
 mod metrics;
 mod net;
 mod node;
+mod quota;
 mod recovery;
 mod request;
 mod shared_objects;

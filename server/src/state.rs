@@ -121,6 +121,8 @@ pub struct NodeState {
     pub cluster: std::sync::OnceLock<Arc<Cluster>>,
     /// The credentials it checks (`None`: it takes every connection).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// What each application holds of the node, against its quotas.
+    pub quotas: crate::quota::Quotas,
     /// TLS on the client and peer ports (`None`: plain TCP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS to the other members' peer ports (`--tls-ca`).
@@ -149,6 +151,13 @@ impl NodeState {
                 io::ErrorKind::InvalidInput,
                 "a memory limit needs a data directory (--data-dir): only persistent objects \
                  kept on disk can leave memory",
+            ));
+        }
+        if config.quotas != crate::quota::QuotaLimits::default() && config.credentials.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "per-application quotas (--app-max-objects, --app-max-connections, \
+                 --app-max-parked) need --credentials: an application is what a token proves",
             ));
         }
         let auth = match &config.credentials {
@@ -237,6 +246,7 @@ impl NodeState {
             recovered,
             cluster: std::sync::OnceLock::new(),
             auth,
+            quotas: crate::quota::Quotas::new(config.quotas),
             tls,
             peer_tls,
             peer_id: random_id(),
@@ -318,6 +328,9 @@ impl NodeState {
             recovery_ms: self.recovered.elapsed.as_millis() as u64,
         });
         self.render_limits(&mut page);
+        if self.auth.is_some() {
+            self.quotas.render(&mut page, &self.table.census());
+        }
         self.lambdas
             .metrics
             .render(&mut page, self.lambdas.pool.threads());

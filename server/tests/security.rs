@@ -7,9 +7,9 @@ mod common;
 
 use common::bank::Account;
 use common::cluster::{free_port, Etcd};
-use common::{http_get, wait_until, DataDir, RawConnection, ServerProcess};
+use common::{http_get, parked_on, sample, wait_until, DataDir, RawConnection, ServerProcess};
 use crucial::__private::registry::registry;
-use crucial::{AtomicI64, Client, Config, Error, RemoteError, Token};
+use crucial::{AtomicI64, Client, Config, Error, RemoteError, Semaphore, Token};
 use crucial_protocol::codec;
 use crucial_protocol::wire::{Call, ObjectRef, Request};
 use std::io::{Read, Write};
@@ -81,6 +81,12 @@ fn refused(result: crucial::Result<i64>) -> String {
 
 /// `GET /metrics` with an optional bearer token: the status line.
 fn scrape(url: &str, token: Option<&str>) -> String {
+    scrape_page(url, token).0
+}
+
+/// `GET /metrics` with an optional bearer token: the status line and the
+/// rest of the response.
+fn scrape_page(url: &str, token: Option<&str>) -> (String, String) {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').expect("a path");
     let mut stream = std::net::TcpStream::connect(host).expect("connect to metrics");
@@ -92,7 +98,8 @@ fn scrape(url: &str, token: Option<&str>) -> String {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response.lines().next().unwrap_or_default().to_string()
+    let (status, rest) = response.split_once("\r\n").unwrap_or((&response, ""));
+    (status.to_string(), rest.to_string())
 }
 
 #[test]
@@ -295,6 +302,14 @@ fn a_node_on_a_public_address_without_credentials_refuses_to_start() {
     .err()
     .expect("a world-readable credentials file: refused");
     assert!(refused.contains("chmod 600"), "{refused}");
+    // Quotas without credentials would limit nobody: refused, saying why.
+    let refused = ServerProcess::try_start(common::fixture_command(
+        "fixture-node",
+        &["--app-max-objects", "10"],
+    ))
+    .err()
+    .expect("quotas without credentials: refused");
+    assert!(refused.contains("need --credentials"), "{refused}");
 }
 
 /// Runs `crucial-admin --node ADMIN status --json` with `token` in its
@@ -445,6 +460,136 @@ fn nodes_present_the_cluster_token_and_the_admin_plane_takes_admins_only() {
     .expect("delete");
     assert!(deleted.contains(": deleted"), "{deleted}");
     assert_eq!(both.open::<AtomicI64>("k7").load().unwrap(), 0, "deleted");
+}
+
+/// The flag a `Limit` error names, and its detail.
+fn limit_of<T: std::fmt::Debug>(result: crucial::Result<T>) -> (String, String) {
+    match result {
+        Err(Error::Remote(RemoteError::Limit { limit, detail, .. })) => (limit, detail),
+        other => panic!("expected a Limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_application_at_its_quotas_is_refused_naming_them_and_another_is_not() {
+    let credentials = Credentials::new("auth-quotas", &all_roles());
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--app-max-objects",
+        "3",
+        "--app-max-connections",
+        "2",
+        "--app-max-parked",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let shop = client(&node.addr, Some(SHOP));
+    let other = client(&node.addr, Some(FIXTURE_APP));
+
+    // Objects: the fourth is refused, naming the quota and the application;
+    // the three work on; another application makes its own three.
+    for i in 0..3 {
+        shop.open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(1)
+            .unwrap();
+    }
+    let (limit, detail) = limit_of(shop.open::<AtomicI64>("k3").fetch_add(1));
+    assert_eq!(limit, "--app-max-objects");
+    assert!(
+        detail.contains("`shop`") && detail.contains("`k3`"),
+        "{detail}"
+    );
+    assert_eq!(shop.open::<AtomicI64>("k0").fetch_add(1).unwrap(), 1);
+    for i in 0..3 {
+        other
+            .open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(1)
+            .unwrap();
+    }
+    // Deleting frees room.
+    assert!(shop.delete("crucial::AtomicI64", "k0").unwrap());
+    assert!(shop.delete("crucial::AtomicI64", "k1").unwrap());
+    shop.open::<AtomicI64>("k3")
+        .fetch_add(1)
+        .expect("room again");
+
+    // Parked calls: two of shop's wait, the third is refused; another
+    // application's two wait all the same.
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let shop = shop.clone();
+            std::thread::spawn(move || shop.open::<Semaphore>("gate").acquire(1))
+        })
+        .collect();
+    wait_until("two of shop's calls park", || parked_on(&shop, "gate") == 2);
+    let (limit, detail) = limit_of(shop.open::<Semaphore>("gate").acquire(1));
+    assert_eq!(limit, "--app-max-parked");
+    assert!(detail.contains("`shop`"), "{detail}");
+    // (It has three objects: one goes, for its gate.)
+    assert!(other.delete("crucial::AtomicI64", "k0").unwrap());
+    let theirs: Vec<_> = (0..2)
+        .map(|_| {
+            let other = other.clone();
+            std::thread::spawn(move || other.open::<Semaphore>("gate").acquire(1))
+        })
+        .collect();
+    wait_until("two of theirs park", || parked_on(&other, "gate") == 2);
+    shop.open::<Semaphore>("gate").release(2).unwrap();
+    other.open::<Semaphore>("gate").release(2).unwrap();
+    for waiter in waiters.into_iter().chain(theirs) {
+        waiter.join().expect("waiter").expect("released");
+    }
+
+    // Connections: shop has one; a second is taken, a third refused.
+    let second = client(&node.addr, Some(SHOP));
+    second
+        .open::<AtomicI64>("k2")
+        .load()
+        .expect("a second connection");
+    let reason = refused(
+        client(&node.addr, Some(SHOP))
+            .open::<AtomicI64>("k2")
+            .load(),
+    );
+    assert!(reason.contains("--app-max-connections"), "{reason}");
+    assert!(reason.contains("`shop`"), "{reason}");
+    client(&node.addr, Some(FIXTURE_APP))
+        .open::<AtomicI64>("k1")
+        .load()
+        .expect("another application connects");
+    drop(second);
+    wait_until("the second connection's place is free", || {
+        client(&node.addr, Some(SHOP))
+            .open::<AtomicI64>("k2")
+            .load()
+            .is_ok()
+    });
+
+    // Each quota has its gauge and its refusals on the metrics page.
+    let url = node.metrics.clone().expect("metrics");
+    let (status, page) = scrape_page(&url, Some(ADMIN));
+    assert!(status.contains("200"), "{status}");
+    // k2, k3 and gate.
+    assert_eq!(
+        sample(&page, "crucial_app_objects{application=\"shop\"}"),
+        3.0
+    );
+    assert_eq!(
+        sample(&page, "crucial_app_parked{application=\"shop\"}"),
+        0.0
+    );
+    assert_eq!(sample(&page, "crucial_app_objects_limit"), 3.0);
+    for quota in [
+        "--app-max-objects",
+        "--app-max-parked",
+        "--app-max-connections",
+    ] {
+        let series =
+            format!("crucial_app_quota_refusals_total{{application=\"shop\",quota=\"{quota}\"}}");
+        assert!(sample(&page, &series) >= 1.0, "{series}");
+    }
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub use membership::start;
 #[cfg(feature = "cluster")]
 pub use reach::ask_outcome;
 
+use crate::quota::Quota;
 use crate::shared_objects::ObjectCell;
 use crate::state::NodeState;
 use crucial::__private::registry::SharedTypeEntry;
@@ -63,6 +64,33 @@ pub fn check(node: &NodeState, type_name: &str, key: &str) -> Result<(), RemoteE
     }
 }
 
+/// Refuses a request that would make one more shared object of an
+/// application at its `--app-max-objects` (`what` it is, for the message).
+/// Objects that arrive from other nodes are never refused.
+pub fn within_quota(
+    node: &NodeState,
+    type_name: &str,
+    key: &str,
+    what: &str,
+) -> Result<(), RemoteError> {
+    let Some(limit) = node.quotas.limit(Quota::Objects) else {
+        return Ok(());
+    };
+    let (application, named) = crucial_protocol::placement::without_namespace(key);
+    if application.is_empty()
+        || node.table.count_of(application) < limit
+        || node.table.get(type_name, key).is_some()
+    {
+        return Ok(());
+    }
+    node.quotas.refused(application, Quota::Objects);
+    Err(node.quotas.refusal(
+        application,
+        Quota::Objects,
+        format!("{what} would make a new object `{named}` of `{type_name}`"),
+    ))
+}
+
 /// A call's object on this node: created from `Default` if absent (and, in a
 /// cluster, if no other node can hold it: else the call waits for it, is
 /// redirected, or learns it was lost with a crashed node). `true` with it:
@@ -73,6 +101,7 @@ pub async fn object(
     entry: &'static SharedTypeEntry,
     key: &str,
 ) -> Result<(Arc<ObjectCell>, bool), RemoteError> {
+    within_quota(node, entry.name, key, "this call")?;
     match node.cluster.get() {
         None => Ok((node.table.get_or_default(entry, key), false)),
         Some(cluster) => {

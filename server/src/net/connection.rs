@@ -160,9 +160,8 @@ impl<'a, T: Transport> Reader<'a, T> {
             member,
             sink: Arc::clone(outbox) as Arc<dyn ReplySink>,
             session: Session {
-                client_id: None,
                 plane,
-                identity: None,
+                ..Session::default()
             },
             // Until the handshake, only a Hello-sized frame is accepted, so a
             // stray protocol (an HTTP request, say) cannot make the node wait

@@ -250,6 +250,7 @@ pub async fn call(
         timeout: Duration::from_millis(call.timeout_ms),
         max_per_sink: node.config.max_parked_per_connection,
         max_total: node.config.max_parked,
+        quotas: &node.quotas,
     };
     // A persistent object's new state is queued for the disk under its lock,
     // with the reply when the call is deduplicated (one atomic write).

@@ -3,6 +3,7 @@
 use super::route;
 use super::{Plane, Session};
 use crate::cluster;
+use crate::quota::Quota;
 use crate::shared_objects::Persist;
 use crate::state::NodeState;
 use crucial::RemoteError;
@@ -63,6 +64,20 @@ pub fn hello(
         None => client_id,
         Some(auth) => match auth.admit(port, token) {
             Ok(identity) => {
+                if session.identity.as_ref() != Some(&identity) {
+                    session.connection_quota = None;
+                }
+                if let crate::auth::Identity::Application(application) = &identity {
+                    if session.connection_quota.is_none() {
+                        let held = node
+                            .quotas
+                            .take(application, Quota::Connections, || {
+                                "a new connection was refused".into()
+                            })
+                            .inspect_err(|error| node.metrics.error(error))?;
+                        session.connection_quota = Some(std::sync::Arc::new(held));
+                    }
+                }
                 let scoped = crate::auth::client_id_of(&identity, client_id);
                 session.identity = Some(identity);
                 scoped
@@ -115,6 +130,7 @@ pub async fn control(node: &NodeState, session: &Session, request: Request<'_>) 
     match request {
         Request::Create { object, state } => {
             route::owned(node, object.type_name, object.key)?;
+            cluster::within_quota(node, object.type_name, object.key, "this create")?;
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
                     type_name: object.type_name.to_string(),

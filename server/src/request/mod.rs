@@ -59,6 +59,9 @@ pub struct Session {
     /// Who the `Hello`'s token proved the client is (`None`: the node does
     /// not authenticate).
     pub identity: Option<crate::auth::Identity>,
+    /// Its unit of its application's `--app-max-connections`, given back
+    /// when the connection ends.
+    pub connection_quota: Option<Arc<crate::quota::Held>>,
 }
 
 impl Session {

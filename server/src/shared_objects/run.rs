@@ -7,6 +7,7 @@ use super::parking;
 use super::persist::Persist;
 use super::sink::{Delivery, ParkedCall, ParkingSpot, ReplySink};
 use crate::metrics::Metrics;
+use crate::quota::{Held, Quota, Quotas};
 use crate::storage::Ticket;
 use bytes::Bytes;
 use crucial::__private::panic_message;
@@ -29,12 +30,40 @@ pub struct Park<'a> {
     pub max_per_sink: usize,
     /// Calls that may be parked on the node (`--max-parked`).
     pub max_total: usize,
+    /// The per-application quotas (`--app-max-parked`), for an object in
+    /// an application's namespace.
+    pub quotas: &'a Quotas,
 }
 
 impl Park<'_> {
     /// Why this call may not park, if it may not: one of the limits is full.
     /// The call ran (what it did to the object stays, as when a parked call's
-    /// client goes away) but does not wait.
+    /// client goes away) but does not wait. If it may, its unit of its
+    /// application's quota.
+    fn admit(
+        &self,
+        cell: &ObjectCell,
+        method: &MethodEntry,
+        metrics: &Metrics,
+    ) -> Result<Option<Held>, RemoteError> {
+        if let Some(error) = self.refused(cell, method, metrics) {
+            return Err(error);
+        }
+        let (type_name, key) = cell.name();
+        match crucial_protocol::placement::without_namespace(key) {
+            ("", _) => Ok(None),
+            (application, named) => self
+                .quotas
+                .take(application, Quota::Parked, || {
+                    format!(
+                        "the blocking call `{type_name}::{}` on `{named}` must wait, but did                          not park (blocking methods are idempotent: retry it later)",
+                        method.id.name
+                    )
+                })
+                .map(Some),
+        }
+    }
+
     fn refused(
         &self,
         cell: &ObjectCell,
@@ -107,9 +136,9 @@ pub fn run_call(
     let result = invoke(&mut state, method, args);
     let ran = match settle(&mut state, cell, method, result) {
         Some(outcome) => Ran::Done(outcome),
-        None => match park.refused(cell, method, metrics) {
-            Some(error) => Ran::Done(Err(error)),
-            None => {
+        None => match park.admit(cell, method, metrics) {
+            Err(error) => Ran::Done(Err(error)),
+            Ok(quota) => {
                 let counted = metrics.parked();
                 let call = ParkedCall::new(
                     method,
@@ -117,6 +146,7 @@ pub fn run_call(
                     park.id,
                     park.sink,
                     counted,
+                    quota,
                 );
                 let spot: Arc<dyn ParkingSpot> = Arc::clone(cell) as Arc<dyn ParkingSpot>;
                 park.sink.parked().track(call.token, Arc::downgrade(&spot));

@@ -81,6 +81,8 @@ pub struct ParkedCall {
     pub sink: Arc<dyn ReplySink>,
     /// Keeps the call in the node's parked-calls gauge until it leaves.
     _counted: ParkedGuard,
+    /// And in its application's parked calls (`--app-max-parked`).
+    _quota: Option<crate::quota::Held>,
 }
 
 impl ParkedCall {
@@ -91,6 +93,7 @@ impl ParkedCall {
         id: u64,
         sink: &Arc<dyn ReplySink>,
         counted: ParkedGuard,
+        quota: Option<crate::quota::Held>,
     ) -> Self {
         ParkedCall {
             token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
@@ -99,6 +102,7 @@ impl ParkedCall {
             id,
             sink: Arc::clone(sink),
             _counted: counted,
+            _quota: quota,
         }
     }
 

@@ -12,7 +12,7 @@ use crucial::ObjectInfo;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 const SHARDS: usize = 64;
 
@@ -34,6 +34,17 @@ pub struct ObjectTable {
     shards: Vec<Shard>,
     /// Bytes of persistent objects in memory, and their passivation.
     pub residency: Arc<Residency>,
+    /// Objects held per application namespace (keys made by
+    /// `placement::namespaced`), for the per-application quotas.
+    census: Mutex<HashMap<Box<str>, u64>>,
+}
+
+/// The application namespace of a key, if it is in one.
+fn namespace_of(key: &str) -> Option<&str> {
+    match crucial_protocol::placement::without_namespace(key) {
+        ("", _) => None,
+        (application, _) => Some(application),
+    }
 }
 
 impl Default for ObjectTable {
@@ -48,7 +59,35 @@ impl ObjectTable {
         ObjectTable {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             residency: Arc::new(Residency::new(memory_limit)),
+            census: Mutex::default(),
         }
+    }
+
+    /// Counts an object that came into the table (`+1`) or left it (`-1`).
+    fn counted(&self, key: &str, delta: i64) {
+        let Some(application) = namespace_of(key) else {
+            return;
+        };
+        let mut census = self.census.lock().unwrap_or_else(|e| e.into_inner());
+        match census.get_mut(application) {
+            Some(n) => *n = n.saturating_add_signed(delta),
+            None if delta > 0 => {
+                census.insert(application.into(), delta as u64);
+            }
+            None => {}
+        }
+    }
+
+    /// The shared objects of `application` held here.
+    pub fn count_of(&self, application: &str) -> u64 {
+        let census = self.census.lock().unwrap_or_else(|e| e.into_inner());
+        census.get(application).copied().unwrap_or(0)
+    }
+
+    /// The shared objects held here per application (namespaced keys only).
+    pub fn census(&self) -> HashMap<String, u64> {
+        let census = self.census.lock().unwrap_or_else(|e| e.into_inner());
+        census.iter().map(|(a, n)| (a.to_string(), *n)).collect()
     }
 
     fn shard(&self, type_name: &str, key: &str) -> &Shard {
@@ -70,12 +109,20 @@ impl ObjectTable {
             return Arc::clone(cell);
         }
         let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+        let mut made = false;
         let cell = shard
             .entry(entry.name)
             .or_default()
             .entry(key.into())
-            .or_insert_with(|| Arc::new(ObjectCell::new(entry, key, (entry.create_default)())));
-        Arc::clone(cell)
+            .or_insert_with(|| {
+                made = true;
+                Arc::new(ObjectCell::new(entry, key, (entry.create_default)()))
+            });
+        let cell = Arc::clone(cell);
+        if made {
+            self.counted(key, 1);
+        }
+        cell
     }
 
     /// The object if the table holds it.
@@ -111,6 +158,7 @@ impl ObjectTable {
         }
         let cell = Arc::new(ObjectCell::new(entry, key, create()?));
         objects.insert(key.into(), Arc::clone(&cell));
+        self.counted(key, 1);
         Some((cell, true))
     }
 
@@ -131,6 +179,7 @@ impl ObjectTable {
                     .collect();
                 for key in keys {
                     if let Some(cell) = objects.remove(&key) {
+                        self.counted(&key, -1);
                         cell.lock().moved = true;
                         taken.push(cell);
                     }
@@ -149,10 +198,11 @@ impl ObjectTable {
                 .shard(cell.entry.name, &cell.key)
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            shard
-                .entry(cell.entry.name)
-                .or_default()
-                .insert(cell.key.clone(), cell);
+            let key = cell.key.clone();
+            let objects = shard.entry(cell.entry.name).or_default();
+            if objects.insert(key.clone(), cell).is_none() {
+                self.counted(&key, 1);
+            }
         }
     }
 
@@ -173,6 +223,7 @@ impl ObjectTable {
         }
         let cell = Arc::new(ObjectCell::new(entry, key, value));
         objects.insert(key.into(), Arc::clone(&cell));
+        self.counted(key, 1);
         Some(cell)
     }
 
@@ -210,6 +261,9 @@ impl ObjectTable {
         };
         let cell = Arc::new(ObjectCell::new(entry, key, value));
         objects.insert(key.into(), Arc::clone(&cell));
+        if !replaced {
+            self.counted(key, 1);
+        }
         if replaced {
             Adopted::Replaced(cell)
         } else {
@@ -235,10 +289,13 @@ impl ObjectTable {
             .shard(entry.name, key)
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        shard
+        let replaced = shard
             .entry(entry.name)
             .or_default()
             .insert(key.into(), cell);
+        if replaced.is_none() {
+            self.counted(key, 1);
+        }
     }
 
     /// Puts in a stand-in for a stored object this build cannot read.
@@ -247,10 +304,13 @@ impl ObjectTable {
             .shard(entry.name, key)
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        shard.entry(entry.name).or_default().insert(
+        let replaced = shard.entry(entry.name).or_default().insert(
             key.into(),
             Arc::new(ObjectCell::unreadable(entry, key, reason)),
         );
+        if replaced.is_none() {
+            self.counted(key, 1);
+        }
     }
 
     /// Removes an object; returns whether it existed. Calls already holding the
@@ -267,6 +327,7 @@ impl ObjectTable {
         };
         match removed {
             Some(cell) => {
+                self.counted(key, -1);
                 {
                     let state = cell.lock();
                     match state.value {
