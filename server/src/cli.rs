@@ -185,6 +185,11 @@ pub struct Args {
     /// --credentials; objects arriving from other nodes are never refused).
     #[arg(long, value_name = "N")]
     pub app_max_objects: Option<u64>,
+    /// Bytes of shared-object state one application may hold on this node
+    /// (suffixes k, M, G: `64M`); past it its writes and creates are
+    /// refused, its reads and deletes served.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub app_max_bytes: Option<usize>,
     /// Connections one application may have open to this node at once.
     #[arg(long, value_name = "N")]
     pub app_max_connections: Option<u64>,
@@ -282,6 +287,7 @@ impl Args {
             credentials: self.credentials.clone(),
             quotas: crate::quota::QuotaLimits {
                 objects: self.app_max_objects,
+                bytes: self.app_max_bytes.map(|b| b as u64),
                 connections: self.app_max_connections,
                 parked: self.app_max_parked,
             },

@@ -162,7 +162,8 @@ pub struct NodeConfig {
     /// unless `insecure`.
     pub credentials: Option<PathBuf>,
     /// What one application may hold of the node (`--app-max-objects`,
-    /// `--app-max-connections`, `--app-max-parked`), on a node with
+    /// `--app-max-bytes`, `--app-max-connections`, `--app-max-parked`), on a
+    /// node with
     /// credentials.
     pub quotas: crate::quota::QuotaLimits,
     /// Serve addresses other than loopback without credentials (`--insecure`).

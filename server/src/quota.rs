@@ -13,6 +13,12 @@
 //!   arrive from other nodes (handoffs, failover) are counted, never
 //!   refused, so a join or a crash loses nothing. Creations that race may
 //!   pass the quota by the number of them at that moment.
+//! * `--app-max-bytes`: the size of its shared objects' states on this node
+//!   (measured as `shared_objects::census` says). Past it, the application's
+//!   writes and creates are refused; its reads and deletes are served, so it
+//!   can make room (as etcd does past its `--quota-backend-bytes`). The write
+//!   that crosses the quota is let through: a write's growth is known only
+//!   once it ran.
 //! * `--app-max-connections`: its open connections to the client port; the
 //!   `Hello` of one more is refused.
 //! * `--app-max-parked`: its blocking calls waiting at once; one more runs
@@ -29,6 +35,8 @@ use std::sync::{Arc, Mutex};
 pub enum Quota {
     /// Shared objects held on the node.
     Objects,
+    /// The size of the states of its shared objects on the node.
+    Bytes,
     /// Open connections to the client port.
     Connections,
     /// Blocking calls parked at once.
@@ -36,12 +44,18 @@ pub enum Quota {
 }
 
 impl Quota {
-    const ALL: [Quota; 3] = [Quota::Objects, Quota::Connections, Quota::Parked];
+    const ALL: [Quota; 4] = [
+        Quota::Objects,
+        Quota::Bytes,
+        Quota::Connections,
+        Quota::Parked,
+    ];
 
     /// The flag that sets it.
     pub fn flag(self) -> &'static str {
         match self {
             Quota::Objects => "--app-max-objects",
+            Quota::Bytes => "--app-max-bytes",
             Quota::Connections => "--app-max-connections",
             Quota::Parked => "--app-max-parked",
         }
@@ -55,6 +69,10 @@ impl Quota {
     fn counts(self) -> &'static str {
         match self {
             Quota::Objects => "shared objects on this node",
+            Quota::Bytes => {
+                "bytes of shared objects' state on this node (reads and deletes \
+                             are still served)"
+            }
             Quota::Connections => "open connections to this node",
             Quota::Parked => "blocking calls parked on this node",
         }
@@ -65,6 +83,11 @@ impl Quota {
             Quota::Objects => (
                 "crucial_app_objects",
                 "Shared objects each application holds on the node (--app-max-objects).",
+            ),
+            Quota::Bytes => (
+                "crucial_app_bytes",
+                "Bytes of state of each application's shared objects on the node \
+                 (--app-max-bytes; measured only with it).",
             ),
             Quota::Connections => (
                 "crucial_app_connections",
@@ -83,6 +106,8 @@ impl Quota {
 pub struct QuotaLimits {
     /// `--app-max-objects`.
     pub objects: Option<u64>,
+    /// `--app-max-bytes`.
+    pub bytes: Option<u64>,
     /// `--app-max-connections`.
     pub connections: Option<u64>,
     /// `--app-max-parked`.
@@ -93,6 +118,7 @@ impl QuotaLimits {
     fn of(&self, quota: Quota) -> Option<u64> {
         match quota {
             Quota::Objects => self.objects,
+            Quota::Bytes => self.bytes,
             Quota::Connections => self.connections,
             Quota::Parked => self.parked,
         }
@@ -102,8 +128,8 @@ impl QuotaLimits {
 /// What one application uses now.
 #[derive(Debug, Default)]
 struct Usage {
-    used: [AtomicU64; 3],
-    refused: [AtomicU64; 3],
+    used: [AtomicU64; 4],
+    refused: [AtomicU64; 4],
 }
 
 /// Every application's use of the node, against the limits.
@@ -195,9 +221,9 @@ impl Quotas {
     }
 
     /// The quotas' families on the metrics page: each application's use
-    /// (objects as `objects` counts them, by application), the limits, and
-    /// the refusals.
-    pub fn render(&self, out: &mut String, objects: &HashMap<String, u64>) {
+    /// (objects and bytes as `census` counts them, by application), the
+    /// limits, and the refusals.
+    pub fn render(&self, out: &mut String, census: &HashMap<String, (u64, u64)>) {
         use std::fmt::Write;
         let apps: Vec<(Box<str>, Arc<Usage>)> = {
             let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,13 +235,22 @@ impl Quotas {
             all
         };
         for quota in Quota::ALL {
+            if quota == Quota::Bytes && self.limits.bytes.is_none() {
+                // Sizes are measured only under a byte quota.
+                continue;
+            }
             let (name, help) = quota.metric();
             family(out, name, "gauge", help);
             match quota {
-                Quota::Objects => {
-                    let mut counted: Vec<_> = objects.iter().collect();
+                Quota::Objects | Quota::Bytes => {
+                    let mut counted: Vec<_> = census.iter().collect();
                     counted.sort();
-                    for (app, n) in counted {
+                    for (app, (objects, bytes)) in counted {
+                        let n = if quota == Quota::Objects {
+                            objects
+                        } else {
+                            bytes
+                        };
                         let _ = writeln!(out, "{name}{{application=\"{}\"}} {n}", escape(app));
                     }
                 }
@@ -274,6 +309,7 @@ mod tests {
     fn a_quota_refuses_past_its_limit_names_its_flag_and_frees_on_drop() {
         let quotas = Quotas::new(QuotaLimits {
             connections: Some(2),
+            bytes: Some(1000),
             ..QuotaLimits::default()
         });
         let what = || "a connection".to_string();
@@ -299,13 +335,17 @@ mod tests {
             .map(|_| quotas.take("shop", Quota::Parked, what).unwrap())
             .collect();
         let mut page = String::new();
-        quotas.render(&mut page, &HashMap::from([("shop".to_string(), 3)]));
+        quotas.render(&mut page, &HashMap::from([("shop".to_string(), (3, 40))]));
         assert!(
             page.contains("crucial_app_parked{application=\"shop\"} 100"),
             "{page}"
         );
         assert!(
             page.contains("crucial_app_objects{application=\"shop\"} 3"),
+            "{page}"
+        );
+        assert!(
+            page.contains("crucial_app_bytes{application=\"shop\"} 40"),
             "{page}"
         );
         assert!(page.contains("crucial_app_connections_limit 2"), "{page}");

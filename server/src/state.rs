@@ -156,8 +156,8 @@ impl NodeState {
         if config.quotas != crate::quota::QuotaLimits::default() && config.credentials.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "per-application quotas (--app-max-objects, --app-max-connections, \
-                 --app-max-parked) need --credentials: an application is what a token proves",
+                "per-application quotas (--app-max-objects, --app-max-bytes, \
+                 --app-max-connections, --app-max-parked) need --credentials: an application is what a token proves",
             ));
         }
         let auth = match &config.credentials {

@@ -9,7 +9,9 @@ use common::bank::Account;
 use common::cluster::{free_port, Etcd};
 use common::{http_get, parked_on, sample, wait_until, DataDir, RawConnection, ServerProcess};
 use crucial::__private::registry::registry;
-use crucial::{AtomicI64, Client, Config, Error, RemoteError, Semaphore, Token};
+use crucial::{
+    AtomicBytes, AtomicI64, Bytes, Client, Config, Error, RemoteError, Semaphore, Token,
+};
 use crucial_protocol::codec;
 use crucial_protocol::wire::{Call, ObjectRef, Request};
 use std::io::{Read, Write};
@@ -590,6 +592,67 @@ fn an_application_at_its_quotas_is_refused_naming_them_and_another_is_not() {
             format!("crucial_app_quota_refusals_total{{application=\"shop\",quota=\"{quota}\"}}");
         assert!(sample(&page, &series) >= 1.0, "{series}");
     }
+}
+
+#[test]
+fn an_application_at_its_byte_quota_reads_and_deletes_but_does_not_write() {
+    let credentials = Credentials::new("auth-bytes", &all_roles());
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--app-max-bytes",
+        "10k",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let shop = client(&node.addr, Some(SHOP));
+    let other = client(&node.addr, Some(FIXTURE_APP));
+    let blob = |n: usize| Bytes::from(vec![7u8; n]);
+
+    // 6 000 bytes, then 6 000 more: the write that crosses 10 KiB is let
+    // through (its growth is known once it ran); the next is refused.
+    shop.open::<AtomicBytes>("a").set(blob(6000)).unwrap();
+    shop.open::<AtomicBytes>("b").set(blob(6000)).unwrap();
+    let (limit, detail) = limit_of(shop.open::<AtomicBytes>("c").set(blob(10)));
+    assert_eq!(limit, "--app-max-bytes");
+    assert!(
+        detail.contains("`shop`") && detail.contains("`c`"),
+        "{detail}"
+    );
+    // Any write: a counter too, and a create with an initial state.
+    let (limit, _) = limit_of(shop.open::<AtomicI64>("n").fetch_add(1));
+    assert_eq!(limit, "--app-max-bytes");
+    let (limit, detail) = limit_of(shop.create("c", &AtomicBytes::new(blob(10))));
+    assert_eq!(limit, "--app-max-bytes");
+    assert!(detail.contains("bytes of state"), "{detail}");
+    // Reads are served; another application writes as much as it likes.
+    assert_eq!(shop.open::<AtomicBytes>("a").len().unwrap(), 6000);
+    other.open::<AtomicBytes>("a").set(blob(9000)).unwrap();
+    assert!(other.create("b", &AtomicBytes::new(blob(500))).unwrap());
+
+    // Deleting makes room; so does a smaller value, measured after its
+    // write.
+    assert!(shop.delete("crucial::AtomicBytes", "b").unwrap());
+    shop.open::<AtomicBytes>("c")
+        .set(blob(10))
+        .expect("room again");
+    shop.open::<AtomicBytes>("a").set(blob(100)).unwrap();
+    assert!(shop.create("d", &AtomicBytes::new(blob(8000))).unwrap());
+
+    // The gauge counts each application's bytes, near the encoded sizes.
+    let url = node.metrics.clone().expect("metrics");
+    let (_, page) = scrape_page(&url, Some(ADMIN));
+    assert_eq!(sample(&page, "crucial_app_bytes_limit"), 10240.0);
+    let shop_bytes = sample(&page, "crucial_app_bytes{application=\"shop\"}");
+    assert!((8110.0..8200.0).contains(&shop_bytes), "{shop_bytes}");
+    let other_bytes = sample(&page, "crucial_app_bytes{application=\"crucial-server\"}");
+    assert!((9500.0..9600.0).contains(&other_bytes), "{other_bytes}");
+    assert!(
+        sample(
+            &page,
+            "crucial_app_quota_refusals_total{application=\"shop\",quota=\"--app-max-bytes\"}"
+        ) >= 3.0
+    );
 }
 
 #[test]

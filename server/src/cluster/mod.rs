@@ -81,7 +81,10 @@ pub fn within_quota(
     // answers it, not the census's one mutex.
     if application.is_empty()
         || node.table.get(type_name, key).is_some()
-        || node.table.count_of(application) < limit
+        || node
+            .table
+            .census_of(application)
+            .is_none_or(|census| census.objects() < limit)
     {
         return Ok(());
     }
@@ -90,6 +93,36 @@ pub fn within_quota(
         application,
         Quota::Objects,
         format!("{what} would make a new object `{named}` of `{type_name}`"),
+    ))
+}
+
+/// Refuses a create of an initial state of `bytes` for an application that
+/// it would take past its `--app-max-bytes`.
+pub fn within_byte_quota(
+    node: &NodeState,
+    type_name: &str,
+    key: &str,
+    bytes: usize,
+) -> Result<(), RemoteError> {
+    let Some(limit) = node.quotas.limit(Quota::Bytes) else {
+        return Ok(());
+    };
+    let (application, named) = crucial_protocol::placement::without_namespace(key);
+    let held = node
+        .table
+        .census_of(application)
+        .map_or(0, |census| census.bytes());
+    if application.is_empty() || held.saturating_add(bytes as u64) <= limit {
+        return Ok(());
+    }
+    node.quotas.refused(application, Quota::Bytes);
+    Err(node.quotas.refusal(
+        application,
+        Quota::Bytes,
+        format!(
+            "this create of `{named}` of `{type_name}` with {bytes} bytes of state, beside the \
+             {held} its objects hold,"
+        ),
     ))
 }
 

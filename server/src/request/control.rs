@@ -131,6 +131,7 @@ pub async fn control(node: &NodeState, session: &Session, request: Request<'_>) 
         Request::Create { object, state } => {
             route::owned(node, object.type_name, object.key)?;
             cluster::within_quota(node, object.type_name, object.key, "this create")?;
+            cluster::within_byte_quota(node, object.type_name, object.key, state.len())?;
             let entry = node.registry.shared_type(object.type_name).ok_or_else(|| {
                 RemoteError::UnknownType {
                     type_name: object.type_name.to_string(),
@@ -166,6 +167,9 @@ pub async fn control(node: &NodeState, session: &Session, request: Request<'_>) 
                     }
                 }
             };
+            if let Some(cell) = &created {
+                cell.lock().counted.sized(state.len());
+            }
             if let (Some(cell), Some(storage), true) = (&created, &node.storage, entry.persistent) {
                 let persist = Persist {
                     storage,

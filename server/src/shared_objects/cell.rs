@@ -1,5 +1,6 @@
 //! One object: its user value behind a lock, its poison mark, its parked calls.
 
+use super::census::Counted;
 use super::sink::{ParkedCall, ParkingSpot};
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
 use crucial::RemoteError;
@@ -47,6 +48,8 @@ pub struct ObjectState {
     /// The newest version every replica acknowledged: a read of a newer
     /// state waits for it, so no reply shows a write a failover could lose.
     pub acked: u64,
+    /// Its part in its application's census (objects in a namespace).
+    pub counted: Counted,
 }
 
 /// Where a persistent object's copy on disk stands: a snapshot, and the calls
@@ -128,6 +131,7 @@ impl ObjectCell {
                 restored: false,
                 version: 0,
                 acked: 0,
+                counted: Counted::default(),
             }),
         }
     }

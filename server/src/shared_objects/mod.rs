@@ -4,6 +4,7 @@
 //! replies ([`Delivery`]s) it released, which the caller delivers.
 
 mod cell;
+mod census;
 mod parking;
 mod persist;
 mod residency;

@@ -64,6 +64,43 @@ impl Park<'_> {
         }
     }
 
+    /// The refusal of a write to an object whose application is at its
+    /// `--app-max-bytes`, if it is.
+    fn over_bytes(
+        &self,
+        state: &mut ObjectState,
+        cell: &ObjectCell,
+        method: &MethodEntry,
+    ) -> Option<RemoteError> {
+        let limit = self.quotas.limit(Quota::Bytes)?;
+        let under = |state: &ObjectState| {
+            state
+                .counted
+                .census()
+                .is_none_or(|census| census.bytes() < limit)
+        };
+        if method.id.read_only || under(state) {
+            return None;
+        }
+        let ObjectState { value, counted, .. } = state;
+        counted.remeasure(|| encoded_len(value.as_deref(), cell));
+        if under(state) {
+            return None;
+        }
+        let (type_name, key) = cell.name();
+        let (application, named) = crucial_protocol::placement::without_namespace(key);
+        self.quotas.refused(application, Quota::Bytes);
+        Some(self.quotas.refusal(
+            application,
+            Quota::Bytes,
+            format!(
+                "the call `{type_name}::{}` on `{named}` may write, and was not run: delete \
+                 objects to make room",
+                method.id.name
+            ),
+        ))
+    }
+
     fn refused(
         &self,
         cell: &ObjectCell,
@@ -133,6 +170,9 @@ pub fn run_call(
     if let Some(poison) = &state.poison {
         return (Ran::Done(Err(cell.poisoned(poison))), None, 0);
     }
+    if let Some(refusal) = park.over_bytes(&mut state, cell, method) {
+        return (Ran::Done(Err(refusal)), None, 0);
+    }
     let result = invoke(&mut state, method, args);
     let ran = match settle(&mut state, cell, method, result) {
         Some(outcome) => Ran::Done(outcome),
@@ -183,8 +223,20 @@ pub fn run_call(
     };
     if !method.id.read_only && !matches!(ran, Ran::Done(Err(_))) {
         state.version += 1;
+        if let Some(limit) = park.quotas.limit(Quota::Bytes) {
+            let ObjectState { value, counted, .. } = &mut *state;
+            counted.written(args.len(), limit, || encoded_len(value.as_deref(), cell));
+        }
     }
     (ran, ticket, state.version)
+}
+
+/// The size of an object's encoded state (for its application's byte
+/// quota), if it is in memory and encodes.
+fn encoded_len(value: Option<&(dyn std::any::Any + Send)>, cell: &ObjectCell) -> Option<usize> {
+    (cell.entry.encode_state)(value?)
+        .ok()
+        .map(|state| state.len())
 }
 
 /// The redirect of a call that found its object handed off; the node puts its

@@ -5,6 +5,7 @@
 //! are held only to find or insert an object, never while a method runs.
 
 use super::cell::{CallLog, ObjectCell};
+use super::census::Census;
 use super::parking;
 use super::residency::Residency;
 use crucial::__private::registry::{ObjectBox, SharedTypeEntry};
@@ -34,9 +35,9 @@ pub struct ObjectTable {
     shards: Vec<Shard>,
     /// Bytes of persistent objects in memory, and their passivation.
     pub residency: Arc<Residency>,
-    /// Objects held per application namespace (keys made by
-    /// `placement::namespaced`), for the per-application quotas.
-    census: Mutex<HashMap<Box<str>, u64>>,
+    /// What each application namespace (keys made by
+    /// `placement::namespaced`) holds, for the per-application quotas.
+    census: Mutex<HashMap<Box<str>, Arc<Census>>>,
 }
 
 /// The application namespace of a key, if it is in one.
@@ -63,31 +64,33 @@ impl ObjectTable {
         }
     }
 
-    /// Counts an object that came into the table (`+1`) or left it (`-1`).
-    fn counted(&self, key: &str, delta: i64) {
-        let Some(application) = namespace_of(key) else {
+    /// Counts an object that came into the table in its application's
+    /// census (if its key is in a namespace).
+    fn enter(&self, cell: &ObjectCell) {
+        let Some(application) = namespace_of(&cell.key) else {
             return;
         };
-        let mut census = self.census.lock().unwrap_or_else(|e| e.into_inner());
-        match census.get_mut(application) {
-            Some(n) => *n = n.saturating_add_signed(delta),
-            None if delta > 0 => {
-                census.insert(application.into(), delta as u64);
-            }
-            None => {}
-        }
+        let census = {
+            let mut all = self.census.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(all.entry(application.into()).or_default())
+        };
+        cell.lock().counted.enter(census);
     }
 
-    /// The shared objects of `application` held here.
-    pub fn count_of(&self, application: &str) -> u64 {
+    /// `application`'s census: its objects held here and their bytes.
+    pub fn census_of(&self, application: &str) -> Option<Arc<Census>> {
         let census = self.census.lock().unwrap_or_else(|e| e.into_inner());
-        census.get(application).copied().unwrap_or(0)
+        census.get(application).cloned()
     }
 
-    /// The shared objects held here per application (namespaced keys only).
-    pub fn census(&self) -> HashMap<String, u64> {
+    /// The objects held here and their bytes, per application (namespaced
+    /// keys only).
+    pub fn census(&self) -> HashMap<String, (u64, u64)> {
         let census = self.census.lock().unwrap_or_else(|e| e.into_inner());
-        census.iter().map(|(a, n)| (a.to_string(), *n)).collect()
+        census
+            .iter()
+            .map(|(a, c)| (a.to_string(), (c.objects(), c.bytes())))
+            .collect()
     }
 
     fn shard(&self, type_name: &str, key: &str) -> &Shard {
@@ -120,7 +123,7 @@ impl ObjectTable {
             });
         let cell = Arc::clone(cell);
         if made {
-            self.counted(key, 1);
+            self.enter(&cell);
         }
         cell
     }
@@ -158,7 +161,7 @@ impl ObjectTable {
         }
         let cell = Arc::new(ObjectCell::new(entry, key, create()?));
         objects.insert(key.into(), Arc::clone(&cell));
-        self.counted(key, 1);
+        self.enter(&cell);
         Some((cell, true))
     }
 
@@ -179,8 +182,10 @@ impl ObjectTable {
                     .collect();
                 for key in keys {
                     if let Some(cell) = objects.remove(&key) {
-                        self.counted(&key, -1);
-                        cell.lock().moved = true;
+                        let mut state = cell.lock();
+                        state.moved = true;
+                        state.counted.leave();
+                        drop(state);
                         taken.push(cell);
                     }
                 }
@@ -198,10 +203,12 @@ impl ObjectTable {
                 .shard(cell.entry.name, &cell.key)
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            let key = cell.key.clone();
             let objects = shard.entry(cell.entry.name).or_default();
-            if objects.insert(key.clone(), cell).is_none() {
-                self.counted(&key, 1);
+            if objects
+                .insert(cell.key.clone(), Arc::clone(&cell))
+                .is_none()
+            {
+                self.enter(&cell);
             }
         }
     }
@@ -223,7 +230,7 @@ impl ObjectTable {
         }
         let cell = Arc::new(ObjectCell::new(entry, key, value));
         objects.insert(key.into(), Arc::clone(&cell));
-        self.counted(key, 1);
+        self.enter(&cell);
         Some(cell)
     }
 
@@ -252,6 +259,7 @@ impl ObjectTable {
                     return Adopted::Kept;
                 }
                 state.moved = true;
+                state.counted.leave();
                 match state.value {
                     Some(_) => self.residency.resized(state.log.bytes(), 0),
                     None => self.residency.forgot_passivated(),
@@ -261,9 +269,7 @@ impl ObjectTable {
         };
         let cell = Arc::new(ObjectCell::new(entry, key, value));
         objects.insert(key.into(), Arc::clone(&cell));
-        if !replaced {
-            self.counted(key, 1);
-        }
+        self.enter(&cell);
         if replaced {
             Adopted::Replaced(cell)
         } else {
@@ -285,32 +291,29 @@ impl ObjectTable {
             None => self.residency.left_memory(0),
         }
         let cell = Arc::new(ObjectCell::stored(entry, key, value, log));
-        let mut shard = self
-            .shard(entry.name, key)
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let replaced = shard
-            .entry(entry.name)
-            .or_default()
-            .insert(key.into(), cell);
-        if replaced.is_none() {
-            self.counted(key, 1);
-        }
+        cell.lock().counted.sized(log.bytes());
+        self.insert(cell);
     }
 
     /// Puts in a stand-in for a stored object this build cannot read.
     pub fn insert_unreadable(&self, entry: &'static SharedTypeEntry, key: &str, reason: String) {
+        self.insert(Arc::new(ObjectCell::unreadable(entry, key, reason)));
+    }
+
+    /// Puts in `cell`, replacing any object of its name (at recovery).
+    fn insert(&self, cell: Arc<ObjectCell>) {
         let mut shard = self
-            .shard(entry.name, key)
+            .shard(cell.entry.name, &cell.key)
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let replaced = shard.entry(entry.name).or_default().insert(
-            key.into(),
-            Arc::new(ObjectCell::unreadable(entry, key, reason)),
-        );
-        if replaced.is_none() {
-            self.counted(key, 1);
+        let replaced = shard
+            .entry(cell.entry.name)
+            .or_default()
+            .insert(cell.key.clone(), Arc::clone(&cell));
+        if let Some(replaced) = replaced {
+            replaced.lock().counted.leave();
         }
+        self.enter(&cell);
     }
 
     /// Removes an object; returns whether it existed. Calls already holding the
@@ -327,9 +330,9 @@ impl ObjectTable {
         };
         match removed {
             Some(cell) => {
-                self.counted(key, -1);
                 {
-                    let state = cell.lock();
+                    let mut state = cell.lock();
+                    state.counted.leave();
                     match state.value {
                         Some(_) => self.residency.resized(state.log.bytes(), 0),
                         None => self.residency.forgot_passivated(),

@@ -68,6 +68,7 @@ pub async fn adopt(node: &NodeState, adopt: Adopt<'_>) -> Outcome {
                 state.poison = Some(Poison { method, message });
             }
             state.version = state.version.max(object.version);
+            state.counted.sized(object.state.len());
         }
         if let Some(cluster) = node.cluster.get() {
             // This node heads it now: a backup of it here is older.
