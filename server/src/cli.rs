@@ -113,6 +113,35 @@ pub struct Args {
     /// comma-separated for several endpoints). Without it the node is on its own.
     #[arg(long, env = "CRUCIAL_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
+    /// The CA (PEM) of etcd's certificate: etcd is reached over TLS.
+    #[arg(long, env = "CRUCIAL_ETCD_CA", value_name = "FILE")]
+    pub etcd_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for an etcd with --client-cert-auth.
+    /// Needs --etcd-key and --etcd-ca.
+    #[arg(
+        long,
+        env = "CRUCIAL_ETCD_CERT",
+        value_name = "FILE",
+        requires_all = ["etcd_key", "etcd_ca"]
+    )]
+    pub etcd_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(
+        long,
+        env = "CRUCIAL_ETCD_KEY",
+        value_name = "FILE",
+        requires = "etcd_cert"
+    )]
+    pub etcd_key: Option<std::path::PathBuf>,
+    /// The etcd user to authenticate as, when etcd's authentication is
+    /// enabled; its password comes from --etcd-password-file or the
+    /// environment variable CRUCIAL_ETCD_PASSWORD (never a flag: a command
+    /// line is visible to every user of the machine).
+    #[arg(long, env = "CRUCIAL_ETCD_USER", value_name = "NAME")]
+    pub etcd_user: Option<String>,
+    /// A file whose first line is --etcd-user's password.
+    #[arg(long, value_name = "FILE", requires = "etcd_user")]
+    pub etcd_password_file: Option<std::path::PathBuf>,
     /// The cluster's name in etcd (nodes with the same etcd and name form one cluster).
     #[arg(long, env = "CRUCIAL_CLUSTER", default_value = "crucial")]
     pub cluster: String,
@@ -232,6 +261,28 @@ pub struct Args {
 }
 
 impl Args {
+    /// TLS and the user for etcd, from the flags and the environment.
+    fn etcd_access(&self) -> crate::config::EtcdAccess {
+        use crate::config::EtcdPassword;
+        let password = match (
+            &self.etcd_password_file,
+            std::env::var("CRUCIAL_ETCD_PASSWORD"),
+        ) {
+            (Some(file), _) => Some(EtcdPassword::File(file.clone())),
+            (None, Ok(value)) => Some(EtcdPassword::Value(value)),
+            (None, Err(_)) => None,
+        };
+        crate::config::EtcdAccess {
+            ca: self.etcd_ca.clone(),
+            identity: self.etcd_cert.clone().zip(self.etcd_key.clone()),
+            // A user without a password is refused when the node connects.
+            user: self
+                .etcd_user
+                .clone()
+                .map(|user| (user, password.unwrap_or(EtcdPassword::Value(String::new())))),
+        }
+    }
+
     /// The node configuration these flags describe.
     pub fn config(&self) -> NodeConfig {
         let defaults = NodeConfig::default();
@@ -270,6 +321,7 @@ impl Args {
             workflow_threads: self.workflow_threads.or(defaults.workflow_threads),
             cluster: (!self.etcd.is_empty()).then(|| ClusterConfig {
                 etcd: self.etcd.clone(),
+                etcd_access: self.etcd_access(),
                 name: self.cluster.clone(),
                 advertise: self.advertise.clone(),
                 lease_ttl: std::time::Duration::from_secs(self.lease_ttl.max(1)),

@@ -14,11 +14,64 @@ pub enum Flavor {
     MultiThread,
 }
 
+/// How a node reaches etcd beyond its endpoints: over TLS, and as one of
+/// etcd's users.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdAccess {
+    /// The CA (PEM) of etcd's certificate (`--etcd-ca`): with it the
+    /// endpoints are reached over TLS.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for an etcd with
+    /// `--client-cert-auth` (`--etcd-cert`, `--etcd-key`).
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// The etcd user the node authenticates as (`--etcd-user`), with its
+    /// password.
+    pub user: Option<(String, EtcdPassword)>,
+}
+
+/// Where an etcd user's password comes from; never printed.
+#[derive(Clone)]
+pub enum EtcdPassword {
+    /// The first line of this file (`--etcd-password-file`).
+    File(PathBuf),
+    /// This value (`CRUCIAL_ETCD_PASSWORD`).
+    Value(String),
+}
+
+impl std::fmt::Debug for EtcdPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EtcdPassword::File(path) => f.debug_tuple("File").field(path).finish(),
+            EtcdPassword::Value(_) => f.write_str("Value(<redacted>)"),
+        }
+    }
+}
+
+impl EtcdPassword {
+    /// The password.
+    pub fn read(&self) -> std::io::Result<String> {
+        match self {
+            EtcdPassword::Value(value) => Ok(value.clone()),
+            EtcdPassword::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("--etcd-password-file {}: {e}", path.display()),
+                    )
+                })?;
+                Ok(text.lines().next().unwrap_or_default().to_string())
+            }
+        }
+    }
+}
+
 /// How a node joins a cluster (membership on etcd).
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// etcd endpoints (`host:port`).
+    /// etcd endpoints (`host:port`, or `https://host:port`).
     pub etcd: Vec<String>,
+    /// TLS and the user for etcd.
+    pub etcd_access: EtcdAccess,
     /// The cluster's name: nodes with the same etcd and name form one cluster.
     pub name: String,
     /// This node's address for clients and the other nodes (default: the

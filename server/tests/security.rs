@@ -6,7 +6,7 @@
 mod common;
 
 use common::bank::Account;
-use common::cluster::{free_port, Etcd};
+use common::cluster::{free_port, terminate, wait_for_views, Etcd};
 use common::{http_get, parked_on, sample, wait_until, DataDir, RawConnection, ServerProcess};
 use crucial::__private::registry::registry;
 use crucial::{
@@ -903,4 +903,102 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
     // A member without --tls-ca cannot start (it could not reach the others).
     let refused = etcd.try_node("tls", &secured).err().expect("refused");
     assert!(refused.contains("--tls-ca FILE"), "{refused}");
+}
+
+#[test]
+fn a_cluster_reaches_etcd_over_tls_as_an_etcd_user_and_outlives_its_tokens() {
+    let credentials = Credentials::new("etcd-tls", &all_roles());
+    let dir = credentials.dir.0.clone();
+    let (ca, cert, key) = test_ca(&dir, "etcd");
+    let etcd = Etcd::start_tls("etcd-tls", &ca, &cert, &key);
+    etcd.enable_auth("crucial", "node-password", "/crucial/");
+    let password = dir.join("etcd-password");
+    std::fs::write(&password, "node-password\n").unwrap();
+    let wrong = dir.join("wrong-password");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (ca, cert, key, password, wrong) = (
+        path(&ca),
+        path(&cert),
+        path(&key),
+        path(&password),
+        path(&wrong),
+    );
+    let tls = ["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key];
+    let user = ["--etcd-user", "crucial", "--etcd-password-file", &password];
+    let refused =
+        |endpoint: &str, flags: &[&str]| match etcd.try_node_via(endpoint, "secure", flags) {
+            Ok(_) => panic!("a node with {flags:?} joined"),
+            Err(stderr) => stderr,
+        };
+
+    // Each way of getting it wrong is refused, saying what to give.
+    let plain = refused(&etcd.endpoint(), &user);
+    assert!(plain.contains("--etcd-ca"), "plain to TLS: {plain}");
+    let no_cert = refused(
+        &etcd.endpoint(),
+        &["--etcd-ca", &ca, user[0], user[1], user[2], user[3]],
+    );
+    assert!(
+        no_cert.contains("--etcd-cert"),
+        "no client certificate: {no_cert}"
+    );
+    let wrong_password = refused(
+        &etcd.endpoint(),
+        &[
+            &tls[..],
+            &["--etcd-user", "crucial", "--etcd-password-file", &wrong],
+        ]
+        .concat(),
+    );
+    assert!(
+        wrong_password.contains("etcd refused user `crucial`"),
+        "{wrong_password}"
+    );
+    let no_user = refused(&etcd.plain_endpoint(), &[]);
+    assert!(no_user.contains("--etcd-user"), "no user: {no_user}");
+    let https_without_ca = refused(&format!("https://{}", etcd.endpoint()), &user);
+    assert!(
+        https_without_ca.contains("needs --etcd-ca"),
+        "{https_without_ca}"
+    );
+
+    // Two members over TLS as the etcd user form a cluster and spread
+    // objects; they keep working past the tokens' one second.
+    let flags = [&tls[..], &user[..]].concat();
+    let a = etcd.node("secure", &flags);
+    let b = etcd.node("secure", &flags);
+    wait_for_views(&[&a, &b], 2);
+    let both = Config::new()
+        .server(a.addr.clone())
+        .server(b.addr.clone())
+        .connect()
+        .expect("client");
+    for i in 0..16 {
+        both.open::<AtomicI64>(format!("k{i}"))
+            .fetch_add(i)
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let c = etcd.node("secure", &flags);
+    wait_for_views(&[&a, &b, &c], 3);
+    for i in 0..16 {
+        assert_eq!(both.open::<AtomicI64>(format!("k{i}")).load().unwrap(), i);
+    }
+    // The third, idle past its token's life, leaves cleanly: its last
+    // calls to etcd authenticate again.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let mut c = c;
+    terminate(&c);
+    assert!(c.wait_within(std::time::Duration::from_secs(20)).success());
+    assert!(
+        c.stderr().contains("authenticating again"),
+        "{}",
+        c.stderr()
+    );
+    wait_for_views(&[&a, &b], 2);
+    assert!(
+        !c.stderr().contains("node-password"),
+        "no password in the log"
+    );
 }

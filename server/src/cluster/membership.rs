@@ -234,6 +234,7 @@ pub async fn start(
 ) -> io::Result<()> {
     let client = Etcd::connect(
         &membership.etcd,
+        &membership.etcd_access,
         Duration::from_secs(2),
         Duration::from_secs(5),
     )

@@ -63,27 +63,81 @@ pub struct Etcd {
     client_port: u16,
     peer_port: u16,
     dir: DataDir,
+    tls: Option<EtcdTls>,
+}
+
+/// etcd serving TLS: its certificate, key and the CA of its clients'.
+struct EtcdTls {
+    cert: String,
+    key: String,
+    ca: String,
+    /// A second, plain client port, for the test's own setup requests.
+    plain_port: u16,
 }
 
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub fn start(name: &str) -> Etcd {
+        Etcd::start_with(name, None)
+    }
+
+    /// Starts etcd serving TLS with `cert` and `key` on its client port,
+    /// asking its clients for a certificate signed by `ca`
+    /// (`--client-cert-auth`), with simple tokens that expire after one
+    /// second unused; and a plain client port for [`Etcd::enable_auth`].
+    pub fn start_tls(
+        name: &str,
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Etcd {
+        let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_string();
+        Etcd::start_with(
+            name,
+            Some(EtcdTls {
+                cert: path(cert),
+                key: path(key),
+                ca: path(ca),
+                plain_port: free_port(),
+            }),
+        )
+    }
+
+    fn start_with(name: &str, tls: Option<EtcdTls>) -> Etcd {
         let mut etcd = Etcd {
             child: None,
             client_port: free_port(),
             peer_port: free_port(),
             dir: DataDir::new(&format!("etcd-{name}")),
+            tls,
         };
         etcd.spawn();
         etcd
     }
 
     fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let (client, listen) = match &self.tls {
+            None => {
+                let url = format!("http://127.0.0.1:{}", self.client_port);
+                (url.clone(), url)
+            }
+            Some(tls) => {
+                let url = format!("https://127.0.0.1:{}", self.client_port);
+                let plain = format!("http://127.0.0.1:{}", tls.plain_port);
+                (url.clone(), format!("{url},{plain}"))
+            }
+        };
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .args(["--cert-file", &tls.cert, "--key-file", &tls.key])
+                .args(["--trusted-ca-file", &tls.ca, "--client-cert-auth"])
+                .args(["--auth-token-ttl", "1"]);
+        }
+        let child = command
             .args(["--data-dir", self.dir.arg()])
-            .args(["--listen-client-urls", &client])
+            .args(["--listen-client-urls", &listen])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
@@ -108,6 +162,56 @@ impl Etcd {
     /// `host:port` of its client endpoint.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `host:port` of the plain client port of an etcd serving TLS.
+    pub fn plain_endpoint(&self) -> String {
+        let tls = self.tls.as_ref().expect("an etcd started with start_tls");
+        format!("127.0.0.1:{}", tls.plain_port)
+    }
+
+    /// Turns etcd's authentication on (through its JSON gateway on the
+    /// plain port): a `root` user, and `user` with `password`, allowed to
+    /// read and write the keys under `prefix` only.
+    pub fn enable_auth(&self, user: &str, password: &str, prefix: &str) {
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().expect("a prefix") += 1;
+        let steps = [
+            (
+                "user/add",
+                r#"{"name":"root","password":"root-password"}"#.to_string(),
+            ),
+            ("role/add", r#"{"name":"root"}"#.to_string()),
+            ("user/grant", r#"{"user":"root","role":"root"}"#.to_string()),
+            (
+                "user/add",
+                format!(r#"{{"name":"{user}","password":"{password}"}}"#),
+            ),
+            ("role/add", r#"{"name":"nodes"}"#.to_string()),
+            (
+                "role/grant",
+                format!(
+                    r#"{{"name":"nodes","perm":{{"permType":"READWRITE","key":"{}","range_end":"{}"}}}}"#,
+                    base64(prefix.as_bytes()),
+                    base64(&end)
+                ),
+            ),
+            (
+                "user/grant",
+                format!(r#"{{"user":"{user}","role":"nodes"}}"#),
+            ),
+            ("enable", "{}".to_string()),
+        ];
+        for (path, body) in steps {
+            let (status, reply) = super::http_post(
+                &format!("http://{}/v3/auth/{path}", self.plain_endpoint()),
+                &body,
+            );
+            assert!(
+                status.contains("200") && !reply.contains("\"error\""),
+                "etcd /v3/auth/{path}: {status} {reply}"
+            );
+        }
     }
 
     /// Kills it (its data stays for [`Etcd::restart`]).
@@ -154,7 +258,17 @@ impl Etcd {
 
     /// [`Etcd::node`], or `Err` with its stderr if it exits before listening.
     pub fn try_node(&self, name: &str, extra: &[&str]) -> Result<ServerProcess, String> {
-        ServerProcess::try_start(Etcd::command(&self.endpoint(), name, 0, extra))
+        self.try_node_via(&self.endpoint(), name, extra)
+    }
+
+    /// [`Etcd::try_node`] reaching etcd at `endpoint`.
+    pub fn try_node_via(
+        &self,
+        endpoint: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<ServerProcess, String> {
+        ServerProcess::try_start(Etcd::command(endpoint, name, 0, extra))
     }
 
     /// The command that starts [`Etcd::node_at`] (to run it elsewhere, as
@@ -189,6 +303,26 @@ impl Etcd {
             .args(&args);
         command
     }
+}
+
+/// Standard base64 with padding (etcd's JSON gateway carries keys so).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl Drop for Etcd {

@@ -252,6 +252,28 @@ pub fn http_get(url: &str) -> (String, String) {
     )
 }
 
+/// `POST` of a JSON `body` over a plain socket: the status line and the
+/// body of the answer.
+pub fn http_post(url: &str, body: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
 /// The value of one sample line (`name{labels} value`) of a metrics page.
 pub fn sample(page: &str, series: &str) -> f64 {
     page.lines()

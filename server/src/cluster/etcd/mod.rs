@@ -2,18 +2,31 @@
 //! transaction, leases kept alive and a watch on a prefix, over etcd's v3 gRPC
 //! API (tonic, code generated from `proto/etcd.proto` and committed, so that a
 //! build needs no `protoc`). Nothing here interprets keys: `membership.rs` does.
+//!
+//! etcd can be reached over TLS (its CA, and a client certificate for an
+//! etcd with `--client-cert-auth`) and as one of its users: the node
+//! authenticates with the user's password for a token that every call then
+//! carries in its `token` metadata. etcd's tokens expire (a simple token
+//! after `--auth-token-ttl` without use, a JWT at its expiry): a call
+//! refused for an invalid token authenticates again and is sent once more.
 
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod pb;
 
+use crate::config::EtcdAccess;
+use pb::auth_client::AuthClient;
 use pb::kv_client::KvClient;
 use pb::lease_client::LeaseClient;
 use pb::watch_client::WatchClient;
 use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub use pb::event::EventType;
 pub use pb::{KeyValue, WatchResponse};
@@ -31,8 +44,25 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Error::Call(status) = self {
+            if status.message().contains("user name is empty") {
+                return write!(
+                    f,
+                    "{}: etcd's authentication is enabled: give the node --etcd-user \
+                     and its password (--etcd-password-file or CRUCIAL_ETCD_PASSWORD)",
+                    status.message()
+                );
+            }
+        }
         match self {
             Error::Connect(e) => write!(f, "{e}"),
+            Error::Call(status) if dropped(status) => write!(
+                f,
+                "{}: etcd dropped the connection; check that the node's TLS matches etcd's \
+                 (--etcd-ca for an etcd serving TLS, --etcd-cert and --etcd-key for one with \
+                 --client-cert-auth)",
+                status.message()
+            ),
             Error::Call(status) if status.message().is_empty() => write!(f, "{:?}", status.code()),
             Error::Call(status) => write!(f, "{:?}: {}", status.code(), status.message()),
             Error::Closed(what) => write!(f, "the {what} stream ended"),
@@ -60,35 +90,129 @@ pub enum Op {
     Delete { key: String },
 }
 
+/// The token of etcd's authentication, put on every call once there is one.
+#[derive(Clone, Default)]
+struct AuthToken(Arc<RwLock<Option<MetadataValue<Ascii>>>>);
+
+impl tonic::service::Interceptor for AuthToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let token = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(token) = token {
+            request.metadata_mut().insert("token", token);
+        }
+        Ok(request)
+    }
+}
+
+type Service = InterceptedService<Channel, AuthToken>;
+
+/// An etcd user's name and password, to authenticate again when a token
+/// expired.
+struct User {
+    name: String,
+    password: String,
+}
+
 /// A connection to an etcd cluster (cheap to clone: one HTTP/2 channel,
 /// re-established by tonic when it breaks).
 #[derive(Clone)]
 pub struct Etcd {
-    kv: KvClient<Channel>,
-    lease: LeaseClient<Channel>,
-    watch: WatchClient<Channel>,
+    kv: KvClient<Service>,
+    lease: LeaseClient<Service>,
+    watch: WatchClient<Service>,
+    auth: AuthClient<Channel>,
+    token: AuthToken,
+    user: Option<Arc<User>>,
+}
+
+/// The endpoint of `address` (`host:port`, `http://` or `https://`), over
+/// TLS when `tls` is given.
+fn endpoint(
+    address: &str,
+    tls: Option<&ClientTlsConfig>,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<Endpoint, Error> {
+    let url = match (address.split_once("://"), tls) {
+        (Some(("http", _)), Some(_)) => {
+            return Err(Error::Connect(format!(
+                "{address}: --etcd-ca is given, so etcd is reached over TLS: write the \
+                 endpoint as host:port or https://host:port"
+            )))
+        }
+        (Some(("https", _)), None) => {
+            return Err(Error::Connect(format!(
+                "{address}: an https endpoint needs --etcd-ca, the CA of etcd's certificate"
+            )))
+        }
+        (Some(_), _) => address.to_string(),
+        (None, Some(_)) => format!("https://{address}"),
+        (None, None) => format!("http://{address}"),
+    };
+    let mut endpoint = Endpoint::from_shared(url)
+        .map_err(|err| Error::Connect(format!("{address}: {err}")))?
+        .connect_timeout(connect_timeout)
+        .timeout(timeout);
+    if let Some(tls) = tls {
+        let host = crucial_protocol::wire::host_of(address.rsplit("://").next().unwrap_or(address));
+        endpoint = endpoint
+            .tls_config(tls.clone().domain_name(host))
+            .map_err(|err| Error::Connect(format!("{address}: TLS: {err}")))?;
+    }
+    Ok(endpoint)
+}
+
+/// The TLS settings of `access`, if it asks for TLS.
+fn tls_of(access: &EtcdAccess) -> Result<Option<ClientTlsConfig>, Error> {
+    let Some(ca) = &access.ca else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, flag: &str| {
+        std::fs::read(path).map_err(|e| Error::Connect(format!("{flag} {}: {e}", path.display())))
+    };
+    let mut tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca, "--etcd-ca")?));
+    if let Some((cert, key)) = &access.identity {
+        tls = tls.identity(Identity::from_pem(
+            read(cert, "--etcd-cert")?,
+            read(key, "--etcd-key")?,
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// Whether a call failed because the connection broke under it, as a TLS
+/// handshake that etcd refused does.
+fn dropped(status: &tonic::Status) -> bool {
+    matches!(
+        (status.code(), status.message()),
+        (tonic::Code::Unknown, "transport error")
+            | (tonic::Code::Cancelled, "operation was canceled")
+    )
+}
+
+/// Whether etcd refused a call for its token (expired, or etcd restarted).
+fn invalid_token(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unauthenticated && status.message().contains("invalid auth token")
 }
 
 impl Etcd {
-    /// Connects to `endpoints` (`host:port`); each call (not a stream) gives
-    /// up after `timeout`.
+    /// Connects to `endpoints` (`host:port`) as `access` says, and
+    /// authenticates if it names a user; each call (not a stream) gives up
+    /// after `timeout`.
     pub async fn connect(
         endpoints: &[String],
+        access: &EtcdAccess,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Etcd, Error> {
+        let tls = tls_of(access)?;
         let endpoints = endpoints
             .iter()
-            .map(|e| {
-                let url = if e.contains("://") {
-                    e.clone()
-                } else {
-                    format!("http://{e}")
-                };
-                Endpoint::from_shared(url)
-                    .map(|e| e.connect_timeout(connect_timeout).timeout(timeout))
-                    .map_err(|err| Error::Connect(format!("{e}: {err}")))
-            })
+            .map(|e| endpoint(e, tls.as_ref(), connect_timeout, timeout))
             .collect::<Result<Vec<_>, _>>()?;
         let channel = match endpoints.as_slice() {
             [] => return Err(Error::Connect("no endpoint".into())),
@@ -99,21 +223,109 @@ impl Etcd {
                 .map_err(|e| Error::Connect(format!("{}: {e}", one.uri())))?,
             many => Channel::balance_list(many.iter().cloned()),
         };
-        Ok(Etcd {
-            kv: KvClient::new(channel.clone()),
-            lease: LeaseClient::new(channel.clone()),
-            watch: WatchClient::new(channel),
-        })
+        let user = match &access.user {
+            None => None,
+            Some((name, password)) => {
+                let password = password.read().map_err(|e| Error::Connect(e.to_string()))?;
+                if password.is_empty() {
+                    return Err(Error::Connect(format!(
+                        "no password for etcd user `{name}`: give --etcd-password-file or \
+                         CRUCIAL_ETCD_PASSWORD"
+                    )));
+                }
+                Some(Arc::new(User {
+                    name: name.clone(),
+                    password,
+                }))
+            }
+        };
+        let token = AuthToken::default();
+        let etcd = Etcd {
+            kv: KvClient::with_interceptor(channel.clone(), token.clone()),
+            lease: LeaseClient::with_interceptor(channel.clone(), token.clone()),
+            watch: WatchClient::with_interceptor(channel.clone(), token.clone()),
+            auth: AuthClient::new(channel),
+            token,
+            user,
+        };
+        if etcd.user.is_some() {
+            etcd.authenticate()
+                .await
+                .map_err(|e| Error::Connect(e.to_string()))?;
+        }
+        Ok(etcd)
+    }
+
+    /// Asks etcd for a token for the user, and puts it on the calls.
+    async fn authenticate(&self) -> Result<(), Error> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let reply = self
+            .auth
+            .clone()
+            .authenticate(pb::AuthenticateRequest {
+                name: user.name.clone(),
+                password: user.password.clone(),
+            })
+            .await
+            .map_err(|status| {
+                if dropped(&status) {
+                    return Error::Call(status);
+                }
+                Error::Connect(format!(
+                    "etcd refused user `{}`: {}",
+                    user.name,
+                    status.message()
+                ))
+            })?
+            .into_inner();
+        let token = reply
+            .token
+            .parse()
+            .map_err(|_| Error::Connect("etcd gave a token a header cannot carry".to_string()))?;
+        *self.token.0.write().unwrap_or_else(|e| e.into_inner()) = Some(token);
+        Ok(())
+    }
+
+    /// Authenticates again after etcd refused the token.
+    async fn reauthenticate(&self) -> Result<(), Error> {
+        if let Some(user) = &self.user {
+            tracing::info!(
+                user = user.name,
+                "etcd refused the node's token (expired): authenticating again"
+            );
+        }
+        self.authenticate().await
+    }
+
+    /// Sends a call; if etcd refused its token, authenticates again and
+    /// sends it once more.
+    async fn call<T, F>(&self, send: impl Fn() -> F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match send().await {
+            Err(status) if self.user.is_some() && invalid_token(&status) => {
+                self.reauthenticate().await?;
+                Ok(send().await?.into_inner())
+            }
+            sent => Ok(sent?.into_inner()),
+        }
     }
 
     /// Grants a lease of `ttl` seconds; its id.
     pub async fn grant(&self, ttl: i64) -> Result<i64, Error> {
         let reply = self
-            .lease
-            .clone()
-            .lease_grant(pb::LeaseGrantRequest { ttl, id: 0 })
-            .await?
-            .into_inner();
+            .call(|| {
+                let mut lease = self.lease.clone();
+                async move {
+                    lease
+                        .lease_grant(pb::LeaseGrantRequest { ttl, id: 0 })
+                        .await
+                }
+            })
+            .await?;
         if reply.error.is_empty() {
             Ok(reply.id)
         } else {
@@ -123,10 +335,15 @@ impl Etcd {
 
     /// Revokes a lease (its keys are deleted).
     pub async fn revoke(&self, lease: i64) -> Result<(), Error> {
-        self.lease
-            .clone()
-            .lease_revoke(pb::LeaseRevokeRequest { id: lease })
-            .await?;
+        self.call(|| {
+            let mut client = self.lease.clone();
+            async move {
+                client
+                    .lease_revoke(pb::LeaseRevokeRequest { id: lease })
+                    .await
+            }
+        })
+        .await?;
         Ok(())
     }
 
@@ -134,6 +351,16 @@ impl Etcd {
     /// is sent with the call: etcd sends the stream's headers with its first
     /// answer, so a call that sent nothing would wait for them forever.
     pub async fn keep_alive(&self, lease: i64) -> Result<KeepAlive, Error> {
+        match self.open_keep_alive(lease).await {
+            Err(Error::Call(status)) if self.user.is_some() && invalid_token(&status) => {
+                self.reauthenticate().await?;
+                self.open_keep_alive(lease).await
+            }
+            opened => opened,
+        }
+    }
+
+    async fn open_keep_alive(&self, lease: i64) -> Result<KeepAlive, Error> {
         let (requests, outgoing) = mpsc::channel(1);
         requests
             .send(pb::LeaseKeepAliveRequest { id: lease })
@@ -161,48 +388,51 @@ impl Etcd {
         value: Vec<u8>,
         lease: i64,
     ) -> Result<(i64, Option<KeyValue>), Error> {
+        let request = pb::PutRequest {
+            key: key.into_bytes(),
+            value,
+            lease,
+            prev_kv: true,
+        };
         let reply = self
-            .kv
-            .clone()
-            .put(pb::PutRequest {
-                key: key.into_bytes(),
-                value,
-                lease,
-                prev_kv: true,
+            .call(|| {
+                let (mut kv, request) = (self.kv.clone(), request.clone());
+                async move { kv.put(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok((revision(reply.header), reply.prev_kv))
     }
 
     /// Deletes `key`; the revision after.
     pub async fn delete(&self, key: String) -> Result<i64, Error> {
+        let request = pb::DeleteRangeRequest {
+            key: key.into_bytes(),
+            range_end: Vec::new(),
+        };
         let reply = self
-            .kv
-            .clone()
-            .delete_range(pb::DeleteRangeRequest {
-                key: key.into_bytes(),
-                range_end: Vec::new(),
+            .call(|| {
+                let (mut kv, request) = (self.kv.clone(), request.clone());
+                async move { kv.delete_range(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok(revision(reply.header))
     }
 
     /// Every key under `prefix` as of revision `at` (0: now), and etcd's
     /// revision now.
     pub async fn get_prefix(&self, prefix: &str, at: i64) -> Result<(i64, Vec<KeyValue>), Error> {
+        let request = pb::RangeRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end: prefix_end(prefix.as_bytes()),
+            limit: 0,
+            revision: at,
+        };
         let reply = self
-            .kv
-            .clone()
-            .range(pb::RangeRequest {
-                key: prefix.as_bytes().to_vec(),
-                range_end: prefix_end(prefix.as_bytes()),
-                limit: 0,
-                revision: at,
+            .call(|| {
+                let (mut kv, request) = (self.kv.clone(), request.clone());
+                async move { kv.range(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok((revision(reply.header), reply.kvs))
     }
 
@@ -226,17 +456,12 @@ impl Etcd {
                 }),
             })
             .collect();
-        let reply = self
-            .kv
-            .clone()
-            .txn(pb::TxnRequest {
-                compare: Vec::new(),
-                success,
-                failure: Vec::new(),
-            })
-            .await?
-            .into_inner();
-        Ok(revision(reply.header))
+        let request = pb::TxnRequest {
+            compare: Vec::new(),
+            success,
+            failure: Vec::new(),
+        };
+        Ok(revision(self.txn_of(request).await?.header))
     }
 
     /// Puts `key = value` (no lease) unless the key exists, in one
@@ -271,15 +496,12 @@ impl Etcd {
             })),
         };
         let reply = self
-            .kv
-            .clone()
-            .txn(pb::TxnRequest {
+            .txn_of(pb::TxnRequest {
                 compare: vec![absent],
                 success: vec![put],
                 failure: vec![get],
             })
-            .await?
-            .into_inner();
+            .await?;
         if reply.succeeded {
             return Ok(None);
         }
@@ -295,8 +517,26 @@ impl Etcd {
         Ok(Some(existing.unwrap_or_default()))
     }
 
+    async fn txn_of(&self, request: pb::TxnRequest) -> Result<pb::TxnResponse, Error> {
+        self.call(|| {
+            let (mut kv, request) = (self.kv.clone(), request.clone());
+            async move { kv.txn(request).await }
+        })
+        .await
+    }
+
     /// Watches every key under `prefix` from `start_revision` on.
     pub async fn watch_prefix(&self, prefix: &str, start_revision: i64) -> Result<Watch, Error> {
+        match self.open_watch(prefix, start_revision).await {
+            Err(Error::Call(status)) if self.user.is_some() && invalid_token(&status) => {
+                self.reauthenticate().await?;
+                self.open_watch(prefix, start_revision).await
+            }
+            opened => opened,
+        }
+    }
+
+    async fn open_watch(&self, prefix: &str, start_revision: i64) -> Result<Watch, Error> {
         use pb::watch_request::RequestUnion;
         let (requests, outgoing) = mpsc::channel(1);
         let create = pb::WatchRequest {
