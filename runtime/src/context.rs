@@ -4,13 +4,22 @@
 //! `Type::shared(key)` proxies and `spawn` of cloud threads use the global
 //! context, built from [`Config::from_env`] on first use unless one was
 //! [installed](Context::install) before.
+//!
+//! A function process (a Lambda execution environment) runs invocations of
+//! any application that invokes it, one at a time, and stays warm between
+//! them: each invocation names its nodes, its application's token and TLS,
+//! and its cloud thread must run with those, not with whatever the first
+//! invocation installed. So there the global context is the invocation's
+//! ([`Context::enter_invocation`]), made once per distinct application and
+//! kept for the next warm invocation of it.
 
 use crate::client::Client;
 use crate::config::Config;
 use crate::thread::executor::Executor;
 use crate::thread::options::SpawnOptions;
 use crate::{Error, Result};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Everything a program needs to reach shared objects and start cloud threads.
 ///
@@ -41,6 +50,16 @@ impl std::fmt::Debug for Context {
 static GLOBAL: OnceLock<Context> = OnceLock::new();
 static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 
+/// In a function process: the context of the invocation running now.
+static INVOKED: RwLock<Option<&'static Context>> = RwLock::new(None);
+/// Whether this process runs invocations (set once; until then `global`
+/// takes no lock).
+static INVOKED_ON: AtomicBool = AtomicBool::new(false);
+/// The contexts made for invocations, by application (see
+/// [`Context::enter_invocation`]).
+type Invoked = Vec<(String, &'static Context)>;
+static INVOKED_ALL: Mutex<Invoked> = Mutex::new(Vec::new());
+
 impl Context {
     /// Builds the executor and the client of `config` (starting the embedded
     /// node if no server is configured).
@@ -57,6 +76,11 @@ impl Context {
     /// The process-wide context, built from [`Config::from_env`] on first use
     /// unless one was [installed](Context::install).
     pub fn global() -> Result<&'static Context> {
+        if INVOKED_ON.load(Ordering::Acquire) {
+            if let Some(context) = *INVOKED.read().unwrap_or_else(|e| e.into_inner()) {
+                return Ok(context);
+            }
+        }
         if let Some(context) = GLOBAL.get() {
             return Ok(context);
         }
@@ -74,6 +98,27 @@ impl Context {
         GLOBAL
             .set(self)
             .map_err(|_| Error::Config("a global context is already installed".into()))
+    }
+
+    /// Makes the context for the application `key` names (its nodes, token
+    /// and TLS) the one `global` gives, building it with `config` the first
+    /// time this process sees that application. For function processes,
+    /// which run one invocation at a time: the contexts are kept (one per
+    /// application that invoked the process) for its next warm invocation.
+    #[doc(hidden)]
+    pub fn enter_invocation(key: String, config: impl FnOnce() -> Config) -> Result<()> {
+        let mut all = INVOKED_ALL.lock().unwrap_or_else(|e| e.into_inner());
+        let context = match all.iter().find(|(made_for, _)| *made_for == key) {
+            Some((_, context)) => *context,
+            None => {
+                let context: &'static Context = Box::leak(Box::new(Context::new(config())?));
+                all.push((key, context));
+                context
+            }
+        };
+        *INVOKED.write().unwrap_or_else(|e| e.into_inner()) = Some(context);
+        INVOKED_ON.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The data-plane client.

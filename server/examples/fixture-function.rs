@@ -10,6 +10,14 @@ pub fn double(n: u64) -> u64 {
     n * 2
 }
 
+/// Adds one to the counter `key` and returns the count.
+#[cloud_thread]
+pub fn bump(key: String) -> i64 {
+    AtomicI64::shared(key)
+        .add_and_get(1)
+        .unwrap_or_else(|e| panic!("cannot reach the node: {e}"))
+}
+
 /// Returns an error value (a value, not a failure: it is not retried).
 #[cloud_thread]
 pub fn refuse(reason: String) -> Result<u64, String> {

@@ -29,6 +29,7 @@ fn invocation(thread: &str, args: Vec<u8>, server: &ServerProcess) -> Invocation
         servers: vec![server.addr.clone()],
         attempt: 1,
         token: None,
+        tls: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         servers: vec![],
         attempt: 1,
         token: None,
+        tls: None,
     }));
     assert_eq!(
         crucial_protocol::codec::decode::<u64>(&ok.unwrap()).unwrap(),
@@ -69,6 +71,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         servers: vec![],
         attempt: 1,
         token: None,
+        tls: None,
     }));
     assert!(bad.unwrap_err().contains("cannot decode arguments"));
     // The Lambda event round-trips through JSON and base64.
@@ -78,6 +81,7 @@ fn the_function_dispatch_is_a_plain_async_fn() {
         servers: vec!["127.0.0.1:1".into()],
         attempt: 2,
         token: None,
+        tls: None,
     });
     let json = serde_json::to_string(&event).unwrap();
     assert!(json.contains("\"args\":\"AQL/\""), "{json}");

@@ -1002,3 +1002,80 @@ fn a_cluster_reaches_etcd_over_tls_as_an_etcd_user_and_outlives_its_tokens() {
         "no password in the log"
     );
 }
+
+#[test]
+fn a_cloud_thread_of_a_tls_client_reaches_the_nodes_with_its_ca_and_as_its_application() {
+    use crucial::{Executor, Invocation, ProcessExecutor, Tls};
+    let credentials = Credentials::new("auth-threads", &all_roles());
+    let (ca, cert, key) = test_ca(&credentials.dir.0, "threads");
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let function = crucial_lambda_host::FunctionSpec::new(
+        "fixture",
+        common::example_binary("fixture-function"),
+    );
+    let executor = ProcessExecutor::with_spec(function).expect("executor");
+    let tls = Tls::with_ca_file(&ca).expect("CA");
+    let invocation_of = |token: &str, tls: Option<Tls>| Invocation {
+        thread: "fixture_function::bump".into(),
+        args: codec::encode(&("visits".to_string(),)).unwrap(),
+        servers: vec![node.addr.clone()],
+        attempt: 1,
+        token: Some(Token::new(token)),
+        tls,
+    };
+    let invocation = |tls| invocation_of(SHOP, tls);
+    // Without a CA the thread cannot reach the TLS node, and says why...
+    let failed = executor
+        .start(invocation(None), None)
+        .unwrap()
+        .join()
+        .expect_err("no CA");
+    assert!(failed.contains("speaks TLS"), "{failed}");
+    // ... with its client's, it can, and runs as the client's application.
+    let out = executor
+        .start(invocation(Some(tls.clone())), None)
+        .unwrap()
+        .join()
+        .expect("the thread ran");
+    assert_eq!(codec::decode::<i64>(&out).unwrap(), 1);
+    let as_client = |token: &str| {
+        Config::new()
+            .server(node.addr.clone())
+            .tls(tls.clone())
+            .token(Token::new(token))
+            .connect()
+            .expect("client")
+    };
+    assert_eq!(
+        as_client(SHOP).open::<AtomicI64>("visits").load().unwrap(),
+        1
+    );
+    assert_eq!(
+        as_client(FIXTURE_APP)
+            .open::<AtomicI64>("visits")
+            .load()
+            .unwrap(),
+        0,
+        "another application's `visits` is another object"
+    );
+    // The same warm process then runs another application's invocation as
+    // that application, and the first's again as the first.
+    let run = |token: &str| {
+        let out = executor
+            .start(invocation_of(token, Some(tls.clone())), None)
+            .unwrap()
+            .join()
+            .expect("the thread ran");
+        codec::decode::<i64>(&out).unwrap()
+    };
+    assert_eq!(run(FIXTURE_APP), 1, "its own counter");
+    assert_eq!(run(SHOP), 2);
+    assert_eq!(executor.cold_starts(), 1, "one warm process ran all three");
+}

@@ -38,6 +38,7 @@ fn through(executor: Arc<dyn Executor>, servers: Vec<String>, spawns: usize) -> 
             servers: servers.clone(),
             attempt: 1,
             token: None,
+            tls: None,
         };
         let out = executor
             .start(invocation, None)
@@ -124,6 +125,7 @@ fn main() {
         servers,
         attempt: 1,
         token: None,
+        tls: None,
     };
     cold.start(invocation, None)
         .expect("start")

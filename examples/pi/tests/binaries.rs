@@ -116,6 +116,7 @@ fn function_binary_runs_an_invocation_against_the_server() {
         servers: vec![server.1.clone()],
         attempt: 1,
         token: None,
+        tls: None,
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_pi-function"))
         .stdin(Stdio::piped())

@@ -167,6 +167,12 @@ impl Client {
         self.inner.options.token.as_ref()
     }
 
+    /// How this client reaches TLS nodes (cloud threads it starts reach
+    /// them so too).
+    pub fn tls(&self) -> Option<&Tls> {
+        self.inner.options.tls.as_ref()
+    }
+
     /// The server addresses of the current view.
     pub fn servers(&self) -> Vec<String> {
         self.routing().placement.view().nodes.clone()

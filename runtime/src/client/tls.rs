@@ -22,11 +22,53 @@ const CHUNK: usize = 16 * 1024;
 /// How a client verifies the nodes' certificates: the CA that signed them,
 /// and optionally the name to expect in them (default: the host of the
 /// address dialled).
-#[derive(Clone)]
+///
+/// It travels with the cloud threads a client starts (as the CA's PEM and
+/// the name), so that they reach the same nodes the same way.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "TlsSettings", into = "TlsSettings")]
 pub struct Tls {
     config: Arc<rustls::ClientConfig>,
+    ca_pem: Arc<str>,
     server_name: Option<String>,
 }
+
+/// What [`Tls`] is made of, as it travels to a cloud thread.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TlsSettings {
+    ca_pem: String,
+    #[serde(default)]
+    server_name: Option<String>,
+}
+
+impl From<Tls> for TlsSettings {
+    fn from(tls: Tls) -> TlsSettings {
+        TlsSettings {
+            ca_pem: tls.ca_pem.to_string(),
+            server_name: tls.server_name,
+        }
+    }
+}
+
+impl TryFrom<TlsSettings> for Tls {
+    type Error = String;
+
+    fn try_from(settings: TlsSettings) -> Result<Tls, String> {
+        let tls = Tls::with_ca_pem(settings.ca_pem)?;
+        Ok(match settings.server_name {
+            Some(name) => tls.server_name(name),
+            None => tls,
+        })
+    }
+}
+
+impl PartialEq for Tls {
+    fn eq(&self, other: &Tls) -> bool {
+        self.ca_pem == other.ca_pem && self.server_name == other.server_name
+    }
+}
+
+impl Eq for Tls {}
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,20 +82,28 @@ impl Tls {
     /// Trusts the CA certificates (PEM) in `path`.
     pub fn with_ca_file(path: impl AsRef<Path>) -> Result<Tls, String> {
         let path = path.as_ref();
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        let pem = std::fs::read_to_string(path)
             .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        Tls::with_ca_pem(pem).map_err(|e| format!("CA file {}: {e}", path.display()))
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM `CERTIFICATE` blocks).
+    ///
+    /// ```
+    /// let error = crucial::Tls::with_ca_pem("not a certificate").unwrap_err();
+    /// assert!(error.contains("no certificate"), "{error}");
+    /// ```
+    pub fn with_ca_pem(pem: impl Into<String>) -> Result<Tls, String> {
+        let pem: String = pem.into();
+        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| e.to_string())?;
         }
         if roots.is_empty() {
-            return Err(format!(
-                "CA file {}: no certificate in it (expected PEM `CERTIFICATE` blocks)",
-                path.display()
-            ));
+            return Err("no certificate in it (expected PEM `CERTIFICATE` blocks)".to_string());
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -63,6 +113,7 @@ impl Tls {
             .with_no_client_auth();
         Ok(Tls {
             config: Arc::new(config),
+            ca_pem: pem.into(),
             server_name: None,
         })
     }

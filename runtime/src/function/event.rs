@@ -16,6 +16,9 @@ pub struct LambdaPayload {
     /// The application's token, for nodes that authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<crate::Token>,
+    /// The CA (PEM) and server name its client reaches TLS nodes with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::Tls>,
 }
 
 /// The JSON result of a successful invocation.
@@ -39,6 +42,7 @@ impl LambdaPayload {
             servers: invocation.servers.clone(),
             attempt: invocation.attempt,
             token: invocation.token.clone(),
+            tls: invocation.tls.clone(),
         }
     }
 
@@ -53,6 +57,7 @@ impl LambdaPayload {
             servers: self.servers,
             attempt: self.attempt,
             token: self.token,
+            tls: self.tls,
         })
     }
 }

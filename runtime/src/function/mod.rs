@@ -22,25 +22,46 @@ use crate::thread::executor::{run_registered, Invocation};
 use std::io::{Read, Write};
 
 /// Runs one invocation in this process and returns the encoded output or a message.
-/// Installs a global context on the invocation's servers if none is installed yet.
+/// The global context is the invocation's: its servers, token and TLS (see
+/// [`Context::enter_invocation`]).
 pub fn handle(invocation: &Invocation) -> Result<Vec<u8>, String> {
     if !invocation.servers.is_empty() {
         // The invocation says where the servers are; the function's own
         // environment (which may be the caller's, as under the process executor)
         // does not choose executors or servers here.
-        let mut config = Config::new();
-        for server in &invocation.servers {
-            config = config.server(server.clone());
-        }
-        if let Some(token) = &invocation.token {
-            config = config.token(token.clone());
-        }
-        // Ignore "already installed": a warm worker reuses its context.
-        if let Ok(context) = Context::new(config) {
-            let _ = context.install();
-        }
+        Context::enter_invocation(application_of(invocation), || {
+            let mut config = Config::new();
+            for server in &invocation.servers {
+                config = config.server(server.clone());
+            }
+            if let Some(token) = &invocation.token {
+                config = config.token(token.clone());
+            }
+            if let Some(tls) = &invocation.tls {
+                config = config.tls(tls.clone());
+            }
+            config
+        })
+        .map_err(|e| format!("cannot make a client for the invocation's nodes: {e}"))?;
     }
     run_registered(&invocation.thread, &invocation.args)
+}
+
+/// What tells an invocation's application apart: its nodes, its token and
+/// its TLS (two invocations that agree on all three share a client).
+fn application_of(invocation: &Invocation) -> String {
+    let mut key = invocation.servers.join(",");
+    for part in [
+        invocation.token.as_ref().map(|t| t.expose().to_string()),
+        invocation
+            .tls
+            .as_ref()
+            .and_then(|tls| serde_json::to_string(tls).ok()),
+    ] {
+        key.push('\0');
+        key.push_str(part.as_deref().unwrap_or(""));
+    }
+    key
 }
 
 /// Runs one invocation off the async runtime (cloud threads block) and returns

@@ -138,6 +138,7 @@ pub fn spawn_thread<A: Serialize, T>(
             servers: context.client().servers(),
             attempt: 1,
             token: context.client().token().cloned(),
+            tls: context.client().tls().cloned(),
         };
         let executor = Arc::clone(context.executor());
         let execution = executor

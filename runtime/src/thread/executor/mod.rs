@@ -35,6 +35,10 @@ pub struct Invocation {
     /// authenticate (the thread connects as its application).
     #[serde(default)]
     pub token: Option<crate::Token>,
+    /// How the application's client reaches TLS nodes: the CA it trusts
+    /// (the thread trusts it too).
+    #[serde(default)]
+    pub tls: Option<crate::Tls>,
 }
 
 /// A started cloud thread.
