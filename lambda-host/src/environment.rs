@@ -186,6 +186,7 @@ pub async fn spawn(spec: &FunctionSpec, id: u64) -> std::io::Result<Arc<Environm
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(Arc::clone(&env));
+    let listener = crate::peer::Guarded::new(listener, crate::peer::Access::OwnUser);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

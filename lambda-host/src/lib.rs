@@ -22,8 +22,10 @@
 
 mod environment;
 mod invoke;
+mod peer;
 
 pub use invoke::{router, HostState};
+pub use peer::Access;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,8 +83,19 @@ pub struct LambdaHost {
 }
 
 impl LambdaHost {
-    /// Starts the host on its own runtime thread, listening on `listen`.
+    /// Starts the host on its own runtime thread, listening on `listen`,
+    /// taking connections from processes of its own user only.
     pub fn start(listen: &str, functions: Vec<FunctionSpec>) -> std::io::Result<LambdaHost> {
+        LambdaHost::start_with(listen, functions, Access::OwnUser)
+    }
+
+    /// [`LambdaHost::start`], with the Invoke API open to `access` (the
+    /// Runtime API of the environments always takes its own user only).
+    pub fn start_with(
+        listen: &str,
+        functions: Vec<FunctionSpec>,
+        access: Access,
+    ) -> std::io::Result<LambdaHost> {
         let state = HostState::new(functions);
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
@@ -98,6 +111,7 @@ impl LambdaHost {
                     .expect("lambda host runtime");
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    let listener = peer::Guarded::new(listener, access);
                     let _ = axum::serve(listener, router(serving)).await;
                 });
             })?;

@@ -25,6 +25,11 @@ struct Args {
     /// Memory size reported to the function, in MB.
     #[arg(long, default_value_t = 128)]
     memory: u32,
+    /// Take invocations from anyone who reaches --listen. Without it the
+    /// host takes them from processes of its own user on this machine
+    /// only, and refuses to listen on an address other than loopback.
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() {
@@ -48,7 +53,25 @@ fn main() {
         spec.memory_mb = args.memory;
         functions.push(spec);
     }
-    match LambdaHost::start(&args.listen, functions) {
+    let loopback = args
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|addr| addr.ip().is_loopback());
+    if !loopback && !args.insecure {
+        eprintln!(
+            "error: refusing to serve the Invoke API on {}: anyone who reaches it could run \
+             the functions as the applications that invoke them. Keep it on loopback (it then \
+             takes processes of this user only), or give --insecure on a trusted network",
+            args.listen
+        );
+        std::process::exit(2);
+    }
+    let access = if args.insecure {
+        crucial_lambda_host::Access::Anyone
+    } else {
+        crucial_lambda_host::Access::OwnUser
+    };
+    match LambdaHost::start_with(&args.listen, functions, access) {
         Ok(host) => {
             println!("crucial-lambda-host listening on {}", host.addr);
             loop {
