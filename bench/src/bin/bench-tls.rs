@@ -212,20 +212,25 @@ fn redis_row(name: &'static str, redis: &Redis, ops: usize, seconds: Duration) -
     Row { name, one, many }
 }
 
+/// The value after `name` on the command line (`default` without one; a
+/// value that does not parse is an error).
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
+        None => default,
+        Some(value) => value.parse().unwrap_or_else(|_| {
+            eprintln!("error: {name} {value}: not a number");
+            std::process::exit(2)
+        }),
+    }
+}
+
 fn main() {
     if crucial_bench::serve_if_asked() {
         return;
     }
-    let arg = |name: &str, default: u64| {
-        let args: Vec<String> = std::env::args().collect();
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let seconds = Duration::from_secs(arg("--seconds", 3));
-    let ops = arg("--ops", 20_000) as usize;
+    let seconds = Duration::from_secs_f64(arg("--seconds", 3.0));
+    let ops = arg("--ops", 20_000);
     let dir = crucial_bench::scratch_dir(None, "tls");
     let (ca, cert, key) = test_ca(&dir);
     let credentials = dir.join("credentials");
