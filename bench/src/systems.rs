@@ -134,6 +134,13 @@ pub fn serve_node() {
         tls: std::env::var_os("CRUCIAL_TLS_CERT")
             .zip(std::env::var_os("CRUCIAL_TLS_KEY"))
             .map(|(cert, key)| (cert.into(), key.into())),
+        // and a per-application byte quota, to measure what sizing writes costs.
+        quotas: crucial_server::QuotaLimits {
+            bytes: std::env::var("BENCH_APP_MAX_BYTES")
+                .ok()
+                .and_then(|b| b.parse().ok()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     crucial_server::run(config, |addr| println!("listening on {addr}")).expect("node");

@@ -44,7 +44,8 @@ mod storage;
 mod throttle;
 mod txn;
 
-pub use config::{ClusterConfig, Flavor, NodeConfig};
+pub use config::{ClusterConfig, EtcdAccess, EtcdPassword, Flavor, NodeConfig};
+pub use quota::QuotaLimits;
 pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};
 pub use storage::Durability;
 

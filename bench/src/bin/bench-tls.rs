@@ -246,26 +246,35 @@ fn main() {
     rows.push(crucial_row("crucial", &plain.client, ops, seconds));
     drop(plain);
     // The node under test with credentials and TLS (`--serve` reads them
-    // from the environment).
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--serve", "multi-thread"])
-        .env("CRUCIAL_CREDENTIALS", &credentials)
-        .env("CRUCIAL_TLS_CERT", &cert)
-        .env("CRUCIAL_TLS_KEY", &key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the node");
-    let addr = read_addr(&mut child);
-    let secured = Process(child);
-    let client = crucial::Config::new()
-        .server(addr)
-        .token(crucial::Token::new(TOKEN))
-        .tls(crucial::Tls::with_ca_file(&ca).expect("CA"))
-        .connect()
-        .expect("client");
-    rows.push(crucial_row("crucial TLS + token", &client, ops, seconds));
-    drop(client);
-    drop(secured);
+    // from the environment), then also with a byte quota (every write
+    // measures its object).
+    for (name, max_bytes) in [
+        ("crucial TLS + token", None),
+        ("  + byte quota", Some("1000000000")),
+    ] {
+        let mut command = Command::new(std::env::current_exe().expect("own path"));
+        command
+            .args(["--serve", "multi-thread"])
+            .env("CRUCIAL_CREDENTIALS", &credentials)
+            .env("CRUCIAL_TLS_CERT", &cert)
+            .env("CRUCIAL_TLS_KEY", &key)
+            .stdout(Stdio::piped());
+        if let Some(max_bytes) = max_bytes {
+            command.env("BENCH_APP_MAX_BYTES", max_bytes);
+        }
+        let mut child = command.spawn().expect("start the node");
+        let addr = read_addr(&mut child);
+        let secured = Process(child);
+        let client = crucial::Config::new()
+            .server(addr)
+            .token(crucial::Token::new(TOKEN))
+            .tls(crucial::Tls::with_ca_file(&ca).expect("CA"))
+            .connect()
+            .expect("client");
+        rows.push(crucial_row(name, &client, ops, seconds));
+        drop(client);
+        drop(secured);
+    }
     match (Redis::start(None), Redis::start(Some((&ca, &cert, &key)))) {
         (Ok(redis), Ok(redis_tls)) => {
             rows.push(redis_row("redis", &redis, ops, seconds));
