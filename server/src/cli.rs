@@ -219,6 +219,10 @@ pub struct Args {
     /// refused, its reads and deletes served.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub app_max_bytes: Option<usize>,
+    /// Lambda objects (made by constructors) one application may hold on
+    /// this node; a constructor past it fails its workflow.
+    #[arg(long, value_name = "N")]
+    pub app_max_lambda_objects: Option<u64>,
     /// Connections one application may have open to this node at once.
     #[arg(long, value_name = "N")]
     pub app_max_connections: Option<u64>,
@@ -340,6 +344,7 @@ impl Args {
             quotas: crate::quota::QuotaLimits {
                 objects: self.app_max_objects,
                 bytes: self.app_max_bytes.map(|b| b as u64),
+                lambda_objects: self.app_max_lambda_objects,
                 connections: self.app_max_connections,
                 parked: self.app_max_parked,
             },

@@ -45,8 +45,8 @@ mod throttle;
 mod txn;
 
 pub use config::{ClusterConfig, EtcdAccess, EtcdPassword, Flavor, NodeConfig};
-pub use quota::QuotaLimits;
 pub use node::{run, run_bound, run_until, runtime, spawn, start, Bound, NodeHandle};
+pub use quota::QuotaLimits;
 pub use storage::Durability;
 
 /// Makes sure the linker keeps this crate (and so the embedded server

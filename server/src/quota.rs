@@ -19,6 +19,9 @@
 //!   can make room (as etcd does past its `--quota-backend-bytes`). The write
 //!   that crosses the quota is let through: a write's growth is known only
 //!   once it ran.
+//! * `--app-max-lambda-objects`: its lambda objects on this node (those a
+//!   constructor made). A constructor that would make one more fails its
+//!   workflow with the `Limit`, nothing of it written (`txn::census`).
 //! * `--app-max-connections`: its open connections to the client port; the
 //!   `Hello` of one more is refused.
 //! * `--app-max-parked`: its blocking calls waiting at once; one more runs
@@ -37,6 +40,8 @@ pub enum Quota {
     Objects,
     /// The size of the states of its shared objects on the node.
     Bytes,
+    /// Lambda objects held on the node.
+    LambdaObjects,
     /// Open connections to the client port.
     Connections,
     /// Blocking calls parked at once.
@@ -44,9 +49,10 @@ pub enum Quota {
 }
 
 impl Quota {
-    const ALL: [Quota; 4] = [
+    const ALL: [Quota; 5] = [
         Quota::Objects,
         Quota::Bytes,
+        Quota::LambdaObjects,
         Quota::Connections,
         Quota::Parked,
     ];
@@ -56,6 +62,7 @@ impl Quota {
         match self {
             Quota::Objects => "--app-max-objects",
             Quota::Bytes => "--app-max-bytes",
+            Quota::LambdaObjects => "--app-max-lambda-objects",
             Quota::Connections => "--app-max-connections",
             Quota::Parked => "--app-max-parked",
         }
@@ -69,6 +76,7 @@ impl Quota {
     fn counts(self) -> &'static str {
         match self {
             Quota::Objects => "shared objects on this node",
+            Quota::LambdaObjects => "lambda objects on this node",
             Quota::Bytes => {
                 "bytes of shared objects' state on this node (reads and deletes \
                              are still served)"
@@ -83,6 +91,10 @@ impl Quota {
             Quota::Objects => (
                 "crucial_app_objects",
                 "Shared objects each application holds on the node (--app-max-objects).",
+            ),
+            Quota::LambdaObjects => (
+                "crucial_app_lambda_objects",
+                "Lambda objects each application holds on the node (--app-max-lambda-objects).",
             ),
             Quota::Bytes => (
                 "crucial_app_bytes",
@@ -108,6 +120,8 @@ pub struct QuotaLimits {
     pub objects: Option<u64>,
     /// `--app-max-bytes`.
     pub bytes: Option<u64>,
+    /// `--app-max-lambda-objects`.
+    pub lambda_objects: Option<u64>,
     /// `--app-max-connections`.
     pub connections: Option<u64>,
     /// `--app-max-parked`.
@@ -119,6 +133,7 @@ impl QuotaLimits {
         match quota {
             Quota::Objects => self.objects,
             Quota::Bytes => self.bytes,
+            Quota::LambdaObjects => self.lambda_objects,
             Quota::Connections => self.connections,
             Quota::Parked => self.parked,
         }
@@ -128,8 +143,8 @@ impl QuotaLimits {
 /// What one application uses now.
 #[derive(Debug, Default)]
 struct Usage {
-    used: [AtomicU64; 4],
-    refused: [AtomicU64; 4],
+    used: [AtomicU64; 5],
+    refused: [AtomicU64; 5],
 }
 
 /// Every application's use of the node, against the limits.
@@ -221,9 +236,14 @@ impl Quotas {
     }
 
     /// The quotas' families on the metrics page: each application's use
-    /// (objects and bytes as `census` counts them, by application), the
-    /// limits, and the refusals.
-    pub fn render(&self, out: &mut String, census: &HashMap<String, (u64, u64)>) {
+    /// (shared objects and bytes as `census` counts them, lambda objects as
+    /// `lambda` does, by application), the limits, and the refusals.
+    pub fn render(
+        &self,
+        out: &mut String,
+        census: &HashMap<String, (u64, u64)>,
+        lambda: &HashMap<String, u64>,
+    ) {
         use std::fmt::Write;
         let apps: Vec<(Box<str>, Arc<Usage>)> = {
             let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
@@ -251,6 +271,13 @@ impl Quotas {
                         } else {
                             bytes
                         };
+                        let _ = writeln!(out, "{name}{{application=\"{}\"}} {n}", escape(app));
+                    }
+                }
+                Quota::LambdaObjects => {
+                    let mut counted: Vec<_> = lambda.iter().collect();
+                    counted.sort();
+                    for (app, n) in counted {
                         let _ = writeln!(out, "{name}{{application=\"{}\"}} {n}", escape(app));
                     }
                 }
@@ -335,7 +362,15 @@ mod tests {
             .map(|_| quotas.take("shop", Quota::Parked, what).unwrap())
             .collect();
         let mut page = String::new();
-        quotas.render(&mut page, &HashMap::from([("shop".to_string(), (3, 40))]));
+        quotas.render(
+            &mut page,
+            &HashMap::from([("shop".to_string(), (3, 40))]),
+            &HashMap::from([("shop".to_string(), 2)]),
+        );
+        assert!(
+            page.contains("crucial_app_lambda_objects{application=\"shop\"} 2"),
+            "{page}"
+        );
         assert!(
             page.contains("crucial_app_parked{application=\"shop\"} 100"),
             "{page}"

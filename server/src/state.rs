@@ -157,6 +157,7 @@ impl NodeState {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "per-application quotas (--app-max-objects, --app-max-bytes, \
+                 --app-max-lambda-objects, \
                  --app-max-connections, --app-max-parked) need --credentials: an application is what a token proves",
             ));
         }
@@ -231,6 +232,9 @@ impl NodeState {
                  tests only, never in production"
             );
             lambdas.store.weaken_validation();
+        }
+        if let Some(limit) = config.quotas.lambda_objects {
+            lambdas.store.census.limit_to(limit);
         }
         let node = Arc::new(NodeState {
             dedup,
@@ -329,7 +333,11 @@ impl NodeState {
         });
         self.render_limits(&mut page);
         if self.auth.is_some() {
-            self.quotas.render(&mut page, &self.table.census());
+            self.quotas.render(
+                &mut page,
+                &self.table.census(),
+                &self.lambdas.store.census.all(),
+            );
         }
         self.lambdas
             .metrics

@@ -1079,3 +1079,50 @@ fn a_cloud_thread_of_a_tls_client_reaches_the_nodes_with_its_ca_and_as_its_appli
     assert_eq!(run(SHOP), 2);
     assert_eq!(executor.cold_starts(), 1, "one warm process ran all three");
 }
+
+#[test]
+fn an_application_at_its_lambda_object_quota_cannot_construct_one_more() {
+    let credentials = Credentials::new("auth-lambda-quota", &all_roles());
+    let node = ServerProcess::fixture_node_with(&[
+        "--credentials",
+        credentials.arg(),
+        "--app-max-lambda-objects",
+        "2",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let app = client(&node.addr, Some(FIXTURE_APP));
+    let account = |key: &str| Account::at(key).with_client(app.clone());
+    account("a").open("ann".into(), 10).expect("first");
+    account("b").open("bob".into(), 10).expect("second");
+    let (limit, detail) = limit_of(account("c").open("cy".into(), 10));
+    assert_eq!(limit, "--app-max-lambda-objects");
+    assert!(detail.contains("`crucial-server`"), "{detail}");
+    // The refused workflow wrote nothing: `c` does not exist, and the two
+    // that do work on.
+    match account("c").balance() {
+        Err(Error::Remote(RemoteError::NoObject { .. })) => {}
+        other => panic!("expected NoObject, got {other:?}"),
+    }
+    account("a")
+        .transfer(account("b").id().clone(), 5)
+        .expect("the two work on");
+    assert_eq!(account("b").balance().unwrap(), 15);
+    // The gauge, the limit and the refusal on the metrics page.
+    let url = node.metrics.clone().expect("metrics");
+    let (_, page) = scrape_page(&url, Some(ADMIN));
+    assert_eq!(
+        sample(
+            &page,
+            "crucial_app_lambda_objects{application=\"crucial-server\"}"
+        ),
+        2.0
+    );
+    assert_eq!(sample(&page, "crucial_app_lambda_objects_limit"), 2.0);
+    assert!(
+        sample(
+            &page,
+            "crucial_app_quota_refusals_total{application=\"crucial-server\",quota=\"--app-max-lambda-objects\"}"
+        ) >= 1.0
+    );
+}

@@ -216,7 +216,11 @@ fn redis_row(name: &'static str, redis: &Redis, ops: usize, seconds: Duration) -
 /// value that does not parse is an error).
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
+    match args
+        .iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+    {
         None => default,
         Some(value) => value.parse().unwrap_or_else(|_| {
             eprintln!("error: {name} {value}: not a number");

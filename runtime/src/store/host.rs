@@ -60,6 +60,17 @@ pub enum TxError {
     NoObject(ObjectId),
     /// A constructor was called on an object that exists.
     Exists(ObjectId),
+    /// The node refused the workflow a resource: its application is at a
+    /// quota (`limit` names the flag, `value` its setting). Nothing of it is
+    /// written.
+    Limit {
+        /// The flag of the limit.
+        limit: String,
+        /// Its value.
+        value: u64,
+        /// What was refused and whose quota it is.
+        detail: String,
+    },
     /// A function of the workflow failed: it returned an error (its message
     /// is here) or named an object of another type. The whole workflow
     /// aborts, and its caller gets this.
@@ -102,6 +113,11 @@ impl fmt::Display for TxError {
                 write!(f, "object {id} does not exist (no constructor made it)")
             }
             TxError::Exists(id) => write!(f, "object {id} exists already"),
+            TxError::Limit {
+                limit,
+                value,
+                detail,
+            } => write!(f, "{detail} ({limit} {value})"),
             TxError::Failed { function, message } => write!(f, "{function} failed: {message}"),
         }
     }

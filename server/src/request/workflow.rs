@@ -326,6 +326,19 @@ async fn run(node: &Arc<NodeState>, invocation: Invocation, asker: (u64, u64)) -
                     TxError::Exists(id) => RemoteError::ObjectExists {
                         object: id.to_string(),
                     },
+                    TxError::Limit {
+                        limit,
+                        value,
+                        detail,
+                    } => {
+                        node.quotas
+                            .refused(ty.application, crate::quota::Quota::LambdaObjects);
+                        RemoteError::Limit {
+                            limit,
+                            value,
+                            detail,
+                        }
+                    }
                     TxError::Unreadable { type_name, reason } => RemoteError::Unreadable {
                         type_name,
                         key: key(),

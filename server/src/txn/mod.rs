@@ -6,6 +6,7 @@
 //! the same lock-validate-install steps (`Transaction::commit` is written as
 //! those steps so that prepare = lock + validate and commit = install).
 
+mod census;
 mod decision;
 mod entry_set;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! guards: set `i` holds the keys in `[guards[i-1], guards[i])`. An object
 //! starts as one entry set; a commit splits a contended set at a key it writes.
 
+use super::census::EXISTS;
 use super::entry_set::EntrySet;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -127,15 +128,27 @@ impl LambdaObject {
     }
 
     /// Installs a committed transaction's writes to this object (its sets
-    /// are locked by the committer).
-    pub fn install<'a>(&self, writes: impl IntoIterator<Item = (&'a [u8], &'a Option<Bytes>)>) {
+    /// are locked by the committer). Returns 1 if that made the object
+    /// exist (a constructor's marker came), -1 if it ended it, else 0.
+    #[must_use = "the store counts objects by what this returns"]
+    pub fn install<'a>(
+        &self,
+        writes: impl IntoIterator<Item = (&'a [u8], &'a Option<Bytes>)>,
+    ) -> i64 {
         let mut entries = self.entries_mut();
+        let existed = entries.contains_key(EXISTS);
         for (key, value) in writes {
             match value {
                 Some(value) => entries.insert(key.to_vec(), value.clone()),
                 None => entries.remove(key),
             };
         }
+        i64::from(entries.contains_key(EXISTS)) - i64::from(existed)
+    }
+
+    /// Whether a constructor made it (its marker is installed).
+    pub fn exists(&self) -> bool {
+        self.entries().contains_key(EXISTS)
     }
 
     /// Splits `set`, locked by the caller, at `at` into two sets at `version`
@@ -167,7 +180,7 @@ mod tests {
     use super::*;
 
     fn put(object: &LambdaObject, key: &[u8], value: &'static [u8]) {
-        object.install([(key, &Some(Bytes::from_static(value)))]);
+        let _ = object.install([(key, &Some(Bytes::from_static(value)))]);
     }
 
     #[test]

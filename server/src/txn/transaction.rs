@@ -36,6 +36,7 @@
 //! ([`Transaction::commit_durably`]). The numbers come from a [`CommitClock`],
 //! the node's own counter today; a timestamp shared across nodes can replace it.
 
+use super::census::{LambdaCensus, EXISTS};
 use super::entry_set::{EntrySet, Locking};
 use super::object::{LambdaObject, Seen};
 use super::provisional::Provisional;
@@ -150,6 +151,8 @@ pub struct Store {
     weakened: std::sync::atomic::AtomicBool,
     /// Which objects are placed on their own (see [`Store::home`]).
     by_object: ByObject,
+    /// Objects per application, against `--app-max-lambda-objects`.
+    pub census: LambdaCensus,
 }
 
 /// Whether an object is placed on its own (its type's
@@ -177,6 +180,7 @@ impl Default for Store {
             unreplicated: Unreplicated::default(),
             weakened: std::sync::atomic::AtomicBool::new(false),
             by_object: |_| false,
+            census: LambdaCensus::default(),
         }
     }
 }
@@ -198,7 +202,8 @@ impl Store {
         };
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
-            store.object(&object).install([(key.as_slice(), &value)]);
+            let made = store.object(&object).install([(key.as_slice(), &value)]);
+            store.census.counted(&object.application, made);
             if provisional(&object) {
                 apps.insert(store.home(&object));
             }
@@ -389,6 +394,9 @@ impl Store {
         ids.into_iter()
             .filter_map(|id| {
                 let object = objects.remove(&id)?;
+                if object.exists() {
+                    self.census.counted(&id.application, -1);
+                }
                 let (_, entries) = object.scan(&[], None);
                 (!entries.is_empty()).then_some((id, entries))
             })
@@ -410,8 +418,10 @@ impl Store {
         for (id, entries) in objects {
             let values: Vec<(Vec<u8>, Option<Bytes>)> =
                 entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
-            self.object(&id)
+            let made = self
+                .object(&id)
                 .install(values.iter().map(|(k, v)| (k.as_slice(), v)));
+            self.census.counted(&id.application, made);
         }
     }
 
@@ -700,9 +710,44 @@ impl Transaction {
     /// once it commits).
     pub fn put(&mut self, object: &ObjectId, key: &[u8], value: Bytes) -> Result<(), Abort> {
         self.check()?;
+        if key == EXISTS {
+            self.within_object_quota(object)?;
+        }
         self.writes
             .insert((object.clone(), key.to_vec()), Some(value));
         Ok(())
+    }
+
+    /// Refuses a constructor that would make `object` one more of its
+    /// application's objects than `--app-max-lambda-objects`: the workflow
+    /// fails with the `Limit`, nothing of it written. Counted are the
+    /// store's objects and the ones this transaction makes (workflows that
+    /// race may pass the quota by the number of them at that moment).
+    fn within_object_quota(&mut self, object: &ObjectId) -> Result<(), Abort> {
+        let Some(limit) = self.store.census.limit() else {
+            return Ok(());
+        };
+        let application = &object.application;
+        let making = self
+            .writes
+            .iter()
+            .filter(|((id, key), value)| {
+                key.as_slice() == EXISTS && value.is_some() && id.application == *application
+            })
+            .count() as u64;
+        let held = self.store.census.count(application);
+        if held + making < limit || self.object(object).exists() {
+            return Ok(());
+        }
+        Err(Abort::Failed(TxError::Limit {
+            limit: "--app-max-lambda-objects".into(),
+            value: limit,
+            detail: format!(
+                "the constructor of {object} would make a new lambda object: application \
+                 `{application}` is at its quota of lambda objects on this node (other \
+                 applications are not affected)"
+            ),
+        }))
     }
 
     /// Deletes `key` of `object`.
@@ -792,7 +837,8 @@ impl Transaction {
         let tid = self.store.tick();
         let writes = std::mem::take(&mut self.writes);
         for ((id, key), value) in &writes {
-            self.objects[id].install([(key.as_slice(), value)]);
+            let made = self.objects[id].install([(key.as_slice(), value)]);
+            self.store.census.counted(&id.application, made);
         }
         for lock in &locked {
             lock.set.unlock(tid);
@@ -1047,7 +1093,8 @@ impl Prepared {
                 .push((key.as_slice(), value));
         }
         for (id, object_writes) in by_object {
-            self.txn.objects[id].install(object_writes);
+            let made = self.txn.objects[id].install(object_writes);
+            self.txn.store.census.counted(&id.application, made);
         }
         let settles = std::mem::take(&mut self.settles);
         let durable = match &self.txn.store.storage {
