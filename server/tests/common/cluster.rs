@@ -203,12 +203,24 @@ impl Etcd {
             ("enable", "{}".to_string()),
         ];
         for (path, body) in steps {
-            let (status, reply) = super::http_post(
-                &format!("http://{}/v3/auth/{path}", self.plain_endpoint()),
-                &body,
-            );
+            let url = format!("http://{}/v3/auth/{path}", self.plain_endpoint());
+            // A fresh etcd may reset connections to its gateway for a
+            // moment: ask again until it answers.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let (status, reply) = loop {
+                match super::http_post(&url, &body) {
+                    Ok(answer) => break answer,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("etcd's gateway: {e}; asking again");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => panic!("etcd /v3/auth/{path}: {e}"),
+                }
+            };
+            // (A step asked again may find its first try done.)
+            let done = reply.contains("already exists") || reply.contains("already granted");
             assert!(
-                status.contains("200") && !reply.contains("\"error\""),
+                done || (status.contains("200") && !reply.contains("\"error\"")),
                 "etcd /v3/auth/{path}: {status} {reply}"
             );
         }

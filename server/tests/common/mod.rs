@@ -254,24 +254,25 @@ pub fn http_get(url: &str) -> (String, String) {
 
 /// `POST` of a JSON `body` over a plain socket: the status line and the
 /// body of the answer.
-pub fn http_post(url: &str, body: &str) -> (String, String) {
+pub fn http_post(url: &str, body: &str) -> std::io::Result<(String, String)> {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let mut stream = std::net::TcpStream::connect(host)?;
     write!(
         stream,
         "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("headers end");
-    (
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no end of headers in {response:?}")))?;
+    Ok((
         head.lines().next().unwrap_or("").to_string(),
         body.to_string(),
-    )
+    ))
 }
 
 /// The value of one sample line (`name{labels} value`) of a metrics page.
