@@ -907,10 +907,11 @@ fn a_cluster_with_tls_hands_objects_off_over_encrypted_peer_links() {
 
 #[test]
 fn a_cluster_reaches_etcd_over_tls_as_an_etcd_user_and_outlives_its_tokens() {
-    let credentials = Credentials::new("etcd-tls", &all_roles());
+    // (Directory names are per test process: unlike any other test's.)
+    let credentials = Credentials::new("auth-etcd-user", &all_roles());
     let dir = credentials.dir.0.clone();
     let (ca, cert, key) = test_ca(&dir, "etcd");
-    let etcd = Etcd::start_tls("etcd-tls", &ca, &cert, &key);
+    let mut etcd = Etcd::start_tls("etcd-user", &ca, &cert, &key);
     etcd.enable_auth("crucial", "node-password", "/crucial/");
     let password = dir.join("etcd-password");
     std::fs::write(&password, "node-password\n").unwrap();

@@ -135,6 +135,7 @@ impl Etcd {
                 .args(["--trusted-ca-file", &tls.ca, "--client-cert-auth"])
                 .args(["--auth-token-ttl", "1"]);
         }
+        let log = std::fs::File::create(format!("{}.log", self.dir.arg())).expect("etcd log");
         let child = command
             .args(["--data-dir", self.dir.arg()])
             .args(["--listen-client-urls", &listen])
@@ -143,7 +144,7 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("default={peer}")])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -152,10 +153,30 @@ impl Etcd {
                 )
             });
         self.child = Some(child);
+        let mut ports = vec![self.endpoint()];
+        if let Some(tls) = &self.tls {
+            ports.push(format!("127.0.0.1:{}", tls.plain_port));
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.endpoint()).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not start in 20 s");
-            std::thread::sleep(Duration::from_millis(20));
+        for port in ports {
+            while std::net::TcpStream::connect(&port).is_err() {
+                self.check_alive();
+                assert!(Instant::now() < deadline, "etcd did not start in 20 s");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Panics with etcd's log if its process ended.
+    pub fn check_alive(&mut self) {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+            let log =
+                std::fs::read_to_string(format!("{}.log", self.dir.arg())).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!(
+                "etcd exited ({status}); the end of its log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 
@@ -173,7 +194,7 @@ impl Etcd {
     /// Turns etcd's authentication on (through its JSON gateway on the
     /// plain port): a `root` user, and `user` with `password`, allowed to
     /// read and write the keys under `prefix` only.
-    pub fn enable_auth(&self, user: &str, password: &str, prefix: &str) {
+    pub fn enable_auth(&mut self, user: &str, password: &str, prefix: &str) {
         let mut end = prefix.as_bytes().to_vec();
         *end.last_mut().expect("a prefix") += 1;
         let steps = [
@@ -211,6 +232,7 @@ impl Etcd {
                 match super::http_post(&url, &body) {
                     Ok(answer) => break answer,
                     Err(e) if Instant::now() < deadline => {
+                        self.check_alive();
                         eprintln!("etcd's gateway: {e}; asking again");
                         std::thread::sleep(Duration::from_millis(100));
                     }
