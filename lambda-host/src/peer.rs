@@ -29,12 +29,18 @@ pub enum Access {
 pub struct Guarded {
     listener: TcpListener,
     access: Access,
+    /// This process's user, read once (or why it cannot be).
+    me: Result<u32, String>,
 }
 
 impl Guarded {
     /// Guards `listener`.
     pub fn new(listener: TcpListener, access: Access) -> Guarded {
-        Guarded { listener, access }
+        Guarded {
+            listener,
+            access,
+            me: own_uid().map_err(|e| e.to_string()),
+        }
     }
 
     fn allows(&self, stream: &TcpStream, peer: SocketAddr) -> bool {
@@ -42,8 +48,11 @@ impl Guarded {
             // (Only Linux says who owns a socket; elsewhere loopback is all.)
             return true;
         }
-        let owner = stream.local_addr().and_then(|local| owner_of(peer, local));
-        match (owner, own_uid()) {
+        let owner = stream
+            .local_addr()
+            .and_then(|local| owner_of(peer, local))
+            .map_err(|e| e.to_string());
+        match (&owner, &self.me) {
             (Ok(Some(owner)), Ok(me)) if owner == me => true,
             (Ok(Some(owner)), Ok(me)) => {
                 tracing::warn!(%peer, owner, me, "refused a connection of another user");

@@ -31,7 +31,7 @@ pub mod store {
     pub use crate::store::key::{encode_key, KeyError};
     pub use crate::store::map::MapCore;
     pub use crate::store::workflow::{
-        Fallible, FunctionId, FunctionKind, LambdaFunctions, ObjectKey, Workflow,
+        Fallible, FunctionId, FunctionKind, LambdaFunctions, ObjectKey, Workflow, EXISTS,
     };
     pub use crate::ObjectId;
     pub use core::marker::PhantomData;

@@ -13,10 +13,11 @@
 //! ([`Context::enter_invocation`]), made once per distinct application and
 //! kept for the next warm invocation of it.
 
-use crate::client::Client;
+use crate::client::{Client, Tls};
 use crate::config::Config;
 use crate::thread::executor::Executor;
 use crate::thread::options::SpawnOptions;
+use crate::Token;
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -55,9 +56,12 @@ static INVOKED: RwLock<Option<&'static Context>> = RwLock::new(None);
 /// Whether this process runs invocations (set once; until then `global`
 /// takes no lock).
 static INVOKED_ON: AtomicBool = AtomicBool::new(false);
+/// What tells apart the applications that invoke a function process: the
+/// nodes, the token and the TLS their invocations carry.
+type Application = (Vec<String>, Option<Token>, Option<Tls>);
 /// The contexts made for invocations, by application (see
 /// [`Context::enter_invocation`]).
-type Invoked = Vec<(String, &'static Context)>;
+type Invoked = Vec<(Application, &'static Context)>;
 static INVOKED_ALL: Mutex<Invoked> = Mutex::new(Vec::new());
 
 impl Context {
@@ -100,19 +104,22 @@ impl Context {
             .map_err(|_| Error::Config("a global context is already installed".into()))
     }
 
-    /// Makes the context for the application `key` names (its nodes, token
-    /// and TLS) the one `global` gives, building it with `config` the first
-    /// time this process sees that application. For function processes,
+    /// Makes the context for `application` (the nodes, token and TLS an
+    /// invocation carries) the one `global` gives, building it with `config`
+    /// the first time this process sees that application. For function processes,
     /// which run one invocation at a time: the contexts are kept (one per
     /// application that invoked the process) for its next warm invocation.
     #[doc(hidden)]
-    pub fn enter_invocation(key: String, config: impl FnOnce() -> Config) -> Result<()> {
+    pub fn enter_invocation(
+        application: (Vec<String>, Option<Token>, Option<Tls>),
+        config: impl FnOnce() -> Config,
+    ) -> Result<()> {
         let mut all = INVOKED_ALL.lock().unwrap_or_else(|e| e.into_inner());
-        let context = match all.iter().find(|(made_for, _)| *made_for == key) {
+        let context = match all.iter().find(|(made_for, _)| *made_for == application) {
             Some((_, context)) => *context,
             None => {
                 let context: &'static Context = Box::leak(Box::new(Context::new(config())?));
-                all.push((key, context));
+                all.push((application, context));
                 context
             }
         };

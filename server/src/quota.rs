@@ -78,8 +78,7 @@ impl Quota {
             Quota::Objects => "shared objects on this node",
             Quota::LambdaObjects => "lambda objects on this node",
             Quota::Bytes => {
-                "bytes of shared objects' state on this node (reads and deletes \
-                             are still served)"
+                "bytes of shared objects' state on this node (reads and deletes are still served)"
             }
             Quota::Connections => "open connections to this node",
             Quota::Parked => "blocking calls parked on this node",
@@ -206,13 +205,21 @@ impl Quotas {
             Ok(_) => Ok(Held { usage, quota }),
             Err(_) => {
                 usage.refused[quota.index()].fetch_add(1, Ordering::Relaxed);
-                Err(self.refusal(application, quota, what()))
+                Err(self.error(application, quota, what()))
             }
         }
     }
 
+    /// Refuses `what` to `application`, at its `quota` (checked elsewhere:
+    /// an object quota against the table's count): counts the refusal and
+    /// returns the error naming the flag and the application.
+    pub fn refuse(&self, application: &str, quota: Quota, what: String) -> RemoteError {
+        self.refused(application, quota);
+        self.error(application, quota, what)
+    }
+
     /// The error of `application` at its `quota`.
-    pub fn refusal(&self, application: &str, quota: Quota, what: String) -> RemoteError {
+    fn error(&self, application: &str, quota: Quota, what: String) -> RemoteError {
         RemoteError::Limit {
             limit: quota.flag().into(),
             value: self.limits.of(quota).unwrap_or(u64::MAX),
@@ -224,8 +231,7 @@ impl Quotas {
         }
     }
 
-    /// Counts a refusal made elsewhere (an object quota checked against the
-    /// table's count).
+    /// Counts a refusal whose error is made elsewhere (a workflow's).
     pub fn refused(&self, application: &str, quota: Quota) {
         self.usage(application).refused[quota.index()].fetch_add(1, Ordering::Relaxed);
     }

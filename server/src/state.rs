@@ -157,8 +157,8 @@ impl NodeState {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "per-application quotas (--app-max-objects, --app-max-bytes, \
-                 --app-max-lambda-objects, \
-                 --app-max-connections, --app-max-parked) need --credentials: an application is what a token proves",
+                 --app-max-lambda-objects, --app-max-connections, --app-max-parked) need \
+                 --credentials: an application is what a token proves",
             ));
         }
         let auth = match &config.credentials {

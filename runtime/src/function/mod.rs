@@ -29,7 +29,12 @@ pub fn handle(invocation: &Invocation) -> Result<Vec<u8>, String> {
         // The invocation says where the servers are; the function's own
         // environment (which may be the caller's, as under the process executor)
         // does not choose executors or servers here.
-        Context::enter_invocation(application_of(invocation), || {
+        let application = (
+            invocation.servers.clone(),
+            invocation.token.clone(),
+            invocation.tls.clone(),
+        );
+        Context::enter_invocation(application, || {
             let mut config = Config::new();
             for server in &invocation.servers {
                 config = config.server(server.clone());
@@ -45,23 +50,6 @@ pub fn handle(invocation: &Invocation) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot make a client for the invocation's nodes: {e}"))?;
     }
     run_registered(&invocation.thread, &invocation.args)
-}
-
-/// What tells an invocation's application apart: its nodes, its token and
-/// its TLS (two invocations that agree on all three share a client).
-fn application_of(invocation: &Invocation) -> String {
-    let mut key = invocation.servers.join(",");
-    for part in [
-        invocation.token.as_ref().map(|t| t.expose().to_string()),
-        invocation
-            .tls
-            .as_ref()
-            .and_then(|tls| serde_json::to_string(tls).ok()),
-    ] {
-        key.push('\0');
-        key.push_str(part.as_deref().unwrap_or(""));
-    }
-    key
 }
 
 /// Runs one invocation off the async runtime (cloud threads block) and returns

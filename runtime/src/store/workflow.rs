@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 /// The entry key that says an object exists: field number `u16::MAX`, which
 /// no struct reaches. A constructor writes it; every method reads it, so
-/// creating an object conflicts with workflows that found it missing.
-const EXISTS: [u8; 2] = [0xFF, 0xFF];
+/// creating an object conflicts with workflows that found it missing (the
+/// node counts objects by it, for its quotas).
+pub const EXISTS: [u8; 2] = [0xFF, 0xFF];
 
 /// The kinds of function a `#[lambda_object]` impl declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -88,8 +88,7 @@ pub fn within_quota(
     {
         return Ok(());
     }
-    node.quotas.refused(application, Quota::Objects);
-    Err(node.quotas.refusal(
+    Err(node.quotas.refuse(
         application,
         Quota::Objects,
         format!("{what} would make a new object `{named}` of `{type_name}`"),
@@ -108,15 +107,17 @@ pub fn within_byte_quota(
         return Ok(());
     };
     let (application, named) = crucial_protocol::placement::without_namespace(key);
+    if application.is_empty() {
+        return Ok(());
+    }
     let held = node
         .table
         .census_of(application)
         .map_or(0, |census| census.bytes());
-    if application.is_empty() || held.saturating_add(bytes as u64) <= limit {
+    if held.saturating_add(bytes as u64) <= limit {
         return Ok(());
     }
-    node.quotas.refused(application, Quota::Bytes);
-    Err(node.quotas.refusal(
+    Err(node.quotas.refuse(
         application,
         Quota::Bytes,
         format!(

@@ -89,8 +89,7 @@ impl Park<'_> {
         }
         let (type_name, key) = cell.name();
         let (application, named) = crucial_protocol::placement::without_namespace(key);
-        self.quotas.refused(application, Quota::Bytes);
-        Some(self.quotas.refusal(
+        Some(self.quotas.refuse(
             application,
             Quota::Bytes,
             format!(

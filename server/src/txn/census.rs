@@ -10,9 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-/// The entry key a constructor writes: the object exists while it is there
-/// (`crucial::store`'s marker).
-pub const EXISTS: &[u8] = &[0xFF, 0xFF];
+/// The entry key a constructor writes: the object exists while it is there.
+pub const EXISTS: &[u8] = &crucial::__private::store::EXISTS;
 
 /// Lambda objects per application, and the quota on them.
 #[derive(Default)]

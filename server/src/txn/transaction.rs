@@ -202,8 +202,7 @@ impl Store {
         };
         for (object, key, value) in storage.entries()? {
             let value = Some(Bytes::from(value));
-            let made = store.object(&object).install([(key.as_slice(), &value)]);
-            store.census.counted(&object.application, made);
+            store.install_into(&object, &store.object(&object), [(key.as_slice(), &value)]);
             if provisional(&object) {
                 apps.insert(store.home(&object));
             }
@@ -418,11 +417,21 @@ impl Store {
         for (id, entries) in objects {
             let values: Vec<(Vec<u8>, Option<Bytes>)> =
                 entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
-            let made = self
-                .object(&id)
-                .install(values.iter().map(|(k, v)| (k.as_slice(), v)));
-            self.census.counted(&id.application, made);
+            let object = self.object(&id);
+            self.install_into(&id, &object, values.iter().map(|(k, v)| (k.as_slice(), v)));
         }
+    }
+
+    /// Installs `writes` into `object` (the one of `id`), counting it in or
+    /// out of its application's census if they made or ended it.
+    fn install_into<'a>(
+        &self,
+        id: &ObjectId,
+        object: &LambdaObject,
+        writes: impl IntoIterator<Item = (&'a [u8], &'a Option<Bytes>)>,
+    ) {
+        let made = object.install(writes);
+        self.census.counted(&id.application, made);
     }
 
     /// The commit clock now: no later commit is numbered below it.
@@ -837,8 +846,8 @@ impl Transaction {
         let tid = self.store.tick();
         let writes = std::mem::take(&mut self.writes);
         for ((id, key), value) in &writes {
-            let made = self.objects[id].install([(key.as_slice(), value)]);
-            self.store.census.counted(&id.application, made);
+            self.store
+                .install_into(id, &self.objects[id], [(key.as_slice(), value)]);
         }
         for lock in &locked {
             lock.set.unlock(tid);
@@ -1093,8 +1102,9 @@ impl Prepared {
                 .push((key.as_slice(), value));
         }
         for (id, object_writes) in by_object {
-            let made = self.txn.objects[id].install(object_writes);
-            self.txn.store.census.counted(&id.application, made);
+            self.txn
+                .store
+                .install_into(id, &self.txn.objects[id], object_writes);
         }
         let settles = std::mem::take(&mut self.settles);
         let durable = match &self.txn.store.storage {

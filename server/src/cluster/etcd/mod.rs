@@ -44,18 +44,14 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Error::Call(status) = self {
-            if status.message().contains("user name is empty") {
-                return write!(
-                    f,
-                    "{}: etcd's authentication is enabled: give the node --etcd-user \
-                     and its password (--etcd-password-file or CRUCIAL_ETCD_PASSWORD)",
-                    status.message()
-                );
-            }
-        }
         match self {
             Error::Connect(e) => write!(f, "{e}"),
+            Error::Call(status) if status.message().contains("user name is empty") => write!(
+                f,
+                "{}: etcd's authentication is enabled: give the node --etcd-user and its \
+                 password (--etcd-password-file or CRUCIAL_ETCD_PASSWORD)",
+                status.message()
+            ),
             Error::Call(status) if dropped(status) => write!(
                 f,
                 "{}: etcd dropped the connection; check that the node's TLS matches etcd's \
@@ -305,12 +301,25 @@ impl Etcd {
     where
         F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        match send().await {
-            Err(status) if self.user.is_some() && invalid_token(&status) => {
+        self.retried(|| {
+            let sent = send();
+            async move { Ok(sent.await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Runs `attempt` (a call, or the opening of a stream); if etcd refused
+    /// its token, authenticates again and runs it once more.
+    async fn retried<T, F>(&self, attempt: impl Fn() -> F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        match attempt().await {
+            Err(Error::Call(status)) if self.user.is_some() && invalid_token(&status) => {
                 self.reauthenticate().await?;
-                Ok(send().await?.into_inner())
+                attempt().await
             }
-            sent => Ok(sent?.into_inner()),
+            done => done,
         }
     }
 
@@ -351,13 +360,7 @@ impl Etcd {
     /// is sent with the call: etcd sends the stream's headers with its first
     /// answer, so a call that sent nothing would wait for them forever.
     pub async fn keep_alive(&self, lease: i64) -> Result<KeepAlive, Error> {
-        match self.open_keep_alive(lease).await {
-            Err(Error::Call(status)) if self.user.is_some() && invalid_token(&status) => {
-                self.reauthenticate().await?;
-                self.open_keep_alive(lease).await
-            }
-            opened => opened,
-        }
+        self.retried(|| self.open_keep_alive(lease)).await
     }
 
     async fn open_keep_alive(&self, lease: i64) -> Result<KeepAlive, Error> {
@@ -527,13 +530,8 @@ impl Etcd {
 
     /// Watches every key under `prefix` from `start_revision` on.
     pub async fn watch_prefix(&self, prefix: &str, start_revision: i64) -> Result<Watch, Error> {
-        match self.open_watch(prefix, start_revision).await {
-            Err(Error::Call(status)) if self.user.is_some() && invalid_token(&status) => {
-                self.reauthenticate().await?;
-                self.open_watch(prefix, start_revision).await
-            }
-            opened => opened,
-        }
+        self.retried(|| self.open_watch(prefix, start_revision))
+            .await
     }
 
     async fn open_watch(&self, prefix: &str, start_revision: i64) -> Result<Watch, Error> {
